@@ -1,0 +1,32 @@
+# Convenience front end; CMake does the real work.
+BUILD ?= build
+SAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test test-asan clean bench
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQS_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/bin/quicstashd $(ARGS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
+
+test-asan: deps
+	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DQS_SANITIZE=ON -DQS_WERROR=ON >/dev/null
+	@cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
+
+bench: build
+	bench/run
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

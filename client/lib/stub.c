@@ -1,0 +1,1 @@
+typedef int qs_client_placeholder;

@@ -1,0 +1,20 @@
+/* host:port parsing shared by the daemon and the client tools. */
+#ifndef QS_ADDR_H
+#define QS_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct qs_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* Parses "1.2.3.4:port", "[v6]:port" or "name:port" (resolved with getaddrinfo).
+ * Returns 0, or -1 with a reason in err. */
+int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errlen);
+
+/* Formats the address as "ip" and stores the port; for event enrichment. */
+void qs_addr_ip_string(const struct sockaddr *sa, char *buf, size_t len, unsigned *port);
+
+#endif

@@ -1,0 +1,286 @@
+#include "common/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_KEY = 1000, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
+	OPT_SPOOL_MAX, OPT_FLUSH, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
+	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD,
+};
+
+static const struct option long_opts[] = {
+	{"server-addr", required_argument, NULL, 's'},
+	{"logstash-addr", required_argument, NULL, 'l'},
+	{"max-connections", required_argument, NULL, 'm'},
+	{"cert-path", required_argument, NULL, 'c'},
+	{"key-path", required_argument, NULL, OPT_KEY},
+	{"debug", no_argument, NULL, 'd'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{"spool-dir", required_argument, NULL, OPT_SPOOL},
+	{"acceptors", required_argument, NULL, OPT_ACCEPTORS},
+	{"parsers", required_argument, NULL, OPT_PARSERS},
+	{"max-message-size", required_argument, NULL, OPT_MAXMSG},
+	{"durability", required_argument, NULL, OPT_DURABILITY},
+	{"spool-max-bytes", required_argument, NULL, OPT_SPOOL_MAX},
+	{"flush-interval", required_argument, NULL, OPT_FLUSH},
+	{"runtime-dir", required_argument, NULL, OPT_RUNTIME},
+	{"user", required_argument, NULL, OPT_USER},
+	{"retry", required_argument, NULL, OPT_RETRY},
+	{"idle-timeout", required_argument, NULL, OPT_IDLE},
+	{"check-spool", required_argument, NULL, OPT_CHECK},
+	{"repair", no_argument, NULL, OPT_REPAIR},
+	/* hidden: the supervisor's arguments for its children */
+	{"role", required_argument, NULL, OPT_ROLE},
+	{"slot", required_argument, NULL, OPT_SLOT},
+	{"generation", required_argument, NULL, OPT_GEN},
+	{"ctl-fd", required_argument, NULL, OPT_CTLFD},
+	{NULL, 0, NULL, 0},
+};
+
+static void usage(void)
+{
+	printf("Usage: quicstashd [options]\n"
+	       "QUIC log ingestion server: JSON events in over QUIC, out to Logstash.\n\n"
+	       "  -s, --server-addr ADDR      UDP address to listen on (127.0.0.1:4433; [::1]:4433)\n"
+	       "  -l, --logstash-addr ADDR    Logstash tcp/json_lines input (127.0.0.1:5000),\n"
+	       "                              or file:PATH to append events to a local file\n"
+	       "  -m, --max-connections N     concurrent QUIC connections (10000)\n"
+	       "  -c, --cert-path FILE        certificate, PEM or DER (server_cert.der);\n"
+	       "                              generated self-signed when missing\n"
+	       "      --key-path FILE         private key (server_key.pem), mode 0600\n"
+	       "      --spool-dir DIR         durable spool directory (spool)\n"
+	       "      --spool-max-bytes N     spool size limit, suffixes K M G (1G)\n"
+	       "      --durability MODE       fsync (default) or write\n"
+	       "      --acceptors N           QUIC acceptor processes (1)\n"
+	       "      --parsers N             parser worker processes (2)\n"
+	       "      --max-message-size N    largest accepted frame, suffixes K M (1M)\n"
+	       "      --flush-interval MS     longest wait before a partial batch is written (5)\n"
+	       "      --idle-timeout S        QUIC idle timeout in seconds (60)\n"
+	       "      --retry MODE            QUIC Retry: auto, always, never (auto)\n"
+	       "      --runtime-dir DIR       private directory for IPC sockets (a fresh one)\n"
+	       "      --user NAME             unprivileged user for the children (nobody)\n"
+	       "      --check-spool DIR       verify a spool offline and exit (1 on damage)\n"
+	       "      --repair                with --check-spool: cut damaged tails\n"
+	       "  -d, --debug                 debug logging\n"
+	       "  -h, --help                  this help\n"
+	       "  -V, --version               print the version\n");
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out, bool suffixes)
+{
+	char *end;
+	errno = 0;
+	if (*s == '-' || *s == 0)
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	uint64_t mul = 1;
+	if (suffixes && *end) {
+		switch (*end) {
+		case 'k': case 'K': mul = 1024ull; break;
+		case 'm': case 'M': mul = 1024ull * 1024; break;
+		case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+		default: return -1;
+		}
+		end++;
+	}
+	if (*end)
+		return -1;
+	if (v > max / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static void set_defaults(struct qs_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->server_addr_text, sizeof(cfg->server_addr_text), "127.0.0.1:4433");
+	snprintf(cfg->logstash_text, sizeof(cfg->logstash_text), "127.0.0.1:5000");
+	cfg->max_connections = 10000;
+	snprintf(cfg->cert_path, sizeof(cfg->cert_path), "server_cert.der");
+	snprintf(cfg->key_path, sizeof(cfg->key_path), "server_key.pem");
+	snprintf(cfg->spool_dir, sizeof(cfg->spool_dir), "spool");
+	cfg->acceptors = 1;
+	cfg->parsers = 2;
+	cfg->max_message_size = 1024 * 1024;
+	cfg->durability = QS_DURABILITY_FSYNC;
+	cfg->spool_max_bytes = 1024ull * 1024 * 1024;
+	cfg->flush_interval_ms = 5;
+	snprintf(cfg->user, sizeof(cfg->user), "nobody");
+	cfg->retry = QS_RETRY_AUTO;
+	cfg->idle_timeout_s = 60;
+	cfg->role = QS_ROLE_SUPERVISOR;
+	cfg->ctl_fd = -1;
+}
+
+static int copy_str(char *dst, size_t len, const char *src, const char *what)
+{
+	if (strlen(src) >= len || *src == 0) {
+		fprintf(stderr, "quicstashd: %s: value empty or too long\n", what);
+		return -1;
+	}
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+static int bad(const char *opt, const char *val, const char *want)
+{
+	fprintf(stderr, "quicstashd: --%s '%s': %s\n", opt, val, want);
+	return -1;
+}
+
+/* Applies one option; -1 on a bad value (message already printed). */
+static int apply(struct qs_config *cfg, int c, const char *arg)
+{
+	uint64_t v;
+	switch (c) {
+	case 's': return copy_str(cfg->server_addr_text, sizeof(cfg->server_addr_text), arg, "--server-addr");
+	case 'l': return copy_str(cfg->logstash_text, sizeof(cfg->logstash_text), arg, "--logstash-addr");
+	case 'm':
+		if (parse_u64(arg, 1000000, &v, false) || v == 0)
+			return bad("max-connections", arg, "expected 1..1000000");
+		cfg->max_connections = (unsigned)v;
+		return 0;
+	case 'c': return copy_str(cfg->cert_path, sizeof(cfg->cert_path), arg, "--cert-path");
+	case OPT_KEY: return copy_str(cfg->key_path, sizeof(cfg->key_path), arg, "--key-path");
+	case 'd': cfg->debug = true; return 0;
+	case OPT_SPOOL: return copy_str(cfg->spool_dir, sizeof(cfg->spool_dir), arg, "--spool-dir");
+	case OPT_ACCEPTORS:
+		if (parse_u64(arg, QS_MAX_ACCEPTORS, &v, false) || v == 0)
+			return bad("acceptors", arg, "expected 1..64");
+		cfg->acceptors = (unsigned)v;
+		return 0;
+	case OPT_PARSERS:
+		if (parse_u64(arg, QS_MAX_PARSERS, &v, false) || v == 0)
+			return bad("parsers", arg, "expected 1..64");
+		cfg->parsers = (unsigned)v;
+		return 0;
+	case OPT_MAXMSG:
+		if (parse_u64(arg, QS_MAX_MESSAGE_LIMIT, &v, true) || v < 64)
+			return bad("max-message-size", arg, "expected 64 bytes..64M");
+		cfg->max_message_size = (uint32_t)v;
+		return 0;
+	case OPT_DURABILITY:
+		if (!strcmp(arg, "fsync")) cfg->durability = QS_DURABILITY_FSYNC;
+		else if (!strcmp(arg, "write")) cfg->durability = QS_DURABILITY_WRITE;
+		else return bad("durability", arg, "expected fsync or write");
+		return 0;
+	case OPT_SPOOL_MAX:
+		if (parse_u64(arg, UINT64_MAX, &v, true) || v < 1024 * 1024)
+			return bad("spool-max-bytes", arg, "expected a size of at least 1M");
+		cfg->spool_max_bytes = v;
+		return 0;
+	case OPT_FLUSH:
+		if (parse_u64(arg, 10000, &v, false))
+			return bad("flush-interval", arg, "expected 0..10000 milliseconds");
+		cfg->flush_interval_ms = (unsigned)v;
+		return 0;
+	case OPT_IDLE:
+		if (parse_u64(arg, 3600, &v, false) || v == 0)
+			return bad("idle-timeout", arg, "expected 1..3600 seconds");
+		cfg->idle_timeout_s = (unsigned)v;
+		return 0;
+	case OPT_RUNTIME: return copy_str(cfg->runtime_dir, sizeof(cfg->runtime_dir), arg, "--runtime-dir");
+	case OPT_USER: return copy_str(cfg->user, sizeof(cfg->user), arg, "--user");
+	case OPT_RETRY:
+		if (!strcmp(arg, "auto")) cfg->retry = QS_RETRY_AUTO;
+		else if (!strcmp(arg, "always")) cfg->retry = QS_RETRY_ALWAYS;
+		else if (!strcmp(arg, "never")) cfg->retry = QS_RETRY_NEVER;
+		else return bad("retry", arg, "expected auto, always or never");
+		return 0;
+	case OPT_CHECK:
+		cfg->check_spool = true;
+		return copy_str(cfg->spool_dir, sizeof(cfg->spool_dir), arg, "--check-spool");
+	case OPT_REPAIR: cfg->repair = true; return 0;
+	case OPT_ROLE:
+		if (!strcmp(arg, "acceptor")) cfg->role = QS_ROLE_ACCEPTOR;
+		else if (!strcmp(arg, "parser")) cfg->role = QS_ROLE_PARSER;
+		else if (!strcmp(arg, "shipper")) cfg->role = QS_ROLE_SHIPPER;
+		else return bad("role", arg, "unknown role");
+		return 0;
+	case OPT_SLOT:
+		if (parse_u64(arg, 255, &v, false)) return bad("slot", arg, "expected 0..255");
+		cfg->slot = (unsigned)v;
+		return 0;
+	case OPT_GEN:
+		if (parse_u64(arg, UINT32_MAX, &v, false)) return bad("generation", arg, "expected a number");
+		cfg->generation = (unsigned)v;
+		return 0;
+	case OPT_CTLFD:
+		if (parse_u64(arg, 65535, &v, false)) return bad("ctl-fd", arg, "expected a descriptor");
+		cfg->ctl_fd = (int)v;
+		return 0;
+	}
+	return -1;
+}
+
+/* Resolves the address options once all options are known. */
+static int resolve(struct qs_config *cfg)
+{
+	char err[512];
+	if (qs_addr_parse(cfg->server_addr_text, &cfg->server_addr, err, sizeof(err))) {
+		fprintf(stderr, "quicstashd: --server-addr %s\n", err);
+		return -1;
+	}
+	if (!strncmp(cfg->logstash_text, "file:", 5)) {
+		cfg->output_is_file = true;
+		if (copy_str(cfg->output_path, sizeof(cfg->output_path), cfg->logstash_text + 5, "--logstash-addr file:"))
+			return -1;
+	} else if (qs_addr_parse(cfg->logstash_text, &cfg->logstash_addr, err, sizeof(err))) {
+		fprintf(stderr, "quicstashd: --logstash-addr %s\n", err);
+		return -1;
+	}
+	if (cfg->repair && !cfg->check_spool) {
+		fprintf(stderr, "quicstashd: --repair goes with --check-spool DIR\n");
+		return -1;
+	}
+	return 0;
+}
+
+enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg)
+{
+	set_defaults(cfg);
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":s:l:m:c:dhV", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': usage(); return QS_CONFIG_EXIT_OK;
+		case 'V': printf("quicstashd %s\n", QS_VERSION); return QS_CONFIG_EXIT_OK;
+		case ':':
+			fprintf(stderr, "quicstashd: option '%s' needs a value (try --help)\n", argv[optind - 1]);
+			return QS_CONFIG_ERROR;
+		case '?':
+			fprintf(stderr, "quicstashd: unknown option '%s' (try --help)\n", argv[optind - 1]);
+			return QS_CONFIG_ERROR;
+		default:
+			if (apply(cfg, c, optarg))
+				return QS_CONFIG_ERROR;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "quicstashd: unexpected argument '%s' (try --help)\n", argv[optind]);
+		return QS_CONFIG_ERROR;
+	}
+	if (cfg->check_spool)
+		return QS_CONFIG_OK;
+	return resolve(cfg) ? QS_CONFIG_ERROR : QS_CONFIG_OK;
+}
+
+const char *qs_role_name(enum qs_role role)
+{
+	switch (role) {
+	case QS_ROLE_ACCEPTOR: return "acceptor";
+	case QS_ROLE_PARSER: return "parser";
+	case QS_ROLE_SHIPPER: return "shipper";
+	default: return "supervisor";
+	}
+}

@@ -1,0 +1,69 @@
+/* quicstashd's configuration: every process parses the same command line (the
+ * supervisor re-execs itself with the original arguments plus its hidden
+ * --role/--slot options), so a child never needs the supervisor's memory. */
+#ifndef QS_CONFIG_H
+#define QS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+
+enum qs_role { QS_ROLE_SUPERVISOR = 0, QS_ROLE_ACCEPTOR, QS_ROLE_PARSER, QS_ROLE_SHIPPER };
+enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
+enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
+
+#define QS_MAX_ACCEPTORS 64
+#define QS_MAX_PARSERS 64
+/* Upper bound for --max-message-size: keeps every size in u32 and IPC batches sane. */
+#define QS_MAX_MESSAGE_LIMIT (64u * 1024 * 1024)
+
+struct qs_config {
+	/* user-facing options */
+	char server_addr_text[300];
+	struct qs_addr server_addr;
+	char logstash_text[4096];
+	bool output_is_file;       /* -l file:PATH */
+	char output_path[4096];    /* when output_is_file */
+	struct qs_addr logstash_addr;
+	unsigned max_connections;
+	char cert_path[4096];
+	char key_path[4096];
+	bool debug;
+	char spool_dir[4096];
+	unsigned acceptors;
+	unsigned parsers;
+	uint32_t max_message_size;
+	enum qs_durability durability;
+	uint64_t spool_max_bytes;
+	unsigned flush_interval_ms; /* shipper: longest wait before a partial batch goes out */
+	char runtime_dir[4096];     /* ipc:// sockets live here; empty: the supervisor makes one */
+	char user[64];              /* unprivileged user for children */
+	enum qs_retry retry;
+	unsigned idle_timeout_s;
+
+	/* offline spool check mode */
+	bool check_spool;
+	bool repair;
+
+	/* hidden, set by the supervisor for its children */
+	enum qs_role role;
+	unsigned slot;       /* acceptor or parser index */
+	unsigned generation; /* bumps on every (re)start of a slot */
+	int ctl_fd;          /* control socket to the supervisor, -1 if none */
+};
+
+enum qs_config_result { QS_CONFIG_OK = 0, QS_CONFIG_EXIT_OK, QS_CONFIG_ERROR };
+
+/* Parses argv into cfg. Prints help/version (QS_CONFIG_EXIT_OK) or a one-line
+ * error to stderr (QS_CONFIG_ERROR: exit 2). */
+enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg);
+
+const char *qs_role_name(enum qs_role role);
+
+#endif
+
+/* Descriptors a child finds open after exec. */
+#define QS_CHILD_CTL_FD 3 /* control socketpair to the supervisor */
+#define QS_CHILD_UDP_FD 4 /* acceptors: the UDP socket of their slot */

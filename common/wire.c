@@ -1,0 +1,239 @@
+#include "common/wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { ST_PREFIX = 0, ST_BODY, ST_SKIP };
+
+const char *qs_reject_name(uint16_t code)
+{
+	switch (code) {
+	case QS_REJ_INVALID_JSON: return "invalid_json";
+	case QS_REJ_NOT_OBJECT: return "not_object";
+	case QS_REJ_TOO_LARGE: return "too_large";
+	case QS_REJ_EMPTY: return "empty";
+	case QS_REJ_TRUNCATED: return "truncated";
+	case QS_REJ_SERVER_FIELD: return "server_field";
+	case QS_REJ_INTERNAL: return "internal";
+	}
+	return "unknown";
+}
+
+size_t qs_stream_header_encode(uint8_t *out, const uint8_t session[QS_SESSION_ID_LEN], uint64_t first_seq)
+{
+	qs_put_u32(out, QS_STREAM_MAGIC);
+	memcpy(out + 4, session, QS_SESSION_ID_LEN);
+	qs_put_u64(out + 4 + QS_SESSION_ID_LEN, first_seq);
+	return QS_STREAM_HEADER_LEN;
+}
+
+void qs_frame_decoder_init(struct qs_frame_decoder *d, uint32_t max_size)
+{
+	memset(d, 0, sizeof(*d));
+	d->max_size = max_size;
+	d->state = ST_PREFIX;
+}
+
+void qs_frame_decoder_free(struct qs_frame_decoder *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	d->cap = d->have = 0;
+}
+
+bool qs_frame_decoder_truncated(const struct qs_frame_decoder *d)
+{
+	return d->state != ST_PREFIX || d->pre_have != 0;
+}
+
+size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d)
+{
+	return d->cap;
+}
+
+/* Accumulates the 4-byte prefix, or at stream offset 0 possibly the whole stream header. */
+static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *in, size_t len,
+				     size_t *used, struct qs_dec_out *out)
+{
+	bool at_start = d->stream_offset == d->pre_have;
+	size_t want = 4;
+	if (at_start && d->pre_have >= 4 && qs_get_u32(d->pre) == QS_STREAM_MAGIC)
+		want = QS_STREAM_HEADER_LEN;
+	while (*used < len && d->pre_have < want) {
+		d->pre[d->pre_have++] = in[(*used)++];
+		if (d->pre_have == 4 && at_start && qs_get_u32(d->pre) == QS_STREAM_MAGIC)
+			want = QS_STREAM_HEADER_LEN;
+	}
+	if (d->pre_have < want)
+		return QS_DEC_NEED_MORE;
+	d->stream_offset += d->pre_have;
+	d->pre_have = 0;
+	if (want == QS_STREAM_HEADER_LEN) {
+		memcpy(out->session, d->pre + 4, QS_SESSION_ID_LEN);
+		d->next_seq = qs_get_u64(d->pre + 4 + QS_SESSION_ID_LEN);
+		out->seq = d->next_seq;
+		return QS_DEC_HEADER;
+	}
+	d->len = qs_get_u32(d->pre);
+	out->seq = d->next_seq;
+	out->len = d->len;
+	if (d->len == 0) {
+		d->next_seq++;
+		return QS_DEC_EMPTY;
+	}
+	if (d->len > d->max_size) {
+		d->next_seq++;
+		d->skip_left = d->len;
+		d->state = ST_SKIP;
+		return QS_DEC_OVERSIZE;
+	}
+	d->state = ST_BODY;
+	d->have = 0;
+	return QS_DEC_NEED_MORE;
+}
+
+static int take_body(struct qs_frame_decoder *d, const uint8_t *in, size_t len, size_t *used,
+		     struct qs_dec_out *out)
+{
+	size_t avail = len - *used;
+	size_t need = d->len - d->have;
+	if (d->have == 0 && avail >= need) { /* whole frame in this chunk: no copy */
+		out->data = in + *used;
+	} else {
+		if (d->cap < d->len) {
+			uint8_t *nb = realloc(d->buf, d->len);
+			if (!nb)
+				return -1;
+			d->buf = nb;
+			d->cap = d->len;
+		}
+		size_t n = avail < need ? avail : need;
+		memcpy(d->buf + d->have, in + *used, n);
+		d->have += n;
+		*used += n;
+		d->stream_offset += n;
+		if (d->have < d->len)
+			return QS_DEC_NEED_MORE;
+		out->data = d->buf;
+		need = 0;
+	}
+	*used += need;
+	d->stream_offset += need;
+	out->len = d->len;
+	out->seq = d->next_seq++;
+	d->state = ST_PREFIX;
+	d->have = 0;
+	/* Frames larger than 64 KiB leave no big buffer behind between frames. */
+	if (d->cap > 65536) {
+		free(d->buf);
+		d->buf = NULL;
+		d->cap = 0;
+	}
+	return QS_DEC_FRAME;
+}
+
+int qs_frame_decode(struct qs_frame_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
+		    struct qs_dec_out *out)
+{
+	size_t used = 0;
+	int ev = QS_DEC_NEED_MORE;
+	while (used < len && ev == QS_DEC_NEED_MORE) {
+		switch (d->state) {
+		case ST_PREFIX:
+			ev = take_prefix(d, in, len, &used, out);
+			break;
+		case ST_BODY:
+			ev = take_body(d, in, len, &used, out);
+			if (ev < 0)
+				return -1;
+			break;
+		case ST_SKIP: {
+			size_t n = len - used;
+			if (n > d->skip_left)
+				n = (size_t)d->skip_left;
+			used += n;
+			d->skip_left -= n;
+			d->stream_offset += n;
+			if (d->skip_left == 0)
+				d->state = ST_PREFIX;
+			break;
+		}
+		}
+	}
+	*consumed = used;
+	return ev;
+}
+
+size_t qs_answer_ack(uint8_t *out, uint64_t next_seq)
+{
+	out[0] = QS_ANSWER_ACK;
+	qs_put_u64(out + 1, next_seq);
+	return QS_ANSWER_ACK_LEN;
+}
+
+size_t qs_answer_reject(uint8_t *out, uint64_t seq, uint16_t code, const char *reason)
+{
+	size_t n = reason ? strnlen(reason, QS_REASON_MAX) : 0;
+	out[0] = QS_ANSWER_REJECT;
+	qs_put_u64(out + 1, seq);
+	qs_put_u16(out + 9, code);
+	qs_put_u16(out + 11, (uint16_t)n);
+	memcpy(out + 13, reason ? reason : "", n);
+	return 13 + n;
+}
+
+size_t qs_answer_goaway(uint8_t *out, uint32_t ms)
+{
+	out[0] = QS_ANSWER_GOAWAY;
+	qs_put_u32(out + 1, ms);
+	return 5;
+}
+
+/* Length of the answer whose first bytes are buf[0..have), or 0 if not yet known. */
+static size_t answer_len(const uint8_t *buf, size_t have)
+{
+	switch (buf[0]) {
+	case QS_ANSWER_ACK: return QS_ANSWER_ACK_LEN;
+	case QS_ANSWER_GOAWAY: return 5;
+	case QS_ANSWER_REJECT: return have >= 13 ? 13u + qs_get_u16(buf + 11) : 0;
+	}
+	return (size_t)-1;
+}
+
+int qs_answer_decode(struct qs_answer_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
+		     struct qs_answer *out)
+{
+	size_t used = 0;
+	for (;;) {
+		if (d->have > 0) {
+			size_t want = answer_len(d->buf, d->have);
+			if (want == (size_t)-1 || want > sizeof(d->buf)) {
+				*consumed = used;
+				return -1;
+			}
+			if (want != 0 && d->have == want)
+				break;
+		}
+		if (used == len) {
+			*consumed = used;
+			return 0;
+		}
+		d->buf[d->have++] = in[used++];
+	}
+	memset(out, 0, sizeof(*out));
+	out->type = d->buf[0];
+	if (out->type == QS_ANSWER_GOAWAY) {
+		out->ms = qs_get_u32(d->buf + 1);
+	} else {
+		out->seq = qs_get_u64(d->buf + 1);
+		if (out->type == QS_ANSWER_REJECT) {
+			out->code = qs_get_u16(d->buf + 9);
+			size_t n = qs_get_u16(d->buf + 11);
+			memcpy(out->reason, d->buf + 13, n);
+			out->reason[n] = 0;
+		}
+	}
+	d->have = 0;
+	*consumed = used;
+	return 1;
+}

@@ -1,0 +1,129 @@
+/* The quicstash wire format (docs/PROTOCOL.md), shared by server and client.
+ *
+ * Client -> server, on a client-initiated bidirectional stream:
+ *   [optional stream header] then frames [u32 BE length][JSON object bytes]
+ *   stream header: "QSH1" + 16-byte session id + u64 BE sequence of the first frame.
+ *   The magic read as a length (0x51534831) exceeds any allowed frame size, so
+ *   a stream without a header is unambiguous.
+ * Server -> client, on the same stream, answers in frame order:
+ *   'A' u64 next      all frames with seq < next are resolved (acked or rejected)
+ *   'R' u64 seq u16 code u16 n reason[n]   frame seq was rejected
+ *   'G' u32 ms        going away: finish, then reconnect within ms
+ */
+#ifndef QS_WIRE_H
+#define QS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QS_ALPN "quicstash/1"
+#define QS_SESSION_ID_LEN 16
+#define QS_STREAM_HEADER_LEN (4 + QS_SESSION_ID_LEN + 8)
+#define QS_STREAM_MAGIC 0x51534831u /* "QSH1" */
+#define QS_REASON_MAX 200
+
+enum qs_reject_code {
+	QS_REJ_INVALID_JSON = 1,
+	QS_REJ_NOT_OBJECT = 2,
+	QS_REJ_TOO_LARGE = 3,
+	QS_REJ_EMPTY = 4,
+	QS_REJ_TRUNCATED = 5,
+	QS_REJ_SERVER_FIELD = 6,
+	QS_REJ_INTERNAL = 7,
+};
+
+const char *qs_reject_name(uint16_t code);
+
+/* ---- big-endian helpers ---- */
+static inline void qs_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void qs_put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void qs_put_u64(uint8_t *p, uint64_t v) { qs_put_u32(p, (uint32_t)(v >> 32)); qs_put_u32(p + 4, (uint32_t)v); }
+static inline uint16_t qs_get_u16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t qs_get_u32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t qs_get_u64(const uint8_t *p) { return ((uint64_t)qs_get_u32(p) << 32) | qs_get_u32(p + 4); }
+
+/* ---- client -> server frames ---- */
+
+/* Writes the optional stream header; returns QS_STREAM_HEADER_LEN. */
+size_t qs_stream_header_encode(uint8_t *out, const uint8_t session[QS_SESSION_ID_LEN], uint64_t first_seq);
+
+enum qs_dec_event {
+	QS_DEC_NEED_MORE = 0, /* all input consumed, nothing complete */
+	QS_DEC_HEADER,        /* out.session / out.seq hold the stream header */
+	QS_DEC_FRAME,         /* out.data/out.len: one complete frame (out.seq) */
+	QS_DEC_EMPTY,         /* zero-length frame (out.seq) */
+	QS_DEC_OVERSIZE,      /* frame out.seq declares out.len > max: its bytes are skipped, never buffered */
+};
+
+struct qs_dec_out {
+	const uint8_t *data; /* valid until the next decode call */
+	uint32_t len;
+	uint64_t seq; /* the frame's sequence number: header base + index on this stream */
+	uint8_t session[QS_SESSION_ID_LEN];
+};
+
+struct qs_frame_decoder {
+	uint32_t max_size;
+	uint64_t next_seq;
+	uint64_t stream_offset; /* bytes consumed so far (the header is only allowed at 0) */
+	uint8_t pre[QS_STREAM_HEADER_LEN];
+	size_t pre_have;
+	uint32_t len;        /* current frame's declared length */
+	uint8_t *buf;        /* partial frame body, when a frame spans input chunks */
+	size_t have;
+	size_t cap;
+	uint64_t skip_left;  /* bytes of an oversize frame still to discard */
+	int state;
+};
+
+void qs_frame_decoder_init(struct qs_frame_decoder *d, uint32_t max_size);
+void qs_frame_decoder_free(struct qs_frame_decoder *d);
+/* Consumes input up to and including the next event; *consumed says how much.
+ * Call again with the rest until QS_DEC_NEED_MORE. Returns -1 on allocation failure. */
+int qs_frame_decode(struct qs_frame_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
+		    struct qs_dec_out *out);
+/* At end of stream: true when a frame (or its length prefix) was cut off. */
+bool qs_frame_decoder_truncated(const struct qs_frame_decoder *d);
+/* Bytes the decoder holds (for memory accounting). */
+size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d);
+
+/* Writes a frame's length prefix. */
+static inline void qs_frame_prefix(uint8_t out[4], uint32_t len) { qs_put_u32(out, len); }
+
+/* ---- server -> client answers ---- */
+#define QS_ANSWER_ACK 'A'
+#define QS_ANSWER_REJECT 'R'
+#define QS_ANSWER_GOAWAY 'G'
+#define QS_ANSWER_ACK_LEN 9
+#define QS_ANSWER_MAX (1 + 8 + 2 + 2 + QS_REASON_MAX)
+
+size_t qs_answer_ack(uint8_t *out, uint64_t next_seq);
+size_t qs_answer_reject(uint8_t *out, uint64_t seq, uint16_t code, const char *reason);
+size_t qs_answer_goaway(uint8_t *out, uint32_t ms);
+
+struct qs_answer {
+	uint8_t type;
+	uint64_t seq; /* ACK: next; REJECT: the rejected frame */
+	uint16_t code;
+	uint32_t ms;
+	char reason[QS_REASON_MAX + 1];
+};
+
+struct qs_answer_decoder {
+	uint8_t buf[QS_ANSWER_MAX];
+	size_t have;
+};
+
+/* Like qs_frame_decode: returns 1 with an answer, 0 when more input is needed,
+ * -1 on a malformed answer stream. */
+int qs_answer_decode(struct qs_answer_decoder *d, const uint8_t *in, size_t len, size_t *consumed,
+		     struct qs_answer *out);
+
+#endif

@@ -1,0 +1,124 @@
+#include "ipc/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PAD8(n) (((n) + 7u) & ~(size_t)7u)
+
+static int reserve(struct qs_batch *b, size_t more)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more)
+		cap *= 2;
+	uint8_t *nb = realloc(b->buf, cap);
+	if (!nb)
+		return -1;
+	b->buf = nb;
+	b->cap = cap;
+	return 0;
+}
+
+int qs_batch_begin(struct qs_batch *b, enum qs_msg_type type, uint32_t sender)
+{
+	b->len = 0;
+	b->count = 0;
+	if (reserve(b, sizeof(struct qs_msg_hdr)))
+		return -1;
+	struct qs_msg_hdr h = {.magic = QS_MSG_MAGIC, .type = (uint16_t)type, .version = QS_MSG_VERSION,
+			       .count = 0, .sender = sender};
+	memcpy(b->buf, &h, sizeof(h));
+	b->len = sizeof(h);
+	return 0;
+}
+
+int qs_batch_add(struct qs_batch *b, const void *rec, size_t rec_len, const void *data, size_t data_len)
+{
+	size_t need = PAD8(rec_len) + PAD8(data_len);
+	if (reserve(b, need))
+		return -1;
+	memset(b->buf + b->len, 0, need);
+	memcpy(b->buf + b->len, rec, rec_len);
+	if (data_len)
+		memcpy(b->buf + b->len + PAD8(rec_len), data, data_len);
+	b->len += need;
+	b->count++;
+	memcpy(b->buf + offsetof(struct qs_msg_hdr, count), &b->count, sizeof(b->count));
+	return 0;
+}
+
+bool qs_batch_empty(const struct qs_batch *b)
+{
+	return b->count == 0;
+}
+
+void qs_batch_free(struct qs_batch *b)
+{
+	free(b->buf);
+	memset(b, 0, sizeof(*b));
+}
+
+int qs_batch_open(struct qs_batch_iter *it, const void *msg, size_t len, const char **why)
+{
+	struct qs_msg_hdr h;
+	if (len < sizeof(h)) {
+		*why = "message shorter than its header";
+		return -1;
+	}
+	memcpy(&h, msg, sizeof(h));
+	if (h.magic != QS_MSG_MAGIC || h.version != QS_MSG_VERSION) {
+		*why = "bad magic or version";
+		return -1;
+	}
+	if (h.type < QS_MSG_FRAMES || h.type > QS_MSG_STATUS) {
+		*why = "unknown message type";
+		return -1;
+	}
+	it->p = (const uint8_t *)msg + sizeof(h);
+	it->left = len - sizeof(h);
+	it->remaining = h.count;
+	it->type = h.type;
+	it->sender = h.sender;
+	return 0;
+}
+
+int qs_batch_next(struct qs_batch_iter *it, void *rec, size_t rec_len,
+		  size_t (*payload_len)(const void *rec), const uint8_t **payload)
+{
+	if (it->remaining == 0)
+		return it->left == 0 ? 0 : -1;
+	if (it->left < PAD8(rec_len))
+		return -1;
+	memcpy(rec, it->p, rec_len);
+	size_t plen = payload_len(rec);
+	size_t need = PAD8(rec_len) + PAD8(plen);
+	if (plen > it->left || need > it->left)
+		return -1;
+	*payload = it->p + PAD8(rec_len);
+	it->p += need;
+	it->left -= need;
+	it->remaining--;
+	return 1;
+}
+
+size_t qs_frame_rec_payload(const void *rec)
+{
+	return ((const struct qs_frame_rec *)rec)->len;
+}
+
+size_t qs_event_rec_payload(const void *rec)
+{
+	return ((const struct qs_event_rec *)rec)->len;
+}
+
+size_t qs_answer_rec_payload(const void *rec)
+{
+	return ((const struct qs_answer_rec *)rec)->reason_len;
+}
+
+size_t qs_no_payload(const void *rec)
+{
+	(void)rec;
+	return 0;
+}

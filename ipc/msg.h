@@ -1,0 +1,114 @@
+/* Typed, size-checked batch messages between the roles, carried over ZeroMQ.
+ *
+ *   FRAMES   acceptor -> parser    raw client frames with their origin
+ *   EVENTS   parser   -> shipper   validated, enriched JSON events
+ *   ANSWERS  parser|shipper -> acceptor   ack (code 0) or rejection per frame
+ *   STATUS   shipper  -> acceptors  heartbeat: is the spool taking events?
+ *
+ * Every message is one header plus `count` records; each record is 8-byte
+ * aligned and its variable part padded to 8. A receiver never trusts a length:
+ * qs_batch_next() checks every record against the message size.
+ * All processes run the same binary on one host, so host byte order is used.
+ */
+#ifndef QS_IPC_MSG_H
+#define QS_IPC_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QS_MSG_MAGIC 0x51534d31u /* "QSM1" */
+#define QS_MSG_VERSION 1
+
+enum qs_msg_type { QS_MSG_FRAMES = 1, QS_MSG_EVENTS = 2, QS_MSG_ANSWERS = 3, QS_MSG_STATUS = 4 };
+
+/* A batch is sent once it reaches this many bytes (or the loop iteration ends). */
+#define QS_BATCH_SOFT_BYTES (256 * 1024)
+
+struct qs_msg_hdr {
+	uint32_t magic;
+	uint16_t type;
+	uint16_t version;
+	uint32_t count;
+	uint32_t sender; /* acceptor slot, parser slot or 0 for the shipper */
+};
+
+/* FRAMES record, followed by len bytes of frame payload. */
+struct qs_frame_rec {
+	uint64_t ticket;       /* acceptor-local handle, echoed in answers */
+	uint64_t seq;          /* the frame's sequence in its client session */
+	uint64_t recv_time_ns; /* CLOCK_REALTIME when the frame was complete */
+	uint8_t session[16];   /* client session id (random per stream if the client sent none) */
+	uint8_t ip[16];        /* client address: IPv4 as v4-mapped IPv6 */
+	uint16_t port;
+	uint8_t acceptor;      /* slot of the acceptor that owns the stream */
+	uint8_t flags;
+	uint32_t len;
+};
+
+/* EVENTS record, followed by len bytes: one JSON line ending in '\n'. */
+struct qs_event_rec {
+	uint64_t ticket;
+	uint32_t acceptor;
+	uint32_t len;
+};
+
+/* ANSWERS record, followed by reason_len bytes of reason (no NUL). */
+struct qs_answer_rec {
+	uint64_t ticket;
+	uint16_t code; /* 0 = durable (ack), else enum qs_reject_code */
+	uint16_t reason_len;
+	uint32_t pad;
+};
+
+/* STATUS record (count = 1). */
+struct qs_status_rec {
+	uint64_t spool_bytes;
+	uint64_t spool_limit;
+	uint32_t accepting; /* 0 while the spool is full or the disk refuses writes */
+	uint32_t pad;
+};
+
+/* A growable buffer that one batch is built in. */
+struct qs_batch {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	uint32_t count;
+};
+
+int qs_batch_begin(struct qs_batch *b, enum qs_msg_type type, uint32_t sender);
+/* Appends a record and its payload; returns 0 or -1 (out of memory). */
+int qs_batch_add(struct qs_batch *b, const void *rec, size_t rec_len, const void *data, size_t data_len);
+bool qs_batch_empty(const struct qs_batch *b);
+void qs_batch_free(struct qs_batch *b);
+
+/* Reading side. */
+struct qs_batch_iter {
+	const uint8_t *p;
+	size_t left;
+	uint32_t remaining;
+	uint16_t type;
+	uint32_t sender;
+};
+
+/* Validates the header; returns 0, or -1 with a reason for the log. */
+int qs_batch_open(struct qs_batch_iter *it, const void *msg, size_t len, const char **why);
+/* Next record of size rec_len (copied to rec) and its payload, whose length
+ * the caller's record declared: payload_len() reads it from rec.
+ * Returns 1 with a record, 0 at the end, -1 when the message is malformed. */
+int qs_batch_next(struct qs_batch_iter *it, void *rec, size_t rec_len,
+		  size_t (*payload_len)(const void *rec), const uint8_t **payload);
+
+size_t qs_frame_rec_payload(const void *rec);
+size_t qs_event_rec_payload(const void *rec);
+size_t qs_answer_rec_payload(const void *rec);
+size_t qs_no_payload(const void *rec);
+
+/* Ticket layout used by the acceptor: pool index and a reuse generation, so a
+ * late answer for a recycled slot is recognised and ignored. */
+static inline uint64_t qs_ticket_make(uint32_t index, uint32_t gen) { return ((uint64_t)gen << 32) | index; }
+static inline uint32_t qs_ticket_index(uint64_t t) { return (uint32_t)t; }
+static inline uint32_t qs_ticket_gen(uint64_t t) { return (uint32_t)(t >> 32); }
+
+#endif

@@ -1,0 +1,42 @@
+/* ZeroMQ sockets wired into a libevent loop.
+ *
+ * ZMQ_FD is edge-triggered: it only signals a change of ZMQ_EVENTS. A watcher
+ * therefore drains up to a budget of messages per wake-up and re-arms itself
+ * while ZMQ_EVENTS still reports work, and qs_zwatch_kick() must follow every
+ * send/recv done outside the callback. */
+#ifndef QS_IPC_ZSOCK_H
+#define QS_IPC_ZSOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct qs_zwatch;
+
+/* Endpoint names inside the private runtime directory. */
+#define QS_EP_ACCEPTOR_FRAMES "acceptor-%u.frames"   /* acceptor binds PUSH, parsers connect PULL */
+#define QS_EP_ACCEPTOR_ANSWERS "acceptor-%u.answers" /* acceptor binds PULL, parsers/shipper connect PUSH */
+#define QS_EP_SHIPPER_EVENTS "shipper.events"        /* shipper binds PULL, parsers connect PUSH */
+
+/* Builds "ipc://<dir>/<name>"; returns -1 if it does not fit (ipc paths max ~107 bytes). */
+int qs_ipc_endpoint(char *out, size_t outlen, const char *dir, const char *fmt, unsigned slot);
+
+/* Creates a socket with the options every quicstash socket wants: LINGER 0,
+ * the given high-water marks, MAXMSGSIZE on receivers, IMMEDIATE on senders
+ * (no queueing towards a peer that is not connected). NULL on error (logged). */
+void *qs_zsock_new(void *ctx, int type, int hwm, long long max_msg);
+int qs_zsock_bind(void *sock, const char *endpoint);
+int qs_zsock_connect(void *sock, const char *endpoint);
+
+/* Calls on_ready(arg) whenever the socket may be readable or writable; the
+ * callback does its own non-blocking zmq_recv/zmq_send and returns true if it
+ * stopped because of its budget (more work may be waiting). */
+typedef bool (*qs_zwatch_fn)(void *sock, void *arg);
+struct qs_zwatch *qs_zwatch_new(struct event_base *base, void *sock, qs_zwatch_fn on_ready, void *arg);
+void qs_zwatch_kick(struct qs_zwatch *w);
+void qs_zwatch_free(struct qs_zwatch *w);
+
+/* Non-blocking send of one message; 0 sent, 1 would block (EAGAIN), -1 error. */
+int qs_zsend(void *sock, const void *buf, size_t len);
+
+#endif

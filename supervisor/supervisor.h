@@ -1,0 +1,10 @@
+#ifndef QS_SUPERVISOR_H
+#define QS_SUPERVISOR_H
+
+struct qs_config;
+
+/* Runs the supervisor: prepares certificates, sockets and the runtime
+ * directory, starts and restarts the children. Returns the exit status. */
+int supervisor_main(const struct qs_config *cfg, int argc, char **argv);
+
+#endif
