@@ -1,0 +1,68 @@
+#include "common/tlsfiles.h"
+
+#include <stdio.h>
+
+int qs_tls_load_crts(const char *path, gnutls_x509_crt_t **crts, unsigned *n, char *err, size_t errlen)
+{
+	gnutls_datum_t data;
+	int rc = gnutls_load_file(path, &data);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read certificate %s: %s", path, gnutls_strerror(rc));
+		return -1;
+	}
+	rc = gnutls_x509_crt_list_import2(crts, n, &data, GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0)
+		rc = gnutls_x509_crt_list_import2(crts, n, &data, GNUTLS_X509_FMT_DER, 0);
+	gnutls_free(data.data);
+	if (rc < 0) {
+		snprintf(err, errlen, "certificate %s is neither PEM nor DER: %s", path, gnutls_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int qs_tls_load_key(const char *path, gnutls_x509_privkey_t *key, char *err, size_t errlen)
+{
+	gnutls_datum_t data;
+	int rc = gnutls_load_file(path, &data);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read key %s: %s", path, gnutls_strerror(rc));
+		return -1;
+	}
+	gnutls_x509_privkey_init(key);
+	rc = gnutls_x509_privkey_import2(*key, &data, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0)
+		rc = gnutls_x509_privkey_import2(*key, &data, GNUTLS_X509_FMT_DER, NULL, 0);
+	gnutls_memset(data.data, 0, data.size);
+	gnutls_free(data.data);
+	if (rc < 0) {
+		gnutls_x509_privkey_deinit(*key);
+		snprintf(err, errlen, "key %s is neither PEM nor DER: %s", path, gnutls_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int qs_tls_load_pair(gnutls_certificate_credentials_t cred, const char *cert_path, const char *key_path,
+		     char *err, size_t errlen)
+{
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned n = 0;
+	gnutls_x509_privkey_t key;
+	if (qs_tls_load_crts(cert_path, &crts, &n, err, errlen) < 0)
+		return -1;
+	int rc = -1;
+	if (qs_tls_load_key(key_path, &key, err, errlen) == 0) {
+		int g = gnutls_certificate_set_x509_key(cred, crts, n, key);
+		if (g < 0)
+			snprintf(err, errlen, "certificate %s and key %s do not go together: %s", cert_path,
+				 key_path, gnutls_strerror(g));
+		else
+			rc = 0;
+		gnutls_x509_privkey_deinit(key);
+	}
+	for (unsigned i = 0; i < n; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	return rc;
+}
