@@ -55,7 +55,7 @@ size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d)
 static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *in, size_t len,
 				     size_t *used, struct qs_dec_out *out)
 {
-	bool at_start = d->stream_offset == d->pre_have;
+	bool at_start = d->stream_offset == 0; /* pre bytes count only once the prefix is complete */
 	size_t want = 4;
 	if (at_start && d->pre_have >= 4 && qs_get_u32(d->pre) == QS_STREAM_MAGIC)
 		want = QS_STREAM_HEADER_LEN;
