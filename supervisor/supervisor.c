@@ -1,2 +1,274 @@
+/* The supervisor: prepares what needs privileges or must outlive children
+ * (certificates, UDP sockets, the runtime directory), starts every child,
+ * restarts those that die, tells acceptors when the pipeline behind them was
+ * restarted, and stops everything in order. It never creates a ZeroMQ context. */
 #include "supervisor/supervisor.h"
-int supervisor_main(const struct qs_config *cfg, int argc, char **argv) { (void)cfg; (void)argc; (void)argv; return 1; }
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "ipc/ctl.h"
+#include "supervisor/certgen.h"
+#include "supervisor/proc.h"
+#include "supervisor/rundir.h"
+#include "supervisor/sockets.h"
+
+#define STOP_PHASE_TIMEOUT_S 15
+
+struct sup {
+	const struct qs_config *cfg;
+	struct qs_procs procs;
+	struct event_base *base;
+	struct event *phase_timer;
+	struct event *watchdog;
+	int stop_phase; /* 0 running; 1 acceptors; 2 parsers; 3 shipper; 4 done */
+	bool notified_ready;
+	bool clean;     /* every child stopped with status 0 */
+	unsigned restarts;
+};
+
+static struct sup S;
+
+static void notify_status(void)
+{
+	sd_notifyf(0, "STATUS=%u acceptors, %u parsers, %u shipper running; %u restarts",
+		   qs_procs_running(&S.procs, QS_ROLE_ACCEPTOR), qs_procs_running(&S.procs, QS_ROLE_PARSER),
+		   qs_procs_running(&S.procs, QS_ROLE_SHIPPER), S.restarts);
+}
+
+/* A parser or the shipper came back: frames the old one held are lost, so the
+ * acceptors must re-send what is unresolved. */
+static void tell_acceptors_peer_restart(const struct qs_child *c)
+{
+	struct qs_ctl_msg m = {.type = QS_CTL_PEER_RESTART, .role = c->role, .slot = c->slot,
+			       .generation = c->generation};
+	for (unsigned i = 0; i < S.procs.n; i++) {
+		struct qs_child *a = &S.procs.child[i];
+		if (a->role == QS_ROLE_ACCEPTOR && a->pid)
+			qs_ctl_send(a->ctl, &m);
+	}
+}
+
+static void on_ready(struct qs_child *c)
+{
+	c->ready = true;
+	if (c->ever_ready && c->role != QS_ROLE_ACCEPTOR)
+		tell_acceptors_peer_restart(c);
+	c->ever_ready = true;
+	if (!S.notified_ready && qs_procs_all_ready(&S.procs)) {
+		S.notified_ready = true;
+		qs_info("ready: %u acceptors, %u parsers, 1 shipper", S.cfg->acceptors, S.cfg->parsers);
+		sd_notify(0, "READY=1");
+	}
+	notify_status();
+}
+
+static void on_ctl(struct qs_procs *p, struct qs_child *c)
+{
+	(void)p;
+	struct qs_ctl_msg m;
+	int rc;
+	while ((rc = qs_ctl_recv(c->ctl, &m)) == 0) {
+		if (m.type == QS_CTL_READY)
+			on_ready(c);
+		else if (m.type == QS_CTL_STATUS)
+			qs_debug("%s %u: %s", qs_role_name(c->role), c->slot, m.text);
+	}
+}
+
+static void describe_exit(const struct qs_child *c, int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		snprintf(buf, len, "was killed by its seccomp filter (forbidden system call)");
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "ended (status 0x%x)", status);
+	(void)c;
+}
+
+static void advance_stop(void);
+
+static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
+{
+	char how[128];
+	describe_exit(c, status, how, sizeof(how));
+	if (p->stopping) {
+		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			S.clean = false;
+			qs_warn("%s %u (pid %d) %s while stopping", qs_role_name(c->role), c->slot,
+				(int)c->pid, how);
+		}
+		advance_stop();
+		return;
+	}
+	S.restarts++;
+	qs_warn("%s %u %s", qs_role_name(c->role), c->slot, how);
+	qs_proc_schedule_restart(p, c);
+	notify_status();
+}
+
+static enum qs_role phase_role(int phase)
+{
+	return phase == 1 ? QS_ROLE_ACCEPTOR : phase == 2 ? QS_ROLE_PARSER : QS_ROLE_SHIPPER;
+}
+
+/* Stops one role at a time, upstream first: acceptors finish answering their
+ * clients while parsers and the shipper still run, then parsers, then the
+ * shipper (which commits and acknowledges what it holds). */
+static void advance_stop(void)
+{
+	while (S.stop_phase >= 1 && S.stop_phase <= 3 &&
+	       qs_procs_running(&S.procs, (int)phase_role(S.stop_phase)) == 0) {
+		S.stop_phase++;
+		if (S.stop_phase > 3)
+			break;
+		struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
+		for (unsigned i = 0; i < S.procs.n; i++) {
+			struct qs_child *c = &S.procs.child[i];
+			if (c->pid && c->role == phase_role(S.stop_phase)) {
+				qs_ctl_send(c->ctl, &m);
+				kill(c->pid, SIGTERM);
+			}
+		}
+		struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
+		evtimer_add(S.phase_timer, &tv);
+	}
+	if (S.stop_phase > 3)
+		event_base_loopexit(S.base, NULL);
+}
+
+static void begin_stop(void)
+{
+	if (S.procs.stopping)
+		return;
+	qs_info("stopping");
+	sd_notify(0, "STOPPING=1");
+	S.procs.stopping = true;
+	for (unsigned i = 0; i < S.procs.n; i++)
+		evtimer_del(S.procs.child[i].restart_ev);
+	S.stop_phase = 0;
+	/* Phase 1 starts by "finishing" a phase 0 with no children. */
+	S.stop_phase = 1;
+	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
+	for (unsigned i = 0; i < S.procs.n; i++) {
+		struct qs_child *c = &S.procs.child[i];
+		if (c->pid && c->role == QS_ROLE_ACCEPTOR) {
+			qs_ctl_send(c->ctl, &m);
+			kill(c->pid, SIGTERM);
+		}
+	}
+	struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
+	evtimer_add(S.phase_timer, &tv);
+	advance_stop();
+}
+
+static void phase_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	enum qs_role r = phase_role(S.stop_phase);
+	for (unsigned i = 0; i < S.procs.n; i++) {
+		struct qs_child *c = &S.procs.child[i];
+		if (c->pid && c->role == r) {
+			qs_warn("%s %u did not stop in %d s: killing it", qs_role_name(r), c->slot,
+				STOP_PHASE_TIMEOUT_S);
+			kill(c->pid, SIGKILL);
+		}
+	}
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGCHLD)
+		qs_procs_reap(&S.procs);
+	else if (sig == SIGHUP)
+		qs_warn("SIGHUP: reload is not supported yet; ignoring");
+	else
+		begin_stop();
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	/* Only claim health while every child is serving. */
+	if (qs_procs_all_ready(&S.procs))
+		sd_notify(0, "WATCHDOG=1");
+}
+
+static void start_watchdog(void)
+{
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+		return;
+	S.watchdog = event_new(S.base, -1, EV_PERSIST, on_watchdog, NULL);
+	struct timeval tv = {.tv_sec = (time_t)(usec / 2 / 1000000), .tv_usec = (suseconds_t)(usec / 2 % 1000000)};
+	event_add(S.watchdog, &tv);
+}
+
+static int add_signals(void)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct event *ev = evsignal_new(S.base, sigs[i], on_signal, NULL);
+		if (!ev || event_add(ev, NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
+{
+	static int udp_fds[QS_MAX_ACCEPTORS];
+	S.cfg = cfg;
+	S.clean = true;
+	umask(027);
+	if (qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0)
+		return 1;
+	if (qs_udp_open(cfg, udp_fds, cfg->acceptors) < 0)
+		return 1;
+	char rundir[4096];
+	bool made_rundir = false;
+	if (qs_rundir_prepare(cfg->runtime_dir, rundir, sizeof(rundir), &made_rundir) < 0)
+		return 1;
+	S.base = event_base_new();
+	if (!S.base || add_signals() < 0) {
+		qs_err("cannot set up the event loop");
+		return 1;
+	}
+	S.phase_timer = evtimer_new(S.base, phase_timeout, NULL);
+	if (qs_procs_init(&S.procs, cfg, argc, argv, udp_fds, S.base) < 0)
+		return 1;
+	snprintf(S.procs.runtime_dir, sizeof(S.procs.runtime_dir), "%s", rundir);
+	S.procs.on_ctl = on_ctl;
+	S.procs.on_exit = on_exit_child;
+	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
+		cfg->logstash_text, cfg->spool_dir);
+	for (unsigned i = 0; i < S.procs.n; i++)
+		if (qs_proc_start(&S.procs, &S.procs.child[i]) < 0)
+			qs_proc_schedule_restart(&S.procs, &S.procs.child[i]);
+	start_watchdog();
+	event_base_dispatch(S.base);
+	qs_procs_reap(&S.procs);
+	qs_rundir_cleanup(rundir, made_rundir);
+	qs_info("stopped%s", S.clean ? "" : " (some children did not stop cleanly)");
+	return S.clean ? 0 : 1;
+}

@@ -1,0 +1,11 @@
+#ifndef QS_CERTGEN_H
+#define QS_CERTGEN_H
+
+/* Makes sure a usable certificate and key exist at the configured paths:
+ * loads existing PEM or DER files as they are, or generates a self-signed
+ * certificate (DER, world-readable, for clients to trust) and its key (PEM,
+ * mode 0600). Logs the certificate's SHA-256 fingerprint. Returns 0, or -1
+ * with a one-line reason already logged. */
+int qs_cert_ensure(const char *cert_path, const char *key_path);
+
+#endif

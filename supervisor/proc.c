@@ -1,0 +1,213 @@
+#include "supervisor/proc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define HEALTHY_MS 30000
+
+uint64_t qs_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ctl_cb(evutil_socket_t fd, short what, void *arg);
+static void restart_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct qs_procs *cb_procs; /* for the libevent callbacks (one table per process) */
+
+int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, char **argv,
+		  const int *udp_fds, struct event_base *base)
+{
+	p->n = 1 + cfg->parsers + cfg->acceptors;
+	p->child = calloc(p->n, sizeof(*p->child));
+	if (!p->child)
+		return -1;
+	p->argc = argc;
+	p->argv = argv;
+	p->base = base;
+	cb_procs = p;
+	unsigned i = 0;
+	p->child[i++] = (struct qs_child){.role = QS_ROLE_SHIPPER};
+	for (unsigned s = 0; s < cfg->parsers; s++)
+		p->child[i++] = (struct qs_child){.role = QS_ROLE_PARSER, .slot = s};
+	for (unsigned s = 0; s < cfg->acceptors; s++)
+		p->child[i++] = (struct qs_child){.role = QS_ROLE_ACCEPTOR, .slot = s, .udp_fd = udp_fds[s]};
+	for (i = 0; i < p->n; i++) {
+		p->child[i].ctl = -1;
+		p->child[i].backoff_ms = BACKOFF_MIN_MS;
+		if (p->child[i].role != QS_ROLE_ACCEPTOR)
+			p->child[i].udp_fd = -1;
+		p->child[i].restart_ev = evtimer_new(base, restart_cb, &p->child[i]);
+	}
+	return 0;
+}
+
+/* In the child, between fork and exec: put the control socket at fd 3 and the
+ * UDP socket at fd 4, scrub what a child must not inherit, exec ourselves. */
+static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
+{
+	int ctl_hi = fcntl(ctl, F_DUPFD, 100);
+	int udp_hi = c->udp_fd >= 0 ? fcntl(c->udp_fd, F_DUPFD, 100) : -1;
+	if (ctl_hi < 0 || dup2(ctl_hi, QS_CHILD_CTL_FD) < 0)
+		_exit(127);
+	if (udp_hi >= 0 && dup2(udp_hi, QS_CHILD_UDP_FD) < 0)
+		_exit(127);
+	closefrom(udp_hi >= 0 ? QS_CHILD_UDP_FD + 1 : QS_CHILD_CTL_FD + 1);
+
+	/* systemd's variables are the supervisor's alone. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	char slot[16], gen[16], ctlfd[16];
+	snprintf(slot, sizeof(slot), "%u", c->slot);
+	snprintf(gen, sizeof(gen), "%u", c->generation);
+	snprintf(ctlfd, sizeof(ctlfd), "%d", QS_CHILD_CTL_FD);
+	char **av = calloc((size_t)p->argc + 13, sizeof(char *));
+	if (!av)
+		_exit(127);
+	int k = 0;
+	for (int i = 0; i < p->argc; i++)
+		av[k++] = p->argv[i];
+	av[k++] = "--runtime-dir";
+	av[k++] = p->runtime_dir;
+	av[k++] = "--role";
+	av[k++] = (char *)qs_role_name(c->role);
+	av[k++] = "--slot";
+	av[k++] = slot;
+	av[k++] = "--generation";
+	av[k++] = gen;
+	av[k++] = "--ctl-fd";
+	av[k++] = ctlfd;
+	av[k] = NULL;
+	execv("/proc/self/exe", av);
+	_exit(127);
+}
+
+int qs_proc_start(struct qs_procs *p, struct qs_child *c)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		qs_err("socketpair: %s", strerror(errno));
+		return -1;
+	}
+	c->generation++;
+	pid_t pid = fork();
+	if (pid < 0) {
+		qs_err("fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0)
+		exec_child(p, c, sv[1]);
+	close(sv[1]);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	c->pid = pid;
+	c->ctl = sv[0];
+	c->ready = false;
+	c->starts++;
+	c->started_ms = qs_now_ms();
+	c->ctl_ev = event_new(p->base, c->ctl, EV_READ | EV_PERSIST, ctl_cb, c);
+	event_add(c->ctl_ev, NULL);
+	qs_debug("started %s %u (pid %d, generation %u)", qs_role_name(c->role), c->slot, (int)pid,
+		 c->generation);
+	return 0;
+}
+
+static void ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	cb_procs->on_ctl(cb_procs, arg);
+}
+
+static void restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_child *c = arg;
+	if (cb_procs->stopping || c->pid)
+		return;
+	if (qs_proc_start(cb_procs, c) < 0)
+		qs_proc_schedule_restart(cb_procs, c);
+}
+
+void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c)
+{
+	(void)p;
+	uint64_t lived = qs_now_ms() - c->started_ms;
+	if (lived >= HEALTHY_MS)
+		c->backoff_ms = BACKOFF_MIN_MS;
+	struct timeval tv = {.tv_sec = c->backoff_ms / 1000, .tv_usec = (c->backoff_ms % 1000) * 1000};
+	qs_warn("restarting %s %u in %u ms", qs_role_name(c->role), c->slot, c->backoff_ms);
+	evtimer_add(c->restart_ev, &tv);
+	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->child[i].pid == pid)
+			return &p->child[i];
+	return NULL;
+}
+
+void qs_procs_reap(struct qs_procs *p)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct qs_child *c = qs_procs_find_pid(p, pid);
+		if (!c)
+			continue;
+		c->pid = 0;
+		c->ready = false;
+		if (c->ctl_ev) {
+			event_free(c->ctl_ev);
+			c->ctl_ev = NULL;
+		}
+		close(c->ctl);
+		c->ctl = -1;
+		p->on_exit(p, c, status);
+	}
+}
+
+unsigned qs_procs_running(const struct qs_procs *p, int role)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->child[i].pid && (role < 0 || (int)p->child[i].role == role))
+			n++;
+	return n;
+}
+
+bool qs_procs_all_ready(const struct qs_procs *p)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		if (!p->child[i].ready)
+			return false;
+	return true;
+}

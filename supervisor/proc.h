@@ -1,0 +1,57 @@
+/* The supervisor's table of children: who runs, how each is started, and
+ * restart with backoff. One entry per (role, slot). */
+#ifndef QS_PROC_H
+#define QS_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/config.h"
+
+struct event_base;
+struct event;
+
+struct qs_child {
+	enum qs_role role;
+	unsigned slot;
+	unsigned generation; /* bumps on every start */
+	pid_t pid;           /* 0 when not running */
+	int ctl;             /* supervisor's end of the control socketpair */
+	int udp_fd;          /* acceptors: the slot's UDP socket, kept across restarts */
+	bool ready;          /* sent QS_CTL_READY since its last start */
+	bool ever_ready;
+	unsigned starts;
+	uint64_t started_ms;
+	unsigned backoff_ms;
+	struct event *ctl_ev;
+	struct event *restart_ev;
+};
+
+struct qs_procs {
+	struct qs_child *child;
+	unsigned n;
+	char **argv; /* the original command line, re-used for every child */
+	int argc;
+	char runtime_dir[4096];
+	struct event_base *base;
+	bool stopping;
+	void (*on_ctl)(struct qs_procs *p, struct qs_child *c); /* a control message is readable */
+	void (*on_exit)(struct qs_procs *p, struct qs_child *c, int status);
+};
+
+/* Builds the table: shipper first, then parsers, then acceptors (start order:
+ * downstream before upstream, so nothing is sent towards a role not yet there). */
+int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, char **argv,
+		  const int *udp_fds, struct event_base *base);
+int qs_proc_start(struct qs_procs *p, struct qs_child *c);
+/* Schedules a restart with backoff (100 ms doubling to 10 s; reset after 30 s of health). */
+void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c);
+/* Reaps exited children; calls on_exit for each. */
+void qs_procs_reap(struct qs_procs *p);
+struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid);
+unsigned qs_procs_running(const struct qs_procs *p, int role /* -1 = any */);
+bool qs_procs_all_ready(const struct qs_procs *p);
+uint64_t qs_now_ms(void);
+
+#endif

@@ -1,0 +1,82 @@
+#include "supervisor/sockets.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+
+#define UDP_BUFFER_BYTES (8 * 1024 * 1024)
+
+static void tune(int fd)
+{
+	int sz = UDP_BUFFER_BYTES;
+	/* FORCE variants pass the rmem_max cap when we have CAP_NET_ADMIN. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
+static int bind_one(const struct sockaddr *sa, socklen_t len, const char *text)
+{
+	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		qs_err("socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, len) != 0) {
+		qs_err("cannot bind UDP %s: %s", text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	tune(fd);
+	return fd;
+}
+
+/* The first socket passed by systemd that is a datagram socket, or -1. */
+static int activated_socket(void)
+{
+	int n = sd_listen_fds(1);
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) > 0)
+			return fd;
+	}
+	return -1;
+}
+
+int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n)
+{
+	struct sockaddr_storage ss = cfg->server_addr.ss;
+	socklen_t len = cfg->server_addr.len;
+	unsigned first = 0;
+	int act = activated_socket();
+	if (act >= 0) {
+		fds[0] = act;
+		tune(act);
+		len = sizeof(ss);
+		getsockname(act, (struct sockaddr *)&ss, &len);
+		qs_info("using the UDP socket passed by systemd (fd %d)", act);
+		first = 1;
+	}
+	for (unsigned i = first; i < n; i++) {
+		fds[i] = bind_one((struct sockaddr *)&ss, len, cfg->server_addr_text);
+		if (fds[i] < 0)
+			return -1;
+		/* Port 0 means "any": every further slot must share the first one's port. */
+		if (i == 0) {
+			len = sizeof(ss);
+			getsockname(fds[0], (struct sockaddr *)&ss, &len);
+		}
+	}
+	return 0;
+}
