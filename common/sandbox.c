@@ -1,0 +1,122 @@
+#include "common/sandbox.h"
+
+#include <cap-ng.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+const char *const qs_seccomp_base[] = {
+	"read", "write", "readv", "writev", "close", "brk", "mmap", "munmap", "mremap", "mprotect",
+	"madvise", "futex", "set_robust_list", "get_robust_list", "rseq", "sched_yield",
+	"sched_getaffinity", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
+	"clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday", "getpid", "gettid", "getuid",
+	"geteuid", "getgid", "getegid", "getppid", "tgkill", "exit", "exit_group", "restart_syscall",
+	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll", "ppoll", "select",
+	"pselect6", "eventfd2", "pipe2", "fcntl", "getrandom", "prctl", "uname", "fstat", "newfstatat",
+	"lseek", "dup", "dup3", "getsockopt", "setsockopt", "getsockname", "getpeername", "recvfrom",
+	"sendto", "recvmsg", "sendmsg", "shutdown", "ioctl", "timerfd_create", "timerfd_settime",
+	"set_tid_address", "membarrier", NULL,
+};
+
+static int drop_user(const char *user, const char *root, char *err, size_t errlen)
+{
+	/* Look the user up before chroot: NSS needs /etc. */
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		snprintf(err, errlen, "unknown user '%s'", user);
+		return -1;
+	}
+	if (root && (chroot(root) != 0 || chdir("/") != 0)) {
+		snprintf(err, errlen, "chroot %s: %s", root, strerror(errno));
+		return -1;
+	}
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_change_id((int)pw->pw_uid, (int)pw->pw_gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) != 0) {
+		snprintf(err, errlen, "cannot become user '%s'", user);
+		return -1;
+	}
+	return 0;
+}
+
+int qs_sandbox_enter(const struct qs_sandbox *sb, char *err, size_t errlen)
+{
+	bool root = geteuid() == 0;
+	if (sb->new_netns && root && unshare(CLONE_NEWNET) != 0) {
+		snprintf(err, errlen, "unshare(CLONE_NEWNET): %s", strerror(errno));
+		return -1;
+	}
+	if (sb->no_dump) {
+		struct rlimit none = {0, 0};
+		setrlimit(RLIMIT_CORE, &none);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	}
+	if (root && sb->user && drop_user(sb->user, sb->chroot_dir, err, errlen) != 0)
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return -1;
+	}
+	if (!root || !sb->user) {
+		/* Not root, or staying root: still give up every capability. */
+		capng_clear(CAPNG_SELECT_BOTH);
+		capng_apply(CAPNG_SELECT_BOTH);
+	}
+	return 0;
+}
+
+static int allow_names(scmp_filter_ctx ctx, const char *const *names, char *err, size_t errlen)
+{
+	for (size_t i = 0; names && names[i]; i++) {
+		int nr = seccomp_syscall_resolve_name(names[i]);
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not on this architecture */
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) != 0) {
+			snprintf(err, errlen, "seccomp rule for %s failed", names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int qs_seccomp_allow(const char *const *extra, bool allow_inet, char *err, size_t errlen)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (!ctx) {
+		snprintf(err, errlen, "seccomp_init failed");
+		return -1;
+	}
+	int rc = -1;
+	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (allow_names(ctx, qs_seccomp_base, err, errlen) || allow_names(ctx, extra, err, errlen))
+		goto out;
+	/* Threads only: a new process could escape the role's confinement. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+			     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0)
+		goto out;
+	if (allow_inet) {
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 0) != 0)
+			goto out;
+	} else if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) != 0) {
+		goto out;
+	}
+	if (seccomp_load(ctx) != 0) {
+		snprintf(err, errlen, "seccomp_load failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0 && !err[0])
+		snprintf(err, errlen, "seccomp rule failed");
+	seccomp_release(ctx);
+	return rc;
+}

@@ -1,0 +1,33 @@
+/* Mechanisms to confine a process; each role decides its own policy (see
+ * <role>/sandbox_policy.c). Order in a child: open what it needs, then
+ * qs_sandbox_enter() (namespace, chroot, user, no-new-privs), then
+ * qs_seccomp_allow(). */
+#ifndef QS_SANDBOX_H
+#define QS_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct qs_sandbox {
+	const char *user;       /* become this user when started as root (NULL: stay) */
+	const char *chroot_dir; /* chroot here when started as root (NULL: none) */
+	bool new_netns;         /* an empty network namespace: no network at all, AF_UNIX paths still work */
+	bool no_dump;           /* no core dumps, no ptrace by the same uid (holders of secrets) */
+};
+
+/* Returns 0, or -1 with a one-line reason in err. Always sets no-new-privs
+ * and clears capabilities, even when not root. */
+int qs_sandbox_enter(const struct qs_sandbox *sb, char *err, size_t errlen);
+
+/* Syscalls every process of ours needs whatever its role (memory, time,
+ * signals, threads, epoll/eventfd for libevent and ZeroMQ, exit). */
+extern const char *const qs_seccomp_base[];
+
+/* Installs a seccomp allow-list on every thread of the process (TSYNC): the
+ * base list plus `extra` (NULL-terminated names); anything else kills the
+ * process (SIGSYS, which the supervisor reports). socket() is allowed for
+ * AF_UNIX only unless allow_inet; clone() only for threads; clone3 fails
+ * with ENOSYS so glibc falls back to clone. */
+int qs_seccomp_allow(const char *const *extra, bool allow_inet, char *err, size_t errlen);
+
+#endif
