@@ -204,6 +204,7 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		if (!strcmp(arg, "acceptor")) cfg->role = QS_ROLE_ACCEPTOR;
 		else if (!strcmp(arg, "parser")) cfg->role = QS_ROLE_PARSER;
 		else if (!strcmp(arg, "shipper")) cfg->role = QS_ROLE_SHIPPER;
+		else if (!strcmp(arg, "keyholder")) cfg->role = QS_ROLE_KEYHOLDER;
 		else return bad("role", arg, "unknown role");
 		return 0;
 	case OPT_SLOT:
@@ -281,6 +282,7 @@ const char *qs_role_name(enum qs_role role)
 	case QS_ROLE_ACCEPTOR: return "acceptor";
 	case QS_ROLE_PARSER: return "parser";
 	case QS_ROLE_SHIPPER: return "shipper";
+	case QS_ROLE_KEYHOLDER: return "keyholder";
 	default: return "supervisor";
 	}
 }

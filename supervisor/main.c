@@ -5,6 +5,7 @@
 #include "acceptor/acceptor.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "keyholder/keyholder.h"
 #include "parser/parser.h"
 #include "shipper/shipper.h"
 #include "shipper/spool_check.h"
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
 	case QS_ROLE_ACCEPTOR: return acceptor_main(&cfg);
 	case QS_ROLE_PARSER: return parser_main(&cfg);
 	case QS_ROLE_SHIPPER: return shipper_main(&cfg);
+	case QS_ROLE_KEYHOLDER: return keyholder_main(&cfg);
 	case QS_ROLE_SUPERVISOR: break;
 	}
 	return supervisor_main(&cfg, argc, argv);

@@ -33,7 +33,7 @@ static struct qs_procs *cb_procs; /* for the libevent callbacks (one table per p
 int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, char **argv,
 		  const int *udp_fds, struct event_base *base)
 {
-	p->n = 1 + cfg->parsers + cfg->acceptors;
+	p->n = 2 + cfg->parsers + cfg->acceptors;
 	p->child = calloc(p->n, sizeof(*p->child));
 	if (!p->child)
 		return -1;
@@ -42,6 +42,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, cha
 	p->base = base;
 	cb_procs = p;
 	unsigned i = 0;
+	p->child[i++] = (struct qs_child){.role = QS_ROLE_KEYHOLDER};
 	p->child[i++] = (struct qs_child){.role = QS_ROLE_SHIPPER};
 	for (unsigned s = 0; s < cfg->parsers; s++)
 		p->child[i++] = (struct qs_child){.role = QS_ROLE_PARSER, .slot = s};
@@ -85,7 +86,7 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	snprintf(slot, sizeof(slot), "%u", c->slot);
 	snprintf(gen, sizeof(gen), "%u", c->generation);
 	snprintf(ctlfd, sizeof(ctlfd), "%d", QS_CHILD_CTL_FD);
-	char **av = calloc((size_t)p->argc + 13, sizeof(char *));
+	char **av = calloc((size_t)p->argc + 15, sizeof(char *));
 	if (!av)
 		_exit(127);
 	int k = 0;
@@ -93,6 +94,8 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 		av[k++] = p->argv[i];
 	av[k++] = "--runtime-dir";
 	av[k++] = p->runtime_dir;
+	av[k++] = "--user";
+	av[k++] = p->user;
 	av[k++] = "--role";
 	av[k++] = (char *)qs_role_name(c->role);
 	av[k++] = "--slot";

@@ -34,13 +34,14 @@ struct qs_procs {
 	char **argv; /* the original command line, re-used for every child */
 	int argc;
 	char runtime_dir[4096];
+	char user[64]; /* resolved --user for the children */
 	struct event_base *base;
 	bool stopping;
 	void (*on_ctl)(struct qs_procs *p, struct qs_child *c); /* a control message is readable */
 	void (*on_exit)(struct qs_procs *p, struct qs_child *c, int status);
 };
 
-/* Builds the table: shipper first, then parsers, then acceptors (start order:
+/* Builds the table: keyholder, shipper, parsers, then acceptors (start order:
  * downstream before upstream, so nothing is sent towards a role not yet there). */
 int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, char **argv,
 		  const int *udp_fds, struct event_base *base);

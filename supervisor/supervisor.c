@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
+#include "supervisor/privs.h"
 #include "supervisor/proc.h"
 #include "supervisor/rundir.h"
 #include "supervisor/sockets.h"
@@ -258,6 +259,10 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	if (qs_procs_init(&S.procs, cfg, argc, argv, udp_fds, S.base) < 0)
 		return 1;
 	snprintf(S.procs.runtime_dir, sizeof(S.procs.runtime_dir), "%s", rundir);
+	qs_child_user(cfg, S.procs.user, sizeof(S.procs.user));
+	if (qs_own_dir(rundir, S.procs.user, 0) < 0 || qs_own_dir(cfg->spool_dir, S.procs.user, 1) < 0)
+		return 1;
+	qs_supervisor_drop_caps();
 	S.procs.on_ctl = on_ctl;
 	S.procs.on_exit = on_exit_child;
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,

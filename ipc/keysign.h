@@ -1,0 +1,44 @@
+/* Signing with a key that lives in another process (OpenBSD relayd's "ca"
+ * idea): the keyholder owns the TLS private key; an acceptor gets a
+ * gnutls_privkey_t whose sign callbacks ask the keyholder over a
+ * SOCK_SEQPACKET unix socket. One request, one reply, both size-checked. */
+#ifndef QS_IPC_KEYSIGN_H
+#define QS_IPC_KEYSIGN_H
+
+#include <gnutls/abstract.h>
+#include <stdint.h>
+
+#define QS_KEYSIGN_SOCKET "keyholder.sock"
+#define QS_KEYSIGN_MAX_DATA 4096
+#define QS_KEYSIGN_MAX_SIG 1024
+
+enum qs_keysign_op { QS_KEYSIGN_INFO = 1, QS_KEYSIGN_SIGN_DATA = 2, QS_KEYSIGN_SIGN_HASH = 3 };
+
+struct qs_keysign_req {
+	uint32_t magic;
+	uint32_t op;
+	uint32_t algo;  /* gnutls_sign_algorithm_t, or INFO flags */
+	uint32_t flags;
+	uint32_t len;
+	uint8_t data[QS_KEYSIGN_MAX_DATA];
+};
+
+struct qs_keysign_rep {
+	uint32_t magic;
+	int32_t rc; /* INFO: the answer; SIGN: 0 or a GnuTLS error */
+	uint32_t len;
+	uint8_t sig[QS_KEYSIGN_MAX_SIG];
+};
+
+#define QS_KEYSIGN_MAGIC 0x51534b31u /* "QSK1" */
+#define QS_KEYSIGN_REQ_HDR (5 * sizeof(uint32_t))
+#define QS_KEYSIGN_REP_HDR (3 * sizeof(uint32_t))
+
+/* Client side: a private key backed by the keyholder at sock_path. */
+int qs_keysign_privkey(gnutls_privkey_t *out, const char *sock_path);
+
+/* Server side: answers one request with key; returns the reply length or -1
+ * when the request is malformed. */
+ssize_t qs_keysign_serve(gnutls_privkey_t key, const void *req, size_t req_len, struct qs_keysign_rep *rep);
+
+#endif
