@@ -71,7 +71,7 @@ void qs_supervisor_drop_caps(void)
 	capng_clear(CAPNG_SELECT_BOTH);
 	capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_SETUID, CAP_SETGID,
 		      CAP_SYS_CHROOT, CAP_SYS_ADMIN, CAP_CHOWN, CAP_FOWNER, CAP_KILL, CAP_NET_BIND_SERVICE,
-		      CAP_NET_ADMIN, CAP_BPF, CAP_DAC_READ_SEARCH, -1);
+		      CAP_NET_ADMIN, CAP_BPF, CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE, -1);
 	if (capng_apply(CAPNG_SELECT_BOTH) != 0)
 		qs_warn("could not drop the supervisor's unneeded capabilities");
 }

@@ -16,7 +16,8 @@ int qs_own_dir(const char *dir, const char *user, int with_files);
 
 /* Keeps only the capabilities the supervisor still needs to start children
  * (setuid/setgid, chroot, network namespaces, chown, signalling them,
- * rebinding privileged ports, BPF socket steering); drops the rest. */
+ * rebinding privileged ports, BPF socket steering, reaching the children's
+ * directories before they drop root); drops the rest. */
 void qs_supervisor_drop_caps(void);
 
 #endif
