@@ -1,0 +1,208 @@
+/* Internal state of the acceptor process, shared by its source files.
+ *
+ * One process, one event loop, no threads: every structure here is touched
+ * only from libevent callbacks. Frames are addressed by pool index (tickets),
+ * never by pointer, because the pool grows with realloc. */
+#ifndef QS_ACCEPTOR_ACC_H
+#define QS_ACCEPTOR_ACC_H
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/wire.h"
+#include "ipc/msg.h"
+
+struct event;
+struct event_base;
+struct qs_config;
+struct qs_zwatch;
+
+#define ACC_CID_LEN 18
+#define ACC_SECRET_LEN 32
+#define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
+#define ACC_RESEND_AFTER_NS (30ull * 1000000000)
+#define ACC_STATUS_STALE_NS (5ull * 1000000000)
+#define ACC_SHUTDOWN_WAIT_NS (5ull * 1000000000)
+#define ACC_NONE (-1)
+
+/* One chunk of a stream's send data; chunks never move, because ngtcp2 keeps
+ * pointers into them until the peer acknowledges the bytes. */
+struct acc_chunk {
+	struct acc_chunk *next;
+	uint64_t off; /* stream offset of data[0] */
+	size_t len, cap;
+	uint8_t data[];
+};
+
+struct acc_sendbuf {
+	struct acc_chunk *head, *tail;
+	uint64_t sent;  /* stream offset handed to ngtcp2 so far */
+	uint64_t acked; /* stream offset the peer acknowledged */
+	uint64_t end;  /* stream offset after the last appended byte */
+};
+
+/* A frame (or an immediate rejection) waiting for its answer. */
+struct acc_frame {
+	uint32_t gen; /* bumped on free: stale tickets no longer match */
+	bool in_use, resolved, forwarded, queued;
+	struct acc_stream *st;
+	int32_t next;           /* next frame of the same stream, in seq order */
+	int32_t q_prev, q_next; /* queue of frames waiting to be handed to ZeroMQ */
+	uint64_t seq;
+	uint8_t *data;
+	uint32_t len;
+	uint32_t credit; /* flow-control bytes returned when resolved */
+	uint64_t recv_ns;   /* CLOCK_REALTIME */
+	uint64_t sent_mono; /* last hand-off to ZeroMQ */
+	uint16_t code;
+	char *reason;
+};
+
+struct acc_stream {
+	struct acc_conn *c;
+	int64_t id;
+	struct acc_stream *prev, *next; /* the connection's streams */
+	struct acc_stream *owed_prev, *owed_next;
+	bool in_owed;
+	uint64_t owed; /* credit deferred by the global cap */
+	struct qs_frame_decoder dec;
+	uint8_t session[QS_SESSION_ID_LEN];
+	bool fin_in;  /* the client's FIN arrived */
+	bool fin_out; /* we decided to end our side */
+	bool fin_sent, goaway;
+	int32_t head, tail; /* unresolved frames, in order */
+	uint64_t next_ack;  /* every seq below is resolved */
+	uint64_t ack_sent;
+	bool ack_dirty;
+	struct acc_sendbuf tx;
+};
+
+enum acc_conn_state { ACC_CONN_ACTIVE = 0, ACC_CONN_CLOSING, ACC_CONN_DRAINING };
+
+struct acc_conn {
+	struct acc *a;
+	ngtcp2_conn *qc;
+	gnutls_session_t tls;
+	ngtcp2_crypto_conn_ref ref;
+	struct event *timer;
+	struct acc_conn *prev, *next;
+	struct acc_conn *dirty_next;
+	bool dirty;
+	struct acc_stream *streams;
+	ngtcp2_cid odcid; /* the client's first DCID, also in the CID map */
+	ngtcp2_ccerr err;
+	enum acc_conn_state state;
+	uint8_t closebuf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+	size_t closelen;
+	uint64_t close_last_mono;
+};
+
+struct acc_cidmap_node;
+struct acc_cidmap {
+	struct acc_cidmap_node **slots;
+	size_t nslots, count;
+};
+
+struct acc {
+	const struct qs_config *cfg;
+	struct event_base *base;
+	int udp_fd;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	gnutls_certificate_credentials_t cred;
+	uint8_t secret[ACC_SECRET_LEN];
+	uint64_t stream_window, conn_window;
+
+	struct acc_cidmap map;
+	struct acc_conn *conns;
+	unsigned nconns;
+	struct acc_conn *dirty;
+	uint64_t refuse_log_mono;
+	unsigned refused;
+
+	struct event *udp_ev, *flush_ev, *ctl_ev, *sig_ev[2], *tick_ev;
+
+	void *zctx, *push, *pull;
+	struct qs_zwatch *push_w, *pull_w;
+
+	struct acc_frame *pool;
+	uint32_t pool_cap, pool_used;
+	int32_t free_head;
+	int32_t q_head, q_tail;
+	size_t q_bytes;
+	struct qs_batch batch;
+	uint64_t held;
+	struct acc_stream *owed;
+
+	bool accepting, status_seen;
+	uint64_t status_mono, start_mono;
+
+	int stopping; /* 0 run, 1 wait for answers, 2 goaway sent, 3 exit */
+	uint64_t stop_deadline;
+};
+
+/* acceptor.c */
+uint64_t acc_mono_ns(void);
+uint64_t acc_real_ns(void);
+void acc_schedule_flush(struct acc *a);
+
+/* tls.c */
+int acc_tls_init(struct acc *a);
+int acc_tls_session(struct acc *a, struct acc_conn *c);
+
+/* cidmap.c */
+int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn *c);
+struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, size_t len);
+void acc_cidmap_del(struct acc_cidmap *m, const ngtcp2_cid *cid);
+void acc_cidmap_free(struct acc_cidmap *m);
+
+/* udp.c */
+int acc_udp_init(struct acc *a);
+void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len);
+
+/* dispatch.c */
+void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len);
+
+/* quic_conn.c */
+struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
+			      const ngtcp2_pkt_hd *hd);
+void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
+		   size_t len);
+void acc_conn_send_close(struct acc_conn *c);
+void acc_conn_mark_dirty(struct acc_conn *c);
+void acc_conn_write(struct acc_conn *c);
+void acc_conn_close(struct acc_conn *c, uint64_t app_error);
+void acc_conn_free(struct acc_conn *c);
+
+/* streams.c */
+struct acc_stream *acc_stream_new(struct acc_conn *c, int64_t id);
+void acc_stream_free(struct acc_stream *s);
+int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin);
+void acc_stream_advance(struct acc_stream *s);
+void acc_stream_flush_answers(struct acc_stream *s);
+void acc_stream_acked(struct acc_stream *s, uint64_t upto);
+void acc_stream_credit(struct acc_stream *s, uint64_t bytes);
+void acc_stream_goaway(struct acc_stream *s, uint32_t ms);
+bool acc_stream_wants_write(const struct acc_stream *s);
+size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
+void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin);
+void acc_owed_grant(struct acc *a);
+int acc_sendbuf_append(struct acc_sendbuf *b, const uint8_t *p, size_t len);
+
+/* inflight.c */
+int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_t credit);
+void acc_frame_forward(struct acc *a, int32_t idx, const uint8_t *data, uint32_t len);
+void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *reason, size_t reason_len);
+void acc_frame_free(struct acc *a, int32_t idx);
+void acc_frames_send(struct acc *a);
+void acc_frames_resend_all(struct acc *a);
+void acc_frames_tick(struct acc *a);
+uint32_t acc_frames_unresolved(const struct acc *a);
+int acc_ipc_init(struct acc *a);
+void acc_ipc_free(struct acc *a);
+
+#endif

@@ -1,0 +1,365 @@
+/* Frames in flight: the index-addressed pool (ticket = index + reuse
+ * generation), the queue of frames not yet handed to ZeroMQ, the FRAMES
+ * batches towards the parsers and the resends.
+ *
+ * A frame keeps its bytes until it is resolved: ZeroMQ drops what was queued
+ * to a peer that dies, so this process is the one place that can resend. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "acceptor/acc.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "ipc/zsock.h"
+
+static int pool_grow(struct acc *a)
+{
+	uint32_t cap = a->pool_cap ? a->pool_cap * 2 : 1024;
+	struct acc_frame *p = realloc(a->pool, (size_t)cap * sizeof(*p));
+	if (!p)
+		return -1;
+	memset(p + a->pool_cap, 0, (size_t)(cap - a->pool_cap) * sizeof(*p));
+	for (uint32_t i = cap; i-- > a->pool_cap;) {
+		p[i].next = a->free_head;
+		a->free_head = (int32_t)i;
+	}
+	a->pool = p;
+	a->pool_cap = cap;
+	return 0;
+}
+
+int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_t credit)
+{
+	if (a->free_head == ACC_NONE && pool_grow(a))
+		return ACC_NONE;
+	int32_t idx = a->free_head;
+	struct acc_frame *f = &a->pool[idx];
+	a->free_head = f->next;
+	uint32_t gen = f->gen;
+	memset(f, 0, sizeof(*f));
+	f->gen = gen;
+	f->in_use = true;
+	f->st = s;
+	f->seq = seq;
+	f->credit = credit;
+	f->next = f->q_prev = f->q_next = ACC_NONE;
+	if (s->tail != ACC_NONE)
+		a->pool[s->tail].next = idx;
+	else
+		s->head = idx;
+	s->tail = idx;
+	a->pool_used++;
+	return idx;
+}
+
+static size_t rec_bytes(const struct acc_frame *f)
+{
+	return sizeof(struct qs_frame_rec) + f->len + 16;
+}
+
+static void enqueue(struct acc *a, int32_t idx)
+{
+	struct acc_frame *f = &a->pool[idx];
+	if (f->queued || !f->data)
+		return;
+	f->queued = true;
+	f->q_next = ACC_NONE;
+	f->q_prev = a->q_tail;
+	if (a->q_tail != ACC_NONE)
+		a->pool[a->q_tail].q_next = idx;
+	else
+		a->q_head = idx;
+	a->q_tail = idx;
+	a->q_bytes += rec_bytes(f);
+}
+
+static void dequeue(struct acc *a, int32_t idx)
+{
+	struct acc_frame *f = &a->pool[idx];
+	if (!f->queued)
+		return;
+	if (f->q_prev != ACC_NONE)
+		a->pool[f->q_prev].q_next = f->q_next;
+	else
+		a->q_head = f->q_next;
+	if (f->q_next != ACC_NONE)
+		a->pool[f->q_next].q_prev = f->q_prev;
+	else
+		a->q_tail = f->q_prev;
+	f->q_prev = f->q_next = ACC_NONE;
+	f->queued = false;
+	a->q_bytes -= rec_bytes(f);
+}
+
+static void drop_data(struct acc *a, int32_t idx)
+{
+	struct acc_frame *f = &a->pool[idx];
+	dequeue(a, idx);
+	if (f->data) {
+		a->held -= f->len;
+		free(f->data);
+		f->data = NULL;
+	}
+}
+
+void acc_frame_forward(struct acc *a, int32_t idx, const uint8_t *data, uint32_t len)
+{
+	struct acc_frame *f = &a->pool[idx];
+	f->data = malloc(len);
+	if (!f->data) {
+		acc_frame_resolve(a, idx, QS_REJ_INTERNAL, "out of memory", 13);
+		return;
+	}
+	memcpy(f->data, data, len);
+	f->len = len;
+	f->recv_ns = acc_real_ns();
+	f->forwarded = true;
+	a->held += len;
+	enqueue(a, idx);
+	if (a->q_bytes >= QS_BATCH_SOFT_BYTES)
+		acc_frames_send(a);
+}
+
+void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *reason, size_t reason_len)
+{
+	struct acc_frame *f = &a->pool[idx];
+	f->resolved = true;
+	f->code = code;
+	if (code) {
+		if (reason_len > QS_REASON_MAX)
+			reason_len = QS_REASON_MAX;
+		f->reason = malloc(reason_len + 1);
+		if (f->reason) {
+			memcpy(f->reason, reason, reason_len);
+			f->reason[reason_len] = 0;
+		}
+	}
+	drop_data(a, idx);
+	acc_stream_advance(f->st);
+}
+
+void acc_frame_free(struct acc *a, int32_t idx)
+{
+	struct acc_frame *f = &a->pool[idx];
+	drop_data(a, idx);
+	free(f->reason);
+	f->reason = NULL;
+	f->in_use = false;
+	f->gen++; /* any answer still on its way is now stale */
+	f->next = a->free_head;
+	a->free_head = idx;
+	a->pool_used--;
+}
+
+uint32_t acc_frames_unresolved(const struct acc *a)
+{
+	return a->pool_used;
+}
+
+static void fill_origin(struct qs_frame_rec *r, const struct acc_conn *c)
+{
+	const ngtcp2_path *p = ngtcp2_conn_get_path(c->qc);
+	const struct sockaddr *sa = p->remote.addr;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		memcpy(r->ip, &s6->sin6_addr, 16);
+		r->port = ntohs(s6->sin6_port);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		r->ip[10] = r->ip[11] = 0xff; /* v4-mapped IPv6 */
+		memcpy(r->ip + 12, &s4->sin_addr, 4);
+		r->port = ntohs(s4->sin_port);
+	}
+}
+
+static int batch_add(struct acc *a, int32_t idx)
+{
+	struct acc_frame *f = &a->pool[idx];
+	struct qs_frame_rec r;
+	memset(&r, 0, sizeof(r));
+	r.ticket = qs_ticket_make((uint32_t)idx, f->gen);
+	r.seq = f->seq;
+	r.recv_time_ns = f->recv_ns;
+	memcpy(r.session, f->st->session, sizeof(r.session));
+	fill_origin(&r, f->st->c);
+	r.acceptor = (uint8_t)a->cfg->slot;
+	r.len = f->len;
+	return qs_batch_add(&a->batch, &r, sizeof(r), f->data, f->len);
+}
+
+/* Hands queued frames to ZeroMQ in batches; stops, keeping them queued, when
+ * the PUSH socket would block (no parser, or its queue is full). */
+void acc_frames_send(struct acc *a)
+{
+	bool sent = false;
+	while (a->q_head != ACC_NONE) {
+		if (qs_batch_begin(&a->batch, QS_MSG_FRAMES, a->cfg->slot))
+			return;
+		uint32_t n = 0;
+		for (int32_t i = a->q_head; i != ACC_NONE && (n == 0 || a->batch.len < QS_BATCH_SOFT_BYTES);
+		     i = a->pool[i].q_next, n++)
+			if (batch_add(a, i))
+				return;
+		if (qs_zsend(a->push, a->batch.buf, a->batch.len) != 0)
+			break;
+		sent = true;
+		uint64_t now = acc_mono_ns();
+		while (n--) {
+			int32_t i = a->q_head;
+			a->pool[i].sent_mono = now;
+			dequeue(a, i);
+		}
+	}
+	/* ZMQ_FD is edge-triggered: a send outside the watcher may swallow its wake-up. */
+	if (sent)
+		qs_zwatch_kick(a->push_w);
+}
+
+void acc_frames_resend_all(struct acc *a)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < a->pool_cap; i++) {
+		struct acc_frame *f = &a->pool[i];
+		if (f->in_use && f->data && !f->queued) {
+			enqueue(a, (int32_t)i);
+			n++;
+		}
+	}
+	if (n)
+		qs_info("re-sending %u unresolved frames", n);
+	acc_frames_send(a);
+}
+
+/* Backstop for answers lost without a restart notice: re-send a frame
+ * unresolved for 30 s while the shipper says it is accepting. */
+void acc_frames_tick(struct acc *a)
+{
+	uint64_t now = acc_mono_ns();
+	uint64_t last = a->status_seen ? a->status_mono : a->start_mono;
+	/* No status for 5 s: the shipper may be gone, and resending is harmless. */
+	if (!a->accepting && now - last < ACC_STATUS_STALE_NS)
+		return;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < a->pool_cap; i++) {
+		struct acc_frame *f = &a->pool[i];
+		if (f->in_use && f->data && !f->queued && now - f->sent_mono >= ACC_RESEND_AFTER_NS) {
+			enqueue(a, (int32_t)i);
+			n++;
+		}
+	}
+	if (n) {
+		qs_debug("re-sending %u frames unresolved for 30 s", n);
+		acc_frames_send(a);
+	}
+}
+
+static bool push_ready(void *sock, void *arg)
+{
+	(void)sock;
+	acc_frames_send(arg);
+	return false;
+}
+
+static void on_answers(struct acc *a, struct qs_batch_iter *it)
+{
+	struct qs_answer_rec r;
+	const uint8_t *reason;
+	int rc;
+	while ((rc = qs_batch_next(it, &r, sizeof(r), qs_answer_rec_payload, &reason)) == 1) {
+		uint32_t idx = qs_ticket_index(r.ticket);
+		if (idx >= a->pool_cap)
+			continue;
+		struct acc_frame *f = &a->pool[idx];
+		if (!f->in_use || f->resolved || f->gen != qs_ticket_gen(r.ticket))
+			continue; /* stale: already resolved, or its connection is gone */
+		if (r.code && !r.reason_len) {
+			const char *name = qs_reject_name(r.code);
+			acc_frame_resolve(a, (int32_t)idx, r.code, name, strlen(name));
+		} else {
+			acc_frame_resolve(a, (int32_t)idx, r.code, (const char *)reason, r.reason_len);
+		}
+	}
+	if (rc < 0)
+		qs_warn("malformed ANSWERS batch from sender %u: rest dropped", it->sender);
+}
+
+static void on_message(struct acc *a, const void *msg, size_t len)
+{
+	struct qs_batch_iter it;
+	const char *why = NULL;
+	if (qs_batch_open(&it, msg, len, &why)) {
+		qs_warn("dropping malformed message on the answers socket: %s", why);
+		return;
+	}
+	if (it.type == QS_MSG_ANSWERS) {
+		on_answers(a, &it);
+	} else if (it.type == QS_MSG_STATUS) {
+		struct qs_status_rec st;
+		const uint8_t *p;
+		if (qs_batch_next(&it, &st, sizeof(st), qs_no_payload, &p) != 1) {
+			qs_warn("malformed STATUS message dropped");
+			return;
+		}
+		a->accepting = st.accepting != 0;
+		a->status_seen = true;
+		a->status_mono = acc_mono_ns();
+	} else {
+		qs_warn("unexpected message type %u on the answers socket", it.type);
+	}
+}
+
+static bool pull_ready(void *sock, void *arg)
+{
+	struct acc *a = arg;
+	for (int i = 0; i < 256; i++) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			acc_schedule_flush(a);
+			return false;
+		}
+		on_message(a, zmq_msg_data(&m), zmq_msg_size(&m));
+		zmq_msg_close(&m);
+	}
+	acc_schedule_flush(a);
+	return true;
+}
+
+int acc_ipc_init(struct acc *a)
+{
+	char ep[256];
+	long long max_msg = (long long)a->cfg->max_message_size + 1024 * 1024;
+	a->zctx = zmq_ctx_new();
+	if (!a->zctx)
+		return -1;
+	a->push = qs_zsock_new(a->zctx, ZMQ_PUSH, 64, max_msg);
+	a->pull = qs_zsock_new(a->zctx, ZMQ_PULL, 64, max_msg);
+	if (!a->push || !a->pull)
+		return -1;
+	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, a->cfg->slot) ||
+	    qs_zsock_bind(a->push, ep))
+		return -1;
+	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, a->cfg->slot) ||
+	    qs_zsock_bind(a->pull, ep))
+		return -1;
+	a->push_w = qs_zwatch_new(a->base, a->push, push_ready, a);
+	a->pull_w = qs_zwatch_new(a->base, a->pull, pull_ready, a);
+	return (a->push_w && a->pull_w) ? 0 : -1;
+}
+
+void acc_ipc_free(struct acc *a)
+{
+	qs_zwatch_free(a->push_w);
+	qs_zwatch_free(a->pull_w);
+	if (a->push)
+		zmq_close(a->push);
+	if (a->pull)
+		zmq_close(a->pull);
+	if (a->zctx)
+		zmq_ctx_term(a->zctx);
+	qs_batch_free(&a->batch);
+	free(a->pool);
+}

@@ -1,0 +1,304 @@
+/* Client streams: frames in, answers out, in frame order.
+ *
+ * Every frame (and every immediate rejection) becomes an entry of the
+ * stream's ordered list. When the head resolves, the list advances: an 'R'
+ * is written for a rejection, the frame's flow-control credit goes back to
+ * the client, and at the end of the loop iteration one cumulative 'A' covers
+ * everything resolved. Credit is returned only on resolution: that is the
+ * backpressure from the spool to the client. */
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acceptor/acc.h"
+#include "common/config.h"
+#include "common/log.h"
+
+#define ACC_CHUNK_MIN 4096
+
+struct acc_stream *acc_stream_new(struct acc_conn *c, int64_t id)
+{
+	struct acc_stream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->c = c;
+	s->id = id;
+	s->head = s->tail = ACC_NONE;
+	qs_frame_decoder_init(&s->dec, c->a->cfg->max_message_size);
+	/* A stream without a header gets its own random session and base 0. */
+	gnutls_rnd(GNUTLS_RND_NONCE, s->session, sizeof(s->session));
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	return s;
+}
+
+static void owed_unlink(struct acc *a, struct acc_stream *s)
+{
+	if (!s->in_owed)
+		return;
+	if (s->owed_prev)
+		s->owed_prev->owed_next = s->owed_next;
+	else
+		a->owed = s->owed_next;
+	if (s->owed_next)
+		s->owed_next->owed_prev = s->owed_prev;
+	s->owed_prev = s->owed_next = NULL;
+	s->in_owed = false;
+}
+
+void acc_stream_free(struct acc_stream *s)
+{
+	struct acc *a = s->c->a;
+	/* Unresolved frames die with the stream: the client resends them on a new connection. */
+	for (int32_t i = s->head; i != ACC_NONE;) {
+		int32_t next = a->pool[i].next;
+		acc_frame_free(a, i);
+		i = next;
+	}
+	owed_unlink(a, s);
+	qs_frame_decoder_free(&s->dec);
+	for (struct acc_chunk *ch = s->tx.head, *n; ch; ch = n) {
+		n = ch->next;
+		free(ch);
+	}
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+int acc_sendbuf_append(struct acc_sendbuf *b, const uint8_t *p, size_t len)
+{
+	struct acc_chunk *t = b->tail;
+	if (!t || t->cap - t->len < len) {
+		size_t cap = len > ACC_CHUNK_MIN ? len : ACC_CHUNK_MIN;
+		t = malloc(sizeof(*t) + cap);
+		if (!t)
+			return -1;
+		t->next = NULL;
+		t->off = b->end;
+		t->len = 0;
+		t->cap = cap;
+		if (b->tail)
+			b->tail->next = t;
+		else
+			b->head = t;
+		b->tail = t;
+	}
+	memcpy(t->data + t->len, p, len);
+	t->len += len;
+	b->end += len;
+	return 0;
+}
+
+static void stream_write(struct acc_stream *s, const uint8_t *p, size_t len)
+{
+	if (s->fin_out)
+		return;
+	if (acc_sendbuf_append(&s->tx, p, len))
+		qs_warn("out of memory for answers on stream %lld", (long long)s->id);
+	acc_conn_mark_dirty(s->c);
+}
+
+/* Gives back flow-control credit now, or later if the process holds too much. */
+static void grant(struct acc_stream *s, uint64_t bytes)
+{
+	ngtcp2_conn_extend_max_stream_offset(s->c->qc, s->id, bytes);
+	ngtcp2_conn_extend_max_offset(s->c->qc, bytes);
+	acc_conn_mark_dirty(s->c);
+}
+
+void acc_stream_credit(struct acc_stream *s, uint64_t bytes)
+{
+	struct acc *a = s->c->a;
+	if (!bytes || s->c->state != ACC_CONN_ACTIVE)
+		return;
+	if (a->held <= ACC_HELD_CAP) {
+		grant(s, bytes);
+		return;
+	}
+	s->owed += bytes;
+	if (!s->in_owed) {
+		s->in_owed = true;
+		s->owed_prev = NULL;
+		s->owed_next = a->owed;
+		if (a->owed)
+			a->owed->owed_prev = s;
+		a->owed = s;
+	}
+}
+
+void acc_owed_grant(struct acc *a)
+{
+	while (a->owed && a->held <= ACC_HELD_CAP) {
+		struct acc_stream *s = a->owed;
+		owed_unlink(a, s);
+		grant(s, s->owed);
+		s->owed = 0;
+	}
+}
+
+void acc_stream_advance(struct acc_stream *s)
+{
+	struct acc *a = s->c->a;
+	uint64_t credit = 0;
+	bool moved = false;
+	while (s->head != ACC_NONE && a->pool[s->head].resolved) {
+		struct acc_frame *f = &a->pool[s->head];
+		if (f->code) {
+			uint8_t buf[QS_ANSWER_MAX];
+			stream_write(s, buf, qs_answer_reject(buf, f->seq, f->code, f->reason));
+		}
+		s->next_ack = f->seq + 1;
+		credit += f->credit;
+		int32_t next = f->next;
+		acc_frame_free(a, s->head);
+		s->head = next;
+		moved = true;
+	}
+	if (s->head == ACC_NONE)
+		s->tail = ACC_NONE;
+	acc_stream_credit(s, credit);
+	if (moved) {
+		s->ack_dirty = true;
+		acc_conn_mark_dirty(s->c);
+	}
+}
+
+/* Once per loop iteration: one coalesced ack, and our FIN when all is answered. */
+void acc_stream_flush_answers(struct acc_stream *s)
+{
+	if (s->ack_dirty && s->next_ack > s->ack_sent) {
+		uint8_t buf[QS_ANSWER_ACK_LEN];
+		stream_write(s, buf, qs_answer_ack(buf, s->next_ack));
+		s->ack_sent = s->next_ack;
+	}
+	s->ack_dirty = false;
+	if (s->fin_in && s->head == ACC_NONE && !s->fin_out) {
+		s->fin_out = true;
+		acc_conn_mark_dirty(s->c);
+	}
+}
+
+void acc_stream_goaway(struct acc_stream *s, uint32_t ms)
+{
+	if (s->goaway || s->fin_out)
+		return;
+	uint8_t buf[8];
+	stream_write(s, buf, qs_answer_goaway(buf, ms));
+	s->goaway = true;
+}
+
+/* An entry that is rejected before it was ever forwarded. */
+static int reject_now(struct acc_stream *s, uint64_t seq, uint32_t credit, uint16_t code, const char *reason)
+{
+	int32_t idx = acc_frame_new(s->c->a, s, seq, credit);
+	if (idx < 0)
+		return -1;
+	qs_debug("stream %lld seq %llu rejected: %s", (long long)s->id, (unsigned long long)seq, reason);
+	acc_frame_resolve(s->c->a, idx, code, reason, strlen(reason));
+	return 0;
+}
+
+static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
+{
+	struct acc *a = s->c->a;
+	char why[128];
+	switch (ev) {
+	case QS_DEC_HEADER:
+		memcpy(s->session, out->session, QS_SESSION_ID_LEN);
+		s->next_ack = s->ack_sent = out->seq;
+		acc_stream_credit(s, QS_STREAM_HEADER_LEN);
+		return 0;
+	case QS_DEC_FRAME: {
+		int32_t idx = acc_frame_new(a, s, out->seq, 4 + out->len);
+		if (idx < 0)
+			return -1;
+		acc_frame_forward(a, idx, out->data, out->len);
+		return 0;
+	}
+	case QS_DEC_EMPTY:
+		return reject_now(s, out->seq, 4, QS_REJ_EMPTY, "empty frame");
+	case QS_DEC_OVERSIZE:
+		/* The decoder skips the body without buffering it: credit it back at once. */
+		acc_stream_credit(s, 4 + (uint64_t)out->len);
+		snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u", out->len,
+			 a->cfg->max_message_size);
+		return reject_now(s, out->seq, 0, QS_REJ_TOO_LARGE, why);
+	}
+	return 0;
+}
+
+int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
+{
+	if (s->c->a->stopping || s->fin_in)
+		return 0; /* shutting down: new frames are not read (the client resends them) */
+	while (len) {
+		size_t used = 0;
+		struct qs_dec_out out;
+		int ev = qs_frame_decode(&s->dec, data, len, &used, &out);
+		if (ev < 0)
+			return -1;
+		data += used;
+		len -= used;
+		if (ev != QS_DEC_NEED_MORE && on_event(s, ev, &out))
+			return -1;
+	}
+	if (fin) {
+		s->fin_in = true;
+		if (qs_frame_decoder_truncated(&s->dec) &&
+		    reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame"))
+			return -1;
+		acc_stream_advance(s);
+		acc_conn_mark_dirty(s->c);
+	}
+	return 0;
+}
+
+void acc_stream_acked(struct acc_stream *s, uint64_t upto)
+{
+	if (upto > s->tx.acked)
+		s->tx.acked = upto;
+	while (s->tx.head && s->tx.head->off + s->tx.head->len <= s->tx.acked) {
+		struct acc_chunk *ch = s->tx.head;
+		s->tx.head = ch->next;
+		if (!s->tx.head)
+			s->tx.tail = NULL;
+		free(ch);
+	}
+}
+
+bool acc_stream_wants_write(const struct acc_stream *s)
+{
+	return s->tx.sent < s->tx.end || (s->fin_out && !s->fin_sent);
+}
+
+size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bool *fin)
+{
+	size_t n = 0;
+	uint64_t off = s->tx.sent;
+	for (struct acc_chunk *ch = s->tx.head; ch && n < max; ch = ch->next) {
+		if (off >= ch->off + ch->len)
+			continue;
+		size_t start = (size_t)(off - ch->off);
+		v[n].base = ch->data + start;
+		v[n].len = ch->len - start;
+		n++;
+		off = ch->off + ch->len;
+	}
+	*fin = s->fin_out && !s->fin_sent && off == s->tx.end;
+	return n;
+}
+
+void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin)
+{
+	s->tx.sent += n;
+	if (fin && s->tx.sent == s->tx.end)
+		s->fin_sent = true;
+}

@@ -1,0 +1,91 @@
+/* The UDP socket inherited at fd 4: packets in with recvmmsg bursts, out with
+ * sendmsg. A packet that cannot be sent right now (EAGAIN) is dropped: QUIC
+ * loss recovery resends its contents, exactly as if the network had lost it. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "acceptor/acc.h"
+#include "common/config.h"
+#include "common/log.h"
+
+#define ACC_RX_BATCH 64
+#define ACC_RX_BUF 2048     /* QUIC packets fit; larger datagrams arrive truncated and are dropped */
+#define ACC_RX_ROUNDS 16    /* recvmmsg calls per wake-up, so other events get their turn */
+
+static uint8_t rx_bufs[ACC_RX_BATCH][ACC_RX_BUF];
+
+static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct acc *a = arg;
+	struct mmsghdr msgs[ACC_RX_BATCH];
+	struct iovec iov[ACC_RX_BATCH];
+	struct sockaddr_storage from[ACC_RX_BATCH];
+	int round;
+	for (round = 0; round < ACC_RX_ROUNDS; round++) {
+		memset(msgs, 0, sizeof(msgs));
+		for (int i = 0; i < ACC_RX_BATCH; i++) {
+			iov[i] = (struct iovec){.iov_base = rx_bufs[i], .iov_len = ACC_RX_BUF};
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &from[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		}
+		int n = recvmmsg(fd, msgs, ACC_RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				qs_warn("recvmmsg: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			acc_conn_packet(a, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, rx_bufs[i],
+					msgs[i].msg_len);
+		}
+		if (n < ACC_RX_BATCH)
+			break;
+	}
+	if (round == ACC_RX_ROUNDS) /* budget spent: come back on the next loop pass */
+		event_active(a->udp_ev, EV_READ, 0);
+	acc_schedule_flush(a);
+}
+
+int acc_udp_init(struct acc *a)
+{
+	a->udp_fd = QS_CHILD_UDP_FD;
+	a->local_len = sizeof(a->local);
+	if (getsockname(a->udp_fd, (struct sockaddr *)&a->local, &a->local_len) != 0) {
+		qs_err("UDP socket at fd %d: %s", a->udp_fd, strerror(errno));
+		return -1;
+	}
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	if (getsockopt(a->udp_fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_DGRAM) {
+		qs_err("fd %d is not a UDP socket", a->udp_fd);
+		return -1;
+	}
+	int fl = fcntl(a->udp_fd, F_GETFL);
+	fcntl(a->udp_fd, F_SETFL, fl | O_NONBLOCK);
+	fcntl(a->udp_fd, F_SETFD, FD_CLOEXEC);
+	a->udp_ev = event_new(a->base, a->udp_fd, EV_READ | EV_PERSIST, udp_read_cb, a);
+	if (!a->udp_ev || event_add(a->udp_ev, NULL))
+		return -1;
+	return 0;
+}
+
+void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)pkt, .iov_len = len};
+	struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+	do
+		n = sendmsg(a->udp_fd, &mh, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN)
+		qs_debug("sendmsg: %s", strerror(errno));
+}
