@@ -10,7 +10,7 @@
 enum {
 	OPT_KEY = 1000, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_FLUSH, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
-	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD,
+	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG,
 };
 
 static const struct option long_opts[] = {
@@ -35,6 +35,7 @@ static const struct option long_opts[] = {
 	{"idle-timeout", required_argument, NULL, OPT_IDLE},
 	{"check-spool", required_argument, NULL, OPT_CHECK},
 	{"repair", no_argument, NULL, OPT_REPAIR},
+	{"config", required_argument, NULL, OPT_CONFIG},
 	/* hidden: the supervisor's arguments for its children */
 	{"role", required_argument, NULL, OPT_ROLE},
 	{"slot", required_argument, NULL, OPT_SLOT},
@@ -65,6 +66,8 @@ static void usage(void)
 	       "      --retry MODE            QUIC Retry: auto, always, never (auto)\n"
 	       "      --runtime-dir DIR       private directory for IPC sockets (a fresh one)\n"
 	       "      --user NAME             unprivileged user for the children (nobody)\n"
+	       "      --config FILE           read options from FILE (name = value lines, long\n"
+	       "                              option names; the command line wins); re-read on SIGHUP\n"
 	       "      --check-spool DIR       verify a spool offline and exit (1 on damage)\n"
 	       "      --repair                with --check-spool: cut damaged tails\n"
 	       "  -d, --debug                 debug logging\n"
@@ -121,10 +124,13 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->ctl_fd = -1;
 }
 
+/* "FILE:LINE: " while a --config file is applied, so an error points at its line. */
+static char err_where[4200];
+
 static int copy_str(char *dst, size_t len, const char *src, const char *what)
 {
 	if (strlen(src) >= len || *src == 0) {
-		fprintf(stderr, "quicstashd: %s: value empty or too long\n", what);
+		fprintf(stderr, "quicstashd: %s%s: value empty or too long\n", err_where, what);
 		return -1;
 	}
 	memcpy(dst, src, strlen(src) + 1);
@@ -133,7 +139,7 @@ static int copy_str(char *dst, size_t len, const char *src, const char *what)
 
 static int bad(const char *opt, const char *val, const char *want)
 {
-	fprintf(stderr, "quicstashd: --%s '%s': %s\n", opt, val, want);
+	fprintf(stderr, "quicstashd: %s--%s '%s': %s\n", err_where, opt, val, want);
 	return -1;
 }
 
@@ -200,6 +206,7 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		cfg->check_spool = true;
 		return copy_str(cfg->spool_dir, sizeof(cfg->spool_dir), arg, "--check-spool");
 	case OPT_REPAIR: cfg->repair = true; return 0;
+	case OPT_CONFIG: return copy_str(cfg->config_path, sizeof(cfg->config_path), arg, "--config");
 	case OPT_ROLE:
 		if (!strcmp(arg, "acceptor")) cfg->role = QS_ROLE_ACCEPTOR;
 		else if (!strcmp(arg, "parser")) cfg->role = QS_ROLE_PARSER;
@@ -246,9 +253,84 @@ static int resolve(struct qs_config *cfg)
 	return 0;
 }
 
+static char *trim(char *t)
+{
+	while (*t == ' ' || *t == '\t')
+		t++;
+	char *e = t + strlen(t);
+	while (e > t && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = 0;
+	return t;
+}
+
+/* Options a file may not set: they belong to the command line or the supervisor. */
+static bool file_may_set(int val)
+{
+	return val != 'h' && val != 'V' && val != OPT_CONFIG && val != OPT_CHECK && val != OPT_REPAIR &&
+	       val < OPT_ROLE;
+}
+
+static int apply_line(struct qs_config *cfg, char *line)
+{
+	char *eq = strchr(line, '=');
+	char *name = trim(line), *value = (char *)"";
+	if (eq) {
+		*eq = 0;
+		name = trim(line);
+		value = trim(eq + 1);
+	}
+	for (const struct option *o = long_opts; o->name; o++) {
+		if (strcmp(o->name, name) != 0 || !file_may_set(o->val))
+			continue;
+		if (o->has_arg == no_argument && *value && strcmp(value, "true") && strcmp(value, "yes"))
+			return bad(name, value, "takes no value (or true)");
+		return apply(cfg, o->val, value);
+	}
+	fprintf(stderr, "quicstashd: %sunknown option '%s'\n", err_where, name);
+	return -1;
+}
+
+static int load_config_file(struct qs_config *cfg, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "quicstashd: --config %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[8192];
+	int lineno = 0, rc = 0;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *t = trim(line);
+		if (*t == 0 || *t == '#')
+			continue;
+		snprintf(err_where, sizeof(err_where), "%s:%d: ", path, lineno);
+		rc = apply_line(cfg, t);
+	}
+	err_where[0] = 0;
+	fclose(f);
+	return rc;
+}
+
+/* The --config value on the command line, if any (read before the other options). */
+static const char *find_config_arg(int argc, char **argv)
+{
+	const char *path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+	}
+	return path;
+}
+
 enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg)
 {
 	set_defaults(cfg);
+	const char *file = find_config_arg(argc, argv);
+	if (file && load_config_file(cfg, file) < 0)
+		return QS_CONFIG_ERROR;
 	optind = 1;
 	opterr = 0;
 	int c;

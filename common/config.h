@@ -43,6 +43,8 @@ struct qs_config {
 	enum qs_retry retry;
 	unsigned idle_timeout_s;
 
+	char config_path[4096];     /* --config FILE, re-read on SIGHUP */
+
 	/* offline spool check mode */
 	bool check_spool;
 	bool repair;
