@@ -1,0 +1,255 @@
+/* The client object: public API, connection lifecycle, reconnect with backoff. */
+#include <gnutls/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/lib/internal.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 2000
+
+static void state(struct qs_client *c, enum qs_client_state st, const char *why)
+{
+	if (c->cb.on_state)
+		c->cb.on_state(c->ud, st, why);
+}
+
+void qs_client_fail(struct qs_client *c, enum qs_fail_kind kind, const char *fmt, ...)
+{
+	if (c->fail)
+		return; /* the first cause is the one worth reporting */
+	c->fail = kind;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->fail_reason, sizeof(c->fail_reason), fmt, ap);
+	va_end(ap);
+}
+
+static void connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_client *c = arg;
+	if (c->closing || c->failed || c->conn)
+		return;
+	qs_conn_open(c);
+	qs_client_after_io(c);
+}
+
+static void schedule_connect(struct qs_client *c, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	evtimer_add(c->retry_ev, &tv);
+}
+
+static unsigned next_backoff(struct qs_client *c)
+{
+	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_FIRST_MS;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
+	return c->backoff_ms;
+}
+
+/* Tears the failed connection down and decides: retry, move on (goaway), or give up. */
+static void handle_failure(struct qs_client *c)
+{
+	enum qs_fail_kind kind = c->fail;
+	char why[sizeof(c->fail_reason)];
+	memcpy(why, c->fail_reason, sizeof(why));
+	qs_conn_teardown(c, true);
+	if (c->goaway_ev)
+		event_del(c->goaway_ev);
+	c->fail = QS_FAIL_NONE;
+	bool retry = kind == QS_FAIL_BUSY || kind == QS_FAIL_GOAWAY || (kind == QS_FAIL_LOST && c->ever_connected);
+	if (c->opts.raw || !retry) {
+		c->failed = true;
+		state(c, QS_CLIENT_FAILED, why);
+	} else if (kind == QS_FAIL_GOAWAY) {
+		state(c, QS_CLIENT_GOAWAY, why);
+		schedule_connect(c, 0);
+	} else {
+		state(c, QS_CLIENT_LOST, why);
+		schedule_connect(c, next_backoff(c));
+	}
+}
+
+/* After 'G', the move waits until every frame written on this connection is answered. */
+static bool goaway_drained(struct qs_client *c)
+{
+	for (struct qs_stream *s = c->streams; s; s = s->next)
+		if (s->range && s->range->resolved < s->write_seq)
+			return false;
+	return true;
+}
+
+void qs_client_after_io(struct qs_client *c)
+{
+	if (c->fail) {
+		handle_failure(c);
+		return;
+	}
+	if (c->closing && !c->closed) {
+		qs_conn_teardown(c, true);
+		event_del(c->retry_ev);
+		c->closed = true;
+		state(c, QS_CLIENT_CLOSED, "closed");
+		return;
+	}
+	qs_streams_release(c);
+	if (c->conn && c->goaway && !c->opts.raw && goaway_drained(c)) {
+		qs_client_fail(c, QS_FAIL_GOAWAY, "server going away");
+		handle_failure(c);
+	}
+}
+
+void qs_client_on_handshake(struct qs_client *c)
+{
+	c->handshake_done = c->ever_connected = true;
+	state(c, QS_CLIENT_CONNECTED, "connected");
+	qs_io_schedule_write(c);
+}
+
+static void goaway_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_client *c = arg;
+	if (c->conn && c->goaway) {
+		qs_client_fail(c, QS_FAIL_GOAWAY, "server going away (answers still missing)");
+		handle_failure(c);
+	}
+}
+
+void qs_client_on_goaway(struct qs_client *c, uint32_t ms)
+{
+	if (c->opts.raw || c->goaway)
+		return; /* raw mode only reports it */
+	c->goaway = true;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	evtimer_add(c->goaway_ev, &tv);
+}
+
+/* The host part of "host:port" / "[v6]:port": the default name to verify. */
+static void host_part(const char *addr, char *out, size_t len)
+{
+	const char *b = addr, *e;
+	if (*b == '[') {
+		b++;
+		e = strchr(b, ']');
+	} else {
+		e = strrchr(b, ':');
+	}
+	size_t n = e ? (size_t)(e - b) : strlen(b);
+	snprintf(out, len, "%.*s", (int)n, b);
+}
+
+struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_opts *opts,
+				const struct qs_client_callbacks *cb, void *ud, char *err, size_t errlen)
+{
+	struct qs_client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->base = base;
+	c->opts = *opts;
+	c->cb = *cb;
+	c->ud = ud;
+	c->fd = -1;
+	if (qs_addr_parse(opts->server_addr, &c->remote, err, errlen) < 0 ||
+	    qs_tls_load_trust(&c->cred, opts->trust_file, err, errlen) < 0) {
+		free(c);
+		return NULL;
+	}
+	if (opts->server_name && *opts->server_name)
+		snprintf(c->server_name, sizeof(c->server_name), "%s", opts->server_name);
+	else
+		host_part(opts->server_addr, c->server_name, sizeof(c->server_name));
+	if (opts->have_session)
+		memcpy(c->session, opts->session, QS_SESSION_ID_LEN);
+	else
+		gnutls_rnd(GNUTLS_RND_NONCE, c->session, QS_SESSION_ID_LEN);
+	qs_window_init(&c->win, opts->first_seq, opts->streams ? opts->streams : 4, opts->range_events,
+		       opts->range_bytes);
+	c->retry_ev = evtimer_new(base, connect_cb, c);
+	c->goaway_ev = evtimer_new(base, goaway_cb, c);
+	schedule_connect(c, 0); /* connect from the loop, so callbacks never run inside _new */
+	return c;
+}
+
+int64_t qs_client_send(struct qs_client *c, const void *data, uint32_t len, uint64_t tag)
+{
+	int64_t seq = qs_window_push(&c->win, data, len, tag);
+	if (seq >= 0 && c->conn)
+		qs_io_schedule_write(c);
+	return seq;
+}
+
+void qs_client_flush(struct qs_client *c)
+{
+	qs_window_assign(&c->win);
+	qs_window_close_open(&c->win);
+	if (c->conn)
+		qs_io_schedule_write(c);
+}
+
+int qs_client_send_raw(struct qs_client *c, const void *data, size_t len)
+{
+	if (!c->opts.raw || c->raw_given)
+		return -1;
+	c->raw = malloc(len ? len : 1);
+	if (!c->raw)
+		return -1;
+	memcpy(c->raw, data, len);
+	c->raw_len = len;
+	c->raw_given = true;
+	if (c->conn)
+		qs_io_schedule_write(c);
+	return 0;
+}
+
+size_t qs_client_buffered_bytes(const struct qs_client *c)
+{
+	return c->win.bytes;
+}
+
+uint64_t qs_client_unresolved(const struct qs_client *c)
+{
+	return c->win.unresolved;
+}
+
+bool qs_client_connected(const struct qs_client *c)
+{
+	return c->handshake_done;
+}
+
+void qs_client_session_hex(const struct qs_client *c, char out[2 * QS_SESSION_ID_LEN + 1])
+{
+	for (int i = 0; i < QS_SESSION_ID_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", c->session[i]);
+}
+
+void qs_client_close(struct qs_client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	qs_io_schedule_write(c); /* never call ngtcp2 from inside its callbacks */
+}
+
+void qs_client_free(struct qs_client *c)
+{
+	if (!c)
+		return;
+	qs_conn_teardown(c, true);
+	event_free(c->retry_ev);
+	event_free(c->goaway_ev);
+	if (c->write_ev)
+		event_free(c->write_ev);
+	qs_window_free(&c->win);
+	gnutls_certificate_free_credentials(c->cred);
+	free(c->raw);
+	free(c);
+}

@@ -1,0 +1,105 @@
+/* What the client library's files share; not part of the public API. */
+#ifndef QS_CLIENT_INTERNAL_H
+#define QS_CLIENT_INTERNAL_H
+
+#include <event2/event.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include "client/lib/window.h"
+#include "client/qs_client.h"
+#include "common/addr.h"
+
+/* One bidi stream on the live connection: a range of events, or the raw bytes. */
+struct qs_stream {
+	int64_t id;
+	struct qs_range *range; /* NULL for raw, or once the range is finished (detached) */
+	uint8_t hdr[QS_STREAM_HEADER_LEN];
+	size_t hdr_len, hdr_sent;
+	uint64_t write_seq;     /* next event to hand to ngtcp2 */
+	size_t write_off;       /* bytes of write_seq already handed over */
+	uint64_t qacked_seq;    /* events below it are no longer referenced by ngtcp2 */
+	uint64_t offset;        /* stream bytes handed to ngtcp2 */
+	size_t raw_sent;
+	bool raw, fin_sent, blocked, remote_fin;
+	struct qs_answer_decoder dec;
+	struct qs_stream *next;
+};
+
+/* LOST: retried once a connection has worked; BUSY (CONNECTION_REFUSED): always retried. */
+enum qs_fail_kind { QS_FAIL_NONE = 0, QS_FAIL_LOST, QS_FAIL_BUSY, QS_FAIL_GOAWAY, QS_FAIL_FATAL };
+
+struct qs_client {
+	struct event_base *base;
+	struct qs_client_opts opts;
+	struct qs_client_callbacks cb;
+	void *ud;
+	struct qs_addr remote;
+	char server_name[256];
+	uint8_t session[QS_SESSION_ID_LEN];
+	gnutls_certificate_credentials_t cred;
+	struct qs_window win;
+
+	/* the live connection (conn == NULL between connections) */
+	int fd;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	ngtcp2_conn *conn;
+	gnutls_session_t tls;
+	ngtcp2_crypto_conn_ref conn_ref;
+	ngtcp2_ccerr last_error; /* what we send in CONNECTION_CLOSE */
+	struct qs_stream *streams;
+	struct qs_stream *rr_next; /* round-robin start for writing */
+	bool handshake_done;
+	bool goaway;               /* the server said 'G': drain, then move */
+	struct event *read_ev, *timer_ev, *write_ev, *retry_ev, *goaway_ev;
+
+	/* failure noticed inside an ngtcp2 callback, handled after it returns */
+	enum qs_fail_kind fail;
+	char fail_reason[256];
+
+	bool ever_connected;
+	bool closing, closed, failed;
+	unsigned backoff_ms;
+
+	uint8_t *raw;
+	size_t raw_len;
+	bool raw_given, raw_opened, raw_reported;
+};
+
+/* tls.c */
+int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen);
+int qs_tls_session_new(struct qs_client *c);
+void qs_tls_describe_failure(struct qs_client *c, char *buf, size_t len);
+
+/* conn.c */
+int qs_conn_open(struct qs_client *c);
+void qs_conn_teardown(struct qs_client *c, bool send_close);
+uint64_t qs_now(void);
+
+/* io.c */
+void qs_io_write(struct qs_client *c);
+void qs_io_schedule_write(struct qs_client *c);
+void qs_io_read_cb(evutil_socket_t fd, short what, void *arg);
+void qs_io_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* streams.c */
+void qs_streams_open(struct qs_client *c);
+struct qs_stream *qs_streams_pick(struct qs_client *c);
+size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
+void qs_stream_advance(struct qs_client *c, struct qs_stream *s, size_t n, bool fin_requested, size_t total);
+void qs_stream_answers(struct qs_client *c, struct qs_stream *s, const uint8_t *data, size_t len);
+void qs_stream_qacked(struct qs_client *c, struct qs_stream *s, uint64_t acked_end);
+void qs_stream_closed(struct qs_client *c, struct qs_stream *s, bool reset, uint64_t code);
+void qs_streams_free(struct qs_client *c);
+void qs_streams_release(struct qs_client *c);
+
+/* client.c */
+void qs_client_fail(struct qs_client *c, enum qs_fail_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void qs_client_after_io(struct qs_client *c);
+void qs_client_on_handshake(struct qs_client *c);
+void qs_client_on_goaway(struct qs_client *c, uint32_t ms);
+
+#endif

@@ -1,0 +1,191 @@
+/* Moving packets: read and feed ngtcp2, write stream data, run its timers. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client/lib/internal.h"
+
+#define MAX_PKTS_PER_PASS 64
+#define MAX_VECS 16
+
+static void explain_read_error(struct qs_client *c, int rv)
+{
+	char why[256];
+	const ngtcp2_ccerr *ce;
+	switch (rv) {
+	case NGTCP2_ERR_DRAINING: /* the server closed the connection */
+		ce = ngtcp2_conn_get_ccerr(c->conn);
+		if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_CONNECTION_REFUSED) {
+			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (busy)");
+		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == 0x100) {
+			const char *n = gnutls_alert_get_name((gnutls_alert_description_t)(ce->error_code & 0xff));
+			qs_client_fail(c, c->handshake_done ? QS_FAIL_LOST : QS_FAIL_FATAL,
+				       "server rejected the TLS handshake: %s", n ? n : "alert");
+		} else {
+			qs_client_fail(c, c->goaway ? QS_FAIL_GOAWAY : QS_FAIL_LOST,
+				       "server closed the connection (%s 0x%llx%s%.*s)",
+				       ce->type == NGTCP2_CCERR_TYPE_APPLICATION ? "application" : "transport",
+				       (unsigned long long)ce->error_code, ce->reasonlen ? ": " : "",
+				       (int)ce->reasonlen, ce->reason ? (const char *)ce->reason : "");
+		}
+		return;
+	case NGTCP2_ERR_CRYPTO:
+		qs_tls_describe_failure(c, why, sizeof(why));
+		ngtcp2_ccerr_set_tls_alert(&c->last_error, ngtcp2_conn_get_tls_alert(c->conn), NULL, 0);
+		qs_client_fail(c, c->ever_connected ? QS_FAIL_LOST : QS_FAIL_FATAL, "%s", why);
+		return;
+	case NGTCP2_ERR_DROP_CONN:
+		qs_client_fail(c, QS_FAIL_LOST, "connection dropped");
+		return;
+	default:
+		ngtcp2_ccerr_set_liberr(&c->last_error, rv, NULL, 0);
+		qs_client_fail(c, QS_FAIL_LOST, "QUIC error: %s", ngtcp2_strerror(rv));
+	}
+}
+
+void qs_io_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct qs_client *c = arg;
+	uint8_t buf[65536];
+	for (int i = 0; i < 256 && c->conn && !c->fail; i++) {
+		struct sockaddr_storage from;
+		socklen_t fromlen = sizeof(from);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
+		if (n < 0) {
+			if (errno == ECONNREFUSED)
+				qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused",
+					       c->opts.server_addr);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				qs_client_fail(c, QS_FAIL_LOST, "receive: %s", strerror(errno));
+			break;
+		}
+		ngtcp2_path path = {
+			.local = {.addr = (struct sockaddr *)&c->local, .addrlen = c->local_len},
+			.remote = {.addr = (struct sockaddr *)&from, .addrlen = fromlen},
+		};
+		ngtcp2_pkt_info pi = {0};
+		int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, buf, (size_t)n, qs_now());
+		if (rv != 0 && !c->fail)
+			explain_read_error(c, rv);
+	}
+	if (c->conn && !c->fail)
+		qs_io_write(c);
+	qs_client_after_io(c);
+}
+
+void qs_io_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_client *c = arg;
+	int rv = ngtcp2_conn_handle_expiry(c->conn, qs_now());
+	if (rv == NGTCP2_ERR_IDLE_CLOSE)
+		qs_client_fail(c, c->goaway ? QS_FAIL_GOAWAY : QS_FAIL_LOST, "connection timed out (idle)");
+	else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
+		qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: handshake timed out", c->opts.server_addr);
+	else if (rv != 0)
+		qs_client_fail(c, QS_FAIL_LOST, "QUIC timer: %s", ngtcp2_strerror(rv));
+	else
+		qs_io_write(c);
+	qs_client_after_io(c);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_client *c = arg;
+	if (c->conn && !c->fail)
+		qs_io_write(c);
+	qs_client_after_io(c);
+}
+
+/* Many sends in one loop iteration end up in one write pass. */
+void qs_io_schedule_write(struct qs_client *c)
+{
+	if (!c->write_ev)
+		c->write_ev = event_new(c->base, -1, 0, write_cb, c);
+	if (!event_pending(c->write_ev, EV_TIMEOUT, NULL))
+		event_active(c->write_ev, EV_TIMEOUT, 0);
+}
+
+static void arm_timer(struct qs_client *c)
+{
+	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->conn), now = qs_now();
+	uint64_t d = exp > now ? exp - now : 0;
+	struct timeval tv = {.tv_sec = (time_t)(d / NGTCP2_SECONDS),
+			     .tv_usec = (suseconds_t)(d % NGTCP2_SECONDS / 1000)};
+	evtimer_add(c->timer_ev, &tv);
+}
+
+/* One writev_stream call; returns the packet length, 0 when nothing can be sent, -1 to stop. */
+static ngtcp2_ssize write_one(struct qs_client *c, ngtcp2_path *path, ngtcp2_pkt_info *pi, uint8_t *buf,
+			      size_t buflen, ngtcp2_tstamp ts)
+{
+	for (;;) {
+		struct qs_stream *s = c->goaway ? NULL : qs_streams_pick(c);
+		ngtcp2_vec v[MAX_VECS];
+		bool fin = false;
+		size_t nv = s ? qs_stream_vecs(c, s, v, MAX_VECS, &fin) : 0;
+		size_t total = 0;
+		for (size_t i = 0; i < nv; i++)
+			total += v[i].len;
+		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+		ngtcp2_ssize ndata = -1;
+		ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->conn, path, pi, buf, buflen, &ndata, flags,
+							   s ? s->id : -1, v, nv, ts);
+		if (s && ndata >= 0)
+			qs_stream_advance(c, s, (size_t)ndata, fin, total);
+		if (n >= 0)
+			return n;
+		switch (n) {
+		case NGTCP2_ERR_WRITE_MORE:
+			continue;
+		case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+			s->blocked = true;
+			continue;
+		case NGTCP2_ERR_STREAM_SHUT_WR:
+		case NGTCP2_ERR_STREAM_NOT_FOUND:
+			s->fin_sent = true; /* nothing more can go on it; stream_close decides */
+			continue;
+		default:
+			ngtcp2_ccerr_set_liberr(&c->last_error, (int)n, NULL, 0);
+			qs_client_fail(c, QS_FAIL_LOST, "QUIC write: %s", ngtcp2_strerror((int)n));
+			return -1;
+		}
+	}
+}
+
+void qs_io_write(struct qs_client *c)
+{
+	if (!c->conn || c->fail)
+		return;
+	qs_streams_open(c);
+	for (struct qs_stream *s = c->streams; s; s = s->next)
+		s->blocked = false; /* connection-level credit has no callback: retry each pass */
+	uint8_t buf[1452];
+	ngtcp2_path_storage ps;
+	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_pkt_info pi;
+	ngtcp2_tstamp ts = qs_now();
+	for (int i = 0; i < MAX_PKTS_PER_PASS; i++) {
+		ngtcp2_ssize n = write_one(c, &ps.path, &pi, buf, sizeof(buf), ts);
+		if (n <= 0)
+			break;
+		if (send(c->fd, buf, (size_t)n, 0) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			if (errno == ECONNREFUSED)
+				qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused",
+					       c->opts.server_addr);
+			else
+				qs_client_fail(c, QS_FAIL_LOST, "send: %s", strerror(errno));
+			break;
+		}
+		/* EAGAIN: the packet is lost like on the network; QUIC retransmits. */
+	}
+	if (c->conn && !c->fail) {
+		ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+		arm_timer(c);
+	}
+}

@@ -1,1 +1,0 @@
-typedef int qs_client_placeholder;

@@ -1,0 +1,82 @@
+/* TLS for the client: the trust anchor, the session, and why a handshake failed. */
+#include <arpa/inet.h>
+#include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client/lib/internal.h"
+
+/* TLS 1.3 only (QUIC requires it); no middlebox compatibility records in QUIC. */
+static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE";
+
+int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen)
+{
+	int rv = gnutls_certificate_allocate_credentials(cred);
+	if (rv < 0) {
+		snprintf(err, errlen, "TLS credentials: %s", gnutls_strerror(rv));
+		return -1;
+	}
+	/* A PEM bundle may hold several CAs; the server's own certificate is DER. */
+	rv = gnutls_certificate_set_x509_trust_file(*cred, file, GNUTLS_X509_FMT_PEM);
+	if (rv <= 0)
+		rv = gnutls_certificate_set_x509_trust_file(*cred, file, GNUTLS_X509_FMT_DER);
+	if (rv <= 0) {
+		snprintf(err, errlen, "certificate file %s: %s", file,
+			 rv == GNUTLS_E_FILE_ERROR ? "cannot read it"
+			 : rv == 0		    ? "no certificate in it"
+						    : gnutls_strerror(rv));
+		gnutls_certificate_free_credentials(*cred);
+		*cred = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static bool is_ip_literal(const char *name)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+int qs_tls_session_new(struct qs_client *c)
+{
+	static const gnutls_datum_t alpn = {(unsigned char *)QS_ALPN, sizeof(QS_ALPN) - 1};
+	/* No GNUTLS_ENABLE_EARLY_DATA: 0-RTT could be replayed into duplicate events. */
+	int rv = gnutls_init(&c->tls, GNUTLS_CLIENT);
+	if (rv < 0)
+		return rv;
+	if (ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0)
+		return GNUTLS_E_INTERNAL_ERROR;
+	if ((rv = gnutls_priority_set_direct(c->tls, priority, NULL)) < 0 ||
+	    (rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred)) < 0 ||
+	    (rv = gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY)) < 0)
+		return rv;
+	/* SNI must not carry an IP address (RFC 6066); verification still checks IP SANs. */
+	if (!is_ip_literal(c->server_name) &&
+	    (rv = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, c->server_name, strlen(c->server_name))) < 0)
+		return rv;
+	gnutls_session_set_verify_cert(c->tls, c->server_name, 0);
+	gnutls_session_set_ptr(c->tls, &c->conn_ref);
+	return 0;
+}
+
+/* Called after the handshake failed locally (NGTCP2_ERR_CRYPTO). */
+void qs_tls_describe_failure(struct qs_client *c, char *buf, size_t len)
+{
+	unsigned status = gnutls_session_get_verify_cert_status(c->tls);
+	if (status != 0) {
+		gnutls_datum_t out = {0};
+		if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0) {
+			snprintf(buf, len, "server certificate rejected (name %s): %s", c->server_name,
+				 (char *)out.data);
+			gnutls_free(out.data);
+			return;
+		}
+		snprintf(buf, len, "server certificate rejected (status 0x%x)", status);
+		return;
+	}
+	uint8_t alert = ngtcp2_conn_get_tls_alert(c->conn);
+	const char *name = gnutls_alert_get_name((gnutls_alert_description_t)alert);
+	snprintf(buf, len, "TLS handshake failed: %s", name ? name : "unknown alert");
+}

@@ -1,0 +1,75 @@
+/* quicstash client library: one object per QUIC connection to quicstashd,
+ * driven by a libevent loop, reporting through callbacks.
+ *
+ * Events get consecutive sequence numbers (opts.first_seq, +1 per event). The
+ * library copies each event and keeps it until the server resolved it (acked =
+ * durable, or rejected); after a lost connection it reconnects with backoff and
+ * sends every unresolved event again (at-least-once, stable event.id).
+ * Callbacks run inside the event loop; do not call qs_client_free() from one
+ * (use qs_client_close(), then free after QS_CLIENT_CLOSED). */
+#ifndef QS_CLIENT_H
+#define QS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+
+struct event_base;
+struct qs_client;
+
+enum qs_client_state {
+	QS_CLIENT_CONNECTED, /* handshake done (also after every reconnect) */
+	QS_CLIENT_LOST,      /* connection lost; reconnecting after a backoff */
+	QS_CLIENT_GOAWAY,    /* the server asked to move: reconnecting now (not an error) */
+	QS_CLIENT_FAILED,    /* fatal (bad certificate, never connected, ...): no retry */
+	QS_CLIENT_CLOSED,    /* after qs_client_close() */
+};
+
+struct qs_client_opts {
+	const char *server_addr; /* "host:port", "[v6]:port", "name:port" */
+	const char *trust_file;  /* the server's certificate (DER/PEM) or a PEM CA bundle */
+	const char *server_name; /* name verified in the certificate; NULL: host of server_addr */
+	unsigned streams;        /* concurrent streams (ranges in flight); 0: 4, max 64 */
+	bool have_session;       /* else a random session id is made */
+	uint8_t session[QS_SESSION_ID_LEN];
+	uint64_t first_seq;      /* seq of the first event */
+	uint32_t range_events;   /* events per stream before FIN; 0: 4096 */
+	uint32_t range_bytes;    /* bytes per stream before FIN; 0: 4 MiB */
+	bool raw;                /* one stream of caller-given bytes, no header; no reconnect */
+	bool debug;              /* ngtcp2's log on stderr */
+};
+
+struct qs_client_callbacks {
+	/* seq was durably stored; tag as given to qs_client_send. */
+	void (*on_ack)(void *ud, uint64_t seq, uint64_t tag);
+	/* seq was rejected (reported once per seq, even if rejected again after a resend). */
+	void (*on_reject)(void *ud, uint64_t seq, uint64_t tag, uint16_t code, const char *reason);
+	void (*on_state)(void *ud, enum qs_client_state st, const char *reason);
+	/* Every answer as it arrives, in stream order (raw mode, tracing). */
+	void (*on_answer)(void *ud, const struct qs_answer *a);
+	/* Raw mode: the stream ended; clean = both sides finished without error. */
+	void (*on_raw_done)(void *ud, bool clean, const char *reason);
+};
+
+/* Starts connecting. NULL with a one-line reason in err (bad address, unreadable trust file). */
+struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_opts *opts,
+				const struct qs_client_callbacks *cb, void *ud, char *err, size_t errlen);
+/* Queues one event (copied); returns its seq, or -1 when out of memory. */
+int64_t qs_client_send(struct qs_client *c, const void *data, uint32_t len, uint64_t tag);
+/* No more events for now: finish the open stream (FIN). Later sends open new ones. */
+void qs_client_flush(struct qs_client *c);
+/* Raw mode: the whole content of the one stream (copied), FIN after it. */
+int qs_client_send_raw(struct qs_client *c, const void *data, size_t len);
+
+size_t qs_client_buffered_bytes(const struct qs_client *c); /* event bytes held */
+uint64_t qs_client_unresolved(const struct qs_client *c);   /* sent, neither acked nor rejected */
+bool qs_client_connected(const struct qs_client *c);
+void qs_client_session_hex(const struct qs_client *c, char out[2 * QS_SESSION_ID_LEN + 1]);
+
+/* Closes the connection cleanly; QS_CLIENT_CLOSED follows from the loop. */
+void qs_client_close(struct qs_client *c);
+void qs_client_free(struct qs_client *c);
+
+#endif

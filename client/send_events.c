@@ -1,0 +1,272 @@
+/* quicstash-send's normal mode: lines in, events out, acknowledgements counted. */
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/send.h"
+#include "client/send_input.h"
+
+#define MAX_EVENTS_HELD (1u << 20)
+#define TAG(file, line) (((uint64_t)(file) << 40) | (line))
+#define TAG_FILE(tag) ((int)((tag) >> 40))
+#define TAG_LINE(tag) ((uint64_t)((tag) & ((UINT64_C(1) << 40) - 1)))
+
+struct sender {
+	const struct send_opts *o;
+	struct event_base *base;
+	struct qs_client *c;
+	struct qs_input in;
+	struct event *pump_ev, *tick_ev;
+	int ack_fd;
+	uint64_t sent, acked, rejected;
+	bool input_done, connected_once, finished;
+	int exit_code;
+	double last_progress, started;
+	bool tty, progress_shown;
+};
+
+static void clear_progress(struct sender *s)
+{
+	if (s->progress_shown)
+		fputs("\r\033[K", stderr);
+	s->progress_shown = false;
+}
+
+static void finish(struct sender *s, int code)
+{
+	if (s->finished)
+		return;
+	s->finished = true;
+	s->exit_code = code;
+	qs_client_close(s->c); /* QS_CLIENT_CLOSED ends the loop */
+}
+
+static void check_done(struct sender *s)
+{
+	if (s->input_done && s->connected_once && qs_client_unresolved(s->c) == 0)
+		finish(s, s->rejected ? SEND_EXIT_REJECTED : SEND_EXIT_OK);
+}
+
+static bool blank(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+/* Reads lines while the window has room. */
+static void pump(struct sender *s)
+{
+	char err[512];
+	while (!s->input_done && !s->finished && qs_client_buffered_bytes(s->c) < s->o->window &&
+	       qs_client_unresolved(s->c) < MAX_EVENTS_HELD) {
+		const char *line;
+		size_t len;
+		int rv = qs_input_next(&s->in, &line, &len, err, sizeof(err));
+		if (rv == QS_IN_WAIT)
+			return;
+		if (rv == QS_IN_ERROR) {
+			clear_progress(s);
+			fprintf(stderr, "quicstash-send: %s\n", err);
+			finish(s, SEND_EXIT_ERROR);
+			return;
+		}
+		if (rv == QS_IN_END) {
+			s->input_done = true;
+			qs_client_flush(s->c);
+			check_done(s);
+			return;
+		}
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		if (blank(line, len))
+			continue;
+		if (qs_client_unresolved(s->c) == 0)
+			s->last_progress = send_now(); /* the clock runs only while something waits */
+		if (qs_client_send(s->c, line, (uint32_t)len, TAG(s->in.cur, s->in.line)) < 0) {
+			fprintf(stderr, "quicstash-send: out of memory\n");
+			finish(s, SEND_EXIT_ERROR);
+			return;
+		}
+		s->sent++;
+	}
+}
+
+static void pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+/* Called from inside the client's callbacks: read more from the loop, not here. */
+static void schedule_pump(void *arg)
+{
+	struct sender *s = arg;
+	if (!s->input_done && !event_pending(s->pump_ev, EV_TIMEOUT, NULL))
+		event_active(s->pump_ev, EV_TIMEOUT, 0);
+}
+
+static void where(const struct sender *s, uint64_t tag, char *buf, size_t len)
+{
+	if (s->o->nfiles > 1)
+		snprintf(buf, len, "%s:%" PRIu64, qs_input_name(&s->in, TAG_FILE(tag)), TAG_LINE(tag));
+	else
+		snprintf(buf, len, "%" PRIu64, TAG_LINE(tag));
+}
+
+static void on_ack(void *ud, uint64_t seq, uint64_t tag)
+{
+	(void)seq;
+	struct sender *s = ud;
+	s->acked++;
+	s->last_progress = send_now();
+	if (s->ack_fd >= 0) {
+		char line[4200];
+		where(s, tag, line, sizeof(line) - 1);
+		size_t n = strlen(line);
+		line[n++] = '\n';
+		if (write(s->ack_fd, line, n) != (ssize_t)n) {
+			/* a failing ack log must not go unnoticed: it is the caller's safety record */
+			fprintf(stderr, "quicstash-send: --ack-log: write failed\n");
+			finish(s, SEND_EXIT_ERROR);
+		}
+	}
+	schedule_pump(s);
+	check_done(s);
+}
+
+static void on_reject(void *ud, uint64_t seq, uint64_t tag, uint16_t code, const char *reason)
+{
+	(void)seq;
+	struct sender *s = ud;
+	s->rejected++;
+	s->last_progress = send_now();
+	char at[4200];
+	clear_progress(s);
+	if (s->o->nfiles > 1)
+		snprintf(at, sizeof(at), "%s line %" PRIu64, qs_input_name(&s->in, TAG_FILE(tag)), TAG_LINE(tag));
+	else
+		snprintf(at, sizeof(at), "line %" PRIu64, TAG_LINE(tag));
+	fprintf(stderr, "%s: rejected %s: %s\n", at, qs_reject_name(code), reason);
+	schedule_pump(s);
+	check_done(s);
+}
+
+static void on_state(void *ud, enum qs_client_state st, const char *why)
+{
+	struct sender *s = ud;
+	switch (st) {
+	case QS_CLIENT_CONNECTED:
+		s->connected_once = true;
+		s->last_progress = send_now();
+		check_done(s);
+		break;
+	case QS_CLIENT_LOST:
+		if (!s->o->quiet) {
+			clear_progress(s);
+			fprintf(stderr, "quicstash-send: %s; reconnecting\n", why);
+		}
+		break;
+	case QS_CLIENT_GOAWAY:
+		break; /* routine: the server moves us to a new connection */
+	case QS_CLIENT_FAILED:
+		clear_progress(s);
+		fprintf(stderr, "quicstash-send: %s\n", why);
+		s->finished = true;
+		s->exit_code = SEND_EXIT_ERROR;
+		event_base_loopbreak(s->base);
+		break;
+	case QS_CLIENT_CLOSED:
+		event_base_loopbreak(s->base);
+		break;
+	}
+}
+
+static void show_progress(struct sender *s)
+{
+	double t = send_now() - s->started;
+	fprintf(stderr, "\r\033[Ksent %" PRIu64 " acked %" PRIu64 " rejected %" PRIu64 "  %.0f/s", s->sent,
+		s->acked, s->rejected, t > 0 ? (double)(s->acked + s->rejected) / t : 0.0);
+	s->progress_shown = true;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sender *s = arg;
+	bool waiting = qs_client_unresolved(s->c) > 0 || s->input_done || !s->connected_once;
+	if (waiting && send_now() - s->last_progress > s->o->timeout_s) {
+		clear_progress(s);
+		fprintf(stderr, "quicstash-send: timed out: no progress for %g s (%" PRIu64 " events unresolved)\n",
+			s->o->timeout_s, qs_client_unresolved(s->c));
+		s->finished = true;
+		s->exit_code = SEND_EXIT_ERROR;
+		event_base_loopbreak(s->base);
+		return;
+	}
+	if (s->tty && !s->o->quiet && !s->finished)
+		show_progress(s);
+	schedule_pump(s); /* bytes freed by late QUIC acks come with no callback */
+}
+
+static int setup(struct sender *s, const struct send_opts *o)
+{
+	char err[512];
+	s->o = o;
+	s->ack_fd = -1;
+	s->base = event_base_new();
+	if (o->ack_log && (s->ack_fd = open(o->ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+		fprintf(stderr, "quicstash-send: --ack-log %s: %m\n", o->ack_log);
+		return -1;
+	}
+	struct qs_client_callbacks cb = {.on_ack = on_ack, .on_reject = on_reject, .on_state = on_state};
+	s->c = qs_client_new(s->base, &o->client, &cb, s, err, sizeof(err));
+	if (!s->c) {
+		fprintf(stderr, "quicstash-send: %s\n", err);
+		return -1;
+	}
+	if (qs_input_open(&s->in, s->base, o->files, o->nfiles, o->window, schedule_pump, s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "quicstash-send: %s\n", err);
+		return -1;
+	}
+	s->pump_ev = event_new(s->base, -1, 0, pump_cb, s);
+	s->tick_ev = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
+	struct timeval tv = {0, 250000};
+	event_add(s->tick_ev, &tv);
+	s->tty = isatty(STDERR_FILENO);
+	s->started = s->last_progress = send_now();
+	return 0;
+}
+
+int send_events(const struct send_opts *o)
+{
+	struct sender s = {0};
+	int rc = SEND_EXIT_ERROR;
+	if (setup(&s, o) == 0) {
+		pump(&s);
+		event_base_dispatch(s.base);
+		rc = s.exit_code;
+		clear_progress(&s);
+		if (!o->quiet)
+			fprintf(stderr, "sent %" PRIu64 " acked %" PRIu64 " rejected %" PRIu64 "\n", s.sent, s.acked,
+				s.rejected);
+	}
+	qs_input_close(&s.in);
+	qs_client_free(s.c);
+	if (s.pump_ev)
+		event_free(s.pump_ev);
+	if (s.tick_ev)
+		event_free(s.tick_ev);
+	if (s.ack_fd >= 0)
+		close(s.ack_fd);
+	if (s.base)
+		event_base_free(s.base);
+	return rc;
+}
