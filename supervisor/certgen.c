@@ -139,6 +139,11 @@ out:
 	return rc;
 }
 
+int qs_cert_check(const char *cert_path, const char *key_path)
+{
+	return check_pair(cert_path, key_path);
+}
+
 int qs_cert_ensure(const char *cert_path, const char *key_path)
 {
 	bool have_cert = access(cert_path, F_OK) == 0;

@@ -7,5 +7,7 @@
  * mode 0600). Logs the certificate's SHA-256 fingerprint. Returns 0, or -1
  * with a one-line reason already logged. */
 int qs_cert_ensure(const char *cert_path, const char *key_path);
+/* Only checks that the pair loads and matches (for a reload: never generates). */
+int qs_cert_check(const char *cert_path, const char *key_path);
 
 #endif

@@ -21,6 +21,7 @@ struct qs_child {
 	int udp_fd;          /* acceptors: the slot's UDP socket, kept across restarts */
 	bool ready;          /* sent QS_CTL_READY since its last start */
 	bool ever_ready;
+	bool replacing;      /* stopped by a reload: start again at once when it exits */
 	unsigned starts;
 	uint64_t started_ms;
 	unsigned backoff_ms;

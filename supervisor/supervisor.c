@@ -21,6 +21,7 @@
 #include "supervisor/certgen.h"
 #include "supervisor/privs.h"
 #include "supervisor/proc.h"
+#include "supervisor/reload.h"
 #include "supervisor/rundir.h"
 #include "supervisor/sockets.h"
 
@@ -71,6 +72,7 @@ static void on_ready(struct qs_child *c)
 		qs_info("ready: %u acceptors, %u parsers, 1 shipper", S.cfg->acceptors, S.cfg->parsers);
 		sd_notify(0, "READY=1");
 	}
+	qs_reload_child_ready(c);
 	notify_status();
 }
 
@@ -113,6 +115,10 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 				(int)c->pid, how);
 		}
 		advance_stop();
+		return;
+	}
+	if (qs_reload_child_exited(c)) {
+		qs_info("%s %u stopped for reload (%s); started again", qs_role_name(c->role), c->slot, how);
 		return;
 	}
 	S.restarts++;
@@ -199,7 +205,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGCHLD)
 		qs_procs_reap(&S.procs);
 	else if (sig == SIGHUP)
-		qs_warn("SIGHUP: reload is not supported yet; ignoring");
+		qs_reload_request();
 	else
 		begin_stop();
 }
@@ -265,6 +271,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	qs_supervisor_drop_caps();
 	S.procs.on_ctl = on_ctl;
 	S.procs.on_exit = on_exit_child;
+	qs_reload_init(&S.procs, S.base);
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
 		cfg->logstash_text, cfg->spool_dir);
 	for (unsigned i = 0; i < S.procs.n; i++)

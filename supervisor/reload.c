@@ -1,0 +1,145 @@
+#include "supervisor/reload.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "ipc/ctl.h"
+#include "supervisor/certgen.h"
+#include "supervisor/proc.h"
+
+#define STEP_TIMEOUT_S 30
+
+static struct {
+	struct qs_procs *procs;
+	struct event *step_timer;
+	bool active;
+	bool again; /* another SIGHUP came during a reload */
+	unsigned step;
+	unsigned generation;
+} R;
+
+static void step_timeout(evutil_socket_t fd, short what, void *arg);
+
+void qs_reload_init(struct qs_procs *p, struct event_base *base)
+{
+	R.procs = p;
+	R.step_timer = evtimer_new(base, step_timeout, NULL);
+}
+
+bool qs_reload_active(void)
+{
+	return R.active;
+}
+
+static bool validate(void)
+{
+	static struct qs_config cfg;
+	/* Prints its own one-line reason on a bad value. */
+	if (qs_config_parse(R.procs->argc, R.procs->argv, &cfg) != QS_CONFIG_OK) {
+		qs_err("reload: the configuration is invalid; the running generation stays");
+		return false;
+	}
+	if (qs_cert_check(cfg.cert_path, cfg.key_path) < 0) {
+		qs_err("reload: the certificate or key is unusable; the running generation stays");
+		return false;
+	}
+	return true;
+}
+
+static void finish(void)
+{
+	evtimer_del(R.step_timer);
+	R.active = false;
+	qs_info("reload %u complete", R.generation);
+	sd_notify(0, "READY=1\nSTATUS=reloaded");
+	if (R.again) {
+		R.again = false;
+		qs_reload_request();
+	}
+}
+
+/* Stops the child at R.step (or finishes); it is restarted when it exits. */
+static void run_step(void)
+{
+	while (R.step < R.procs->n && !R.procs->child[R.step].pid)
+		R.step++; /* not running (crash backoff): its restart picks up the new config */
+	if (R.step >= R.procs->n) {
+		finish();
+		return;
+	}
+	struct qs_child *c = &R.procs->child[R.step];
+	c->replacing = true;
+	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
+	qs_ctl_send(c->ctl, &m);
+	kill(c->pid, SIGTERM);
+	struct timeval tv = {STEP_TIMEOUT_S, 0};
+	evtimer_add(R.step_timer, &tv);
+}
+
+static void next_step(void)
+{
+	R.step++;
+	run_step();
+}
+
+static void step_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct qs_child *c = &R.procs->child[R.step];
+	qs_warn("reload: %s %u not ready after %d s; going on", qs_role_name(c->role), c->slot, STEP_TIMEOUT_S);
+	if (c->replacing && c->pid)
+		kill(c->pid, SIGKILL);
+	next_step();
+}
+
+void qs_reload_request(void)
+{
+	if (R.procs->stopping)
+		return;
+	if (R.active) {
+		R.again = true;
+		return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	if (!validate()) {
+		sd_notify(0, "READY=1\nSTATUS=reload refused: bad configuration or certificate");
+		return;
+	}
+	R.active = true;
+	R.generation++;
+	R.step = 0;
+	qs_info("reload %u: replacing children one at a time", R.generation);
+	run_step();
+}
+
+void qs_reload_child_ready(struct qs_child *c)
+{
+	if (R.active && R.step < R.procs->n && c == &R.procs->child[R.step] && !c->replacing) {
+		evtimer_del(R.step_timer);
+		next_step();
+	}
+}
+
+bool qs_reload_child_exited(struct qs_child *c)
+{
+	if (!c->replacing)
+		return false;
+	c->replacing = false;
+	if (R.procs->stopping) {
+		evtimer_del(R.step_timer);
+		R.active = false;
+		return false;
+	}
+	if (qs_proc_start(R.procs, c) < 0)
+		qs_proc_schedule_restart(R.procs, c);
+	return true;
+}
