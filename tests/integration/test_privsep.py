@@ -101,8 +101,8 @@ def check_confinement(server):
                 check(net != sup_net, "%s shares the supervisor's network namespace %s" % (what, net))
             if r in ("keyholder", "acceptor"):
                 # A process that is not dumpable has its /proc files owned by root.
-                check(os.stat("/proc/%d/mem" % pid).st_uid == 0 or r == "acceptor",
-                      "%s is dumpable (core dumps would expose the key)" % what)
+                check(os.stat("/proc/%d/mem" % pid).st_uid == 0,
+                      "%s is dumpable (core dumps would expose key material)" % what)
     return pids
 
 
