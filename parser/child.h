@@ -1,0 +1,38 @@
+/* What every parser/shipper process does around its own work: a fresh ZeroMQ
+ * context and libevent base after exec, PR_SET_PDEATHSIG, the control socket
+ * to the supervisor (ipc/ctl.h) and the stop signals. The shipper reuses it. */
+#ifndef QS_PARSER_CHILD_H
+#define QS_PARSER_CHILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct qs_config;
+struct event_base;
+struct event;
+
+/* Called once on SIGTERM/SIGINT/QS_CTL_SHUTDOWN (urgent = false) or when the
+ * supervisor's end of the control socket closes (urgent = true: it is gone,
+ * finish as fast as possible). */
+typedef void (*qs_child_stop_fn)(void *arg, bool urgent);
+
+struct qs_child {
+	struct event_base *base;
+	void *zctx;
+	int ctl_fd;
+	struct event *ctl_ev;
+	struct event *sig_ev[2];
+	qs_child_stop_fn on_stop;
+	void *arg;
+	bool stop_called;
+};
+
+int qs_child_init(struct qs_child *c, const struct qs_config *cfg, qs_child_stop_fn on_stop, void *arg);
+/* Tells the supervisor we are serving. */
+void qs_child_ready(struct qs_child *c, const struct qs_config *cfg);
+void qs_child_free(struct qs_child *c);
+
+uint64_t qs_now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t qs_realtime_ns(void); /* CLOCK_REALTIME */
+
+#endif

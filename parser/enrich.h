@@ -1,0 +1,42 @@
+/* Event enrichment: validates one client frame and adds the server-owned
+ * fields (event.ingested, event.id, source.ip, source.port). Pure: no I/O,
+ * no globals, so it is unit-tested directly (tests/unit/test_enrich.c). */
+#ifndef QS_PARSER_ENRICH_H
+#define QS_PARSER_ENRICH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+
+struct qs_enrich_meta {
+	uint8_t session[QS_SESSION_ID_LEN];
+	uint64_t seq;
+	uint64_t recv_time_ns; /* CLOCK_REALTIME */
+	uint8_t ip[16];        /* IPv4 as v4-mapped IPv6 */
+	uint16_t port;
+};
+
+/* A growable output buffer, reused across events to avoid an allocation each. */
+struct qs_enrich_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+struct qs_enrich_result {
+	uint16_t code;                  /* 0: ok, else enum qs_reject_code */
+	char reason[QS_REASON_MAX + 1]; /* when code != 0 */
+	bool fast;                      /* took the no-rewrite path (for tests and stats) */
+};
+
+/* Turns json[0..len) into one enriched JSON line ending in exactly one '\n'
+ * in out (replacing its content). Returns 0, or -1 with res->code/reason set
+ * (rejection) or res->code == QS_REJ_INTERNAL (out of memory). */
+int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, struct qs_enrich_buf *out,
+	      struct qs_enrich_result *res);
+
+void qs_enrich_buf_free(struct qs_enrich_buf *b);
+
+#endif

@@ -1,0 +1,314 @@
+/* The parser process: FRAMES from every acceptor in, enriched EVENTS out to
+ * the shipper, rejections straight back to the owning acceptor.
+ *
+ * Backpressure: when the shipper does not take EVENTS (ZeroMQ high-water
+ * mark), the batch is kept and the frames socket is no longer read, so
+ * frames queue in ZeroMQ and then in the acceptors. Rejections never stop
+ * us: an acceptor that cannot take them for 2 s is treated as gone (it
+ * re-sends unresolved frames when it comes back). */
+#include "parser/parser.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "ipc/msg.h"
+#include "ipc/zsock.h"
+#include "parser/child.h"
+#include "parser/enrich.h"
+#include "parser/sendq.h"
+
+#define RECV_BUDGET 64          /* FRAMES messages per wake-up */
+#define HWM 64                  /* messages */
+#define RETRY_MS 20             /* pending sends are retried at least this often */
+#define ANSWER_MAX_AGE_NS 2000000000ull
+#define STOP_FLUSH_MS 1000      /* clean stop: how long to try handing over events */
+
+struct parser {
+	const struct qs_config *cfg;
+	struct qs_child child;
+	void *pull, *events;
+	void *ans_sock[QS_MAX_ACCEPTORS];
+	struct qs_sendq events_q;
+	struct qs_sendq ans_q[QS_MAX_ACCEPTORS];
+	struct qs_batch ev_batch;
+	struct qs_batch ans_batch[QS_MAX_ACCEPTORS];
+	struct qs_zwatch *pull_w, *events_w;
+	struct event *flow_ev, *retry_ev, *stop_ev;
+	struct qs_enrich_buf line;
+	size_t max_event;   /* largest enriched line we send */
+	size_t max_batch;   /* hard limit of one EVENTS message (the shipper's MAXMSGSIZE) */
+	bool stopping;
+	int exit_code;
+};
+
+static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+static bool answers_pending(struct parser *p)
+{
+	for (unsigned i = 0; i < p->cfg->acceptors; i++)
+		if (qs_sendq_pending(&p->ans_q[i]))
+			return true;
+	return false;
+}
+
+/* Applies the reading state on the next loop pass: a zwatch must not be
+ * freed from inside its own callback. */
+static void flow_update(struct parser *p)
+{
+	event_active(p->flow_ev, 0, 0);
+}
+
+static void flush_events(struct parser *p)
+{
+	if (p->ev_batch.count && qs_sendq_push(&p->events_q, &p->ev_batch) == 1)
+		qs_debug("shipper is not taking events: holding them, not reading frames");
+}
+
+static void flush_answers(struct parser *p)
+{
+	for (unsigned i = 0; i < p->cfg->acceptors; i++)
+		if (p->ans_batch[i].count)
+			qs_sendq_push(&p->ans_q[i], &p->ans_batch[i]);
+}
+
+static void add_event(struct parser *p, const struct qs_frame_rec *fr)
+{
+	struct qs_event_rec er = {.ticket = fr->ticket, .acceptor = fr->acceptor, .len = (uint32_t)p->line.len};
+	size_t need = pad8(sizeof(er)) + pad8(er.len);
+	if (p->ev_batch.len && p->ev_batch.len + need > p->max_batch)
+		flush_events(p);
+	if (!p->ev_batch.len)
+		qs_batch_begin(&p->ev_batch, QS_MSG_EVENTS, p->cfg->slot);
+	if (qs_batch_add(&p->ev_batch, &er, sizeof(er), p->line.data, p->line.len))
+		qs_err("out of memory batching an event: dropped (the acceptor will resend)");
+	if (p->ev_batch.len >= QS_BATCH_SOFT_BYTES)
+		flush_events(p);
+}
+
+static void add_answer(struct parser *p, const struct qs_frame_rec *fr, uint16_t code, const char *reason)
+{
+	struct qs_batch *b = &p->ans_batch[fr->acceptor];
+	struct qs_answer_rec ar = {.ticket = fr->ticket, .code = code, .reason_len = (uint16_t)strlen(reason)};
+	if (!b->len)
+		qs_batch_begin(b, QS_MSG_ANSWERS, p->cfg->slot);
+	if (qs_batch_add(b, &ar, sizeof(ar), reason, ar.reason_len))
+		qs_err("out of memory batching an answer: dropped");
+}
+
+static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
+{
+	struct qs_enrich_meta m = {.seq = fr->seq, .recv_time_ns = fr->recv_time_ns, .port = fr->port};
+	memcpy(m.session, fr->session, sizeof(m.session));
+	memcpy(m.ip, fr->ip, sizeof(m.ip));
+	struct qs_enrich_result res;
+	if (qs_enrich((const char *)payload, fr->len, &m, &p->line, &res) != 0) {
+		qs_debug("frame %llu from acceptor %u rejected: %s", (unsigned long long)fr->seq, fr->acceptor,
+			 res.reason);
+		add_answer(p, fr, res.code, res.reason);
+	} else if (p->line.len > p->max_event) {
+		add_answer(p, fr, QS_REJ_TOO_LARGE, "event too large after enrichment");
+	} else {
+		add_event(p, fr);
+	}
+}
+
+static void handle_message(struct parser *p, const void *msg, size_t len)
+{
+	struct qs_batch_iter it;
+	const char *why;
+	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_FRAMES) {
+		qs_warn("dropping a malformed message on the frames socket: %s", why ? why : "not FRAMES");
+		return;
+	}
+	struct qs_frame_rec fr;
+	const uint8_t *payload;
+	int rc;
+	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1) {
+		if (fr.acceptor >= p->cfg->acceptors) {
+			qs_warn("frame names acceptor %u, which does not exist: dropped", fr.acceptor);
+			continue;
+		}
+		handle_frame(p, &fr, payload);
+	}
+	if (rc < 0)
+		qs_warn("malformed FRAMES message from acceptor %u: rest dropped", it.sender);
+}
+
+static bool on_frames(void *sock, void *arg)
+{
+	struct parser *p = arg;
+	int n = 0;
+	while (n < RECV_BUDGET && !p->stopping && !qs_sendq_pending(&p->events_q)) {
+		zmq_msg_t msg;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			if (errno != EAGAIN && errno != EINTR)
+				qs_err("zmq_msg_recv: %s", zmq_strerror(errno));
+			break;
+		}
+		handle_message(p, zmq_msg_data(&msg), zmq_msg_size(&msg));
+		zmq_msg_close(&msg);
+		n++;
+	}
+	/* End of the burst: whatever is batched goes now. */
+	flush_events(p);
+	flush_answers(p);
+	if (qs_sendq_pending(&p->events_q) || answers_pending(p))
+		flow_update(p);
+	return n == RECV_BUDGET;
+}
+
+static bool on_events_writable(void *sock, void *arg)
+{
+	(void)sock;
+	struct parser *p = arg;
+	if (qs_sendq_pending(&p->events_q) && !qs_sendq_flush(&p->events_q))
+		flow_update(p);
+	return false;
+}
+
+static bool can_read(struct parser *p)
+{
+	return !p->stopping && !qs_sendq_pending(&p->events_q);
+}
+
+static void on_flow(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct parser *p = arg;
+	if (can_read(p) && !p->pull_w) {
+		qs_debug("reading frames again");
+		p->pull_w = qs_zwatch_new(p->child.base, p->pull, on_frames, p);
+	} else if (!can_read(p) && p->pull_w) {
+		qs_zwatch_free(p->pull_w);
+		p->pull_w = NULL;
+	}
+	bool pending = qs_sendq_pending(&p->events_q) || answers_pending(p);
+	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
+		struct timeval tv = {0, RETRY_MS * 1000};
+		evtimer_add(p->retry_ev, &tv);
+	}
+	if (p->stopping && !qs_sendq_pending(&p->events_q))
+		event_base_loopexit(p->child.base, NULL);
+}
+
+/* Retries everything that is held: the edge-triggered ZMQ_FD may not tell us
+ * when a peer becomes writable again, a timer always will. */
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct parser *p = arg;
+	qs_sendq_flush(&p->events_q);
+	for (unsigned i = 0; i < p->cfg->acceptors; i++) {
+		qs_sendq_flush(&p->ans_q[i]);
+		size_t n = qs_sendq_drop_stale(&p->ans_q[i], ANSWER_MAX_AGE_NS);
+		if (n)
+			qs_warn("acceptor %u takes no answers for 2 s: dropped %zu messages (it resends)", i, n);
+	}
+	on_flow(-1, 0, p);
+}
+
+static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct parser *p = arg;
+	if (qs_sendq_pending(&p->events_q))
+		qs_warn("shipper did not take the last events before the deadline (the acceptors resend)");
+	event_base_loopexit(p->child.base, NULL);
+}
+
+static void on_stop(void *arg, bool urgent)
+{
+	struct parser *p = arg;
+	p->stopping = true;
+	if (urgent) {
+		event_base_loopexit(p->child.base, NULL);
+		return;
+	}
+	struct timeval tv = {0, STOP_FLUSH_MS * 1000};
+	evtimer_add(p->stop_ev, &tv);
+	flow_update(p);
+}
+
+static int connect_all(struct parser *p)
+{
+	const struct qs_config *cfg = p->cfg;
+	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
+	char ep[256];
+	p->pull = qs_zsock_new(p->child.zctx, ZMQ_PULL, HWM, maxmsg);
+	p->events = qs_zsock_new(p->child.zctx, ZMQ_PUSH, HWM, maxmsg);
+	if (!p->pull || !p->events)
+		return -1;
+	for (unsigned i = 0; i < cfg->acceptors; i++) {
+		if (qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, i) ||
+		    qs_zsock_connect(p->pull, ep))
+			return -1;
+		p->ans_sock[i] = qs_zsock_new(p->child.zctx, ZMQ_PUSH, HWM, maxmsg);
+		if (!p->ans_sock[i] ||
+		    qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
+		    qs_zsock_connect(p->ans_sock[i], ep))
+			return -1;
+		qs_sendq_init(&p->ans_q[i], p->ans_sock[i]);
+	}
+	if (qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_SHIPPER_EVENTS, 0) ||
+	    qs_zsock_connect(p->events, ep))
+		return -1;
+	qs_sendq_init(&p->events_q, p->events);
+	return 0;
+}
+
+static void cleanup(struct parser *p)
+{
+	qs_zwatch_free(p->pull_w);
+	qs_zwatch_free(p->events_w);
+	if (p->flow_ev) event_free(p->flow_ev);
+	if (p->retry_ev) event_free(p->retry_ev);
+	if (p->stop_ev) event_free(p->stop_ev);
+	qs_sendq_free(&p->events_q);
+	qs_batch_free(&p->ev_batch);
+	for (unsigned i = 0; i < QS_MAX_ACCEPTORS; i++) {
+		qs_sendq_free(&p->ans_q[i]);
+		qs_batch_free(&p->ans_batch[i]);
+		if (p->ans_sock[i])
+			zmq_close(p->ans_sock[i]);
+	}
+	if (p->pull) zmq_close(p->pull);
+	if (p->events) zmq_close(p->events);
+	qs_enrich_buf_free(&p->line);
+	qs_child_free(&p->child);
+}
+
+int parser_main(const struct qs_config *cfg)
+{
+	static struct parser p;
+	memset(&p, 0, sizeof(p));
+	p.cfg = cfg;
+	p.max_event = (size_t)cfg->max_message_size + 512 * 1024;
+	p.max_batch = (size_t)cfg->max_message_size + 1024 * 1024 - 4096;
+	if (qs_child_init(&p.child, cfg, on_stop, &p) || connect_all(&p)) {
+		cleanup(&p);
+		return 1;
+	}
+	p.flow_ev = event_new(p.child.base, -1, 0, on_flow, &p);
+	p.retry_ev = evtimer_new(p.child.base, on_retry, &p);
+	p.stop_ev = evtimer_new(p.child.base, on_stop_deadline, &p);
+	p.events_w = qs_zwatch_new(p.child.base, p.events, on_events_writable, &p);
+	p.pull_w = qs_zwatch_new(p.child.base, p.pull, on_frames, &p);
+	qs_child_ready(&p.child, cfg);
+	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);
+	event_base_dispatch(p.child.base);
+	flush_answers(&p);
+	for (unsigned i = 0; i < cfg->acceptors; i++)
+		qs_sendq_flush(&p.ans_q[i]);
+	cleanup(&p);
+	qs_info("parser %u stopped", cfg->slot);
+	return 0;
+}

@@ -1,0 +1,221 @@
+#include "shipper/output.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "shipper/spool.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define WRITE_BUDGET (8u * 1024 * 1024) /* bytes per loop pass, so the loop stays responsive */
+#define MAX_IOV 512
+
+static void start(struct qs_output *o);
+
+static void close_fd(struct qs_output *o)
+{
+	if (o->wev) event_free(o->wev);
+	if (o->rev) event_free(o->rev);
+	o->wev = o->rev = NULL;
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+}
+
+/* Gives up on the current connection or file and retries with backoff,
+ * resending from the cursor (what was fully written before stays shipped). */
+static void fail(struct qs_output *o, const char *what, int err)
+{
+	if (!o->down_logged)
+		qs_warn("output %s: %s: %s; retrying every %u..%u ms", o->name, what, strerror(err),
+			BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	o->down_logged = true;
+	close_fd(o);
+	o->state = QS_OUT_DOWN;
+	qs_reader_rewind(&o->rd, o->spool->cursor);
+	struct timeval tv = {o->backoff_ms / 1000, (o->backoff_ms % 1000) * 1000};
+	evtimer_add(o->retry_ev, &tv);
+	o->backoff_ms = o->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : o->backoff_ms * 2;
+}
+
+static ssize_t write_iov(struct qs_output *o, struct iovec *iov, int n)
+{
+	if (o->cfg->output_is_file)
+		return writev(o->fd, iov, n);
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+	return sendmsg(o->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Writes what the spool holds after the cursor until caught up, the socket
+ * is full, or the budget for this pass is used. */
+static void run(struct qs_output *o)
+{
+	size_t done = 0;
+	while (o->state == QS_OUT_UP && done < WRITE_BUDGET) {
+		long avail = qs_reader_fill(&o->rd, o->spool);
+		o->spool->cursor = qs_reader_done(&o->rd); /* skipped damage and segment ends count too */
+		if (avail < 0) {
+			qs_err("output: cannot read the spool: %s", strerror(errno));
+			return fail(o, "spool read error", errno);
+		}
+		if (avail == 0)
+			return;
+		struct iovec iov[MAX_IOV];
+		int n = qs_reader_iov(&o->rd, iov, MAX_IOV);
+		ssize_t w = write_iov(o, iov, n);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			event_add(o->wev, NULL);
+			return;
+		}
+		if (w < 0)
+			return fail(o, "write failed", errno);
+		qs_reader_consume(&o->rd, (size_t)w);
+		o->spool->cursor = qs_reader_done(&o->rd);
+		o->dirty = true;
+		done += (size_t)w;
+	}
+	if (o->state == QS_OUT_UP)
+		event_active(o->run_ev, 0, 0);
+}
+
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run(arg);
+}
+
+static void up(struct qs_output *o)
+{
+	o->state = QS_OUT_UP;
+	o->backoff_ms = BACKOFF_MIN_MS;
+	if (o->down_logged || !o->cfg->output_is_file)
+		qs_info("output %s: connected, shipping from the cursor", o->name);
+	o->down_logged = false;
+	qs_reader_rewind(&o->rd, o->spool->cursor);
+	event_add(o->rev, NULL);
+	run(o);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct qs_output *o = arg;
+	if (o->state == QS_OUT_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err)
+			return fail(o, "connect failed", err);
+		return up(o);
+	}
+	run(o);
+}
+
+/* Logstash never sends anything: readable means closed (or reset). */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct qs_output *o = arg;
+	char buf[512];
+	ssize_t n = recv((int)fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+		return;
+	fail(o, "connection closed by peer", n == 0 ? ECONNRESET : errno);
+}
+
+static void start(struct qs_output *o)
+{
+	if (o->cfg->output_is_file) {
+		o->fd = open(o->cfg->output_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (o->fd < 0)
+			return fail(o, "cannot open", errno);
+		o->wev = event_new(o->base, -1, 0, on_writable, o);
+		o->rev = event_new(o->base, -1, 0, on_readable, o);
+		return up(o);
+	}
+	const struct sockaddr *sa = (const struct sockaddr *)&o->cfg->logstash_addr.ss;
+	o->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (o->fd < 0)
+		return fail(o, "socket", errno);
+	o->wev = event_new(o->base, o->fd, EV_WRITE, on_writable, o);
+	o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, on_readable, o);
+	o->state = QS_OUT_CONNECTING;
+	if (connect(o->fd, sa, o->cfg->logstash_addr.len) == 0)
+		return up(o);
+	if (errno != EINPROGRESS)
+		return fail(o, "connect failed", errno);
+	event_add(o->wev, NULL);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	start(arg);
+}
+
+int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
+		   struct qs_spool *spool)
+{
+	memset(o, 0, sizeof(*o));
+	o->cfg = cfg;
+	o->base = base;
+	o->spool = spool;
+	o->fd = -1;
+	o->backoff_ms = BACKOFF_MIN_MS;
+	if (cfg->output_is_file)
+		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
+	else
+		snprintf(o->name, sizeof(o->name), "logstash %s", cfg->logstash_text);
+	qs_reader_init(&o->rd, spool->cursor);
+	o->retry_ev = evtimer_new(base, on_retry, o);
+	o->run_ev = event_new(base, -1, 0, on_run, o);
+	if (!o->retry_ev || !o->run_ev)
+		return -1;
+	start(o);
+	return 0;
+}
+
+void qs_output_kick(struct qs_output *o)
+{
+	if (o->state == QS_OUT_UP)
+		event_active(o->run_ev, 0, 0);
+}
+
+bool qs_output_caught_up(struct qs_output *o)
+{
+	if (o->state != QS_OUT_UP)
+		return false;
+	long avail = qs_reader_fill(&o->rd, o->spool);
+	o->spool->cursor = qs_reader_done(&o->rd);
+	return avail == 0;
+}
+
+int qs_output_sync(struct qs_output *o)
+{
+	if (o->cfg->output_is_file && o->dirty && o->fd >= 0 && o->cfg->durability == QS_DURABILITY_FSYNC &&
+	    fdatasync(o->fd) != 0) {
+		qs_err("output %s: fdatasync: %s", o->name, strerror(errno));
+		return -1;
+	}
+	o->dirty = false;
+	return 0;
+}
+
+void qs_output_free(struct qs_output *o)
+{
+	close_fd(o);
+	if (o->retry_ev) event_free(o->retry_ev);
+	if (o->run_ev) event_free(o->run_ev);
+	qs_reader_free(&o->rd);
+	o->retry_ev = o->run_ev = NULL;
+}

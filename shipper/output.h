@@ -1,0 +1,46 @@
+/* The output: newline-delimited JSON (Logstash tcp input, json_lines codec)
+ * over TCP, or appended to a local file. It reads the spool after the cursor
+ * and advances the in-memory cursor past every record whose bytes were fully
+ * handed to the kernel. json_lines has no acknowledgement, so that is the
+ * strongest promise available (docs/SPOOL.md). */
+#ifndef QS_SHIPPER_OUTPUT_H
+#define QS_SHIPPER_OUTPUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shipper/reader.h"
+
+struct qs_config;
+struct qs_spool;
+struct event_base;
+struct event;
+
+enum qs_out_state { QS_OUT_DOWN = 0, QS_OUT_CONNECTING, QS_OUT_UP };
+
+struct qs_output {
+	const struct qs_config *cfg;
+	struct event_base *base;
+	struct qs_spool *spool;
+	struct qs_reader rd;
+	int fd;
+	enum qs_out_state state;
+	struct event *wev, *rev, *retry_ev, *run_ev;
+	unsigned backoff_ms;
+	bool down_logged;
+	bool dirty; /* file output: written since the last sync */
+	char name[4200];
+};
+
+int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
+		   struct qs_spool *spool);
+/* New records were committed: ship them when possible. */
+void qs_output_kick(struct qs_output *o);
+/* True when every committed record has been written. */
+bool qs_output_caught_up(struct qs_output *o);
+/* File output in fsync mode: make written lines durable before the cursor
+ * says they are shipped. */
+int qs_output_sync(struct qs_output *o); /* 0, or -1: do not persist the cursor */
+void qs_output_free(struct qs_output *o);
+
+#endif

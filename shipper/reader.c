@@ -1,0 +1,151 @@
+#include "shipper/reader.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "shipper/record.h"
+#include "shipper/spool.h"
+
+#define CHUNK (1024u * 1024)
+
+void qs_reader_init(struct qs_reader *r, struct qs_pos from)
+{
+	memset(r, 0, sizeof(*r));
+	r->pos = r->end = from;
+}
+
+void qs_reader_free(struct qs_reader *r)
+{
+	free(r->buf);
+	free(r->recs);
+	memset(r, 0, sizeof(*r));
+}
+
+void qs_reader_rewind(struct qs_reader *r, struct qs_pos pos)
+{
+	r->pos = r->end = pos;
+	r->n = r->idx = r->partial = 0;
+}
+
+static int grow(struct qs_reader *r, size_t need)
+{
+	if (need <= r->cap)
+		return 0;
+	uint8_t *nb = realloc(r->buf, need);
+	if (!nb)
+		return -1;
+	r->buf = nb;
+	r->cap = need;
+	return 0;
+}
+
+static int add_rec(struct qs_reader *r, const struct qs_scan_item *it)
+{
+	if (r->n == r->rcap) {
+		size_t cap = r->rcap ? r->rcap * 2 : 256;
+		struct qs_rview *nr = realloc(r->recs, cap * sizeof(*nr));
+		if (!nr)
+			return -1;
+		r->recs = nr;
+		r->rcap = cap;
+	}
+	r->recs[r->n++] = (struct qs_rview){.data = (size_t)(it->data - r->buf), .len = it->len,
+					    .end = it->off + it->size};
+	return 0;
+}
+
+/* Reads [off, off+want) of the segment and parses it into the window. */
+static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t seg_end)
+{
+	if (grow(r, want))
+		return -1;
+	ssize_t got = pread(fd, r->buf, want, (off_t)off);
+	if (got != (ssize_t)want)
+		return got < 0 ? -1 : (errno = EIO, -1);
+	struct qs_scan s = {.buf = r->buf, .len = want, .base = off, .at_end = off + want == seg_end};
+	struct qs_scan_item it;
+	int k;
+	r->n = r->idx = r->partial = 0;
+	r->pos = r->end = (struct qs_pos){.seg = r->pos.seg, .off = off};
+	while ((k = qs_scan_next(&s, &it)) == QS_SCAN_RECORD || k == QS_SCAN_DAMAGE) {
+		if (k == QS_SCAN_DAMAGE) {
+			r->damaged_bytes += it.size;
+			qs_warn("spool: skipped %zu damaged bytes in segment %016" PRIx64 " at offset %" PRIu64,
+				it.size, r->pos.seg, it.off);
+		} else if (add_rec(r, &it)) {
+			return -1;
+		}
+		r->end.off = it.off + it.size;
+	}
+	if (k == QS_SCAN_MORE && r->n == 0 && r->end.off == off)
+		return load(r, fd, off, it.need, seg_end); /* one record larger than the chunk */
+	return 0;
+}
+
+long qs_reader_fill(struct qs_reader *r, struct qs_spool *s)
+{
+	if (r->idx < r->n)
+		return (long)(r->n - r->idx);
+	for (;;) {
+		struct qs_pos at = r->end;
+		int64_t size = qs_spool_seg_size(s, at.seg);
+		uint64_t next;
+		if (size < 0 || at.off >= (uint64_t)size) {
+			/* This segment is done: move on if a newer one exists. */
+			if (!qs_spool_seg_after(s, at.seg, &next))
+				return 0;
+			qs_reader_rewind(r, (struct qs_pos){.seg = next, .off = 0});
+			continue;
+		}
+		int fd = qs_spool_open_seg(s, at.seg);
+		if (fd < 0)
+			return -1;
+		uint64_t left = (uint64_t)size - at.off;
+		r->pos.seg = at.seg;
+		int rc = load(r, fd, at.off, left < CHUNK ? (size_t)left : CHUNK, (uint64_t)size);
+		close(fd);
+		if (rc)
+			return -1;
+		if (r->n)
+			return (long)r->n;
+	}
+}
+
+int qs_reader_iov(const struct qs_reader *r, struct iovec *iov, int max)
+{
+	int k = 0;
+	for (size_t i = r->idx; i < r->n && k < max; i++, k++) {
+		size_t skip = i == r->idx ? r->partial : 0;
+		iov[k].iov_base = r->buf + r->recs[i].data + skip;
+		iov[k].iov_len = r->recs[i].len - skip;
+	}
+	return k;
+}
+
+void qs_reader_consume(struct qs_reader *r, size_t n)
+{
+	while (n && r->idx < r->n) {
+		size_t left = r->recs[r->idx].len - r->partial;
+		if (n < left) {
+			r->partial += n;
+			return;
+		}
+		n -= left;
+		r->partial = 0;
+		r->idx++;
+		r->shipped++;
+	}
+}
+
+struct qs_pos qs_reader_done(const struct qs_reader *r)
+{
+	if (r->idx == r->n)
+		return r->end;
+	if (r->idx == 0)
+		return r->pos;
+	return (struct qs_pos){.seg = r->pos.seg, .off = r->recs[r->idx - 1].end};
+}

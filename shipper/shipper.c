@@ -1,0 +1,419 @@
+/* The shipper process: EVENTS from the parsers are group-committed to the
+ * spool and only then acknowledged to the acceptors; the output ships the
+ * spool to Logstash (or a file) independently, behind a persisted cursor.
+ *
+ * When the spool is full or the disk refuses writes, the shipper stops
+ * acknowledging and stops reading its PULL socket: ZeroMQ high-water marks
+ * push back to the parsers and acceptors, and QUIC flow control to clients. */
+#include "shipper/shipper.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "ipc/msg.h"
+#include "ipc/zsock.h"
+#include "parser/child.h"
+#include "parser/sendq.h"
+#include "shipper/output.h"
+#include "shipper/spool.h"
+#include "shipper/stage.h"
+
+#define HWM 64
+#define RECV_BUDGET 1024                 /* EVENTS messages per round */
+#define STAGE_MAX (16u * 1024 * 1024)    /* stop reading while this much waits for a commit */
+#define COMMIT_NOW_BYTES (1024u * 1024)  /* commit without waiting for flush_interval */
+#define REFUSE_RETRY_MS 500
+#define STATUS_MS 1000
+#define CURSOR_MS 200
+#define ANSWER_RETRY_MS 20
+#define ANSWER_MAX_AGE_NS 2000000000ull
+#define STOP_POLL_MS 50
+#define STOP_FLUSH_NS 2000000000ull
+
+struct shipper {
+	const struct qs_config *cfg;
+	struct qs_child child;
+	void *pull;
+	void *ans_sock[QS_MAX_ACCEPTORS];
+	struct qs_sendq ans_q[QS_MAX_ACCEPTORS];
+	struct qs_batch ans_batch[QS_MAX_ACCEPTORS];
+	struct qs_zwatch *pull_w;
+	struct qs_spool spool;
+	struct qs_output out;
+	struct qs_stage st;
+	struct event *flow_ev, *commit_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
+	bool refusing, stopping, spool_open;
+	uint64_t stop_deadline;
+};
+
+static void timer_ms(struct event *ev, unsigned ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
+static void send_status(struct shipper *sh)
+{
+	struct qs_batch b = {0};
+	struct qs_status_rec r = {.spool_bytes = sh->spool.total, .spool_limit = sh->spool.max_bytes,
+				  .accepting = !sh->refusing};
+	if (qs_batch_begin(&b, QS_MSG_STATUS, 0) || qs_batch_add(&b, &r, sizeof(r), NULL, 0)) {
+		qs_batch_free(&b);
+		return;
+	}
+	/* A status that cannot go now is simply skipped: the next one follows in a second. */
+	for (unsigned i = 0; i < sh->cfg->acceptors; i++)
+		if (!qs_sendq_pending(&sh->ans_q[i]))
+			qs_zsend(sh->ans_sock[i], b.buf, b.len);
+	qs_batch_free(&b);
+}
+
+static void flow_update(struct shipper *sh)
+{
+	event_active(sh->flow_ev, 0, 0);
+}
+
+static void set_refusing(struct shipper *sh, const char *why)
+{
+	if (!sh->refusing) {
+		qs_warn("not accepting events: %s; retrying every %d ms", why, REFUSE_RETRY_MS);
+		sh->refusing = true;
+		send_status(sh);
+		flow_update(sh);
+	}
+	if (!evtimer_pending(sh->refuse_ev, NULL))
+		timer_ms(sh->refuse_ev, REFUSE_RETRY_MS);
+}
+
+static void set_accepting(struct shipper *sh)
+{
+	if (!sh->refusing)
+		return;
+	qs_info("accepting events again (spool %" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
+		sh->spool.max_bytes);
+	sh->refusing = false;
+	send_status(sh);
+	flow_update(sh);
+}
+
+static void push_answers(struct shipper *sh)
+{
+	bool pending = false;
+	for (unsigned i = 0; i < sh->cfg->acceptors; i++) {
+		if (sh->ans_batch[i].count)
+			qs_sendq_push(&sh->ans_q[i], &sh->ans_batch[i]);
+		pending |= qs_sendq_pending(&sh->ans_q[i]);
+	}
+	if (pending && !evtimer_pending(sh->ans_ev, NULL))
+		timer_ms(sh->ans_ev, ANSWER_RETRY_MS);
+}
+
+/* Acknowledges the first k staged records, which are durable now. */
+static void ack(struct shipper *sh, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		const struct qs_staged *t = &sh->st.t[i];
+		if (t->acceptor >= sh->cfg->acceptors)
+			continue;
+		struct qs_batch *b = &sh->ans_batch[t->acceptor];
+		struct qs_answer_rec ar = {.ticket = t->ticket, .code = 0};
+		if (!b->len)
+			qs_batch_begin(b, QS_MSG_ANSWERS, 0);
+		qs_batch_add(b, &ar, sizeof(ar), NULL, 0);
+		if (b->len >= QS_BATCH_SOFT_BYTES)
+			qs_sendq_push(&sh->ans_q[t->acceptor], b);
+	}
+	push_answers(sh);
+}
+
+/* Group commit: one write and one fdatasync for everything staged that fits. */
+static void commit(struct shipper *sh)
+{
+	if (evtimer_pending(sh->commit_ev, NULL))
+		evtimer_del(sh->commit_ev);
+	if (!sh->st.n)
+		return;
+	size_t k = qs_stage_fit(&sh->st, qs_spool_room(&sh->spool));
+	char why[160];
+	if (k == 0) {
+		snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
+			 sh->spool.max_bytes);
+		return set_refusing(sh, why);
+	}
+	if (qs_spool_append(&sh->spool, sh->st.buf, sh->st.t[k - 1].end) != 0) {
+		snprintf(why, sizeof(why), "spool write failed: %s", strerror(errno));
+		return set_refusing(sh, why);
+	}
+	ack(sh, k);
+	qs_stage_drop(&sh->st, k);
+	if (sh->st.n) {
+		snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
+			 sh->spool.max_bytes);
+		set_refusing(sh, why);
+	} else {
+		set_accepting(sh);
+	}
+	qs_output_kick(&sh->out);
+}
+
+static void stage_message(struct shipper *sh, const void *msg, size_t len)
+{
+	struct qs_batch_iter it;
+	const char *why = NULL;
+	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_EVENTS) {
+		qs_warn("dropping a malformed message on the events socket: %s", why ? why : "not EVENTS");
+		return;
+	}
+	uint64_t now = qs_realtime_ns();
+	struct qs_event_rec er;
+	const uint8_t *payload;
+	int rc;
+	while ((rc = qs_batch_next(&it, &er, sizeof(er), qs_event_rec_payload, &payload)) == 1) {
+		if (er.len == 0 || payload[er.len - 1] != '\n') {
+			qs_warn("parser %u sent an event that is not one JSON line: dropped", it.sender);
+			continue;
+		}
+		if (qs_stage_add(&sh->st, er.ticket, er.acceptor, payload, er.len, now))
+			qs_err("out of memory staging an event: dropped (the acceptor will resend)");
+	}
+	if (rc < 0)
+		qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);
+}
+
+static bool can_read(const struct shipper *sh)
+{
+	return !sh->stopping && !sh->refusing && sh->st.len < STAGE_MAX;
+}
+
+static bool on_events(void *sock, void *arg)
+{
+	struct shipper *sh = arg;
+	int n = 0;
+	while (n < RECV_BUDGET && can_read(sh)) {
+		zmq_msg_t msg;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			if (errno != EAGAIN && errno != EINTR)
+				qs_err("zmq_msg_recv: %s", zmq_strerror(errno));
+			break;
+		}
+		stage_message(sh, zmq_msg_data(&msg), zmq_msg_size(&msg));
+		zmq_msg_close(&msg);
+		n++;
+	}
+	if (sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES)
+		commit(sh);
+	else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL))
+		timer_ms(sh->commit_ev, sh->cfg->flush_interval_ms);
+	if (!can_read(sh))
+		flow_update(sh);
+	return n == RECV_BUDGET && can_read(sh);
+}
+
+static void on_flow(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct shipper *sh = arg;
+	if (can_read(sh) && !sh->pull_w) {
+		sh->pull_w = qs_zwatch_new(sh->child.base, sh->pull, on_events, sh);
+	} else if (!can_read(sh) && sh->pull_w) {
+		qs_zwatch_free(sh->pull_w);
+		sh->pull_w = NULL;
+	}
+}
+
+static void on_commit_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct shipper *sh = arg;
+	commit(sh);
+	flow_update(sh);
+}
+
+static void persist(struct shipper *sh)
+{
+	if (qs_output_sync(&sh->out) == 0)
+		qs_spool_persist(&sh->spool);
+}
+
+/* While refusing: free what was shipped, then try the held batch again. */
+static void on_refuse_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct shipper *sh = arg;
+	persist(sh);
+	if (sh->st.n)
+		commit(sh);
+	else if (qs_spool_room(&sh->spool) > 0)
+		set_accepting(sh);
+	if (sh->refusing && !evtimer_pending(sh->refuse_ev, NULL))
+		timer_ms(sh->refuse_ev, REFUSE_RETRY_MS);
+}
+
+static void on_status(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	send_status(arg);
+}
+
+static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	persist(arg);
+}
+
+static void on_answer_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct shipper *sh = arg;
+	for (unsigned i = 0; i < sh->cfg->acceptors; i++) {
+		qs_sendq_flush(&sh->ans_q[i]);
+		size_t n = qs_sendq_drop_stale(&sh->ans_q[i], ANSWER_MAX_AGE_NS);
+		if (n)
+			qs_warn("acceptor %u takes no answers for 2 s: dropped %zu messages (it resends)", i, n);
+	}
+	push_answers(sh);
+}
+
+static void finish(struct shipper *sh)
+{
+	for (unsigned i = 0; i < sh->cfg->acceptors; i++)
+		qs_sendq_flush(&sh->ans_q[i]);
+	persist(sh);
+	event_base_loopexit(sh->child.base, NULL);
+}
+
+static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct shipper *sh = arg;
+	bool done = qs_output_caught_up(&sh->out);
+	if (!done && qs_now_ns() < sh->stop_deadline)
+		return timer_ms(sh->stop_ev, STOP_POLL_MS);
+	if (!done)
+		qs_warn("output did not catch up within 2 s: the rest ships after the next start");
+	finish(sh);
+}
+
+static void on_stop(void *arg, bool urgent)
+{
+	struct shipper *sh = arg;
+	sh->stopping = true;
+	flow_update(sh);
+	commit(sh); /* finish the batch in hand: commit and acknowledge it */
+	if (urgent)
+		return finish(sh);
+	sh->stop_deadline = qs_now_ns() + STOP_FLUSH_NS;
+	on_stop_poll(-1, 0, sh);
+}
+
+static int open_sockets(struct shipper *sh)
+{
+	const struct qs_config *cfg = sh->cfg;
+	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
+	char ep[256];
+	sh->pull = qs_zsock_new(sh->child.zctx, ZMQ_PULL, HWM, maxmsg);
+	if (!sh->pull || qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_SHIPPER_EVENTS, 0) ||
+	    qs_zsock_bind(sh->pull, ep))
+		return -1;
+	for (unsigned i = 0; i < cfg->acceptors; i++) {
+		sh->ans_sock[i] = qs_zsock_new(sh->child.zctx, ZMQ_PUSH, HWM, maxmsg);
+		if (!sh->ans_sock[i] ||
+		    qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
+		    qs_zsock_connect(sh->ans_sock[i], ep))
+			return -1;
+		qs_sendq_init(&sh->ans_q[i], sh->ans_sock[i]);
+	}
+	return 0;
+}
+
+static int open_spool(struct shipper *sh)
+{
+	const struct qs_config *cfg = sh->cfg;
+	uint64_t seg_max = cfg->spool_max_bytes / 8;
+	seg_max = seg_max > 64u * 1024 * 1024 ? 64u * 1024 * 1024 : seg_max < 65536 ? 65536 : seg_max;
+	struct qs_spool_opts o = {.dir = cfg->spool_dir, .max_bytes = cfg->spool_max_bytes, .seg_max = seg_max,
+				  .fsync = cfg->durability == QS_DURABILITY_FSYNC};
+	if (qs_spool_open(&sh->spool, &o) != 0)
+		return -1;
+	sh->spool_open = true;
+	qs_info("spool %s: %zu segment(s), %" PRIu64 " bytes, shipping from segment %016" PRIx64
+		" offset %" PRIu64 " (durability %s)",
+		cfg->spool_dir, sh->spool.nsegs, sh->spool.total, sh->spool.cursor.seg, sh->spool.cursor.off,
+		o.fsync ? "fsync" : "write");
+	return 0;
+}
+
+static void make_events(struct shipper *sh)
+{
+	struct event_base *b = sh->child.base;
+	sh->flow_ev = event_new(b, -1, 0, on_flow, sh);
+	sh->commit_ev = evtimer_new(b, on_commit_timer, sh);
+	sh->refuse_ev = evtimer_new(b, on_refuse_retry, sh);
+	sh->status_ev = event_new(b, -1, EV_PERSIST, on_status, sh);
+	sh->cursor_ev = event_new(b, -1, EV_PERSIST, on_cursor_timer, sh);
+	sh->ans_ev = evtimer_new(b, on_answer_retry, sh);
+	sh->stop_ev = evtimer_new(b, on_stop_poll, sh);
+	timer_ms(sh->status_ev, STATUS_MS);
+	timer_ms(sh->cursor_ev, CURSOR_MS);
+}
+
+static void cleanup(struct shipper *sh)
+{
+	struct event *evs[] = {sh->flow_ev, sh->commit_ev, sh->refuse_ev, sh->status_ev,
+			       sh->cursor_ev, sh->ans_ev, sh->stop_ev};
+	qs_zwatch_free(sh->pull_w);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	qs_output_free(&sh->out);
+	for (unsigned i = 0; i < QS_MAX_ACCEPTORS; i++) {
+		qs_sendq_free(&sh->ans_q[i]);
+		qs_batch_free(&sh->ans_batch[i]);
+		if (sh->ans_sock[i])
+			zmq_close(sh->ans_sock[i]);
+	}
+	if (sh->pull)
+		zmq_close(sh->pull);
+	if (sh->spool_open)
+		qs_spool_close(&sh->spool);
+	qs_stage_free(&sh->st);
+	qs_child_free(&sh->child);
+}
+
+int shipper_main(const struct qs_config *cfg)
+{
+	static struct shipper sh;
+	memset(&sh, 0, sizeof(sh));
+	sh.cfg = cfg;
+	if (qs_child_init(&sh.child, cfg, on_stop, &sh) || open_spool(&sh) || open_sockets(&sh)) {
+		cleanup(&sh);
+		return 1;
+	}
+	make_events(&sh);
+	if (qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool)) {
+		cleanup(&sh);
+		return 1;
+	}
+	sh.pull_w = qs_zwatch_new(sh.child.base, sh.pull, on_events, &sh);
+	qs_child_ready(&sh.child, cfg);
+	send_status(&sh);
+	event_base_dispatch(sh.child.base);
+	cleanup(&sh);
+	qs_info("shipper stopped");
+	return 0;
+}

@@ -1,0 +1,327 @@
+#include "shipper/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "shipper/record.h"
+
+void qs_seg_name(char *out, size_t len, uint64_t id)
+{
+	snprintf(out, len, "%016" PRIx64 ".seg", id);
+}
+
+bool qs_seg_parse_name(const char *name, uint64_t *id)
+{
+	if (strlen(name) != 20 || strcmp(name + 16, ".seg"))
+		return false;
+	uint64_t v = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = name[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*id = v;
+	return true;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct qs_spool_seg *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int push_seg(struct qs_spool *s, uint64_t id, uint64_t size)
+{
+	if (s->nsegs == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct qs_spool_seg *n = realloc(s->segs, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		s->segs = n;
+		s->cap = cap;
+	}
+	s->segs[s->nsegs++] = (struct qs_spool_seg){.id = id, .size = size};
+	s->total += size;
+	return 0;
+}
+
+static int list_segments(struct qs_spool *s)
+{
+	DIR *d = fdopendir(dup(s->dirfd));
+	if (!d)
+		return -1;
+	struct dirent *e;
+	uint64_t id;
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (!qs_seg_parse_name(e->d_name, &id) || fstatat(s->dirfd, e->d_name, &st, 0) != 0)
+			continue;
+		if (push_seg(s, id, (uint64_t)st.st_size)) {
+			closedir(d);
+			return -1;
+		}
+	}
+	closedir(d);
+	qsort(s->segs, s->nsegs, sizeof(*s->segs), seg_cmp);
+	return 0;
+}
+
+static int unlink_seg(struct qs_spool *s, size_t idx)
+{
+	char name[32];
+	qs_seg_name(name, sizeof(name), s->segs[idx].id);
+	if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
+		qs_err("spool: cannot delete shipped segment %s/%s: %s", s->dir, name, strerror(errno));
+		return -1;
+	}
+	s->total -= s->segs[idx].size;
+	memmove(s->segs + idx, s->segs + idx + 1, (s->nsegs - idx - 1) * sizeof(*s->segs));
+	s->nsegs--;
+	return 0;
+}
+
+/* Segments before the cursor's were shipped; a crash between persisting the
+ * cursor and deleting them leaves them behind. */
+static void delete_leftovers(struct qs_spool *s)
+{
+	while (s->nsegs && s->segs[0].id < s->cursor.seg && unlink_seg(s, 0) == 0)
+		s->replay.leftovers++;
+	if (s->replay.leftovers)
+		qs_info("spool: deleted %" PRIu64 " already shipped segment(s) left by an interrupted retirement",
+			s->replay.leftovers);
+}
+
+static void load_cursor(struct qs_spool *s)
+{
+	int rc = qs_cursor_load(s->dirfd, &s->cursor);
+	uint64_t first = s->nsegs ? s->segs[0].id : 0;
+	if (rc != 0) {
+		/* Without a trustworthy cursor, ship everything again: duplicates, never losses. */
+		s->replay.cursor_missing = rc > 0;
+		s->replay.cursor_corrupt = rc < 0;
+		if (rc < 0)
+			qs_warn("spool: cursor file %s/%s is corrupt: shipping the whole spool again", s->dir,
+				QS_CURSOR_FILE);
+		s->cursor = (struct qs_pos){.seg = first, .off = 0};
+	}
+	unlinkat(s->dirfd, QS_CURSOR_TMP, 0); /* a crash while replacing the cursor */
+	s->persisted = rc == 0 ? s->cursor : (struct qs_pos){UINT64_MAX, UINT64_MAX};
+}
+
+/* Places the cursor on an existing segment and inside it. */
+static void clamp_cursor(struct qs_spool *s)
+{
+	if (!s->nsegs)
+		return;
+	int64_t size = qs_spool_seg_size(s, s->cursor.seg);
+	if (size < 0 && s->cursor.seg < s->segs[s->nsegs - 1].id) {
+		s->cursor = (struct qs_pos){.seg = s->segs[0].id, .off = 0};
+		s->replay.cursor_clamped = true;
+	} else if (size >= 0 && s->cursor.off > (uint64_t)size) {
+		qs_warn("spool: cursor offset %" PRIu64 " is past the end of segment %016" PRIx64
+			" (%" PRId64 " bytes): that segment counts as shipped",
+			s->cursor.off, s->cursor.seg, size);
+		s->cursor.off = (uint64_t)size;
+		s->replay.cursor_clamped = true;
+	}
+}
+
+/* Checks the newest segment (the only one a crash can have torn) and cuts
+ * whatever follows its last valid record. */
+static int verify_tail(struct qs_spool *s)
+{
+	if (!s->nsegs)
+		return 0;
+	struct qs_spool_seg *last = &s->segs[s->nsegs - 1];
+	char name[32];
+	qs_seg_name(name, sizeof(name), last->id);
+	int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
+	struct qs_seg_summary sum;
+	if (fd < 0 || qs_seg_summarize(fd, last->size, 0, &sum) != 0) {
+		qs_err("spool: cannot read %s/%s: %s", s->dir, name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	s->replay.damaged_bytes = sum.damaged_bytes;
+	if (sum.damaged_bytes)
+		qs_warn("spool: %s/%s has %" PRIu64 " damaged bytes from offset %" PRIu64
+			" in %" PRIu64 " region(s): they will be skipped",
+			s->dir, name, sum.damaged_bytes, sum.first_damage, sum.damaged_regions);
+	if (sum.good_end < last->size) {
+		s->replay.torn_bytes = last->size - sum.good_end;
+		qs_warn("spool: %s/%s ends in %" PRIu64 " bytes of torn or corrupt data at offset %" PRIu64
+			": cut (those events were never acknowledged)",
+			s->dir, name, s->replay.torn_bytes, sum.good_end);
+		if (ftruncate(fd, (off_t)sum.good_end) != 0 || fsync(fd) != 0) {
+			qs_err("spool: cannot cut %s/%s: %s", s->dir, name, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		s->total -= s->replay.torn_bytes;
+		last->size = sum.good_end;
+	}
+	close(fd);
+	return 0;
+}
+
+int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
+{
+	memset(s, 0, sizeof(*s));
+	s->wfd = -1;
+	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
+	s->max_bytes = o->max_bytes;
+	s->seg_max = o->seg_max;
+	s->fsync = o->fsync;
+	if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
+		qs_err("spool: cannot create %s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0 || list_segments(s) != 0) {
+		qs_err("spool: cannot read %s: %s", s->dir, strerror(errno));
+		qs_spool_close(s);
+		return -1;
+	}
+	load_cursor(s);
+	delete_leftovers(s);
+	clamp_cursor(s);
+	if (verify_tail(s) != 0) {
+		qs_spool_close(s);
+		return -1;
+	}
+	clamp_cursor(s); /* the cut may have moved the end below the cursor */
+	uint64_t newest = s->nsegs ? s->segs[s->nsegs - 1].id : 0;
+	s->next_id = (newest > s->cursor.seg ? newest : s->cursor.seg) + 1;
+	return 0;
+}
+
+void qs_spool_close(struct qs_spool *s)
+{
+	if (s->wfd >= 0)
+		close(s->wfd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->segs);
+	s->segs = NULL;
+	s->nsegs = s->cap = 0;
+	s->wfd = s->dirfd = -1;
+}
+
+uint64_t qs_spool_room(const struct qs_spool *s)
+{
+	if (s->total == 0)
+		return UINT64_MAX;
+	return s->total < s->max_bytes ? s->max_bytes - s->total : 0;
+}
+
+/* Every open starts a fresh segment, so we never append after a tail that a
+ * crash may have left in an unknown state. */
+static int new_segment(struct qs_spool *s)
+{
+	char name[32];
+	qs_seg_name(name, sizeof(name), s->next_id);
+	int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	/* The new name must be durable before any record in it is acknowledged. */
+	if ((s->fsync && fsync(s->dirfd) != 0) || push_seg(s, s->next_id, 0) != 0) {
+		int e = errno;
+		close(fd);
+		unlinkat(s->dirfd, name, 0);
+		errno = e;
+		return -1;
+	}
+	if (s->wfd >= 0)
+		close(s->wfd);
+	s->wfd = fd;
+	s->next_id++;
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? (errno = EIO, -1) : -1;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len)
+{
+	if (s->wfd < 0 || s->segs[s->nsegs - 1].size >= s->seg_max)
+		if (new_segment(s) != 0)
+			return -1;
+	struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
+	if (write_all(s->wfd, buf, len, w->size) == 0 && (!s->fsync || fdatasync(s->wfd) == 0)) {
+		w->size += len;
+		s->total += len;
+		return 0;
+	}
+	/* Cut back to the last good end: a later retry rewrites the whole batch,
+	 * and after a failed fdatasync the kernel's copy of these pages cannot be trusted. */
+	int e = errno;
+	if (ftruncate(s->wfd, (off_t)w->size) != 0)
+		qs_err("spool: cannot cut the failed write back: %s", strerror(errno));
+	errno = e;
+	return -1;
+}
+
+int64_t qs_spool_seg_size(const struct qs_spool *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->nsegs; i++)
+		if (s->segs[i].id == id)
+			return (int64_t)s->segs[i].size;
+	return -1;
+}
+
+bool qs_spool_seg_after(const struct qs_spool *s, uint64_t id, uint64_t *next)
+{
+	for (size_t i = 0; i < s->nsegs; i++)
+		if (s->segs[i].id > id) {
+			*next = s->segs[i].id;
+			return true;
+		}
+	return false;
+}
+
+int qs_spool_open_seg(const struct qs_spool *s, uint64_t id)
+{
+	char name[32];
+	qs_seg_name(name, sizeof(name), id);
+	return openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+}
+
+int qs_spool_persist(struct qs_spool *s)
+{
+	if (s->cursor.seg != s->persisted.seg || s->cursor.off != s->persisted.off) {
+		if (qs_cursor_store(s->dirfd, &s->cursor) != 0) {
+			qs_err("spool: cannot write the cursor in %s: %s", s->dir, strerror(errno));
+			return -1;
+		}
+		s->persisted = s->cursor;
+	}
+	/* Only now may what lies before the persisted cursor go. The write
+	 * segment stays: its fd is still appended to. */
+	while (s->nsegs > 1 && s->segs[0].id < s->persisted.seg)
+		if (unlink_seg(s, 0) != 0)
+			return -1;
+	return 0;
+}

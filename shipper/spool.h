@@ -1,0 +1,79 @@
+/* The durable spool: a directory of append-only segment files named
+ * <16 hex digits id>.seg holding records (record.h), plus the cursor file
+ * (cursor.h). One writer, one reader, one process. See docs/SPOOL.md. */
+#ifndef QS_SHIPPER_SPOOL_H
+#define QS_SHIPPER_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shipper/cursor.h"
+
+struct qs_spool_opts {
+	const char *dir;
+	uint64_t max_bytes; /* refuse appends beyond this total */
+	uint64_t seg_max;   /* start a new segment once the current one is this big */
+	bool fsync;         /* fdatasync every commit (QS_DURABILITY_FSYNC) */
+};
+
+struct qs_spool_seg {
+	uint64_t id;
+	uint64_t size; /* committed bytes */
+};
+
+/* What opening found and repaired, for the log and the tests. */
+struct qs_spool_replay {
+	uint64_t torn_bytes;      /* cut from the tail of the last segment */
+	uint64_t damaged_bytes;   /* mid-segment damage in the last segment (skipped when read) */
+	uint64_t leftovers;       /* shipped segments deleted (a crash hit retirement) */
+	bool cursor_missing;
+	bool cursor_corrupt;
+	bool cursor_clamped;
+};
+
+struct qs_spool {
+	char dir[4096];
+	uint64_t max_bytes, seg_max;
+	bool fsync;
+	int dirfd;
+	int wfd;            /* write segment, -1 until the first append after open */
+	struct qs_spool_seg *segs; /* sorted by id; the write segment is the last */
+	size_t nsegs, cap;
+	uint64_t next_id;
+	uint64_t total;     /* bytes in all segment files */
+	struct qs_pos cursor;    /* what the output has taken (in memory) */
+	struct qs_pos persisted; /* what the cursor file says */
+	struct qs_spool_replay replay;
+};
+
+/* Creates the directory (0700) if missing, deletes leftovers of retirement,
+ * cuts a torn tail, loads the cursor. 0, or -1 (logged). */
+int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o);
+void qs_spool_close(struct qs_spool *s);
+
+/* Bytes that may be appended now (a completely empty spool takes any one
+ * batch, so one record larger than the limit cannot wedge it). */
+uint64_t qs_spool_room(const struct qs_spool *s);
+
+/* Group commit: buf holds whole encoded records; one write, then one
+ * fdatasync when opts.fsync. On failure the segment is cut back to its last
+ * good end and -1 is returned with errno; nothing of buf counts as written. */
+int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len);
+
+/* Committed size of segment id, or -1 when it does not exist. */
+int64_t qs_spool_seg_size(const struct qs_spool *s, uint64_t id);
+/* Id of the segment after id, or false if id is the newest. */
+bool qs_spool_seg_after(const struct qs_spool *s, uint64_t id, uint64_t *next);
+int qs_spool_open_seg(const struct qs_spool *s, uint64_t id); /* O_RDONLY fd or -1 */
+
+/* Persists the in-memory cursor (if it moved), then deletes every segment
+ * wholly before it: in that order, so a crash in between only leaves
+ * leftovers that the next open deletes. 0, or -1 (logged). */
+int qs_spool_persist(struct qs_spool *s);
+
+/* Segment file names: <16 lowercase hex digits>.seg */
+void qs_seg_name(char *out, size_t len, uint64_t id);
+bool qs_seg_parse_name(const char *name, uint64_t *id);
+
+#endif
