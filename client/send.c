@@ -101,6 +101,7 @@ static int parse_args(struct send_opts *o, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":s:c:qhV", long_opts, NULL)) != -1)
 		if (parse_one(o, ch, optarg, argv) < 0)
 			return -1;
+	o->client.debug = getenv("QUICSTASH_DEBUG") != NULL; /* ngtcp2's packet log */
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 	return 0;
