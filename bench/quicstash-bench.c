@@ -1,0 +1,830 @@
+/* quicstash-bench: load generator for quicstashd, built on the client library.
+ *
+ * C connections (spread over T threads, one libevent loop each) x S streams per
+ * connection send JSON events -- a fixed-size synthetic event or the lines of a
+ * corpus file -- either as fast as the server acknowledges them (full load,
+ * at most --window unresolved events per connection) or at a target --rate.
+ * It reports events/s, MB/s, the acknowledgement latency distribution and
+ * errors, as text or as one JSON object (--json).
+ *
+ * Acknowledgement latency = time the server's acknowledgement (the library's
+ * on_ack for that sequence number) arrives minus the time the event was handed
+ * to qs_client_send(). With --rate, it is measured from the event's *intended*
+ * send time (start + k/rate), so a stalled server is not hidden by the load
+ * generator waiting for it (no coordinated omission).
+ *
+ * Events/s and MB/s count acknowledged events (JSON bytes, without framing)
+ * over the time from the first send to the last acknowledgement. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/histogram.h"
+#include "client/qs_client.h"
+
+/* ---------- options ---------- */
+
+struct opts {
+	const char *server;
+	const char *cert;
+	const char *server_name;
+	unsigned connections;
+	unsigned streams;
+	unsigned threads;
+	unsigned size;
+	const char *corpus;
+	double rate;     /* events/s in total, 0: as fast as acknowledged */
+	double duration; /* seconds of sending, 0: until count */
+	uint64_t count;  /* events in total, 0: duration (or the whole corpus) */
+	unsigned window; /* unresolved events per connection */
+	double connect_timeout;
+	double drain_timeout;
+	uint32_t range_events;
+	bool json;
+	bool progress;
+	const char *label;
+};
+
+static struct opts O = {
+	.server = "127.0.0.1:4433",
+	.connections = 4,
+	.streams = 4,
+	.threads = 1,
+	.size = 256,
+	.window = 2048,
+	.connect_timeout = 10,
+	.drain_timeout = 30,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: quicstash-bench [options]\n"
+		"Load generator for quicstashd: events over QUIC, counting acknowledgements.\n\n"
+		"  -s, --server ADDR          quicstashd address host:port (127.0.0.1:4433)\n"
+		"      --cert FILE            the server's certificate (or a CA bundle) to trust\n"
+		"      --server-name NAME     name to verify in the certificate (host of --server)\n"
+		"  -c, --connections C        QUIC connections (4)\n"
+		"  -S, --streams S            concurrent streams per connection (4)\n"
+		"  -T, --threads T            sending threads, one event loop each (1)\n"
+		"      --size BYTES           synthetic event size in bytes (256)\n"
+		"      --corpus FILE          send the lines of FILE (newline-delimited JSON) instead\n"
+		"  -r, --rate N               target events/s in total (0: as fast as acknowledged)\n"
+		"  -d, --duration SECONDS     send for this long\n"
+		"  -n, --count N              send N events (default: the whole corpus, else 10 s)\n"
+		"  -w, --window N             unresolved events allowed per connection (2048)\n"
+		"      --range-events N       events per stream before FIN (library default)\n"
+		"      --connect-timeout S    give up when not all connected after S s (10)\n"
+		"      --drain-timeout S      wait at most S s for outstanding acks at the end (30)\n"
+		"      --label TEXT           label copied into the report\n"
+		"      --json                 one JSON object on stdout instead of text\n"
+		"      --progress             a line per second on stderr\n"
+		"  -h, --help                 this help\n");
+}
+
+static bool parse_double(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0) || !isfinite(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_opts(int argc, char **argv)
+{
+	enum { OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_RANGE, OPT_LABEL, OPT_JSON, OPT_PROG };
+	static const struct option lo[] = {
+		{"server", required_argument, NULL, 's'},
+		{"cert", required_argument, NULL, OPT_CERT},
+		{"server-name", required_argument, NULL, OPT_NAME},
+		{"connections", required_argument, NULL, 'c'},
+		{"streams", required_argument, NULL, 'S'},
+		{"threads", required_argument, NULL, 'T'},
+		{"size", required_argument, NULL, OPT_SIZE},
+		{"corpus", required_argument, NULL, OPT_CORPUS},
+		{"rate", required_argument, NULL, 'r'},
+		{"duration", required_argument, NULL, 'd'},
+		{"count", required_argument, NULL, 'n'},
+		{"window", required_argument, NULL, 'w'},
+		{"range-events", required_argument, NULL, OPT_RANGE},
+		{"connect-timeout", required_argument, NULL, OPT_CTO},
+		{"drain-timeout", required_argument, NULL, OPT_DTO},
+		{"label", required_argument, NULL, OPT_LABEL},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"progress", no_argument, NULL, OPT_PROG},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	uint64_t u;
+	while ((c = getopt_long(argc, argv, "s:c:S:T:r:d:n:w:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': O.server = optarg; break;
+		case OPT_CERT: O.cert = optarg; break;
+		case OPT_NAME: O.server_name = optarg; break;
+		case 'c':
+			if (!parse_u64(optarg, 1, 10000, &u)) goto bad;
+			O.connections = (unsigned)u;
+			break;
+		case 'S':
+			if (!parse_u64(optarg, 1, 64, &u)) goto bad;
+			O.streams = (unsigned)u;
+			break;
+		case 'T':
+			if (!parse_u64(optarg, 1, 64, &u)) goto bad;
+			O.threads = (unsigned)u;
+			break;
+		case OPT_SIZE:
+			if (!parse_u64(optarg, 16, 64u << 20, &u)) goto bad;
+			O.size = (unsigned)u;
+			break;
+		case OPT_CORPUS: O.corpus = optarg; break;
+		case 'r':
+			if (!parse_double(optarg, &O.rate)) goto bad;
+			break;
+		case 'd':
+			if (!parse_double(optarg, &O.duration)) goto bad;
+			break;
+		case 'n':
+			if (!parse_u64(optarg, 1, UINT64_MAX, &O.count)) goto bad;
+			break;
+		case 'w':
+			if (!parse_u64(optarg, 1, 1u << 24, &u)) goto bad;
+			O.window = (unsigned)u;
+			break;
+		case OPT_RANGE:
+			if (!parse_u64(optarg, 1, UINT32_MAX, &u)) goto bad;
+			O.range_events = (uint32_t)u;
+			break;
+		case OPT_CTO:
+			if (!parse_double(optarg, &O.connect_timeout)) goto bad;
+			break;
+		case OPT_DTO:
+			if (!parse_double(optarg, &O.drain_timeout)) goto bad;
+			break;
+		case OPT_LABEL: O.label = optarg; break;
+		case OPT_JSON: O.json = true; break;
+		case OPT_PROG: O.progress = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+		continue;
+	bad:
+		fprintf(stderr, "quicstash-bench: bad value for option: '%s'\n", optarg);
+		return -1;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "quicstash-bench: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (O.threads > O.connections)
+		O.threads = O.connections;
+	return 0;
+}
+
+/* ---------- events: a corpus or one synthetic event ---------- */
+
+struct payload {
+	const char *data;  /* the corpus mapping, or the synthetic event */
+	uint64_t *off;     /* line i is data[off[i] .. off[i] + len[i]) */
+	uint32_t *len;
+	uint64_t n;
+	double mean_len;
+};
+
+static struct payload P;
+
+static int load_corpus(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "quicstash-bench: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_size == 0) {
+		fprintf(stderr, "quicstash-bench: %s: empty\n", path);
+		return -1;
+	}
+	const char *d = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (d == MAP_FAILED) {
+		fprintf(stderr, "quicstash-bench: mmap %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	size_t size = (size_t)st.st_size, cap = size / 200 + 16, n = 0;
+	uint64_t *off = malloc(cap * sizeof(*off));
+	uint32_t *len = malloc(cap * sizeof(*len));
+	double total = 0;
+	for (size_t pos = 0; pos < size && off && len;) {
+		const char *nl = memchr(d + pos, '\n', size - pos);
+		size_t end = nl ? (size_t)(nl - d) : size, l = end - pos;
+		if (l && d[end - 1] == '\r')
+			l--;
+		if (l > 0) {
+			if (l > UINT32_MAX) {
+				fprintf(stderr, "quicstash-bench: %s: line too long\n", path);
+				return -1;
+			}
+			if (n == cap) {
+				cap *= 2;
+				uint64_t *o2 = realloc(off, cap * sizeof(*off));
+				uint32_t *l2 = realloc(len, cap * sizeof(*len));
+				if (o2) off = o2;
+				if (l2) len = l2;
+				if (!o2 || !l2) {
+					fprintf(stderr, "quicstash-bench: out of memory\n");
+					return -1;
+				}
+			}
+			off[n] = pos;
+			len[n] = (uint32_t)l;
+			total += (double)l;
+			n++;
+		}
+		pos = end + 1;
+	}
+	if (!off || !len || n == 0) {
+		fprintf(stderr, "quicstash-bench: %s: no lines\n", path);
+		return -1;
+	}
+	P = (struct payload){.data = d, .off = off, .len = len, .n = n, .mean_len = total / (double)n};
+	return 0;
+}
+
+static int make_synthetic(unsigned size)
+{
+	static const char head[] = "{\"log\":{\"level\":\"INFO\"},\"message\":\"";
+	static const char tail[] = "\"}";
+	char *e = malloc(size + 1);
+	if (!e)
+		return -1;
+	size_t h = sizeof(head) - 1, t = sizeof(tail) - 1;
+	if (size < h + t + 1) {
+		snprintf(e, size + 1, "{}%*s", (int)(size - 2), "");
+	} else {
+		memcpy(e, head, h);
+		for (size_t i = h; i < size - t; i++)
+			e[i] = (char)('a' + (i % 26));
+		memcpy(e + size - t, tail, t);
+	}
+	e[size] = 0;
+	P.data = e;
+	P.off = calloc(1, sizeof(*P.off));
+	P.len = malloc(sizeof(*P.len));
+	if (!P.off || !P.len)
+		return -1;
+	P.len[0] = size;
+	P.n = 1;
+	P.mean_len = size;
+	return 0;
+}
+
+/* ---------- time ---------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------- per-thread state ---------- */
+
+struct worker;
+
+struct conn {
+	struct worker *w;
+	struct qs_client *cl;
+	unsigned idx;
+	bool connected, ever_connected, failed, closed;
+	uint64_t inflight; /* handed to the library, not yet acked or rejected */
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct event_base *base;
+	struct event *refill_ev, *tick_ev;
+	struct conn *conns;
+	unsigned nconns;
+	unsigned rr; /* round-robin next connection */
+
+	/* the share of the load */
+	uint64_t quota;    /* events to send (UINT64_MAX: until the deadline) */
+	uint64_t next_ev;  /* payload index of the next event */
+	double rate;       /* events/s for this worker, 0: full load */
+	uint64_t start_ns; /* when sending started */
+	uint64_t stop_ns;  /* no new sends after (duration mode) */
+	uint64_t drain_deadline;
+	bool started, sending_done, all_done;
+	bool refill_pending;
+	int finished; /* worker_main returned (read by the main thread) */
+
+	/* results */
+	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed_conns;
+	uint64_t acked_bytes, sent_bytes;
+	uint64_t first_send_ns, last_ack_ns;
+	struct qs_hist hist;
+	char first_error[256];
+};
+
+static pthread_barrier_t start_barrier;
+static volatile sig_atomic_t interrupted;
+static uint64_t global_start_ns;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void note_error(struct worker *w, const char *fmt, const char *a, const char *b)
+{
+	if (!w->first_error[0])
+		snprintf(w->first_error, sizeof(w->first_error), fmt, a, b);
+}
+
+/* ---------- library callbacks ---------- */
+
+static void cb_ack(void *ud, uint64_t seq, uint64_t tag)
+{
+	(void)seq;
+	struct conn *c = ud;
+	struct worker *w = c->w;
+	uint64_t t = now_ns();
+	/* tag = the time the event was handed over (or was due, with --rate) */
+	qs_hist_record(&w->hist, t > tag ? t - tag : 0);
+	__atomic_fetch_add(&w->acked, 1, __ATOMIC_RELAXED); /* read by --progress */
+	w->last_ack_ns = t;
+	if (c->inflight)
+		c->inflight--;
+	if (!w->refill_pending) {
+		w->refill_pending = true;
+		event_active(w->refill_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void cb_reject(void *ud, uint64_t seq, uint64_t tag, uint16_t code, const char *reason)
+{
+	(void)tag;
+	struct conn *c = ud;
+	struct worker *w = c->w;
+	w->rejected++;
+	if (c->inflight)
+		c->inflight--;
+	if (!w->first_error[0])
+		snprintf(w->first_error, sizeof(w->first_error), "event %" PRIu64 " rejected: %s (%s)", seq,
+			 qs_reject_name(code), reason ? reason : "");
+	if (!w->refill_pending) {
+		w->refill_pending = true;
+		event_active(w->refill_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void cb_state(void *ud, enum qs_client_state st, const char *reason)
+{
+	struct conn *c = ud;
+	struct worker *w = c->w;
+	switch (st) {
+	case QS_CLIENT_CONNECTED:
+		c->connected = c->ever_connected = true;
+		break;
+	case QS_CLIENT_LOST:
+		c->connected = false;
+		w->lost++;
+		note_error(w, "connection lost: %s%s", reason ? reason : "", "");
+		break;
+	case QS_CLIENT_GOAWAY:
+		c->connected = false;
+		w->goaway++;
+		break;
+	case QS_CLIENT_FAILED:
+		c->connected = false;
+		c->failed = true;
+		w->failed_conns++;
+		note_error(w, "connection failed: %s%s", reason ? reason : "", "");
+		break;
+	case QS_CLIENT_CLOSED:
+		c->connected = false;
+		c->closed = true;
+		break;
+	}
+}
+
+/* ---------- sending ---------- */
+
+static uint64_t outstanding(const struct worker *w)
+{
+	uint64_t s = 0;
+	for (unsigned i = 0; i < w->nconns; i++)
+		s += w->conns[i].inflight;
+	return s;
+}
+
+/* Picks a live connection with room in its window (round-robin), or NULL. */
+static struct conn *pick_conn(struct worker *w)
+{
+	for (unsigned k = 0; k < w->nconns; k++) {
+		struct conn *c = &w->conns[(w->rr + k) % w->nconns];
+		if (!c->failed && c->inflight < O.window) {
+			w->rr = (unsigned)((w->rr + k + 1) % w->nconns);
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static bool send_one(struct worker *w, uint64_t tag)
+{
+	struct conn *c = pick_conn(w);
+	if (!c)
+		return false;
+	uint64_t i = w->next_ev;
+	const char *data = P.data + P.off[i];
+	uint32_t len = P.len[i];
+	int64_t seq = qs_client_send(c->cl, data, len, tag);
+	if (seq < 0) {
+		w->send_fail++;
+		note_error(w, "qs_client_send failed%s%s", "", "");
+		return false;
+	}
+	c->inflight++;
+	__atomic_fetch_add(&w->sent, 1, __ATOMIC_RELAXED);
+	w->sent_bytes += len;
+	if (++w->next_ev == P.n)
+		w->next_ev = 0;
+	return true;
+}
+
+static void finish_sending(struct worker *w)
+{
+	if (w->sending_done)
+		return;
+	w->sending_done = true;
+	for (unsigned i = 0; i < w->nconns; i++)
+		if (!w->conns[i].failed)
+			qs_client_flush(w->conns[i].cl);
+	w->drain_deadline = now_ns() + (uint64_t)(O.drain_timeout * 1e9);
+}
+
+static bool all_failed(const struct worker *w)
+{
+	for (unsigned i = 0; i < w->nconns; i++)
+		if (!w->conns[i].failed)
+			return false;
+	return true;
+}
+
+/* Sends what is due and the windows allow; decides when the worker is done. */
+static void pump(struct worker *w)
+{
+	if (!w->started || w->all_done)
+		return;
+	uint64_t now = now_ns();
+	if (interrupted || all_failed(w))
+		finish_sending(w);
+	if (!w->sending_done) {
+		if (w->stop_ns && now >= w->stop_ns)
+			finish_sending(w);
+	}
+	if (!w->sending_done) {
+		unsigned burst = 0;
+		while (w->sent < w->quota && burst < 65536) {
+			uint64_t tag;
+			if (w->rate > 0) {
+				/* the k-th event is due at start + k / rate */
+				uint64_t due_ns = w->start_ns + (uint64_t)((double)w->sent * 1e9 / w->rate);
+				if (due_ns > now)
+					break;
+				tag = due_ns;
+			} else {
+				tag = now_ns();
+			}
+			if (!send_one(w, tag))
+				break;
+			if (!w->first_send_ns)
+				w->first_send_ns = tag;
+			burst++;
+		}
+		if (w->sent >= w->quota)
+			finish_sending(w);
+	}
+	if (w->sending_done && !w->all_done) {
+		if (outstanding(w) == 0 || now >= w->drain_deadline || all_failed(w)) {
+			w->all_done = true;
+			event_base_loopbreak(w->base);
+		}
+	}
+}
+
+static void refill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct worker *w = arg;
+	w->refill_pending = false;
+	pump(w);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+/* Runs the loop until every connection is up (or failed), bounded in time. */
+static int wait_connected(struct worker *w)
+{
+	uint64_t deadline = now_ns() + (uint64_t)(O.connect_timeout * 1e9);
+	for (;;) {
+		unsigned up = 0, failed = 0;
+		for (unsigned i = 0; i < w->nconns; i++) {
+			up += w->conns[i].connected;
+			failed += w->conns[i].failed;
+		}
+		if (failed)
+			return -1;
+		if (up == w->nconns)
+			return 0;
+		if (now_ns() >= deadline || interrupted) {
+			note_error(w, "not all connections up after --connect-timeout%s%s", "", "");
+			return -1;
+		}
+		event_base_loop(w->base, EVLOOP_ONCE);
+	}
+}
+
+static void close_all(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nconns; i++)
+		if (w->conns[i].cl && !w->conns[i].closed)
+			qs_client_close(w->conns[i].cl);
+	uint64_t deadline = now_ns() + 2000000000ull;
+	for (;;) {
+		bool open = false;
+		for (unsigned i = 0; i < w->nconns; i++)
+			if (w->conns[i].cl && !w->conns[i].closed && !w->conns[i].failed)
+				open = true;
+		if (!open || now_ns() >= deadline)
+			break;
+		event_base_loop(w->base, EVLOOP_ONCE);
+	}
+	for (unsigned i = 0; i < w->nconns; i++)
+		if (w->conns[i].cl)
+			qs_client_free(w->conns[i].cl);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct timeval watchdog = {0, 100000}; /* wakes the loop while connecting */
+	event_add(w->tick_ev, &watchdog);
+	int rc = wait_connected(w);
+	event_del(w->tick_ev);
+	/* everyone starts together, even after a failure (so the barrier never hangs) */
+	pthread_barrier_wait(&start_barrier);
+	if (rc == 0 && !interrupted) {
+		w->start_ns = global_start_ns;
+		w->started = true;
+		if (O.duration > 0)
+			w->stop_ns = w->start_ns + (uint64_t)(O.duration * 1e9);
+		struct timeval tv = {0, w->rate > 0 ? 1000 : 100000}; /* 1 ms pacing; 100 ms watchdog */
+		event_add(w->tick_ev, &tv);
+		pump(w);
+		while (!w->all_done) {
+			event_base_loop(w->base, EVLOOP_ONCE);
+			if (!w->all_done && (interrupted || (w->sending_done && now_ns() >= w->drain_deadline)))
+				pump(w);
+		}
+		event_del(w->tick_ev);
+	}
+	close_all(w);
+	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* ---------- report ---------- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+int main(int argc, char **argv)
+{
+	if (parse_opts(argc, argv) < 0)
+		return 2;
+	if (O.corpus ? load_corpus(O.corpus) < 0 : make_synthetic(O.size) < 0)
+		return 1;
+	if (!O.count && O.duration <= 0) {
+		if (O.corpus)
+			O.count = P.n;
+		else
+			O.duration = 10;
+	}
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	unsigned T = O.threads;
+	struct worker *ws = calloc(T, sizeof(*ws));
+	if (!ws)
+		return 1;
+	for (unsigned t = 0; t < T; t++) {
+		struct worker *w = &ws[t];
+		w->id = t;
+		qs_hist_init(&w->hist);
+		w->nconns = O.connections / T + (t < O.connections % T);
+		w->conns = calloc(w->nconns, sizeof(*w->conns));
+		w->base = event_base_new();
+		if (!w->conns || !w->base)
+			return 1;
+		w->refill_ev = event_new(w->base, -1, 0, refill_cb, w);
+		w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+		if (O.count)
+			w->quota = O.count / T + (t < O.count % T);
+		else
+			w->quota = UINT64_MAX;
+		w->rate = O.rate > 0 ? O.rate / T : 0;
+		w->next_ev = P.n * t / T; /* each thread starts at its own place in the corpus */
+		for (unsigned i = 0; i < w->nconns; i++) {
+			struct conn *c = &w->conns[i];
+			c->w = w;
+			c->idx = i;
+			struct qs_client_opts co = {
+				.server_addr = O.server,
+				.trust_file = O.cert,
+				.server_name = O.server_name,
+				.streams = O.streams,
+				.range_events = O.range_events,
+			};
+			struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
+			char err[256] = "";
+			c->cl = qs_client_new(w->base, &co, &cb, c, err, sizeof(err));
+			if (!c->cl) {
+				fprintf(stderr, "quicstash-bench: %s\n", err[0] ? err : "qs_client_new failed");
+				return 1;
+			}
+		}
+	}
+
+	pthread_barrier_init(&start_barrier, NULL, T + 1);
+	for (unsigned t = 0; t < T; t++)
+		if (pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]) != 0) {
+			fprintf(stderr, "quicstash-bench: pthread_create failed\n");
+			return 1;
+		}
+	/* the workers connect, then wait here; the clock starts when all are ready */
+	global_start_ns = now_ns() + 1000000; /* written before the barrier releases them */
+	pthread_barrier_wait(&start_barrier);
+	uint64_t last_report = now_ns(), last_acked = 0;
+	for (;;) {
+		unsigned finished = 0;
+		for (unsigned t = 0; t < T; t++)
+			finished += (unsigned)__atomic_load_n(&ws[t].finished, __ATOMIC_ACQUIRE);
+		if (finished == T)
+			break;
+		usleep(20000);
+		if (O.progress && now_ns() - last_report >= 1000000000ull) {
+			uint64_t acked = 0, sent = 0;
+			for (unsigned t = 0; t < T; t++) {
+				acked += __atomic_load_n(&ws[t].acked, __ATOMIC_RELAXED);
+				sent += __atomic_load_n(&ws[t].sent, __ATOMIC_RELAXED);
+			}
+			uint64_t n = now_ns();
+			fprintf(stderr, "quicstash-bench: sent %" PRIu64 " acked %" PRIu64 " (%.0f/s)\n", sent, acked,
+				(double)(acked - last_acked) * 1e9 / (double)(n - last_report));
+			last_acked = acked;
+			last_report = n;
+		}
+	}
+	for (unsigned t = 0; t < T; t++)
+		pthread_join(ws[t].thread, NULL);
+
+	/* merge */
+	static struct qs_hist h;
+	qs_hist_init(&h);
+	uint64_t sent = 0, acked = 0, rejected = 0, send_fail = 0, lost = 0, goaway = 0, failed = 0;
+	uint64_t acked_bytes = 0, sent_bytes = 0, first = UINT64_MAX, last = 0, unresolved = 0;
+	const char *first_error = "";
+	for (unsigned t = 0; t < T; t++) {
+		struct worker *w = &ws[t];
+		qs_hist_merge(&h, &w->hist);
+		sent += w->sent;
+		acked += w->acked;
+		rejected += w->rejected;
+		send_fail += w->send_fail;
+		lost += w->lost;
+		goaway += w->goaway;
+		failed += w->failed_conns;
+		sent_bytes += w->sent_bytes;
+		unresolved += w->sent - w->acked - w->rejected;
+		if (w->first_send_ns && w->first_send_ns < first)
+			first = w->first_send_ns;
+		if (w->last_ack_ns > last)
+			last = w->last_ack_ns;
+		if (!first_error[0] && w->first_error[0])
+			first_error = w->first_error;
+	}
+	/* acknowledged bytes: sent bytes scaled by the acknowledged share (events are
+	 * acknowledged in order per stream, and the corpus lines are interleaved) */
+	acked_bytes = sent ? (uint64_t)((double)sent_bytes * (double)acked / (double)sent) : 0;
+	double elapsed = (first != UINT64_MAX && last > first) ? (double)(last - first) / 1e9 : 0;
+	double eps = elapsed > 0 ? (double)acked / elapsed : 0;
+	double mbps = elapsed > 0 ? (double)acked_bytes / elapsed / 1e6 : 0;
+	uint64_t errors = rejected + send_fail + lost + failed + unresolved;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+		     (double)ru.ru_stime.tv_usec / 1e6;
+	const double ps[] = {50, 90, 99, 99.9};
+	double lat_us[4];
+	for (int i = 0; i < 4; i++)
+		lat_us[i] = (double)qs_hist_percentile(&h, ps[i]) / 1e3;
+	double lat_max = (double)h.max / 1e3, lat_mean = qs_hist_mean(&h) / 1e3;
+	if (!h.count)
+		lat_max = 0;
+
+	if (O.json) {
+		printf("{\"label\":");
+		json_str(stdout, O.label ? O.label : "");
+		printf(",\"server\":");
+		json_str(stdout, O.server);
+		printf(",\"connections\":%u,\"streams\":%u,\"threads\":%u,\"window\":%u,", O.connections, O.streams, T,
+		       O.window);
+		printf("\"corpus\":");
+		json_str(stdout, O.corpus ? O.corpus : "");
+		printf(",\"mean_event_bytes\":%.1f,\"rate_target\":%.1f,", P.mean_len, O.rate);
+		printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"unresolved\":%" PRIu64
+		       ",\"send_failures\":%" PRIu64 ",\"connections_lost\":%" PRIu64 ",\"connections_failed\":%" PRIu64
+		       ",\"goaways\":%" PRIu64 ",\"errors\":%" PRIu64 ",",
+		       sent, acked, rejected, unresolved, send_fail, lost, failed, goaway, errors);
+		printf("\"elapsed_s\":%.6f,\"events_per_s\":%.1f,\"mb_per_s\":%.3f,\"acked_bytes\":%" PRIu64 ",",
+		       elapsed, eps, mbps, acked_bytes);
+		printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f,"
+		       "\"count\":%" PRIu64 "},",
+		       lat_us[0], lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean, h.count);
+		printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", cpu, interrupted ? "true" : "false");
+		json_str(stdout, first_error);
+		printf("}\n");
+	} else {
+		printf("quicstash-bench %s%s%s-> %s: %u connections x %u streams, %u thread(s), window %u\n",
+		       O.label ? "[" : "", O.label ? O.label : "", O.label ? "] " : "", O.server, O.connections,
+		       O.streams, T, O.window);
+		printf("  events    sent %" PRIu64 "  acked %" PRIu64 "  rejected %" PRIu64 "  unresolved %" PRIu64 "\n",
+		       sent, acked, rejected, unresolved);
+		printf("  errors    %" PRIu64 " (send failures %" PRIu64 ", connections lost %" PRIu64 ", failed %" PRIu64
+		       ", goaways %" PRIu64 ")\n",
+		       errors, send_fail, lost, failed, goaway);
+		if (first_error[0])
+			printf("  first error: %s\n", first_error);
+		printf("  elapsed   %.3f s   %.0f events/s   %.2f MB/s (mean event %.1f bytes%s)\n", elapsed, eps, mbps,
+		       P.mean_len, O.rate > 0 ? ", rate-limited" : "");
+		printf("  ack latency (us): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f\n", lat_us[0],
+		       lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean);
+		printf("  client CPU %.2f s\n", cpu);
+	}
+	return (errors || acked == 0) ? 1 : 0;
+}
