@@ -68,15 +68,25 @@ int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n)
 		qs_info("using the UDP socket passed by systemd (fd %d)", act);
 		first = 1;
 	}
+	/* SO_REUSEPORT would let us join another running instance's group and
+	 * silently share its port: make sure the port is free first. */
+	if (first == 0) {
+		int probe = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && bind(probe, (struct sockaddr *)&ss, len) != 0) {
+			qs_err("cannot bind UDP %s: %s", cfg->server_addr_text, strerror(errno));
+			close(probe);
+			return -1;
+		}
+		if (probe >= 0) {
+			len = sizeof(ss);
+			getsockname(probe, (struct sockaddr *)&ss, &len);
+			close(probe);
+		}
+	}
 	for (unsigned i = first; i < n; i++) {
 		fds[i] = bind_one((struct sockaddr *)&ss, len, cfg->server_addr_text);
 		if (fds[i] < 0)
 			return -1;
-		/* Port 0 means "any": every further slot must share the first one's port. */
-		if (i == 0) {
-			len = sizeof(ss);
-			getsockname(fds[0], (struct sockaddr *)&ss, &len);
-		}
 	}
 	return 0;
 }
