@@ -7,6 +7,7 @@
 #define QS_ACCEPTOR_ACC_H
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <stdbool.h>
@@ -21,7 +22,7 @@ struct event_base;
 struct qs_config;
 struct qs_zwatch;
 
-#define ACC_CID_LEN 18
+#define ACC_CID_LEN 18 /* QS_STEER_CID_LEN */
 #define ACC_SECRET_LEN 32
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
@@ -114,6 +115,9 @@ struct acc {
 	struct sockaddr_storage local;
 	socklen_t local_len;
 	gnutls_certificate_credentials_t cred;
+	bool use_keyholder; /* sign through the keyholder; the key never enters this process */
+	gnutls_x509_crt_t *crts;
+	unsigned ncrts;
 	uint8_t secret[ACC_SECRET_LEN];
 	uint64_t stream_window, conn_window;
 
@@ -151,8 +155,12 @@ uint64_t acc_real_ns(void);
 void acc_schedule_flush(struct acc *a);
 
 /* tls.c */
-int acc_tls_init(struct acc *a);
+int acc_tls_load(struct acc *a);
+int acc_tls_keyholder(struct acc *a, const char *sock_path);
 int acc_tls_session(struct acc *a, struct acc_conn *c);
+
+/* sandbox_policy.c */
+int acc_sandbox(struct acc *a, bool *chrooted);
 
 /* cidmap.c */
 int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn *c);

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <gnutls/crypto.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -14,6 +15,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "ipc/ctl.h"
+#include "ipc/keysign.h"
 
 #define ACC_GOAWAY_MS 1000
 #define ACC_GOAWAY_WAIT_NS (1000ull * 1000000)
@@ -191,6 +193,17 @@ static void teardown(struct acc *a)
 		event_base_free(a->base);
 }
 
+/* Confines the process, then connects the key (its socket path is inside the chroot). */
+static int enter_sandbox(struct acc *a)
+{
+	bool chrooted;
+	char path[4200];
+	if (acc_sandbox(a, &chrooted))
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", chrooted ? "" : a->cfg->runtime_dir, QS_KEYSIGN_SOCKET);
+	return acc_tls_keyholder(a, path);
+}
+
 int acceptor_main(const struct qs_config *cfg)
 {
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -207,7 +220,8 @@ int acceptor_main(const struct qs_config *cfg)
 	if (gnutls_rnd(GNUTLS_RND_KEY, a.secret, sizeof(a.secret)) != 0)
 		goto out;
 	a.base = event_base_new();
-	if (!a.base || acc_tls_init(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || setup_events(&a)) {
+	if (!a.base || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
+	    setup_events(&a)) {
 		qs_err("acceptor setup failed");
 		goto out;
 	}

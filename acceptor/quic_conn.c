@@ -10,6 +10,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "supervisor/steer.h"
 
 #define ACC_MAX_PKTS_PER_WRITE 64
 
@@ -26,12 +27,13 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 	gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
 }
 
-/* Server CIDs: first byte = acceptor slot (for BPF steering later), rest random. */
+/* Server CIDs follow the steering contract of supervisor/steer.h: byte 0 is
+ * the steering key (our slot), byte 1 its check byte, the rest random. */
 static int make_cid(struct acc *a, ngtcp2_cid *cid, uint8_t *token)
 {
 	cid->datalen = ACC_CID_LEN;
-	cid->data[0] = (uint8_t)a->cfg->slot;
-	if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data + 1, ACC_CID_LEN - 1))
+	qs_steer_cid_prefix(cid->data, a->cfg->slot);
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data + 2, ACC_CID_LEN - 2))
 		return -1;
 	return ngtcp2_crypto_generate_stateless_reset_token(token, a->secret, sizeof(a->secret), cid);
 }

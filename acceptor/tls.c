@@ -3,29 +3,88 @@
  * data: a replayed 0-RTT flight would duplicate events. */
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/tlsfiles.h"
 #include "common/wire.h"
+#include "ipc/keysign.h"
 
 #define ACC_TLS_PRIORITY                                                                           \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
 	"+AES-128-CCM:%DISABLE_TLS13_COMPAT_MODE"
 
-int acc_tls_init(struct acc *a)
+/* Waits up to 3 s for the keyholder's socket: the supervisor starts it first,
+ * but without it (a hand-started acceptor) we read the key file ourselves. */
+static bool keyholder_present(const char *dir)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", dir, QS_KEYSIGN_SOCKET);
+	for (int i = 0; i < 30; i++) {
+		struct stat st;
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+int acc_tls_load(struct acc *a)
 {
 	char err[256];
 	if (gnutls_certificate_allocate_credentials(&a->cred) != 0) {
 		qs_err("gnutls_certificate_allocate_credentials failed");
 		return -1;
 	}
+	a->use_keyholder = keyholder_present(a->cfg->runtime_dir);
+	if (a->use_keyholder) {
+		/* The certificate is public; the private key stays in the keyholder. */
+		if (qs_tls_load_crts(a->cfg->cert_path, &a->crts, &a->ncrts, err, sizeof(err)) == 0)
+			return 0;
+		qs_err("certificate %s: %s", a->cfg->cert_path, err);
+		return -1;
+	}
+	qs_warn("no keyholder socket in %s: reading the private key in the acceptor", a->cfg->runtime_dir);
 	if (qs_tls_load_pair(a->cred, a->cfg->cert_path, a->cfg->key_path, err, sizeof(err))) {
 		qs_err("certificate %s / key %s: %s", a->cfg->cert_path, a->cfg->key_path, err);
 		return -1;
 	}
+	return 0;
+}
+
+/* After the sandbox is entered (sock_path is then inside the chroot). */
+int acc_tls_keyholder(struct acc *a, const char *sock_path)
+{
+	if (!a->use_keyholder)
+		return 0;
+	gnutls_privkey_t key;
+	gnutls_pcert_st *pc = gnutls_calloc(a->ncrts, sizeof(*pc));
+	if (!pc || qs_keysign_privkey(&key, sock_path) != 0) {
+		qs_err("cannot reach the keyholder at %s", sock_path);
+		gnutls_free(pc);
+		return -1;
+	}
+	for (unsigned i = 0; i < a->ncrts; i++)
+		if (gnutls_pcert_import_x509(&pc[i], a->crts[i], 0) != 0) {
+			qs_err("certificate %s: cannot import", a->cfg->cert_path);
+			return -1;
+		}
+	/* On success the credentials own the key and the pcerts' contents. */
+	int rc = gnutls_certificate_set_key(a->cred, NULL, 0, pc, (int)a->ncrts, key);
+	gnutls_free(pc);
+	if (rc < 0) {
+		qs_err("certificate does not match the keyholder's key: %s", gnutls_strerror(rc));
+		return -1;
+	}
+	for (unsigned i = 0; i < a->ncrts; i++)
+		gnutls_x509_crt_deinit(a->crts[i]);
+	gnutls_free(a->crts);
+	a->crts = NULL;
 	return 0;
 }
 
