@@ -34,13 +34,20 @@ static int drop_user(const char *user, const char *root, char *err, size_t errle
 		snprintf(err, errlen, "unknown user '%s'", user);
 		return -1;
 	}
+	if (pw->pw_uid == 0) {
+		snprintf(err, errlen, "--user '%s' is root: refusing to run children as root", user);
+		return -1;
+	}
 	if (root && (chroot(root) != 0 || chdir("/") != 0)) {
 		snprintf(err, errlen, "chroot %s: %s", root, strerror(errno));
 		return -1;
 	}
-	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_change_id((int)pw->pw_uid, (int)pw->pw_gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) != 0) {
-		snprintf(err, errlen, "cannot become user '%s'", user);
+	/* Leaving uid 0 without KEEPCAPS clears the permitted, effective and
+	 * ambient capability sets; the bounding set no longer matters under
+	 * no-new-privs. */
+	if (setgroups(0, NULL) != 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0) {
+		snprintf(err, errlen, "cannot become user '%s': %s", user, strerror(errno));
 		return -1;
 	}
 	return 0;
