@@ -1,0 +1,243 @@
+/* Unit tests for parser/enrich.c: validation, server-owned fields, spoofing,
+ * merging, the raw fast path against the cJSON slow path. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser/enrich.h"
+
+static int failures;
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+static struct qs_enrich_meta meta4(void)
+{
+	struct qs_enrich_meta m = {.seq = 42, .recv_time_ns = 1700000000123456789ull, .port = 5555};
+	for (int i = 0; i < 16; i++)
+		m.session[i] = (uint8_t)i;
+	m.ip[10] = m.ip[11] = 0xff;
+	m.ip[12] = 10, m.ip[13] = 1, m.ip[14] = 2, m.ip[15] = 3;
+	return m;
+}
+
+static struct qs_enrich_buf out;
+static struct qs_enrich_result res;
+
+static int run(const char *json)
+{
+	struct qs_enrich_meta m = meta4();
+	return qs_enrich(json, strlen(json), &m, &out, &res);
+}
+
+/* Output must be one line: exactly one '\n', at the end, no other control byte. */
+static void check_line(void)
+{
+	CHECK(out.len > 0 && out.data[out.len - 1] == '\n');
+	for (size_t i = 0; i + 1 < out.len; i++)
+		CHECK((unsigned char)out.data[i] >= 0x20);
+}
+
+static cJSON *parsed(void)
+{
+	check_line();
+	cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+	CHECK(j != NULL);
+	return j;
+}
+
+static const char *str_at(cJSON *j, const char *obj, const char *key)
+{
+	cJSON *o = cJSON_GetObjectItemCaseSensitive(j, obj);
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int count_key(cJSON *j, const char *key)
+{
+	int n = 0;
+	for (cJSON *c = j->child; c; c = c->next)
+		n += !strcmp(c->string, key);
+	return n;
+}
+
+static void check_server_fields(cJSON *j)
+{
+	CHECK(!strcmp(str_at(j, "event", "ingested"), "2023-11-14T22:13:20.123456Z"));
+	CHECK(!strcmp(str_at(j, "event", "id"), "000102030405060708090a0b0c0d0e0f-42"));
+	CHECK(!strcmp(str_at(j, "source", "ip"), "10.1.2.3"));
+	cJSON *port = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "source"), "port");
+	CHECK(cJSON_IsNumber(port) && port->valuedouble == 5555);
+	CHECK(count_key(j, "event") == 1 && count_key(j, "source") == 1);
+	for (const char *const *k = (const char *const[]){"event.id", "event.ingested", "source.ip", "source.port", NULL};
+	     *k; k++)
+		CHECK(count_key(j, *k) == 0);
+}
+
+static void test_fast_path(void)
+{
+	CHECK(run("{\"msg\":\"hello\",\"n\":12345678901234567890}") == 0);
+	CHECK(res.fast);
+	cJSON *j = parsed();
+	check_server_fields(j);
+	CHECK(!strcmp(cJSON_GetObjectItem(j, "msg")->valuestring, "hello"));
+	/* raw bytes kept: a big integer keeps its exact spelling */
+	CHECK(strstr(out.data, "12345678901234567890") != NULL);
+	cJSON_Delete(j);
+}
+
+static void test_empty_and_whitespace(void)
+{
+	const char *cases[] = {"{}", "{ }", "  {\"a\":1}   ", "{ \"a\" : [ ] }\t "};
+	for (size_t i = 0; i < 4; i++) {
+		CHECK(run(cases[i]) == 0);
+		cJSON *j = parsed();
+		check_server_fields(j);
+		cJSON_Delete(j);
+	}
+	CHECK(run("{}") == 0 && res.fast);
+	CHECK(!strncmp(out.data, "{\"event\":", 9)); /* no stray comma */
+}
+
+static void test_fast_equals_slow(void)
+{
+	const char *fast = "{\"a\":1,\"b\":[1,2,{\"c\":\"\\u00e9 caf\xc3\xa9 \xe2\x98\x83\"}],\"d\":{\"e\":null}}";
+	const char *slow = "{\"a\":1,\n\"b\":[1,2,{\"c\":\"\\u00e9 caf\xc3\xa9 \xe2\x98\x83\"}],\r\n\"d\":{\"e\":null}}";
+	CHECK(run(fast) == 0 && res.fast);
+	cJSON *a = parsed();
+	CHECK(run(slow) == 0 && !res.fast);
+	cJSON *b = parsed();
+	CHECK(cJSON_Compare(a, b, 1));
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+}
+
+static void test_spoofing(void)
+{
+	CHECK(run("{\"event.id\":\"x\",\"event.ingested\":\"y\",\"source.ip\":\"1.1.1.1\",\"source.port\":1,"
+		  "\"event.kind\":\"kept\",\"a\":1}") == 0);
+	CHECK(!res.fast);
+	cJSON *j = parsed();
+	check_server_fields(j);
+	CHECK(count_key(j, "event.kind") == 1 && count_key(j, "a") == 1);
+	cJSON_Delete(j);
+}
+
+static void test_merge_and_duplicates(void)
+{
+	CHECK(run("{\"event\":{\"id\":\"spoof\",\"kind\":\"alert\",\"ingested\":\"old\"},"
+		  "\"source\":{\"ip\":\"9.9.9.9\",\"geo\":{\"city\":\"X\"}},\"x\":2}") == 0);
+	cJSON *j = parsed();
+	check_server_fields(j);
+	CHECK(!strcmp(str_at(j, "event", "kind"), "alert"));
+	CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(j, "source"), "geo") != NULL);
+	cJSON_Delete(j);
+	/* a duplicate key must not survive to shadow ours */
+	CHECK(run("{\"event\":{\"id\":\"a\"},\"event\":{\"id\":\"b\",\"y\":1},\"event\":{\"id\":\"c\"}}") == 0);
+	j = parsed();
+	check_server_fields(j);
+	CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "event"), "y") != NULL);
+	cJSON_Delete(j);
+	/* case matters in Elasticsearch: "Event" is the client's own field */
+	CHECK(run("{\"Event\":\"mine\"}") == 0);
+	j = parsed();
+	CHECK(count_key(j, "Event") == 1);
+	cJSON_Delete(j);
+}
+
+static void test_rejections(void)
+{
+	CHECK(run("{\"event\":\"str\"}") == -1 && res.code == QS_REJ_SERVER_FIELD);
+	CHECK(strstr(res.reason, "'event'") != NULL);
+	CHECK(run("{\"source\":[1]}") == -1 && res.code == QS_REJ_SERVER_FIELD);
+	CHECK(!strcmp(res.reason, "field 'source' is server-owned and must be an object"));
+	CHECK(run("{\"event\":{},\"event\":1}") == -1 && res.code == QS_REJ_SERVER_FIELD);
+	CHECK(run("{\"a\":") == -1 && res.code == QS_REJ_INVALID_JSON);
+	CHECK(!strncmp(res.reason, "invalid JSON at byte ", 21));
+	CHECK(run("{\"a\":1} x") == -1 && res.code == QS_REJ_INVALID_JSON);
+	CHECK(run("{\"a\":1}{\"b\":2}") == -1 && res.code == QS_REJ_INVALID_JSON);
+	CHECK(run("") == -1 && res.code == QS_REJ_INVALID_JSON);
+	CHECK(run("[1,2]") == -1 && res.code == QS_REJ_NOT_OBJECT);
+	CHECK(!strcmp(res.reason, "expected a JSON object, got an array"));
+	CHECK(run("\"s\"") == -1 && res.code == QS_REJ_NOT_OBJECT);
+	CHECK(run("42") == -1 && res.code == QS_REJ_NOT_OBJECT);
+	CHECK(run("null") == -1 && res.code == QS_REJ_NOT_OBJECT);
+	struct qs_enrich_meta m = meta4();
+	CHECK(qs_enrich("{\"a\":1}\0x", 9, &m, &out, &res) == -1 && res.code == QS_REJ_INVALID_JSON);
+}
+
+static void test_control_chars(void)
+{
+	/* raw control bytes inside a string (cJSON accepts them): must be escaped */
+	int rc = run("{\"a\":\"x\ty\001z\"}");
+	if (rc == 0) {
+		CHECK(!res.fast);
+		cJSON *j = parsed();
+		CHECK(!strcmp(cJSON_GetObjectItem(j, "a")->valuestring, "x\ty\001z"));
+		cJSON_Delete(j);
+	} else {
+		CHECK(res.code == QS_REJ_INVALID_JSON);
+	}
+	/* escaped newline stays escaped on the fast path */
+	CHECK(run("{\"a\":\"line1\\nline2\"}") == 0 && res.fast);
+	cJSON *j = parsed();
+	CHECK(!strcmp(cJSON_GetObjectItem(j, "a")->valuestring, "line1\nline2"));
+	cJSON_Delete(j);
+	/* a pretty-printed object becomes one line */
+	CHECK(run("{\n  \"a\": 1,\n  \"b\": \"c\"\n}\n") == 0 && !res.fast);
+	j = parsed();
+	check_server_fields(j);
+	cJSON_Delete(j);
+	/* a BOM is not copied */
+	CHECK(run("\xEF\xBB\xBF{\"a\":1}") == 0 && !res.fast && out.data[0] == '{');
+}
+
+static void test_nesting_and_unicode(void)
+{
+	CHECK(run("{\"a\":{\"event\":1,\"source\":\"x\",\"b\":{\"event.id\":2}}}") == 0 && res.fast);
+	cJSON *j = parsed();
+	check_server_fields(j);
+	CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "a"), "event")->valuedouble == 1);
+	cJSON_Delete(j);
+	CHECK(run("{\"m\":\"\xf0\x9f\x98\x80 \\ud83d\\ude00\",\"event\":{\"k\":\"\xc3\xa9\"}}") == 0 && !res.fast);
+	j = parsed();
+	CHECK(!strcmp(cJSON_GetObjectItem(j, "m")->valuestring, "\xf0\x9f\x98\x80 \xf0\x9f\x98\x80"));
+	CHECK(!strcmp(str_at(j, "event", "k"), "\xc3\xa9"));
+	cJSON_Delete(j);
+}
+
+static void test_ipv6(void)
+{
+	struct qs_enrich_meta m = meta4();
+	memset(m.ip, 0, 16);
+	m.ip[0] = 0x20, m.ip[1] = 0x01, m.ip[2] = 0x0d, m.ip[3] = 0xb8, m.ip[15] = 1;
+	CHECK(qs_enrich("{}", 2, &m, &out, &res) == 0);
+	cJSON *j = parsed();
+	CHECK(!strcmp(str_at(j, "source", "ip"), "2001:db8::1"));
+	cJSON_Delete(j);
+}
+
+int main(void)
+{
+	test_fast_path();
+	test_empty_and_whitespace();
+	test_fast_equals_slow();
+	test_spoofing();
+	test_merge_and_duplicates();
+	test_rejections();
+	test_control_chars();
+	test_nesting_and_unicode();
+	test_ipv6();
+	qs_enrich_buf_free(&out);
+	if (failures) {
+		fprintf(stderr, "test_enrich: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_enrich: all checks passed\n");
+	return 0;
+}

@@ -1,0 +1,375 @@
+/* Unit tests for the shipper's spool: group commit and replay, torn tails,
+ * damage in the middle of a segment, the cursor and retirement at every
+ * crash point (files left exactly as a crash would leave them), the size
+ * limit, and --check-spool / --repair. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "shipper/cursor.h"
+#include "shipper/reader.h"
+#include "shipper/record.h"
+#include "shipper/spool.h"
+#include "shipper/spool_check.h"
+#include "shipper/stage.h"
+
+static int failures;
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+#define MAXREC 4096
+static int got[MAXREC]; /* record numbers read back */
+
+static char *new_dir(void)
+{
+	static char buf[64];
+	snprintf(buf, sizeof(buf), "/tmp/qs-test-spool-XXXXXX");
+	char *d = mkdtemp(buf);
+	if (!d)
+		abort();
+	return strdup(d);
+}
+
+static void rm_dir(char *d)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", d);
+	free(d);
+}
+
+static int open_spool(struct qs_spool *s, const char *dir, uint64_t max, uint64_t seg_max)
+{
+	struct qs_spool_opts o = {.dir = dir, .max_bytes = max, .seg_max = seg_max, .fsync = true};
+	return qs_spool_open(s, &o);
+}
+
+/* Appends records first..first+n-1 in one group commit. */
+static int append(struct qs_spool *s, int first, int n)
+{
+	struct qs_stage st = {0};
+	char line[64];
+	for (int i = first; i < first + n; i++) {
+		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
+		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
+	}
+	int rc = qs_spool_append(s, st.buf, st.len);
+	qs_stage_free(&st);
+	return rc;
+}
+
+/* Reads everything after the cursor (advancing it, as the output does);
+ * returns the number of records, their numbers in got[]. */
+static int read_all(struct qs_spool *s, uint64_t *damaged)
+{
+	struct qs_reader r;
+	qs_reader_init(&r, s->cursor);
+	int n = 0;
+	while (qs_reader_fill(&r, s) > 0) {
+		struct iovec iov[64];
+		int k = qs_reader_iov(&r, iov, 64);
+		size_t bytes = 0;
+		for (int i = 0; i < k; i++) {
+			int v = -1;
+			sscanf(iov[i].iov_base, "{\"n\":%d}", &v);
+			if (n < MAXREC)
+				got[n++] = v;
+			bytes += iov[i].iov_len;
+		}
+		qs_reader_consume(&r, bytes);
+		s->cursor = qs_reader_done(&r);
+	}
+	s->cursor = qs_reader_done(&r);
+	if (damaged)
+		*damaged = r.damaged_bytes;
+	qs_reader_free(&r);
+	return n;
+}
+
+static bool got_range(int n, int first, int count)
+{
+	if (n != count)
+		return false;
+	for (int i = 0; i < count; i++)
+		if (got[i] != first + i)
+			return false;
+	return true;
+}
+
+static char *seg_path(const char *dir, uint64_t id)
+{
+	static char p[512];
+	char name[32];
+	qs_seg_name(name, sizeof(name), id);
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+static off_t file_size(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_append_replay(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 10) == 0 && append(&s, 10, 5) == 0);
+	CHECK(s.nsegs == 1 && s.total == (uint64_t)file_size(seg_path(d, 1)));
+	qs_spool_close(&s);
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.replay.cursor_missing && s.replay.torn_bytes == 0);
+	CHECK(got_range(read_all(&s, NULL), 0, 15));
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(append(&s, 15, 3) == 0); /* a new segment: every open starts one */
+	CHECK(s.nsegs == 2);
+	qs_spool_close(&s);
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(!s.replay.cursor_missing);
+	CHECK(got_range(read_all(&s, NULL), 15, 3)); /* nothing shipped twice, nothing lost */
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static void test_torn_tail(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 5) == 0);
+	off_t good = file_size(seg_path(d, 1));
+	qs_spool_close(&s);
+	/* a crash in the middle of a write: a header and half a payload */
+	uint8_t rec[QS_REC_HDR + 8];
+	qs_rec_header(rec, "{\"n\":5}\n", 8, 1);
+	memcpy(rec + QS_REC_HDR, "{\"n\":5}\n", 8);
+	int fd = open(seg_path(d, 1), O_WRONLY | O_APPEND);
+	CHECK(write(fd, rec, QS_REC_HDR + 3) == QS_REC_HDR + 3);
+	close(fd);
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.replay.torn_bytes == QS_REC_HDR + 3);
+	CHECK(file_size(seg_path(d, 1)) == good);
+	CHECK(got_range(read_all(&s, NULL), 0, 5));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	CHECK(pread(fd, &b, 1, off) == 1);
+	b ^= 0x40;
+	CHECK(pwrite(fd, &b, 1, off) == 1);
+	close(fd);
+}
+
+static void test_mid_segment_damage(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 10) == 0);
+	size_t rec = QS_REC_HDR + strlen("{\"n\":0}\n");
+	qs_spool_close(&s);
+	flip_byte(seg_path(d, 1), (off_t)(3 * rec + QS_REC_HDR + 2)); /* payload of record 3 */
+	flip_byte(seg_path(d, 1), (off_t)(6 * rec + 5));              /* length of record 6 */
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.replay.torn_bytes == 0 && s.replay.damaged_bytes == 2 * rec);
+	uint64_t damaged = 0;
+	int n = read_all(&s, &damaged);
+	CHECK(n == 8 && damaged == 2 * rec);
+	CHECK(got[0] == 0 && got[2] == 2 && got[3] == 4 && got[5] == 7 && got[7] == 9);
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static void write_cursor(const char *dir, uint64_t seg, uint64_t off)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	struct qs_pos p = {seg, off};
+	CHECK(qs_cursor_store(dfd, &p) == 0);
+	close(dfd);
+}
+
+/* Three segments 1..3 with 4 records each (seg_max is tiny). */
+static void make_three(const char *d)
+{
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	for (int i = 0; i < 3; i++)
+		CHECK(append(&s, i * 4, 4) == 0);
+	CHECK(s.nsegs == 3);
+	qs_spool_close(&s);
+}
+
+static void test_retirement(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	make_three(d);
+	/* normal retirement: cursor persisted first, then older segments deleted */
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(got_range(read_all(&s, NULL), 0, 12));
+	CHECK(s.cursor.seg == 3);
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(s.nsegs == 1 && access(seg_path(d, 1), F_OK) != 0 && access(seg_path(d, 2), F_OK) != 0);
+	qs_spool_close(&s);
+	rm_dir(d);
+
+	/* crash after the cursor moved past segments 1-2 but before they were deleted */
+	d = new_dir();
+	make_three(d);
+	write_cursor(d, 3, 0);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(s.replay.leftovers == 2 && access(seg_path(d, 1), F_OK) != 0);
+	CHECK(got_range(read_all(&s, NULL), 8, 4));
+	qs_spool_close(&s);
+	rm_dir(d);
+
+	/* crash before the cursor was persisted: everything after the old cursor again */
+	d = new_dir();
+	make_three(d);
+	write_cursor(d, 1, 0);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(s.replay.leftovers == 0 && got_range(read_all(&s, NULL), 0, 12));
+	qs_spool_close(&s);
+	rm_dir(d);
+
+	/* crash while replacing the cursor: a half-written temp file, old cursor intact */
+	d = new_dir();
+	make_three(d);
+	size_t rec = QS_REC_HDR + strlen("{\"n\":0}\n");
+	write_cursor(d, 2, 2 * rec);
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_TMP);
+	int fd = open(p, O_WRONLY | O_CREAT, 0600);
+	CHECK(write(fd, "QSC", 3) == 3);
+	close(fd);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(access(p, F_OK) != 0);
+	CHECK(got_range(read_all(&s, NULL), 6, 6));
+	qs_spool_close(&s);
+
+	/* a corrupt cursor: ship everything still present again (duplicates, never losses) */
+	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_FILE);
+	flip_byte(p, 12);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(s.replay.cursor_corrupt && s.cursor.seg == 2 && s.cursor.off == 0);
+	CHECK(got_range(read_all(&s, NULL), 4, 8));
+	qs_spool_close(&s);
+
+	/* a cursor past the end of its segment (the tail was cut): segment counts as shipped */
+	write_cursor(d, 2, 1000000);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(s.replay.cursor_clamped && got_range(read_all(&s, NULL), 8, 4));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static void test_spool_full(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	size_t rec = QS_REC_HDR + strlen("{\"n\":0}\n");
+	CHECK(open_spool(&s, d, 10 * rec, 4 * rec) == 0);
+	CHECK(qs_spool_room(&s) == UINT64_MAX);
+	CHECK(append(&s, 0, 4) == 0 && append(&s, 4, 4) == 0);
+	CHECK(qs_spool_room(&s) == 2 * rec);
+	struct qs_stage st = {0};
+	for (int i = 0; i < 3; i++)
+		qs_stage_add(&st, (uint64_t)i, 0, "{\"n\":8}\n", 8, 1);
+	CHECK(qs_stage_fit(&st, qs_spool_room(&s)) == 2); /* only what fits is committed */
+	CHECK(qs_spool_append(&s, st.buf, st.t[1].end) == 0);
+	qs_stage_drop(&st, 2);
+	CHECK(qs_spool_room(&s) == 0 && qs_stage_fit(&st, 0) == 0); /* full: refused */
+	/* shipping and retiring frees room again */
+	CHECK(read_all(&s, NULL) == 10);
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(qs_spool_room(&s) >= rec && qs_stage_fit(&st, qs_spool_room(&s)) == 1);
+	qs_stage_free(&st);
+	qs_spool_close(&s);
+	rm_dir(d);
+
+	/* an empty spool takes one batch even beyond the limit, so it never wedges */
+	d = new_dir();
+	CHECK(open_spool(&s, d, rec, rec) == 0);
+	CHECK(qs_spool_room(&s) == UINT64_MAX && append(&s, 0, 3) == 0);
+	CHECK(qs_spool_room(&s) == 0);
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static int check_spool(const char *dir, bool repair)
+{
+	static struct qs_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.spool_dir, sizeof(cfg.spool_dir), "%s", dir);
+	cfg.check_spool = true;
+	cfg.repair = repair;
+	fflush(stdout);
+	return spool_check_main(&cfg);
+}
+
+static void test_check_repair(void)
+{
+	CHECK(check_spool("/nonexistent/qs-spool", false) == 2);
+	char *d = new_dir();
+	make_three(d);
+	size_t rec = QS_REC_HDR + strlen("{\"n\":0}\n");
+	write_cursor(d, 2, 3 * rec); /* records 0..6 shipped */
+	CHECK(check_spool(d, false) == 0);
+
+	/* damage: a flipped byte in record 5 (shipped) and a torn tail on segment 3 */
+	flip_byte(seg_path(d, 2), (off_t)(1 * rec + QS_REC_HDR));
+	off_t seg3 = file_size(seg_path(d, 3));
+	int fd = open(seg_path(d, 3), O_WRONLY | O_APPEND);
+	CHECK(write(fd, "\xffQSRgarbage", 11) == 11);
+	close(fd);
+	CHECK(check_spool(d, false) == 1);
+	CHECK(check_spool(d, true) == 0);
+	CHECK(check_spool(d, false) == 0);
+	CHECK(file_size(seg_path(d, 3)) == seg3);
+	/* the cursor was mapped into the rewritten segment: 7..11 still pending, nothing lost */
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(s.replay.torn_bytes == 0 && s.replay.damaged_bytes == 0);
+	CHECK(got_range(read_all(&s, NULL), 7, 5));
+	qs_spool_close(&s);
+
+	/* a corrupt cursor: damage; repair points it at the oldest segment */
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_FILE);
+	flip_byte(p, 20);
+	CHECK(check_spool(d, false) == 1);
+	CHECK(check_spool(d, true) == 0 && check_spool(d, false) == 0);
+	rm_dir(d);
+}
+
+int main(void)
+{
+	test_append_replay();
+	test_torn_tail();
+	test_mid_segment_damage();
+	test_retirement();
+	test_spool_full();
+	test_check_repair();
+	if (failures) {
+		fprintf(stderr, "test_spool: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_spool: all checks passed\n");
+	return 0;
+}
