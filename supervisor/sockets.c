@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "supervisor/steer.h"
 
 #define UDP_BUFFER_BYTES (8 * 1024 * 1024)
 
@@ -88,5 +89,5 @@ int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n)
 		if (fds[i] < 0)
 			return -1;
 	}
-	return 0;
+	return qs_steer_udp_group(fds, n); /* 0, or QS_STEER_UNAVAILABLE: only fds[0] is left */
 }
