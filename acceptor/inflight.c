@@ -262,6 +262,22 @@ static bool push_ready(void *sock, void *arg)
 	return false;
 }
 
+/* A broken peer must not flood the log: at most one warning per second. */
+static void warn_malformed(const char *why)
+{
+	static uint64_t last;
+	static unsigned suppressed;
+	uint64_t now = acc_mono_ns();
+	if (last && now - last < 1000000000ull) {
+		suppressed++;
+		return;
+	}
+	qs_warn("dropping malformed message on the answers socket: %s (%u more since the last warning)", why,
+		suppressed);
+	last = now;
+	suppressed = 0;
+}
+
 static void on_answers(struct acc *a, struct qs_batch_iter *it)
 {
 	struct qs_answer_rec r;
@@ -282,7 +298,7 @@ static void on_answers(struct acc *a, struct qs_batch_iter *it)
 		}
 	}
 	if (rc < 0)
-		qs_warn("malformed ANSWERS batch from sender %u: rest dropped", it->sender);
+		warn_malformed("ANSWERS batch with a bad record (the rest of it dropped)");
 }
 
 static void on_message(struct acc *a, const void *msg, size_t len)
@@ -290,7 +306,7 @@ static void on_message(struct acc *a, const void *msg, size_t len)
 	struct qs_batch_iter it;
 	const char *why = NULL;
 	if (qs_batch_open(&it, msg, len, &why)) {
-		qs_warn("dropping malformed message on the answers socket: %s", why);
+		warn_malformed(why);
 		return;
 	}
 	if (it.type == QS_MSG_ANSWERS) {
@@ -299,14 +315,14 @@ static void on_message(struct acc *a, const void *msg, size_t len)
 		struct qs_status_rec st;
 		const uint8_t *p;
 		if (qs_batch_next(&it, &st, sizeof(st), qs_no_payload, &p) != 1) {
-			qs_warn("malformed STATUS message dropped");
+			warn_malformed("bad STATUS record");
 			return;
 		}
 		a->accepting = st.accepting != 0;
 		a->status_seen = true;
 		a->status_mono = acc_mono_ns();
 	} else {
-		qs_warn("unexpected message type %u on the answers socket", it.type);
+		warn_malformed("unexpected message type");
 	}
 }
 
