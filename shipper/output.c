@@ -61,7 +61,7 @@ static void run(struct qs_output *o)
 	size_t done = 0;
 	while (o->state == QS_OUT_UP && done < WRITE_BUDGET) {
 		long avail = qs_reader_fill(&o->rd, o->spool);
-		o->spool->cursor = qs_reader_done(&o->rd); /* skipped damage and segment ends count too */
+		qs_spool_advance(o->spool, qs_reader_done(&o->rd)); /* skipped damage and segment ends count too */
 		if (avail < 0) {
 			qs_err("output: cannot read the spool: %s", strerror(errno));
 			return fail(o, "spool read error", errno);
@@ -78,7 +78,7 @@ static void run(struct qs_output *o)
 		if (w < 0)
 			return fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
-		o->spool->cursor = qs_reader_done(&o->rd);
+		qs_spool_advance(o->spool, qs_reader_done(&o->rd));
 		o->dirty = true;
 		done += (size_t)w;
 	}
@@ -196,7 +196,7 @@ bool qs_output_caught_up(struct qs_output *o)
 	if (o->state != QS_OUT_UP)
 		return false;
 	long avail = qs_reader_fill(&o->rd, o->spool);
-	o->spool->cursor = qs_reader_done(&o->rd);
+	qs_spool_advance(o->spool, qs_reader_done(&o->rd));
 	return avail == 0;
 }
 

@@ -309,8 +309,27 @@ int qs_spool_open_seg(const struct qs_spool *s, uint64_t id)
 	return openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
 }
 
+void qs_spool_advance(struct qs_spool *s, struct qs_pos pos)
+{
+	if (pos.seg > s->cursor.seg || (pos.seg == s->cursor.seg && pos.off > s->cursor.off))
+		s->cursor = pos;
+}
+
+/* A fully shipped write segment can only be retired once writing has moved
+ * on: without this a spool whose one big segment is shipped stays full. */
+static void roll_if_shipped(struct qs_spool *s)
+{
+	if (!s->nsegs || s->wfd < 0)
+		return;
+	const struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
+	bool shipped = s->cursor.seg == w->id && s->cursor.off == w->size && w->size > 0;
+	if (shipped && (w->size >= s->seg_max || s->total >= s->max_bytes) && new_segment(s) == 0)
+		s->cursor = (struct qs_pos){.seg = s->segs[s->nsegs - 1].id, .off = 0};
+}
+
 int qs_spool_persist(struct qs_spool *s)
 {
+	roll_if_shipped(s);
 	if (s->cursor.seg != s->persisted.seg || s->cursor.off != s->persisted.off) {
 		if (qs_cursor_store(s->dirfd, &s->cursor) != 0) {
 			qs_err("spool: cannot write the cursor in %s: %s", s->dir, strerror(errno));

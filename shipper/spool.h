@@ -67,6 +67,9 @@ int64_t qs_spool_seg_size(const struct qs_spool *s, uint64_t id);
 bool qs_spool_seg_after(const struct qs_spool *s, uint64_t id, uint64_t *next);
 int qs_spool_open_seg(const struct qs_spool *s, uint64_t id); /* O_RDONLY fd or -1 */
 
+/* Moves the in-memory cursor forward to pos (never backwards). */
+void qs_spool_advance(struct qs_spool *s, struct qs_pos pos);
+
 /* Persists the in-memory cursor (if it moved), then deletes every segment
  * wholly before it: in that order, so a crash in between only leaves
  * leftovers that the next open deletes. 0, or -1 (logged). */

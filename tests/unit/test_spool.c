@@ -87,9 +87,9 @@ static int read_all(struct qs_spool *s, uint64_t *damaged)
 			bytes += iov[i].iov_len;
 		}
 		qs_reader_consume(&r, bytes);
-		s->cursor = qs_reader_done(&r);
+		qs_spool_advance(s, qs_reader_done(&r));
 	}
-	s->cursor = qs_reader_done(&r);
+	qs_spool_advance(s, qs_reader_done(&r));
 	if (damaged)
 		*damaged = r.damaged_bytes;
 	qs_reader_free(&r);
@@ -300,6 +300,19 @@ static void test_spool_full(void)
 	CHECK(qs_spool_persist(&s) == 0);
 	CHECK(qs_spool_room(&s) >= rec && qs_stage_fit(&st, qs_spool_room(&s)) == 1);
 	qs_stage_free(&st);
+	qs_spool_close(&s);
+	rm_dir(d);
+
+	/* one big write segment, fully shipped: persisting moves writing on, so it can be retired */
+	d = new_dir();
+	CHECK(open_spool(&s, d, 10 * rec, 1 << 20) == 0);
+	CHECK(append(&s, 0, 10) == 0 && qs_spool_room(&s) == 0);
+	CHECK(read_all(&s, NULL) == 10 && qs_spool_persist(&s) == 0);
+	CHECK(qs_spool_room(&s) == UINT64_MAX && access(seg_path(d, 1), F_OK) != 0);
+	CHECK(append(&s, 10, 1) == 0);
+	qs_spool_close(&s);
+	CHECK(open_spool(&s, d, 10 * rec, 1 << 20) == 0);
+	CHECK(got_range(read_all(&s, NULL), 10, 1));
 	qs_spool_close(&s);
 	rm_dir(d);
 
