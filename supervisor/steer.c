@@ -196,7 +196,7 @@ static const char *why(int e)
 	switch (e) {
 	case EPERM:
 	case EACCES:
-		return "not permitted: needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN), bpf() "
+		return "not permitted: needs CAP_BPF (CAP_SYS_ADMIN before Linux 5.8), bpf() "
 		       "allowed by seccomp/SystemCallFilter, and on kernels before 5.11 enough "
 		       "RLIMIT_MEMLOCK";
 	case ENOSYS:
@@ -446,6 +446,10 @@ int qs_steer_udp_group(int *fds, unsigned n)
 	char err[512];
 	if (n <= 1)
 		return 0;
+	if (main_in_use) { /* called again: the old group's handle goes */
+		qs_steer_close(&main_group);
+		main_in_use = 0;
+	}
 	if (qs_steer_attach(&main_group, fds, n, 0, err, sizeof(err)) == 0) {
 		main_in_use = 1;
 		qs_info("UDP packets steered to %u acceptors by connection ID (SK_REUSEPORT BPF)", n);

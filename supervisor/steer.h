@@ -14,9 +14,20 @@
  *
  * The program is built in C as struct bpf_insn (no clang, no libbpf) and
  * loaded with the raw bpf(2) syscall. Creating the maps and loading the
- * program needs CAP_BPF + CAP_NET_ADMIN (or CAP_SYS_ADMIN), a kernel >= 5.x
- * with CONFIG_BPF_SYSCALL, and bpf() allowed by seccomp / systemd
- * (SystemCallFilter must list "bpf").
+ * program needs CAP_BPF (CAP_SYS_ADMIN before Linux 5.8; CAP_NET_ADMIN is not
+ * needed for SK_REUSEPORT programs), Linux >= 4.19 with CONFIG_BPF_SYSCALL,
+ * bpf() allowed by seccomp / systemd (SystemCallFilter must list "bpf"), and
+ * before 5.11 enough RLIMIT_MEMLOCK. Later map updates through the handle's
+ * fds need no capability from Linux 6.5 on; on older kernels with
+ * kernel.unprivileged_bpf_disabled set they need CAP_BPF / CAP_SYS_ADMIN too,
+ * so either keep CAP_BPF in the supervisor or make all updates before
+ * dropping it.
+ *
+ * When a key picked for a new connection has no socket (its socket closed),
+ * or the selected socket is not in this group, the program returns SK_PASS
+ * without a selection and the kernel hashes the packet over *all* sockets of
+ * the group (old generations included). Keep a socket at every key of the
+ * current generation (the supervisor keeps them for the service's life).
  *
  * ---- The CID contract (what an acceptor must put in every CID it issues) ----
  *

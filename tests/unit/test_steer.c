@@ -1,7 +1,7 @@
 /* Unit test of the SK_REUSEPORT steering program (supervisor/steer.c) on real
  * sockets: reuseport UDP groups on 127.0.0.1 and ::1, crafted QUIC-like
  * packets from client sockets, and a count of where each packet arrives.
- * Needs bpf() with CAP_BPF + CAP_NET_ADMIN; exits 77 (skipped) when the kernel
+ * Needs bpf() with CAP_BPF (CAP_SYS_ADMIN before Linux 5.8); exits 77 (skipped) when the kernel
  * or the environment refuses it. Summary line "N passed, N failed". */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -111,7 +111,8 @@ static int group_open(struct group *g, int family, unsigned n)
 static void group_close(struct group *g)
 {
 	for (unsigned i = 0; i < g->n; i++)
-		close(g->fds[i]);
+		if (g->fds[i] >= 0)
+			close(g->fds[i]);
 	g->n = 0;
 }
 
@@ -189,12 +190,14 @@ static void collect(const struct group *g, struct tally *t)
 	memset(t, 0, sizeof(*t));
 	struct pollfd pf[MAXSOCK];
 	for (;;) {
-		for (unsigned i = 0; i < g->n; i++)
+		for (unsigned i = 0; i < g->n; i++) /* fd -1 is ignored by poll */
 			pf[i] = (struct pollfd){.fd = g->fds[i], .events = POLLIN};
 		if (poll(pf, g->n, 100) <= 0)
 			return; /* 100 ms without a packet: everything sent has arrived */
 		for (unsigned i = 0; i < g->n; i++) {
 			uint8_t buf[2048];
+			if (g->fds[i] < 0)
+				continue;
 			ssize_t r;
 			while ((r = recv(g->fds[i], buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
 				t->on[i]++;
@@ -406,6 +409,21 @@ static void test_generation_switch(struct group *g, struct qs_steer *st)
 	CHECK_EQ(qs_steer_clear_socket(st, 2, err, sizeof(err)), 0);
 	CHECK_EQ(qs_steer_clear_socket(st, 2, err, sizeof(err)), 0); /* already gone: fine */
 
+	/* An old-generation socket that is closed leaves the map by itself: its
+	 * DCIDs are then treated as new connections of the current generation. */
+	close(g->fds[1]);
+	g->fds[1] = -1;
+	c = client(g->family);
+	for (unsigned j = 0; j < 20; j++) {
+		uint8_t cid[QS_STEER_CID_LEN], p[128];
+		our_cid(cid, 1);
+		CHECK(send_to(c, g, p, short_pkt(p, cid, ANY)) == 0);
+	}
+	close(c);
+	collect(g, &t);
+	CHECK_EQ(t.total, 20);
+	CHECK_EQ(t.on[4] + t.on[5] + t.on[6] + t.on[7], 20);
+
 	/* Out-of-range arguments are refused. */
 	CHECK_EQ(qs_steer_set_socket(st, 256, g->fds[0], err, sizeof(err)), -1);
 	CHECK_EQ(qs_steer_set_current(st, 250, 10, err, sizeof(err)), -1);
@@ -429,6 +447,10 @@ static int run_family(int family)
 	char err[512] = "";
 	current_test = "attach";
 	int rc = qs_steer_attach(&st, g.fds, 4, 0, err, sizeof(err));
+	if (rc != 0 && (errno == EPERM || errno == EACCES)) {
+		printf("SKIP: %s\n", err); /* e.g. bpf() allowed for maps only */
+		exit(77);
+	}
 	CHECK_EQ(rc, 0);
 	if (rc != 0) {
 		fprintf(stderr, "  attach: %s\n", err);
@@ -506,7 +528,7 @@ static const char *bpf_unavailable(void)
 	}
 	static char why[256];
 	snprintf(why, sizeof(why), "bpf(BPF_MAP_CREATE, REUSEPORT_SOCKARRAY): %s%s", strerror(errno),
-		 errno == EPERM ? " (needs CAP_BPF + CAP_NET_ADMIN; seccomp?)"
+		 errno == EPERM ? " (needs CAP_BPF; seccomp?)"
 		 : errno == ENOSYS ? " (no bpf() syscall)"
 		 : errno == EINVAL ? " (kernel older than 4.19?)" : "");
 	return why;
