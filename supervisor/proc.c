@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "ipc/ctl.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
@@ -196,6 +197,15 @@ void qs_procs_reap(struct qs_procs *p)
 		c->ctl = -1;
 		p->on_exit(p, c, status);
 	}
+}
+
+void qs_proc_ask_stop(struct qs_child *c)
+{
+	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
+	if (!c->pid)
+		return;
+	if (qs_ctl_send(c->ctl, &m) != 0)
+		kill(c->pid, SIGTERM);
 }
 
 unsigned qs_procs_running(const struct qs_procs *p, int role)

@@ -55,5 +55,9 @@ struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid);
 unsigned qs_procs_running(const struct qs_procs *p, int role /* -1 = any */);
 bool qs_procs_all_ready(const struct qs_procs *p);
 uint64_t qs_now_ms(void);
+/* Asks a child to stop cleanly: QS_CTL_SHUTDOWN, or SIGTERM when the control
+ * socket cannot take it. Never both: a child that already stopped on the
+ * message has given up its handlers, and a late SIGTERM would kill it. */
+void qs_proc_ask_stop(struct qs_child *c);
 
 #endif

@@ -73,9 +73,7 @@ static void run_step(void)
 	}
 	struct qs_child *c = &R.procs->child[R.step];
 	c->replacing = true;
-	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
-	qs_ctl_send(c->ctl, &m);
-	kill(c->pid, SIGTERM);
+	qs_proc_ask_stop(c);
 	struct timeval tv = {STEP_TIMEOUT_S, 0};
 	evtimer_add(R.step_timer, &tv);
 }

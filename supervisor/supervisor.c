@@ -26,6 +26,7 @@
 #include "supervisor/sockets.h"
 
 #define STOP_PHASE_TIMEOUT_S 15
+#define LAST_PHASE 4 /* acceptors, parsers, shipper, keyholder */
 
 struct sup {
 	const struct qs_config *cfg;
@@ -33,7 +34,7 @@ struct sup {
 	struct event_base *base;
 	struct event *phase_timer;
 	struct event *watchdog;
-	int stop_phase; /* 0 running; 1 acceptors; 2 parsers; 3 shipper; 4 done */
+	int stop_phase; /* 0 running; 1..LAST_PHASE: stopping that role (phase_role) */
 	bool notified_ready;
 	bool clean;     /* every child stopped with status 0 */
 	unsigned restarts;
@@ -111,8 +112,7 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 	if (p->stopping) {
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 			S.clean = false;
-			qs_warn("%s %u (pid %d) %s while stopping", qs_role_name(c->role), c->slot,
-				(int)c->pid, how);
+			qs_warn("%s %u %s while stopping", qs_role_name(c->role), c->slot, how);
 		}
 		advance_stop();
 		return;
@@ -129,31 +129,29 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 
 static enum qs_role phase_role(int phase)
 {
-	return phase == 1 ? QS_ROLE_ACCEPTOR : phase == 2 ? QS_ROLE_PARSER : QS_ROLE_SHIPPER;
+	static const enum qs_role order[] = {QS_ROLE_ACCEPTOR, QS_ROLE_PARSER, QS_ROLE_SHIPPER, QS_ROLE_KEYHOLDER};
+	return order[phase - 1];
 }
 
 /* Stops one role at a time, upstream first: acceptors finish answering their
  * clients while parsers and the shipper still run, then parsers, then the
- * shipper (which commits and acknowledges what it holds). */
+ * shipper (which commits and acknowledges what it holds), then the keyholder. */
 static void advance_stop(void)
 {
-	while (S.stop_phase >= 1 && S.stop_phase <= 3 &&
+	while (S.stop_phase >= 1 && S.stop_phase <= LAST_PHASE &&
 	       qs_procs_running(&S.procs, (int)phase_role(S.stop_phase)) == 0) {
 		S.stop_phase++;
-		if (S.stop_phase > 3)
+		if (S.stop_phase > LAST_PHASE)
 			break;
-		struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
 		for (unsigned i = 0; i < S.procs.n; i++) {
 			struct qs_child *c = &S.procs.child[i];
-			if (c->pid && c->role == phase_role(S.stop_phase)) {
-				qs_ctl_send(c->ctl, &m);
-				kill(c->pid, SIGTERM);
-			}
+			if (c->pid && c->role == phase_role(S.stop_phase))
+				qs_proc_ask_stop(c);
 		}
 		struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
 		evtimer_add(S.phase_timer, &tv);
 	}
-	if (S.stop_phase > 3)
+	if (S.stop_phase > LAST_PHASE)
 		event_base_loopexit(S.base, NULL);
 }
 
@@ -169,13 +167,10 @@ static void begin_stop(void)
 	S.stop_phase = 0;
 	/* Phase 1 starts by "finishing" a phase 0 with no children. */
 	S.stop_phase = 1;
-	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
 	for (unsigned i = 0; i < S.procs.n; i++) {
 		struct qs_child *c = &S.procs.child[i];
-		if (c->pid && c->role == QS_ROLE_ACCEPTOR) {
-			qs_ctl_send(c->ctl, &m);
-			kill(c->pid, SIGTERM);
-		}
+		if (c->pid && c->role == QS_ROLE_ACCEPTOR)
+			qs_proc_ask_stop(c);
 	}
 	struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
 	evtimer_add(S.phase_timer, &tv);
