@@ -644,8 +644,10 @@ class Server:
         self._close_notify()
         check(not left, "children %r still alive after the supervisor stopped" % left)
         if expect_rc is not None:
-            check(rc == expect_rc, "quicstashd exited with %r after SIGTERM, expected %r; log tail:\n%s"
-                  % (rc, expect_rc, self.log_tail()))
+            why = [l for l in self.log(since_start=True).splitlines()
+                   if re.search(r"while stopping|did not stop|not stop cleanly|error|<3>", l)]
+            check(rc == expect_rc, "quicstashd exited with %r after SIGTERM, expected %r (%s); log tail:\n%s"
+                  % (rc, expect_rc, " | ".join(why[-4:]), self.log_tail()))
         return rc
 
     def kill_tree(self):
