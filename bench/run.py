@@ -1,0 +1,684 @@
+#!/usr/bin/env python3
+"""The side-by-side benchmark behind bench/run (see bench/README.md).
+
+Measures, on the same corpus and with the same TCP receiver (qs-bench-receiver):
+  1. quicstash end to end, acknowledged, --durability fsync and write, at full
+     load and at half load (--rate = 50% of the full-load rate);
+  2. rsyslog relaying imptcp -> omfwd TCP, in-memory queue and disk queue;
+  3. the raw QUIC limit: ngtcp2's example HTTP/3 client uploading the corpus to
+     its example server;
+  4. plain TCP straight into the receiver.
+Prints one table and writes it, with the machine's description, to
+bench/RESULTS.md. Every process it starts runs in its own session and is
+killed (its whole process group) at the end, also on errors and signals.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------- processes
+
+_children = []  # Popen objects, each the leader of its own session/group
+
+
+def _cleanup():
+    for p in list(_children):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except OSError:
+                pass
+    deadline = time.monotonic() + 3
+    for p in list(_children):
+        while p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # the group: children left behind too
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=1)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass
+    _children.clear()
+
+
+def _on_signal(sig, frame):
+    _cleanup()
+    sys.stderr.write("bench: interrupted by signal %d\n" % sig)
+    os._exit(130)
+
+
+def start(argv, log=None, env=None, cwd=None):
+    """Starts argv in its own session (so its group can be killed), tracked."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out if log else subprocess.DEVNULL,
+                         env=env, cwd=cwd, start_new_session=True)
+    if log:
+        out.close()
+    _children.append(p)
+    return p
+
+
+def stop(p, timeout=10):
+    """SIGTERM to p's group, then SIGKILL after timeout."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        p.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        pass
+    if p in _children:
+        _children.remove(p)
+
+
+def run_measured(argv, timeout, stdout_path=None, log=None, cwd=None):
+    """Runs argv to completion (killed after timeout); returns (rc, wall s, cpu s, stdout)."""
+    out = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
+    err = open(log, "ab") if log else subprocess.DEVNULL
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, start_new_session=True)
+    _children.append(p)
+    timer = threading.Timer(timeout, lambda: _killpg_quiet(p.pid))
+    timer.start()
+    try:
+        stdout = p.stdout.read() if out == subprocess.PIPE else b""
+        _, status, ru = os.wait4(p.pid, 0)
+    finally:
+        timer.cancel()
+        if stdout_path:
+            out.close()
+        if log:
+            err.close()
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    _children.remove(p)
+    _killpg_quiet(p.pid)  # anything it left behind
+    if stdout_path:
+        with open(stdout_path, "rb") as f:
+            stdout = f.read()
+    return p.returncode, wall, ru.ru_utime + ru.ru_stime, stdout.decode("utf-8", "replace")
+
+
+def _killpg_quiet(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout, what, poll=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(poll)
+    raise RuntimeError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+# ---------------------------------------------------------------- /proc
+
+def proc_cpu(pid):
+    """utime + stime of pid in seconds, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
+
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def proc_sid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+        return int(s[s.rindex(")") + 2:].split()[3])  # field 6: session
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def quicstash_roles(sid):
+    """{pid: role} of every process in session sid: role from '--role X', else supervisor."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        pid = int(d)
+        if proc_sid(pid) != sid:
+            continue
+        argv = [a.decode("utf-8", "replace") for a in proc_cmdline(pid)]
+        role = "supervisor"
+        for i, a in enumerate(argv):
+            if a == "--role" and i + 1 < len(argv):
+                role = argv[i + 1]
+            elif a.startswith("--role="):
+                role = a.split("=", 1)[1]
+        out[pid] = role
+    return out
+
+
+def cpu_snapshot(sid):
+    snap = {}
+    for pid, role in quicstash_roles(sid).items():
+        c = proc_cpu(pid)
+        if c is not None:
+            snap[pid] = (role, c)
+    return snap
+
+
+def cpu_by_role(before, after):
+    roles = {}
+    for pid, (role, c) in after.items():
+        c0 = before.get(pid, (role, 0.0))[1]  # a child started during the run counts from 0
+        roles[role] = roles.get(role, 0.0) + max(0.0, c - c0)
+    return roles
+
+
+# ---------------------------------------------------------------- pieces
+
+class Ctx:
+    pass
+
+
+def receiver_start(ctx, name, count, timeout):
+    """Starts qs-bench-receiver; returns (proc, port, result path)."""
+    pf = os.path.join(ctx.work, name + ".rport")
+    res = os.path.join(ctx.work, name + ".receiver.json")
+    for f in (pf, res):
+        if os.path.exists(f):
+            os.unlink(f)
+    p = start([ctx.bin("qs-bench-receiver"), "-q", "-p", "0", "-P", pf, "-n", str(count), "-t", str(timeout),
+               "-i", "30", "-o", res], log=os.path.join(ctx.work, name + ".receiver.log"))
+    port = int(wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 10, "the receiver's port"))
+    return p, port, res
+
+
+def receiver_result(p, res, timeout):
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(p)
+    if p in _children:
+        _children.remove(p)
+    try:
+        with open(res) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"lines": 0, "bytes": 0, "first_ns": 0, "last_ns": 0, "reason": "no result"}
+
+
+def make_cert(ctx):
+    key = os.path.join(ctx.work, "key.pem")
+    cert = os.path.join(ctx.work, "cert.pem")
+    if os.path.exists(cert) and os.path.exists(key):
+        return cert, key
+    tmpl = os.path.join(ctx.work, "cert.tmpl")
+    with open(tmpl, "w") as f:
+        f.write('cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
+                'expiration_days = 30\ntls_www_server\nsigning_key\nencryption_key\n')
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    os.chmod(key, 0o600)
+    subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key, "--template", tmpl,
+                    "--outfile", cert], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=30)
+    return cert, key
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------- quicstash
+
+def quicstash_run(ctx, durability, rate, count, tag):
+    """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict."""
+    name = "quicstash-%s-%s" % (durability, tag)
+    cert, key = make_cert(ctx)
+    recv, rport, rres = receiver_start(ctx, name, count, ctx.args.timeout)
+    udp = free_port(socket.SOCK_DGRAM)
+    spool = os.path.join(ctx.work, "spool-" + name)
+    shutil.rmtree(spool, ignore_errors=True)
+    qlog = os.path.join(ctx.work, name + ".quicstashd.log")
+    nsock_path = os.path.join(ctx.work, name + ".notify")
+    if os.path.exists(nsock_path):
+        os.unlink(nsock_path)
+    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nsock.bind(nsock_path)
+    nsock.settimeout(0.1)
+    env = dict(os.environ, NOTIFY_SOCKET=nsock_path)
+    argv = [ctx.bin("quicstashd"), "-s", "127.0.0.1:%d" % udp, "-l", "127.0.0.1:%d" % rport,
+            "--spool-dir", spool, "-c", cert, "--key-path", key, "--durability", durability] + ctx.qs_args
+    qd = start(argv, log=qlog, env=env, cwd=ctx.work)
+    try:
+        deadline = time.monotonic() + 30
+        ready = False
+        while time.monotonic() < deadline and not ready:
+            if qd.poll() is not None:
+                raise RuntimeError("quicstashd exited (%s); see %s" % (qd.returncode, qlog))
+            try:
+                ready = b"READY=1" in nsock.recv(4096)
+            except socket.timeout:
+                pass
+        if not ready:
+            raise RuntimeError("quicstashd not ready after 30 s; see %s" % qlog)
+        time.sleep(0.3)  # let every child settle (connections to the parsers and the receiver)
+        before = cpu_snapshot(qd.pid)
+        bargv = [ctx.bin("quicstash-bench"), "-s", "127.0.0.1:%d" % udp, "--cert", cert,
+                 "--corpus", ctx.corpus, "-n", str(count), "-c", str(ctx.args.connections),
+                 "-S", str(ctx.args.streams), "-w", str(ctx.args.window), "-T", str(ctx.args.threads),
+                 "--json", "--label", name]
+        if rate:
+            bargv += ["-r", "%.0f" % rate]
+        rc, wall, client_cpu, out = run_measured(bargv, ctx.args.timeout, log=os.path.join(ctx.work, name + ".bench.log"))
+        rr = receiver_result(recv, rres, 60)
+        after = cpu_snapshot(qd.pid)
+    finally:
+        stop(qd, timeout=15)
+        stop(recv)
+        nsock.close()
+    try:
+        b = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError("quicstash-bench gave no result (rc %d); see %s" % (rc, os.path.join(ctx.work, name + ".bench.log")))
+    roles = cpu_by_role(before, after)
+    roles["client"] = client_cpu
+    r = {
+        "name": name, "events": b["acked"], "events_per_s": b["events_per_s"],
+        "latency_us": b["latency_us"], "errors": b["errors"], "first_error": b.get("first_error", ""),
+        "delivered": rr["lines"], "cpu": roles, "rate_target": rate, "bench": b, "receiver": rr,
+    }
+    if rr["lines"] < b["acked"]:
+        r["note"] = "receiver got %d of %d acknowledged events" % (rr["lines"], b["acked"])
+    log("%s: %.0f events/s, ack p50 %.2f ms p99 %.2f ms, errors %d, delivered %d" % (
+        name, b["events_per_s"], b["latency_us"]["p50"] / 1e3, b["latency_us"]["p99"] / 1e3, b["errors"],
+        rr["lines"]))
+    return r
+
+
+# ---------------------------------------------------------------- rsyslog
+
+RSYSLOG_CONF = """\
+# bench/run: rsyslog relaying imptcp -> omfwd TCP (%(kind)s queue). Own work dir, no system config.
+global(workDirectory="%(workdir)s" maxMessageSize="64k")
+module(load="imptcp")
+template(name="raw" type="string" string="%%rawmsg%%\\n")
+ruleset(name="relay" queue.type="LinkedList" queue.size="100000") {
+  action(type="omfwd" target="127.0.0.1" port="%(rport)d" protocol="tcp" template="raw"
+         %(queue)s)
+}
+input(type="imptcp" address="127.0.0.1" port="%(iport)d" ruleset="relay")
+"""
+
+QUEUES = {
+    "memory": 'queue.type="LinkedList" queue.size="100000" queue.dequeueBatchSize="1024"',
+    "disk": 'queue.type="Disk" queue.filename="relayq" queue.maxDiskSpace="4g" queue.maxFileSize="64m" '
+            'queue.dequeueBatchSize="1024"',
+}
+
+
+def rsyslog_run(ctx, kind, count, tag=""):
+    name = "rsyslog-%s%s" % (kind, tag)
+    recv, rport, rres = receiver_start(ctx, name, count, ctx.args.timeout)
+    workdir = os.path.join(ctx.work, name + ".work")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    iport = free_port()
+    conf = os.path.join(ctx.work, name + ".conf")
+    with open(conf, "w") as f:
+        f.write(RSYSLOG_CONF % {"kind": kind, "workdir": workdir, "rport": rport, "iport": iport,
+                                "queue": QUEUES[kind]})
+    pidfile = os.path.join(ctx.work, name + ".pid")
+    rs = start([ctx.rsyslogd, "-n", "-f", conf, "-i", pidfile], log=os.path.join(ctx.work, name + ".log"))
+    try:
+        def listening():
+            if rs.poll() is not None:
+                raise RuntimeError("rsyslogd exited (%s); see %s.log" % (rs.returncode, name))
+            try:
+                socket.create_connection(("127.0.0.1", iport), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, 20, "rsyslogd to listen")
+        time.sleep(0.2)
+        cpu0 = proc_cpu(rs.pid) or 0.0
+        rc, wall, send_cpu, out = run_measured([ctx.bin("qs-bench-tcpsend"), "-p", str(iport), "-n", str(count),
+                                                "-t", str(ctx.args.timeout), ctx.corpus], ctx.args.timeout)
+        rr = receiver_result(recv, rres, ctx.args.timeout)
+        cpu1 = proc_cpu(rs.pid) or cpu0
+    finally:
+        stop(rs)
+        stop(recv)
+    s = json.loads(out.strip().splitlines()[-1]) if rc == 0 and out.strip() else None
+    if not s or not rr["last_ns"]:
+        raise RuntimeError("%s: sender rc %d, receiver %s" % (name, rc, rr))
+    secs = (rr["last_ns"] - s["start_ns"]) / 1e9
+    r = {"name": name, "events": rr["lines"], "events_per_s": rr["lines"] / secs if secs > 0 else 0,
+         "errors": count - rr["lines"], "cpu": {"rsyslogd": cpu1 - cpu0, "sender": send_cpu}}
+    log("%s: %.0f events/s (%d lines in %.2f s)" % (name, r["events_per_s"], rr["lines"], secs))
+    return r
+
+
+# ---------------------------------------------------------------- raw QUIC
+
+def rawquic_run(ctx, tag=""):
+    name = "rawquic%s" % tag
+    cert, key = make_cert(ctx)
+    htdocs = os.path.join(ctx.work, "htdocs")
+    os.makedirs(htdocs, exist_ok=True)
+    port = free_port(socket.SOCK_DGRAM)
+    srv = start([ctx.ngtcp2_server, "-q", "-d", htdocs, "127.0.0.1", str(port), key, cert],
+                log=os.path.join(ctx.work, name + ".server.log"))
+    try:
+        time.sleep(0.3)
+        if srv.poll() is not None:
+            raise RuntimeError("%s exited; see %s.server.log" % (ctx.ngtcp2_server, name))
+        cpu0 = proc_cpu(srv.pid) or 0.0
+        rc, wall, ccpu, _ = run_measured([ctx.ngtcp2_client, "-q", "--exit-on-all-streams-close", "-m", "POST",
+                                          "--data", ctx.corpus, "127.0.0.1", str(port),
+                                          "https://127.0.0.1:%d/upload" % port], ctx.args.timeout,
+                                         log=os.path.join(ctx.work, name + ".client.log"))
+        cpu1 = proc_cpu(srv.pid) or cpu0
+    finally:
+        stop(srv)
+    if rc != 0:
+        raise RuntimeError("%s exited with %d; see %s.client.log" % (ctx.ngtcp2_client, rc, name))
+    bps = ctx.corpus_bytes / wall
+    r = {"name": name, "events": ctx.corpus_lines, "events_per_s": bps / ctx.mean_line, "errors": 0,
+         "cpu": {"server": cpu1 - cpu0, "client": ccpu}, "bytes_per_s": bps}
+    log("%s: %.1f MB/s = %.0f events/s at %.1f bytes/event (%.2f s)" % (name, bps / 1e6, r["events_per_s"],
+                                                                         ctx.mean_line, wall))
+    return r
+
+
+# ---------------------------------------------------------------- plain TCP
+
+def tcp_run(ctx, tag=""):
+    name = "tcp%s" % tag
+    count = ctx.corpus_lines
+    recv, rport, rres = receiver_start(ctx, name, count, ctx.args.timeout)
+    try:
+        rc, wall, scpu, out = run_measured([ctx.bin("qs-bench-tcpsend"), "-p", str(rport), "-t",
+                                            str(ctx.args.timeout), ctx.corpus], ctx.args.timeout)
+        rr = receiver_result(recv, rres, 60)
+    finally:
+        stop(recv)
+    s = json.loads(out.strip().splitlines()[-1])
+    secs = (rr["last_ns"] - s["start_ns"]) / 1e9
+    r = {"name": name, "events": rr["lines"], "events_per_s": rr["lines"] / secs if secs > 0 else 0,
+         "errors": count - rr["lines"], "cpu": {"sender": scpu}}
+    log("%s: %.0f events/s (%d lines in %.3f s)" % (name, r["events_per_s"], rr["lines"], secs))
+    return r
+
+
+def median_of(fn, n):
+    runs = [fn("-%d" % i if n > 1 else "") for i in range(n)]
+    runs.sort(key=lambda r: r["events_per_s"])
+    r = dict(runs[len(runs) // 2])
+    r["runs"] = [round(x["events_per_s"]) for x in runs]
+    return r
+
+
+# ---------------------------------------------------------------- report
+
+def machine():
+    model, cores = "unknown", os.cpu_count()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError):
+        mem = 0
+    try:
+        load = "%.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "?"
+    return {"cores": cores, "cpu": model, "kernel": platform.release(), "memory_gib": round(mem, 1),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg_at_start": load}
+
+
+ROLE_ORDER = ["acceptor", "parser", "shipper", "supervisor", "keyholder", "client", "rsyslogd", "server", "sender"]
+
+
+def fmt_cpu(r):
+    ev = r.get("events") or 0
+    if not ev or not r.get("cpu"):
+        return ""
+    per_m = {k: v / ev * 1e6 for k, v in r["cpu"].items()}
+    keys = sorted(per_m, key=lambda k: (ROLE_ORDER.index(k) if k in ROLE_ORDER else 99, k))
+    server = sum(v for k, v in per_m.items() if k not in ("client", "sender"))
+    parts = " ".join("%s %.2f" % (k, per_m[k]) for k in keys)
+    return "%.2f (%s)" % (server, parts)
+
+
+def fmt_ratio(a, b):
+    return "%.2f" % (a / b) if a and b else "-"
+
+
+def fmt_ms(us):
+    return "%.2f" % (us / 1e3)
+
+
+def table(results, ctx):
+    base_rs = results.get("rsyslog-memory", {}).get("events_per_s")
+    base_q = results.get("rawquic", {}).get("events_per_s")
+    rows = [("quicstash-fsync", "quicstash `--durability fsync`, full load"),
+            ("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
+            ("quicstash-write", "quicstash `--durability write`, full load"),
+            ("quicstash-write-half", "quicstash `--durability write`, half load"),
+            ("rsyslog-memory", "rsyslog imptcp->omfwd, in-memory queue"),
+            ("rsyslog-disk", "rsyslog imptcp->omfwd, disk queue"),
+            ("rawquic", "raw QUIC: ngtcp2 HTTP/3 upload (1 conn, 1 stream)"),
+            ("tcp", "plain TCP into the receiver")]
+    head = ("| setup | events/s | MB/s | x rsyslog mem | x raw QUIC | ack p50 ms | p90 | p99 | p99.9 | "
+            "CPU s per M events: server total (by role) | errors |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for key, label in rows:
+        r = results.get(key)
+        if not r:
+            lines.append("| %s | (not run) | | | | | | | | | |" % label)
+            continue
+        if "failed" in r:
+            lines.append("| %s | FAILED: %s | | | | | | | | | |" % (label, r["failed"].replace("|", "/")))
+            continue
+        eps = r["events_per_s"]
+        mbps = eps * ctx.mean_line / 1e6
+        lat = r.get("latency_us")
+        latcells = [fmt_ms(lat["p50"]), fmt_ms(lat["p90"]), fmt_ms(lat["p99"]), fmt_ms(lat["p99_9"])] if lat else \
+            ["-"] * 4
+        shown = "%.0f" % eps
+        if r.get("rate_target"):
+            shown += " (target %.0f)" % r["rate_target"]
+        if r.get("runs") and len(r["runs"]) > 1:
+            shown += " (median of %s)" % "/".join(str(x) for x in r["runs"])
+        err = str(r.get("errors", 0))
+        if r.get("note"):
+            err += " (%s)" % r["note"]
+        lines.append("| %s | %s | %.1f | %s | %s | %s | %s |" % (
+            label, shown, mbps, fmt_ratio(eps, base_rs), fmt_ratio(eps, base_q), " | ".join(latcells),
+            fmt_cpu(r) + " | " + err))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="quicstash side-by-side benchmark (bench/README.md)")
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"), help="CMake build dir (build)")
+    ap.add_argument("--events", type=int, default=1000000, help="corpus size (1000000)")
+    ap.add_argument("--quick", action="store_true", help="development run: 100000 events, no repeats")
+    ap.add_argument("--connections", type=int, default=4, help="quicstash-bench connections (4)")
+    ap.add_argument("--streams", type=int, default=4, help="quicstash-bench streams per connection (4)")
+    ap.add_argument("--window", type=int, default=4096, help="quicstash-bench window per connection (4096)")
+    ap.add_argument("--threads", type=int, default=1, help="quicstash-bench threads (1)")
+    ap.add_argument("--half-seconds", type=float, default=10, help="length of each half-load run (10)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
+    ap.add_argument("--timeout", type=int, default=240, help="bound on each single run, seconds (240)")
+    ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp (all)")
+    ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
+    ap.add_argument("--no-results", action="store_true", help="do not write the results file")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat = 1
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    ctx = Ctx()
+    ctx.args = args
+    build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
+    ctx.bin = lambda n: os.path.join(build, "bin", n)
+    for n in ("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-bench-tcpsend"):
+        if not os.access(ctx.bin(n), os.X_OK):
+            sys.exit("bench: %s missing: run make build (bench/run does)" % ctx.bin(n))
+    ctx.rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+    ctx.ngtcp2_server = shutil.which("gtlsserver") or "/usr/sbin/gtlsserver"
+    ctx.ngtcp2_client = shutil.which("gtlsclient") or "/usr/bin/gtlsclient"
+    ctx.qs_args = args.qs_arg
+    ctx.work = os.path.join(build, "bench", "work")
+    shutil.rmtree(ctx.work, ignore_errors=True)
+    os.makedirs(ctx.work)
+
+    full = os.path.join(build, "bench", "corpus.jsonl")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_corpus.py"), "--count", str(args.events),
+                    "--out", full], check=True, timeout=300)
+    ctx.corpus = full
+    if args.quick:  # the first 100k lines of the same corpus
+        ctx.corpus = os.path.join(ctx.work, "corpus-quick.jsonl")
+        with open(full, "rb") as src, open(ctx.corpus, "wb") as dst:
+            for i, line in enumerate(src):
+                if i == 100000:
+                    break
+                dst.write(line)
+    ctx.corpus_bytes = os.path.getsize(ctx.corpus)
+    with open(ctx.corpus, "rb") as f:
+        ctx.corpus_lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    ctx.mean_line = ctx.corpus_bytes / ctx.corpus_lines
+    log("corpus %s: %d events, %d bytes, mean %.1f bytes/event (with newline)" % (
+        ctx.corpus, ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
+
+    only = set(filter(None, args.only.split(","))) or {"quicstash", "rsyslog", "rawquic", "tcp"}
+    mach = machine()
+    results = {}
+    t_start = time.monotonic()
+
+    def attempt(key, fn):
+        try:
+            results[key] = fn()
+        except Exception as e:  # one failing setup must not hide the others
+            log("%s FAILED: %s" % (key, e))
+            results[key] = {"failed": str(e)[:300]}
+        finally:
+            _cleanup()
+
+    try:
+        if "tcp" in only:
+            attempt("tcp", lambda: median_of(lambda t: tcp_run(ctx, t), args.repeat))
+        if "rawquic" in only:
+            attempt("rawquic", lambda: median_of(lambda t: rawquic_run(ctx, t), args.repeat))
+        if "rsyslog" in only:
+            attempt("rsyslog-memory", lambda: median_of(lambda t: rsyslog_run(ctx, "memory", ctx.corpus_lines, t),
+                                                        args.repeat))
+            attempt("rsyslog-disk", lambda: rsyslog_run(ctx, "disk", ctx.corpus_lines))
+        if "quicstash" in only:
+            for dur in ("fsync", "write"):
+                attempt("quicstash-" + dur, lambda: quicstash_run(ctx, dur, 0, ctx.corpus_lines, "full"))
+                fr = results["quicstash-" + dur]
+                if fr.get("events_per_s"):
+                    half = fr["events_per_s"] / 2
+                    n = int(min(ctx.corpus_lines, max(1000, half * args.half_seconds)))
+                    attempt("quicstash-%s-half" % dur, lambda: quicstash_run(ctx, dur, half, n, "half"))
+    finally:
+        _cleanup()
+
+    elapsed = time.monotonic() - t_start
+    tbl = table(results, ctx)
+    qs = ("connections %d x streams %d, window %d events/connection, %d thread(s)" %
+          (args.connections, args.streams, args.window, args.threads))
+    md = []
+    md.append("# quicstash benchmark results\n")
+    md.append("Written by `bench/run` (see bench/README.md for what each figure means). "
+              "Everything ran on this one machine, load generators included, on loopback.\n")
+    md.append("- machine: %d cores, %s, kernel %s, %.1f GiB RAM" % (mach["cores"], mach["cpu"], mach["kernel"],
+                                                                   mach["memory_gib"]))
+    md.append("- date: %s; load average at start: %s" % (mach["date"], mach["loadavg_at_start"]))
+    md.append("- corpus: %d events, %d bytes, mean %.1f bytes/event with the newline (bench/gen_corpus.py, "
+              "fixed seed)" % (ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
+    md.append("- quicstash-bench: %s; quicstashd defaults%s" % (
+        qs, (" plus " + " ".join(args.qs_arg)) if args.qs_arg else ""))
+    md.append("- half load: --rate at 50%% of the same mode's full-load rate for about %.0f s "
+              "(latency from each event's intended send time)" % args.half_seconds)
+    md.append("- bench/run took %.0f s of measurements\n" % elapsed)
+    md.append(tbl)
+    md.append("\nMB/s = events/s x mean event size. Ratios are events/s over the rsyslog in-memory relay and "
+              "over the raw QUIC upload. CPU: utime+stime per million events, from /proc/PID/stat of each "
+              "process before and after; \"server total\" excludes the load generator (client/sender).\n")
+    text = "\n".join(md)
+    print(text)
+    if not args.no_results:
+        with open(args.results, "w") as f:
+            f.write(text)
+        with open(os.path.join(ctx.work, "results.json"), "w") as f:
+            json.dump({"machine": mach, "results": results}, f, indent=1, default=str)
+        log("wrote %s (raw numbers: %s)" % (args.results, os.path.join(ctx.work, "results.json")))
+    failed = [k for k, r in results.items() if "failed" in r]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        _cleanup()
