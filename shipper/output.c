@@ -40,6 +40,11 @@ static void fail(struct qs_output *o, const char *what, int err)
 	o->down_logged = true;
 	close_fd(o);
 	o->state = QS_OUT_DOWN;
+	/* json_lines has no acknowledgement: what the kernel took just before the
+	 * connection died may never have reached Logstash. Resend from the last
+	 * persisted cursor (at most ~200 ms back): duplicates, fewer losses. */
+	if (!o->cfg->output_is_file && o->spool->persisted.seg != UINT64_MAX)
+		o->spool->cursor = o->spool->persisted;
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	struct timeval tv = {o->backoff_ms / 1000, (o->backoff_ms % 1000) * 1000};
 	evtimer_add(o->retry_ev, &tv);

@@ -72,7 +72,8 @@ static int list_segments(struct qs_spool *s)
 		}
 	}
 	closedir(d);
-	qsort(s->segs, s->nsegs, sizeof(*s->segs), seg_cmp);
+	if (s->nsegs)
+		qsort(s->segs, s->nsegs, sizeof(*s->segs), seg_cmp);
 	return 0;
 }
 

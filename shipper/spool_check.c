@@ -64,7 +64,8 @@ static int list(struct check *c)
 		c->ids[c->n++] = id;
 	}
 	closedir(d);
-	qsort(c->ids, c->n, sizeof(*c->ids), cmp_u64);
+	if (c->n)
+		qsort(c->ids, c->n, sizeof(*c->ids), cmp_u64);
 	return 0;
 }
 
