@@ -319,6 +319,8 @@ def quicstash_run(ctx, durability, rate, count, tag):
         stop(qd, timeout=15)
         stop(recv)
         nsock.close()
+        if not ctx.args.keep:
+            shutil.rmtree(spool, ignore_errors=True)  # up to ~0.4 GB per run
     try:
         b = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -391,6 +393,8 @@ def rsyslog_run(ctx, kind, count, tag=""):
     finally:
         stop(rs)
         stop(recv)
+        if not ctx.args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     s = json.loads(out.strip().splitlines()[-1]) if rc == 0 and out.strip() else None
     if not s or not rr["last_ns"]:
         raise RuntimeError("%s: sender rc %d, receiver %s" % (name, rc, rr))
@@ -556,7 +560,8 @@ def main():
     ap = argparse.ArgumentParser(description="quicstash side-by-side benchmark (bench/README.md)")
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"), help="CMake build dir (build)")
     ap.add_argument("--events", type=int, default=1000000, help="corpus size (1000000)")
-    ap.add_argument("--quick", action="store_true", help="development run: 100000 events, no repeats")
+    ap.add_argument("--count", type=int, default=0, help="use only the first N events of the corpus (all)")
+    ap.add_argument("--quick", action="store_true", help="development run: --count 100000 --repeat 1")
     ap.add_argument("--connections", type=int, default=4, help="quicstash-bench connections (4)")
     ap.add_argument("--streams", type=int, default=4, help="quicstash-bench streams per connection (4)")
     ap.add_argument("--window", type=int, default=4096, help="quicstash-bench window per connection (4096)")
@@ -567,10 +572,12 @@ def main():
     ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
+    ap.add_argument("--keep", action="store_true", help="keep spools and queue files in the work dir")
     ap.add_argument("--no-results", action="store_true", help="do not write the results file")
     args = ap.parse_args()
     if args.quick:
         args.repeat = 1
+        args.count = args.count or 100000
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -595,11 +602,11 @@ def main():
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_corpus.py"), "--count", str(args.events),
                     "--out", full], check=True, timeout=300)
     ctx.corpus = full
-    if args.quick:  # the first 100k lines of the same corpus
-        ctx.corpus = os.path.join(ctx.work, "corpus-quick.jsonl")
+    if 0 < args.count < args.events:  # the first N lines of the same corpus
+        ctx.corpus = os.path.join(ctx.work, "corpus-%d.jsonl" % args.count)
         with open(full, "rb") as src, open(ctx.corpus, "wb") as dst:
             for i, line in enumerate(src):
-                if i == 100000:
+                if i == args.count:
                     break
                 dst.write(line)
     ctx.corpus_bytes = os.path.getsize(ctx.corpus)
