@@ -815,9 +815,9 @@ int main(int argc, char **argv)
 		       O.streams, T, O.window);
 		printf("  events    sent %" PRIu64 "  acked %" PRIu64 "  rejected %" PRIu64 "  unresolved %" PRIu64 "\n",
 		       sent, acked, rejected, unresolved);
-		printf("  errors    %" PRIu64 " (send failures %" PRIu64 ", connections lost %" PRIu64 ", failed %" PRIu64
-		       ", goaways %" PRIu64 ")\n",
-		       errors, send_fail, lost, failed, goaway);
+		printf("  errors    %" PRIu64 " (rejected %" PRIu64 ", unresolved %" PRIu64 ", send failures %" PRIu64
+		       ", connections lost %" PRIu64 ", failed %" PRIu64 "; goaways %" PRIu64 ")\n",
+		       errors, rejected, unresolved, send_fail, lost, failed, goaway);
 		if (first_error[0])
 			printf("  first error: %s\n", first_error);
 		printf("  elapsed   %.3f s   %.0f events/s   %.2f MB/s (mean event %.1f bytes%s)\n", elapsed, eps, mbps,

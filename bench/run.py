@@ -568,7 +568,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="quicstash-bench threads (1)")
     ap.add_argument("--half-seconds", type=float, default=10, help="length of each half-load run (10)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
-    ap.add_argument("--timeout", type=int, default=240, help="bound on each single run, seconds (240)")
+    ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
+    ap.add_argument("--budget", type=int, default=480,
+                    help="seconds for all measurements; runs that would start later are skipped (480)")
     ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
@@ -622,6 +624,12 @@ def main():
     t_start = time.monotonic()
 
     def attempt(key, fn):
+        left = args.budget - (time.monotonic() - t_start)
+        if left < 15:
+            log("%s skipped: the time budget (--budget %d s) is spent" % (key, args.budget))
+            results[key] = {"failed": "skipped: time budget spent"}
+            return
+        args.timeout = int(min(args.timeout, left))  # every single run stays inside the budget
         try:
             results[key] = fn()
         except Exception as e:  # one failing setup must not hide the others
