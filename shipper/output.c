@@ -6,7 +6,10 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -17,6 +20,43 @@
 #define BACKOFF_MAX_MS 5000
 #define WRITE_BUDGET (8u * 1024 * 1024) /* bytes per loop pass, so the loop stays responsive */
 #define MAX_IOV 512
+#define SETTLE_TICK_MS 100
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Records up to pos are fully written (n more bytes went out): a file has
+ * taken them; a TCP peer has not yet (settle.h). */
+static void written(struct qs_output *o, size_t n, struct qs_pos pos)
+{
+	if (o->cfg->output_is_file)
+		qs_spool_advance(o->spool, pos);
+	else
+		qs_settle_wrote(&o->settle, n, pos);
+}
+
+/* Moves the cursor to what the peer has acknowledged and held long enough. */
+static void settle(struct qs_output *o)
+{
+	int unacked = 0;
+	if (o->cfg->output_is_file || o->state != QS_OUT_UP || ioctl(o->fd, SIOCOUTQ, &unacked) != 0)
+		return;
+	uint64_t acked = o->settle.written - (uint64_t)(unacked > 0 ? unacked : 0);
+	struct qs_pos pos;
+	if (qs_settle_poll(&o->settle, acked, mono_ms(), &pos))
+		qs_spool_advance(o->spool, pos);
+}
+
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	settle(arg);
+}
 
 static void start(struct qs_output *o);
 
@@ -40,11 +80,8 @@ static void fail(struct qs_output *o, const char *what, int err)
 	o->down_logged = true;
 	close_fd(o);
 	o->state = QS_OUT_DOWN;
-	/* json_lines has no acknowledgement: what the kernel took just before the
-	 * connection died may never have reached Logstash. Resend from the last
-	 * persisted cursor (at most ~200 ms back): duplicates, fewer losses. */
-	if (!o->cfg->output_is_file && o->spool->persisted.seg != UINT64_MAX)
-		o->spool->cursor = o->spool->persisted;
+	/* Resend everything that had not settled: Logstash may never have read it. */
+	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	struct timeval tv = {o->backoff_ms / 1000, (o->backoff_ms % 1000) * 1000};
 	evtimer_add(o->retry_ev, &tv);
@@ -66,7 +103,7 @@ static void run(struct qs_output *o)
 	size_t done = 0;
 	while (o->state == QS_OUT_UP && done < WRITE_BUDGET) {
 		long avail = qs_reader_fill(&o->rd, o->spool);
-		qs_spool_advance(o->spool, qs_reader_done(&o->rd)); /* skipped damage and segment ends count too */
+		written(o, 0, qs_reader_done(&o->rd)); /* skipped damage and segment ends count too */
 		if (avail < 0) {
 			qs_err("output: cannot read the spool: %s", strerror(errno));
 			return fail(o, "spool read error", errno);
@@ -83,7 +120,7 @@ static void run(struct qs_output *o)
 		if (w < 0)
 			return fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
-		qs_spool_advance(o->spool, qs_reader_done(&o->rd));
+		written(o, (size_t)w, qs_reader_done(&o->rd));
 		o->dirty = true;
 		done += (size_t)w;
 	}
@@ -105,6 +142,7 @@ static void up(struct qs_output *o)
 	if (o->down_logged || !o->cfg->output_is_file)
 		qs_info("output %s: connected, shipping from the cursor", o->name);
 	o->down_logged = false;
+	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	event_add(o->rev, NULL);
 	run(o);
@@ -184,8 +222,11 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	qs_reader_init(&o->rd, spool->cursor);
 	o->retry_ev = evtimer_new(base, on_retry, o);
 	o->run_ev = event_new(base, -1, 0, on_run, o);
-	if (!o->retry_ev || !o->run_ev)
+	o->settle_ev = event_new(base, -1, EV_PERSIST, on_settle, o);
+	if (!o->retry_ev || !o->run_ev || !o->settle_ev)
 		return -1;
+	struct timeval tick = {0, SETTLE_TICK_MS * 1000};
+	event_add(o->settle_ev, &tick);
 	start(o);
 	return 0;
 }
@@ -201,8 +242,9 @@ bool qs_output_caught_up(struct qs_output *o)
 	if (o->state != QS_OUT_UP)
 		return false;
 	long avail = qs_reader_fill(&o->rd, o->spool);
-	qs_spool_advance(o->spool, qs_reader_done(&o->rd));
-	return avail == 0;
+	written(o, 0, qs_reader_done(&o->rd));
+	settle(o);
+	return avail == 0 && !qs_settle_pending(&o->settle);
 }
 
 int qs_output_sync(struct qs_output *o)
@@ -221,6 +263,7 @@ void qs_output_free(struct qs_output *o)
 	close_fd(o);
 	if (o->retry_ev) event_free(o->retry_ev);
 	if (o->run_ev) event_free(o->run_ev);
+	if (o->settle_ev) event_free(o->settle_ev);
 	qs_reader_free(&o->rd);
-	o->retry_ev = o->run_ev = NULL;
+	o->retry_ev = o->run_ev = o->settle_ev = NULL;
 }

@@ -1,8 +1,8 @@
 /* The output: newline-delimited JSON (Logstash tcp input, json_lines codec)
  * over TCP, or appended to a local file. It reads the spool after the cursor
  * and advances the in-memory cursor past every record whose bytes were fully
- * handed to the kernel. json_lines has no acknowledgement, so that is the
- * strongest promise available (docs/SPOOL.md). */
+ * written: for a file at once, for TCP once they have settled (settle.h),
+ * since json_lines has no acknowledgement (docs/SPOOL.md). */
 #ifndef QS_SHIPPER_OUTPUT_H
 #define QS_SHIPPER_OUTPUT_H
 
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "shipper/reader.h"
+#include "shipper/settle.h"
 
 struct qs_config;
 struct qs_spool;
@@ -25,7 +26,8 @@ struct qs_output {
 	struct qs_reader rd;
 	int fd;
 	enum qs_out_state state;
-	struct event *wev, *rev, *retry_ev, *run_ev;
+	struct event *wev, *rev, *retry_ev, *run_ev, *settle_ev;
+	struct qs_settle settle; /* TCP: written bytes waiting to count as taken */
 	unsigned backoff_ms;
 	bool down_logged;
 	bool dirty; /* file output: written since the last sync */
