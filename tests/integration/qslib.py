@@ -709,8 +709,10 @@ class Server:
 # ---------------------------------------------------------------- client
 
 def _send_argv(server, extra_args, ack_log=None, cert=None):
-    argv = [SEND, "-s", server.addr if isinstance(server, Server) else server,
-            "--cert", cert or server.cert]
+    # server: a Server, anything with .addr and .cert (duck typing), or an "host:port" string
+    addr = server if isinstance(server, str) else server.addr
+    cert = cert or (None if isinstance(server, str) else getattr(server, "cert", None))
+    argv = [SEND, "-s", addr] + (["--cert", cert] if cert else [])
     if ack_log:
         argv += ["--ack-log", ack_log]
     return argv + list(extra_args)
@@ -722,7 +724,7 @@ def send(server, lines=None, extra_args=(), timeout=None, ack_log=None, cert=Non
     (exit code, stdout, stderr). The process is killed after `timeout` seconds (exit code None)."""
     need_binaries("quicstash-send")
     timeout = timeout or tmo(120)
-    d = server.dir if isinstance(server, Server) else mkdtemp("send")
+    d = getattr(server, "dir", None) or mkdtemp("send")
     if input_path is None:
         input_path = os.path.join(d, "input-%d-%d.txt" % (os.getpid(), random.randrange(1 << 30)))
         if isinstance(lines, (bytes, bytearray)):
