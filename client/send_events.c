@@ -163,8 +163,9 @@ static void on_state(void *ud, enum qs_client_state st, const char *why)
 	struct sender *s = ud;
 	switch (st) {
 	case QS_CLIENT_CONNECTED:
+		if (!s->connected_once) /* a reconnect is no progress: only answers are */
+			s->last_progress = send_now();
 		s->connected_once = true;
-		s->last_progress = send_now();
 		check_done(s);
 		break;
 	case QS_CLIENT_LOST:

@@ -157,11 +157,20 @@ static void on_ack(void *ud, uint64_t seq, uint64_t tag)
 		c->cb.on_ack(c->ud, seq, tag);
 }
 
+static void apply_event_answer(struct qs_client *c, struct qs_stream *s, const struct qs_answer *a);
+
 static void apply_answer(struct qs_client *c, struct qs_stream *s, const struct qs_answer *a)
 {
 	if (c->cb.on_answer)
 		c->cb.on_answer(c->ud, a);
-	c->backoff_ms = 0; /* the server is alive and working */
+	uint64_t before = c->win.unresolved;
+	apply_event_answer(c, s, a);
+	if (c->win.unresolved < before)
+		c->backoff_ms = 0; /* the server resolves events again: reconnect fast next time */
+}
+
+static void apply_event_answer(struct qs_client *c, struct qs_stream *s, const struct qs_answer *a)
+{
 	if (a->type == QS_ANSWER_GOAWAY) {
 		qs_client_on_goaway(c, a->ms);
 		return;
