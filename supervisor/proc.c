@@ -31,10 +31,10 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct qs_procs *cb_procs; /* for the libevent callbacks (one table per process) */
 
-int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, char **argv,
-		  const int *udp_fds, struct event_base *base)
+int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acceptors, int argc,
+		  char **argv, const int *udp_fds, struct event_base *base)
 {
-	p->n = 2 + cfg->parsers + cfg->acceptors;
+	p->n = 2 + cfg->parsers + acceptors;
 	p->child = calloc(p->n, sizeof(*p->child));
 	if (!p->child)
 		return -1;
@@ -47,7 +47,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, cha
 	p->child[i++] = (struct qs_child){.role = QS_ROLE_SHIPPER};
 	for (unsigned s = 0; s < cfg->parsers; s++)
 		p->child[i++] = (struct qs_child){.role = QS_ROLE_PARSER, .slot = s};
-	for (unsigned s = 0; s < cfg->acceptors; s++)
+	for (unsigned s = 0; s < acceptors; s++)
 		p->child[i++] = (struct qs_child){.role = QS_ROLE_ACCEPTOR, .slot = s, .udp_fd = udp_fds[s]};
 	for (i = 0; i < p->n; i++) {
 		p->child[i].ctl = -1;
@@ -214,6 +214,14 @@ unsigned qs_procs_running(const struct qs_procs *p, int role)
 	for (unsigned i = 0; i < p->n; i++)
 		if (p->child[i].pid && (role < 0 || (int)p->child[i].role == role))
 			n++;
+	return n;
+}
+
+unsigned qs_procs_count(const struct qs_procs *p, enum qs_role role)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < p->n; i++)
+		n += p->child[i].role == role;
 	return n;
 }
 

@@ -44,8 +44,8 @@ struct qs_procs {
 
 /* Builds the table: keyholder, shipper, parsers, then acceptors (start order:
  * downstream before upstream, so nothing is sent towards a role not yet there). */
-int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, int argc, char **argv,
-		  const int *udp_fds, struct event_base *base);
+int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acceptors, int argc,
+		  char **argv, const int *udp_fds, struct event_base *base);
 int qs_proc_start(struct qs_procs *p, struct qs_child *c);
 /* Schedules a restart with backoff (100 ms doubling to 10 s; reset after 30 s of health). */
 void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c);
@@ -54,6 +54,7 @@ void qs_procs_reap(struct qs_procs *p);
 struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid);
 unsigned qs_procs_running(const struct qs_procs *p, int role /* -1 = any */);
 bool qs_procs_all_ready(const struct qs_procs *p);
+unsigned qs_procs_count(const struct qs_procs *p, enum qs_role role); /* table entries */
 uint64_t qs_now_ms(void);
 /* Asks a child to stop cleanly: QS_CTL_SHUTDOWN, or SIGTERM when the control
  * socket cannot take it. Never both: a child that already stopped on the

@@ -8,7 +8,11 @@ struct qs_config;
  * otherwise (and for further slots) sockets bound here with SO_REUSEPORT.
  * The supervisor keeps them for the life of the service, so an acceptor that
  * restarts gets the same socket and packets queue meanwhile.
- * Returns 0, or -1 with a one-line reason logged. */
+ * With n > 1 the sockets share the port through connection-ID steering
+ * (steer.h). Returns 0; 1 (QS_STEER_UNAVAILABLE) when steering could not be
+ * set up: only fds[0] is left, and exactly one acceptor must run, since plain
+ * SO_REUSEPORT would break connections at random; -1 with a one-line reason
+ * logged on errors. */
 int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n);
 
 #endif

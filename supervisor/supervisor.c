@@ -70,7 +70,8 @@ static void on_ready(struct qs_child *c)
 	c->ever_ready = true;
 	if (!S.notified_ready && qs_procs_all_ready(&S.procs)) {
 		S.notified_ready = true;
-		qs_info("ready: %u acceptors, %u parsers, 1 shipper", S.cfg->acceptors, S.cfg->parsers);
+		qs_info("ready: %u acceptors, %u parsers, 1 shipper", qs_procs_count(&S.procs, QS_ROLE_ACCEPTOR),
+			S.cfg->parsers);
 		sd_notify(0, "READY=1");
 	}
 	qs_reload_child_ready(c);
@@ -245,8 +246,14 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	umask(027);
 	if (qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0)
 		return 1;
-	if (qs_udp_open(cfg, udp_fds, cfg->acceptors) < 0)
+	unsigned acceptors = cfg->acceptors;
+	int urc = qs_udp_open(cfg, udp_fds, acceptors);
+	if (urc < 0)
 		return 1;
+	if (urc > 0) {
+		qs_warn("connection-ID steering is unavailable: running 1 acceptor instead of %u", acceptors);
+		acceptors = 1;
+	}
 	char rundir[4096];
 	bool made_rundir = false;
 	if (qs_rundir_prepare(cfg->runtime_dir, rundir, sizeof(rundir), &made_rundir) < 0)
@@ -257,7 +264,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 		return 1;
 	}
 	S.phase_timer = evtimer_new(S.base, phase_timeout, NULL);
-	if (qs_procs_init(&S.procs, cfg, argc, argv, udp_fds, S.base) < 0)
+	if (qs_procs_init(&S.procs, cfg, acceptors, argc, argv, udp_fds, S.base) < 0)
 		return 1;
 	snprintf(S.procs.runtime_dir, sizeof(S.procs.runtime_dir), "%s", rundir);
 	qs_child_user(cfg, S.procs.user, sizeof(S.procs.user));
