@@ -7,6 +7,7 @@
  * us: an acceptor that cannot take them for 2 s is treated as gone (it
  * re-sends unresolved frames when it comes back). */
 #include "parser/parser.h"
+#include "parser/sandbox_policy.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -238,7 +239,7 @@ static void on_stop(void *arg, bool urgent)
 	flow_update(p);
 }
 
-static int connect_all(struct parser *p)
+static int connect_all(struct parser *p, const char *dir)
 {
 	const struct qs_config *cfg = p->cfg;
 	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
@@ -248,17 +249,17 @@ static int connect_all(struct parser *p)
 	if (!p->pull || !p->events)
 		return -1;
 	for (unsigned i = 0; i < cfg->acceptors; i++) {
-		if (qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, i) ||
+		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, i) ||
 		    qs_zsock_connect(p->pull, ep))
 			return -1;
 		p->ans_sock[i] = qs_zsock_new(p->child.zctx, ZMQ_PUSH, HWM, maxmsg);
 		if (!p->ans_sock[i] ||
-		    qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
+		    qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
 		    qs_zsock_connect(p->ans_sock[i], ep))
 			return -1;
 		qs_sendq_init(&p->ans_q[i], p->ans_sock[i]);
 	}
-	if (qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_SHIPPER_EVENTS, 0) ||
+	if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    qs_zsock_connect(p->events, ep))
 		return -1;
 	qs_sendq_init(&p->events_q, p->events);
@@ -293,7 +294,9 @@ int parser_main(const struct qs_config *cfg)
 	p.cfg = cfg;
 	p.max_event = (size_t)cfg->max_message_size + 512 * 1024;
 	p.max_batch = (size_t)cfg->max_message_size + 1024 * 1024 - 4096;
-	if (qs_child_init(&p.child, cfg, on_stop, &p) || connect_all(&p)) {
+	const char *ep_dir = cfg->runtime_dir;
+	if (qs_child_init(&p.child, cfg, on_stop, &p) || parser_sandbox_enter(cfg, &ep_dir) ||
+	    connect_all(&p, ep_dir) || parser_seccomp()) {
 		cleanup(&p);
 		return 1;
 	}

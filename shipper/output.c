@@ -178,9 +178,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 static void start(struct qs_output *o)
 {
 	if (o->cfg->output_is_file) {
-		o->fd = open(o->cfg->output_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		o->fd = fcntl(o->file_fd, F_DUPFD_CLOEXEC, 0);
 		if (o->fd < 0)
-			return fail(o, "cannot open", errno);
+			return fail(o, "cannot use", errno);
 		o->wev = event_new(o->base, -1, 0, on_writable, o);
 		o->rev = event_new(o->base, -1, 0, on_readable, o);
 		return up(o);
@@ -206,10 +206,21 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	start(arg);
 }
 
+int qs_output_open_file(const struct qs_config *cfg)
+{
+	if (!cfg->output_is_file)
+		return -2;
+	int fd = open(cfg->output_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		qs_err("output file %s: %s", cfg->output_path, strerror(errno));
+	return fd;
+}
+
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool)
+		   struct qs_spool *spool, int file_fd)
 {
 	memset(o, 0, sizeof(*o));
+	o->file_fd = file_fd;
 	o->cfg = cfg;
 	o->base = base;
 	o->spool = spool;
@@ -261,6 +272,9 @@ int qs_output_sync(struct qs_output *o)
 void qs_output_free(struct qs_output *o)
 {
 	close_fd(o);
+	if (o->base && o->file_fd >= 0) /* only once qs_output_init owned it */
+		close(o->file_fd);
+	o->file_fd = -1;
 	if (o->retry_ev) event_free(o->retry_ev);
 	if (o->run_ev) event_free(o->run_ev);
 	if (o->settle_ev) event_free(o->settle_ev);

@@ -25,6 +25,7 @@ struct qs_output {
 	struct qs_spool *spool;
 	struct qs_reader rd;
 	int fd;
+	int file_fd; /* file output: opened once before the shipper drops privileges */
 	enum qs_out_state state;
 	struct event *wev, *rev, *retry_ev, *run_ev, *settle_ev;
 	struct qs_settle settle; /* TCP: written bytes waiting to count as taken */
@@ -34,8 +35,12 @@ struct qs_output {
 	char name[4200];
 };
 
+/* File output: opens the file (as the user the shipper starts as, before it
+ * confines itself). Returns the descriptor, -1 on error (logged), or -2 for
+ * TCP output. */
+int qs_output_open_file(const struct qs_config *cfg);
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool);
+		   struct qs_spool *spool, int file_fd);
 /* New records were committed: ship them when possible. */
 void qs_output_kick(struct qs_output *o);
 /* True when every committed record has been written. */

@@ -6,6 +6,7 @@
  * acknowledging and stops reading its PULL socket: ZeroMQ high-water marks
  * push back to the parsers and acceptors, and QUIC flow control to clients. */
 #include "shipper/shipper.h"
+#include "shipper/sandbox_policy.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -400,12 +401,19 @@ int shipper_main(const struct qs_config *cfg)
 	static struct shipper sh;
 	memset(&sh, 0, sizeof(sh));
 	sh.cfg = cfg;
-	if (qs_child_init(&sh.child, cfg, on_stop, &sh) || open_spool(&sh) || open_sockets(&sh)) {
+	if (qs_child_init(&sh.child, cfg, on_stop, &sh)) {
+		cleanup(&sh);
+		return 1;
+	}
+	int file_fd = qs_output_open_file(cfg);
+	if (file_fd == -1 || shipper_sandbox_enter(cfg) || open_spool(&sh) || open_sockets(&sh)) {
+		if (file_fd >= 0)
+			close(file_fd);
 		cleanup(&sh);
 		return 1;
 	}
 	make_events(&sh);
-	if (qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool)) {
+	if (qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd) || shipper_seccomp()) {
 		cleanup(&sh);
 		return 1;
 	}

@@ -1,0 +1,41 @@
+/* The shipper's confinement: it needs the spool directory and one outbound
+ * connection, so it keeps the host network and the file system, but runs as
+ * the unprivileged user (who owns only the spool and runtime directories)
+ * with no capabilities and a seccomp list of the file and socket calls the
+ * spool and the output make. */
+#include "shipper/sandbox_policy.h"
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/sandbox.h"
+
+static const char *const shipper_syscalls[] = {
+	/* spool */
+	"openat", "open", "unlinkat", "unlink", "renameat", "renameat2", "rename", "fsync", "fdatasync",
+	"ftruncate", "pread64", "pwrite64", "preadv", "pwritev", "getdents64", "statx", "stat", "lstat",
+	"mkdir", "mkdirat", "fallocate", "sync_file_range",
+	/* output and ZeroMQ */
+	"connect", "accept4", "socketpair", "sched_getparam", "sched_getscheduler", "sched_setscheduler",
+	NULL,
+};
+
+int shipper_sandbox_enter(const struct qs_config *cfg)
+{
+	char err[256] = "";
+	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL};
+	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0) {
+		qs_err("sandbox: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int shipper_seccomp(void)
+{
+	char err[256] = "";
+	if (qs_seccomp_allow(shipper_syscalls, true, err, sizeof(err)) < 0) {
+		qs_err("seccomp: %s", err);
+		return -1;
+	}
+	return 0;
+}
