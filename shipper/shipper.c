@@ -8,6 +8,8 @@
 #include "shipper/shipper.h"
 #include "shipper/sandbox_policy.h"
 
+#include <unistd.h>
+
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
