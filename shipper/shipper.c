@@ -8,6 +8,9 @@
 #include "shipper/shipper.h"
 #include "shipper/sandbox_policy.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <errno.h>
@@ -344,13 +347,14 @@ static int open_sockets(struct shipper *sh)
 	return 0;
 }
 
-static int open_spool(struct shipper *sh)
+static int open_spool(struct shipper *sh, int dirfd)
 {
 	const struct qs_config *cfg = sh->cfg;
 	uint64_t seg_max = cfg->spool_max_bytes / 8;
 	seg_max = seg_max > 64u * 1024 * 1024 ? 64u * 1024 * 1024 : seg_max < 65536 ? 65536 : seg_max;
 	struct qs_spool_opts o = {.dir = cfg->spool_dir, .max_bytes = cfg->spool_max_bytes, .seg_max = seg_max,
-				  .fsync = cfg->durability == QS_DURABILITY_FSYNC};
+				  .fsync = cfg->durability == QS_DURABILITY_FSYNC, .have_dirfd = true,
+				  .dirfd = dirfd};
 	if (qs_spool_open(&sh->spool, &o) != 0)
 		return -1;
 	sh->spool_open = true;
@@ -407,8 +411,14 @@ int shipper_main(const struct qs_config *cfg)
 		cleanup(&sh);
 		return 1;
 	}
+	/* Opened while still privileged: the unprivileged user owns the spool
+	 * directory but may not be able to reach it by its path. */
 	int file_fd = qs_output_open_file(cfg);
-	if (file_fd == -1 || shipper_sandbox_enter(cfg) || open_spool(&sh) || open_sockets(&sh)) {
+	int spool_fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (spool_fd < 0)
+		qs_err("spool %s: %s", cfg->spool_dir, strerror(errno));
+	if (file_fd == -1 || spool_fd < 0 || shipper_sandbox_enter(cfg) || open_spool(&sh, spool_fd) ||
+	    open_sockets(&sh)) {
 		if (file_fd >= 0)
 			close(file_fd);
 		cleanup(&sh);

@@ -184,11 +184,15 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 	s->max_bytes = o->max_bytes;
 	s->seg_max = o->seg_max;
 	s->fsync = o->fsync;
-	if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
-		qs_err("spool: cannot create %s: %s", s->dir, strerror(errno));
-		return -1;
+	if (o->have_dirfd) {
+		s->dirfd = o->dirfd;
+	} else {
+		if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
+			qs_err("spool: cannot create %s: %s", s->dir, strerror(errno));
+			return -1;
+		}
+		s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0 || list_segments(s) != 0) {
 		qs_err("spool: cannot read %s: %s", s->dir, strerror(errno));
 		qs_spool_close(s);

@@ -15,6 +15,8 @@ struct qs_spool_opts {
 	uint64_t max_bytes; /* refuse appends beyond this total */
 	uint64_t seg_max;   /* start a new segment once the current one is this big */
 	bool fsync;         /* fdatasync every commit (QS_DURABILITY_FSYNC) */
+	bool have_dirfd;    /* dirfd: the directory, opened before privileges were dropped */
+	int dirfd;          /* (its parents may be closed to the unprivileged user); taken over */
 };
 
 struct qs_spool_seg {
