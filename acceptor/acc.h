@@ -100,6 +100,7 @@ struct acc_conn {
 	uint8_t closebuf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
 	size_t closelen;
 	uint64_t close_last_mono;
+	bool hs_done; /* handshake completed (counted out of acc.handshaking) */
 };
 
 struct acc_cidmap_node;
@@ -127,6 +128,14 @@ struct acc {
 	struct acc_conn *dirty;
 	uint64_t refuse_log_mono;
 	unsigned refused;
+	unsigned handshaking; /* connections whose handshake is not complete */
+
+	/* stateless resets: token bucket, and counters logged at most once a second */
+	unsigned sr_bucket;
+	uint64_t sr_refill_mono;
+	uint64_t stat_log_mono;
+	uint64_t n_resets, n_misrouted, n_retries, n_bad_tokens;
+	uint64_t logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 
 	struct event *udp_ev, *flush_ev, *ctl_ev, *sig_ev[2], *tick_ev;
 
@@ -159,6 +168,9 @@ int acc_tls_load(struct acc *a);
 int acc_tls_keyholder(struct acc *a, const char *sock_path);
 int acc_tls_session(struct acc *a, struct acc_conn *c);
 
+/* secret.c */
+int acc_secret_load(struct acc *a);
+
 /* sandbox_policy.c */
 int acc_sandbox(struct acc *a, bool *chrooted);
 
@@ -174,10 +186,14 @@ void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, con
 
 /* dispatch.c */
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len);
+void acc_dispatch_stats(struct acc *a); /* logs reset/Retry counters (rate-limited) */
 
 /* quic_conn.c */
+/* retry_odcid: the client's original DCID from a verified Retry token (NULL
+ * without Retry); token_type: what hd->token is (UNKNOWN: no valid token). */
 struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
-			      const ngtcp2_pkt_hd *hd);
+			      const ngtcp2_pkt_hd *hd, const ngtcp2_cid *retry_odcid, ngtcp2_token_type token_type);
+int acc_make_cid(struct acc *a, ngtcp2_cid *cid, uint8_t *token);
 void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
 		   size_t len);
 void acc_conn_send_close(struct acc_conn *c);

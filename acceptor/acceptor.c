@@ -108,6 +108,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct acc *a = arg;
+	acc_dispatch_stats(a);
 	if (a->stopping)
 		stop_step(a);
 	else
@@ -216,8 +217,8 @@ int acceptor_main(const struct qs_config *cfg)
 	a.stream_window = w > 4ull * 1024 * 1024 ? w : 4ull * 1024 * 1024;
 	a.conn_window = 4 * a.stream_window;
 	int rc = 1;
-	/* Per-process secret for now; shared keys come with BPF steering. */
-	if (gnutls_rnd(GNUTLS_RND_KEY, a.secret, sizeof(a.secret)) != 0)
+	/* Shared by all acceptors (acceptor/secret.c); read before the chroot. */
+	if (acc_secret_load(&a) != 0)
 		goto out;
 	a.base = event_base_new();
 	if (!a.base || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||

@@ -1,12 +1,16 @@
 /* Where an incoming UDP packet goes: an existing connection (by DCID), a new
- * connection, a refusal (over --max-connections or shutting down), or a
- * Version Negotiation packet. */
+ * connection (after address validation with Retry when --retry asks for it),
+ * a refusal (over --max-connections or shutting down), a Version Negotiation
+ * packet, or, for a short-header packet of an unknown connection, a
+ * stateless reset (or nothing, when it belongs to another live acceptor). */
 #include <gnutls/crypto.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "supervisor/steer.h"
 
 #define ACC_REFUSE_LOG_NS (10ull * 1000000000)
 
@@ -61,6 +65,200 @@ static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen
 	}
 }
 
+/* ---- stateless reset ---- */
+
+#define ACC_SR_BURST 100    /* resets in a burst ... */
+#define ACC_SR_PER_SEC 100  /* ... refilled at this rate */
+#define ACC_SR_MIN_PKT (NGTCP2_STATELESS_RESET_TOKENLEN + NGTCP2_MIN_STATELESS_RESET_RANDLEN + 1 + 1)
+#define ACC_STATS_LOG_NS (1000ull * 1000000)
+
+static bool sr_take(struct acc *a)
+{
+	uint64_t now = acc_mono_ns();
+	if (!a->sr_refill_mono) {
+		a->sr_bucket = ACC_SR_BURST;
+		a->sr_refill_mono = now;
+	}
+	uint64_t add = (now - a->sr_refill_mono) * ACC_SR_PER_SEC / 1000000000ull;
+	if (add) {
+		a->sr_bucket = add >= ACC_SR_BURST - a->sr_bucket ? ACC_SR_BURST : a->sr_bucket + (unsigned)add;
+		a->sr_refill_mono = now;
+	}
+	if (!a->sr_bucket)
+		return false;
+	a->sr_bucket--;
+	return true;
+}
+
+/* A short-header packet for a connection we do not have. If its DCID carries
+ * the steering key of another live acceptor, the packet was misrouted (e.g.
+ * while that acceptor's socket was being replaced): a reset would kill a
+ * healthy connection, so drop it. Otherwise the connection is gone (this
+ * acceptor restarted, or it never existed): answer with a stateless reset so
+ * the client gives up at once instead of at its idle timeout. The reset is
+ * always shorter than the packet that triggered it (no amplification, and no
+ * reset loops between two endpoints), and rate-limited. */
+static void stateless_reset(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
+			    const ngtcp2_version_cid *vc, size_t pktlen)
+{
+	int key = qs_steer_cid_key(vc->dcid, vc->dcidlen);
+	if (key >= 0 && (unsigned)key != a->cfg->slot && (unsigned)key < a->cfg->acceptors) {
+		a->n_misrouted++;
+		return;
+	}
+	if (pktlen < ACC_SR_MIN_PKT || !sr_take(a))
+		return;
+	ngtcp2_cid cid;
+	ngtcp2_cid_init(&cid, vc->dcid, vc->dcidlen);
+	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+	if (ngtcp2_crypto_generate_stateless_reset_token(token, a->secret, sizeof(a->secret), &cid) != 0)
+		return;
+	/* RFC 9000 10.3: at least 1 + 5 random + 16 token bytes, 1 byte less than
+	 * what came in for small packets; 40 bytes otherwise (looks like a short
+	 * packet with an 18-byte CID). */
+	size_t rlen = pktlen <= 43 ? pktlen - NGTCP2_STATELESS_RESET_TOKENLEN - 2 : 41 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
+	uint8_t rnd[64], buf[128];
+	if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, rlen) != 0)
+		return;
+	ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rnd, rlen);
+	if (n <= 0 || (size_t)n >= pktlen)
+		return;
+	acc_udp_send(a, from, fromlen, buf, (size_t)n);
+	a->n_resets++;
+}
+
+/* ---- address validation ---- */
+
+#define ACC_RETRY_TOKEN_TTL (10 * NGTCP2_SECONDS)
+#define ACC_REGULAR_TOKEN_TTL (3600 * NGTCP2_SECONDS)
+#define ACC_AUTO_HANDSHAKES 64 /* --retry auto: more handshakes than this in progress ... */
+
+/* ... or more than half of --max-connections in use. */
+static bool retry_needed(const struct acc *a)
+{
+	switch (a->cfg->retry) {
+	case QS_RETRY_ALWAYS: return true;
+	case QS_RETRY_NEVER: return false;
+	case QS_RETRY_AUTO: break;
+	}
+	return a->handshaking > ACC_AUTO_HANDSHAKES || (uint64_t)a->nconns * 2 > a->cfg->max_connections;
+}
+
+/* Answers an Initial with a Retry: a token binding the client's address and
+ * its original DCID, and a new server CID (steering contract) to come back to.
+ * The Retry is far smaller than the >= 1200-byte Initial that caused it, and
+ * never more than 3 times its size. */
+static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd,
+		       size_t pktlen)
+{
+	ngtcp2_cid scid;
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
+	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+	if (acc_make_cid(a, &scid, NULL) != 0)
+		return;
+	ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token2(token, a->secret, sizeof(a->secret), hd->version,
+							      (const ngtcp2_sockaddr *)from, fromlen, &scid,
+							      &hd->dcid, acc_real_ns());
+	if (tl < 0)
+		return;
+	size_t max = 3 * pktlen < sizeof(buf) ? 3 * pktlen : sizeof(buf);
+	ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, max, hd->version, &hd->scid, &scid, &hd->dcid, token,
+						   (size_t)tl);
+	if (n <= 0)
+		return;
+	acc_udp_send(a, from, fromlen, buf, (size_t)n);
+	a->n_retries++;
+}
+
+static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
+			       const ngtcp2_pkt_hd *hd)
+{
+	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+	ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid,
+							      NGTCP2_INVALID_TOKEN, NULL, 0);
+	if (n > 0)
+		acc_udp_send(a, from, fromlen, buf, (size_t)n);
+	a->n_bad_tokens++;
+}
+
+/* Checks the token of a new connection's Initial. Returns 0 to go on (with
+ * *type and, after a Retry, *odcid set), or -1 when the packet was answered
+ * (Retry, INVALID_TOKEN) or dropped. */
+static int validate(struct acc *a, const struct sockaddr *from, socklen_t fromlen, ngtcp2_pkt_hd *hd,
+		    size_t pktlen, ngtcp2_cid *odcid, bool *have_odcid, ngtcp2_token_type *type)
+{
+	bool need = retry_needed(a);
+	*type = NGTCP2_TOKEN_TYPE_UNKNOWN;
+	*have_odcid = false;
+	if (!hd->tokenlen) {
+		if (need) {
+			send_retry(a, from, fromlen, hd, pktlen);
+			return -1;
+		}
+		return 0;
+	}
+	uint64_t now = acc_real_ns();
+	switch (hd->token[0]) {
+	case NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2: {
+		int rv = ngtcp2_crypto_verify_retry_token2(odcid, hd->token, hd->tokenlen, a->secret,
+							   sizeof(a->secret), hd->version,
+							   (const ngtcp2_sockaddr *)from, fromlen, &hd->dcid,
+							   ACC_RETRY_TOKEN_TTL, now);
+		if (rv == 0) {
+			*have_odcid = true;
+			*type = NGTCP2_TOKEN_TYPE_RETRY;
+			return 0;
+		}
+		if (rv == NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) { /* forged, expired or from elsewhere */
+			send_invalid_token(a, from, fromlen, hd);
+			return -1;
+		}
+		break; /* unreadable: as if there were no token */
+	}
+	case NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR:
+		if (hd->dcid.datalen < NGTCP2_MIN_INITIAL_DCIDLEN) {
+			send_invalid_token(a, from, fromlen, hd);
+			return -1;
+		}
+		if (ngtcp2_crypto_verify_regular_token(hd->token, hd->tokenlen, a->secret, sizeof(a->secret),
+						       (const ngtcp2_sockaddr *)from, fromlen,
+						       ACC_REGULAR_TOKEN_TTL, now) == 0) {
+			*type = NGTCP2_TOKEN_TYPE_NEW_TOKEN;
+			return 0;
+		}
+		break;
+	default:
+		break;
+	}
+	/* no usable token */
+	hd->token = NULL;
+	hd->tokenlen = 0;
+	if (need) {
+		send_retry(a, from, fromlen, hd, pktlen);
+		return -1;
+	}
+	return 0;
+}
+
+void acc_dispatch_stats(struct acc *a)
+{
+	uint64_t now = acc_mono_ns();
+	if (now - a->stat_log_mono < ACC_STATS_LOG_NS)
+		return;
+	if (a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
+	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens)
+		return;
+	a->stat_log_mono = now;
+	qs_info("slot %u: stateless resets sent %" PRIu64 " (+%" PRIu64 "), misrouted packets dropped %" PRIu64
+		", Retry sent %" PRIu64 " (+%" PRIu64 "), invalid tokens %" PRIu64,
+		a->cfg->slot, a->n_resets, a->n_resets - a->logged_resets, a->n_misrouted, a->n_retries,
+		a->n_retries - a->logged_retries, a->n_bad_tokens);
+	a->logged_resets = a->n_resets;
+	a->logged_misrouted = a->n_misrouted;
+	a->logged_retries = a->n_retries;
+	a->logged_bad_tokens = a->n_bad_tokens;
+}
+
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len)
 {
 	ngtcp2_version_cid vc;
@@ -76,8 +274,10 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		to_existing(c, from, fromlen, pkt, len);
 		return;
 	}
-	if (!vc.version)
-		return; /* short header for an unknown connection */
+	if (!vc.version) { /* short header for a connection we do not have */
+		stateless_reset(a, from, fromlen, &vc, len);
+		return;
+	}
 	ngtcp2_pkt_hd hd;
 	if (ngtcp2_accept(&hd, pkt, len) != 0)
 		return;
@@ -85,7 +285,12 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		refuse(a, from, fromlen, &hd);
 		return;
 	}
-	c = acc_conn_new(a, from, fromlen, &hd);
+	ngtcp2_cid odcid;
+	bool have_odcid;
+	ngtcp2_token_type type;
+	if (validate(a, from, fromlen, &hd, len, &odcid, &have_odcid, &type) != 0)
+		return;
+	c = acc_conn_new(a, from, fromlen, &hd, have_odcid ? &odcid : NULL, type);
 	if (!c) {
 		qs_warn("could not create a QUIC connection");
 		return;

@@ -27,14 +27,19 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 	gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
 }
 
-/* Server CIDs follow the steering contract of supervisor/steer.h: byte 0 is
- * the steering key (our slot), byte 1 its check byte, the rest random. */
-static int make_cid(struct acc *a, ngtcp2_cid *cid, uint8_t *token)
+/* Server CIDs follow the steering contract of supervisor/steer.h: 18 bytes,
+ * byte 0 is the steering key (our slot), byte 1 its check byte, the rest
+ * random. Used for the first SCID, every NEW_CONNECTION_ID and Retry SCIDs.
+ * token (may be NULL) gets the CID's stateless-reset token, made from the
+ * secret shared by all acceptors, so a restarted acceptor can reset it. */
+int acc_make_cid(struct acc *a, ngtcp2_cid *cid, uint8_t *token)
 {
 	cid->datalen = ACC_CID_LEN;
 	qs_steer_cid_prefix(cid->data, a->cfg->slot);
 	if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data + 2, ACC_CID_LEN - 2))
 		return -1;
+	if (!token)
+		return 0;
 	return ngtcp2_crypto_generate_stateless_reset_token(token, a->secret, sizeof(a->secret), cid);
 }
 
@@ -43,7 +48,7 @@ static int get_new_cid_cb(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, size
 	(void)qc;
 	(void)cidlen;
 	struct acc_conn *c = ud;
-	if (make_cid(c->a, cid, token) || acc_cidmap_put(&c->a->map, cid, c))
+	if (acc_make_cid(c->a, cid, token) || acc_cidmap_put(&c->a->map, cid, c))
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	return 0;
 }
@@ -128,7 +133,27 @@ static int extend_stream_data_cb(ngtcp2_conn *qc, int64_t id, uint64_t max, void
 	return 0;
 }
 
+/* Handshake done: the address is validated now; give the client a NEW_TOKEN
+ * so that its next connection from this address skips the Retry. */
+static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
+{
+	struct acc_conn *c = ud;
+	struct acc *a = c->a;
+	if (!c->hs_done) {
+		c->hs_done = true;
+		a->handshaking--;
+	}
+	const ngtcp2_path *p = ngtcp2_conn_get_path(qc);
+	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+	ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(token, a->secret, sizeof(a->secret), p->remote.addr,
+							      p->remote.addrlen, acc_real_ns());
+	if (n > 0 && ngtcp2_conn_submit_new_token(qc, token, (size_t)n) != 0)
+		qs_debug("could not submit NEW_TOKEN");
+	return 0;
+}
+
 static const ngtcp2_callbacks conn_callbacks = {
+	.handshake_completed = handshake_completed_cb,
 	.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
 	.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
 	.encrypt = ngtcp2_crypto_encrypt_cb,
@@ -162,7 +187,8 @@ static void path_init(struct acc *a, ngtcp2_path *p, const struct sockaddr *from
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
-static void set_params(struct acc *a, ngtcp2_transport_params *tp, const ngtcp2_pkt_hd *hd)
+static void set_params(struct acc *a, ngtcp2_transport_params *tp, const ngtcp2_pkt_hd *hd,
+		       const ngtcp2_cid *retry_odcid)
 {
 	ngtcp2_transport_params_default(tp);
 	tp->initial_max_streams_bidi = 128;
@@ -172,12 +198,16 @@ static void set_params(struct acc *a, ngtcp2_transport_params *tp, const ngtcp2_
 	tp->max_idle_timeout = (uint64_t)a->cfg->idle_timeout_s * NGTCP2_SECONDS;
 	tp->active_connection_id_limit = 7;
 	tp->stateless_reset_token_present = 1;
-	tp->original_dcid = hd->dcid;
+	tp->original_dcid = retry_odcid ? *retry_odcid : hd->dcid;
 	tp->original_dcid_present = 1;
+	if (retry_odcid) { /* after our Retry the client's DCID is the Retry's SCID */
+		tp->retry_scid = hd->dcid;
+		tp->retry_scid_present = 1;
+	}
 }
 
 struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
-				 const ngtcp2_pkt_hd *hd)
+				 const ngtcp2_pkt_hd *hd, const ngtcp2_cid *retry_odcid, ngtcp2_token_type token_type)
 {
 	struct acc_conn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -192,12 +222,18 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 	/* Windows never auto-grow: credit is returned exactly as frames resolve. */
 	st.max_window = a->conn_window;
 	st.max_stream_window = a->stream_window;
+	if (token_type != NGTCP2_TOKEN_TYPE_UNKNOWN && hd->tokenlen) {
+		/* a verified token: the address is validated, no 3x limit */
+		st.token = hd->token;
+		st.tokenlen = hd->tokenlen;
+		st.token_type = token_type;
+	}
 	ngtcp2_transport_params tp;
-	set_params(a, &tp, hd);
+	set_params(a, &tp, hd, retry_odcid);
 	ngtcp2_cid scid;
 	ngtcp2_path path;
 	path_init(a, &path, from, fromlen);
-	if (make_cid(a, &scid, tp.stateless_reset_token) ||
+	if (acc_make_cid(a, &scid, tp.stateless_reset_token) ||
 	    ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &conn_callbacks, &st, &tp, NULL,
 				   c)) {
 		free(c);
@@ -210,6 +246,7 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 		a->conns->prev = c;
 	a->conns = c;
 	a->nconns++;
+	a->handshaking++;
 	if (acc_tls_session(a, c) || acc_cidmap_put(&a->map, &scid, c) || acc_cidmap_put(&a->map, &c->odcid, c)) {
 		acc_conn_free(c);
 		return NULL;
@@ -431,5 +468,7 @@ void acc_conn_free(struct acc_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	a->nconns--;
+	if (!c->hs_done)
+		a->handshaking--;
 	free(c);
 }
