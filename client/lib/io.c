@@ -20,7 +20,7 @@ static void explain_read_error(struct qs_client *c, int rv)
 			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (busy)");
 		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == 0x100) {
 			const char *n = gnutls_alert_get_name((gnutls_alert_description_t)(ce->error_code & 0xff));
-			qs_client_fail(c, c->handshake_done ? QS_FAIL_LOST : QS_FAIL_FATAL,
+			qs_client_fail(c, c->ever_connected ? QS_FAIL_LOST : QS_FAIL_FATAL,
 				       "server rejected the TLS handshake: %s", n ? n : "alert");
 		} else {
 			qs_client_fail(c, c->goaway ? QS_FAIL_GOAWAY : QS_FAIL_LOST,
