@@ -134,8 +134,8 @@ struct acc {
 	unsigned sr_bucket;
 	uint64_t sr_refill_mono;
 	uint64_t stat_log_mono;
-	uint64_t n_resets, n_misrouted, n_retries, n_bad_tokens;
-	uint64_t logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
+	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;
+	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 
 	struct event *udp_ev, *flush_ev, *ctl_ev, *sig_ev[2], *tick_ev;
 

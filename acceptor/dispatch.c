@@ -245,14 +245,14 @@ void acc_dispatch_stats(struct acc *a)
 	uint64_t now = acc_mono_ns();
 	if (now - a->stat_log_mono < ACC_STATS_LOG_NS)
 		return;
-	if (a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
+	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
 	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens)
 		return;
 	a->stat_log_mono = now;
-	qs_info("slot %u: stateless resets sent %" PRIu64 " (+%" PRIu64 "), misrouted packets dropped %" PRIu64
-		", Retry sent %" PRIu64 " (+%" PRIu64 "), invalid tokens %" PRIu64,
-		a->cfg->slot, a->n_resets, a->n_resets - a->logged_resets, a->n_misrouted, a->n_retries,
-		a->n_retries - a->logged_retries, a->n_bad_tokens);
+	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
+		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64,
+		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens);
+	a->logged_accepted = a->n_accepted;
 	a->logged_resets = a->n_resets;
 	a->logged_misrouted = a->n_misrouted;
 	a->logged_retries = a->n_retries;
@@ -295,5 +295,6 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		qs_warn("could not create a QUIC connection");
 		return;
 	}
+	a->n_accepted++;
 	acc_conn_read(c, from, fromlen, pkt, len);
 }

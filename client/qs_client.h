@@ -68,6 +68,12 @@ uint64_t qs_client_unresolved(const struct qs_client *c);   /* sent, neither ack
 bool qs_client_connected(const struct qs_client *c);
 void qs_client_session_hex(const struct qs_client *c, char out[2 * QS_SESSION_ID_LEN + 1]);
 
+/* TEST HOOK (quicstash-send --test-rebind-after): moves the live connection
+ * to a new local UDP port, as a NAT rebinding would (the old socket is
+ * closed; ngtcp2 keeps the connection and the server validates the new
+ * path). Returns the new local port, or -1 (no connection, socket error). */
+int qs_client_test_rebind(struct qs_client *c);
+
 /* Closes the connection cleanly; QS_CLIENT_CLOSED follows from the loop. */
 void qs_client_close(struct qs_client *c);
 void qs_client_free(struct qs_client *c);

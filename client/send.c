@@ -29,7 +29,7 @@ static const char usage[] =
 	"  -V, --version                print the version\n\n"
 	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
 
-enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW };
+enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -42,6 +42,8 @@ static const struct option long_opts[] = {
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
+	/* hidden, for tests: move to a new local UDP port after N acks (NAT rebinding) */
+	{"test-rebind-after", required_argument, NULL, OPT_TEST_REBIND},
 	{0},
 };
 
@@ -77,6 +79,11 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 		o->client.streams = (unsigned)n;
 		return 0;
 	}
+	case OPT_TEST_REBIND:
+		o->test_rebind_after = strtoul(arg, &end, 10);
+		if (*arg == 0 || *end != 0)
+			return bad("--test-rebind-after '%s': expected a number of acknowledged events", arg);
+		return 0;
 	case OPT_TIMEOUT:
 		o->timeout_s = strtod(arg, &end);
 		if (*arg == 0 || *end != 0 || !(o->timeout_s > 0) || o->timeout_s > 1e9)

@@ -24,6 +24,8 @@ struct sender {
 	int ack_fd;
 	uint64_t sent, acked, rejected;
 	bool input_done, connected_once, finished;
+	unsigned connects; /* handshakes completed (1 + reconnects) */
+	bool rebound;      /* --test-rebind-after done */
 	int exit_code;
 	double last_progress, started;
 	bool tty, progress_shown;
@@ -120,11 +122,25 @@ static void where(const struct sender *s, uint64_t tag, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64, TAG_LINE(tag));
 }
 
+/* Test hook, from loop level (never inside an ngtcp2 callback or read loop). */
+static void rebind_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sender *s = arg;
+	int port = qs_client_test_rebind(s->c);
+	fprintf(stderr, "quicstash-send: test: rebound to local port %d after %" PRIu64 " acks\n", port, s->acked);
+}
+
 static void on_ack(void *ud, uint64_t seq, uint64_t tag)
 {
 	(void)seq;
 	struct sender *s = ud;
 	s->acked++;
+	if (s->o->test_rebind_after && !s->rebound && s->acked >= s->o->test_rebind_after) {
+		s->rebound = true;
+		event_base_once(s->base, -1, EV_TIMEOUT, rebind_cb, s, &(struct timeval){0, 0});
+	}
 	s->last_progress = send_now();
 	if (s->ack_fd >= 0) {
 		char line[4200];
@@ -163,6 +179,7 @@ static void on_state(void *ud, enum qs_client_state st, const char *why)
 	struct sender *s = ud;
 	switch (st) {
 	case QS_CLIENT_CONNECTED:
+		s->connects++;
 		if (!s->connected_once) /* a reconnect is no progress: only answers are */
 			s->last_progress = send_now();
 		s->connected_once = true;
@@ -258,6 +275,8 @@ int send_events(const struct send_opts *o)
 		if (!o->quiet)
 			fprintf(stderr, "sent %" PRIu64 " acked %" PRIu64 " rejected %" PRIu64 "\n", s.sent, s.acked,
 				s.rejected);
+		if (o->test_rebind_after)
+			fprintf(stderr, "quicstash-send: test: connections %u\n", s.connects);
 	}
 	qs_input_close(&s.in);
 	qs_client_free(s.c);

@@ -205,6 +205,33 @@ int qs_conn_open(struct qs_client *c)
 	return 0;
 }
 
+int qs_client_test_rebind(struct qs_client *c)
+{
+	if (!c->conn || c->fd < 0)
+		return -1;
+	int old_fd = c->fd;
+	struct sockaddr_storage old_local = c->local;
+	socklen_t old_len = c->local_len;
+	if (open_socket(c) < 0) {
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = old_fd;
+		c->local = old_local;
+		c->local_len = old_len;
+		return -1;
+	}
+	event_free(c->read_ev);
+	close(old_fd);
+	c->read_ev = event_new(c->base, c->fd, EV_READ | EV_PERSIST, qs_io_read_cb, c);
+	event_add(c->read_ev, NULL);
+	ngtcp2_addr la = {.addr = (struct sockaddr *)&c->local, .addrlen = c->local_len};
+	ngtcp2_conn_set_local_addr(c->conn, &la);
+	qs_io_schedule_write(c);
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&c->local;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->local;
+	return ntohs(c->local.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
+}
+
 static void send_close(struct qs_client *c)
 {
 	if (ngtcp2_conn_in_closing_period(c->conn) || ngtcp2_conn_in_draining_period(c->conn))
