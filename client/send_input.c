@@ -60,6 +60,13 @@ int qs_input_open(struct qs_input *in, struct event_base *base, char **files, in
 	in->ud = ud;
 	in->saved_flags = -1;
 	in->base = base;
+	/* A missing file fails the run before anything is sent, not halfway. */
+	for (int i = 0; i < nfiles; i++) {
+		if (access(files[i], R_OK) != 0) {
+			snprintf(err, errlen, "%s: %s", files[i], strerror(errno));
+			return -1;
+		}
+	}
 	return open_current(in, err, errlen);
 }
 
