@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +79,13 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	unsetenv("LISTEN_FDNAMES");
 	unsetenv("WATCHDOG_USEC");
 	unsetenv("WATCHDOG_PID");
+
+	/* An acceptor binds its ipc:// sockets while still root and only then
+	 * becomes the children's user: the socket files must stay connectable by
+	 * that user. The runtime directory (0700, owned by that user) is what
+	 * keeps everyone else out. */
+	if (c->role == QS_ROLE_ACCEPTOR)
+		umask(0);
 
 	sigset_t none;
 	sigemptyset(&none);
