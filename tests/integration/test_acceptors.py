@@ -1,0 +1,230 @@
+"""Many acceptors on one UDP port (issue 5): connection-ID steering, NAT rebinding,
+Retry / anti-amplification, stateless reset after an acceptor restart.
+
+1. spread: 60 concurrent quicstash-send processes against --acceptors 4 all exit 0, every
+   event arrives, and every acceptor accepted some of the connections (its stats log line).
+2. rebind: clients that move to a new local UDP port mid-stream (hidden --test-rebind-after
+   hook) keep their one connection (no reconnect) and all their events arrive.
+3. retry: with --retry always an Initial from an unvalidated address (tests/tools
+   qs_initial_probe) gets back a Retry and <= 3x its size; with --retry never the server's
+   first flight is still <= 3x (ngtcp2's limit); quicstash-send works through Retry.
+4. reset: acceptor slot 0 is killed with SIGKILL; the supervisor restarts it on the same
+   socket; clients whose connection was on it get a stateless reset (shared secret), reconnect
+   and finish within seconds, far below the idle timeout, and the new acceptor logs resets.
+"""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import qslib
+from qslib import check, log, tmo
+
+PROBE = os.path.join(qslib.QS_BIN, "qs_initial_probe")
+STATS_RE = re.compile(r"slot (\d+): connections accepted (\d+), stateless resets sent (\d+), "
+                      r"misrouted packets dropped (\d+), Retry sent (\d+)")
+
+
+def stats(server):
+    """slot -> (accepted, resets, misrouted, retries), the latest line of each slot (since start)."""
+    out = {}
+    for m in STATS_RE.finditer(server.log(since_start=True)):
+        out[int(m.group(1))] = tuple(int(m.group(i)) for i in range(2, 6))
+    return out
+
+
+def wait_stats(server, pred, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = stats(server)
+        if pred(st):
+            return st
+        time.sleep(0.2)
+    return stats(server)
+
+
+def steering_or_skip(server, n):
+    if re.search(r"ready: 1 acceptors", server.log(since_start=True)) and n > 1:
+        raise qslib.Skip("connection-ID steering unavailable here (the supervisor fell back to one acceptor)")
+
+
+def start_clients(server, d, nclients, per, extra=(), prefix="c"):
+    clients = []
+    for i in range(nclients):
+        inp = qslib.write_lines(os.path.join(d, "%s%d.in" % (prefix, i)), qslib.gen_events(per, start=i * per))
+        clients.append(qslib.AsyncSend(server, inp, os.path.join(d, "%s%d.ack" % (prefix, i)),
+                                       extra_args=list(extra), client_timeout=60))
+    return clients
+
+
+def wait_clients(clients, timeout):
+    deadline = time.monotonic() + timeout
+    for c in clients:
+        c.wait(max(0.1, deadline - time.monotonic()))
+    return [c.proc.poll() for c in clients]
+
+
+def part_spread(recv, d):
+    nclients, per = 60, qslib.scale(200, 20)
+    s = qslib.Server(logstash=recv, extra=["--acceptors", "4"], name="spread").start()
+    steering_or_skip(s, 4)
+    t0 = time.monotonic()
+    clients = start_clients(s, d, nclients, per, extra=["--streams", "2"], prefix="spread")
+    rcs = wait_clients(clients, tmo(90))
+    bad = [(i, rc, c.stderr()[-300:]) for i, (c, rc) in enumerate(zip(clients, rcs)) if rc != 0]
+    check(not bad, "%d of %d clients did not exit 0: first %r" % (len(bad), nclients, bad[:3]))
+    log("spread: %d clients x %d events done in %.1fs" % (nclients, per, time.monotonic() - t0))
+    acked = [n for i, c in enumerate(clients) for n in (i * per + l - 1 for l in c.acked())]
+    check(len(acked) == nclients * per, "acked %d of %d events" % (len(acked), nclients * per))
+    qslib.verify_delivery(recv, acked, tmo(30))
+    st = wait_stats(s, lambda st: sum(v[0] for v in st.values()) >= nclients and len(st) == 4, tmo(5))
+    per_slot = {k: v[0] for k, v in sorted(st.items())}
+    log("spread: new connections per acceptor slot: %r" % per_slot)
+    check(set(per_slot) == {0, 1, 2, 3} and all(v > 0 for v in per_slot.values()),
+          "new connections did not reach all 4 acceptors: %r" % per_slot)
+    check(sum(per_slot.values()) >= nclients, "fewer connections accepted (%d) than clients (%d)"
+          % (sum(per_slot.values()), nclients))
+    return s, per_slot
+
+
+def part_rebind(s, recv, d):
+    nclients, per = 4, qslib.scale(12000, 3000)
+    base = 1000000
+    clients = []
+    for i in range(nclients):
+        inp = qslib.write_lines(os.path.join(d, "rebind%d.in" % i),
+                                qslib.gen_events(per, start=base + i * per))
+        clients.append(qslib.AsyncSend(s, inp, os.path.join(d, "rebind%d.ack" % i),
+                                       extra_args=["--test-rebind-after", str(per // 20), "--streams", "1"],
+                                       client_timeout=60))
+    rcs = wait_clients(clients, tmo(90))
+    acked = []
+    for i, (c, rc) in enumerate(zip(clients, rcs)):
+        err = c.stderr()
+        check(rc == 0, "rebinding client %d exit %r: %s" % (i, rc, err[-400:]))
+        m = re.search(r"rebound to local port (-?\d+)", err)
+        check(m and int(m.group(1)) > 0, "client %d did not rebind: %s" % (i, err[-400:]))
+        check("reconnecting" not in err, "client %d reconnected after its rebind: %s" % (i, err[-400:]))
+        check(re.search(r"test: connections 1\b", err), "client %d used more than one connection: %s"
+              % (i, err[-400:]))
+        got = c.acked()
+        check(len(got) == per, "client %d: %d of %d acked" % (i, len(got), per))
+        acked += [base + i * per + l - 1 for l in got]
+    qslib.verify_delivery(recv, acked, tmo(30))
+    st = stats(s)
+    log("rebind: %d clients kept their connection across a port change; misrouted drops per slot %r"
+        % (nclients, {k: v[2] for k, v in st.items()}))
+    return nclients
+
+
+def probe(server):
+    p = subprocess.run([PROBE, "127.0.0.1", str(server.udp_port), "1000"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=tmo(10))
+    out = p.stdout.decode()
+    check(p.returncode == 0, "qs_initial_probe failed: %s %s" % (out, p.stderr.decode()))
+    kv = dict(x.split("=", 1) for x in out.split())
+    return int(kv["sent_bytes"]), int(kv["recv_bytes"]), [t for t in kv.get("types", "").split(",") if t]
+
+
+def part_retry(recv, d):
+    res = {}
+    s = qslib.Server(logstash=recv, extra=["--acceptors", "2", "--retry", "always"], name="retry").start()
+    sent, got, types = probe(s)
+    log("retry always: Initial %d bytes -> %d bytes back, packets %r" % (sent, got, types))
+    check(sent >= 1200, "the probe's Initial is only %d bytes" % sent)
+    check(got <= 3 * sent, "amplification: %d bytes back for %d (> 3x)" % (got, sent))
+    check(types and types[0] == "retry", "no Retry for an unvalidated Initial (got %r)" % types)
+    check(all(t == "retry" for t in types), "more than a Retry before validation: %r" % types)
+    res["always"] = (sent, got)
+    base = 2000000
+    rc, out, err = qslib.send(s, qslib.gen_events(500, start=base), timeout=tmo(60), client_timeout=30)
+    check(rc == 0, "quicstash-send through Retry: exit %r: %s" % (rc, err[-400:]))
+    qslib.verify_delivery(recv, range(base, base + 500), tmo(30))
+    st = wait_stats(s, lambda st: sum(v[3] for v in st.values()) >= 2, tmo(5))
+    check(sum(v[3] for v in st.values()) >= 2, "acceptors logged no Retry: %r" % st)
+    s.stop()
+
+    s = qslib.Server(logstash=recv, extra=["--retry", "never"], name="noretry").start()
+    sent, got, types = probe(s)
+    log("retry never: Initial %d bytes -> %d bytes back, packets %r" % (sent, got, types))
+    check(got <= 3 * sent, "amplification without Retry: %d bytes back for %d (> 3x)" % (got, sent))
+    check("retry" not in types and "initial" in types, "unexpected answer with --retry never: %r" % types)
+    res["never"] = (sent, got)
+    s.stop()
+    return res
+
+
+def acceptor_slot_pid(server, slot):
+    for pid in server.pids("acceptor"):
+        argv = qslib._read_cmdline(pid)
+        if b"--slot" in argv and argv[argv.index(b"--slot") + 1] == str(slot).encode():
+            return pid
+    return None
+
+
+def part_reset(recv, d):
+    # long-running clients (big inputs) spread over 4 acceptors; slot 0 dies mid-stream
+    nclients, per = 8, qslib.scale(20000, 5000)
+    base = 3000000
+    s = qslib.Server(logstash=recv, extra=["--acceptors", "4", "--idle-timeout", "60"], name="reset").start()
+    steering_or_skip(s, 4)
+    inputs = [qslib.write_lines(os.path.join(d, "reset%d.in" % i), qslib.gen_events(per, start=base + i * per))
+              for i in range(nclients)]
+    log("reset: inputs written, starting %d clients" % nclients)
+    clients = []
+    for i, inp in enumerate(inputs):
+        clients.append(qslib.AsyncSend(s, inp, os.path.join(d, "reset%d.ack" % i),
+                                       extra_args=["--streams", "1"], client_timeout=90))
+    st = wait_stats(s, lambda st: st.get(0, (0,))[0] > 0, tmo(10))
+    check(st.get(0, (0,))[0] > 0, "no client connected to acceptor slot 0: %r" % st)
+    log("reset: connections per slot %r" % {k: v[0] for k, v in sorted(st.items())})
+    running = [c for c in clients if c.running()]
+    check(running, "every client finished before the kill: make the inputs bigger")
+    old = acceptor_slot_pid(s, 0)
+    check(old, "no acceptor slot 0")
+    os.kill(old, signal.SIGKILL)
+    t_kill = time.monotonic()
+    log("reset: killed acceptor slot 0 (pid %d) with %d clients still running" % (old, len(running)))
+    s.wait_respawn("acceptor", old, 4)
+    rcs = wait_clients(clients, tmo(60))
+    done = time.monotonic() - t_kill
+    bad = [(i, rc, c.stderr()[-300:]) for i, (c, rc) in enumerate(zip(clients, rcs)) if rc != 0]
+    check(not bad, "clients failed after the acceptor restart: %r" % bad[:3])
+    reconnected = [i for i, c in enumerate(clients) if "reconnecting" in c.stderr()]
+    log("reset: all %d clients done %.1fs after the kill; %d reconnected" % (nclients, done, len(reconnected)))
+    check(reconnected, "no client noticed the killed acceptor (none reconnected)")
+    why = re.findall(r"quicstash-send: (.*); reconnecting", clients[reconnected[0]].stderr())
+    log("reset: client %d reconnected because: %r" % (reconnected[0], why[:2]))
+    check(done < tmo(30), "clients took %.1fs after the kill (idle timeout territory)" % done)
+    st = wait_stats(s, lambda st: st.get(0, (0, 0))[1] > 0, tmo(5))
+    resets = st.get(0, (0, 0))[1]
+    check(resets > 0, "the restarted acceptor logged no stateless reset: %r" % st)
+    acked = [base + i * per + l - 1 for i, c in enumerate(clients) for l in c.acked()]
+    check(len(set(acked)) == nclients * per, "acked %d of %d" % (len(set(acked)), nclients * per))
+    qslib.verify_delivery(recv, acked, tmo(60))
+    # how quickly the reset arrived: each reconnecting client's gap is bounded by the total above
+    s.stop()
+    return done, resets, len(reconnected)
+
+
+def run():
+    qslib.need_binaries("quicstashd", "quicstash-send", "qs_initial_probe")
+    recv = qslib.Receiver().start()
+    d = qslib.mkdtemp("acceptors")
+    only = os.environ.get("QS_ACCEPTORS_ONLY")  # debugging aid: run one part ("reset")
+    if only == "reset":
+        return "reset only: %r" % (part_reset(recv, d),)
+    s, per_slot = part_spread(recv, d)
+    nreb = part_rebind(s, recv, d)
+    s.stop()
+    res = part_retry(recv, d)
+    done, resets, nrec = part_reset(recv, d)
+    return ("spread %r; %d rebinding clients kept their connection; Retry: %d->%d bytes, no Retry: %d->%d; "
+            "after kill -9: %d clients reconnected, all done in %.1fs, %d resets"
+            % (per_slot, nreb, res["always"][0], res["always"][1], res["never"][0], res["never"][1], nrec,
+               done, resets))
+
+
+if __name__ == "__main__":
+    qslib.main(run)
