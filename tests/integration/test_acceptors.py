@@ -165,18 +165,20 @@ def acceptor_slot_pid(server, slot):
 
 def part_reset(recv, d):
     # long-running clients (big inputs) spread over 4 acceptors; slot 0 dies mid-stream
-    nclients, per = 8, qslib.scale(20000, 5000)
+    nclients, per = 8, qslib.scale(100000, 30000)
     base = 3000000
     s = qslib.Server(logstash=recv, extra=["--acceptors", "4", "--idle-timeout", "60"], name="reset").start()
     steering_or_skip(s, 4)
-    inputs = [qslib.write_lines(os.path.join(d, "reset%d.in" % i), qslib.gen_events(per, start=base + i * per))
+    # compact events (fast to generate): clients must still be sending when the acceptor dies
+    inputs = [qslib.write_lines(os.path.join(d, "reset%d.in" % i),
+                                ['{"n":%d,"msg":"reset test"}' % n for n in range(base + i * per, base + (i + 1) * per)])
               for i in range(nclients)]
     log("reset: inputs written, starting %d clients" % nclients)
     clients = []
     for i, inp in enumerate(inputs):
         clients.append(qslib.AsyncSend(s, inp, os.path.join(d, "reset%d.ack" % i),
                                        extra_args=["--streams", "1"], client_timeout=90))
-    st = wait_stats(s, lambda st: st.get(0, (0,))[0] > 0, tmo(10))
+    st = wait_stats(s, lambda st: st.get(0, (0,))[0] > 0 and sum(v[0] for v in st.values()) >= nclients, tmo(10))
     check(st.get(0, (0,))[0] > 0, "no client connected to acceptor slot 0: %r" % st)
     log("reset: connections per slot %r" % {k: v[0] for k, v in sorted(st.items())})
     running = [c for c in clients if c.running()]
