@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *const qs_seccomp_base[] = {
@@ -56,6 +57,9 @@ static int drop_user(const char *user, const char *root, char *err, size_t errle
 int qs_sandbox_enter(const struct qs_sandbox *sb, char *err, size_t errlen)
 {
 	bool root = geteuid() == 0;
+	/* glibc loads the time zone lazily on the first gmtime_r/localtime call;
+	 * do it now, while /etc is reachable and open() is allowed. */
+	tzset();
 	if (sb->new_netns && root && unshare(CLONE_NEWNET) != 0) {
 		snprintf(err, errlen, "unshare(CLONE_NEWNET): %s", strerror(errno));
 		return -1;
