@@ -24,7 +24,7 @@ const char *const qs_seccomp_base[] = {
 	"pselect6", "eventfd2", "pipe2", "fcntl", "getrandom", "prctl", "uname", "fstat", "newfstatat",
 	"lseek", "dup", "dup3", "getsockopt", "setsockopt", "getsockname", "getpeername", "recvfrom",
 	"sendto", "recvmsg", "sendmsg", "shutdown", "ioctl", "timerfd_create", "timerfd_settime",
-	"set_tid_address", "membarrier", NULL,
+	"set_tid_address", "membarrier", "sysinfo", NULL,
 };
 
 static int drop_user(const char *user, const char *root, char *err, size_t errlen)

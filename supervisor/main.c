@@ -1,5 +1,6 @@
 /* quicstashd: one binary for every process. The supervisor re-execs this
  * binary with --role for each child; this file only dispatches. */
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "acceptor/acceptor.h"
@@ -14,6 +15,9 @@
 int main(int argc, char **argv)
 {
 	static struct qs_config cfg;
+	/* One malloc arena: glibc reads /proc/sys/vm/overcommit_memory the first
+	 * time it shrinks a thread arena, and a confined child may open no file. */
+	mallopt(M_ARENA_MAX, 1);
 	switch (qs_config_parse(argc, argv, &cfg)) {
 	case QS_CONFIG_EXIT_OK: return 0;
 	case QS_CONFIG_ERROR: return 2;
