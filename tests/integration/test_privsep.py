@@ -36,7 +36,7 @@ def key_scalar(key_path):
     p = subprocess.run(["certtool", "-k", "--infile", key_path], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=30)
     text = p.stdout.decode(errors="replace")
-    m = re.search(r"\n\s*k:\s*\n((?:\s+[0-9a-f:]+\n)+)", text)
+    m = re.search(r"\n\s*(?:k|private key):\s*\n((?:[ \t]+[0-9a-f:]+\n)+)", text)
     check(m, "cannot read the key's secret with certtool:\n%s" % text[:500])
     hexs = re.sub(r"[^0-9a-f]", "", m.group(1))
     b = bytes.fromhex(hexs)
