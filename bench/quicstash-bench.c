@@ -54,6 +54,7 @@ struct opts {
 	unsigned window; /* unresolved events per connection */
 	double connect_timeout;
 	double drain_timeout;
+	double stall_timeout;
 	uint32_t range_events;
 	bool json;
 	bool progress;
@@ -69,6 +70,7 @@ static struct opts O = {
 	.window = 2048,
 	.connect_timeout = 10,
 	.drain_timeout = 30,
+	.stall_timeout = 15,
 };
 
 static void usage(FILE *f)
@@ -91,6 +93,7 @@ static void usage(FILE *f)
 		"      --range-events N       events per stream before FIN (library default)\n"
 		"      --connect-timeout S    give up when not all connected after S s (10)\n"
 		"      --drain-timeout S      wait at most S s for outstanding acks at the end (30)\n"
+		"      --stall-timeout S      stop when nothing was acknowledged for S s (15; 0: never)\n"
 		"      --label TEXT           label copied into the report\n"
 		"      --json                 one JSON object on stdout instead of text\n"
 		"      --progress             a line per second on stderr\n"
@@ -121,7 +124,10 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 static int parse_opts(int argc, char **argv)
 {
-	enum { OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_RANGE, OPT_LABEL, OPT_JSON, OPT_PROG };
+	enum {
+		OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_STO, OPT_RANGE, OPT_LABEL,
+		OPT_JSON, OPT_PROG
+	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, 's'},
 		{"cert", required_argument, NULL, OPT_CERT},
@@ -138,6 +144,7 @@ static int parse_opts(int argc, char **argv)
 		{"range-events", required_argument, NULL, OPT_RANGE},
 		{"connect-timeout", required_argument, NULL, OPT_CTO},
 		{"drain-timeout", required_argument, NULL, OPT_DTO},
+		{"stall-timeout", required_argument, NULL, OPT_STO},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"progress", no_argument, NULL, OPT_PROG},
@@ -190,6 +197,9 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case OPT_DTO:
 			if (!parse_double(optarg, &O.drain_timeout)) goto bad;
+			break;
+		case OPT_STO:
+			if (!parse_double(optarg, &O.stall_timeout)) goto bad;
 			break;
 		case OPT_LABEL: O.label = optarg; break;
 		case OPT_JSON: O.json = true; break;
@@ -354,6 +364,8 @@ struct worker {
 	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed_conns;
 	uint64_t acked_bytes, sent_bytes;
 	uint64_t first_send_ns, last_ack_ns;
+	uint64_t last_progress_ns; /* last ack or rejection (or the start) */
+	bool stalled;
 	struct qs_hist hist;
 	char first_error[256];
 };
@@ -386,6 +398,7 @@ static void cb_ack(void *ud, uint64_t seq, uint64_t tag)
 	qs_hist_record(&w->hist, t > tag ? t - tag : 0);
 	__atomic_fetch_add(&w->acked, 1, __ATOMIC_RELAXED); /* read by --progress */
 	w->last_ack_ns = t;
+	w->last_progress_ns = t;
 	if (c->inflight)
 		c->inflight--;
 	if (!w->refill_pending) {
@@ -400,6 +413,7 @@ static void cb_reject(void *ud, uint64_t seq, uint64_t tag, uint16_t code, const
 	struct conn *c = ud;
 	struct worker *w = c->w;
 	w->rejected++;
+	w->last_progress_ns = now_ns();
 	if (c->inflight)
 		c->inflight--;
 	if (!w->first_error[0])
@@ -513,6 +527,14 @@ static void pump(struct worker *w)
 	uint64_t now = now_ns();
 	if (interrupted || all_failed(w))
 		finish_sending(w);
+	if (O.stall_timeout > 0 && outstanding(w) && now - w->last_progress_ns >= (uint64_t)(O.stall_timeout * 1e9)) {
+		/* the server stopped answering: give up now rather than at an outer timeout */
+		if (!w->stalled)
+			note_error(w, "no acknowledgement for --stall-timeout seconds: stopped%s%s", "", "");
+		w->stalled = true;
+		finish_sending(w);
+		w->drain_deadline = now;
+	}
 	if (!w->sending_done) {
 		if (w->stop_ns && now >= w->stop_ns)
 			finish_sending(w);
@@ -616,6 +638,7 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&start_barrier);
 	if (rc == 0 && !interrupted) {
 		w->start_ns = global_start_ns;
+		w->last_progress_ns = now_ns();
 		w->started = true;
 		if (O.duration > 0)
 			w->stop_ns = w->start_ns + (uint64_t)(O.duration * 1e9);

@@ -229,7 +229,7 @@ def receiver_start(ctx, name, count, timeout):
         if os.path.exists(f):
             os.unlink(f)
     p = start([ctx.bin("qs-bench-receiver"), "-q", "-p", "0", "-P", pf, "-n", str(count), "-t", str(timeout),
-               "-i", "30", "-o", res], log=os.path.join(ctx.work, name + ".receiver.log"))
+               "-i", "10", "-o", res], log=os.path.join(ctx.work, name + ".receiver.log"))
     port = int(wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 10, "the receiver's port"))
     return p, port, res
 
@@ -313,7 +313,8 @@ def quicstash_run(ctx, durability, rate, count, tag):
         if rate:
             bargv += ["-r", "%.0f" % rate]
         rc, wall, client_cpu, out = run_measured(bargv, ctx.args.timeout, log=os.path.join(ctx.work, name + ".bench.log"))
-        rr = receiver_result(recv, rres, 60)
+        # the receiver stops at `count` lines, or 10 s after the last data it got
+        rr = receiver_result(recv, rres, 60 if '"acked":0,' not in out else 1)
         after = cpu_snapshot(qd.pid)
     finally:
         stop(qd, timeout=15)
@@ -325,6 +326,8 @@ def quicstash_run(ctx, durability, rate, count, tag):
         b = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise RuntimeError("quicstash-bench gave no result (rc %d); see %s" % (rc, os.path.join(ctx.work, name + ".bench.log")))
+    if not b["acked"]:
+        raise RuntimeError("nothing acknowledged: %s (see %s)" % (b.get("first_error") or "?", qlog))
     roles = cpu_by_role(before, after)
     roles["client"] = client_cpu
     r = {
@@ -649,7 +652,8 @@ def main():
             attempt("rsyslog-disk", lambda: rsyslog_run(ctx, "disk", ctx.corpus_lines))
         if "quicstash" in only:
             for dur in ("fsync", "write"):
-                attempt("quicstash-" + dur, lambda: quicstash_run(ctx, dur, 0, ctx.corpus_lines, "full"))
+                attempt("quicstash-" + dur, lambda: median_of(
+                    lambda t: quicstash_run(ctx, dur, 0, ctx.corpus_lines, "full" + t), args.repeat))
                 fr = results["quicstash-" + dur]
                 if fr.get("events_per_s"):
                     half = fr["events_per_s"] / 2
