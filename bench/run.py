@@ -496,6 +496,17 @@ def machine():
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg_at_start": load}
 
 
+def source_desc(build):
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head, dirty = "unknown", ""
+    return "build %s of commit %s%s" % (build, head, " plus uncommitted changes" if dirty else "")
+
+
 ROLE_ORDER = ["acceptor", "parser", "shipper", "supervisor", "keyholder", "client", "rsyslogd", "server", "sender"]
 
 
@@ -577,6 +588,7 @@ def main():
     ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
+    ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
     ap.add_argument("--keep", action="store_true", help="keep spools and queue files in the work dir")
     ap.add_argument("--no-results", action="store_true", help="do not write the results file")
     args = ap.parse_args()
@@ -673,6 +685,7 @@ def main():
     md.append("- machine: %d cores, %s, kernel %s, %.1f GiB RAM" % (mach["cores"], mach["cpu"], mach["kernel"],
                                                                    mach["memory_gib"]))
     md.append("- date: %s; load average at start: %s" % (mach["date"], mach["loadavg_at_start"]))
+    md.append("- measured: %s" % (args.source_note or source_desc(build)))
     md.append("- corpus: %d events, %d bytes, mean %.1f bytes/event with the newline (bench/gen_corpus.py, "
               "fixed seed)" % (ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
     md.append("- quicstash-bench: %s; quicstashd defaults%s" % (
