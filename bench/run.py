@@ -13,6 +13,7 @@ bench/RESULTS.md. Every process it starts runs in its own session and is
 killed (its whole process group) at the end, also on errors and signals.
 """
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -31,6 +32,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------- processes
 
 _children = []  # Popen objects, each the leader of its own session/group
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _pdeathsig():
+    # in the child, before exec: die with us even if we are SIGKILLed (PR_SET_PDEATHSIG = 1)
+    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def _cleanup():
@@ -65,7 +72,7 @@ def start(argv, log=None, env=None, cwd=None):
     """Starts argv in its own session (so its group can be killed), tracked."""
     out = open(log, "ab") if log else subprocess.DEVNULL
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out if log else subprocess.DEVNULL,
-                         env=env, cwd=cwd, start_new_session=True)
+                         env=env, cwd=cwd, start_new_session=True, preexec_fn=_pdeathsig)
     if log:
         out.close()
     _children.append(p)
@@ -100,7 +107,8 @@ def run_measured(argv, timeout, stdout_path=None, log=None, cwd=None):
     out = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
     err = open(log, "ab") if log else subprocess.DEVNULL
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, start_new_session=True)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, start_new_session=True,
+                         preexec_fn=_pdeathsig)
     _children.append(p)
     timer = threading.Timer(timeout, lambda: _killpg_quiet(p.pid))
     timer.start()
