@@ -52,6 +52,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 		p->child[i++] = (struct qs_child){.role = QS_ROLE_ACCEPTOR, .slot = s, .udp_fd = udp_fds[s]};
 	for (i = 0; i < p->n; i++) {
 		p->child[i].ctl = -1;
+		p->child[i].old_ctl = -1;
 		p->child[i].backoff_ms = BACKOFF_MIN_MS;
 		if (p->child[i].role != QS_ROLE_ACCEPTOR)
 			p->child[i].udp_fd = -1;
@@ -149,6 +150,30 @@ int qs_proc_start(struct qs_procs *p, struct qs_child *c)
 	return 0;
 }
 
+int qs_proc_start_overlapping(struct qs_procs *p, struct qs_child *c)
+{
+	if (c->old_pid)
+		return -1; /* one overlap at a time */
+	/* The old process is only asked to stop and reaped: nothing to listen to. */
+	if (c->ctl_ev) {
+		event_free(c->ctl_ev);
+		c->ctl_ev = NULL;
+	}
+	c->old_pid = c->pid;
+	c->old_ctl = c->ctl;
+	c->pid = 0;
+	c->ctl = -1;
+	if (qs_proc_start(p, c) == 0)
+		return 0;
+	c->pid = c->old_pid; /* could not fork: keep the old one as the current */
+	c->ctl = c->old_ctl;
+	c->old_pid = 0;
+	c->old_ctl = -1;
+	c->ctl_ev = event_new(p->base, c->ctl, EV_READ | EV_PERSIST, ctl_cb, c);
+	event_add(c->ctl_ev, NULL);
+	return -1;
+}
+
 static void ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -182,7 +207,7 @@ void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c)
 struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid)
 {
 	for (unsigned i = 0; i < p->n; i++)
-		if (p->child[i].pid == pid)
+		if (p->child[i].pid == pid || p->child[i].old_pid == pid)
 			return &p->child[i];
 	return NULL;
 }
@@ -195,6 +220,13 @@ void qs_procs_reap(struct qs_procs *p)
 		struct qs_child *c = qs_procs_find_pid(p, pid);
 		if (!c)
 			continue;
+		if (c->old_pid == pid) {
+			close(c->old_ctl);
+			c->old_ctl = -1;
+			c->old_pid = 0;
+			p->on_old_exit(p, c, status);
+			continue;
+		}
 		c->pid = 0;
 		c->ready = false;
 		if (c->ctl_ev) {
@@ -210,18 +242,24 @@ void qs_procs_reap(struct qs_procs *p)
 void qs_proc_ask_stop(struct qs_child *c)
 {
 	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
-	if (!c->pid)
-		return;
-	if (qs_ctl_send(c->ctl, &m) != 0)
+	if (c->pid && qs_ctl_send(c->ctl, &m) != 0)
 		kill(c->pid, SIGTERM);
+	qs_proc_ask_old_stop(c);
+}
+
+void qs_proc_ask_old_stop(struct qs_child *c)
+{
+	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
+	if (c->old_pid && qs_ctl_send(c->old_ctl, &m) != 0)
+		kill(c->old_pid, SIGTERM);
 }
 
 unsigned qs_procs_running(const struct qs_procs *p, int role)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < p->n; i++)
-		if (p->child[i].pid && (role < 0 || (int)p->child[i].role == role))
-			n++;
+		if (role < 0 || (int)p->child[i].role == role)
+			n += (p->child[i].pid != 0) + (p->child[i].old_pid != 0);
 	return n;
 }
 

@@ -22,6 +22,8 @@ struct qs_child {
 	bool ready;          /* sent QS_CTL_READY since its last start */
 	bool ever_ready;
 	bool replacing;      /* stopped by a reload: start again at once when it exits */
+	pid_t old_pid;       /* reload overlap: the previous process, still finishing */
+	int old_ctl;
 	unsigned starts;
 	uint64_t started_ms;
 	unsigned backoff_ms;
@@ -40,6 +42,7 @@ struct qs_procs {
 	bool stopping;
 	void (*on_ctl)(struct qs_procs *p, struct qs_child *c); /* a control message is readable */
 	void (*on_exit)(struct qs_procs *p, struct qs_child *c, int status);
+	void (*on_old_exit)(struct qs_procs *p, struct qs_child *c, int status); /* an old_pid ended */
 };
 
 /* Builds the table: keyholder, shipper, parsers, then acceptors (start order:
@@ -47,6 +50,9 @@ struct qs_procs {
 int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acceptors, int argc,
 		  char **argv, const int *udp_fds, struct event_base *base);
 int qs_proc_start(struct qs_procs *p, struct qs_child *c);
+/* Starts a new process for the entry while the current one keeps running as
+ * old_pid (it is asked to stop once the new one is ready). */
+int qs_proc_start_overlapping(struct qs_procs *p, struct qs_child *c);
 /* Schedules a restart with backoff (100 ms doubling to 10 s; reset after 30 s of health). */
 void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c);
 /* Reaps exited children; calls on_exit for each. */
@@ -59,6 +65,7 @@ uint64_t qs_now_ms(void);
 /* Asks a child to stop cleanly: QS_CTL_SHUTDOWN, or SIGTERM when the control
  * socket cannot take it. Never both: a child that already stopped on the
  * message has given up its handlers, and a late SIGTERM would kill it. */
-void qs_proc_ask_stop(struct qs_child *c);
+void qs_proc_ask_stop(struct qs_child *c); /* the current and any old process */
+void qs_proc_ask_old_stop(struct qs_child *c);
 
 #endif

@@ -17,7 +17,8 @@ static struct {
 	struct qs_procs *procs;
 	struct event *step_timer;
 	bool active;
-	bool again; /* another SIGHUP came during a reload */
+	bool again;       /* another SIGHUP came during a reload */
+	bool overlapping; /* the step's new process runs beside the old one */
 	unsigned step;
 	unsigned generation;
 } R;
@@ -72,10 +73,18 @@ static void run_step(void)
 		return;
 	}
 	struct qs_child *c = &R.procs->child[R.step];
-	c->replacing = true;
-	qs_proc_ask_stop(c);
 	struct timeval tv = {STEP_TIMEOUT_S, 0};
 	evtimer_add(R.step_timer, &tv);
+	/* Parsers bind nothing, so two of one slot can run at once: the new one
+	 * serves before the old one is asked to stop. The others own something
+	 * only one process may hold (the spool, the key socket, an acceptor's
+	 * ipc endpoints): stop first, then start. */
+	if (c->role == QS_ROLE_PARSER && qs_proc_start_overlapping(R.procs, c) == 0) {
+		R.overlapping = true;
+		return;
+	}
+	c->replacing = true;
+	qs_proc_ask_stop(c);
 }
 
 static void next_step(void)
@@ -93,6 +102,10 @@ static void step_timeout(evutil_socket_t fd, short what, void *arg)
 	qs_warn("reload: %s %u not ready after %d s; going on", qs_role_name(c->role), c->slot, STEP_TIMEOUT_S);
 	if (c->replacing && c->pid)
 		kill(c->pid, SIGKILL);
+	if (R.overlapping) {
+		R.overlapping = false;
+		qs_proc_ask_old_stop(c);
+	}
 	next_step();
 }
 
@@ -123,6 +136,10 @@ void qs_reload_child_ready(struct qs_child *c)
 {
 	if (R.active && R.step < R.procs->n && c == &R.procs->child[R.step] && !c->replacing) {
 		evtimer_del(R.step_timer);
+		if (R.overlapping) {
+			R.overlapping = false;
+			qs_proc_ask_old_stop(c); /* the new one serves: the old one finishes */
+		}
 		next_step();
 	}
 }

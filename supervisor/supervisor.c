@@ -128,6 +128,23 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 	notify_status();
 }
 
+/* The previous process of a reloaded entry finished (reload overlap). */
+static void on_old_exit(struct qs_procs *p, struct qs_child *c, int status)
+{
+	char how[128];
+	describe_exit(c, status, how, sizeof(how));
+	if (p->stopping) {
+		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			S.clean = false;
+		advance_stop();
+		return;
+	}
+	qs_info("previous %s %u %s after its replacement took over", qs_role_name(c->role), c->slot, how);
+	/* Frames queued to it are gone with it: the acceptors re-send. */
+	if (c->role != QS_ROLE_ACCEPTOR)
+		tell_acceptors_peer_restart(c);
+}
+
 static enum qs_role phase_role(int phase)
 {
 	static const enum qs_role order[] = {QS_ROLE_ACCEPTOR, QS_ROLE_PARSER, QS_ROLE_SHIPPER, QS_ROLE_KEYHOLDER};
@@ -146,7 +163,7 @@ static void advance_stop(void)
 			break;
 		for (unsigned i = 0; i < S.procs.n; i++) {
 			struct qs_child *c = &S.procs.child[i];
-			if (c->pid && c->role == phase_role(S.stop_phase))
+			if ((c->pid || c->old_pid) && c->role == phase_role(S.stop_phase))
 				qs_proc_ask_stop(c);
 		}
 		struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
@@ -170,7 +187,7 @@ static void begin_stop(void)
 	S.stop_phase = 1;
 	for (unsigned i = 0; i < S.procs.n; i++) {
 		struct qs_child *c = &S.procs.child[i];
-		if (c->pid && c->role == QS_ROLE_ACCEPTOR)
+		if ((c->pid || c->old_pid) && c->role == QS_ROLE_ACCEPTOR)
 			qs_proc_ask_stop(c);
 	}
 	struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
@@ -186,10 +203,13 @@ static void phase_timeout(evutil_socket_t fd, short what, void *arg)
 	enum qs_role r = phase_role(S.stop_phase);
 	for (unsigned i = 0; i < S.procs.n; i++) {
 		struct qs_child *c = &S.procs.child[i];
-		if (c->pid && c->role == r) {
+		if ((c->pid || c->old_pid) && c->role == r) {
 			qs_warn("%s %u did not stop in %d s: killing it", qs_role_name(r), c->slot,
 				STOP_PHASE_TIMEOUT_S);
-			kill(c->pid, SIGKILL);
+			if (c->pid)
+				kill(c->pid, SIGKILL);
+			if (c->old_pid)
+				kill(c->old_pid, SIGKILL);
 		}
 	}
 }
@@ -273,6 +293,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	qs_supervisor_drop_caps();
 	S.procs.on_ctl = on_ctl;
 	S.procs.on_exit = on_exit_child;
+	S.procs.on_old_exit = on_old_exit;
 	qs_reload_init(&S.procs, S.base);
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
 		cfg->logstash_text, cfg->spool_dir);
