@@ -252,7 +252,7 @@ int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool 
 	}
 	if (fin) {
 		s->fin_in = true;
-		if (qs_frame_decoder_truncated(&s->dec) &&
+		if (qs_frame_decoder_cut_unreported(&s->dec) &&
 		    reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame"))
 			return -1;
 		acc_stream_advance(s);

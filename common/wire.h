@@ -91,6 +91,9 @@ int qs_frame_decode(struct qs_frame_decoder *d, const uint8_t *in, size_t len, s
 		    struct qs_dec_out *out);
 /* At end of stream: true when a frame (or its length prefix) was cut off. */
 bool qs_frame_decoder_truncated(const struct qs_frame_decoder *d);
+/* Like truncated, but false while skipping an oversize frame: that frame was
+ * already reported (QS_DEC_OVERSIZE), so there is nothing more to answer. */
+bool qs_frame_decoder_cut_unreported(const struct qs_frame_decoder *d);
 /* Bytes the decoder holds (for memory accounting). */
 size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d);
 

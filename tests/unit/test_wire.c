@@ -389,6 +389,8 @@ static void test_oversize_skip_100mb(void)
 			truncated_while_skipping = 0;
 	}
 	CHECK(truncated_while_skipping);
+	/* ...but the oversize frame was already reported: nothing left to answer */
+	CHECK(!qs_frame_decoder_cut_unreported(&d));
 	CHECK_EQ_U64(l.n, 2); /* no event from skipped bytes */
 	CHECK_EQ_U64(l.errors, 0);
 	CHECK(l.max_buffered <= 4096);
@@ -456,6 +458,7 @@ static void test_truncated(void)
 		feed(&d, b.p, cut, &l);
 		CHECK_EQ_U64(l.n, 0);
 		CHECK(qs_frame_decoder_truncated(&d));
+		CHECK(qs_frame_decoder_cut_unreported(&d));
 		qs_frame_decoder_free(&d);
 	}
 	/* a whole frame then a cut prefix */
@@ -475,6 +478,7 @@ static void test_truncated(void)
 		feed(&d, b.p, cut, &l);
 		CHECK_EQ_U64(l.n, 0);
 		CHECK(qs_frame_decoder_truncated(&d));
+		CHECK(qs_frame_decoder_cut_unreported(&d));
 		qs_frame_decoder_free(&d);
 	}
 	/* complete frame: not truncated */
