@@ -232,6 +232,7 @@ struct payload {
 };
 
 static struct payload P;
+static size_t corpus_map_len; /* 0: P.data is the malloc'ed synthetic event */
 
 static int load_corpus(const char *path)
 {
@@ -288,6 +289,7 @@ static int load_corpus(const char *path)
 		return -1;
 	}
 	P = (struct payload){.data = d, .off = off, .len = len, .n = n, .mean_len = total / (double)n};
+	corpus_map_len = size;
 	return 0;
 }
 
@@ -317,6 +319,17 @@ static int make_synthetic(unsigned size)
 	P.n = 1;
 	P.mean_len = size;
 	return 0;
+}
+
+static void free_payload(void)
+{
+	if (corpus_map_len)
+		munmap((void *)P.data, corpus_map_len);
+	else
+		free((void *)P.data);
+	free(P.off);
+	free(P.len);
+	P = (struct payload){0};
 }
 
 /* ---------- time ---------- */
@@ -849,5 +862,14 @@ int main(int argc, char **argv)
 		       lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean);
 		printf("  client CPU %.2f s\n", cpu);
 	}
+	for (unsigned t = 0; t < T; t++) {
+		event_free(ws[t].refill_ev);
+		event_free(ws[t].tick_ev);
+		event_base_free(ws[t].base);
+		free(ws[t].conns);
+	}
+	free(ws);
+	pthread_barrier_destroy(&start_barrier);
+	free_payload();
 	return (errors || acked == 0) ? 1 : 0;
 }
