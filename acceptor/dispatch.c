@@ -29,6 +29,14 @@ static void send_version_negotiation(struct acc *a, const struct sockaddr *from,
 		acc_udp_send(a, from, fromlen, buf, (size_t)n);
 }
 
+/* -m is for the whole service: steering spreads new connections evenly, so
+ * each acceptor takes its share. */
+static unsigned conn_limit(const struct acc *a)
+{
+	unsigned n = a->cfg->acceptors ? a->cfg->acceptors : 1;
+	return (a->cfg->max_connections + n - 1) / n;
+}
+
 /* A refused connection gets CONNECTION_REFUSED in an Initial, never silence:
  * the client then knows to back off or try another server. */
 static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
@@ -42,7 +50,7 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	uint64_t now = acc_mono_ns();
 	if (now - a->refuse_log_mono >= ACC_REFUSE_LOG_NS || !a->refuse_log_mono) {
 		qs_info("refused %u new connection(s): %s (limit %u)", a->refused,
-			a->stopping ? "shutting down" : "connection limit reached", a->cfg->max_connections);
+			a->stopping ? "shutting down" : "connection limit reached", conn_limit(a));
 		a->refused = 0;
 		a->refuse_log_mono = now;
 	}
@@ -141,7 +149,7 @@ static bool retry_needed(const struct acc *a)
 	case QS_RETRY_NEVER: return false;
 	case QS_RETRY_AUTO: break;
 	}
-	return a->handshaking > ACC_AUTO_HANDSHAKES || (uint64_t)a->nconns * 2 > a->cfg->max_connections;
+	return a->handshaking > ACC_AUTO_HANDSHAKES || (uint64_t)a->nconns * 2 > conn_limit(a);
 }
 
 /* Answers an Initial with a Retry: a token binding the client's address and
@@ -281,7 +289,7 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 	ngtcp2_pkt_hd hd;
 	if (ngtcp2_accept(&hd, pkt, len) != 0)
 		return;
-	if (a->stopping || a->nconns >= a->cfg->max_connections) {
+	if (a->stopping || a->nconns >= conn_limit(a)) {
 		refuse(a, from, fromlen, &hd);
 		return;
 	}

@@ -36,6 +36,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 		  char **argv, const int *udp_fds, struct event_base *base)
 {
 	p->n = 2 + cfg->parsers + acceptors;
+	p->acceptors = acceptors;
 	p->child = calloc(p->n, sizeof(*p->child));
 	if (!p->child)
 		return -1;
@@ -96,7 +97,7 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	snprintf(slot, sizeof(slot), "%u", c->slot);
 	snprintf(gen, sizeof(gen), "%u", c->generation);
 	snprintf(ctlfd, sizeof(ctlfd), "%d", QS_CHILD_CTL_FD);
-	char **av = calloc((size_t)p->argc + 15, sizeof(char *));
+	char **av = calloc((size_t)p->argc + 17, sizeof(char *));
 	if (!av)
 		_exit(127);
 	int k = 0;
@@ -106,6 +107,11 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	av[k++] = p->runtime_dir;
 	av[k++] = "--user";
 	av[k++] = p->user;
+	/* The effective count (the supervisor may have fallen back to one). */
+	char nacc[16];
+	snprintf(nacc, sizeof(nacc), "%u", p->acceptors);
+	av[k++] = "--acceptors";
+	av[k++] = nacc;
 	av[k++] = "--role";
 	av[k++] = (char *)qs_role_name(c->role);
 	av[k++] = "--slot";

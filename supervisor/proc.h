@@ -38,6 +38,7 @@ struct qs_procs {
 	int argc;
 	char runtime_dir[4096];
 	char user[64]; /* resolved --user for the children */
+	unsigned acceptors; /* running acceptor slots (1 when steering fell back) */
 	struct event_base *base;
 	bool stopping;
 	void (*on_ctl)(struct qs_procs *p, struct qs_child *c); /* a control message is readable */
