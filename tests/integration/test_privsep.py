@@ -44,21 +44,31 @@ def key_scalar(key_path):
 
 
 def memory_contains(pid, needle):
-    """Searches the process' readable private mappings for needle."""
+    """Searches the process' writable mappings (heap, stacks, data: where a loaded key lives) for
+    needle, in chunks; huge reservations (sanitizer shadow memory) are skipped."""
+    chunk = 8 << 20
     with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
             parts = line.split()
             addr, perms = parts[0], parts[1]
-            if "r" not in perms or (len(parts) > 5 and parts[5].startswith("[v")):
+            if "r" not in perms or "w" not in perms or (len(parts) > 5 and parts[5].startswith("[v")):
                 continue
             lo, hi = (int(x, 16) for x in addr.split("-"))
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except (OSError, ValueError, OverflowError):
+            if hi - lo > (1 << 30):
                 continue
-            if needle in data:
-                return True
+            pos, tail = lo, b""
+            while pos < hi:
+                try:
+                    mem.seek(pos)
+                    data = mem.read(min(chunk, hi - pos))
+                except (OSError, ValueError, OverflowError, MemoryError):
+                    break
+                if not data:
+                    break
+                if needle in tail + data:
+                    return True
+                tail = data[-len(needle):]
+                pos += len(data)
     return False
 
 
