@@ -214,7 +214,14 @@ static bool on_events(void *sock, void *arg)
 		zmq_msg_close(&msg);
 		n++;
 	}
-	if (sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES)
+	/* Group commit without a timer: as soon as the socket has nothing more for
+	 * us (or reading stopped), whatever is staged is written and fsynced.
+	 * Events that arrive during the fdatasync queue in ZeroMQ and form the
+	 * next, larger group, so the batch size follows the load by itself. Only
+	 * while the budget keeps running out (a backlog) do we keep reading, up to
+	 * 1 MiB or --flush-interval ms after the first staged event. */
+	bool drained = n < RECV_BUDGET;
+	if (drained || sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES)
 		commit(sh);
 	else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL))
 		timer_ms(sh->commit_ev, sh->cfg->flush_interval_ms);
