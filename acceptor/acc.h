@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/config.h"
 #include "common/wire.h"
+#include "ipc/zsock.h"
 #include "ipc/msg.h"
 
 struct event;
@@ -160,6 +162,11 @@ struct acc {
 
 /* acceptor.c */
 uint64_t acc_mono_ns(void);
+/* This acceptor's IPC channel (endpoints, .acceptor in records): see ipc/zsock.h. */
+static inline unsigned acc_channel(const struct acc *a)
+{
+	return qs_acceptor_channel(a->cfg->steer_key, a->cfg->acceptors);
+}
 uint64_t acc_real_ns(void);
 void acc_schedule_flush(struct acc *a);
 

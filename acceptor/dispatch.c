@@ -110,7 +110,7 @@ static void stateless_reset(struct acc *a, const struct sockaddr *from, socklen_
 			    const ngtcp2_version_cid *vc, size_t pktlen)
 {
 	int key = qs_steer_cid_key(vc->dcid, vc->dcidlen);
-	if (key >= 0 && (unsigned)key != a->cfg->slot && (unsigned)key < a->cfg->acceptors) {
+	if (key >= 0 && (unsigned)key != a->cfg->steer_key) {
 		a->n_misrouted++;
 		return;
 	}

@@ -184,7 +184,7 @@ static int batch_add(struct acc *a, int32_t idx)
 	r.recv_time_ns = f->recv_ns;
 	memcpy(r.session, f->st->session, sizeof(r.session));
 	fill_origin(&r, f->st->c);
-	r.acceptor = (uint8_t)a->cfg->slot;
+	r.acceptor = (uint8_t)acc_channel(a);
 	r.len = f->len;
 	return qs_batch_add(&a->batch, &r, sizeof(r), f->data, f->len);
 }
@@ -195,7 +195,7 @@ void acc_frames_send(struct acc *a)
 {
 	bool sent = false;
 	while (a->q_head != ACC_NONE) {
-		if (qs_batch_begin(&a->batch, QS_MSG_FRAMES, a->cfg->slot))
+		if (qs_batch_begin(&a->batch, QS_MSG_FRAMES, acc_channel(a)))
 			return;
 		uint32_t n = 0;
 		for (int32_t i = a->q_head; i != ACC_NONE && (n == 0 || a->batch.len < QS_BATCH_SOFT_BYTES);
@@ -355,10 +355,10 @@ int acc_ipc_init(struct acc *a)
 	a->pull = qs_zsock_new(a->zctx, ZMQ_PULL, 64, max_msg);
 	if (!a->push || !a->pull)
 		return -1;
-	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, a->cfg->slot) ||
+	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, acc_channel(a)) ||
 	    qs_zsock_bind(a->push, ep))
 		return -1;
-	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, a->cfg->slot) ||
+	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, acc_channel(a)) ||
 	    qs_zsock_bind(a->pull, ep))
 		return -1;
 	a->push_w = qs_zwatch_new(a->base, a->push, push_ready, a);

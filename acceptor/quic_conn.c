@@ -35,7 +35,7 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 int acc_make_cid(struct acc *a, ngtcp2_cid *cid, uint8_t *token)
 {
 	cid->datalen = ACC_CID_LEN;
-	qs_steer_cid_prefix(cid->data, a->cfg->slot);
+	qs_steer_cid_prefix(cid->data, a->cfg->steer_key);
 	if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data + 2, ACC_CID_LEN - 2))
 		return -1;
 	if (!token)

@@ -10,7 +10,7 @@
 enum {
 	OPT_KEY = 1000, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_FLUSH, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
-	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG,
+	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
 
 static const struct option long_opts[] = {
@@ -41,6 +41,7 @@ static const struct option long_opts[] = {
 	{"slot", required_argument, NULL, OPT_SLOT},
 	{"generation", required_argument, NULL, OPT_GEN},
 	{"ctl-fd", required_argument, NULL, OPT_CTLFD},
+	{"steer-key", required_argument, NULL, OPT_STEERKEY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -222,6 +223,11 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		if (parse_u64(arg, UINT32_MAX, &v, false)) return bad("generation", arg, "expected a number");
 		cfg->generation = (unsigned)v;
 		return 0;
+	case OPT_STEERKEY:
+		if (parse_u64(arg, 255, &v, false)) return bad("steer-key", arg, "expected 0..255");
+		cfg->steer_key = (unsigned)v;
+		cfg->have_steer_key = true;
+		return 0;
 	case OPT_CTLFD:
 		if (parse_u64(arg, 65535, &v, false)) return bad("ctl-fd", arg, "expected a descriptor");
 		cfg->ctl_fd = (int)v;
@@ -353,6 +359,8 @@ enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *c
 		fprintf(stderr, "quicstashd: unexpected argument '%s' (try --help)\n", argv[optind]);
 		return QS_CONFIG_ERROR;
 	}
+	if (!cfg->have_steer_key)
+		cfg->steer_key = cfg->slot;
 	if (cfg->check_spool)
 		return QS_CONFIG_OK;
 	return resolve(cfg) ? QS_CONFIG_ERROR : QS_CONFIG_OK;

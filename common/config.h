@@ -53,6 +53,8 @@ struct qs_config {
 	enum qs_role role;
 	unsigned slot;       /* acceptor or parser index */
 	unsigned generation; /* bumps on every (re)start of a slot */
+	unsigned steer_key;  /* acceptors: first byte of their connection IDs (default: slot) */
+	bool have_steer_key;
 	int ctl_fd;          /* control socket to the supervisor, -1 if none */
 };
 

@@ -18,6 +18,19 @@ struct qs_zwatch;
 #define QS_EP_ACCEPTOR_ANSWERS "acceptor-%u.answers" /* acceptor binds PULL, parsers/shipper connect PUSH */
 #define QS_EP_SHIPPER_EVENTS "shipper.events"        /* shipper binds PULL, parsers connect PUSH */
 
+/* During a reload two generations ("banks") of acceptors run at once, each
+ * with its own endpoints. An acceptor's channel, which names its endpoints
+ * and fills the .acceptor field of records, is bank * N + slot; its steering
+ * key (the first byte of its connection IDs) is bank * QS_KEY_BANK + slot. */
+#define QS_ACCEPTOR_BANKS 2
+#define QS_KEY_BANK 64 /* >= QS_MAX_ACCEPTORS */
+#define QS_ACCEPTOR_CHANNELS_MAX (QS_ACCEPTOR_BANKS * QS_KEY_BANK)
+static inline unsigned qs_acceptor_channels(unsigned n) { return QS_ACCEPTOR_BANKS * n; }
+static inline unsigned qs_acceptor_channel(unsigned key, unsigned n)
+{
+	return (key / QS_KEY_BANK) * n + key % QS_KEY_BANK;
+}
+
 /* Builds "ipc://<dir>/<name>"; returns -1 if it does not fit (ipc paths max ~107 bytes). */
 int qs_ipc_endpoint(char *out, size_t outlen, const char *dir, const char *fmt, unsigned slot);
 

@@ -32,11 +32,11 @@ struct parser {
 	const struct qs_config *cfg;
 	struct qs_child child;
 	void *pull, *events;
-	void *ans_sock[QS_MAX_ACCEPTORS];
+	void *ans_sock[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_sendq events_q;
-	struct qs_sendq ans_q[QS_MAX_ACCEPTORS];
+	struct qs_sendq ans_q[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_batch ev_batch;
-	struct qs_batch ans_batch[QS_MAX_ACCEPTORS];
+	struct qs_batch ans_batch[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_zwatch *pull_w, *events_w;
 	struct event *flow_ev, *retry_ev, *stop_ev;
 	struct qs_enrich_buf line;
@@ -50,7 +50,7 @@ static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 static bool answers_pending(struct parser *p)
 {
-	for (unsigned i = 0; i < p->cfg->acceptors; i++)
+	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
 		if (qs_sendq_pending(&p->ans_q[i]))
 			return true;
 	return false;
@@ -71,7 +71,7 @@ static void flush_events(struct parser *p)
 
 static void flush_answers(struct parser *p)
 {
-	for (unsigned i = 0; i < p->cfg->acceptors; i++)
+	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
 		if (p->ans_batch[i].count)
 			qs_sendq_push(&p->ans_q[i], &p->ans_batch[i]);
 }
@@ -129,7 +129,7 @@ static void handle_message(struct parser *p, const void *msg, size_t len)
 	const uint8_t *payload;
 	int rc;
 	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1) {
-		if (fr.acceptor >= p->cfg->acceptors) {
+		if (fr.acceptor >= qs_acceptor_channels(p->cfg->acceptors)) {
 			qs_warn("frame names acceptor %u, which does not exist: dropped", fr.acceptor);
 			continue;
 		}
@@ -207,7 +207,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct parser *p = arg;
 	qs_sendq_flush(&p->events_q);
-	for (unsigned i = 0; i < p->cfg->acceptors; i++) {
+	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++) {
 		qs_sendq_flush(&p->ans_q[i]);
 		size_t n = qs_sendq_drop_stale(&p->ans_q[i], ANSWER_MAX_AGE_NS);
 		if (n)
@@ -248,7 +248,7 @@ static int connect_all(struct parser *p, const char *dir)
 	p->events = qs_zsock_new(p->child.zctx, ZMQ_PUSH, HWM, maxmsg);
 	if (!p->pull || !p->events)
 		return -1;
-	for (unsigned i = 0; i < cfg->acceptors; i++) {
+	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
 		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, i) ||
 		    qs_zsock_connect(p->pull, ep))
 			return -1;
@@ -275,7 +275,7 @@ static void cleanup(struct parser *p)
 	if (p->stop_ev) event_free(p->stop_ev);
 	qs_sendq_free(&p->events_q);
 	qs_batch_free(&p->ev_batch);
-	for (unsigned i = 0; i < QS_MAX_ACCEPTORS; i++) {
+	for (unsigned i = 0; i < QS_ACCEPTOR_CHANNELS_MAX; i++) {
 		qs_sendq_free(&p->ans_q[i]);
 		qs_batch_free(&p->ans_batch[i]);
 		if (p->ans_sock[i])
@@ -309,7 +309,7 @@ int parser_main(const struct qs_config *cfg)
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);
 	event_base_dispatch(p.child.base);
 	flush_answers(&p);
-	for (unsigned i = 0; i < cfg->acceptors; i++)
+	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++)
 		qs_sendq_flush(&p.ans_q[i]);
 	cleanup(&p);
 	qs_info("parser %u stopped", cfg->slot);

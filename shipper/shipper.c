@@ -46,9 +46,9 @@ struct shipper {
 	const struct qs_config *cfg;
 	struct qs_child child;
 	void *pull;
-	void *ans_sock[QS_MAX_ACCEPTORS];
-	struct qs_sendq ans_q[QS_MAX_ACCEPTORS];
-	struct qs_batch ans_batch[QS_MAX_ACCEPTORS];
+	void *ans_sock[QS_ACCEPTOR_CHANNELS_MAX];
+	struct qs_sendq ans_q[QS_ACCEPTOR_CHANNELS_MAX];
+	struct qs_batch ans_batch[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_zwatch *pull_w;
 	struct qs_spool spool;
 	struct qs_output out;
@@ -74,7 +74,7 @@ static void send_status(struct shipper *sh)
 		return;
 	}
 	/* A status that cannot go now is simply skipped: the next one follows in a second. */
-	for (unsigned i = 0; i < sh->cfg->acceptors; i++)
+	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
 		if (!qs_sendq_pending(&sh->ans_q[i]))
 			qs_zsend(sh->ans_sock[i], b.buf, b.len);
 	qs_batch_free(&b);
@@ -111,7 +111,7 @@ static void set_accepting(struct shipper *sh)
 static void push_answers(struct shipper *sh)
 {
 	bool pending = false;
-	for (unsigned i = 0; i < sh->cfg->acceptors; i++) {
+	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++) {
 		if (sh->ans_batch[i].count)
 			qs_sendq_push(&sh->ans_q[i], &sh->ans_batch[i]);
 		pending |= qs_sendq_pending(&sh->ans_q[i]);
@@ -125,7 +125,7 @@ static void ack(struct shipper *sh, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
 		const struct qs_staged *t = &sh->st.t[i];
-		if (t->acceptor >= sh->cfg->acceptors)
+		if (t->acceptor >= qs_acceptor_channels(sh->cfg->acceptors))
 			continue;
 		struct qs_batch *b = &sh->ans_batch[t->acceptor];
 		struct qs_answer_rec ar = {.ticket = t->ticket, .code = 0};
@@ -292,7 +292,7 @@ static void on_answer_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct shipper *sh = arg;
-	for (unsigned i = 0; i < sh->cfg->acceptors; i++) {
+	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++) {
 		qs_sendq_flush(&sh->ans_q[i]);
 		size_t n = qs_sendq_drop_stale(&sh->ans_q[i], ANSWER_MAX_AGE_NS);
 		if (n)
@@ -303,7 +303,7 @@ static void on_answer_retry(evutil_socket_t fd, short what, void *arg)
 
 static void finish(struct shipper *sh)
 {
-	for (unsigned i = 0; i < sh->cfg->acceptors; i++)
+	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
 		qs_sendq_flush(&sh->ans_q[i]);
 	persist(sh);
 	event_base_loopexit(sh->child.base, NULL);
@@ -343,7 +343,7 @@ static int open_sockets(struct shipper *sh)
 	if (!sh->pull || qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    qs_zsock_bind(sh->pull, ep))
 		return -1;
-	for (unsigned i = 0; i < cfg->acceptors; i++) {
+	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
 		sh->ans_sock[i] = qs_zsock_new(sh->child.zctx, ZMQ_PUSH, HWM, maxmsg);
 		if (!sh->ans_sock[i] ||
 		    qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
@@ -395,7 +395,7 @@ static void cleanup(struct shipper *sh)
 		if (evs[i])
 			event_free(evs[i]);
 	qs_output_free(&sh->out);
-	for (unsigned i = 0; i < QS_MAX_ACCEPTORS; i++) {
+	for (unsigned i = 0; i < QS_ACCEPTOR_CHANNELS_MAX; i++) {
 		qs_sendq_free(&sh->ans_q[i]);
 		qs_batch_free(&sh->ans_batch[i]);
 		if (sh->ans_sock[i])
