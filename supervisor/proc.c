@@ -54,6 +54,8 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 	for (i = 0; i < p->n; i++) {
 		p->child[i].ctl = -1;
 		p->child[i].old_ctl = -1;
+		p->child[i].old_udp_fd = -1;
+		p->child[i].key = p->child[i].slot;
 		p->child[i].backoff_ms = BACKOFF_MIN_MS;
 		if (p->child[i].role != QS_ROLE_ACCEPTOR)
 			p->child[i].udp_fd = -1;
@@ -104,11 +106,12 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	char slot[16], gen[16], ctlfd[16];
+	char slot[16], gen[16], ctlfd[16], key[16];
+	snprintf(key, sizeof(key), "%u", c->key);
 	snprintf(slot, sizeof(slot), "%u", c->slot);
 	snprintf(gen, sizeof(gen), "%u", c->generation);
 	snprintf(ctlfd, sizeof(ctlfd), "%d", QS_CHILD_CTL_FD);
-	char **av = calloc((size_t)p->argc + 17, sizeof(char *));
+	char **av = calloc((size_t)p->argc + 19, sizeof(char *));
 	if (!av)
 		_exit(127);
 	int k = 0;
@@ -131,6 +134,8 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	av[k++] = gen;
 	av[k++] = "--ctl-fd";
 	av[k++] = ctlfd;
+	av[k++] = "--steer-key";
+	av[k++] = key;
 	av[k] = NULL;
 	execv("/proc/self/exe", av);
 	_exit(127);

@@ -19,6 +19,8 @@ struct qs_child {
 	pid_t pid;           /* 0 when not running */
 	int ctl;             /* supervisor's end of the control socketpair */
 	int udp_fd;          /* acceptors: the slot's UDP socket, kept across restarts */
+	unsigned key;        /* acceptors: steering key (first byte of their connection IDs) */
+	int old_udp_fd;      /* acceptors: the previous generation's socket, closed when it ends */
 	bool ready;          /* sent QS_CTL_READY since its last start */
 	bool ever_ready;
 	bool replacing;      /* stopped by a reload: start again at once when it exits */

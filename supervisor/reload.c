@@ -10,6 +10,9 @@
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
 #include "supervisor/proc.h"
+#include "supervisor/sockets.h"
+#include "supervisor/steer.h"
+#include "ipc/zsock.h"
 
 #define STEP_TIMEOUT_S 30
 
@@ -19,6 +22,8 @@ static struct {
 	bool active;
 	bool again;       /* another SIGHUP came during a reload */
 	bool overlapping; /* the step's new process runs beside the old one */
+	unsigned bank;    /* steering key bank of the running acceptor generation */
+	unsigned gen_waiting; /* new acceptors not yet ready (0: no generation switch under way) */
 	unsigned step;
 	unsigned generation;
 } R;
@@ -63,6 +68,70 @@ static void finish(void)
 	}
 }
 
+/* Starts the next acceptor generation beside the running one: for each slot a
+ * new socket at the other bank's key and a new acceptor on it. Returns false
+ * (nothing changed) when that cannot be done: then acceptors are replaced in
+ * place, one at a time. */
+static bool start_acceptor_generation(void)
+{
+	struct qs_steer *st = qs_steer_main();
+	char err[256];
+	if (!st)
+		return false;
+	unsigned bank = 1 - R.bank, started = 0;
+	for (unsigned i = R.step; i < R.procs->n; i++) {
+		struct qs_child *c = &R.procs->child[i];
+		if (c->role != QS_ROLE_ACCEPTOR || !c->pid || c->old_pid)
+			continue;
+		int fd = qs_udp_bind_like(c->udp_fd);
+		unsigned key = bank * QS_KEY_BANK + c->slot;
+		if (fd < 0 || qs_steer_set_socket(st, key, fd, err, sizeof(err)) < 0) {
+			if (fd >= 0) {
+				qs_err("reload: steering key %u: %s", key, err);
+				close(fd);
+			}
+			if (started == 0)
+				return false;
+			continue; /* this slot keeps its old acceptor */
+		}
+		int old_fd = c->udp_fd;
+		unsigned old_key = c->key;
+		c->udp_fd = fd;
+		c->key = key;
+		if (qs_proc_start_overlapping(R.procs, c) < 0) {
+			c->udp_fd = old_fd;
+			c->key = old_key;
+			close(fd);
+			continue;
+		}
+		c->old_udp_fd = old_fd;
+		started++;
+	}
+	if (started == 0)
+		return false;
+	R.gen_waiting = started;
+	qs_info("reload %u: %u acceptor(s) of the next generation starting (steering keys %u..)", R.generation,
+		started, bank * QS_KEY_BANK);
+	return true;
+}
+
+/* Every new acceptor serves: new connections go to them; the old ones drain. */
+static void switch_acceptor_generation(void)
+{
+	char err[256];
+	unsigned bank = 1 - R.bank;
+	R.gen_waiting = 0;
+	if (qs_steer_set_current(qs_steer_main(), bank * QS_KEY_BANK, R.procs->acceptors, err, sizeof(err)) < 0)
+		qs_err("reload: cannot switch new connections to the new acceptors: %s", err);
+	R.bank = bank;
+	for (unsigned i = 0; i < R.procs->n; i++) {
+		struct qs_child *c = &R.procs->child[i];
+		if (c->role == QS_ROLE_ACCEPTOR && c->old_pid)
+			qs_proc_ask_old_stop(c); /* go-away to its clients, finish, exit */
+	}
+	finish();
+}
+
 /* Stops the child at R.step (or finishes); it is restarted when it exits. */
 static void run_step(void)
 {
@@ -75,6 +144,8 @@ static void run_step(void)
 	struct qs_child *c = &R.procs->child[R.step];
 	struct timeval tv = {STEP_TIMEOUT_S, 0};
 	evtimer_add(R.step_timer, &tv);
+	if (c->role == QS_ROLE_ACCEPTOR && start_acceptor_generation())
+		return;
 	/* Parsers bind nothing, so two of one slot can run at once: the new one
 	 * serves before the old one is asked to stop. The others own something
 	 * only one process may hold (the spool, the key socket, an acceptor's
@@ -98,6 +169,12 @@ static void step_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	if (R.gen_waiting) {
+		qs_warn("reload: %u new acceptor(s) not ready after %d s; switching anyway", R.gen_waiting,
+			STEP_TIMEOUT_S);
+		switch_acceptor_generation();
+		return;
+	}
 	struct qs_child *c = &R.procs->child[R.step];
 	qs_warn("reload: %s %u not ready after %d s; going on", qs_role_name(c->role), c->slot, STEP_TIMEOUT_S);
 	if (c->replacing && c->pid)
@@ -134,6 +211,13 @@ void qs_reload_request(void)
 
 void qs_reload_child_ready(struct qs_child *c)
 {
+	if (R.active && R.gen_waiting && c->role == QS_ROLE_ACCEPTOR && c->old_pid) {
+		if (--R.gen_waiting == 0) {
+			evtimer_del(R.step_timer);
+			switch_acceptor_generation();
+		}
+		return;
+	}
 	if (R.active && R.step < R.procs->n && c == &R.procs->child[R.step] && !c->replacing) {
 		evtimer_del(R.step_timer);
 		if (R.overlapping) {

@@ -1,9 +1,13 @@
 /* SIGHUP: validate the new configuration and certificate, then replace the
- * children one at a time (keyholder, shipper, parsers, acceptors): each is
- * stopped cleanly (an acceptor tells its clients to move and finishes its
- * frames in flight), started again with the new configuration, and the next
- * one goes only when it reports ready. The other slots serve meanwhile. A bad
- * configuration or certificate keeps everything running as it is. */
+ * children one at a time (keyholder, shipper, parsers), the next only when
+ * the previous replacement reports ready; a parser's replacement serves
+ * before the old one is asked to stop. Acceptors are replaced as a whole
+ * generation when connection-ID steering is in use: new sockets at the other
+ * bank of steering keys, new acceptors on them, and once all of them serve,
+ * new connections switch to them while the old generation tells its clients
+ * to move, finishes its frames in flight and exits. Without steering each
+ * acceptor is stopped cleanly and started again. A bad configuration or
+ * certificate keeps everything running as it is. */
 #ifndef QS_RELOAD_H
 #define QS_RELOAD_H
 

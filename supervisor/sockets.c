@@ -91,3 +91,14 @@ int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n)
 	}
 	return qs_steer_udp_group(fds, n); /* 0, or QS_STEER_UNAVAILABLE: only fds[0] is left */
 }
+
+int qs_udp_bind_like(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+		qs_err("getsockname: %s", strerror(errno));
+		return -1;
+	}
+	return bind_one((struct sockaddr *)&ss, len, "(next acceptor generation)");
+}

@@ -15,4 +15,8 @@ struct qs_config;
  * logged on errors. */
 int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n);
 
+/* A new socket in the same reuseport group as `fd` (same address and port),
+ * for the next generation of acceptors; -1 (logged) if it cannot be bound. */
+int qs_udp_bind_like(int fd);
+
 #endif

@@ -444,7 +444,7 @@ struct qs_steer *qs_steer_main(void)
 int qs_steer_udp_group(int *fds, unsigned n)
 {
 	char err[512];
-	if (n <= 1)
+	if (n == 0)
 		return 0;
 	if (main_in_use) { /* called again: the old group's handle goes */
 		qs_steer_close(&main_group);
@@ -453,6 +453,11 @@ int qs_steer_udp_group(int *fds, unsigned n)
 	if (qs_steer_attach(&main_group, fds, n, 0, err, sizeof(err)) == 0) {
 		main_in_use = 1;
 		qs_info("UDP packets steered to %u acceptors by connection ID (SK_REUSEPORT BPF)", n);
+		return 0;
+	}
+	if (n == 1) {
+		/* One acceptor needs no steering; only a reload loses its overlap. */
+		qs_info("no connection-ID steering (%s): a reload replaces the acceptor in place", err);
 		return 0;
 	}
 	qs_err("cannot steer UDP packets between %u acceptors: %s", n, err);

@@ -140,8 +140,10 @@ void qs_steer_close(struct qs_steer *st);
  * current generation [0, n)); NULL when steering is not in use. */
 struct qs_steer *qs_steer_main(void);
 
-/* Called by qs_udp_open() when n > 1: attaches steering to fds[0..n-1] with
- * keys 0..n-1 and keeps the handle for qs_steer_main(). Returns 0; or logs
+/* Called by qs_udp_open(): attaches steering to fds[0..n-1] with keys 0..n-1
+ * and keeps the handle for qs_steer_main() (with n == 1 too: a reload then
+ * runs the next acceptor generation beside the old one; failing is not an
+ * error for one socket). Returns 0; or, when n > 1, logs
  * why it cannot, closes fds[1..n-1] (setting them to -1) so the kernel no
  * longer hashes packets to sockets nobody will read, and returns
  * QS_STEER_UNAVAILABLE. */

@@ -140,6 +140,10 @@ static void on_old_exit(struct qs_procs *p, struct qs_child *c, int status)
 		return;
 	}
 	qs_info("previous %s %u %s after its replacement took over", qs_role_name(c->role), c->slot, how);
+	if (c->old_udp_fd >= 0) { /* its socket leaves the steering map as it closes */
+		close(c->old_udp_fd);
+		c->old_udp_fd = -1;
+	}
 	/* Frames queued to it are gone with it: the acceptors re-send. */
 	if (c->role != QS_ROLE_ACCEPTOR)
 		tell_acceptors_peer_restart(c);
