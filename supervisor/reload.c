@@ -24,6 +24,7 @@ static struct {
 	bool overlapping; /* the step's new process runs beside the old one */
 	unsigned bank;    /* steering key bank of the running acceptor generation */
 	unsigned gen_waiting; /* new acceptors not yet ready (0: no generation switch under way) */
+	unsigned old_waiting; /* old acceptors still draining after the switch */
 	unsigned step;
 	unsigned generation;
 } R;
@@ -124,12 +125,21 @@ static void switch_acceptor_generation(void)
 	if (qs_steer_set_current(qs_steer_main(), bank * QS_KEY_BANK, R.procs->acceptors, err, sizeof(err)) < 0)
 		qs_err("reload: cannot switch new connections to the new acceptors: %s", err);
 	R.bank = bank;
+	R.old_waiting = 0;
 	for (unsigned i = 0; i < R.procs->n; i++) {
 		struct qs_child *c = &R.procs->child[i];
-		if (c->role == QS_ROLE_ACCEPTOR && c->old_pid)
+		if (c->role == QS_ROLE_ACCEPTOR && c->old_pid) {
 			qs_proc_ask_old_stop(c); /* go-away to its clients, finish, exit */
+			R.old_waiting++;
+		}
 	}
-	finish();
+	/* The new generation serves: systemd may consider the reload done. The
+	 * log says "complete" once the old generation is gone. */
+	sd_notify(0, "READY=1\nSTATUS=new acceptor generation serving");
+	struct timeval tv = {STEP_TIMEOUT_S, 0};
+	evtimer_add(R.step_timer, &tv);
+	if (R.old_waiting == 0)
+		finish();
 }
 
 /* Stops the child at R.step (or finishes); it is restarted when it exits. */
@@ -174,6 +184,14 @@ static void step_timeout(evutil_socket_t fd, short what, void *arg)
 			STEP_TIMEOUT_S);
 		switch_acceptor_generation();
 		return;
+	}
+	if (R.old_waiting) {
+		qs_warn("reload: %u old acceptor(s) still draining after %d s: killing them", R.old_waiting,
+			STEP_TIMEOUT_S);
+		for (unsigned i = 0; i < R.procs->n; i++)
+			if (R.procs->child[i].role == QS_ROLE_ACCEPTOR && R.procs->child[i].old_pid)
+				kill(R.procs->child[i].old_pid, SIGKILL);
+		return; /* their exits finish the reload */
 	}
 	struct qs_child *c = &R.procs->child[R.step];
 	qs_warn("reload: %s %u not ready after %d s; going on", qs_role_name(c->role), c->slot, STEP_TIMEOUT_S);
@@ -241,4 +259,10 @@ bool qs_reload_child_exited(struct qs_child *c)
 	if (qs_proc_start(R.procs, c) < 0)
 		qs_proc_schedule_restart(R.procs, c);
 	return true;
+}
+
+void qs_reload_old_exited(struct qs_child *c)
+{
+	if (R.active && R.old_waiting && c->role == QS_ROLE_ACCEPTOR && --R.old_waiting == 0)
+		finish();
 }

@@ -24,5 +24,7 @@ bool qs_reload_active(void);
 void qs_reload_child_ready(struct qs_child *c);
 /* Returns true when the exit was a reload's own stop (the child is started again). */
 bool qs_reload_child_exited(struct qs_child *c);
+/* The previous process of a reloaded entry ended (overlap finished). */
+void qs_reload_old_exited(struct qs_child *c);
 
 #endif

@@ -140,6 +140,7 @@ static void on_old_exit(struct qs_procs *p, struct qs_child *c, int status)
 		return;
 	}
 	qs_info("previous %s %u %s after its replacement took over", qs_role_name(c->role), c->slot, how);
+	qs_reload_old_exited(c);
 	if (c->old_udp_fd >= 0) { /* its socket leaves the steering map as it closes */
 		close(c->old_udp_fd);
 		c->old_udp_fd = -1;
