@@ -8,6 +8,7 @@ surfaced to the client application (exit codes; must be 0).
 Then: a malformed configuration or certificate on reload keeps the old generation running (same
 pids, still serving, the log says why); on start, the same faults exit non-zero with one line."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,25 @@ def wait_reload_done(server, n, timeout):
     raise q.TestFailure("reload %d did not complete; log tail:\n%s" % (n, server.log_tail()))
 
 
+def check_generation_overlap(server):
+    """With connection-ID steering, each reload's new acceptor serves before the old one is asked
+    to stop (the old one then drains its own connections)."""
+    text = server.log()
+    if "no connection-ID steering" in text:
+        log("no steering here: acceptors were replaced in place")
+        return
+    serving = [(m.start(), int(m.group(1))) for m in re.finditer(r"acceptor\[(\d+)\]: serving QUIC", text)]
+    stopping = [(m.start(), int(m.group(1))) for m in re.finditer(r"acceptor\[(\d+)\]: stopping", text)]
+    check(len(serving) >= 6 and len(stopping) >= 5, "expected 6 acceptor generations in the log, saw %d serving, "
+          "%d stopping" % (len(serving), len(stopping)))
+    for k in range(5):
+        old_pid, new_pid = serving[k][1], serving[k + 1][1]
+        stop_at = [pos for pos, pid in stopping if pid == old_pid]
+        check(stop_at and serving[k + 1][0] < stop_at[0],
+              "reload %d: the new acceptor %d did not serve before the old one %d stopped" % (k + 1, new_pid, old_pid))
+    log("every reload: the new acceptor generation served before the old one stopped taking work")
+
+
 def under_load():
     recv = q.Receiver().start()
     conf = None
@@ -75,6 +95,7 @@ def under_load():
             check(not set(before[role]) & set(after[role]),
                   "reload %d did not replace the %s children: %r -> %r" % (i, role, before[role], after[role]))
         log("reload %d done: %r" % (i, after))
+    check_generation_overlap(server)
     old = server.kill_child("parser")
     server.wait_respawn("parser", old, 2)
     log("kill -9 parser %d: replaced" % old)
