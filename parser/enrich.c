@@ -1,11 +1,15 @@
 /* Validation and enrichment of one client event (see enrich.h).
  *
- * Two ways to produce the output line:
+ * Three ways to produce the output line (cJSON validates every frame first):
  *  - fast path: the client's object has nothing we must remove or merge and
  *    its raw bytes hold no control character, so we copy the raw bytes and
  *    splice our fields in before the closing brace (no re-serialisation, and
  *    numbers keep their exact spelling);
- *  - slow path: edit the cJSON tree and print it unformatted, which escapes
+ *  - splice path: the client sent its own "event" and/or "source" object (once
+ *    each, plain keys, no control character): the raw bytes are copied with
+ *    our keys dropped from those two objects and ours appended inside them;
+ *  - slow path (spoofed dotted names, duplicates, escapes in keys, control
+ *    characters): edit the cJSON tree and print it unformatted, which escapes
  *    control characters, so the line never holds a raw newline. */
 #include "parser/enrich.h"
 
@@ -22,33 +26,95 @@ static const char *const spoof_keys[] = {"event.id", "event.ingested", "source.i
 #define N_SPOOF (sizeof(spoof_keys) / sizeof(spoof_keys[0]))
 
 struct server_fields {
-	char ingested[96]; /* ints of struct tm could be wide in theory: room for all of them */
+	char ingested[40];
 	char id[2 * QS_SESSION_ID_LEN + 1 + 21];
 	char ip[INET6_ADDRSTRLEN];
+	size_t ingested_len, id_len, ip_len;
 	unsigned port;
 };
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
+/* Civil date from days since 1970-01-01 (H. Hinnant's algorithm): no gmtime_r,
+ * no time zone, no locale on the hot path. */
+static void civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
+{
+	days += 719468;
+	int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+	unsigned doe = (unsigned)(days - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
 static void make_fields(const struct qs_enrich_meta *m, struct server_fields *f)
 {
-	time_t secs = (time_t)(m->recv_time_ns / 1000000000u);
+	static const char hex[] = "0123456789abcdef";
+	uint64_t secs = m->recv_time_ns / 1000000000u;
 	unsigned usec = (unsigned)(m->recv_time_ns % 1000000000u / 1000u);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	/* Not strftime: it calls tzset(), which may open /etc/localtime, and the
-	 * confined parser may open no file (its seccomp filter kills it). */
-	snprintf(f->ingested, sizeof(f->ingested), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+	int64_t y;
+	unsigned mon, day, sod = (unsigned)(secs % 86400);
+	civil((int64_t)(secs / 86400), &y, &mon, &day);
+	/* "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ" (recv_time_ns is unsigned: years 1970..2554) */
+	char *p = f->ingested;
+	p[0] = (char)('0' + y / 1000 % 10), p[1] = (char)('0' + y / 100 % 10);
+	p[2] = (char)('0' + y / 10 % 10), p[3] = (char)('0' + y % 10), p[4] = '-';
+	p = put_2(p + 5, mon), *p++ = '-';
+	p = put_2(p, day), *p++ = 'T';
+	p = put_2(p, sod / 3600), *p++ = ':';
+	p = put_2(p, sod / 60 % 60), *p++ = ':';
+	p = put_2(p, sod % 60), *p++ = '.';
+	for (unsigned div = 100000; div; div /= 10)
+		*p++ = (char)('0' + usec / div % 10);
+	*p++ = 'Z';
+	*p = 0;
+	f->ingested_len = (size_t)(p - f->ingested);
 
-	for (int i = 0; i < QS_SESSION_ID_LEN; i++)
-		snprintf(f->id + 2 * i, 3, "%02x", m->session[i]);
-	snprintf(f->id + 2 * QS_SESSION_ID_LEN, sizeof(f->id) - 2 * QS_SESSION_ID_LEN, "-%" PRIu64, m->seq);
+	p = f->id;
+	for (int i = 0; i < QS_SESSION_ID_LEN; i++) {
+		*p++ = hex[m->session[i] >> 4];
+		*p++ = hex[m->session[i] & 15];
+	}
+	*p++ = '-';
+	p = put_u64(p, m->seq);
+	*p = 0;
+	f->id_len = (size_t)(p - f->id);
 
 	struct in6_addr a;
 	memcpy(&a, m->ip, sizeof(a));
-	if (IN6_IS_ADDR_V4MAPPED(&a))
-		inet_ntop(AF_INET, &a.s6_addr[12], f->ip, sizeof(f->ip));
-	else
+	if (IN6_IS_ADDR_V4MAPPED(&a)) {
+		p = f->ip;
+		for (int i = 12; i < 16; i++) {
+			if (i > 12)
+				*p++ = '.';
+			p = put_u64(p, m->ip[i]);
+		}
+		*p = 0;
+	} else {
 		inet_ntop(AF_INET6, &a, f->ip, sizeof(f->ip));
+	}
+	f->ip_len = strlen(f->ip);
 	f->port = m->port;
 }
 
@@ -105,13 +171,21 @@ static bool is_spoof(const char *k)
 	return false;
 }
 
-/* True when the top level holds something the slow path must edit. */
-static bool needs_rewrite(const cJSON *root)
+/* 0: nothing at the top level to edit; 1: the client's own "event" or
+ * "source" (edited in place when possible); 2: a spoofed dotted name. */
+static int needs_rewrite(const cJSON *root)
 {
-	for (const cJSON *c = root->child; c; c = c->next)
-		if (!strcmp(c->string, "event") || !strcmp(c->string, "source") || is_spoof(c->string))
-			return true;
-	return false;
+	int r = 0;
+	for (const cJSON *c = root->child; c; c = c->next) {
+		const char *k = c->string;
+		if (k[0] != 'e' && k[0] != 's')
+			continue;
+		if (!strcmp(k, "event") || !strcmp(k, "source"))
+			r = 1;
+		else if (is_spoof(k))
+			return 2;
+	}
+	return r;
 }
 
 /* Raw bytes may be copied as they are only if no control character (a raw
@@ -127,21 +201,255 @@ static bool raw_copyable(const char *json, size_t len)
 	return true;
 }
 
+#define FIELDS_MAX 256 /* our fields with their keys, quotes and braces: well below this */
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUTS(p, lit) put(p, lit, sizeof(lit) - 1)
+
+/* "ingested":"...","id":"..." */
+static char *put_event_fields(char *p, const struct server_fields *f)
+{
+	p = PUTS(p, "\"ingested\":\"");
+	p = put(p, f->ingested, f->ingested_len);
+	p = PUTS(p, "\",\"id\":\"");
+	p = put(p, f->id, f->id_len);
+	*p++ = '"';
+	return p;
+}
+
+/* "ip":"...","port":N */
+static char *put_source_fields(char *p, const struct server_fields *f)
+{
+	p = PUTS(p, "\"ip\":\"");
+	p = put(p, f->ip, f->ip_len);
+	p = PUTS(p, "\",\"port\":");
+	return put_u64(p, f->port);
+}
+
+static char *put_both(char *p, bool comma, const struct server_fields *f)
+{
+	if (comma)
+		*p++ = ',';
+	p = PUTS(p, "\"event\":{");
+	p = put_event_fields(p, f);
+	p = PUTS(p, "},\"source\":{");
+	p = put_source_fields(p, f);
+	*p++ = '}';
+	return p;
+}
+
 static int fast_path(const char *json, const char *close, bool empty, const struct server_fields *f,
 		     struct qs_enrich_buf *out)
 {
 	while (is_ws(*json))
 		json++;
 	size_t head = (size_t)(close - json); /* everything before the closing '}' */
-	char tail[256];
-	int n = snprintf(tail, sizeof(tail),
-			 "%s\"event\":{\"ingested\":\"%s\",\"id\":\"%s\"},\"source\":{\"ip\":\"%s\",\"port\":%u}}\n",
-			 empty ? "" : ",", f->ingested, f->id, f->ip, f->port);
-	if (buf_reserve(out, head + (size_t)n + 1))
+	if (buf_reserve(out, head + FIELDS_MAX))
 		return -1;
-	memcpy(out->data, json, head);
-	memcpy(out->data + head, tail, (size_t)n);
-	out->len = head + (size_t)n;
+	char *p = put(out->data, json, head);
+	p = put_both(p, !empty, f);
+	p = PUTS(p, "}\n");
+	out->len = (size_t)(p - out->data);
+	return 0;
+}
+
+/* ---- splice path: the client's own "event"/"source" objects are edited in
+ * place, in the raw bytes. cJSON has validated the text already, so these
+ * scanners only find where things end; on anything unexpected they give up
+ * and the slow path does the job. */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && is_ws(*p))
+		p++;
+	return p;
+}
+
+/* p at the opening quote; returns the byte after the closing quote. */
+static const char *skip_string(const char *p, const char *end, bool *escaped)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\') {
+			*escaped = true;
+			p++;
+		} else if (*p == '"') {
+			return p + 1;
+		}
+	}
+	return NULL;
+}
+
+static const char *skip_value(const char *p, const char *end)
+{
+	bool esc = false;
+	if (p >= end)
+		return NULL;
+	if (*p == '"')
+		return skip_string(p, end, &esc);
+	if (*p == '{' || *p == '[') {
+		unsigned depth = 0;
+		while (p < end) {
+			char c = *p;
+			if (c == '"') {
+				p = skip_string(p, end, &esc);
+				if (!p)
+					return NULL;
+				continue;
+			}
+			if (c == '{' || c == '[') {
+				depth++;
+			} else if (c == '}' || c == ']') {
+				if (--depth == 0)
+					return p + 1;
+			}
+			p++;
+		}
+		return NULL;
+	}
+	while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_ws(*p))
+		p++;
+	return p;
+}
+
+struct member {
+	const char *key; /* first byte after the opening quote */
+	size_t klen;
+	bool esc; /* the key holds an escape: its raw bytes are not its name */
+	const char *val, *vend;
+};
+
+struct obj_it {
+	const char *p, *end;
+	bool first;
+};
+
+/* 1: a member, 0: end of the object (it->p after its '}'), -1: unexpected. */
+static int obj_next(struct obj_it *it, struct member *m)
+{
+	const char *p = skip_ws(it->p, it->end);
+	if (p >= it->end)
+		return -1;
+	if (*p == '}') {
+		it->p = p + 1;
+		return 0;
+	}
+	if (!it->first) {
+		if (*p != ',')
+			return -1;
+		p = skip_ws(p + 1, it->end);
+	}
+	if (p >= it->end || *p != '"')
+		return -1;
+	m->esc = false;
+	const char *q = skip_string(p, it->end, &m->esc);
+	if (!q)
+		return -1;
+	m->key = p + 1;
+	m->klen = (size_t)(q - 1 - m->key);
+	p = skip_ws(q, it->end);
+	if (p >= it->end || *p != ':')
+		return -1;
+	m->val = skip_ws(p + 1, it->end);
+	m->vend = skip_value(m->val, it->end);
+	if (!m->vend)
+		return -1;
+	it->p = m->vend;
+	it->first = false;
+	return 1;
+}
+
+static bool key_is(const struct member *m, const char *name, size_t len)
+{
+	return m->klen == len && !memcmp(m->key, name, len);
+}
+
+/* Copies the object [val, vend) without its members drop1/drop2 (every copy
+ * of them) and with ours added at the end. NULL: not for this path. */
+static char *rewrite_obj(char *o, const char *val, const char *vend, const char *drop1, size_t len1,
+			 const char *drop2, size_t len2, char *(*fields)(char *, const struct server_fields *),
+			 const struct server_fields *f)
+{
+	struct obj_it it = {.p = val + 1, .end = vend, .first = true};
+	struct member m;
+	int r;
+	*o++ = '{';
+	bool any = false;
+	while ((r = obj_next(&it, &m)) == 1) {
+		if (m.esc)
+			return NULL;
+		if (key_is(&m, drop1, len1) || key_is(&m, drop2, len2))
+			continue;
+		if (any)
+			*o++ = ',';
+		o = put(o, m.key - 1, (size_t)(m.vend - (m.key - 1)));
+		any = true;
+	}
+	if (r < 0 || it.p != vend)
+		return NULL;
+	if (any)
+		*o++ = ',';
+	o = fields(o, f);
+	*o++ = '}';
+	return o;
+}
+
+/* 0: done, 1: not for this path (use the slow one), -1: out of memory. */
+static int splice_path(const char *json, size_t len, const struct server_fields *f, struct qs_enrich_buf *out)
+{
+	const char *end = json + len, *p = skip_ws(json, end);
+	if (p >= end || *p != '{')
+		return 1;
+	if (buf_reserve(out, len + 2 * FIELDS_MAX + 64))
+		return -1;
+	char *o = out->data;
+	const char *copied = p;
+	struct obj_it it = {.p = p + 1, .end = end, .first = true};
+	struct member m;
+	bool have_ev = false, have_src = false;
+	unsigned members = 0;
+	int r;
+	while ((r = obj_next(&it, &m)) == 1) {
+		members++;
+		if (m.esc)
+			return 1; /* could spell "event" or a spoofed name */
+		bool ev = key_is(&m, "event", 5), src = !ev && key_is(&m, "source", 6);
+		if (!ev && !src)
+			continue;
+		if ((ev && have_ev) || (src && have_src) || *m.val != '{')
+			return 1; /* duplicates are merged, non-objects rejected, by the slow path */
+		o = put(o, copied, (size_t)(m.val - copied));
+		o = ev ? rewrite_obj(o, m.val, m.vend, "ingested", 8, "id", 2, put_event_fields, f)
+		       : rewrite_obj(o, m.val, m.vend, "ip", 2, "port", 4, put_source_fields, f);
+		if (!o)
+			return 1;
+		copied = m.vend;
+		have_ev |= ev;
+		have_src |= src;
+	}
+	if (r < 0 || skip_ws(it.p, end) != end)
+		return 1;
+	o = put(o, copied, (size_t)(it.p - 1 - copied)); /* up to the closing '}' */
+	if (!have_ev) {
+		if (members)
+			*o++ = ',';
+		o = PUTS(o, "\"event\":{");
+		o = put_event_fields(o, f);
+		*o++ = '}';
+		members++;
+	}
+	if (!have_src) {
+		if (members)
+			*o++ = ',';
+		o = PUTS(o, "\"source\":{");
+		o = put_source_fields(o, f);
+		*o++ = '}';
+	}
+	o = PUTS(o, "}\n");
+	out->len = (size_t)(o - out->data);
 	return 0;
 }
 
@@ -267,15 +575,20 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 	}
 	struct server_fields f;
 	make_fields(m, &f);
-	int rc;
-	if (!needs_rewrite(root) && raw_copyable(json, len)) {
-		res->fast = true;
-		rc = fast_path(json, end - 1, root->child == NULL, &f, out);
-		if (rc)
+	int rc = 1;
+	int edit = needs_rewrite(root);
+	if (raw_copyable(json, len)) {
+		if (edit == 0) {
+			res->fast = true;
+			rc = fast_path(json, end - 1, root->child == NULL, &f, out);
+		} else if (edit == 1) {
+			rc = splice_path(json, len, &f, out);
+		}
+		if (rc < 0)
 			reject(res, QS_REJ_INTERNAL, "%s", "out of memory", 0);
-	} else {
-		rc = slow_path(root, &f, out, res);
 	}
+	if (rc == 1)
+		rc = slow_path(root, &f, out, res);
 	cJSON_Delete(root);
 	return rc;
 }

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
+#include "parser/arena.h"
 #include "parser/child.h"
 #include "parser/enrich.h"
 #include "parser/sendq.h"
@@ -115,6 +116,7 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	} else {
 		add_event(p, fr);
 	}
+	qs_json_arena_reset(); /* the frame's cJSON tree is gone now */
 }
 
 static void handle_message(struct parser *p, const void *msg, size_t len)
@@ -284,6 +286,7 @@ static void cleanup(struct parser *p)
 	if (p->pull) zmq_close(p->pull);
 	if (p->events) zmq_close(p->events);
 	qs_enrich_buf_free(&p->line);
+	qs_json_arena_free();
 	qs_child_free(&p->child);
 }
 
@@ -294,6 +297,7 @@ int parser_main(const struct qs_config *cfg)
 	p.cfg = cfg;
 	p.max_event = (size_t)cfg->max_message_size + 512 * 1024;
 	p.max_batch = (size_t)cfg->max_message_size + 1024 * 1024 - 4096;
+	qs_json_arena_install();
 	const char *ep_dir = cfg->runtime_dir;
 	if (qs_child_init(&p.child, cfg, on_stop, &p) || parser_sandbox_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || parser_seccomp()) {
