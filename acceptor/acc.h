@@ -157,6 +157,7 @@ struct acc {
 	uint64_t status_mono, start_mono;
 
 	int stopping; /* 0 run, 1 wait for answers, 2 goaway sent, 3 exit */
+	bool goaway_sent; /* clients were told to move (at once on a drain) */
 	uint64_t stop_deadline;
 };
 

@@ -72,8 +72,17 @@ static bool all_answers_acked(const struct acc *a)
 	return true;
 }
 
+static void goaway_all(struct acc *a)
+{
+	for (struct acc_conn *c = a->conns; c; c = c->next)
+		for (struct acc_stream *s = c->streams; s; s = s->next)
+			acc_stream_goaway(s, ACC_GOAWAY_MS);
+	a->goaway_sent = true;
+}
+
 /* Shutdown in steps: wait (<= 5 s) for answers of frames in flight, tell open
- * streams to go away, give that ~1 s to arrive, then close with NO_ERROR. */
+ * streams to go away (unless a drain told them at once), give that ~1 s to
+ * arrive, then close with NO_ERROR. */
 static void stop_step(struct acc *a)
 {
 	uint64_t now = acc_mono_ns();
@@ -81,9 +90,8 @@ static void stop_step(struct acc *a)
 		if (acc_frames_unresolved(a))
 			qs_info("shutdown: %u frames still unresolved, clients will resend them",
 				acc_frames_unresolved(a));
-		for (struct acc_conn *c = a->conns; c; c = c->next)
-			for (struct acc_stream *s = c->streams; s; s = s->next)
-				acc_stream_goaway(s, ACC_GOAWAY_MS);
+		if (!a->goaway_sent)
+			goaway_all(a);
 		a->stopping = 2;
 		a->stop_deadline = now + ACC_GOAWAY_WAIT_NS;
 	} else if (a->stopping == 2 && (all_answers_acked(a) || now >= a->stop_deadline)) {
@@ -93,11 +101,17 @@ static void stop_step(struct acc *a)
 	}
 }
 
-static void begin_stop(struct acc *a, const char *why)
+/* A drain (a new generation serves already) tells clients to move at once, so
+ * they stop sending here and continue on a new connection while this one
+ * still delivers the answers of what it holds; a plain stop first waits for
+ * those answers, so clients leave with less to resend. */
+static void begin_stop(struct acc *a, const char *why, bool drain)
 {
 	if (a->stopping)
 		return;
 	qs_info("stopping (%s): %u connections, %u frames in flight", why, a->nconns, acc_frames_unresolved(a));
+	if (drain)
+		goaway_all(a);
 	a->stopping = 1;
 	a->stop_deadline = acc_mono_ns() + ACC_SHUTDOWN_WAIT_NS;
 	stop_step(a);
@@ -118,7 +132,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 static void sig_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	begin_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	begin_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT", false);
 }
 
 static void ctl_cb(evutil_socket_t fd, short what, void *arg)
@@ -130,8 +144,8 @@ static void ctl_cb(evutil_socket_t fd, short what, void *arg)
 	while ((rc = qs_ctl_recv(fd, &m)) == 0) {
 		switch (m.type) {
 		case QS_CTL_PEER_RESTART: acc_frames_resend_all(a); break;
-		case QS_CTL_SHUTDOWN: begin_stop(a, "shutdown requested"); break;
-		case QS_CTL_DRAIN: begin_stop(a, "drain requested"); break;
+		case QS_CTL_SHUTDOWN: begin_stop(a, "shutdown requested", false); break;
+		case QS_CTL_DRAIN: begin_stop(a, "drain requested", true); break;
 		default: qs_warn("unexpected control message %u", m.type); break;
 		}
 	}

@@ -269,11 +269,21 @@ void qs_proc_ask_stop(struct qs_child *c)
 	qs_proc_ask_old_stop(c);
 }
 
-void qs_proc_ask_old_stop(struct qs_child *c)
+static void ask_old(struct qs_child *c, uint32_t type)
 {
-	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
+	struct qs_ctl_msg m = {.type = type};
 	if (c->old_pid && qs_ctl_send(c->old_ctl, &m) != 0)
 		kill(c->old_pid, SIGTERM);
+}
+
+void qs_proc_ask_old_stop(struct qs_child *c)
+{
+	ask_old(c, QS_CTL_SHUTDOWN);
+}
+
+void qs_proc_ask_old_drain(struct qs_child *c)
+{
+	ask_old(c, QS_CTL_DRAIN);
 }
 
 unsigned qs_procs_running(const struct qs_procs *p, int role)

@@ -70,5 +70,7 @@ uint64_t qs_now_ms(void);
  * message has given up its handlers, and a late SIGTERM would kill it. */
 void qs_proc_ask_stop(struct qs_child *c); /* the current and any old process */
 void qs_proc_ask_old_stop(struct qs_child *c);
+/* The old process of an acceptor entry: a new generation serves, move its clients now. */
+void qs_proc_ask_old_drain(struct qs_child *c);
 
 #endif

@@ -129,7 +129,7 @@ static void switch_acceptor_generation(void)
 	for (unsigned i = 0; i < R.procs->n; i++) {
 		struct qs_child *c = &R.procs->child[i];
 		if (c->role == QS_ROLE_ACCEPTOR && c->old_pid) {
-			qs_proc_ask_old_stop(c); /* go-away to its clients, finish, exit */
+			qs_proc_ask_old_drain(c); /* go-away to its clients now, finish, exit */
 			R.old_waiting++;
 		}
 	}
