@@ -167,9 +167,11 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
 	m.role = QS_ROLE_ACCEPTOR;
 	m.slot = a->cfg->slot;
 	m.generation = a->cfg->generation;
+	/* Logged before READY: the supervisor may act on READY at once. */
+	qs_info("serving QUIC (slot %u, key %u, generation %u)", a->cfg->slot, a->cfg->steer_key,
+		a->cfg->generation);
 	if (a->cfg->ctl_fd >= 0 && qs_ctl_send(a->cfg->ctl_fd, &m) != 0)
 		qs_warn("could not send READY to the supervisor");
-	qs_info("serving QUIC (slot %u, generation %u)", a->cfg->slot, a->cfg->generation);
 }
 
 static int setup_events(struct acc *a)
