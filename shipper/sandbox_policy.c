@@ -1,9 +1,13 @@
 /* The shipper's confinement: it needs the spool directory and one outbound
- * connection, so it keeps the host network and the file system, but runs as
- * the unprivileged user (who owns only the spool and runtime directories)
- * with no capabilities and a seccomp list of the file and socket calls the
+ * connection. It keeps the host network, is chrooted into the runtime
+ * directory (its ipc endpoints), reaches the spool only through the
+ * directory descriptor it opened before, runs as the unprivileged user with
+ * no capabilities, and has a seccomp list of the file and socket calls the
  * spool and the output make. */
 #include "shipper/sandbox_policy.h"
+
+#include <stdbool.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -19,14 +23,17 @@ static const char *const shipper_syscalls[] = {
 	NULL,
 };
 
-int shipper_sandbox_enter(const struct qs_config *cfg)
+int shipper_sandbox_enter(const struct qs_config *cfg, const char **ep_dir)
 {
 	char err[256] = "";
-	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL};
+	bool chroot = geteuid() == 0 && cfg->user[0];
+	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL,
+				.chroot_dir = chroot ? cfg->runtime_dir : NULL};
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);
 		return -1;
 	}
+	*ep_dir = chroot ? "" : cfg->runtime_dir;
 	return 0;
 }
 

@@ -334,19 +334,19 @@ static void on_stop(void *arg, bool urgent)
 	on_stop_poll(-1, 0, sh);
 }
 
-static int open_sockets(struct shipper *sh)
+static int open_sockets(struct shipper *sh, const char *dir)
 {
 	const struct qs_config *cfg = sh->cfg;
 	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
 	char ep[256];
 	sh->pull = qs_zsock_new(sh->child.zctx, ZMQ_PULL, HWM, maxmsg);
-	if (!sh->pull || qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_SHIPPER_EVENTS, 0) ||
+	if (!sh->pull || qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    qs_zsock_bind(sh->pull, ep))
 		return -1;
 	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
 		sh->ans_sock[i] = qs_zsock_new(sh->child.zctx, ZMQ_PUSH, HWM, maxmsg);
 		if (!sh->ans_sock[i] ||
-		    qs_ipc_endpoint(ep, sizeof(ep), cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
+		    qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
 		    qs_zsock_connect(sh->ans_sock[i], ep))
 			return -1;
 		qs_sendq_init(&sh->ans_q[i], sh->ans_sock[i]);
@@ -418,14 +418,16 @@ int shipper_main(const struct qs_config *cfg)
 		cleanup(&sh);
 		return 1;
 	}
-	/* Opened while still privileged: the unprivileged user owns the spool
-	 * directory but may not be able to reach it by its path. */
+	/* Opened while still privileged and before the chroot: from then on the
+	 * spool is reached only through this descriptor, the output file through
+	 * its own, and Logstash by the address resolved at start. */
 	int file_fd = qs_output_open_file(cfg);
 	int spool_fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (spool_fd < 0)
 		qs_err("spool %s: %s", cfg->spool_dir, strerror(errno));
-	if (file_fd == -1 || spool_fd < 0 || shipper_sandbox_enter(cfg) || open_spool(&sh, spool_fd) ||
-	    open_sockets(&sh)) {
+	const char *ep_dir = cfg->runtime_dir;
+	if (file_fd == -1 || spool_fd < 0 || shipper_sandbox_enter(cfg, &ep_dir) || open_spool(&sh, spool_fd) ||
+	    open_sockets(&sh, ep_dir)) {
 		if (file_fd >= 0)
 			close(file_fd);
 		cleanup(&sh);

@@ -2,7 +2,8 @@
 """Privilege separation (issue 4), each property read from /proc, not claimed:
 - every child runs as the unprivileged user (not root), no supplementary groups, no capabilities,
   NoNewPrivs 1, a seccomp filter (Seccomp: 2); the supervisor keeps only a small capability set;
-- acceptors, parsers and the keyholder are chrooted (their /proc/PID/root is the runtime dir);
+- every child is chrooted into the runtime dir (the shipper reaches its spool only through a
+  directory descriptor opened before);
   parsers and the keyholder have a network namespace of their own (no network);
 - the TLS private key is in no acceptor's, parser's or shipper's memory (their writable memory is
   searched for the key's secret scalar); the keyholder is not dumpable;
@@ -103,7 +104,7 @@ def check_confinement(server):
             check(st["Seccomp"] == "2", "%s Seccomp %s (2 = filter)" % (what, st["Seccomp"]))
             root = os.readlink("/proc/%d/root" % pid)
             net = os.readlink("/proc/%d/ns/net" % pid)
-            if r in ("acceptor", "parser", "keyholder"):
+            if r in ("acceptor", "parser", "keyholder", "shipper"):
                 check(root != "/", "%s is not chrooted (root %s)" % (what, root))
                 rundir = rundir or root
                 check(root == rundir, "%s chrooted to %s, others to %s" % (what, root, rundir))
