@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
@@ -298,6 +299,7 @@ int parser_main(const struct qs_config *cfg)
 	p.max_event = (size_t)cfg->max_message_size + 512 * 1024;
 	p.max_batch = (size_t)cfg->max_message_size + 1024 * 1024 - 4096;
 	qs_json_arena_install();
+	qs_heap_tune();
 	const char *ep_dir = cfg->runtime_dir;
 	if (qs_child_init(&p.child, cfg, on_stop, &p) || parser_sandbox_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || parser_seccomp()) {

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
@@ -414,6 +415,7 @@ int shipper_main(const struct qs_config *cfg)
 	static struct shipper sh;
 	memset(&sh, 0, sizeof(sh));
 	sh.cfg = cfg;
+	qs_heap_tune();
 	if (qs_child_init(&sh.child, cfg, on_stop, &sh)) {
 		cleanup(&sh);
 		return 1;
