@@ -190,7 +190,9 @@ void acc_cidmap_free(struct acc_cidmap *m);
 
 /* udp.c */
 int acc_udp_init(struct acc *a);
+/* Queues a packet; acc_udp_flush() (end of every loop pass) sends the queue. */
 void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len);
+void acc_udp_flush(struct acc *a);
 
 /* dispatch.c */
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len);

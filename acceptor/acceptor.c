@@ -13,6 +13,7 @@
 #include "acceptor/acc.h"
 #include "acceptor/acceptor.h"
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "ipc/ctl.h"
 #include "ipc/keysign.h"
@@ -55,6 +56,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			acc_stream_flush_answers(s);
 		acc_conn_write(c);
 	}
+	acc_udp_flush(a);
 }
 
 static void close_all(struct acc *a)
@@ -196,6 +198,8 @@ static int setup_events(struct acc *a)
 
 static void teardown(struct acc *a)
 {
+	if (a->udp_ev)
+		acc_udp_flush(a); /* CONNECTION_CLOSEs queued by the last loop pass */
 	while (a->conns)
 		acc_conn_free(a->conns);
 	acc_ipc_free(a);
@@ -227,6 +231,7 @@ int acceptor_main(const struct qs_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	static struct acc a;
 	a.cfg = cfg;
+	qs_heap_tune();
 	a.free_head = a.q_head = a.q_tail = ACC_NONE;
 	a.start_mono = acc_mono_ns();
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;

@@ -1,5 +1,5 @@
 /* The UDP socket inherited at fd 4: packets in with recvmmsg bursts, out with
- * sendmsg. A packet that cannot be sent right now (EAGAIN) is dropped: QUIC
+ * sendmmsg batches. A packet that cannot be sent right now (EAGAIN) is dropped: QUIC
  * loss recovery resends its contents, exactly as if the network had lost it. */
 #include <errno.h>
 #include <event2/event.h>
@@ -78,7 +78,21 @@ int acc_udp_init(struct acc *a)
 	return 0;
 }
 
-void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len)
+/* Outgoing packets are queued and leave in one sendmmsg per loop pass (the
+ * flush callback, which runs in the same pass as whatever queued them: no
+ * timer), instead of one sendmsg each. */
+#define ACC_TX_BATCH 64
+#define ACC_TX_BUF 1500 /* larger packets (none with ngtcp2's defaults) go out at once */
+
+static struct {
+	uint8_t buf[ACC_TX_BATCH][ACC_TX_BUF];
+	struct sockaddr_storage to[ACC_TX_BATCH];
+	struct iovec iov[ACC_TX_BATCH];
+	struct mmsghdr msgs[ACC_TX_BATCH];
+	unsigned n;
+} tx;
+
+static void send_one(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len)
 {
 	struct iovec iov = {.iov_base = (void *)pkt, .iov_len = len};
 	struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
@@ -88,4 +102,44 @@ void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, con
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno != EAGAIN)
 		qs_debug("sendmsg: %s", strerror(errno));
+}
+
+void acc_udp_flush(struct acc *a)
+{
+	unsigned done = 0;
+	while (done < tx.n) {
+		int n = sendmmsg(a->udp_fd, tx.msgs + done, tx.n - done, MSG_DONTWAIT);
+		if (n > 0) {
+			done += (unsigned)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break; /* the socket buffer is full: dropped, as a network would (QUIC resends) */
+		/* this datagram failed (e.g. an unreachable destination): skip it, send the rest */
+		if (n < 0)
+			qs_debug("sendmmsg: %s", strerror(errno));
+		done++;
+	}
+	tx.n = 0;
+}
+
+void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len)
+{
+	if (len > ACC_TX_BUF || tolen > sizeof(tx.to[0])) {
+		acc_udp_flush(a); /* keep the order */
+		send_one(a, to, tolen, pkt, len);
+		return;
+	}
+	if (tx.n == ACC_TX_BATCH)
+		acc_udp_flush(a);
+	unsigned i = tx.n++;
+	memcpy(tx.buf[i], pkt, len);
+	memcpy(&tx.to[i], to, tolen);
+	tx.iov[i] = (struct iovec){.iov_base = tx.buf[i], .iov_len = len};
+	tx.msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &tx.to[i], .msg_namelen = tolen,
+						   .msg_iov = &tx.iov[i], .msg_iovlen = 1}};
+	if (i == 0)
+		acc_schedule_flush(a); /* out in this loop pass, after the rest of its work */
 }
