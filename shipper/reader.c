@@ -16,13 +16,17 @@ void qs_reader_init(struct qs_reader *r, struct qs_pos from)
 {
 	memset(r, 0, sizeof(*r));
 	r->pos = r->end = from;
+	r->fd = -1;
 }
 
 void qs_reader_free(struct qs_reader *r)
 {
+	if (r->fd >= 0)
+		close(r->fd);
 	free(r->buf);
 	free(r->recs);
 	memset(r, 0, sizeof(*r));
+	r->fd = -1;
 }
 
 void qs_reader_rewind(struct qs_reader *r, struct qs_pos pos)
@@ -101,15 +105,24 @@ long qs_reader_fill(struct qs_reader *r, struct qs_spool *s)
 			qs_reader_rewind(r, (struct qs_pos){.seg = next, .off = 0});
 			continue;
 		}
-		int fd = qs_spool_open_seg(s, at.seg);
-		if (fd < 0)
-			return -1;
+		if (r->fd >= 0 && r->fd_seg != at.seg) {
+			close(r->fd);
+			r->fd = -1;
+		}
+		if (r->fd < 0) {
+			r->fd = qs_spool_open_seg(s, at.seg);
+			if (r->fd < 0)
+				return -1;
+			r->fd_seg = at.seg;
+		}
 		uint64_t left = (uint64_t)size - at.off;
 		r->pos.seg = at.seg;
-		int rc = load(r, fd, at.off, left < CHUNK ? (size_t)left : CHUNK, (uint64_t)size);
-		close(fd);
-		if (rc)
+		int rc = load(r, r->fd, at.off, left < CHUNK ? (size_t)left : CHUNK, (uint64_t)size);
+		if (rc) {
+			close(r->fd);
+			r->fd = -1;
 			return -1;
+		}
 		if (r->n)
 			return (long)r->n;
 	}

@@ -31,6 +31,8 @@ struct qs_reader {
 	size_t partial; /* bytes of recs[idx] already written */
 	uint64_t damaged_bytes; /* skipped while reading, since start */
 	uint64_t shipped;       /* records fully written, since start */
+	int fd;                 /* the segment last read (kept open: one openat per segment, not per fill) */
+	uint64_t fd_seg;
 };
 
 void qs_reader_init(struct qs_reader *r, struct qs_pos from);
