@@ -110,6 +110,26 @@ void qs_zwatch_free(struct qs_zwatch *w)
 	free(w);
 }
 
+int qs_zrecv_each(void *sock, int budget, bool (*may_read)(void *arg),
+		  void (*handle)(void *arg, const void *data, size_t len), void *arg)
+{
+	int n = 0;
+	while (n < budget && (!may_read || may_read(arg))) {
+		zmq_msg_t msg;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			if (errno != EAGAIN && errno != EINTR)
+				qs_err("zmq_msg_recv: %s", zmq_strerror(errno));
+			break;
+		}
+		handle(arg, zmq_msg_data(&msg), zmq_msg_size(&msg));
+		zmq_msg_close(&msg);
+		n++;
+	}
+	return n;
+}
+
 int qs_zsend(void *sock, const void *buf, size_t len)
 {
 	if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0)

@@ -49,6 +49,13 @@ struct qs_zwatch *qs_zwatch_new(struct event_base *base, void *sock, qs_zwatch_f
 void qs_zwatch_kick(struct qs_zwatch *w);
 void qs_zwatch_free(struct qs_zwatch *w);
 
+/* Receives up to `budget` messages without blocking, while may_read(arg)
+ * (NULL: always) allows, handing each to handle(arg, data, len). Returns how
+ * many were received (< budget: the socket had nothing more, or reading was
+ * not allowed). */
+int qs_zrecv_each(void *sock, int budget, bool (*may_read)(void *arg),
+		  void (*handle)(void *arg, const void *data, size_t len), void *arg);
+
 /* Non-blocking send of one message; 0 sent, 1 would block (EAGAIN), -1 error. */
 int qs_zsend(void *sock, const void *buf, size_t len);
 

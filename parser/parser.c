@@ -120,8 +120,9 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	qs_json_arena_reset(); /* the frame's cJSON tree is gone now */
 }
 
-static void handle_message(struct parser *p, const void *msg, size_t len)
+static void handle_message(void *arg, const void *msg, size_t len)
 {
+	struct parser *p = arg;
 	struct qs_batch_iter it;
 	const char *why;
 	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_FRAMES) {
@@ -142,23 +143,17 @@ static void handle_message(struct parser *p, const void *msg, size_t len)
 		qs_warn("malformed FRAMES message from acceptor %u: rest dropped", it.sender);
 }
 
+/* Frames are read only while the shipper takes what they become. */
+static bool may_read(void *arg)
+{
+	struct parser *p = arg;
+	return !p->stopping && !qs_sendq_pending(&p->events_q);
+}
+
 static bool on_frames(void *sock, void *arg)
 {
 	struct parser *p = arg;
-	int n = 0;
-	while (n < RECV_BUDGET && !p->stopping && !qs_sendq_pending(&p->events_q)) {
-		zmq_msg_t msg;
-		zmq_msg_init(&msg);
-		if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&msg);
-			if (errno != EAGAIN && errno != EINTR)
-				qs_err("zmq_msg_recv: %s", zmq_strerror(errno));
-			break;
-		}
-		handle_message(p, zmq_msg_data(&msg), zmq_msg_size(&msg));
-		zmq_msg_close(&msg);
-		n++;
-	}
+	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, handle_message, p);
 	/* End of the burst: whatever is batched goes now. */
 	flush_events(p);
 	flush_answers(p);

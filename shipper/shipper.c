@@ -169,8 +169,9 @@ static void commit(struct shipper *sh)
 	qs_output_kick(&sh->out);
 }
 
-static void stage_message(struct shipper *sh, const void *msg, size_t len)
+static void stage_message(void *arg, const void *msg, size_t len)
 {
+	struct shipper *sh = arg;
 	struct qs_batch_iter it;
 	const char *why = NULL;
 	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_EVENTS) {
@@ -198,23 +199,15 @@ static bool can_read(const struct shipper *sh)
 	return !sh->stopping && !sh->refusing && sh->st.len < STAGE_MAX;
 }
 
+static bool may_read(void *arg)
+{
+	return can_read(arg);
+}
+
 static bool on_events(void *sock, void *arg)
 {
 	struct shipper *sh = arg;
-	int n = 0;
-	while (n < RECV_BUDGET && can_read(sh)) {
-		zmq_msg_t msg;
-		zmq_msg_init(&msg);
-		if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&msg);
-			if (errno != EAGAIN && errno != EINTR)
-				qs_err("zmq_msg_recv: %s", zmq_strerror(errno));
-			break;
-		}
-		stage_message(sh, zmq_msg_data(&msg), zmq_msg_size(&msg));
-		zmq_msg_close(&msg);
-		n++;
-	}
+	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, stage_message, sh);
 	/* Group commit without a timer: as soon as the socket has nothing more for
 	 * us (or reading stopped), whatever is staged is written and fsynced.
 	 * Events that arrive during the fdatasync queue in ZeroMQ and form the
