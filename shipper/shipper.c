@@ -56,6 +56,7 @@ struct shipper {
 	struct qs_stage st;
 	struct event *flow_ev, *commit_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
+	uint64_t commit_end_ns, commit_ns; /* when the last pwrite+fdatasync ended, and how long it took */
 	uint64_t stop_deadline;
 };
 
@@ -153,7 +154,11 @@ static void commit(struct shipper *sh)
 			 sh->spool.max_bytes);
 		return set_refusing(sh, why);
 	}
-	if (qs_spool_append(&sh->spool, sh->st.buf, sh->st.t[k - 1].end) != 0) {
+	uint64_t t0 = qs_now_ns();
+	int arc = qs_spool_append(&sh->spool, sh->st.buf, sh->st.t[k - 1].end);
+	sh->commit_end_ns = qs_now_ns();
+	sh->commit_ns = sh->commit_end_ns - t0;
+	if (arc != 0) {
 		snprintf(why, sizeof(why), "spool write failed: %s", strerror(errno));
 		return set_refusing(sh, why);
 	}
@@ -215,10 +220,26 @@ static bool on_events(void *sock, void *arg)
 	 * while the budget keeps running out (a backlog) do we keep reading, up to
 	 * 1 MiB or --flush-interval ms after the first staged event. */
 	bool drained = n < RECV_BUDGET;
-	if (drained || sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES)
+	if (sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES) {
 		commit(sh);
-	else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL))
+	} else if (drained) {
+		/* Pacing: the next commit starts no sooner than one commit's duration
+		 * after the last one ended (at most half the time in fdatasync). At
+		 * low load that is ~0.25 ms and rarely applies; under full load it
+		 * keeps groups large instead of letting the whole pipeline fall into
+		 * lockstep with tiny fsyncs (measured: 90-110k events/s instead of
+		 * 230-390k, with 3x the CPU per event). */
+		uint64_t now = qs_now_ns(), ready = sh->commit_end_ns + sh->commit_ns;
+		if (now >= ready || !sh->st.n) {
+			commit(sh);
+		} else if (!evtimer_pending(sh->commit_ev, NULL)) {
+			uint64_t d = ready - now;
+			struct timeval tv = {(time_t)(d / 1000000000u), (suseconds_t)(d % 1000000000u / 1000u)};
+			evtimer_add(sh->commit_ev, &tv);
+		}
+	} else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL)) {
 		timer_ms(sh->commit_ev, sh->cfg->flush_interval_ms);
+	}
 	if (!can_read(sh))
 		flow_update(sh);
 	return n == RECV_BUDGET && can_read(sh);
