@@ -1,18 +1,11 @@
 /* Unit tests for client/lib/window.c: ranges, acks, rejections, what is kept
  * for resending and when bytes are released. */
+#include "tests/unit/check.h"
 #include <stdio.h>
 #include <string.h>
 
 #include "client/lib/window.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static uint64_t acked[64];
 static int nacked;
@@ -135,10 +128,5 @@ int main(void)
 	test_in_flight_kept();
 	test_flush_waiting_events();
 	test_byte_limit_and_conn_lost();
-	if (failures) {
-		fprintf(stderr, "test_client_window: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_client_window: ok\n");
-	return 0;
+	return check_report();
 }

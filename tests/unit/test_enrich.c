@@ -1,5 +1,6 @@
 /* Unit tests for parser/enrich.c: validation, server-owned fields, spoofing,
  * merging, the raw fast path against the cJSON slow path. */
+#include "tests/unit/check.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,14 +8,6 @@
 
 #include "parser/enrich.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static struct qs_enrich_meta meta4(void)
 {
@@ -234,10 +227,5 @@ int main(void)
 	test_nesting_and_unicode();
 	test_ipv6();
 	qs_enrich_buf_free(&out);
-	if (failures) {
-		fprintf(stderr, "test_enrich: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_enrich: all checks passed\n");
-	return 0;
+	return check_report();
 }

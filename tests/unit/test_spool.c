@@ -2,6 +2,7 @@
  * damage in the middle of a segment, the cursor and retirement at every
  * crash point (files left exactly as a crash would leave them), the size
  * limit, and --check-spool / --repair. */
+#include "tests/unit/check.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +18,6 @@
 #include "shipper/spool_check.h"
 #include "shipper/stage.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 #define MAXREC 4096
 static int got[MAXREC]; /* record numbers read back */
@@ -379,10 +372,5 @@ int main(void)
 	test_retirement();
 	test_spool_full();
 	test_check_repair();
-	if (failures) {
-		fprintf(stderr, "test_spool: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_spool: all checks passed\n");
-	return 0;
+	return check_report();
 }

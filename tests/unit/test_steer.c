@@ -3,6 +3,7 @@
  * packets from client sockets, and a count of where each packet arrives.
  * Needs bpf() with CAP_BPF (CAP_SYS_ADMIN before Linux 5.8); exits 77 (skipped) when the kernel
  * or the environment refuses it. Summary line "N passed, N failed". */
+#include "tests/unit/check.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,31 +21,8 @@
 
 #include "supervisor/steer.h"
 
-static int passed, failed;
-static const char *current_test = "";
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: %s (in %s)\n", __FILE__, __LINE__, #cond,     \
-				current_test);                                                     \
-		}                                                                                  \
-	} while (0)
 
-#define CHECK_EQ(a, b)                                                                             \
-	do {                                                                                       \
-		long a_ = (long)(a), b_ = (long)(b);                                               \
-		if (a_ == b_) {                                                                    \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: %s == %s: %ld != %ld (in %s)\n", __FILE__,    \
-				__LINE__, #a, #b, a_, b_, current_test);                           \
-		}                                                                                  \
-	} while (0)
 
 #define MAXSOCK 8
 #define ANY 0xff /* tag: no particular socket expected */
@@ -553,6 +531,5 @@ int main(void)
 	run_family(AF_INET6);
 	CHECK(v4 == 0);
 	test_udp_group();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_report();
 }

@@ -1,6 +1,7 @@
 /* Unit tests of the frame codec and the answer codec (common/wire.c).
  * Plain C, no framework: CHECK counts, the summary line is "N passed, N failed",
  * the exit status is non-zero when anything failed. */
+#include "tests/unit/check.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,32 +9,9 @@
 
 #include "common/wire.h"
 
-static int passed, failed;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: %s (in %s)\n", __FILE__, __LINE__, #cond,     \
-				current_test);                                                     \
-		}                                                                                  \
-	} while (0)
 
-#define CHECK_EQ_U64(a, b)                                                                         \
-	do {                                                                                       \
-		uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                                   \
-		if (a_ == b_) {                                                                    \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: %s == %s: %" PRIu64 " != %" PRIu64 " (in %s)\n", \
-				__FILE__, __LINE__, #a, #b, a_, b_, current_test);                 \
-		}                                                                                  \
-	} while (0)
 
-static const char *current_test = "";
 
 /* ---- helpers ---- */
 
@@ -835,6 +813,5 @@ int main(void)
 	test_answers();
 	test_answers_malformed();
 	test_reject_names();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_report();
 }
