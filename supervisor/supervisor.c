@@ -159,20 +159,28 @@ static enum qs_role phase_role(int phase)
 /* Stops one role at a time, upstream first: acceptors finish answering their
  * clients while parsers and the shipper still run, then parsers, then the
  * shipper (which commits and acknowledges what it holds), then the keyholder. */
+/* Asks every process of the phase's role to stop and arms the phase's deadline. */
+static void start_phase(int phase)
+{
+	S.stop_phase = phase;
+	for (unsigned i = 0; i < S.procs.n; i++) {
+		struct qs_child *c = &S.procs.child[i];
+		if ((c->pid || c->old_pid) && c->role == phase_role(phase))
+			qs_proc_ask_stop(c);
+	}
+	struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
+	evtimer_add(S.phase_timer, &tv);
+}
+
 static void advance_stop(void)
 {
 	while (S.stop_phase >= 1 && S.stop_phase <= LAST_PHASE &&
 	       qs_procs_running(&S.procs, (int)phase_role(S.stop_phase)) == 0) {
-		S.stop_phase++;
-		if (S.stop_phase > LAST_PHASE)
+		if (S.stop_phase == LAST_PHASE) {
+			S.stop_phase++;
 			break;
-		for (unsigned i = 0; i < S.procs.n; i++) {
-			struct qs_child *c = &S.procs.child[i];
-			if ((c->pid || c->old_pid) && c->role == phase_role(S.stop_phase))
-				qs_proc_ask_stop(c);
 		}
-		struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
-		evtimer_add(S.phase_timer, &tv);
+		start_phase(S.stop_phase + 1);
 	}
 	if (S.stop_phase > LAST_PHASE)
 		event_base_loopexit(S.base, NULL);
@@ -187,17 +195,8 @@ static void begin_stop(void)
 	S.procs.stopping = true;
 	for (unsigned i = 0; i < S.procs.n; i++)
 		evtimer_del(S.procs.child[i].restart_ev);
-	S.stop_phase = 0;
-	/* Phase 1 starts by "finishing" a phase 0 with no children. */
-	S.stop_phase = 1;
-	for (unsigned i = 0; i < S.procs.n; i++) {
-		struct qs_child *c = &S.procs.child[i];
-		if ((c->pid || c->old_pid) && c->role == QS_ROLE_ACCEPTOR)
-			qs_proc_ask_stop(c);
-	}
-	struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
-	evtimer_add(S.phase_timer, &tv);
-	advance_stop();
+	start_phase(1);
+	advance_stop(); /* skips phases with nothing running */
 }
 
 static void phase_timeout(evutil_socket_t fd, short what, void *arg)
