@@ -30,6 +30,7 @@
 #include "shipper/output.h"
 #include "shipper/spool.h"
 #include "shipper/stage.h"
+#include "shipper/syncer.h"
 
 #define HWM 64
 #define RECV_BUDGET 1024                 /* EVENTS messages per round */
@@ -54,9 +55,10 @@ struct shipper {
 	struct qs_spool spool;
 	struct qs_output out;
 	struct qs_stage st;
+	struct qs_syncer sync;
+	size_t inflight;  /* staged records written and being fdatasynced (the stage's first ones) */
 	struct event *flow_ev, *commit_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
-	uint64_t commit_end_ns, commit_ns; /* when the last pwrite+fdatasync ended, and how long it took */
 	uint64_t stop_deadline;
 };
 
@@ -140,38 +142,71 @@ static void ack(struct shipper *sh, size_t k)
 	push_answers(sh);
 }
 
-/* Group commit: one write and one fdatasync for everything staged that fits. */
+static void refuse_full(struct shipper *sh)
+{
+	char why[160];
+	snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
+		 sh->spool.max_bytes);
+	set_refusing(sh, why);
+}
+
+static void refuse_failed(struct shipper *sh, const char *what, int err)
+{
+	char why[160];
+	snprintf(why, sizeof(why), "spool %s failed: %s", what, strerror(err));
+	set_refusing(sh, why);
+}
+
+/* The first k staged records are durable: acknowledge them, and start the
+ * next group with whatever was staged meanwhile. */
+static void committed(struct shipper *sh, size_t k)
+{
+	ack(sh, k);
+	qs_stage_drop(&sh->st, k);
+	qs_output_kick(&sh->out);
+	if (!sh->st.n)
+		set_accepting(sh);
+}
+
+/* Group commit: one write of everything staged that fits, then one
+ * fdatasync. With --durability fsync the fdatasync runs on the sync thread
+ * and acknowledgements follow in on_synced; only one group is in flight, the
+ * next one builds up meanwhile. */
 static void commit(struct shipper *sh)
 {
 	if (evtimer_pending(sh->commit_ev, NULL))
 		evtimer_del(sh->commit_ev);
-	if (!sh->st.n)
+	if (!sh->st.n || sh->sync.busy)
 		return;
 	size_t k = qs_stage_fit(&sh->st, qs_spool_room(&sh->spool));
-	char why[160];
-	if (k == 0) {
-		snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
-			 sh->spool.max_bytes);
-		return set_refusing(sh, why);
+	if (k == 0)
+		return refuse_full(sh);
+	size_t len = sh->st.t[k - 1].end;
+	if (!sh->spool.fsync) {
+		if (qs_spool_append(&sh->spool, sh->st.buf, len) != 0)
+			return refuse_failed(sh, "write", errno);
+		committed(sh, k);
+		return commit(sh); /* whatever did not fit: refused above, now */
 	}
-	uint64_t t0 = qs_now_ns();
-	int arc = qs_spool_append(&sh->spool, sh->st.buf, sh->st.t[k - 1].end);
-	sh->commit_end_ns = qs_now_ns();
-	sh->commit_ns = sh->commit_end_ns - t0;
-	if (arc != 0) {
-		snprintf(why, sizeof(why), "spool write failed: %s", strerror(errno));
-		return set_refusing(sh, why);
-	}
-	ack(sh, k);
-	qs_stage_drop(&sh->st, k);
-	if (sh->st.n) {
-		snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
-			 sh->spool.max_bytes);
-		set_refusing(sh, why);
-	} else {
-		set_accepting(sh);
-	}
-	qs_output_kick(&sh->out);
+	if (qs_spool_write(&sh->spool, sh->st.buf, len) != 0)
+		return refuse_failed(sh, "write", errno);
+	sh->inflight = k;
+	qs_syncer_start(&sh->sync, sh->spool.wfd);
+}
+
+static void on_synced(void *arg, int rc, int err, uint64_t ns)
+{
+	struct shipper *sh = arg;
+	size_t k = sh->inflight;
+	sh->inflight = 0;
+	if (ns > 1000000000ull)
+		qs_warn("spool fdatasync took %" PRIu64 " ms", ns / 1000000);
+	qs_spool_sync_done(&sh->spool, rc == 0);
+	if (rc != 0)
+		return refuse_failed(sh, "fdatasync", err);
+	committed(sh, k);
+	commit(sh);
+	flow_update(sh);
 }
 
 static void stage_message(void *arg, const void *msg, size_t len)
@@ -214,32 +249,15 @@ static bool on_events(void *sock, void *arg)
 	struct shipper *sh = arg;
 	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, stage_message, sh);
 	/* Group commit without a timer: as soon as the socket has nothing more for
-	 * us (or reading stopped), whatever is staged is written and fsynced.
-	 * Events that arrive during the fdatasync queue in ZeroMQ and form the
-	 * next, larger group, so the batch size follows the load by itself. Only
-	 * while the budget keeps running out (a backlog) do we keep reading, up to
-	 * 1 MiB or --flush-interval ms after the first staged event. */
+	 * us, whatever is staged is written and handed to the sync thread (unless
+	 * a group is still being synced: then it becomes the next group). Only
+	 * while a backlog keeps every round at its budget do we keep reading, up
+	 * to 1 MiB or --flush-interval ms after the first staged event. */
 	bool drained = n < RECV_BUDGET;
-	if (sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES) {
+	if (drained || sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES)
 		commit(sh);
-	} else if (drained) {
-		/* Pacing: the next commit starts no sooner than one commit's duration
-		 * after the last one ended (at most half the time in fdatasync). At
-		 * low load that is ~0.25 ms and rarely applies; under full load it
-		 * keeps groups large instead of letting the whole pipeline fall into
-		 * lockstep with tiny fsyncs (measured: 90-110k events/s instead of
-		 * 230-390k, with 3x the CPU per event). */
-		uint64_t now = qs_now_ns(), ready = sh->commit_end_ns + sh->commit_ns;
-		if (now >= ready || !sh->st.n) {
-			commit(sh);
-		} else if (!evtimer_pending(sh->commit_ev, NULL)) {
-			uint64_t d = ready - now;
-			struct timeval tv = {(time_t)(d / 1000000000u), (suseconds_t)(d % 1000000000u / 1000u)};
-			evtimer_add(sh->commit_ev, &tv);
-		}
-	} else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL)) {
+	else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL))
 		timer_ms(sh->commit_ev, sh->cfg->flush_interval_ms);
-	}
 	if (!can_read(sh))
 		flow_update(sh);
 	return n == RECV_BUDGET && can_read(sh);
@@ -337,12 +355,20 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 	finish(sh);
 }
 
+/* Commits everything staged and waits for it (on_synced starts each next group). */
+static void commit_all(struct shipper *sh)
+{
+	commit(sh);
+	while (sh->sync.busy)
+		qs_syncer_wait(&sh->sync);
+}
+
 static void on_stop(void *arg, bool urgent)
 {
 	struct shipper *sh = arg;
 	sh->stopping = true;
 	flow_update(sh);
-	commit(sh); /* finish the batch in hand: commit and acknowledge it */
+	commit_all(sh); /* finish the batch in hand: commit and acknowledge it */
 	if (urgent)
 		return finish(sh);
 	sh->stop_deadline = qs_now_ns() + STOP_FLUSH_NS;
@@ -405,6 +431,7 @@ static void cleanup(struct shipper *sh)
 {
 	struct event *evs[] = {sh->flow_ev, sh->commit_ev, sh->refuse_ev, sh->status_ev,
 			       sh->cursor_ev, sh->ans_ev, sh->stop_ev};
+	qs_syncer_free(&sh->sync);
 	qs_zwatch_free(sh->pull_w);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -450,7 +477,8 @@ int shipper_main(const struct qs_config *cfg)
 		return 1;
 	}
 	make_events(&sh);
-	if (qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd) || shipper_seccomp()) {
+	if (qs_syncer_init(&sh.sync, sh.child.base, on_synced, &sh) ||
+	    qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd) || shipper_seccomp()) {
 		cleanup(&sh);
 		return 1;
 	}

@@ -269,24 +269,54 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len)
+/* Back to the last committed end: a later retry rewrites the whole batch. */
+static void cut_back(struct qs_spool *s)
 {
+	if (ftruncate(s->wfd, (off_t)s->segs[s->nsegs - 1].size) != 0)
+		qs_err("spool: cannot cut the failed write back: %s", strerror(errno));
+}
+
+int qs_spool_write(struct qs_spool *s, const uint8_t *buf, size_t len)
+{
+	if (s->pending) {
+		errno = EBUSY;
+		return -1;
+	}
 	if (s->wfd < 0 || s->segs[s->nsegs - 1].size >= s->seg_max)
 		if (new_segment(s) != 0)
 			return -1;
-	struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
-	if (write_all(s->wfd, buf, len, w->size) == 0 && (!s->fsync || fdatasync(s->wfd) == 0)) {
-		w->size += len;
-		s->total += len;
+	if (write_all(s->wfd, buf, len, s->segs[s->nsegs - 1].size) == 0) {
+		s->pending = len;
 		return 0;
 	}
-	/* Cut back to the last good end: a later retry rewrites the whole batch,
-	 * and after a failed fdatasync the kernel's copy of these pages cannot be trusted. */
 	int e = errno;
-	if (ftruncate(s->wfd, (off_t)w->size) != 0)
-		qs_err("spool: cannot cut the failed write back: %s", strerror(errno));
+	cut_back(s);
 	errno = e;
 	return -1;
+}
+
+void qs_spool_sync_done(struct qs_spool *s, bool ok)
+{
+	struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
+	if (!s->pending)
+		return;
+	if (ok) {
+		w->size += s->pending;
+		s->total += s->pending;
+	} else {
+		cut_back(s);
+	}
+	s->pending = 0;
+}
+
+int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len)
+{
+	if (qs_spool_write(s, buf, len) != 0)
+		return -1;
+	int rc = s->fsync ? fdatasync(s->wfd) : 0, e = errno;
+	qs_spool_sync_done(s, rc == 0);
+	errno = e;
+	return rc;
 }
 
 int64_t qs_spool_seg_size(const struct qs_spool *s, uint64_t id)
@@ -324,8 +354,8 @@ void qs_spool_advance(struct qs_spool *s, struct qs_pos pos)
  * on: without this a spool whose one big segment is shipped stays full. */
 static void roll_if_shipped(struct qs_spool *s)
 {
-	if (!s->nsegs || s->wfd < 0)
-		return;
+	if (!s->nsegs || s->wfd < 0 || s->pending)
+		return; /* the sync thread may be flushing the write segment */
 	const struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
 	bool shipped = s->cursor.seg == w->id && s->cursor.off == w->size && w->size > 0;
 	if (shipped && (w->size >= s->seg_max || s->total >= s->max_bytes) && new_segment(s) == 0)

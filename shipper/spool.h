@@ -43,7 +43,8 @@ struct qs_spool {
 	struct qs_spool_seg *segs; /* sorted by id; the write segment is the last */
 	size_t nsegs, cap;
 	uint64_t next_id;
-	uint64_t total;     /* bytes in all segment files */
+	uint64_t total;     /* committed bytes in all segment files */
+	uint64_t pending;   /* written to the write segment past its committed size, awaiting fdatasync */
 	struct qs_pos cursor;    /* what the output has taken (in memory) */
 	struct qs_pos persisted; /* what the cursor file says */
 	struct qs_spool_replay replay;
@@ -62,6 +63,17 @@ uint64_t qs_spool_room(const struct qs_spool *s);
  * fdatasync when opts.fsync. On failure the segment is cut back to its last
  * good end and -1 is returned with errno; nothing of buf counts as written. */
 int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len);
+
+/* The same commit in two steps, for an fdatasync made elsewhere (the
+ * shipper's sync thread): qs_spool_write writes buf after the committed end
+ * (only while nothing is pending) and leaves it pending; the caller then
+ * fdatasyncs s->wfd and reports with qs_spool_sync_done. Pending bytes are
+ * not committed: readers, the size and the room ignore them until then.
+ * While bytes are pending, s->wfd stays open and unchanged. */
+int qs_spool_write(struct qs_spool *s, const uint8_t *buf, size_t len);
+/* ok: the pending bytes are durable and become committed. !ok: they are cut
+ * off again (after a failed fdatasync the kernel's copy cannot be trusted). */
+void qs_spool_sync_done(struct qs_spool *s, bool ok);
 
 /* Committed size of segment id, or -1 when it does not exist. */
 int64_t qs_spool_seg_size(const struct qs_spool *s, uint64_t id);

@@ -17,6 +17,9 @@
 #include "shipper/spool.h"
 #include "shipper/spool_check.h"
 #include "shipper/stage.h"
+#include "shipper/syncer.h"
+
+#include <event2/event.h>
 
 
 #define MAXREC 4096
@@ -57,6 +60,20 @@ static int append(struct qs_spool *s, int first, int n)
 		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
 	}
 	int rc = qs_spool_append(s, st.buf, st.len);
+	qs_stage_free(&st);
+	return rc;
+}
+
+/* Stages records first..first+n-1 and writes them without committing. */
+static int write_pending(struct qs_spool *s, int first, int n)
+{
+	struct qs_stage st = {0};
+	char line[64];
+	for (int i = first; i < first + n; i++) {
+		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
+		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
+	}
+	int rc = qs_spool_write(s, st.buf, st.len);
 	qs_stage_free(&st);
 	return rc;
 }
@@ -132,6 +149,61 @@ static void test_append_replay(void)
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(!s.replay.cursor_missing);
 	CHECK(got_range(read_all(&s, NULL), 15, 3)); /* nothing shipped twice, nothing lost */
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+struct sync_result {
+	int calls, rc;
+};
+
+static void on_sync(void *arg, int rc, int err, uint64_t ns)
+{
+	(void)err;
+	(void)ns;
+	struct sync_result *r = arg;
+	r->calls++;
+	r->rc = rc;
+}
+
+/* The shipper's two-step commit: written bytes are invisible (to readers,
+ * the size, the room, retirement) until their sync is reported; a failed
+ * sync cuts them off the file; the sync thread reports through the loop. */
+static void test_pending_write(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 4) == 0);
+	uint64_t committed = s.total;
+	CHECK(write_pending(&s, 4, 3) == 0);
+	uint64_t group = s.pending;
+	CHECK(s.pending > 0 && s.total == committed && qs_spool_seg_size(&s, 1) == (int64_t)committed);
+	CHECK(file_size(seg_path(d, 1)) == (off_t)(committed + s.pending));
+	CHECK(write_pending(&s, 7, 1) == -1); /* one group at a time */
+	CHECK(got_range(read_all(&s, NULL), 0, 4)); /* the reader stops at the committed end */
+	qs_spool_sync_done(&s, false);             /* a failed fdatasync: cut off */
+	CHECK(s.pending == 0 && file_size(seg_path(d, 1)) == (off_t)committed);
+
+	struct event_base *base = event_base_new();
+	struct qs_syncer sy;
+	struct sync_result res = {0, -7};
+	CHECK(qs_syncer_init(&sy, base, on_sync, &res) == 0);
+	CHECK(write_pending(&s, 4, 3) == 0);
+	qs_syncer_start(&sy, s.wfd);
+	CHECK(sy.busy);
+	CHECK(event_base_loop(base, EVLOOP_ONCE) == 0); /* the eventfd wakes the loop */
+	CHECK(res.calls == 1 && res.rc == 0 && !sy.busy);
+	qs_spool_sync_done(&s, res.rc == 0);
+	CHECK(got_range(read_all(&s, NULL), 4, 3));
+	qs_syncer_start(&sy, -1); /* fdatasync(-1) fails: reported, not hidden */
+	qs_syncer_wait(&sy);
+	CHECK(res.calls == 2 && res.rc == -1);
+	qs_syncer_free(&sy);
+	event_base_free(base);
+	qs_spool_close(&s);
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.replay.torn_bytes == 0 && s.total == committed + group);
 	qs_spool_close(&s);
 	rm_dir(d);
 }
@@ -367,6 +439,7 @@ static void test_check_repair(void)
 int main(void)
 {
 	test_append_replay();
+	test_pending_write();
 	test_torn_tail();
 	test_mid_segment_damage();
 	test_retirement();

@@ -1,0 +1,122 @@
+#include "shipper/syncer.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "parser/child.h"
+
+static void *sync_thread(void *p)
+{
+	struct qs_syncer *sy = p;
+	pthread_mutex_lock(&sy->mu);
+	for (;;) {
+		while (!sy->request && !sy->quit)
+			pthread_cond_wait(&sy->cv, &sy->mu);
+		if (sy->quit)
+			break;
+		int fd = sy->fd;
+		sy->request = false;
+		pthread_mutex_unlock(&sy->mu);
+		uint64_t t0 = qs_now_ns();
+		int rc = fdatasync(fd), err = rc ? errno : 0;
+		uint64_t ns = qs_now_ns() - t0;
+		pthread_mutex_lock(&sy->mu);
+		sy->rc = rc;
+		sy->err = err;
+		sy->ns = ns;
+		uint64_t one = 1;
+		while (write(sy->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&sy->mu);
+	return NULL;
+}
+
+/* Takes the finished sync's result (the eventfd must be readable or about to be). */
+static void collect(struct qs_syncer *sy)
+{
+	uint64_t v;
+	while (read(sy->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&sy->mu);
+	int rc = sy->rc, err = sy->err;
+	uint64_t ns = sy->ns;
+	pthread_mutex_unlock(&sy->mu);
+	sy->busy = false;
+	sy->done(sy->arg, rc, err, ns);
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_syncer *sy = arg;
+	if (sy->busy)
+		collect(sy);
+}
+
+int qs_syncer_init(struct qs_syncer *sy, struct event_base *base, qs_sync_done_fn done, void *arg)
+{
+	memset(sy, 0, sizeof(*sy));
+	sy->done = done;
+	sy->arg = arg;
+	sy->fd = -1;
+	/* Blocking on purpose: qs_syncer_wait reads it to sleep until the thread is done. */
+	sy->efd = eventfd(0, EFD_CLOEXEC);
+	if (sy->efd < 0) {
+		qs_err("syncer: eventfd: %s", strerror(errno));
+		return -1;
+	}
+	sy->ev = event_new(base, sy->efd, EV_READ | EV_PERSIST, on_signal, sy);
+	pthread_mutex_init(&sy->mu, NULL);
+	pthread_cond_init(&sy->cv, NULL);
+	int e = sy->ev ? pthread_create(&sy->thread, NULL, sync_thread, sy) : ENOMEM;
+	if (e != 0) {
+		qs_err("syncer: cannot start the fdatasync thread: %s", strerror(e));
+		return -1;
+	}
+	sy->started = true;
+	event_add(sy->ev, NULL);
+	return 0;
+}
+
+void qs_syncer_start(struct qs_syncer *sy, int fd)
+{
+	pthread_mutex_lock(&sy->mu);
+	sy->fd = fd;
+	sy->request = true;
+	sy->busy = true;
+	pthread_cond_signal(&sy->cv);
+	pthread_mutex_unlock(&sy->mu);
+}
+
+void qs_syncer_wait(struct qs_syncer *sy)
+{
+	if (sy->busy)
+		collect(sy);
+}
+
+void qs_syncer_free(struct qs_syncer *sy)
+{
+	if (!sy->done)
+		return; /* never initialised */
+	if (sy->started) {
+		qs_syncer_wait(sy);
+		pthread_mutex_lock(&sy->mu);
+		sy->quit = true;
+		pthread_cond_signal(&sy->cv);
+		pthread_mutex_unlock(&sy->mu);
+		pthread_join(sy->thread, NULL);
+		pthread_mutex_destroy(&sy->mu);
+		pthread_cond_destroy(&sy->cv);
+	}
+	if (sy->ev)
+		event_free(sy->ev);
+	if (sy->efd >= 0)
+		close(sy->efd);
+	memset(sy, 0, sizeof(*sy));
+}
