@@ -50,8 +50,9 @@ static int open_spool(struct qs_spool *s, const char *dir, uint64_t max, uint64_
 	return qs_spool_open(s, &o);
 }
 
-/* Appends records first..first+n-1 in one group commit. */
-static int append(struct qs_spool *s, int first, int n)
+/* Stages records first..first+n-1 ({"n":i}) and hands them to commit_fn. */
+static int with_records(struct qs_spool *s, int first, int n,
+			int (*commit_fn)(struct qs_spool *, const uint8_t *, size_t))
 {
 	struct qs_stage st = {0};
 	char line[64];
@@ -59,23 +60,21 @@ static int append(struct qs_spool *s, int first, int n)
 		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
 		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
 	}
-	int rc = qs_spool_append(s, st.buf, st.len);
+	int rc = commit_fn(s, st.buf, st.len);
 	qs_stage_free(&st);
 	return rc;
 }
 
-/* Stages records first..first+n-1 and writes them without committing. */
+/* Appends records first..first+n-1 in one group commit. */
+static int append(struct qs_spool *s, int first, int n)
+{
+	return with_records(s, first, n, qs_spool_append);
+}
+
+/* Writes them without committing (the shipper's first step). */
 static int write_pending(struct qs_spool *s, int first, int n)
 {
-	struct qs_stage st = {0};
-	char line[64];
-	for (int i = first; i < first + n; i++) {
-		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
-		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
-	}
-	int rc = qs_spool_write(s, st.buf, st.len);
-	qs_stage_free(&st);
-	return rc;
+	return with_records(s, first, n, qs_spool_write);
 }
 
 /* Reads everything after the cursor (advancing it, as the output does);
