@@ -188,6 +188,37 @@ static int needs_rewrite(const cJSON *root)
 	return r;
 }
 
+static bool trees_in_arena;
+
+void qs_enrich_trees_in_arena(bool yes)
+{
+	trees_in_arena = yes;
+}
+
+static void free_tree(cJSON *root)
+{
+	if (!trees_in_arena)
+		cJSON_Delete(root);
+}
+
+/* Eight bytes at a time: a byte below 0x20 in x leaves its top bit set in
+ * (x - 0x20..20) & ~x (the "hasless" bit trick; exact as a yes/no). */
+static bool has_control(const char *p, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x;
+		memcpy(&x, p + i, 8);
+		if ((x - 0x20 * ones) & ~x & highs)
+			return true;
+	}
+	for (; i < len; i++)
+		if ((unsigned char)p[i] < 0x20)
+			return true;
+	return false;
+}
+
 /* Raw bytes may be copied as they are only if no control character (a raw
  * newline would split the line; elsewhere one is invalid JSON inside a string)
  * and no UTF-8 BOM (cJSON skips it; Logstash would not). */
@@ -195,10 +226,7 @@ static bool raw_copyable(const char *json, size_t len)
 {
 	if (len >= 3 && !memcmp(json, "\xEF\xBB\xBF", 3))
 		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)json[i] < 0x20)
-			return false;
-	return true;
+	return !has_control(json, len);
 }
 
 #define FIELDS_MAX 256 /* our fields with their keys, quotes and braces: well below this */
@@ -564,13 +592,13 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 	while (after < json + len && is_ws(*after))
 		after++;
 	if (after < json + len) {
-		cJSON_Delete(root);
+		free_tree(root);
 		return reject(res, QS_REJ_INVALID_JSON, "invalid JSON at byte %zu: data after the object", NULL,
 			      (size_t)(after - json));
 	}
 	if (!cJSON_IsObject(root)) {
 		const char *k = kind_name(root);
-		cJSON_Delete(root);
+		free_tree(root);
 		return reject(res, QS_REJ_NOT_OBJECT, "expected a JSON object, got %s", k, 0);
 	}
 	struct server_fields f;
@@ -589,6 +617,6 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 	}
 	if (rc == 1)
 		rc = slow_path(root, &f, out, res);
-	cJSON_Delete(root);
+	free_tree(root);
 	return rc;
 }

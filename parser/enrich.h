@@ -39,4 +39,8 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 
 void qs_enrich_buf_free(struct qs_enrich_buf *b);
 
+/* The caller's cJSON allocator is an arena it resets after each qs_enrich
+ * (parser/arena.h): the tree of a frame then needs no walk to free it. */
+void qs_enrich_trees_in_arena(bool yes);
+
 #endif

@@ -294,6 +294,7 @@ int parser_main(const struct qs_config *cfg)
 	p.max_event = (size_t)cfg->max_message_size + 512 * 1024;
 	p.max_batch = (size_t)cfg->max_message_size + 1024 * 1024 - 4096;
 	qs_json_arena_install();
+	qs_enrich_trees_in_arena(true);
 	qs_heap_tune();
 	const char *ep_dir = cfg->runtime_dir;
 	if (qs_child_init(&p.child, cfg, on_stop, &p) || parser_sandbox_enter(cfg, &ep_dir) ||

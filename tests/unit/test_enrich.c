@@ -176,6 +176,22 @@ static void test_control_chars(void)
 	} else {
 		CHECK(res.code == QS_REJ_INVALID_JSON);
 	}
+	/* the control-byte scan works on 8 bytes at a time: a control byte at
+	 * every offset (every alignment, and the tail) must be found, and bytes
+	 * at the edges of the range must not be mistaken for one */
+	const unsigned char probes[] = {0x01, 0x1f, 0x20, 0x7f};
+	for (size_t k = 0; k < sizeof(probes); k++) {
+		for (int pos = 0; pos < 40; pos++) {
+			char doc[64] = "{\"a\":\"";
+			size_t at = strlen(doc);
+			memset(doc + at, 'x', 40);
+			doc[at + (size_t)pos] = (char)probes[k];
+			memcpy(doc + at + 40, "\"}", 3);
+			bool control = probes[k] < 0x20;
+			CHECK(run(doc) == 0 && res.fast == !control);
+			check_line();
+		}
+	}
 	/* escaped newline stays escaped on the fast path */
 	CHECK(run("{\"a\":\"line1\\nline2\"}") == 0 && res.fast);
 	cJSON *j = parsed();
