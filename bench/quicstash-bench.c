@@ -380,6 +380,7 @@ struct worker {
 	uint64_t last_progress_ns; /* last ack or rejection (or the start) */
 	bool stalled;
 	struct qs_hist hist;
+	struct qs_hist lag; /* --rate: how late each event was handed over (now - due) */
 	char first_error[256];
 };
 
@@ -562,6 +563,7 @@ static void pump(struct worker *w)
 				if (due_ns > now)
 					break;
 				tag = due_ns;
+				qs_hist_record(&w->lag, now - due_ns);
 			} else {
 				tag = now_ns();
 			}
@@ -712,6 +714,7 @@ int main(int argc, char **argv)
 		struct worker *w = &ws[t];
 		w->id = t;
 		qs_hist_init(&w->hist);
+		qs_hist_init(&w->lag);
 		w->nconns = O.connections / T + (t < O.connections % T);
 		w->conns = calloc(w->nconns, sizeof(*w->conns));
 		w->base = event_base_new();
@@ -780,14 +783,16 @@ int main(int argc, char **argv)
 		pthread_join(ws[t].thread, NULL);
 
 	/* merge */
-	static struct qs_hist h;
+	static struct qs_hist h, lag;
 	qs_hist_init(&h);
+	qs_hist_init(&lag);
 	uint64_t sent = 0, acked = 0, rejected = 0, send_fail = 0, lost = 0, goaway = 0, failed = 0;
 	uint64_t acked_bytes = 0, sent_bytes = 0, first = UINT64_MAX, last = 0, unresolved = 0;
 	const char *first_error = "";
 	for (unsigned t = 0; t < T; t++) {
 		struct worker *w = &ws[t];
 		qs_hist_merge(&h, &w->hist);
+		qs_hist_merge(&lag, &w->lag);
 		sent += w->sent;
 		acked += w->acked;
 		rejected += w->rejected;
@@ -820,6 +825,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		lat_us[i] = (double)qs_hist_percentile(&h, ps[i]) / 1e3;
 	double lat_max = (double)h.max / 1e3, lat_mean = qs_hist_mean(&h) / 1e3;
+	/* The generator's own lateness (--rate): part of every latency above, not the server's doing. */
+	double lag_us[4];
+	for (int i = 0; i < 4; i++)
+		lag_us[i] = (double)qs_hist_percentile(&lag, ps[i]) / 1e3;
 	if (!h.count)
 		lat_max = 0;
 
@@ -842,6 +851,8 @@ int main(int argc, char **argv)
 		printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f,"
 		       "\"count\":%" PRIu64 "},",
 		       lat_us[0], lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean, h.count);
+		printf("\"send_lag_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"count\":%" PRIu64 "},",
+		       lag_us[0], lag_us[1], lag_us[2], lag_us[3], lag.count);
 		printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", cpu, interrupted ? "true" : "false");
 		json_str(stdout, first_error);
 		printf("}\n");
@@ -860,6 +871,9 @@ int main(int argc, char **argv)
 		       P.mean_len, O.rate > 0 ? ", rate-limited" : "");
 		printf("  ack latency (us): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f\n", lat_us[0],
 		       lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean);
+		if (lag.count)
+			printf("  send lag (us, handed over after the due time): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f\n",
+			       lag_us[0], lag_us[1], lag_us[2], lag_us[3]);
 		printf("  client CPU %.2f s\n", cpu);
 	}
 	for (unsigned t = 0; t < T; t++) {

@@ -702,6 +702,16 @@ def main():
               "(latency from each event's intended send time)" % args.half_seconds)
     md.append("- bench/run took %.0f s of measurements\n" % elapsed)
     md.append(tbl)
+    lags = []
+    for key in ("quicstash-fsync-half", "quicstash-write-half"):
+        lag = (results.get(key) or {}).get("bench", {}).get("send_lag_us")
+        if lag and lag.get("count"):
+            lags.append("%s p50 %s / p90 %s / p99 %s / p99.9 %s ms" % (
+                key.replace("quicstash-", "").replace("-half", ""), fmt_ms(lag["p50"]), fmt_ms(lag["p90"]),
+                fmt_ms(lag["p99"]), fmt_ms(lag["p99_9"])))
+    if lags:
+        md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
+                  "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
     md.append("\nMB/s = events/s x mean event size. Ratios are events/s over the rsyslog in-memory relay and "
               "over the raw QUIC upload. CPU: utime+stime per million events, from /proc/PID/stat of each "
               "process before and after; \"server total\" excludes the load generator (client/sender).\n")
