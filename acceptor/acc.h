@@ -155,6 +155,7 @@ struct acc {
 
 	bool accepting, status_seen;
 	uint64_t status_mono, start_mono;
+	uint64_t pass_real_ns; /* CLOCK_REALTIME read once per loop pass for the frames received in it; 0: stale */
 
 	int stopping; /* 0 run, 1 wait for answers, 2 goaway sent, 3 exit */
 	bool goaway_sent; /* clients were told to move (at once on a drain) */

@@ -57,6 +57,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		acc_conn_write(c);
 	}
 	acc_udp_flush(a);
+	a->pass_real_ns = 0; /* the next frames belong to a later pass */
 }
 
 static void close_all(struct acc *a)
