@@ -1,9 +1,10 @@
-/* The UDP socket inherited at fd 4: packets in with recvmmsg bursts, out with
- * sendmmsg batches. A packet that cannot be sent right now (EAGAIN) is dropped: QUIC
+/* The UDP socket inherited at fd 4: packets in with recvmmsg bursts (UDP GRO
+ * datagrams split into their packets), out with sendmmsg batches. A packet that cannot be sent right now (EAGAIN) is dropped: QUIC
  * loss recovery resends its contents, exactly as if the network had lost it. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,10 +14,47 @@
 #include "common/log.h"
 
 #define ACC_RX_BATCH 64
-#define ACC_RX_BUF 2048     /* QUIC packets fit; larger datagrams arrive truncated and are dropped */
+#define ACC_RX_BUF 65536    /* a UDP GRO datagram: many packets of one sender, at most 64 KiB */
+#define ACC_RX_CTL 64       /* room for the UDP_GRO cmsg (an int) */
+#define ACC_MAX_PKT 2048    /* longer QUIC packets (none of ours) are dropped */
 #define ACC_RX_ROUNDS 16    /* recvmmsg calls per wake-up, so other events get their turn */
 
+/* 4 MiB of address space; pages are only touched as far as datagrams reach. */
 static uint8_t rx_bufs[ACC_RX_BATCH][ACC_RX_BUF];
+static union {
+	char buf[ACC_RX_CTL];
+	struct cmsghdr align;
+} rx_ctl[ACC_RX_BATCH];
+
+/* The segment size of a datagram the kernel coalesced (UDP GRO), or 0. */
+static size_t gro_size(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+			int seg;
+			memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+			return seg > 0 ? (size_t)seg : 0;
+		}
+	}
+	return 0;
+}
+
+/* One received datagram: a single QUIC packet, or with GRO several of one
+ * sender, seg bytes each but the last. Each is a packet of its own for ngtcp2
+ * (a short-header packet runs to the end of its datagram). */
+static void datagram(struct acc *a, struct msghdr *mh, size_t len, uint8_t *buf)
+{
+	if (mh->msg_flags & MSG_TRUNC)
+		return;
+	size_t seg = gro_size(mh);
+	if (seg == 0)
+		seg = len;
+	/* also drops a coalesced datagram whose UDP_GRO cmsg was lost (MSG_CTRUNC) */
+	if (seg > ACC_MAX_PKT)
+		return;
+	for (size_t off = 0; off < len; off += seg)
+		acc_conn_packet(a, mh->msg_name, mh->msg_namelen, buf + off, len - off < seg ? len - off : seg);
+}
 
 static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -34,6 +72,8 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 			msgs[i].msg_hdr.msg_iovlen = 1;
 			msgs[i].msg_hdr.msg_name = &from[i];
 			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+			msgs[i].msg_hdr.msg_control = rx_ctl[i].buf;
+			msgs[i].msg_hdr.msg_controllen = sizeof(rx_ctl[i].buf);
 		}
 		int n = recvmmsg(fd, msgs, ACC_RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
@@ -41,12 +81,8 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 				qs_warn("recvmmsg: %s", strerror(errno));
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-				continue;
-			acc_conn_packet(a, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, rx_bufs[i],
-					msgs[i].msg_len);
-		}
+		for (int i = 0; i < n; i++)
+			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
 		if (n < ACC_RX_BATCH)
 			break;
 	}
@@ -69,6 +105,13 @@ int acc_udp_init(struct acc *a)
 		qs_err("fd %d is not a UDP socket", a->udp_fd);
 		return -1;
 	}
+	/* UDP GRO: a burst of same-size packets from one sender (a client sending
+	 * with GSO) arrives as one datagram, cut up again in datagram(): fewer
+	 * receive calls, and the kernel does not segment it first. Set here on the
+	 * socket we were given (the supervisor's or systemd's), before the sandbox. */
+	int on = 1;
+	if (setsockopt(a->udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) != 0)
+		qs_debug("UDP_GRO: %s (datagrams arrive one by one)", strerror(errno));
 	int fl = fcntl(a->udp_fd, F_GETFL);
 	fcntl(a->udp_fd, F_SETFL, fl | O_NONBLOCK);
 	fcntl(a->udp_fd, F_SETFD, FD_CLOEXEC);

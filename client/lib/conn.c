@@ -1,6 +1,7 @@
 /* One QUIC connection: the UDP socket, the ngtcp2 connection and its callbacks. */
 #include <errno.h>
 #include <gnutls/crypto.h>
+#include <netinet/udp.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,6 +119,12 @@ static int open_socket(struct qs_client *c)
 	int sz = 4 << 20; /* room for bursts of acks and answers */
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	/* A kernel without UDP GSO (< 4.18) could ignore the UDP_SEGMENT cmsg and
+	 * send one oversized datagram: ask first (io.c also gives up on errors). */
+	int gso;
+	socklen_t gsolen = sizeof(gso);
+	if (getsockopt(c->fd, SOL_UDP, UDP_SEGMENT, &gso, &gsolen) < 0)
+		c->no_gso = true;
 	/* connect(): the kernel picks the source address, and an ICMP "port unreachable"
 	 * comes back as ECONNREFUSED, so "nothing listens" fails fast. */
 	if (connect(c->fd, (struct sockaddr *)&c->remote.ss, c->remote.len) < 0)

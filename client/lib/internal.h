@@ -27,6 +27,10 @@ struct qs_stream {
 	struct qs_stream *next;
 };
 
+/* The most bytes written for one send: one UDP GSO send must stay below 64 KiB
+ * with the IP and UDP headers. */
+#define QS_TX_BATCH_MAX 65000
+
 /* LOST: retried once a connection has worked; BUSY (CONNECTION_REFUSED): always retried. */
 enum qs_fail_kind { QS_FAIL_NONE = 0, QS_FAIL_LOST, QS_FAIL_BUSY, QS_FAIL_GOAWAY, QS_FAIL_FATAL };
 
@@ -53,6 +57,7 @@ struct qs_client {
 	struct qs_stream *rr_next; /* round-robin start for writing */
 	bool handshake_done;
 	bool goaway;               /* the server said 'G': drain, then move */
+	bool no_gso;               /* the kernel refused UDP_SEGMENT: one send per packet from now on */
 	struct event *read_ev, *timer_ev, *write_ev, *retry_ev, *goaway_ev;
 
 	/* failure noticed inside an ngtcp2 callback, handled after it returns */
@@ -66,6 +71,8 @@ struct qs_client {
 	uint8_t *raw;
 	size_t raw_len;
 	bool raw_given, raw_opened, raw_reported;
+
+	uint8_t txbuf[QS_TX_BATCH_MAX]; /* the packets of one write batch (io.c) */
 };
 
 /* tls.c */

@@ -1,5 +1,6 @@
 /* Moving packets: read and feed ngtcp2, write stream data, run its timers. */
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 
 #define MAX_PKTS_PER_PASS 64
 #define MAX_VECS 16
+#define QS_GSO_MAX_SEGS 64 /* UDP_MAX_SEGMENTS of older kernels (newer ones take 128) */
 
 static void explain_read_error(struct qs_client *c, int rv)
 {
@@ -158,6 +160,106 @@ static ngtcp2_ssize write_one(struct qs_client *c, ngtcp2_path *path, ngtcp2_pkt
 	}
 }
 
+/* Reports a failed send: fatal unless the kernel only had no room (EAGAIN:
+ * the packets are lost as on the network, QUIC retransmits them). */
+static int send_failed(struct qs_client *c)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	if (errno == ECONNREFUSED)
+		qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused", c->opts.server_addr);
+	else
+		qs_client_fail(c, QS_FAIL_LOST, "send: %s", strerror(errno));
+	return -1;
+}
+
+/* One sendmsg for all packets in buf, cut by the kernel into datagrams of gso
+ * bytes (UDP GSO, the last may be shorter): one syscall instead of one per
+ * packet. -1 with errno set when the kernel refuses. */
+static int send_gso(struct qs_client *c, const uint8_t *buf, size_t len, size_t gso)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_UDP;
+	cm->cmsg_type = UDP_SEGMENT;
+	cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	uint16_t seg = (uint16_t)gso;
+	memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+	ssize_t n;
+	do
+		n = sendmsg(c->fd, &msg, 0);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -1 : 0;
+}
+
+/* Sends len bytes of packets of gso bytes each (the last may be shorter);
+ * -1 when the connection failed. */
+static int send_pkts(struct qs_client *c, const uint8_t *buf, size_t len, size_t gso)
+{
+	if (len > gso && !c->no_gso) {
+		if (send_gso(c, buf, len, gso) == 0)
+			return 0;
+		if (errno != EIO && errno != EINVAL)
+			return send_failed(c);
+		/* EIO: the device cannot checksum segments; EINVAL: segment size or
+		 * count refused. Either way it will not get better: stop asking. */
+		c->no_gso = true;
+	}
+	for (size_t off = 0; off < len; off += gso) {
+		size_t n = len - off < gso ? len - off : gso;
+		if (send(c->fd, buf + off, n, 0) < 0 && send_failed(c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Packets waiting in c->txbuf for one send: len bytes of packets of gso bytes
+ * each, all the same size except possibly the last (what UDP GSO can carry). */
+struct batch {
+	size_t cap; /* bytes of c->txbuf to use: ngtcp2's send quantum */
+	size_t len, gso, pkts;
+};
+
+static int flush(struct qs_client *c, struct batch *b)
+{
+	int rv = b->len ? send_pkts(c, c->txbuf, b->len, b->gso) : 0;
+	b->len = b->gso = b->pkts = 0;
+	return rv;
+}
+
+/* A packet of n bytes was written at c->txbuf + b->len: adds it to the batch,
+ * or sends the batch and starts the next with it. -1 when the connection failed. */
+static int add_pkt(struct qs_client *c, struct batch *b, size_t n, size_t path_max)
+{
+	if (b->len > 0 && n > b->gso) {
+		/* only a shorter packet may end a batch: this one starts the next */
+		size_t at = b->len;
+		if (flush(c, b) < 0)
+			return -1;
+		memmove(c->txbuf, c->txbuf + at, n);
+	}
+	if (n > path_max) {
+		/* a PMTU probe goes alone: as a segment size it could exceed the
+		 * route's MTU, and the kernel would refuse the whole batch (EINVAL) */
+		return send_pkts(c, c->txbuf, n, n);
+	}
+	if (b->len == 0)
+		b->gso = n;
+	b->len += n;
+	b->pkts++;
+	/* a shorter packet ends the batch; so do the segment and byte limits */
+	if (n < b->gso || b->pkts == QS_GSO_MAX_SEGS || b->cap - b->len < path_max)
+		return flush(c, b);
+	return 0;
+}
+
 void qs_io_write(struct qs_client *c)
 {
 	if (!c->conn || c->fail)
@@ -165,25 +267,24 @@ void qs_io_write(struct qs_client *c)
 	qs_streams_open(c);
 	for (struct qs_stream *s = c->streams; s; s = s->next)
 		s->blocked = false; /* connection-level credit has no callback: retry each pass */
-	uint8_t buf[1452];
 	ngtcp2_path_storage ps;
 	ngtcp2_path_storage_zero(&ps);
 	ngtcp2_pkt_info pi;
 	ngtcp2_tstamp ts = qs_now();
+	size_t max = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+	size_t path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+	/* ngtcp2 says how much to send at once (64 KiB with its default cubic) */
+	size_t quantum = ngtcp2_conn_get_send_quantum(c->conn);
+	struct batch b = {.cap = quantum < path_max ? path_max : quantum > QS_TX_BATCH_MAX ? QS_TX_BATCH_MAX : quantum};
 	for (int i = 0; i < MAX_PKTS_PER_PASS; i++) {
-		ngtcp2_ssize n = write_one(c, &ps.path, &pi, buf, sizeof(buf), ts);
-		if (n <= 0)
+		size_t room = b.cap - b.len; /* >= path_max: add_pkt sends the batch before */
+		/* room for a larger PMTU probe only where one fits, as ngtcp2's examples do */
+		ngtcp2_ssize n = write_one(c, &ps.path, &pi, c->txbuf + b.len, room >= max ? max : path_max, ts);
+		if (n <= 0 || add_pkt(c, &b, (size_t)n, path_max) < 0)
 			break;
-		if (send(c->fd, buf, (size_t)n, 0) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			if (errno == ECONNREFUSED)
-				qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused",
-					       c->opts.server_addr);
-			else
-				qs_client_fail(c, QS_FAIL_LOST, "send: %s", strerror(errno));
-			break;
-		}
-		/* EAGAIN: the packet is lost like on the network; QUIC retransmits. */
 	}
+	if (!c->fail)
+		flush(c, &b);
 	if (c->conn && !c->fail) {
 		ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
 		arm_timer(c);

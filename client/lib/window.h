@@ -11,11 +11,18 @@
 #include <stdint.h>
 
 #define QS_WINDOW_MAX_RANGES 64
+/* Event bytes live in chunks of this size (larger events get a chunk of their own). */
+#define QS_WINDOW_CHUNK_SIZE (64u << 10)
+/* Empty chunks kept for reuse; more are freed (at most 512 KiB idle per window). */
+#define QS_WINDOW_SPARE_CHUNKS 8
 
 enum qs_ev_state { QS_EV_PENDING = 0, QS_EV_ACKED, QS_EV_REJECTED };
 
+struct qs_chunk;
+
 struct qs_event {
-	uint8_t *buf;     /* [u32 BE len][JSON]; NULL once released */
+	uint8_t *buf;     /* [u32 BE len][JSON] inside chunk; NULL once released */
+	struct qs_chunk *chunk;
 	uint32_t size;    /* bytes in buf, prefix included */
 	uint8_t state;    /* enum qs_ev_state */
 	bool covered;     /* an 'A' covers it: it will never be sent again */
@@ -42,6 +49,10 @@ struct qs_window {
 	uint64_t assigned; /* seqs below it belong to a range */
 	uint64_t flush_to; /* the range reaching this seq closes there (a flush) */
 	size_t bytes;      /* event bytes held */
+	struct qs_chunk *cur;   /* the chunk new events are appended to */
+	struct qs_chunk *spare; /* empty chunks for reuse (a list) */
+	unsigned nspare;
+	size_t chunks;          /* chunks allocated (in use + spare) */
 	uint64_t unresolved;
 	struct qs_range ranges[QS_WINDOW_MAX_RANGES];
 	unsigned max_ranges;
@@ -71,7 +82,7 @@ void qs_window_ack(struct qs_window *w, struct qs_range *r, uint64_t next, qs_wi
 /* 'R seq' on range r: true when seq was pending (a repeated rejection gives false). */
 bool qs_window_reject(struct qs_window *w, struct qs_range *r, uint64_t seq);
 
-/* Frees the bytes of covered events ngtcp2 no longer references, drops them from
+/* Releases the bytes of covered events ngtcp2 no longer references, drops them from
  * the front, and frees ranges that are finished (closed, fully resolved, and
  * fin_done(stream) when a stream carries it). The caller then drops its stream
  * pointers to ranges that are no longer used. */

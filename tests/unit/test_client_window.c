@@ -2,6 +2,7 @@
  * for resending and when bytes are released. */
 #include "tests/unit/check.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/lib/window.h"
@@ -122,11 +123,139 @@ static void test_byte_limit_and_conn_lost(void)
 	qs_window_free(&w);
 }
 
+/* Event seq's JSON: its seq and a filler that differs from its neighbours',
+ * len bytes in all, so bytes overwritten by a later event are noticed. */
+static uint32_t make_event(char *out, uint64_t seq, uint32_t len)
+{
+	int n = snprintf(out, len, "{\"s\":%" PRIu64 ",\"p\":\"", seq);
+	memset(out + n, 'a' + (int)(seq % 26), len - (uint32_t)n - 2);
+	memcpy(out + len - 2, "\"}", 2);
+	return len;
+}
+
+static void push_sized(struct qs_window *w, int n, uint32_t len)
+{
+	char *buf = malloc(len);
+	for (int i = 0; i < n; i++) {
+		uint64_t seq = w->next;
+		CHECK(qs_window_push(w, buf, make_event(buf, seq, len), seq * 10) == (int64_t)seq);
+	}
+	free(buf);
+}
+
+/* The bytes of seq are still exactly what was pushed. */
+static bool intact(struct qs_window *w, uint64_t seq, uint32_t len)
+{
+	struct qs_event *e = qs_window_get(w, seq);
+	char *want = malloc(len);
+	make_event(want, seq, len);
+	bool ok = e && e->buf && e->size == len + 4 && e->buf[0] == (uint8_t)(len >> 24) &&
+		  e->buf[3] == (uint8_t)len && memcmp(e->buf + 4, want, len) == 0;
+	free(want);
+	return ok;
+}
+
+/* Answers every event pushed so far and releases what can go (finished ranges
+ * make room for the events still waiting for one). */
+static void ack_all(struct qs_window *w)
+{
+	do {
+		qs_window_assign(w);
+		for (unsigned i = 0; i < w->max_ranges; i++)
+			if (w->ranges[i].used)
+				qs_window_ack(w, &w->ranges[i], w->ranges[i].end, NULL, NULL);
+		qs_window_release(w, never_fin);
+	} while (w->assigned < w->next);
+}
+
+/* An event ngtcp2 may still retransmit from keeps its bytes while every event
+ * around it is answered and released and many more pass through: the chunk
+ * holding it must not be reused (refilled or handed out) before its unref. */
+static void test_in_flight_bytes_not_reused(void)
+{
+	struct qs_window w;
+	qs_window_init(&w, 0, 4, 64, 1 << 20);
+	const uint32_t len = 1000;
+	push_sized(&w, 5, len);
+	qs_window_assign(&w);
+	qs_window_get(&w, 1)->in_flight = true; /* inside the first chunk, not at its start */
+	qs_window_get(&w, 3)->in_flight = true;
+	ack_all(&w);
+	CHECK(w.base == 1 && w.bytes == 2 * (len + 4)); /* 1 pins the front; 0, 2, 4 released */
+	CHECK(intact(&w, 1, len) && intact(&w, 3, len));
+	for (int round = 0; round < 20; round++) {
+		/* 300 KB per round: several chunks filled, released and reused */
+		push_sized(&w, 300, len);
+		ack_all(&w);
+		CHECK(intact(&w, 1, len) && intact(&w, 3, len));
+		CHECK(w.base == 1 && w.bytes == 2 * (len + 4));
+		/* the chunk pinned by 1 and 3, the current one and the spares; never more */
+		CHECK(w.chunks <= 2 + QS_WINDOW_SPARE_CHUNKS);
+	}
+	qs_window_unref(&w, qs_window_get(&w, 1));
+	qs_window_release(&w, never_fin);
+	CHECK(w.base == 3 && intact(&w, 3, len));
+	push_sized(&w, 100, len); /* may reuse 1's bytes now, never 3's */
+	CHECK(intact(&w, 3, len));
+	qs_window_unref(&w, qs_window_get(&w, 3));
+	ack_all(&w);
+	CHECK(w.count == 0 && w.bytes == 0);
+	qs_window_free(&w);
+}
+
+/* The current chunk is rewound once everything in it is released, not refilled
+ * while one of its events is still referenced. */
+static void test_current_chunk_rewound_only_when_empty(void)
+{
+	struct qs_window w;
+	qs_window_init(&w, 0, 1, 4096, 1 << 20);
+	push_sized(&w, 3, 100);
+	uint8_t *first = qs_window_get(&w, 0)->buf;
+	qs_window_get(&w, 2)->in_flight = true;
+	ack_all(&w);
+	push_sized(&w, 3, 100); /* 3..5 go after 2, not over it */
+	CHECK(intact(&w, 2, 100) && qs_window_get(&w, 3)->buf > qs_window_get(&w, 2)->buf);
+	ack_all(&w);
+	CHECK(intact(&w, 2, 100));
+	qs_window_unref(&w, qs_window_get(&w, 2));
+	ack_all(&w);
+	CHECK(w.count == 0 && w.chunks == 1);
+	push_sized(&w, 1, 100);
+	CHECK(qs_window_get(&w, 6)->buf == first && intact(&w, 6, 100)); /* same memory again */
+	qs_window_free(&w);
+}
+
+/* Steady traffic never allocates more memory; events larger than a chunk get
+ * their own, freed on release. */
+static void test_memory_bounded(void)
+{
+	struct qs_window w;
+	qs_window_init(&w, 0, 4, 64, 1 << 20);
+	for (int round = 0; round < 500; round++) {
+		push_sized(&w, 50, 300 + (uint32_t)round % 700);
+		qs_window_assign(&w);
+		CHECK(intact(&w, w.next - 1, 300 + (uint32_t)round % 700));
+		ack_all(&w);
+		CHECK(w.count == 0 && w.bytes == 0 && w.chunks <= 2);
+	}
+	push_sized(&w, 2, 40);
+	push_sized(&w, 1, 3 * QS_WINDOW_CHUNK_SIZE);
+	push_sized(&w, 2, 40);
+	CHECK(intact(&w, w.next - 3, 3 * QS_WINDOW_CHUNK_SIZE) && intact(&w, w.next - 1, 40));
+	CHECK(qs_window_get(&w, w.next - 1)->chunk == qs_window_get(&w, w.next - 4)->chunk);
+	ack_all(&w);
+	CHECK(w.count == 0 && w.chunks <= 2);
+	qs_window_free(&w);
+}
+
 int main(void)
 {
 	test_ranges_and_acks();
 	test_in_flight_kept();
 	test_flush_waiting_events();
 	test_byte_limit_and_conn_lost();
+	test_in_flight_bytes_not_reused();
+	test_current_chunk_rewound_only_when_empty();
+	test_memory_bounded();
 	return check_report();
 }
