@@ -28,6 +28,7 @@
 #include "parser/child.h"
 #include "parser/sendq.h"
 #include "shipper/output.h"
+#include "shipper/reaper.h"
 #include "shipper/spool.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
@@ -56,6 +57,7 @@ struct shipper {
 	struct qs_output out;
 	struct qs_stage st;
 	struct qs_syncer sync;
+	struct qs_reaper reaper;
 	size_t inflight;  /* staged records written and being fdatasynced (the stage's first ones) */
 	struct event *flow_ev, *commit_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
@@ -406,6 +408,8 @@ static int open_spool(struct shipper *sh, int dirfd)
 	if (qs_spool_open(&sh->spool, &o) != 0)
 		return -1;
 	sh->spool_open = true;
+	if (qs_reaper_start(&sh->reaper, sh->spool.dirfd, cfg->spool_dir) == 0)
+		sh->spool.reaper = &sh->reaper;
 	qs_info("spool %s: %zu segment(s), %" PRIu64 " bytes, shipping from segment %016" PRIx64
 		" offset %" PRIu64 " (durability %s)",
 		cfg->spool_dir, sh->spool.nsegs, sh->spool.total, sh->spool.cursor.seg, sh->spool.cursor.off,
@@ -445,6 +449,7 @@ static void cleanup(struct shipper *sh)
 	}
 	if (sh->pull)
 		zmq_close(sh->pull);
+	qs_reaper_stop(&sh->reaper);
 	if (sh->spool_open)
 		qs_spool_close(&sh->spool);
 	qs_stage_free(&sh->st);

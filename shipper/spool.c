@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "shipper/reaper.h"
 #include "shipper/record.h"
 
 void qs_seg_name(char *out, size_t len, uint64_t id)
@@ -81,7 +82,9 @@ static int unlink_seg(struct qs_spool *s, size_t idx)
 {
 	char name[32];
 	qs_seg_name(name, sizeof(name), s->segs[idx].id);
-	if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
+	if (s->reaper && qs_reaper_add(s->reaper, s->segs[idx].id)) {
+		/* deleted on the reaper's thread */
+	} else if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
 		qs_err("spool: cannot delete shipped segment %s/%s: %s", s->dir, name, strerror(errno));
 		return -1;
 	}
@@ -180,6 +183,7 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 {
 	memset(s, 0, sizeof(*s));
 	s->wfd = -1;
+	qs_cursor_writer_init(&s->cw);
 	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
 	s->max_bytes = o->max_bytes;
 	s->seg_max = o->seg_max;
@@ -213,6 +217,7 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 
 void qs_spool_close(struct qs_spool *s)
 {
+	qs_cursor_writer_close(&s->cw);
 	if (s->wfd >= 0)
 		close(s->wfd);
 	if (s->dirfd >= 0)
@@ -366,7 +371,7 @@ int qs_spool_persist(struct qs_spool *s)
 {
 	roll_if_shipped(s);
 	if (s->cursor.seg != s->persisted.seg || s->cursor.off != s->persisted.off) {
-		if (qs_cursor_store(s->dirfd, &s->cursor) != 0) {
+		if (qs_cursor_update(&s->cw, s->dirfd, &s->cursor) != 0) {
 			qs_err("spool: cannot write the cursor in %s: %s", s->dir, strerror(errno));
 			return -1;
 		}

@@ -34,6 +34,8 @@ struct qs_spool_replay {
 	bool cursor_clamped;
 };
 
+struct qs_reaper;
+
 struct qs_spool {
 	char dir[4096];
 	uint64_t max_bytes, seg_max;
@@ -47,7 +49,9 @@ struct qs_spool {
 	uint64_t pending;   /* written to the write segment past its committed size, awaiting fdatasync */
 	struct qs_pos cursor;    /* what the output has taken (in memory) */
 	struct qs_pos persisted; /* what the cursor file says */
+	struct qs_cursor_writer cw;
 	struct qs_spool_replay replay;
+	struct qs_reaper *reaper; /* set: retired segments are deleted on its thread */
 };
 
 /* Creates the directory (0700) if missing, deletes leftovers of retirement,

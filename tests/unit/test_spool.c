@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/crc32c.h"
 #include "shipper/cursor.h"
 #include "shipper/reader.h"
 #include "shipper/record.h"
@@ -268,6 +269,47 @@ static void write_cursor(const char *dir, uint64_t seg, uint64_t off)
 	close(dfd);
 }
 
+/* In-place updates: the newest valid slot wins; a torn newest slot falls
+ * back to the one before (never ahead of what was shipped); the old one-slot
+ * format is still read. */
+static void test_cursor_slots(void)
+{
+	char *d = new_dir();
+	int dfd = open(d, O_RDONLY | O_DIRECTORY);
+	struct qs_cursor_writer w;
+	qs_cursor_writer_init(&w);
+	struct qs_pos p, got_pos = {0, 0};
+	for (uint64_t i = 1; i <= 5; i++) {
+		p = (struct qs_pos){.seg = i, .off = 100 * i};
+		CHECK(qs_cursor_update(&w, dfd, &p) == 0);
+		CHECK(qs_cursor_load(dfd, &got_pos) == 0 && got_pos.seg == i && got_pos.off == 100 * i);
+	}
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", d, QS_CURSOR_FILE);
+	CHECK(file_size(path) == QS_CURSOR_FILE_SIZE);
+	/* seq 1 came from the atomic store, seqs 2..5 in place: seq 5 is in slot 1 */
+	flip_byte(path, QS_CURSOR_SLOT_GAP + 20);
+	CHECK(qs_cursor_load(dfd, &got_pos) == 0 && got_pos.seg == 4 && got_pos.off == 400);
+	flip_byte(path, 20);
+	CHECK(qs_cursor_load(dfd, &got_pos) == -1);
+	/* a failed writer reopens by replacing the file whole */
+	qs_cursor_writer_close(&w);
+	p = (struct qs_pos){.seg = 9, .off = 9};
+	CHECK(qs_cursor_update(&w, dfd, &p) == 0);
+	CHECK(qs_cursor_load(dfd, &got_pos) == 0 && got_pos.seg == 9 && got_pos.off == 9);
+	qs_cursor_writer_close(&w);
+	/* version 1: 32 bytes, one slot */
+	uint8_t v1[32] = {0x51, 0x53, 0x43, 0x31, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 70};
+	uint32_t c = qs_crc32c(0, v1, 24);
+	v1[24] = (uint8_t)(c >> 24), v1[25] = (uint8_t)(c >> 16), v1[26] = (uint8_t)(c >> 8), v1[27] = (uint8_t)c;
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(write(fd, v1, sizeof(v1)) == (ssize_t)sizeof(v1));
+	close(fd);
+	CHECK(qs_cursor_load(dfd, &got_pos) == 0 && got_pos.seg == 7 && got_pos.off == 70);
+	close(dfd);
+	rm_dir(d);
+}
+
 /* Three segments 1..3 with 4 records each (seg_max is tiny). */
 static void make_three(const char *d)
 {
@@ -327,9 +369,10 @@ static void test_retirement(void)
 	CHECK(got_range(read_all(&s, NULL), 6, 6));
 	qs_spool_close(&s);
 
-	/* a corrupt cursor: ship everything still present again (duplicates, never losses) */
+	/* a corrupt cursor (both slots): ship everything still present again (duplicates, never losses) */
 	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_FILE);
 	flip_byte(p, 12);
+	flip_byte(p, QS_CURSOR_SLOT_GAP + 12);
 	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
 	CHECK(s.replay.cursor_corrupt && s.cursor.seg == 2 && s.cursor.off == 0);
 	CHECK(got_range(read_all(&s, NULL), 4, 8));
@@ -430,6 +473,7 @@ static void test_check_repair(void)
 	char p[512];
 	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_FILE);
 	flip_byte(p, 20);
+	flip_byte(p, QS_CURSOR_SLOT_GAP + 20);
 	CHECK(check_spool(d, false) == 1);
 	CHECK(check_spool(d, true) == 0 && check_spool(d, false) == 0);
 	rm_dir(d);
@@ -439,6 +483,7 @@ int main(void)
 {
 	test_append_replay();
 	test_pending_write();
+	test_cursor_slots();
 	test_torn_tail();
 	test_mid_segment_damage();
 	test_retirement();
