@@ -297,18 +297,37 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
+/* The first '"' or '\\' in [p, end), or end: eight bytes at a time (a zero
+ * byte in x ^ c..c marks a byte equal to c; (v - 1..1) & ~v & 80..80 is
+ * nonzero exactly when v has a zero byte). */
+static const char *find_quote_or_escape(const char *p, const char *end)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	while (end - p >= 8) {
+		uint64_t x;
+		memcpy(&x, p, 8);
+		uint64_t q = x ^ ('"' * ones), b = x ^ ('\\' * ones);
+		if (((q - ones) & ~q & highs) | ((b - ones) & ~b & highs))
+			break;
+		p += 8;
+	}
+	while (p < end && *p != '"' && *p != '\\')
+		p++;
+	return p;
+}
+
 /* p at the opening quote; returns the byte after the closing quote. */
 static const char *skip_string(const char *p, const char *end, bool *escaped)
 {
-	for (p++; p < end; p++) {
-		if (*p == '\\') {
-			*escaped = true;
-			p++;
-		} else if (*p == '"') {
+	for (p++;;) {
+		p = find_quote_or_escape(p, end);
+		if (p >= end)
+			return NULL;
+		if (*p == '"')
 			return p + 1;
-		}
+		*escaped = true;
+		p += 2; /* the escaped byte, whatever it is */
 	}
-	return NULL;
 }
 
 static const char *skip_value(const char *p, const char *end)

@@ -110,6 +110,33 @@ static void test_fast_equals_slow(void)
 	cJSON_Delete(b);
 }
 
+/* The splice path skips strings eight bytes at a time: escaped quotes and
+ * backslashes, and braces inside strings, at every offset must not end a
+ * string early or late. */
+static void test_splice_strings(void)
+{
+	for (int k = 0; k < 20; k++) {
+		char pad[32], doc[256], want_pad[64], want_kind[64];
+		memset(pad, 'x', (size_t)k);
+		pad[k] = 0;
+		snprintf(doc, sizeof(doc),
+			 "{\"pad\":\"%s\\\"q\\\\\",\"event\":{\"kind\":\"a\\\"b%s\",\"n\":1},"
+			 "\"msg\":\"x}y{\\\"%s\\\\\"}",
+			 pad, pad, pad);
+		snprintf(want_pad, sizeof(want_pad), "%s\"q\\", pad);
+		snprintf(want_kind, sizeof(want_kind), "a\"b%s", pad);
+		CHECK(run(doc) == 0);
+		cJSON *j = parsed();
+		check_server_fields(j);
+		CHECK(!strcmp(str_at(j, "event", "kind"), want_kind));
+		cJSON *pv = cJSON_GetObjectItemCaseSensitive(j, "pad"), *mv = cJSON_GetObjectItemCaseSensitive(j, "msg");
+		CHECK(cJSON_IsString(pv) && !strcmp(pv->valuestring, want_pad));
+		CHECK(cJSON_IsString(mv) && !strncmp(mv->valuestring, "x}y{\"", 5) &&
+		      strlen(mv->valuestring) == 6 + (size_t)k);
+		cJSON_Delete(j);
+	}
+}
+
 static void test_spoofing(void)
 {
 	CHECK(run("{\"event.id\":\"x\",\"event.ingested\":\"y\",\"source.ip\":\"1.1.1.1\",\"source.port\":1,"
@@ -240,6 +267,7 @@ int main(void)
 	test_merge_and_duplicates();
 	test_rejections();
 	test_control_chars();
+	test_splice_strings();
 	test_nesting_and_unicode();
 	test_ipv6();
 	qs_enrich_buf_free(&out);
