@@ -96,6 +96,17 @@ static int extend_streams_cb(ngtcp2_conn *conn, uint64_t max, void *ud)
 	return 0;
 }
 
+static int new_token_cb(ngtcp2_conn *conn, const uint8_t *token, size_t len, void *ud)
+{
+	(void)conn;
+	struct qs_client *c = ud;
+	if (len <= sizeof(c->token)) { /* a larger one is not ours to keep: ignore it */
+		memcpy(c->token, token, len);
+		c->tokenlen = len;
+	}
+	return 0;
+}
+
 static void log_cb(void *ud, const char *fmt, ...)
 {
 	(void)ud;
@@ -155,6 +166,7 @@ static int new_conn(struct qs_client *c)
 		.stream_close = stream_close_cb,
 		.extend_max_stream_data = extend_stream_cb,
 		.extend_max_local_streams_bidi = extend_streams_cb,
+		.recv_new_token = new_token_cb,
 	};
 	ngtcp2_cid dcid = {.datalen = 18}, scid = {.datalen = 16};
 	if (gnutls_rnd(GNUTLS_RND_RANDOM, dcid.data, dcid.datalen) != 0 ||
@@ -164,6 +176,8 @@ static int new_conn(struct qs_client *c)
 	ngtcp2_settings_default(&set);
 	set.initial_ts = qs_now();
 	set.handshake_timeout = 10 * NGTCP2_SECONDS;
+	set.token = c->tokenlen ? c->token : NULL;
+	set.tokenlen = c->tokenlen;
 	if (c->opts.debug)
 		set.log_printf = log_cb;
 	ngtcp2_transport_params tp;

@@ -44,6 +44,10 @@ struct qs_client {
 	uint8_t session[QS_SESSION_ID_LEN];
 	gnutls_certificate_credentials_t cred;
 	struct qs_window win;
+	/* The server's last NEW_TOKEN: presented by the next connection so that a
+	 * returning client skips the Retry round trip (it is bound to our address). */
+	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+	size_t tokenlen;
 
 	/* the live connection (conn == NULL between connections) */
 	int fd;

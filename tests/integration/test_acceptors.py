@@ -11,6 +11,8 @@ Retry / anti-amplification, stateless reset after an acceptor restart.
 4. reset: acceptor slot 0 is killed with SIGKILL; the supervisor restarts it on the same
    socket; clients whose connection was on it get a stateless reset (shared secret), reconnect
    and finish within seconds, far below the idle timeout, and the new acceptor logs resets.
+   With --retry always, each client's first connection goes through a Retry and its reconnection
+   does not: it presents the NEW_TOKEN from its first handshake (the returning-client path).
 """
 import os
 import re
@@ -32,6 +34,16 @@ def stats(server):
     for m in STATS_RE.finditer(server.log(since_start=True)):
         out[int(m.group(1))] = tuple(int(m.group(i)) for i in range(2, 6))
     return out
+
+
+STATS_PID_RE = re.compile(r"acceptor\[(\d+)\]: slot \d+: connections accepted (\d+), stateless resets sent \d+, "
+                          r"misrouted packets dropped \d+, Retry sent (\d+)")
+
+
+def stats_by_pid(server):
+    """acceptor pid -> (accepted, retries), the latest line of each process."""
+    return {int(m.group(1)): (int(m.group(2)), int(m.group(3)))
+            for m in STATS_PID_RE.finditer(server.log(since_start=True))}
 
 
 def wait_stats(server, pred, timeout):
@@ -167,7 +179,10 @@ def part_reset(recv, d):
     # long-running clients (big inputs) spread over 4 acceptors; slot 0 dies mid-stream
     nclients, per = 8, qslib.scale(200000, 60000)  # long enough to outlive the kill, even when fast
     base = 3000000
-    s = qslib.Server(logstash=recv, extra=["--acceptors", "4", "--idle-timeout", "60"], name="reset").start()
+    # --retry always: the first connection of each client goes through a Retry; its reconnection after
+    # the kill must not (it presents the NEW_TOKEN the server gave it after the first handshake)
+    s = qslib.Server(logstash=recv, extra=["--acceptors", "4", "--idle-timeout", "60", "--retry", "always"],
+                     name="reset").start()
     steering_or_skip(s, 4)
     # compact events (fast to generate): clients must still be sending when the acceptor dies
     inputs = [qslib.write_lines(os.path.join(d, "reset%d.in" % i),
@@ -187,6 +202,7 @@ def part_reset(recv, d):
     check(running, "every client finished before the kill: make the inputs bigger")
     old = acceptor_slot_pid(s, victim)
     check(old, "no acceptor slot %d" % victim)
+    before = stats_by_pid(s)
     os.kill(old, signal.SIGKILL)
     t_kill = time.monotonic()
     log("reset: killed acceptor slot %d (pid %d) with %d clients still running" % (victim, old, len(running)))
@@ -201,6 +217,20 @@ def part_reset(recv, d):
     why = re.findall(r"quicstash-send: (.*); reconnecting", clients[reconnected[0]].stderr())
     log("reset: client %d reconnected because: %r" % (reconnected[0], why[:2]))
     check(done < tmo(30), "clients took %.1fs after the kill (idle timeout territory)" % done)
+    # acceptors log their counters at most once a second; a connection's Retry precedes its acceptance
+    deadline = time.monotonic() + tmo(5)
+    while True:
+        after = stats_by_pid(s)
+        new_conns = sum(a[0] - before.get(pid, (0, 0))[0] for pid, a in after.items() if pid != old)
+        new_retries = sum(a[1] - before.get(pid, (0, 0))[1] for pid, a in after.items() if pid != old)
+        if new_conns >= len(reconnected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    log("reset: after the kill %d connections accepted, %d Retry sent (reconnections present NEW_TOKEN tokens)"
+        % (new_conns, new_retries))
+    check(new_conns >= len(reconnected), "acceptors logged %d new connections for %d reconnected clients"
+          % (new_conns, len(reconnected)))
+    check(new_retries == 0, "returning clients were sent %d Retry (their NEW_TOKEN was not used)" % new_retries)
     st = wait_stats(s, lambda st: st.get(victim, (0, 0))[1] > 0, tmo(5))
     resets = st.get(victim, (0, 0))[1]
     check(resets > 0, "the restarted acceptor logged no stateless reset: %r" % st)
