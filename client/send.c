@@ -20,6 +20,8 @@ static const char usage[] =
 	"      --server-name NAME       name to verify in the certificate (default: the host)\n"
 	"      --streams N              concurrent QUIC streams, 1..64 (default 4)\n"
 	"      --timeout SECONDS        give up after this long without progress (default 30)\n"
+	"      --max-rate N             send at most N events per second on average (default:\n"
+	"                               as fast as the server acknowledges)\n"
 	"      --ack-log FILE           append the line number of each acknowledged event\n"
 	"                               (FILE:LINE with several input files), flushed at once\n"
 	"      --raw                    send the input bytes as they are on one stream (no\n"
@@ -29,7 +31,7 @@ static const char usage[] =
 	"  -V, --version                print the version\n\n"
 	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
 
-enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND };
+enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -38,6 +40,7 @@ static const struct option long_opts[] = {
 	{"streams", required_argument, NULL, OPT_STREAMS},
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"ack-log", required_argument, NULL, OPT_ACK_LOG},
+	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	{"raw", no_argument, NULL, OPT_RAW},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -83,6 +86,11 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 		o->test_rebind_after = strtoul(arg, &end, 10);
 		if (*arg == 0 || *end != 0)
 			return bad("--test-rebind-after '%s': expected a number of acknowledged events", arg);
+		return 0;
+	case OPT_MAX_RATE:
+		o->max_rate = strtod(arg, &end);
+		if (*arg == 0 || *end != 0 || !(o->max_rate > 0) || o->max_rate > 1e9)
+			return bad("--max-rate '%s': expected a positive number of events per second", arg);
 		return 0;
 	case OPT_TIMEOUT:
 		o->timeout_s = strtod(arg, &end);

@@ -15,6 +15,7 @@ struct send_opts {
 	char **files;
 	int nfiles;
 	size_t window;      /* event bytes held at most before reading pauses */
+	double max_rate;    /* events per second at most (0: no limit) */
 	unsigned long test_rebind_after; /* hidden test hook: rebind the local port after N acks (0: never) */
 };
 

@@ -20,7 +20,8 @@ struct sender {
 	struct event_base *base;
 	struct qs_client *c;
 	struct qs_input in;
-	struct event *pump_ev, *tick_ev;
+	struct event *pump_ev, *tick_ev, *rate_ev;
+	double rate_start; /* --max-rate: when the first event went out */
 	int ack_fd;
 	uint64_t sent, acked, rejected;
 	bool input_done, connected_once, finished;
@@ -61,12 +62,31 @@ static bool blank(const char *p, size_t n)
 	return true;
 }
 
-/* Reads lines while the window has room. */
+/* --max-rate: true when the next event is not due yet (a timer then resumes pumping). */
+static bool rate_wait(struct sender *s)
+{
+	if (s->o->max_rate <= 0)
+		return false;
+	double now = send_now();
+	if (!s->sent)
+		s->rate_start = now;
+	double due = s->rate_start + (double)s->sent / s->o->max_rate;
+	if (due <= now)
+		return false;
+	if (!evtimer_pending(s->rate_ev, NULL)) {
+		double d = due - now;
+		struct timeval tv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
+		evtimer_add(s->rate_ev, &tv);
+	}
+	return true;
+}
+
+/* Reads lines while the window has room (and --max-rate allows). */
 static void pump(struct sender *s)
 {
 	char err[512];
 	while (!s->input_done && !s->finished && qs_client_buffered_bytes(s->c) < s->o->window &&
-	       qs_client_unresolved(s->c) < MAX_EVENTS_HELD) {
+	       qs_client_unresolved(s->c) < MAX_EVENTS_HELD && !rate_wait(s)) {
 		const char *line;
 		size_t len;
 		int rv = qs_input_next(&s->in, &line, &len, err, sizeof(err));
@@ -255,6 +275,7 @@ static int setup(struct sender *s, const struct send_opts *o)
 		return -1;
 	}
 	s->pump_ev = event_new(s->base, -1, 0, pump_cb, s);
+	s->rate_ev = evtimer_new(s->base, pump_cb, s);
 	s->tick_ev = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
 	struct timeval tv = {0, 250000};
 	event_add(s->tick_ev, &tv);
@@ -282,6 +303,8 @@ int send_events(const struct send_opts *o)
 	qs_client_free(s.c);
 	if (s.pump_ev)
 		event_free(s.pump_ev);
+	if (s.rate_ev)
+		event_free(s.rate_ev);
 	if (s.tick_ev)
 		event_free(s.tick_ev);
 	if (s.ack_fd >= 0)

@@ -942,6 +942,12 @@ class Load:
         return set(range(self.start, self.start + self.n))
 
 
+def paced(n, seconds):
+    """quicstash-send arguments that spread n events over about `seconds`: a fault injected
+    mid-stream must find the client still sending however fast the pipeline has become."""
+    return ["--max-rate", str(max(100, int(n / seconds)))]
+
+
 def mid_stream(load, fraction=0.1, timeout=None):
     """Waits until `fraction` of the load is acknowledged while the client still runs."""
     want = max(1, int(load.n * fraction))
@@ -1012,7 +1018,7 @@ def fault_kill_child_case(role, n=None, extra=()):
     server = Server(recv, extra=list(extra), name="kill-" + role)
     server.start()
     n = n or scale(100000)
-    load = Load(server, n, client_timeout=int(tmo(90)))
+    load = Load(server, n, client_timeout=int(tmo(90)), extra_args=paced(n, 4))
     load.start_client()
     mid_stream(load, 0.1)
     before = server.pids(role)

@@ -193,6 +193,19 @@ def file_output(t_start):
         check(err_s is None, "-l file event: %s" % err_s)
 
 
+def max_rate(recv, server):
+    """quicstash-send --max-rate spreads the events out (the fault tests rely on it)."""
+    n, rate = 600, 300
+    t0 = time.monotonic()
+    rc, out, err = q.send(server, q.gen_events(n, start=7000000), extra_args=["--max-rate", str(rate)],
+                          timeout=q.tmo(60))
+    took = time.monotonic() - t0
+    check(rc == 0, "quicstash-send --max-rate: exit %r: %s" % (rc, err[-300:]))
+    check(took >= (n - 1) / rate * 0.95, "%d events at --max-rate %d took only %.2fs" % (n, rate, took))
+    q.verify_delivery(recv, range(7000000, 7000000 + n), q.tmo(30))
+    log("max-rate: %d events at %d/s took %.2fs" % (n, rate, took))
+
+
 def bad_options():
     d = q.mkdtemp("badopt")
     common = ["--spool-dir", os.path.join(d, "spool"), "-c", os.path.join(d, "c.der"), "--key-path",
@@ -212,7 +225,7 @@ def bad_options():
               % (" ".join(args), err))
     # quicstash-send
     bad_s = [["--timeout", "abc"], ["--timeout", "-3"], ["-s", "nowhere"], ["-s", "127.0.0.1:70000"],
-             ["--no-such-option"], ["--timeout"]]
+             ["--no-such-option"], ["--timeout"], ["--max-rate", "0"], ["--max-rate", "fast"]]
     for args in bad_s:
         p = subprocess.run([q.SEND] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=20, preexec_fn=q._pdeathsig)
@@ -252,11 +265,12 @@ def run():
     n = r[0] if r else 0
     part("fidelity", fidelity, recv, server)
     part("spoof", spoof, recv, server, t_start)
+    part("max-rate", max_rate, recv, server)
     part("clean stop after the bulk send", server.stop)
     part("ipv6", ipv6, t_start)
     part("file output", file_output, t_start)
     check(not failures, "%d part(s) failed:\n  " % len(failures) + "\n  ".join(failures))
-    return "%d events exactly once, server fields, spoofing, IPv6, file output, bad options" % n
+    return "%d events exactly once, server fields, spoofing, --max-rate, IPv6, file output, bad options" % n
 
 
 if __name__ == "__main__":

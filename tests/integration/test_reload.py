@@ -78,7 +78,9 @@ def under_load():
     server = q.Server(recv, extra=["--parsers", "2"], name="reload")
     server.start()
     per = q.scale(40000)
-    loads = [q.Load(server, per, start=i * per, client_timeout=int(q.tmo(90)), name="c%d" % i)
+    # paced: the clients must still be sending through all five reloads, the kill and the restart
+    loads = [q.Load(server, per, start=i * per, client_timeout=int(q.tmo(90)), name="c%d" % i,
+                    extra_args=q.paced(per, 15))
              for i in range(CLIENTS)]
     for l in loads:
         l.start_client()

@@ -131,7 +131,7 @@ def restart_with_kept_socket():
     start.count = 0
     start()
     n = q.scale(60000)
-    load = q.Load(server, n, client_timeout=int(q.tmo(60)))
+    load = q.Load(server, n, client_timeout=int(q.tmo(60)), extra_args=q.paced(n, 4))
     load.start_client()
     q.mid_stream(load, 0.2)
     t0 = time.monotonic()
