@@ -14,6 +14,7 @@
 #include "common/crc32c.h"
 #include "shipper/cursor.h"
 #include "shipper/reader.h"
+#include "shipper/reaper.h"
 #include "shipper/record.h"
 #include "shipper/spool.h"
 #include "shipper/spool_check.h"
@@ -310,6 +311,32 @@ static void test_cursor_slots(void)
 	rm_dir(d);
 }
 
+/* The deletion thread: a queued segment is gone once the reaper stops (it
+ * drains its queue first); a reaper that is not running refuses, so the
+ * spool deletes by itself. */
+static void test_reaper(void)
+{
+	char *d = new_dir();
+	int dfd = open(d, O_RDONLY | O_DIRECTORY);
+	struct qs_reaper r;
+	memset(&r, 0, sizeof(r));
+	CHECK(!qs_reaper_add(&r, 1));
+	CHECK(qs_reaper_start(&r, dfd, d) == 0);
+	for (uint64_t id = 1; id <= 3; id++) {
+		int fd = open(seg_path(d, id), O_WRONLY | O_CREAT, 0600);
+		CHECK(fd >= 0 && ftruncate(fd, 5 * 1024 * 1024 + 7) == 0); /* several shrink steps */
+		close(fd);
+		CHECK(qs_reaper_add(&r, id));
+	}
+	CHECK(qs_reaper_add(&r, 99)); /* missing already: not an error */
+	qs_reaper_stop(&r);
+	for (uint64_t id = 1; id <= 3; id++)
+		CHECK(access(seg_path(d, id), F_OK) != 0);
+	CHECK(!qs_reaper_add(&r, 4));
+	close(dfd);
+	rm_dir(d);
+}
+
 /* Three segments 1..3 with 4 records each (seg_max is tiny). */
 static void make_three(const char *d)
 {
@@ -484,6 +511,7 @@ int main(void)
 	test_append_replay();
 	test_pending_write();
 	test_cursor_slots();
+	test_reaper();
 	test_torn_tail();
 	test_mid_segment_damage();
 	test_retirement();
