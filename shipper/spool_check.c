@@ -220,8 +220,9 @@ static void finish_repair(struct check *c, bool cursor_bad)
 
 static void print_summary(const struct check *c)
 {
-	printf("total: %zu segment(s), %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " pending\n", c->n,
-	       c->records, c->bytes, c->pending);
+	/* Counted while checking, so with --repair they describe the spool as found. */
+	printf("total%s: %zu segment(s), %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " pending\n",
+	       c->repair ? " as found (before the repairs above)" : "", c->n, c->records, c->bytes, c->pending);
 	if (c->oldest_ns) {
 		time_t t = (time_t)(c->oldest_ns / 1000000000u);
 		struct tm tm;
