@@ -945,7 +945,7 @@ class Load:
 def paced(n, seconds):
     """quicstash-send arguments that spread n events over about `seconds`: a fault injected
     mid-stream must find the client still sending however fast the pipeline has become."""
-    return ["--max-rate", str(max(100, int(n / seconds)))]
+    return ["--max-rate", str(max(1, int(n / seconds)))]
 
 
 def mid_stream(load, fraction=0.1, timeout=None):

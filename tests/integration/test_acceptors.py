@@ -1,8 +1,9 @@
 """Many acceptors on one UDP port (issue 5): connection-ID steering, NAT rebinding,
 Retry / anti-amplification, stateless reset after an acceptor restart.
 
-1. spread: 60 concurrent quicstash-send processes against --acceptors 4 all exit 0, every
-   event arrives, and every acceptor accepted some of the connections (its stats log line).
+1. spread: 60 concurrent quicstash-send processes (each paced to ~4 s, all started within 3 s, so
+   all 60 connections are open together) against --acceptors 4 all exit 0, every event arrives, and
+   every acceptor accepted some of the connections (its stats log line).
 2. rebind: clients that move to a new local UDP port mid-stream (hidden --test-rebind-after
    hook) keep their one connection (no reconnect) and all their events arrive.
 3. retry: with --retry always an Initial from an unvalidated address (tests/tools
@@ -82,7 +83,10 @@ def part_spread(recv, d):
     s = qslib.Server(logstash=recv, extra=["--acceptors", "4"], name="spread").start()
     steering_or_skip(s, 4)
     t0 = time.monotonic()
-    clients = start_clients(s, d, nclients, per, extra=["--streams", "2"], prefix="spread")
+    # paced to ~4 s each: all 60 connections are open at the same time, however fast the server is
+    clients = start_clients(s, d, nclients, per, extra=["--streams", "2"] + qslib.paced(per, 4), prefix="spread")
+    launched = time.monotonic() - t0
+    check(launched < 3, "starting %d clients took %.1fs: they would not all overlap" % (nclients, launched))
     rcs = wait_clients(clients, tmo(90))
     bad = [(i, rc, c.stderr()[-300:]) for i, (c, rc) in enumerate(zip(clients, rcs)) if rc != 0]
     check(not bad, "%d of %d clients did not exit 0: first %r" % (len(bad), nclients, bad[:3]))
@@ -108,7 +112,8 @@ def part_rebind(s, recv, d):
         inp = qslib.write_lines(os.path.join(d, "rebind%d.in" % i),
                                 qslib.gen_events(per, start=base + i * per))
         clients.append(qslib.AsyncSend(s, inp, os.path.join(d, "rebind%d.ack" % i),
-                                       extra_args=["--test-rebind-after", str(per // 20), "--streams", "1"],
+                                       extra_args=["--test-rebind-after", str(per // 20), "--streams", "1"]
+                                       + qslib.paced(per, 3),  # still sending long after the rebind
                                        client_timeout=60))
     rcs = wait_clients(clients, tmo(90))
     acked = []
@@ -177,7 +182,7 @@ def acceptor_slot_pid(server, slot):
 
 def part_reset(recv, d):
     # long-running clients (big inputs) spread over 4 acceptors; slot 0 dies mid-stream
-    nclients, per = 8, qslib.scale(200000, 60000)  # long enough to outlive the kill, even when fast
+    nclients, per = 8, qslib.scale(60000, 20000)  # paced below: ~6 s each, so they outlive the kill
     base = 3000000
     # --retry always: the first connection of each client goes through a Retry; its reconnection after
     # the kill must not (it presents the NEW_TOKEN the server gave it after the first handshake)
@@ -192,7 +197,7 @@ def part_reset(recv, d):
     clients = []
     for i, inp in enumerate(inputs):
         clients.append(qslib.AsyncSend(s, inp, os.path.join(d, "reset%d.ack" % i),
-                                       extra_args=["--streams", "1"], client_timeout=90))
+                                       extra_args=["--streams", "1"] + qslib.paced(per, 6), client_timeout=90))
     st = wait_stats(s, lambda st: sum(v[0] for v in st.values()) >= nclients, tmo(10))
     check(st, "no acceptor logged a connection: %r" % st)
     log("reset: connections per slot %r" % {k: v[0] for k, v in sorted(st.items())})
