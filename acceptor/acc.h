@@ -24,7 +24,6 @@ struct event_base;
 struct qs_config;
 struct qs_zwatch;
 
-#define ACC_CID_LEN 18 /* QS_STEER_CID_LEN */
 #define ACC_SECRET_LEN 32
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)

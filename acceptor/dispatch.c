@@ -10,7 +10,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "supervisor/steer.h"
+#include "common/steer_cid.h"
 
 #define ACC_REFUSE_LOG_NS (10ull * 1000000000)
 
@@ -37,15 +37,22 @@ static unsigned conn_limit(const struct acc *a)
 	return (a->cfg->max_connections + n - 1) / n;
 }
 
+/* Answers a new connection's Initial with CONNECTION_CLOSE carrying code. */
+static void send_close(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd,
+		       uint64_t code)
+{
+	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+	ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid,
+							      code, NULL, 0);
+	if (n > 0)
+		acc_udp_send(a, from, fromlen, buf, (size_t)n);
+}
+
 /* A refused connection gets CONNECTION_REFUSED in an Initial, never silence:
  * the client then knows to back off or try another server. */
 static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
 {
-	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
-	ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid,
-							      NGTCP2_CONNECTION_REFUSED, NULL, 0);
-	if (n > 0)
-		acc_udp_send(a, from, fromlen, buf, (size_t)n);
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED);
 	a->refused++;
 	uint64_t now = acc_mono_ns();
 	if (now - a->refuse_log_mono >= ACC_REFUSE_LOG_NS || !a->refuse_log_mono) {
@@ -181,11 +188,7 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
 			       const ngtcp2_pkt_hd *hd)
 {
-	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
-	ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid,
-							      NGTCP2_INVALID_TOKEN, NULL, 0);
-	if (n > 0)
-		acc_udp_send(a, from, fromlen, buf, (size_t)n);
+	send_close(a, from, fromlen, hd, NGTCP2_INVALID_TOKEN);
 	a->n_bad_tokens++;
 }
 
@@ -270,7 +273,7 @@ void acc_dispatch_stats(struct acc *a)
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len)
 {
 	ngtcp2_version_cid vc;
-	int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, ACC_CID_LEN);
+	int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QS_STEER_CID_LEN);
 	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
 		send_version_negotiation(a, from, fromlen, &vc, len);
 		return;

@@ -10,7 +10,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "supervisor/steer.h"
+#include "common/steer_cid.h"
 
 #define ACC_MAX_PKTS_PER_WRITE 64
 
@@ -27,16 +27,16 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 	gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
 }
 
-/* Server CIDs follow the steering contract of supervisor/steer.h: 18 bytes,
+/* Server CIDs follow the steering contract of common/steer_cid.h: 18 bytes,
  * byte 0 is the steering key (our slot), byte 1 its check byte, the rest
  * random. Used for the first SCID, every NEW_CONNECTION_ID and Retry SCIDs.
  * token (may be NULL) gets the CID's stateless-reset token, made from the
  * secret shared by all acceptors, so a restarted acceptor can reset it. */
 int acc_make_cid(struct acc *a, ngtcp2_cid *cid, uint8_t *token)
 {
-	cid->datalen = ACC_CID_LEN;
+	cid->datalen = QS_STEER_CID_LEN;
 	qs_steer_cid_prefix(cid->data, a->cfg->steer_key);
-	if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data + 2, ACC_CID_LEN - 2))
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, cid->data + 2, QS_STEER_CID_LEN - 2))
 		return -1;
 	if (!token)
 		return 0;

@@ -29,19 +29,7 @@
  * the group (old generations included). Keep a socket at every key of the
  * current generation (the supervisor keeps them for the service's life).
  *
- * ---- The CID contract (what an acceptor must put in every CID it issues) ----
- *
- *   length   exactly QS_STEER_CID_LEN (18) bytes
- *   byte 0   the steering key of the acceptor's socket (0..255)
- *   byte 1   byte 0 ^ QS_STEER_CID_CHECK (0x5a)
- *   bytes 2.. anything (random, or encrypted/authenticated by the acceptor)
- *
- * That applies to the SCID of the first server packet, to every
- * NEW_CONNECTION_ID and to the SCID of Retry packets. Use
- * qs_steer_cid_prefix(). The check byte makes a client's random initial DCID
- * look like one of ours only once in 256 (and only if it is 18 bytes long);
- * such a packet then goes to the socket at that key if one exists, which is
- * still an acceptor of this service.
+ * The CID contract every acceptor follows is in common/steer_cid.h.
  *
  * Where the program reads (offsets from the start of the UDP header, which is
  * where the kernel's SK_REUSEPORT context data begins for UDP):
@@ -57,8 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QS_STEER_CID_LEN 18
-#define QS_STEER_CID_CHECK 0x5a
+#include "common/steer_cid.h"
+
 #define QS_STEER_MAX_KEYS 256 /* keys are one CID byte */
 
 /* Result of qs_udp_open() (supervisor/sockets.c) when n > 1 and steering
@@ -66,22 +54,6 @@
  * and set to -1, fds[0] is open and usable. Run exactly one acceptor, on
  * fds[0] (slot 0, steering key 0). */
 #define QS_STEER_UNAVAILABLE 1
-
-/* Writes the 2-byte steering prefix of a server CID for `key` (0..255). */
-static inline void qs_steer_cid_prefix(uint8_t cid[2], unsigned key)
-{
-	cid[0] = (uint8_t)key;
-	cid[1] = (uint8_t)(key ^ QS_STEER_CID_CHECK);
-}
-
-/* The steering key a CID carries, or -1 if it is not one of ours
- * (same test as the BPF program). */
-static inline int qs_steer_cid_key(const uint8_t *cid, size_t len)
-{
-	if (len != QS_STEER_CID_LEN || (uint8_t)(cid[0] ^ QS_STEER_CID_CHECK) != cid[1])
-		return -1;
-	return cid[0];
-}
 
 /* One reuseport group's steering state. All fds are owned by the handle
  * (closing the last of them, and every socket of the group, removes the
