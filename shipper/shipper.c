@@ -9,15 +9,12 @@
 #include "shipper/sandbox_policy.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/config.h"
@@ -58,7 +55,6 @@ struct shipper {
 	struct qs_stage st;
 	struct qs_syncer sync;
 	struct qs_reaper reaper;
-	size_t inflight;  /* staged records written and being fdatasynced (the stage's first ones) */
 	struct event *flow_ev, *commit_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
 	uint64_t stop_deadline;
@@ -192,15 +188,14 @@ static void commit(struct shipper *sh)
 	}
 	if (qs_spool_write(&sh->spool, sh->st.buf, len) != 0)
 		return refuse_failed(sh, "write", errno);
-	sh->inflight = k;
 	qs_syncer_start(&sh->sync, sh->spool.wfd);
 }
 
 static void on_synced(void *arg, int rc, int err, uint64_t ns)
 {
 	struct shipper *sh = arg;
-	size_t k = sh->inflight;
-	sh->inflight = 0;
+	/* The group in flight: the first staged records, exactly the pending bytes. */
+	size_t k = qs_stage_fit(&sh->st, sh->spool.pending);
 	if (ns > 1000000000ull)
 		qs_warn("spool fdatasync took %" PRIu64 " ms", ns / 1000000);
 	qs_spool_sync_done(&sh->spool, rc == 0);
