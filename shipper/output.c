@@ -9,11 +9,11 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
+#include "parser/child.h"
 #include "shipper/spool.h"
 
 #define BACKOFF_MIN_MS 100
@@ -21,13 +21,6 @@
 #define WRITE_BUDGET (8u * 1024 * 1024) /* bytes per loop pass, so the loop stays responsive */
 #define MAX_IOV 512
 #define SETTLE_TICK_MS 100
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Records up to pos are fully written (n more bytes went out): a file has
  * taken them; a TCP peer has not yet (settle.h). */
@@ -47,7 +40,7 @@ static void settle(struct qs_output *o)
 		return;
 	uint64_t acked = o->settle.written - (uint64_t)(unacked > 0 ? unacked : 0);
 	struct qs_pos pos;
-	if (qs_settle_poll(&o->settle, acked, mono_ms(), &pos))
+	if (qs_settle_poll(&o->settle, acked, qs_now_ns() / 1000000, &pos))
 		qs_spool_advance(o->spool, pos);
 }
 
