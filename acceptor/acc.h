@@ -23,6 +23,7 @@ struct event;
 struct event_base;
 struct qs_config;
 struct qs_zwatch;
+struct qs_chan_in;
 
 #define ACC_SECRET_LEN 32
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
@@ -140,8 +141,9 @@ struct acc {
 
 	struct event *udp_ev, *flush_ev, *ctl_ev, *sig_ev[2], *tick_ev;
 
-	void *zctx, *push, *pull;
-	struct qs_zwatch *push_w, *pull_w;
+	void *zctx, *push;
+	struct qs_zwatch *push_w;
+	struct qs_chan_in *answers;
 
 	struct acc_frame *pool;
 	uint32_t pool_cap, pool_used;

@@ -12,6 +12,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "ipc/chan.h"
 #include "ipc/zsock.h"
 
 static int pool_grow(struct acc *a)
@@ -375,14 +376,11 @@ static void on_message(void *arg, const void *msg, size_t len)
 	}
 }
 
-#define ANSWERS_BUDGET 256 /* messages per wake-up, so the loop stays responsive */
-
-static bool pull_ready(void *sock, void *arg)
+static void on_channel_message(void *arg, const void *msg, size_t len)
 {
 	struct acc *a = arg;
-	int n = qs_zrecv_each(sock, ANSWERS_BUDGET, NULL, on_message, a);
-	acc_schedule_flush(a);
-	return n == ANSWERS_BUDGET;
+	on_message(a, msg, len);
+	acc_schedule_flush(a); /* answers resolved: write them out this pass */
 }
 
 int acc_ipc_init(struct acc *a)
@@ -393,28 +391,26 @@ int acc_ipc_init(struct acc *a)
 	if (!a->zctx)
 		return -1;
 	a->push = qs_zsock_new(a->zctx, ZMQ_PUSH, 64, max_msg);
-	a->pull = qs_zsock_new(a->zctx, ZMQ_PULL, 64, max_msg);
-	if (!a->push || !a->pull)
+	if (!a->push)
 		return -1;
 	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, acc_channel(a)) ||
 	    qs_zsock_bind(a->push, ep))
 		return -1;
-	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, acc_channel(a)) ||
-	    qs_zsock_bind(a->pull, ep))
+	/* Answers come over a channel (ipc/chan.h): no ZeroMQ thread between
+	 * the shipper's acknowledgements and our loop. */
+	if (qs_chan_path(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, acc_channel(a)) ||
+	    !(a->answers = qs_chan_listen(a->base, ep, (size_t)max_msg, on_channel_message, a)))
 		return -1;
 	a->push_w = qs_zwatch_new(a->base, a->push, push_ready, a);
-	a->pull_w = qs_zwatch_new(a->base, a->pull, pull_ready, a);
-	return (a->push_w && a->pull_w) ? 0 : -1;
+	return a->push_w ? 0 : -1;
 }
 
 void acc_ipc_free(struct acc *a)
 {
 	qs_zwatch_free(a->push_w);
-	qs_zwatch_free(a->pull_w);
+	qs_chan_in_free(a->answers);
 	if (a->push)
 		zmq_close(a->push);
-	if (a->pull)
-		zmq_close(a->pull);
 	if (a->zctx)
 		zmq_ctx_term(a->zctx);
 	qs_batch_free(&a->batch);

@@ -9,7 +9,7 @@
 
 enum {
 	OPT_KEY = 1000, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
-	OPT_SPOOL_MAX, OPT_FLUSH, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
+	OPT_SPOOL_MAX, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
 	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
 
@@ -28,7 +28,6 @@ static const struct option long_opts[] = {
 	{"max-message-size", required_argument, NULL, OPT_MAXMSG},
 	{"durability", required_argument, NULL, OPT_DURABILITY},
 	{"spool-max-bytes", required_argument, NULL, OPT_SPOOL_MAX},
-	{"flush-interval", required_argument, NULL, OPT_FLUSH},
 	{"runtime-dir", required_argument, NULL, OPT_RUNTIME},
 	{"user", required_argument, NULL, OPT_USER},
 	{"retry", required_argument, NULL, OPT_RETRY},
@@ -62,7 +61,6 @@ static void usage(void)
 	       "      --acceptors N           QUIC acceptor processes (1)\n"
 	       "      --parsers N             parser worker processes (2)\n"
 	       "      --max-message-size N    largest accepted frame, suffixes K M (1M)\n"
-	       "      --flush-interval MS     longest wait before a partial batch is written (5)\n"
 	       "      --idle-timeout S        QUIC idle timeout in seconds (60)\n"
 	       "      --retry MODE            QUIC Retry: auto, always, never (auto)\n"
 	       "      --runtime-dir DIR       private directory for IPC sockets (a fresh one)\n"
@@ -117,7 +115,6 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->max_message_size = 1024 * 1024;
 	cfg->durability = QS_DURABILITY_FSYNC;
 	cfg->spool_max_bytes = 1024ull * 1024 * 1024;
-	cfg->flush_interval_ms = 5;
 	snprintf(cfg->user, sizeof(cfg->user), "nobody");
 	cfg->retry = QS_RETRY_AUTO;
 	cfg->idle_timeout_s = 60;
@@ -184,11 +181,6 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		if (parse_u64(arg, UINT64_MAX, &v, true) || v < 1024 * 1024)
 			return bad("spool-max-bytes", arg, "expected a size of at least 1M");
 		cfg->spool_max_bytes = v;
-		return 0;
-	case OPT_FLUSH:
-		if (parse_u64(arg, 10000, &v, false))
-			return bad("flush-interval", arg, "expected 0..10000 milliseconds");
-		cfg->flush_interval_ms = (unsigned)v;
 		return 0;
 	case OPT_IDLE:
 		if (parse_u64(arg, 3600, &v, false) || v == 0)

@@ -37,7 +37,6 @@ struct qs_config {
 	uint32_t max_message_size;
 	enum qs_durability durability;
 	uint64_t spool_max_bytes;
-	unsigned flush_interval_ms; /* shipper: longest wait before a partial batch goes out */
 	char runtime_dir[4096];     /* ipc:// sockets live here; empty: the supervisor makes one */
 	char user[64];              /* unprivileged user for children */
 	enum qs_retry retry;

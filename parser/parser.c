@@ -1,9 +1,10 @@
 /* The parser process: FRAMES from every acceptor in, enriched EVENTS out to
  * the shipper, rejections straight back to the owning acceptor.
  *
- * Backpressure: when the shipper does not take EVENTS (ZeroMQ high-water
- * mark), the batch is kept and the frames socket is no longer read, so
- * frames queue in ZeroMQ and then in the acceptors. Rejections never stop
+ * Frames arrive over ZeroMQ; events and answers leave over channels
+ * (ipc/chan.h). Backpressure: when the shipper does not take EVENTS (its
+ * channel is at its limit), the batch is kept and the frames socket is no
+ * longer read, so frames queue in ZeroMQ and then in the acceptors. Rejections never stop
  * us: an acceptor that cannot take them for 2 s is treated as gone (it
  * re-sends unresolved frames when it comes back). */
 #include "parser/parser.h"
@@ -17,15 +18,18 @@
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
+#include "ipc/chan.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
 #include "parser/arena.h"
-#include "parser/child.h"
+#include "ipc/child.h"
 #include "parser/enrich.h"
-#include "parser/sendq.h"
+#include "ipc/sendq.h"
 
 #define RECV_BUDGET 64          /* FRAMES messages per wake-up */
-#define HWM 64                  /* messages */
+#define HWM 64                  /* FRAMES messages */
+#define EVENTS_LIMIT (4u << 20) /* bytes waiting for the shipper before we hold back */
+#define ANSWERS_LIMIT (1u << 20)
 #define RETRY_MS 20             /* pending sends are retried at least this often */
 #define ANSWER_MAX_AGE_NS 2000000000ull
 #define STOP_FLUSH_MS 1000      /* clean stop: how long to try handing over events */
@@ -33,17 +37,18 @@
 struct parser {
 	const struct qs_config *cfg;
 	struct qs_child child;
-	void *pull, *events;
-	void *ans_sock[QS_ACCEPTOR_CHANNELS_MAX];
+	void *zctx, *pull;
+	struct qs_chan_out *events_out;
+	struct qs_chan_out *ans_out[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_sendq events_q;
 	struct qs_sendq ans_q[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_batch ev_batch;
 	struct qs_batch ans_batch[QS_ACCEPTOR_CHANNELS_MAX];
-	struct qs_zwatch *pull_w, *events_w;
+	struct qs_zwatch *pull_w;
 	struct event *flow_ev, *retry_ev, *stop_ev;
 	struct qs_enrich_buf line;
 	size_t max_event;   /* largest enriched line we send */
-	size_t max_batch;   /* hard limit of one EVENTS message (the shipper's MAXMSGSIZE) */
+	size_t max_batch;   /* hard limit of one EVENTS message (what the shipper accepts) */
 	bool stopping;
 	int exit_code;
 };
@@ -162,13 +167,18 @@ static bool on_frames(void *sock, void *arg)
 	return n == RECV_BUDGET;
 }
 
-static bool on_events_writable(void *sock, void *arg)
+static void on_events_writable(void *arg)
 {
-	(void)sock;
 	struct parser *p = arg;
 	if (qs_sendq_pending(&p->events_q) && !qs_sendq_flush(&p->events_q))
 		flow_update(p);
-	return false;
+}
+
+static void on_answers_writable(void *arg)
+{
+	struct parser *p = arg;
+	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
+		qs_sendq_flush(&p->ans_q[i]);
 }
 
 static bool can_read(struct parser *p)
@@ -197,8 +207,8 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(p->child.base, NULL);
 }
 
-/* Retries everything that is held: the edge-triggered ZMQ_FD may not tell us
- * when a peer becomes writable again, a timer always will. */
+/* Retries everything that is held, and gives up on answers that an
+ * acceptor has not taken for a while. */
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -241,33 +251,31 @@ static int connect_all(struct parser *p, const char *dir)
 {
 	const struct qs_config *cfg = p->cfg;
 	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
+	struct event_base *base = p->child.base;
 	char ep[256];
-	p->pull = qs_zsock_new(p->child.zctx, ZMQ_PULL, HWM, maxmsg);
-	p->events = qs_zsock_new(p->child.zctx, ZMQ_PUSH, HWM, maxmsg);
-	if (!p->pull || !p->events)
+	p->zctx = zmq_ctx_new();
+	p->pull = p->zctx ? qs_zsock_new(p->zctx, ZMQ_PULL, HWM, maxmsg) : NULL;
+	if (!p->pull)
 		return -1;
 	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
 		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, i) ||
 		    qs_zsock_connect(p->pull, ep))
 			return -1;
-		p->ans_sock[i] = qs_zsock_new(p->child.zctx, ZMQ_PUSH, HWM, maxmsg);
-		if (!p->ans_sock[i] ||
-		    qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
-		    qs_zsock_connect(p->ans_sock[i], ep))
+		if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
+		    !(p->ans_out[i] = qs_chan_connect(base, ep, ANSWERS_LIMIT, on_answers_writable, p)))
 			return -1;
-		qs_sendq_init(&p->ans_q[i], p->ans_sock[i]);
+		qs_sendq_init(&p->ans_q[i], p->ans_out[i]);
 	}
-	if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
-	    qs_zsock_connect(p->events, ep))
+	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
+	    !(p->events_out = qs_chan_connect(base, ep, EVENTS_LIMIT, on_events_writable, p)))
 		return -1;
-	qs_sendq_init(&p->events_q, p->events);
+	qs_sendq_init(&p->events_q, p->events_out);
 	return 0;
 }
 
 static void cleanup(struct parser *p)
 {
 	qs_zwatch_free(p->pull_w);
-	qs_zwatch_free(p->events_w);
 	if (p->flow_ev) event_free(p->flow_ev);
 	if (p->retry_ev) event_free(p->retry_ev);
 	if (p->stop_ev) event_free(p->stop_ev);
@@ -276,11 +284,13 @@ static void cleanup(struct parser *p)
 	for (unsigned i = 0; i < QS_ACCEPTOR_CHANNELS_MAX; i++) {
 		qs_sendq_free(&p->ans_q[i]);
 		qs_batch_free(&p->ans_batch[i]);
-		if (p->ans_sock[i])
-			zmq_close(p->ans_sock[i]);
+		qs_chan_out_free(p->ans_out[i]);
 	}
-	if (p->pull) zmq_close(p->pull);
-	if (p->events) zmq_close(p->events);
+	qs_chan_out_free(p->events_out);
+	if (p->pull)
+		zmq_close(p->pull);
+	if (p->zctx)
+		zmq_ctx_term(p->zctx);
 	qs_enrich_buf_free(&p->line);
 	qs_json_arena_free();
 	qs_child_free(&p->child);
@@ -305,7 +315,6 @@ int parser_main(const struct qs_config *cfg)
 	p.flow_ev = event_new(p.child.base, -1, 0, on_flow, &p);
 	p.retry_ev = evtimer_new(p.child.base, on_retry, &p);
 	p.stop_ev = evtimer_new(p.child.base, on_stop_deadline, &p);
-	p.events_w = qs_zwatch_new(p.child.base, p.events, on_events_writable, &p);
 	p.pull_w = qs_zwatch_new(p.child.base, p.pull, on_frames, &p);
 	qs_child_ready(&p.child, cfg);
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);

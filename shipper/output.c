@@ -13,7 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
-#include "parser/child.h"
+#include "ipc/child.h"
 #include "shipper/spool.h"
 
 #define BACKOFF_MIN_MS 100

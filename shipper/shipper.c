@@ -2,9 +2,11 @@
  * spool and only then acknowledged to the acceptors; the output ships the
  * spool to Logstash (or a file) independently, behind a persisted cursor.
  *
- * When the spool is full or the disk refuses writes, the shipper stops
- * acknowledging and stops reading its PULL socket: ZeroMQ high-water marks
- * push back to the parsers and acceptors, and QUIC flow control to clients. */
+ * EVENTS arrive and answers leave over channels (ipc/chan.h): the shipper
+ * runs no ZeroMQ. When the spool is full or the disk refuses writes, it
+ * stops acknowledging and stops reading its channel: the parsers hold back,
+ * ZeroMQ high-water marks push back to the acceptors, and QUIC flow control
+ * to clients. */
 #include "shipper/shipper.h"
 #include "shipper/sandbox_policy.h"
 
@@ -15,25 +17,23 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
+#include "ipc/chan.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
-#include "parser/child.h"
-#include "parser/sendq.h"
+#include "ipc/child.h"
+#include "ipc/sendq.h"
 #include "shipper/output.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
 
-#define HWM 64
-#define RECV_BUDGET 1024                 /* EVENTS messages per round */
 #define STAGE_MAX (16u * 1024 * 1024)    /* stop reading while this much waits for a commit */
-#define COMMIT_NOW_BYTES (1024u * 1024)  /* commit without waiting for flush_interval */
+#define ANSWERS_LIMIT (1u << 20)         /* bytes waiting for an acceptor before answers queue here */
 #define REFUSE_RETRY_MS 500
 #define STATUS_MS 1000
 #define CURSOR_MS 200
@@ -45,17 +45,16 @@
 struct shipper {
 	const struct qs_config *cfg;
 	struct qs_child child;
-	void *pull;
-	void *ans_sock[QS_ACCEPTOR_CHANNELS_MAX];
+	struct qs_chan_in *events_in;
+	struct qs_chan_out *ans_out[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_sendq ans_q[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_batch ans_batch[QS_ACCEPTOR_CHANNELS_MAX];
-	struct qs_zwatch *pull_w;
 	struct qs_spool spool;
 	struct qs_output out;
 	struct qs_stage st;
 	struct qs_syncer sync;
 	struct qs_reaper reaper;
-	struct event *flow_ev, *commit_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
+	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
 	uint64_t stop_deadline;
 };
@@ -78,7 +77,7 @@ static void send_status(struct shipper *sh)
 	/* A status that cannot go now is simply skipped: the next one follows in a second. */
 	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
 		if (!qs_sendq_pending(&sh->ans_q[i]))
-			qs_zsend(sh->ans_sock[i], b.buf, b.len);
+			qs_chan_send(sh->ans_out[i], b.buf, b.len);
 	qs_batch_free(&b);
 }
 
@@ -172,8 +171,6 @@ static void committed(struct shipper *sh, size_t k)
  * next one builds up meanwhile. */
 static void commit(struct shipper *sh)
 {
-	if (evtimer_pending(sh->commit_ev, NULL))
-		evtimer_del(sh->commit_ev);
 	if (!sh->st.n || sh->sync.busy)
 		return;
 	size_t k = qs_stage_fit(&sh->st, qs_spool_room(&sh->spool));
@@ -206,6 +203,11 @@ static void on_synced(void *arg, int rc, int err, uint64_t ns)
 	flow_update(sh);
 }
 
+static bool can_read(const struct shipper *sh)
+{
+	return !sh->stopping && !sh->refusing && sh->st.len < STAGE_MAX;
+}
+
 static void stage_message(void *arg, const void *msg, size_t len)
 {
 	struct shipper *sh = arg;
@@ -229,35 +231,22 @@ static void stage_message(void *arg, const void *msg, size_t len)
 	}
 	if (rc < 0)
 		qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);
-}
-
-static bool can_read(const struct shipper *sh)
-{
-	return !sh->stopping && !sh->refusing && sh->st.len < STAGE_MAX;
-}
-
-static bool may_read(void *arg)
-{
-	return can_read(arg);
-}
-
-static bool on_events(void *sock, void *arg)
-{
-	struct shipper *sh = arg;
-	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, stage_message, sh);
-	/* Group commit without a timer: as soon as the socket has nothing more for
-	 * us, whatever is staged is written and handed to the sync thread (unless
-	 * a group is still being synced: then it becomes the next group). Only
-	 * while a backlog keeps every round at its budget do we keep reading, up
-	 * to 1 MiB or --flush-interval ms after the first staged event. */
-	bool drained = n < RECV_BUDGET;
-	if (drained || sh->cfg->flush_interval_ms == 0 || sh->st.len >= COMMIT_NOW_BYTES)
-		commit(sh);
-	else if (sh->st.n && !evtimer_pending(sh->commit_ev, NULL))
-		timer_ms(sh->commit_ev, sh->cfg->flush_interval_ms);
+	event_active(sh->drain_ev, 0, 0);
 	if (!can_read(sh))
-		flow_update(sh);
-	return n == RECV_BUDGET && can_read(sh);
+		qs_chan_in_pause(sh->events_in, true);
+}
+
+/* Group commit without a timer: once the channels have delivered what this
+ * loop pass read, whatever is staged is written and handed to the sync
+ * thread (unless a group is still being synced: then it becomes the next
+ * group, committed the moment that sync reports). */
+static void on_drained(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct shipper *sh = arg;
+	commit(sh);
+	flow_update(sh);
 }
 
 static void on_flow(evutil_socket_t fd, short what, void *arg)
@@ -265,21 +254,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct shipper *sh = arg;
-	if (can_read(sh) && !sh->pull_w) {
-		sh->pull_w = qs_zwatch_new(sh->child.base, sh->pull, on_events, sh);
-	} else if (!can_read(sh) && sh->pull_w) {
-		qs_zwatch_free(sh->pull_w);
-		sh->pull_w = NULL;
-	}
-}
-
-static void on_commit_timer(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct shipper *sh = arg;
-	commit(sh);
-	flow_update(sh);
+	qs_chan_in_pause(sh->events_in, !can_read(sh));
 }
 
 static void persist(struct shipper *sh)
@@ -315,6 +290,13 @@ static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	persist(arg);
+}
+
+static void on_answers_writable(void *arg)
+{
+	struct shipper *sh = arg;
+	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
+		qs_sendq_flush(&sh->ans_q[i]);
 }
 
 static void on_answer_retry(evutil_socket_t fd, short what, void *arg)
@@ -375,19 +357,17 @@ static void on_stop(void *arg, bool urgent)
 static int open_sockets(struct shipper *sh, const char *dir)
 {
 	const struct qs_config *cfg = sh->cfg;
-	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
+	size_t maxmsg = (size_t)cfg->max_message_size + 1024 * 1024;
+	struct event_base *base = sh->child.base;
 	char ep[256];
-	sh->pull = qs_zsock_new(sh->child.zctx, ZMQ_PULL, HWM, maxmsg);
-	if (!sh->pull || qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
-	    qs_zsock_bind(sh->pull, ep))
+	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
+	    !(sh->events_in = qs_chan_listen(base, ep, maxmsg, stage_message, sh)))
 		return -1;
 	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
-		sh->ans_sock[i] = qs_zsock_new(sh->child.zctx, ZMQ_PUSH, HWM, maxmsg);
-		if (!sh->ans_sock[i] ||
-		    qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
-		    qs_zsock_connect(sh->ans_sock[i], ep))
+		if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
+		    !(sh->ans_out[i] = qs_chan_connect(base, ep, ANSWERS_LIMIT, on_answers_writable, sh)))
 			return -1;
-		qs_sendq_init(&sh->ans_q[i], sh->ans_sock[i]);
+		qs_sendq_init(&sh->ans_q[i], sh->ans_out[i]);
 	}
 	return 0;
 }
@@ -416,7 +396,7 @@ static void make_events(struct shipper *sh)
 {
 	struct event_base *b = sh->child.base;
 	sh->flow_ev = event_new(b, -1, 0, on_flow, sh);
-	sh->commit_ev = evtimer_new(b, on_commit_timer, sh);
+	sh->drain_ev = event_new(b, -1, 0, on_drained, sh);
 	sh->refuse_ev = evtimer_new(b, on_refuse_retry, sh);
 	sh->status_ev = event_new(b, -1, EV_PERSIST, on_status, sh);
 	sh->cursor_ev = event_new(b, -1, EV_PERSIST, on_cursor_timer, sh);
@@ -428,10 +408,9 @@ static void make_events(struct shipper *sh)
 
 static void cleanup(struct shipper *sh)
 {
-	struct event *evs[] = {sh->flow_ev, sh->commit_ev, sh->refuse_ev, sh->status_ev,
+	struct event *evs[] = {sh->flow_ev, sh->drain_ev, sh->refuse_ev, sh->status_ev,
 			       sh->cursor_ev, sh->ans_ev, sh->stop_ev};
 	qs_syncer_free(&sh->sync);
-	qs_zwatch_free(sh->pull_w);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -439,11 +418,9 @@ static void cleanup(struct shipper *sh)
 	for (unsigned i = 0; i < QS_ACCEPTOR_CHANNELS_MAX; i++) {
 		qs_sendq_free(&sh->ans_q[i]);
 		qs_batch_free(&sh->ans_batch[i]);
-		if (sh->ans_sock[i])
-			zmq_close(sh->ans_sock[i]);
+		qs_chan_out_free(sh->ans_out[i]);
 	}
-	if (sh->pull)
-		zmq_close(sh->pull);
+	qs_chan_in_free(sh->events_in);
 	qs_reaper_stop(&sh->reaper);
 	if (sh->spool_open)
 		qs_spool_close(&sh->spool);
@@ -482,7 +459,6 @@ int shipper_main(const struct qs_config *cfg)
 		cleanup(&sh);
 		return 1;
 	}
-	sh.pull_w = qs_zwatch_new(sh.child.base, sh.pull, on_events, &sh);
 	qs_child_ready(&sh.child, cfg);
 	send_status(&sh);
 	event_base_dispatch(sh.child.base);

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "parser/child.h"
+#include "ipc/child.h"
 
 static void *sync_thread(void *p)
 {

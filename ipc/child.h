@@ -1,8 +1,8 @@
-/* What every parser/shipper process does around its own work: a fresh ZeroMQ
- * context and libevent base after exec, PR_SET_PDEATHSIG, the control socket
+/* What every parser/shipper process does around its own work: a fresh
+ * libevent base after exec, PR_SET_PDEATHSIG, the control socket
  * to the supervisor (ipc/ctl.h) and the stop signals. The shipper reuses it. */
-#ifndef QS_PARSER_CHILD_H
-#define QS_PARSER_CHILD_H
+#ifndef QS_IPC_CHILD_H
+#define QS_IPC_CHILD_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,7 +18,6 @@ typedef void (*qs_child_stop_fn)(void *arg, bool urgent);
 
 struct qs_child {
 	struct event_base *base;
-	void *zctx;
 	int ctl_fd;
 	struct event *ctl_ev;
 	struct event *sig_ev[2];

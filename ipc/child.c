@@ -1,4 +1,4 @@
-#include "parser/child.h"
+#include "ipc/child.h"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -7,7 +7,6 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -68,9 +67,8 @@ int qs_child_init(struct qs_child *c, const struct qs_config *cfg, qs_child_stop
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 	c->base = event_base_new();
-	c->zctx = zmq_ctx_new();
-	if (!c->base || !c->zctx) {
-		qs_err("cannot create the event loop or the ZeroMQ context");
+	if (!c->base) {
+		qs_err("cannot create the event loop");
 		return -1;
 	}
 	c->sig_ev[0] = evsignal_new(c->base, SIGTERM, on_signal, c);
@@ -100,8 +98,6 @@ void qs_child_free(struct qs_child *c)
 	for (int i = 0; i < 2; i++)
 		if (c->sig_ev[i])
 			event_free(c->sig_ev[i]);
-	if (c->zctx)
-		zmq_ctx_term(c->zctx);
 	if (c->base)
 		event_base_free(c->base);
 	memset(c, 0, sizeof(*c));

@@ -1,12 +1,12 @@
-#include "parser/sendq.h"
+#include "ipc/sendq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "ipc/chan.h"
+#include "ipc/child.h"
 #include "ipc/msg.h"
-#include "ipc/zsock.h"
-#include "parser/child.h"
 
 struct qs_sendq_msg {
 	struct qs_sendq_msg *next;
@@ -14,10 +14,10 @@ struct qs_sendq_msg {
 	uint8_t data[];
 };
 
-void qs_sendq_init(struct qs_sendq *q, void *sock)
+void qs_sendq_init(struct qs_sendq *q, struct qs_chan_out *chan)
 {
 	memset(q, 0, sizeof(*q));
-	q->sock = sock;
+	q->chan = chan;
 }
 
 bool qs_sendq_pending(const struct qs_sendq *q)
@@ -38,7 +38,7 @@ static void pop(struct qs_sendq *q)
 bool qs_sendq_flush(struct qs_sendq *q)
 {
 	while (q->head) {
-		int rc = qs_zsend(q->sock, q->head->data, q->head->len);
+		int rc = qs_chan_send(q->chan, q->head->data, q->head->len);
 		if (rc == 1) {
 			if (!q->blocked_since_ns)
 				q->blocked_since_ns = qs_now_ns();
@@ -54,7 +54,7 @@ int qs_sendq_push(struct qs_sendq *q, struct qs_batch *b)
 {
 	int rc = 0;
 	if (!q->head) {
-		rc = qs_zsend(q->sock, b->buf, b->len);
+		rc = qs_chan_send(q->chan, b->buf, b->len);
 		if (rc != 1)
 			goto done;
 	}

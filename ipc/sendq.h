@@ -1,27 +1,29 @@
-/* A queue of whole messages for one non-blocking ZeroMQ sender: qs_zsend
- * never blocks the loop; what it cannot take now is kept in order and retried.
+/* A queue of whole messages in front of one channel (ipc/chan.h): sending
+ * never blocks the loop; what the channel cannot take now is kept in order
+ * and retried.
  * The owner stops reading upstream while a queue that must not drop is
  * pending (backpressure), and may drop stale messages where the receiver
  * resends anyway (answers to an acceptor that is gone). */
-#ifndef QS_PARSER_SENDQ_H
-#define QS_PARSER_SENDQ_H
+#ifndef QS_IPC_SENDQ_H
+#define QS_IPC_SENDQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct qs_batch;
+struct qs_chan_out;
 struct qs_sendq_msg;
 
 struct qs_sendq {
-	void *sock;
+	struct qs_chan_out *chan;
 	struct qs_sendq_msg *head, *tail;
 	size_t bytes;
 	uint64_t blocked_since_ns; /* when the head first failed to go */
 	uint64_t dropped;          /* messages dropped as stale */
 };
 
-void qs_sendq_init(struct qs_sendq *q, void *sock);
+void qs_sendq_init(struct qs_sendq *q, struct qs_chan_out *chan);
 /* Sends b's message (or queues a copy after what is pending) and empties b.
  * Returns 0 sent, 1 queued, -1 error (message lost, logged). */
 int qs_sendq_push(struct qs_sendq *q, struct qs_batch *b);

@@ -1,0 +1,65 @@
+/* Framed messages between two roles over a local stream socket (AF_UNIX),
+ * read and written by libevent bufferevents in the owner's own loop.
+ *
+ * Used for the hops that end in a process which only receives from local
+ * peers (parser -> shipper, parser|shipper -> acceptor): compared with a
+ * ZeroMQ socket there is no I/O thread on either side, so a message costs
+ * one wake-up of the receiver instead of three thread hand-overs, and the
+ * shipper runs no ZeroMQ at all.
+ *
+ * On the wire each message is a 4-byte length (host order: both ends run
+ * the same binary on one host) followed by that many bytes. What a message
+ * contains is ipc/msg.h's business; the receiver still checks every length. */
+#ifndef QS_IPC_CHAN_H
+#define QS_IPC_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct qs_chan_in;
+struct qs_chan_out;
+
+/* Builds "<dir>/<name>" with name = printf(fmt, slot); -1 if it does not fit
+ * in a sockaddr_un. dir may be "" (chrooted: the endpoints are at the root). */
+int qs_chan_path(char *out, size_t outlen, const char *dir, const char *fmt, unsigned slot);
+
+/* ---- receiving side: one listening socket, any number of senders ---- */
+
+typedef void (*qs_chan_msg_fn)(void *arg, const void *msg, size_t len);
+
+/* Binds and listens at path (whatever socket file is there is replaced:
+ * the caller owns this name).
+ * fn gets every whole message, in order per sender. A sender whose message
+ * is longer than max_msg is cut off (logged). NULL on error (logged). */
+struct qs_chan_in *qs_chan_listen(struct event_base *base, const char *path, size_t max_msg,
+				  qs_chan_msg_fn fn, void *arg);
+/* Backpressure: while paused nothing more is delivered, so the socket
+ * buffers fill and the senders see "not now". May be called from fn; the
+ * rest of the data already read waits. Resuming delivers it on the next
+ * loop pass. */
+void qs_chan_in_pause(struct qs_chan_in *in, bool paused);
+/* Senders connected now. */
+unsigned qs_chan_in_peers(const struct qs_chan_in *in);
+void qs_chan_in_free(struct qs_chan_in *in);
+
+/* ---- sending side: one connection, re-established after every loss ---- */
+
+/* Connects to path now and, while there is no connection, again after a
+ * growing delay (10 ms .. 500 ms). on_writable(arg) is called whenever
+ * sending may succeed again: when a connection is made by a retry (not the
+ * first attempt, which is over when this returns: try a send), and when
+ * the bytes waiting for the peer fell to half of limit. */
+struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, size_t limit,
+				    void (*on_writable)(void *arg), void *arg);
+/* Queues one message for the peer and starts writing it at once.
+ * 0 = queued; 1 = not now (no connection, or `limit` bytes already wait);
+ * nothing is kept on 1; -1 = cannot ever be sent (over 4 GiB, or out of
+ * memory; logged). A connection that breaks loses what was queued on
+ * it: every message on these hops is resent by the acceptor if no answer
+ * arrives. */
+int qs_chan_send(struct qs_chan_out *out, const void *msg, size_t len);
+bool qs_chan_connected(const struct qs_chan_out *out);
+void qs_chan_out_free(struct qs_chan_out *out);
+
+#endif
