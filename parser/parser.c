@@ -146,6 +146,10 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	}
 	if (rc < 0)
 		qs_warn("malformed FRAMES message from acceptor %u: rest dropped", it.sender);
+	/* Each acceptor batch goes on as soon as it is done: holding it for the
+	 * rest of the burst would make its first events wait for all of them. */
+	flush_events(p);
+	flush_answers(p);
 }
 
 /* Frames are read only while the shipper takes what they become. */
@@ -159,9 +163,6 @@ static bool on_frames(void *sock, void *arg)
 {
 	struct parser *p = arg;
 	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, handle_message, p);
-	/* End of the burst: whatever is batched goes now. */
-	flush_events(p);
-	flush_answers(p);
 	if (qs_sendq_pending(&p->events_q) || answers_pending(p))
 		flow_update(p);
 	return n == RECV_BUDGET;
