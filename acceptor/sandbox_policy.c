@@ -10,8 +10,9 @@
 #include "common/log.h"
 #include "common/sandbox.h"
 
-/* Beyond qs_seccomp_base: packet batches, ZeroMQ accepting parser
- * connections (and unlinking its ipc path at exit), the keyholder socket. */
+/* Beyond qs_seccomp_base: packet batches, ZeroMQ and the answers channel
+ * accepting connections (and unlinking the ipc path at exit), the
+ * keyholder socket. */
 static const char *const acceptor_syscalls[] = {
 	"recvmmsg", "sendmmsg", "accept4", "connect", "socketpair", "unlink",
 	"sched_getparam", "sched_getscheduler", "sched_setscheduler", NULL,

@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/sandbox.h"
 
-/* Beyond qs_seccomp_base: ZeroMQ's ipc:// connects and reconnects. */
+/* Beyond qs_seccomp_base: ZeroMQ's ipc:// and the channels' connects and reconnects. */
 static const char *const parser_syscalls[] = {
 	"connect", "socketpair", "sched_getparam", "sched_getscheduler", "sched_setscheduler", NULL,
 };
