@@ -40,19 +40,34 @@ static void delete_seg(struct qs_reaper *r, uint64_t id)
 		       strerror(errno));
 }
 
+static bool write_cursor(struct qs_reaper *r, const struct qs_pos *pos)
+{
+	if (qs_cursor_update(r->cw, r->dirfd, pos) == 0)
+		return true;
+	qs_err("spool: cannot write the cursor in %s: %s (shipped segments are kept until it is written)", r->dir,
+	       strerror(errno));
+	return false;
+}
+
 static void *reaper_thread(void *p)
 {
 	struct qs_reaper *r = p;
+	bool cursor_ok = true; /* the newest cursor write succeeded: deletions may follow */
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		while (!r->count && !r->quit)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (!r->count)
 			break; /* quit, and nothing left */
-		uint64_t id = r->q[r->head];
+		struct qs_reap_job job = r->q[r->head];
+		r->working = true;
 		pthread_mutex_unlock(&r->mu);
-		delete_seg(r, id);
+		if (job.cursor)
+			cursor_ok = write_cursor(r, &job.pos);
+		else if (cursor_ok)
+			delete_seg(r, job.id);
 		pthread_mutex_lock(&r->mu);
+		r->working = false;
 		r->head = (r->head + 1) % QS_REAPER_QUEUE;
 		r->count--;
 	}
@@ -78,19 +93,42 @@ int qs_reaper_start(struct qs_reaper *r, int dirfd, const char *dir)
 	return 0;
 }
 
-bool qs_reaper_add(struct qs_reaper *r, uint64_t id)
+static bool enqueue(struct qs_reaper *r, const struct qs_reap_job *job)
 {
 	if (!r->started)
 		return false;
 	pthread_mutex_lock(&r->mu);
-	bool ok = r->count < QS_REAPER_QUEUE;
-	if (ok) {
-		r->q[(r->head + r->count) % QS_REAPER_QUEUE] = id;
+	struct qs_reap_job *last = r->count ? &r->q[(r->head + r->count - 1) % QS_REAPER_QUEUE] : NULL;
+	bool waiting = last && (r->count > 1 || !r->working);
+	bool ok = true;
+	if (job->cursor && waiting && last->cursor) {
+		last->pos = job->pos; /* not started yet: write the newer position instead */
+	} else if (r->count < QS_REAPER_QUEUE) {
+		r->q[(r->head + r->count) % QS_REAPER_QUEUE] = *job;
 		r->count++;
 		pthread_cond_signal(&r->cv);
+	} else {
+		ok = false;
 	}
 	pthread_mutex_unlock(&r->mu);
 	return ok;
+}
+
+bool qs_reaper_add(struct qs_reaper *r, uint64_t id)
+{
+	struct qs_reap_job job = {.cursor = false, .id = id};
+	return enqueue(r, &job);
+}
+
+bool qs_reaper_cursor(struct qs_reaper *r, struct qs_cursor_writer *cw, const struct qs_pos *pos)
+{
+	struct qs_reap_job job = {.cursor = true, .pos = *pos};
+	if (!r->started)
+		return false;
+	pthread_mutex_lock(&r->mu);
+	r->cw = cw; /* the same writer every time */
+	pthread_mutex_unlock(&r->mu);
+	return enqueue(r, &job);
 }
 
 void qs_reaper_stop(struct qs_reaper *r)

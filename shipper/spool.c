@@ -78,12 +78,16 @@ static int list_segments(struct qs_spool *s)
 	return 0;
 }
 
+/* 0 = gone (or queued for deletion), 1 = not now (the reaper's queue is
+ * full: it may still hold the cursor write this deletion must follow, so
+ * never delete it here instead), -1 = error. */
 static int unlink_seg(struct qs_spool *s, size_t idx)
 {
 	char name[32];
 	qs_seg_name(name, sizeof(name), s->segs[idx].id);
-	if (s->reaper && qs_reaper_add(s->reaper, s->segs[idx].id)) {
-		/* deleted on the reaper's thread */
+	if (s->reaper) {
+		if (!qs_reaper_add(s->reaper, s->segs[idx].id))
+			return 1;
 	} else if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
 		qs_err("spool: cannot delete shipped segment %s/%s: %s", s->dir, name, strerror(errno));
 		return -1;
@@ -371,7 +375,11 @@ int qs_spool_persist(struct qs_spool *s)
 {
 	roll_if_shipped(s);
 	if (s->cursor.seg != s->persisted.seg || s->cursor.off != s->persisted.off) {
-		if (qs_cursor_update(&s->cw, s->dirfd, &s->cursor) != 0) {
+		if (s->reaper) {
+			/* Written on the reaper's thread, ahead of the deletions below. */
+			if (!qs_reaper_cursor(s->reaper, &s->cw, &s->cursor))
+				return 0; /* queue full: the next round */
+		} else if (qs_cursor_update(&s->cw, s->dirfd, &s->cursor) != 0) {
 			qs_err("spool: cannot write the cursor in %s: %s", s->dir, strerror(errno));
 			return -1;
 		}
@@ -379,8 +387,10 @@ int qs_spool_persist(struct qs_spool *s)
 	}
 	/* Only now may what lies before the persisted cursor go. The write
 	 * segment stays: its fd is still appended to. */
-	while (s->nsegs > 1 && s->segs[0].id < s->persisted.seg)
-		if (unlink_seg(s, 0) != 0)
-			return -1;
+	while (s->nsegs > 1 && s->segs[0].id < s->persisted.seg) {
+		int rc = unlink_seg(s, 0);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
 	return 0;
 }

@@ -48,10 +48,10 @@ struct qs_spool {
 	uint64_t total;     /* committed bytes in all segment files */
 	uint64_t pending;   /* written to the write segment past its committed size, awaiting fdatasync */
 	struct qs_pos cursor;    /* what the output has taken (in memory) */
-	struct qs_pos persisted; /* what the cursor file says */
+	struct qs_pos persisted; /* what the cursor file says, or will say before any deletion it allows */
 	struct qs_cursor_writer cw;
 	struct qs_spool_replay replay;
-	struct qs_reaper *reaper; /* set: retired segments are deleted on its thread */
+	struct qs_reaper *reaper; /* set: the cursor is written and retired segments deleted on its thread */
 };
 
 /* Creates the directory (0700) if missing, deletes leftovers of retirement,

@@ -413,6 +413,62 @@ static void test_retirement(void)
 	rm_dir(d);
 }
 
+/* Retirement through the helper thread: persist only queues the cursor and
+ * the deletions behind it; once the thread has run them the cursor file
+ * holds the new position and the shipped segments are gone. A second
+ * persist before the thread ran replaces the waiting cursor write. With the
+ * thread stopped (queue refused), persist deletes nothing behind the
+ * cursor's back. */
+static void test_retirement_on_thread(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	struct qs_reaper r;
+	make_three(d);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
+	s.reaper = &r;
+	CHECK(got_range(read_all(&s, NULL), 0, 12));
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(s.nsegs == 1 && s.persisted.seg == 3);
+	qs_reaper_stop(&r); /* runs what is queued, in order */
+	struct qs_pos on_disk;
+	CHECK(qs_cursor_load(s.dirfd, &on_disk) == 0 && on_disk.seg == 3 && on_disk.off == s.cursor.off);
+	CHECK(access(seg_path(d, 1), F_OK) != 0 && access(seg_path(d, 2), F_OK) != 0);
+	CHECK(access(seg_path(d, 3), F_OK) == 0);
+
+	/* a stopped thread refuses: no cursor write, no deletion, nothing marked persisted */
+	CHECK(append(&s, 12, 4) == 0 && append(&s, 16, 4) == 0 && s.nsegs == 3);
+	CHECK(got_range(read_all(&s, NULL), 12, 8));
+	struct qs_pos before = s.persisted;
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(s.persisted.seg == before.seg && s.persisted.off == before.off);
+	CHECK(access(seg_path(d, 3), F_OK) == 0 && access(seg_path(d, 4), F_OK) == 0 && s.segs[0].id == 3);
+	s.reaper = NULL;
+	qs_spool_close(&s);
+
+	/* coalescing: two cursor writes queued behind a slow job leave one write of the newer */
+	int dfd = open(d, O_RDONLY | O_DIRECTORY);
+	struct qs_cursor_writer w;
+	qs_cursor_writer_init(&w);
+	memset(&r, 0, sizeof(r));
+	CHECK(qs_reaper_start(&r, dfd, d) == 0);
+	int fd = open(seg_path(d, 77), O_WRONLY | O_CREAT, 0600);
+	/* allocated, not sparse: its 32 shrink steps free real extents and keep the thread busy */
+	CHECK(fd >= 0 && posix_fallocate(fd, 0, 64 * 1024 * 1024) == 0);
+	close(fd);
+	CHECK(qs_reaper_add(&r, 77));
+	struct qs_pos p1 = {.seg = 5, .off = 1}, p2 = {.seg = 5, .off = 2};
+	CHECK(qs_reaper_cursor(&r, &w, &p1));
+	CHECK(qs_reaper_cursor(&r, &w, &p2));
+	qs_reaper_stop(&r);
+	CHECK(qs_cursor_load(dfd, &on_disk) == 0 && on_disk.seg == 5 && on_disk.off == 2);
+	CHECK(w.seq == 1); /* one write (the first, which replaces the file), not two */
+	qs_cursor_writer_close(&w);
+	close(dfd);
+	rm_dir(d);
+}
+
 static void test_spool_full(void)
 {
 	char *d = new_dir();
@@ -515,6 +571,7 @@ int main(void)
 	test_torn_tail();
 	test_mid_segment_damage();
 	test_retirement();
+	test_retirement_on_thread();
 	test_spool_full();
 	test_check_repair();
 	return check_report();
