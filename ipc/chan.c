@@ -107,8 +107,10 @@ static bool deliver(struct peer *p)
 		peer_free(p);
 		return false;
 	}
-	memmove(p->buf, p->buf + off, p->len - off);
-	p->len -= off;
+	if (off) { /* (buf may still be NULL: nothing read yet) */
+		memmove(p->buf, p->buf + off, p->len - off);
+		p->len -= off;
+	}
 	return true;
 }
 
