@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <errno.h>
+#include <sched.h> /* sched_getaffinity, CPU_COUNT (_GNU_SOURCE comes from the build) */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,7 +60,7 @@ static void usage(void)
 	       "      --spool-max-bytes N     spool size limit, suffixes K M G (1G)\n"
 	       "      --durability MODE       fsync (default) or write\n"
 	       "      --acceptors N           QUIC acceptor processes (1)\n"
-	       "      --parsers N             parser worker processes (2)\n"
+	       "      --parsers N             parser worker processes (one per 2 CPUs, at least 1)\n"
 	       "      --max-message-size N    largest accepted frame, suffixes K M (1M)\n"
 	       "      --idle-timeout S        QUIC idle timeout in seconds (60)\n"
 	       "      --retry MODE            QUIC Retry: auto, always, never (auto)\n"
@@ -101,6 +102,20 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out, bool suffixes)
 	return 0;
 }
 
+/* One parser per two CPUs this process may run on, at least one. Measured on
+ * 2 cores (docs/PERFORMANCE.md): a second parser brought no throughput
+ * (a parser moves ~750k events/s per core) but one more process and
+ * ZeroMQ I/O thread to wake, and higher latency at half load. */
+static unsigned default_parsers(void)
+{
+	cpu_set_t set;
+	unsigned cpus = 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		cpus = (unsigned)CPU_COUNT(&set);
+	unsigned n = cpus / 2;
+	return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
 static void set_defaults(struct qs_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -111,7 +126,7 @@ static void set_defaults(struct qs_config *cfg)
 	snprintf(cfg->key_path, sizeof(cfg->key_path), "server_key.pem");
 	snprintf(cfg->spool_dir, sizeof(cfg->spool_dir), "spool");
 	cfg->acceptors = 1;
-	cfg->parsers = 2;
+	cfg->parsers = default_parsers();
 	cfg->max_message_size = 1024 * 1024;
 	cfg->durability = QS_DURABILITY_FSYNC;
 	cfg->spool_max_bytes = 1024ull * 1024 * 1024;

@@ -240,6 +240,15 @@ def bad_options():
         check(p.returncode == 0 and p.stdout, "%s --help: exit %r" % (b, p.returncode))
 
 
+def default_parsers(server):
+    """Without --parsers: one parser per two CPUs this process may use, at least one."""
+    want = max(1, len(os.sched_getaffinity(0)) // 2)
+    got = len(server.pids("parser"))
+    check(got == want, "expected %d parser(s) by default on %d CPUs, found %d" % (
+        want, len(os.sched_getaffinity(0)), got))
+    log("default parsers: %d on %d CPUs" % (got, len(os.sched_getaffinity(0))))
+
+
 def run():
     q.need_binaries()
     t_start = time.time()
@@ -261,6 +270,7 @@ def run():
     server = q.Server(recv, name="e2e")
     server.start()
     log("server ready via %s on %s" % (server.ready_via, server.addr))
+    part("default parsers", default_parsers, server)
     r = part("bulk", bulk, recv, server, t_start)
     n = r[0] if r else 0
     part("fidelity", fidelity, recv, server)
@@ -270,7 +280,7 @@ def run():
     part("ipv6", ipv6, t_start)
     part("file output", file_output, t_start)
     check(not failures, "%d part(s) failed:\n  " % len(failures) + "\n  ".join(failures))
-    return "%d events exactly once, server fields, spoofing, --max-rate, IPv6, file output, bad options" % n
+    return "%d events exactly once, server fields, spoofing, --max-rate, IPv6, file output, bad options, default parsers" % n
 
 
 if __name__ == "__main__":
