@@ -1,4 +1,5 @@
-/* Typed, size-checked batch messages between the roles, carried over ZeroMQ.
+/* Typed, size-checked batch messages between the roles, carried over ZeroMQ
+ * (FRAMES) and over channels (ipc/chan.h: EVENTS, ANSWERS, STATUS).
  *
  *   FRAMES   acceptor -> parser    raw client frames with their origin
  *   EVENTS   parser   -> shipper   validated, enriched JSON events

@@ -15,8 +15,9 @@ struct qs_zwatch;
 
 /* Endpoint names inside the private runtime directory. */
 #define QS_EP_ACCEPTOR_FRAMES "acceptor-%u.frames"   /* acceptor binds PUSH, parsers connect PULL */
-#define QS_EP_ACCEPTOR_ANSWERS "acceptor-%u.answers" /* acceptor binds PULL, parsers/shipper connect PUSH */
-#define QS_EP_SHIPPER_EVENTS "shipper.events"        /* shipper binds PULL, parsers connect PUSH */
+/* Not ZeroMQ: channels (ipc/chan.h), named here with the rest. */
+#define QS_EP_ACCEPTOR_ANSWERS "acceptor-%u.answers" /* acceptor listens, parsers and the shipper connect */
+#define QS_EP_SHIPPER_EVENTS "shipper.events"        /* shipper listens, parsers connect */
 
 /* During a reload two generations ("banks") of acceptors run at once, each
  * with its own endpoints. An acceptor's channel, which names its endpoints
