@@ -1,12 +1,13 @@
 #include "common/config.h"
 
 #include <errno.h>
-#include <sched.h> /* sched_getaffinity, CPU_COUNT (_GNU_SOURCE comes from the build) */
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h> /* sched_getaffinity, CPU_COUNT (_GNU_SOURCE comes from the build) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_KEY = 1000, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
@@ -102,18 +103,47 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out, bool suffixes)
 	return 0;
 }
 
-/* One parser per two CPUs this process may run on, at least one. Measured on
- * 2 cores (docs/PERFORMANCE.md): a second parser brought no throughput
- * (a parser moves ~750k events/s per core) but one more process and
- * ZeroMQ I/O thread to wake, and higher latency at half load. */
+/* A cgroup v2 CPU quota (a container's --cpus, systemd's CPUQuota=) in whole
+ * CPUs rounded up, or 0 when there is none or it cannot be read. */
+static unsigned cgroup_cpu_quota(void)
+{
+	char line[4096], path[4200];
+	unsigned cpus = 0;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) { /* the unified hierarchy */
+			line[strcspn(line, "\n")] = 0;
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max", line + 3);
+			FILE *q = fopen(path, "re");
+			unsigned long long quota, period;
+			if (q && fscanf(q, "%llu %llu", &quota, &period) == 2 && period)
+				cpus = (unsigned)((quota + period - 1) / period); /* "max ..." does not scan */
+			if (q)
+				fclose(q);
+		}
+	fclose(f);
+	return cpus;
+}
+
+/* One parser per two CPUs this process may use (its affinity, capped by a
+ * cgroup quota), at least one. Measured on 2 cores (docs/PERFORMANCE.md): a
+ * second parser brought no throughput (a parser moves ~750k events/s per
+ * core) but one more process and ZeroMQ I/O thread to wake, and higher
+ * latency at half load. */
 static unsigned default_parsers(void)
 {
 	cpu_set_t set;
-	unsigned cpus = 1;
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned cpus = online > 0 ? (unsigned)online : 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) /* fails beyond 1024 CPUs: keep the count online */
 		cpus = (unsigned)CPU_COUNT(&set);
+	unsigned quota = cgroup_cpu_quota();
+	if (quota && quota < cpus)
+		cpus = quota;
 	unsigned n = cpus / 2;
-	return n < 1 ? 1 : n > 64 ? 64 : n;
+	return n < 1 ? 1 : n > QS_MAX_PARSERS ? QS_MAX_PARSERS : n;
 }
 
 static void set_defaults(struct qs_config *cfg)

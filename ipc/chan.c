@@ -9,13 +9,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 
 #define READ_MAX (1024 * 1024) /* bytes read per wake-up and sender */
 #define RECONNECT_MIN_MS 10
-#define RECONNECT_MAX_MS 500
+#define RECONNECT_MAX_MS 100 /* ZeroMQ's reconnect interval: a reload's new peers are found as fast */
+#define STABLE_NS 1000000000ull /* a connection that lived this long resets the backoff */
 
 typedef uint32_t chan_len_t;
 
@@ -283,6 +285,8 @@ struct qs_chan_out {
 	void (*on_writable)(void *arg);
 	void *arg;
 	bool told_down; /* the loss was logged; log the next connection once */
+	bool flapping;  /* the last connection died young: keep backing off, keep quiet */
+	uint64_t up_since_ns;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -306,14 +310,25 @@ static void out_close(struct qs_chan_out *o)
 	evbuffer_drain(o->buf, evbuffer_get_length(o->buf));
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A peer that accepts and at once closes (it cut us off) must not get a
+ * reconnect every 10 ms, nor two log lines each time. */
 static void out_drop(struct qs_chan_out *o, const char *why)
 {
 	size_t lost = evbuffer_get_length(o->buf);
 	out_close(o);
-	if (!o->told_down)
+	o->flapping = mono_ns() - o->up_since_ns < STABLE_NS;
+	if (!o->told_down && !o->flapping)
 		qs_info("%s: connection lost (%s, %zu bytes unsent); reconnecting", o->path, why, lost);
 	o->told_down = true;
-	o->retry_ms = RECONNECT_MIN_MS;
+	if (!o->flapping)
+		o->retry_ms = RECONNECT_MIN_MS;
 	out_retry_later(o);
 }
 
@@ -379,9 +394,10 @@ static bool out_connect(struct qs_chan_out *o)
 		return false;
 	}
 	event_add(o->rd_ev, NULL);
-	if (o->told_down)
+	if (o->told_down && !o->flapping)
 		qs_info("%s: connected again", o->path);
 	o->told_down = false;
+	o->up_since_ns = mono_ns();
 	return true;
 }
 
@@ -439,6 +455,11 @@ int qs_chan_send(struct qs_chan_out *o, const void *msg, size_t len)
 	/* Write now rather than on the next loop pass: the receiver wakes sooner. */
 	out_write(o);
 	return 0;
+}
+
+size_t qs_chan_unsent(const struct qs_chan_out *o)
+{
+	return evbuffer_get_length(o->buf);
 }
 
 bool qs_chan_connected(const struct qs_chan_out *o)

@@ -46,7 +46,8 @@ void qs_chan_in_free(struct qs_chan_in *in);
 /* ---- sending side: one connection, re-established after every loss ---- */
 
 /* Connects to path now and, while there is no connection, again after a
- * growing delay (10 ms .. 500 ms). on_writable(arg) is called whenever
+ * delay doubling from 10 ms to 100 ms (a connection that dies within a
+ * second does not reset it). on_writable(arg) is called whenever
  * sending may succeed again: when a connection is made by a retry (not the
  * first attempt, which is over when this returns: try a send), and when
  * the bytes waiting for the peer fell to half of limit. */
@@ -60,6 +61,8 @@ struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, s
  * arrives. */
 int qs_chan_send(struct qs_chan_out *out, const void *msg, size_t len);
 bool qs_chan_connected(const struct qs_chan_out *out);
+/* Bytes queued on the connection that the socket has not taken yet. */
+size_t qs_chan_unsent(const struct qs_chan_out *out);
 void qs_chan_out_free(struct qs_chan_out *out);
 
 #endif

@@ -199,12 +199,16 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 		qs_zwatch_free(p->pull_w);
 		p->pull_w = NULL;
 	}
-	bool pending = qs_sendq_pending(&p->events_q) || answers_pending(p);
+	/* A clean stop also waits (up to STOP_FLUSH_MS) for the events the
+	 * channel still holds: the shipper would otherwise only get them from
+	 * the acceptors' resend. */
+	bool unsent = qs_chan_unsent(p->events_out) > 0;
+	bool pending = qs_sendq_pending(&p->events_q) || answers_pending(p) || (p->stopping && unsent);
 	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
 		struct timeval tv = {0, RETRY_MS * 1000};
 		evtimer_add(p->retry_ev, &tv);
 	}
-	if (p->stopping && !qs_sendq_pending(&p->events_q))
+	if (p->stopping && !qs_sendq_pending(&p->events_q) && !unsent)
 		event_base_loopexit(p->child.base, NULL);
 }
 
@@ -230,7 +234,7 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
-	if (qs_sendq_pending(&p->events_q))
+	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out))
 		qs_warn("shipper did not take the last events before the deadline (the acceptors resend)");
 	event_base_loopexit(p->child.base, NULL);
 }

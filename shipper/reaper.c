@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -40,37 +41,93 @@ static void delete_seg(struct qs_reaper *r, uint64_t id)
 		       strerror(errno));
 }
 
-static bool write_cursor(struct qs_reaper *r, const struct qs_pos *pos)
+/* While a cursor write keeps failing, the deletions behind it wait here and
+ * the write is retried every CURSOR_RETRY_MS (a newer cursor job replaces
+ * the position to write). */
+#define CURSOR_RETRY_MS 500
+#define DEFERRED_MAX 256
+
+struct backlog {
+	bool failed;
+	struct qs_pos pos; /* to write again */
+	uint64_t ids[DEFERRED_MAX];
+	unsigned n;
+};
+
+static void write_cursor(struct qs_reaper *r, struct backlog *b, const struct qs_pos *pos)
 {
-	if (qs_cursor_update(r->cw, r->dirfd, pos) == 0)
-		return true;
-	qs_err("spool: cannot write the cursor in %s: %s (shipped segments are kept until it is written)", r->dir,
-	       strerror(errno));
-	return false;
+	b->pos = *pos;
+	if (qs_cursor_update(r->cw, r->dirfd, pos) != 0) {
+		if (!b->failed)
+			qs_err("spool: cannot write the cursor in %s: %s (retrying every %d ms; shipped segments "
+			       "are kept until it is written)", r->dir, strerror(errno), CURSOR_RETRY_MS);
+		b->failed = true;
+		return;
+	}
+	if (b->failed)
+		qs_info("spool: cursor written again; deleting %u shipped segment(s) that waited for it", b->n);
+	b->failed = false;
+	for (unsigned i = 0; i < b->n; i++)
+		delete_seg(r, b->ids[i]);
+	b->n = 0;
+}
+
+static void run_job(struct qs_reaper *r, struct backlog *b, const struct qs_reap_job *job)
+{
+	if (job->cursor)
+		write_cursor(r, b, &job->pos);
+	else if (!b->failed)
+		delete_seg(r, job->id);
+	else if (b->n < DEFERRED_MAX)
+		b->ids[b->n++] = job->id;
+	/* else: left on disk; the next start deletes what lies before the cursor */
+}
+
+/* Called with the lock held and the queue empty: waits for work, or for the
+ * time to retry a failed cursor write (then does so, without the lock). */
+static void wait_for_work(struct qs_reaper *r, struct backlog *b)
+{
+	if (!b->failed) {
+		pthread_cond_wait(&r->cv, &r->mu);
+		return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += CURSOR_RETRY_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT && !r->count) {
+		pthread_mutex_unlock(&r->mu);
+		write_cursor(r, b, &b->pos);
+		pthread_mutex_lock(&r->mu);
+	}
 }
 
 static void *reaper_thread(void *p)
 {
 	struct qs_reaper *r = p;
-	bool cursor_ok = true; /* the newest cursor write succeeded: deletions may follow */
+	struct backlog b = {0};
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		while (!r->count && !r->quit)
-			pthread_cond_wait(&r->cv, &r->mu);
+			wait_for_work(r, &b);
 		if (!r->count)
 			break; /* quit, and nothing left */
 		struct qs_reap_job job = r->q[r->head];
 		r->working = true;
 		pthread_mutex_unlock(&r->mu);
-		if (job.cursor)
-			cursor_ok = write_cursor(r, &job.pos);
-		else if (cursor_ok)
-			delete_seg(r, job.id);
+		run_job(r, &b, &job);
 		pthread_mutex_lock(&r->mu);
 		r->working = false;
 		r->head = (r->head + 1) % QS_REAPER_QUEUE;
 		r->count--;
 	}
+	if (b.failed) {
+		pthread_mutex_unlock(&r->mu);
+		write_cursor(r, &b, &b.pos); /* a last try */
+		pthread_mutex_lock(&r->mu);
+	}
+	r->cursor_lost = b.failed;
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
 }
@@ -126,7 +183,8 @@ bool qs_reaper_cursor(struct qs_reaper *r, struct qs_cursor_writer *cw, const st
 	if (!r->started)
 		return false;
 	pthread_mutex_lock(&r->mu);
-	r->cw = cw; /* the same writer every time */
+	if (!r->cw)
+		r->cw = cw; /* set once: always the spool's one writer */
 	pthread_mutex_unlock(&r->mu);
 	return enqueue(r, &job);
 }

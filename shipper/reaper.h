@@ -10,9 +10,9 @@
  *
  * The cursor's in-place write + fdatasync (1-1.5 ms on a busy disk, five
  * times a second) stalled the loop the same way. Queued here ahead of the
- * deletions it allows, it is still durable before any of them happens; if
- * it fails, the thread deletes nothing until a later cursor write succeeds
- * (what it skipped is deleted at the next start, or shipped again). */
+ * deletions it allows, it is still durable before any of them happens. If
+ * it fails, the thread retries it every 500 ms (or writes a newer one that
+ * arrives) and holds the deletions behind it until one succeeds. */
 #ifndef QS_SHIPPER_REAPER_H
 #define QS_SHIPPER_REAPER_H
 
@@ -39,6 +39,7 @@ struct qs_reaper {
 	} q[QS_REAPER_QUEUE];
 	unsigned head, count;
 	bool working; /* the thread is on q[head] */
+	bool cursor_lost; /* after stop: the last cursor write failed (the file holds an older one) */
 };
 
 /* dirfd stays the caller's and must outlive qs_reaper_stop. 0, or -1 (logged). */
@@ -50,7 +51,8 @@ bool qs_reaper_add(struct qs_reaper *r, uint64_t id);
  * write still waiting at the end of the queue is replaced instead. false
  * when the queue is full or the thread is not running. */
 bool qs_reaper_cursor(struct qs_reaper *r, struct qs_cursor_writer *cw, const struct qs_pos *pos);
-/* Does what is still queued, then joins the thread. */
+/* Does what is still queued (one last try of a failing cursor write), then
+ * joins the thread; cursor_lost then says whether that last write failed. */
 void qs_reaper_stop(struct qs_reaper *r);
 
 #endif

@@ -422,6 +422,14 @@ static void cleanup(struct shipper *sh)
 	}
 	qs_chan_in_free(sh->events_in);
 	qs_reaper_stop(&sh->reaper);
+	if (sh->spool_open && sh->spool.reaper) {
+		/* The thread is gone: a cursor it could not take (queue full) or
+		 * could not write is written here, the old synchronous way. */
+		sh->spool.reaper = NULL;
+		if (sh->reaper.cursor_lost)
+			sh->spool.persisted = (struct qs_pos){UINT64_MAX, UINT64_MAX};
+		qs_spool_persist(&sh->spool);
+	}
 	if (sh->spool_open)
 		qs_spool_close(&sh->spool);
 	qs_stage_free(&sh->st);

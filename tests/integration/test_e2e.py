@@ -240,13 +240,28 @@ def bad_options():
         check(p.returncode == 0 and p.stdout, "%s --help: exit %r" % (b, p.returncode))
 
 
+def usable_cpus():
+    """This process's CPU affinity, capped by a cgroup v2 CPU quota (rounded up)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open("/proc/self/cgroup") as f:
+            path = [l.strip()[3:] for l in f if l.startswith("0::")][0]
+        with open("/sys/fs/cgroup%s/cpu.max" % path) as f:
+            quota, period = f.read().split()
+        if quota != "max":
+            cpus = min(cpus, -(-int(quota) // int(period)))
+    except (OSError, IndexError, ValueError):
+        pass
+    return cpus
+
+
 def default_parsers(server):
-    """Without --parsers: one parser per two CPUs this process may use, at least one."""
-    want = max(1, len(os.sched_getaffinity(0)) // 2)
+    """Without --parsers: one parser per two usable CPUs, at least one."""
+    cpus = usable_cpus()
+    want = max(1, cpus // 2)
     got = len(server.pids("parser"))
-    check(got == want, "expected %d parser(s) by default on %d CPUs, found %d" % (
-        want, len(os.sched_getaffinity(0)), got))
-    log("default parsers: %d on %d CPUs" % (got, len(os.sched_getaffinity(0))))
+    check(got == want, "expected %d parser(s) by default on %d CPUs, found %d" % (want, cpus, got))
+    log("default parsers: %d on %d CPUs" % (got, cpus))
 
 
 def run():

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -469,6 +470,40 @@ static void test_retirement_on_thread(void)
 	rm_dir(d);
 }
 
+/* A cursor write that fails on the thread holds the deletions behind it
+ * (the segments stay on disk) and is retried by itself; once it succeeds
+ * the cursor is on disk and the held segments go. */
+static void test_cursor_write_fails(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	struct qs_reaper r;
+	char tmp[4200];
+	make_three(d);
+	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
+	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
+	s.reaper = &r;
+	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_TMP);
+	CHECK(mkdir(tmp, 0700) == 0); /* the first cursor write (a file replace) now fails */
+	CHECK(got_range(read_all(&s, NULL), 0, 12));
+	CHECK(qs_spool_persist(&s) == 0);
+	struct timespec pause = {0, 200 * 1000000L};
+	nanosleep(&pause, NULL);
+	CHECK(access(seg_path(d, 1), F_OK) == 0 && access(seg_path(d, 2), F_OK) == 0);
+	struct qs_pos on_disk;
+	CHECK(qs_cursor_load(s.dirfd, &on_disk) != 0); /* still no cursor file */
+	CHECK(rmdir(tmp) == 0);
+	for (int i = 0; i < 40 && access(seg_path(d, 2), F_OK) == 0; i++)
+		nanosleep(&pause, NULL); /* the retry comes within ~500 ms */
+	CHECK(access(seg_path(d, 1), F_OK) != 0 && access(seg_path(d, 2), F_OK) != 0);
+	CHECK(qs_cursor_load(s.dirfd, &on_disk) == 0 && on_disk.seg == 3);
+	qs_reaper_stop(&r);
+	CHECK(!r.cursor_lost);
+	s.reaper = NULL;
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
 static void test_spool_full(void)
 {
 	char *d = new_dir();
@@ -572,6 +607,7 @@ int main(void)
 	test_mid_segment_damage();
 	test_retirement();
 	test_retirement_on_thread();
+	test_cursor_write_fails();
 	test_spool_full();
 	test_check_repair();
 	return check_report();
