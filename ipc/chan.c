@@ -9,10 +9,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "ipc/child.h"
 
 #define READ_MAX (1024 * 1024) /* bytes read per wake-up and sender */
 #define RECONNECT_MIN_MS 10
@@ -310,20 +310,13 @@ static void out_close(struct qs_chan_out *o)
 	evbuffer_drain(o->buf, evbuffer_get_length(o->buf));
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A peer that accepts and at once closes (it cut us off) must not get a
  * reconnect every 10 ms, nor two log lines each time. */
 static void out_drop(struct qs_chan_out *o, const char *why)
 {
 	size_t lost = evbuffer_get_length(o->buf);
 	out_close(o);
-	o->flapping = mono_ns() - o->up_since_ns < STABLE_NS;
+	o->flapping = qs_now_ns() - o->up_since_ns < STABLE_NS;
 	if (!o->told_down && !o->flapping)
 		qs_info("%s: connection lost (%s, %zu bytes unsent); reconnecting", o->path, why, lost);
 	o->told_down = true;
@@ -397,7 +390,7 @@ static bool out_connect(struct qs_chan_out *o)
 	if (o->told_down && !o->flapping)
 		qs_info("%s: connected again", o->path);
 	o->told_down = false;
-	o->up_since_ns = mono_ns();
+	o->up_since_ns = qs_now_ns();
 	return true;
 }
 

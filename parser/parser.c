@@ -4,9 +4,9 @@
  * Frames arrive over ZeroMQ; events and answers leave over channels
  * (ipc/chan.h). Backpressure: when the shipper does not take EVENTS (its
  * channel is at its limit), the batch is kept and the frames socket is no
- * longer read, so frames queue in ZeroMQ and then in the acceptors. Rejections never stop
- * us: an acceptor that cannot take them for 2 s is treated as gone (it
- * re-sends unresolved frames when it comes back). */
+ * longer read, so frames queue in ZeroMQ and then in the acceptors.
+ * Rejections never stop us: an acceptor that cannot take them for 2 s is
+ * treated as gone (it re-sends unresolved frames when it comes back). */
 #include "parser/parser.h"
 #include "parser/sandbox_policy.h"
 
@@ -19,12 +19,12 @@
 #include "common/heap.h"
 #include "common/log.h"
 #include "ipc/chan.h"
+#include "ipc/child.h"
 #include "ipc/msg.h"
+#include "ipc/sendq.h"
 #include "ipc/zsock.h"
 #include "parser/arena.h"
-#include "ipc/child.h"
 #include "parser/enrich.h"
-#include "ipc/sendq.h"
 
 #define RECV_BUDGET 64          /* FRAMES messages per wake-up */
 #define HWM 64                  /* FRAMES messages */
