@@ -70,7 +70,8 @@ static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t
 	ssize_t got = pread(fd, r->buf, want, (off_t)off);
 	if (got != (ssize_t)want)
 		return got < 0 ? -1 : (errno = EIO, -1);
-	struct qs_scan s = {.buf = r->buf, .len = want, .base = off, .at_end = off + want == seg_end};
+	struct qs_scan s = {.buf = r->buf, .len = want, .base = off, .at_end = off + want == seg_end,
+			    .key = qs_seg_key(r->pos.seg)};
 	struct qs_scan_item it;
 	int k;
 	r->n = r->idx = r->partial = 0;

@@ -72,13 +72,46 @@ static void write_cursor(struct qs_reaper *r, struct backlog *b, const struct qs
 	b->n = 0;
 }
 
+static void set_spare(struct qs_reaper *r, enum qs_spare_state st)
+{
+	pthread_mutex_lock(&r->mu);
+	r->spare = st;
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Only a segment the cursor has passed, durably, gets here (queue order). */
+static void recycle(struct qs_reaper *r, uint64_t id)
+{
+	char name[32];
+	qs_seg_name(name, sizeof(name), id);
+	if (renameat(r->dirfd, name, r->dirfd, QS_SPARE_FILE) == 0) {
+		set_spare(r, QS_SPARE_READY);
+		return;
+	}
+	qs_warn("spool: cannot keep %s/%s as the spare segment: %s (deleted instead)", r->dir, name,
+		strerror(errno));
+	set_spare(r, QS_SPARE_FAILED);
+	delete_seg(r, id);
+}
+
 static void run_job(struct qs_reaper *r, struct backlog *b, const struct qs_reap_job *job)
 {
-	if (job->cursor)
+	if (job->kind == QS_REAP_CURSOR) {
 		write_cursor(r, b, &job->pos);
-	else if (!b->failed)
-		delete_seg(r, job->id);
-	else if (b->n < DEFERRED_MAX)
+		return;
+	}
+	if (!b->failed) {
+		if (job->kind == QS_REAP_RECYCLE)
+			recycle(r, job->id);
+		else
+			delete_seg(r, job->id);
+		return;
+	}
+	/* Held behind the failing cursor write. A spare held that long is of no
+	 * use to the loop: it waits as a deletion like the others. */
+	if (job->kind == QS_REAP_RECYCLE)
+		set_spare(r, QS_SPARE_FAILED);
+	if (b->n < DEFERRED_MAX)
 		b->ids[b->n++] = job->id;
 	/* else: left on disk; the next start deletes what lies before the cursor */
 }
@@ -158,7 +191,7 @@ static bool enqueue(struct qs_reaper *r, const struct qs_reap_job *job)
 	struct qs_reap_job *last = r->count ? &r->q[(r->head + r->count - 1) % QS_REAPER_QUEUE] : NULL;
 	bool waiting = last && (r->count > 1 || !r->working);
 	bool ok = true;
-	if (job->cursor && waiting && last->cursor) {
+	if (job->kind == QS_REAP_CURSOR && waiting && last->kind == QS_REAP_CURSOR) {
 		last->pos = job->pos; /* not started yet: write the newer position instead */
 	} else if (r->count < QS_REAPER_QUEUE) {
 		r->q[(r->head + r->count) % QS_REAPER_QUEUE] = *job;
@@ -173,13 +206,13 @@ static bool enqueue(struct qs_reaper *r, const struct qs_reap_job *job)
 
 bool qs_reaper_add(struct qs_reaper *r, uint64_t id)
 {
-	struct qs_reap_job job = {.cursor = false, .id = id};
+	struct qs_reap_job job = {.kind = QS_REAP_DELETE, .id = id};
 	return enqueue(r, &job);
 }
 
 bool qs_reaper_cursor(struct qs_reaper *r, struct qs_cursor_writer *cw, const struct qs_pos *pos)
 {
-	struct qs_reap_job job = {.cursor = true, .pos = *pos};
+	struct qs_reap_job job = {.kind = QS_REAP_CURSOR, .pos = *pos};
 	if (!r->started)
 		return false;
 	pthread_mutex_lock(&r->mu);
@@ -187,6 +220,43 @@ bool qs_reaper_cursor(struct qs_reaper *r, struct qs_cursor_writer *cw, const st
 		r->cw = cw; /* set once: always the spool's one writer */
 	pthread_mutex_unlock(&r->mu);
 	return enqueue(r, &job);
+}
+
+bool qs_reaper_recycle(struct qs_reaper *r, uint64_t id)
+{
+	if (!r->started)
+		return false;
+	pthread_mutex_lock(&r->mu);
+	bool busy = r->spare != QS_SPARE_NONE;
+	if (!busy)
+		r->spare = QS_SPARE_PENDING; /* before the thread can see the job */
+	pthread_mutex_unlock(&r->mu);
+	struct qs_reap_job job = {.kind = QS_REAP_RECYCLE, .id = id};
+	if (busy)
+		return false;
+	if (enqueue(r, &job))
+		return true;
+	qs_reaper_spare_reset(r);
+	return false;
+}
+
+enum qs_spare_state qs_reaper_spare_state(struct qs_reaper *r)
+{
+	if (!r->started)
+		return r->spare; /* the thread is gone (or never ran): final */
+	pthread_mutex_lock(&r->mu);
+	enum qs_spare_state st = r->spare;
+	pthread_mutex_unlock(&r->mu);
+	return st;
+}
+
+void qs_reaper_spare_reset(struct qs_reaper *r)
+{
+	if (r->started)
+		pthread_mutex_lock(&r->mu);
+	r->spare = QS_SPARE_NONE;
+	if (r->started)
+		pthread_mutex_unlock(&r->mu);
 }
 
 void qs_reaper_stop(struct qs_reaper *r)

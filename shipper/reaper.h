@@ -12,7 +12,12 @@
  * times a second) stalled the loop the same way. Queued here ahead of the
  * deletions it allows, it is still durable before any of them happens. If
  * it fails, the thread retries it every 500 ms (or writes a newer one that
- * arrives) and holds the deletions behind it until one succeeds. */
+ * arrives) and holds the deletions behind it until one succeeds.
+ *
+ * Instead of deleting a shipped segment it may keep its file as the spare
+ * (QS_SPARE_FILE) that the spool turns into its next segment: no blocks
+ * freed now, none allocated later (spool.c says why that matters). That
+ * rename waits behind the cursor write exactly like a deletion. */
 #ifndef QS_SHIPPER_REAPER_H
 #define QS_SHIPPER_REAPER_H
 
@@ -33,13 +38,14 @@ struct qs_reaper {
 	char dir[256]; /* for messages */
 	struct qs_cursor_writer *cw; /* used by the thread only, once handed over */
 	struct qs_reap_job {
-		bool cursor; /* write pos to the cursor; else delete segment id */
-		uint64_t id;
+		enum { QS_REAP_DELETE, QS_REAP_CURSOR, QS_REAP_RECYCLE } kind;
+		uint64_t id;   /* DELETE, RECYCLE: the segment */
 		struct qs_pos pos;
 	} q[QS_REAPER_QUEUE];
 	unsigned head, count;
 	bool working; /* the thread is on q[head] */
 	bool cursor_lost; /* after stop: the last cursor write failed (the file holds an older one) */
+	enum qs_spare_state { QS_SPARE_NONE, QS_SPARE_PENDING, QS_SPARE_READY, QS_SPARE_FAILED } spare;
 };
 
 /* dirfd stays the caller's and must outlive qs_reaper_stop. 0, or -1 (logged). */
@@ -51,6 +57,18 @@ bool qs_reaper_add(struct qs_reaper *r, uint64_t id);
  * write still waiting at the end of the queue is replaced instead. false
  * when the queue is full or the thread is not running. */
 bool qs_reaper_cursor(struct qs_reaper *r, struct qs_cursor_writer *cw, const struct qs_pos *pos);
+#define QS_SPARE_FILE "spare-segment.tmp"
+
+/* Queues renaming segment id to QS_SPARE_FILE instead of deleting it; false
+ * when a spare is already pending or ready, the queue is full or the thread
+ * is not running. Held behind a failing cursor write, it becomes a deletion
+ * (state FAILED). */
+bool qs_reaper_recycle(struct qs_reaper *r, uint64_t id);
+/* Where the spare stands; the caller may rename or delete the file only
+ * once it is READY, and then says so with qs_reaper_spare_reset (also after
+ * FAILED). */
+enum qs_spare_state qs_reaper_spare_state(struct qs_reaper *r);
+void qs_reaper_spare_reset(struct qs_reaper *r);
 /* Does what is still queued (one last try of a failing cursor write), then
  * joins the thread; cursor_lost then says whether that last write failed. */
 void qs_reaper_stop(struct qs_reaper *r);

@@ -16,12 +16,36 @@ static uint32_t rec_crc(const uint8_t *hdr, const void *data, uint32_t len)
 	return qs_crc32c(c, data, len);
 }
 
-void qs_rec_header(uint8_t hdr[QS_REC_HDR], const void *data, uint32_t len, uint64_t time_ns)
+uint32_t qs_seg_key(uint64_t seg)
+{
+	uint8_t id[8];
+	qs_put_u64(id, seg);
+	uint32_t k = qs_crc32c(0x51535331u, id, sizeof(id));
+	return k ? k : 1;
+}
+
+void qs_rec_header_unsealed(uint8_t hdr[QS_REC_HDR], uint32_t len, uint64_t time_ns)
 {
 	qs_put_u32(hdr, QS_REC_MAGIC);
 	qs_put_u32(hdr + 4, len);
 	qs_put_u64(hdr + 8, time_ns);
-	qs_put_u32(hdr + 16, rec_crc(hdr, data, len));
+	qs_put_u32(hdr + 16, 0);
+}
+
+void qs_rec_header(uint8_t hdr[QS_REC_HDR], const void *data, uint32_t len, uint64_t time_ns, uint32_t key)
+{
+	qs_rec_header_unsealed(hdr, len, time_ns);
+	qs_put_u32(hdr + 16, rec_crc(hdr, data, len) ^ key);
+}
+
+void qs_rec_seal(uint8_t *buf, size_t len, uint32_t key)
+{
+	for (size_t off = 0; off + QS_REC_HDR <= len;) {
+		uint8_t *p = buf + off;
+		uint32_t n = qs_get_u32(p + 4);
+		qs_put_u32(p + 16, rec_crc(p, p + QS_REC_HDR, n) ^ key);
+		off += QS_REC_HDR + (size_t)n;
+	}
 }
 
 /* Next possible record start after a bad one: the next magic, or (when buf
@@ -80,7 +104,8 @@ int qs_scan_next(struct qs_scan *s, struct qs_scan_item *it)
 		it->need = QS_REC_HDR + (size_t)len;
 		return QS_SCAN_MORE;
 	}
-	if (rec_crc(p, p + QS_REC_HDR, len) != qs_get_u32(p + 16))
+	uint32_t crc = rec_crc(p, p + QS_REC_HDR, len), stored = qs_get_u32(p + 16);
+	if (stored != (crc ^ s->key) && stored != crc)
 		return damage(s, it);
 	it->off = s->base + s->pos;
 	it->size = QS_REC_HDR + (size_t)len;
@@ -105,7 +130,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int qs_seg_walk(int fd, uint64_t from, uint64_t to, qs_walk_fn cb, void *arg)
+int qs_seg_walk(int fd, uint32_t key, uint64_t from, uint64_t to, qs_walk_fn cb, void *arg)
 {
 	size_t cap = WALK_CHUNK;
 	uint8_t *buf = malloc(cap);
@@ -119,7 +144,7 @@ int qs_seg_walk(int fd, uint64_t from, uint64_t to, qs_walk_fn cb, void *arg)
 		size_t want = to - off < cap ? (size_t)(to - off) : cap;
 		if ((rc = read_full(fd, buf, want, off)) != 0)
 			break;
-		struct qs_scan s = {.buf = buf, .len = want, .base = off, .at_end = off + want == to};
+		struct qs_scan s = {.buf = buf, .len = want, .base = off, .at_end = off + want == to, .key = key};
 		struct qs_scan_item it;
 		int k;
 		while ((k = qs_scan_next(&s, &it)) == QS_SCAN_RECORD || k == QS_SCAN_DAMAGE) {
@@ -168,11 +193,11 @@ static void summarize_cb(const struct qs_scan_item *it, bool dmg, void *arg)
 		sum->first_time_after = it->time_ns;
 }
 
-int qs_seg_summarize(int fd, uint64_t size, uint64_t from, struct qs_seg_summary *out)
+int qs_seg_summarize(int fd, uint32_t key, uint64_t size, uint64_t from, struct qs_seg_summary *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->summary_from = from;
-	if (qs_seg_walk(fd, 0, size, summarize_cb, out))
+	if (qs_seg_walk(fd, key, 0, size, summarize_cb, out))
 		return -1;
 	/* Damage after the last good record is the torn tail, not mid-segment damage. */
 	uint64_t tail = size - out->good_end;
@@ -183,4 +208,45 @@ int qs_seg_summarize(int fd, uint64_t size, uint64_t from, struct qs_seg_summary
 			out->first_damage = 0;
 	}
 	return 0;
+}
+
+/* Whether the record at off is whole and keyed for one of the segments just before seg. */
+static int stale_record(int fd, uint64_t seg, uint64_t off, uint64_t size)
+{
+	uint8_t hdr[QS_REC_HDR];
+	if (size - off < QS_REC_HDR)
+		return 0;
+	if (read_full(fd, hdr, QS_REC_HDR, off) != 0)
+		return -1;
+	uint32_t len = qs_get_u32(hdr + 4);
+	if (qs_get_u32(hdr) != QS_REC_MAGIC || len > QS_REC_MAX_LEN || size - off - QS_REC_HDR < len)
+		return 0;
+	uint8_t *payload = malloc(len ? len : 1);
+	if (!payload || read_full(fd, payload, len, off + QS_REC_HDR) != 0) {
+		free(payload);
+		return -1;
+	}
+	uint32_t key = rec_crc(hdr, payload, len) ^ qs_get_u32(hdr + 16);
+	free(payload);
+	for (uint64_t k = 1; k <= QS_STALE_SPAN && k <= seg; k++)
+		if (key == qs_seg_key(seg - k))
+			return 1;
+	return 0;
+}
+
+int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size)
+{
+	/* The new records rarely end where an old one did: look at the first
+	 * old record that starts within the next 64 KiB. */
+	static const uint8_t magic[4] = {0xFF, 'Q', 'S', 'R'};
+	uint8_t *buf = malloc(65536);
+	size_t n = size - off < 65536 ? (size_t)(size - off) : 65536;
+	if (!buf || read_full(fd, buf, n, off) != 0) {
+		free(buf);
+		return -1;
+	}
+	const uint8_t *hit = memmem(buf, n, magic, sizeof(magic));
+	uint64_t at = hit ? off + (uint64_t)(hit - buf) : size;
+	free(buf);
+	return hit ? stale_record(fd, seg, at, size) : 0;
 }

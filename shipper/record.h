@@ -3,11 +3,18 @@
  *   u32 magic 0xFF515352 ("\xffQSR")   resync point after damage
  *   u32 len                            payload bytes
  *   u64 time_ns                        CLOCK_REALTIME when spooled
- *   u32 crc                            CRC32C of len, time_ns and payload
+ *   u32 crc                            CRC32C of len, time_ns and payload,
+ *                                      XOR the segment's key (qs_seg_key)
  *   payload[len]                       one JSON line ending in '\n'
  *
  * all integers big-endian, no padding. 0xFF never occurs in UTF-8 text, so
- * the magic is rare inside payloads; the CRC decides anyway. */
+ * the magic is rare inside payloads; the CRC decides anyway.
+ *
+ * Why the key: a shipped segment's file is reused for a later segment
+ * (spool.c), and after a crash the records of its earlier use may still
+ * follow the new ones. Keyed with the old segment's id, they fail the check
+ * for the new one, exactly like a torn tail. Records written before keys
+ * existed carry the plain CRC (key 0) and are still accepted. */
 #ifndef QS_SHIPPER_RECORD_H
 #define QS_SHIPPER_RECORD_H
 
@@ -21,8 +28,16 @@
  * claiming more is damage, which bounds what a reader ever allocates. */
 #define QS_REC_MAX_LEN (66u * 1024 * 1024)
 
-/* Writes the header for payload data[0..len). */
-void qs_rec_header(uint8_t hdr[QS_REC_HDR], const void *data, uint32_t len, uint64_t time_ns);
+/* The key of segment seg's records: never 0. */
+uint32_t qs_seg_key(uint64_t seg);
+
+/* Writes the header for payload data[0..len), CRC keyed with key. */
+void qs_rec_header(uint8_t hdr[QS_REC_HDR], const void *data, uint32_t len, uint64_t time_ns, uint32_t key);
+/* The header without its CRC, which qs_rec_seal fills in once the segment is known. */
+void qs_rec_header_unsealed(uint8_t hdr[QS_REC_HDR], uint32_t len, uint64_t time_ns);
+/* Computes the CRC of every record in buf[0..len) (whole records, as
+ * encoded above) for key. */
+void qs_rec_seal(uint8_t *buf, size_t len, uint32_t key);
 
 /* Scanner over bytes of one segment held in memory: buf[0] is at segment
  * offset base; at_end says buf reaches the end of the segment's data. */
@@ -32,6 +47,7 @@ struct qs_scan {
 	size_t pos;
 	uint64_t base;
 	bool at_end;
+	uint32_t key; /* the segment's: records keyed otherwise are damage */
 };
 
 enum qs_scan_kind {
@@ -56,7 +72,7 @@ int qs_scan_next(struct qs_scan *s, struct qs_scan_item *it);
  * cb for every RECORD and DAMAGE item (adjacent damage is merged). Returns 0,
  * or -1 on a read error (errno). */
 typedef void (*qs_walk_fn)(const struct qs_scan_item *it, bool damage, void *arg);
-int qs_seg_walk(int fd, uint64_t from, uint64_t to, qs_walk_fn cb, void *arg);
+int qs_seg_walk(int fd, uint32_t key, uint64_t from, uint64_t to, qs_walk_fn cb, void *arg);
 
 /* Summary of a whole segment, for replay and the offline check. */
 struct qs_seg_summary {
@@ -71,6 +87,13 @@ struct qs_seg_summary {
 	uint64_t summary_from;
 };
 
-int qs_seg_summarize(int fd, uint64_t size, uint64_t from, struct qs_seg_summary *out);
+int qs_seg_summarize(int fd, uint32_t key, uint64_t size, uint64_t from, struct qs_seg_summary *out);
+
+/* Whether the bytes of segment seg's file from off (up to size) are the
+ * leftover of the file's earlier use (a reused file, spool.c), not damage:
+ * the first record starting in the next 64 KiB is whole and keyed for one
+ * of the QS_STALE_SPAN segments before seg. 1 yes, 0 no, -1 read error. */
+#define QS_STALE_SPAN 64
+int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size);
 
 #endif

@@ -78,14 +78,25 @@ static int list_segments(struct qs_spool *s)
 	return 0;
 }
 
-/* 0 = gone (or queued for deletion), 1 = not now (the reaper's queue is
- * full: it may still hold the cursor write this deletion must follow, so
- * never delete it here instead), -1 = error. */
+/* Whether a shipped segment's file may become the next segment's. Only a
+ * full-sized one written by this process: its records are all keyed
+ * (record.h), so none of them can pass for a record of the next segment. */
+static bool recyclable(const struct qs_spool *s, size_t idx)
+{
+	const struct qs_spool_seg *g = &s->segs[idx];
+	return !s->spare_bytes && g->id >= s->first_new_id && g->size >= s->seg_max && idx + 1 < s->nsegs;
+}
+
+/* 0 = gone (queued for deletion, or kept as the spare), 1 = not now (the
+ * reaper's queue is full: it may still hold the cursor write this deletion
+ * must follow, so never delete it here instead), -1 = error. */
 static int unlink_seg(struct qs_spool *s, size_t idx)
 {
 	char name[32];
 	qs_seg_name(name, sizeof(name), s->segs[idx].id);
-	if (s->reaper) {
+	if (s->reaper && recyclable(s, idx) && qs_reaper_recycle(s->reaper, s->segs[idx].id)) {
+		s->spare_bytes = s->segs[idx].size;
+	} else if (s->reaper) {
 		if (!qs_reaper_add(s->reaper, s->segs[idx].id))
 			return 1;
 	} else if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
@@ -155,7 +166,7 @@ static int verify_tail(struct qs_spool *s)
 	qs_seg_name(name, sizeof(name), last->id);
 	int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
 	struct qs_seg_summary sum;
-	if (fd < 0 || qs_seg_summarize(fd, last->size, 0, &sum) != 0) {
+	if (fd < 0 || qs_seg_summarize(fd, qs_seg_key(last->id), last->size, 0, &sum) != 0) {
 		qs_err("spool: cannot read %s/%s: %s", s->dir, name, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -168,9 +179,13 @@ static int verify_tail(struct qs_spool *s)
 			s->dir, name, sum.damaged_bytes, sum.first_damage, sum.damaged_regions);
 	if (sum.good_end < last->size) {
 		s->replay.torn_bytes = last->size - sum.good_end;
-		qs_warn("spool: %s/%s ends in %" PRIu64 " bytes of torn or corrupt data at offset %" PRIu64
-			": cut (those events were never acknowledged)",
-			s->dir, name, s->replay.torn_bytes, sum.good_end);
+		if (qs_seg_stale_at(fd, last->id, sum.good_end, last->size) == 1)
+			qs_info("spool: %s/%s: %" PRIu64 " bytes after offset %" PRIu64 " are records of the file's "
+				"earlier use as another segment: cut", s->dir, name, s->replay.torn_bytes, sum.good_end);
+		else
+			qs_warn("spool: %s/%s ends in %" PRIu64 " bytes of torn or corrupt data at offset %" PRIu64
+				": cut (those events were never acknowledged)",
+				s->dir, name, s->replay.torn_bytes, sum.good_end);
 		if (ftruncate(fd, (off_t)sum.good_end) != 0 || fsync(fd) != 0) {
 			qs_err("spool: cannot cut %s/%s: %s", s->dir, name, strerror(errno));
 			close(fd);
@@ -209,6 +224,7 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 	load_cursor(s);
 	delete_leftovers(s);
 	clamp_cursor(s);
+	unlinkat(s->dirfd, QS_SPARE_FILE, 0); /* kept by a run that crashed */
 	if (verify_tail(s) != 0) {
 		qs_spool_close(s);
 		return -1;
@@ -216,12 +232,41 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 	clamp_cursor(s); /* the cut may have moved the end below the cursor */
 	uint64_t newest = s->nsegs ? s->segs[s->nsegs - 1].id : 0;
 	s->next_id = (newest > s->cursor.seg ? newest : s->cursor.seg) + 1;
+	s->first_new_id = s->next_id;
 	return 0;
+}
+
+/* A reused file still holds its earlier records past what this segment
+ * wrote: cut them when writing moves on, so that only the newest segment
+ * can ever end in them (and the next open cuts those, as a torn tail).
+ * Normally a few KiB: a segment is rolled once it reached seg_max. */
+static void trim_write_segment(struct qs_spool *s)
+{
+	uint64_t size = s->segs[s->nsegs - 1].size;
+	if (s->walloc > size && ftruncate(s->wfd, (off_t)size) != 0)
+		qs_warn("spool: cannot cut the old records after the end of the write segment: %s (cut at the "
+			"next start, or skipped as damage)", strerror(errno));
+	s->walloc = 0;
+}
+
+/* A spare still being renamed belongs to the reaper; a ready one is ours. */
+static void drop_spare(struct qs_spool *s)
+{
+	if (!s->spare_bytes || (s->reaper && qs_reaper_spare_state(s->reaper) == QS_SPARE_PENDING))
+		return;
+	unlinkat(s->dirfd, QS_SPARE_FILE, 0);
+	if (s->reaper)
+		qs_reaper_spare_reset(s->reaper);
+	s->spare_bytes = 0;
 }
 
 void qs_spool_close(struct qs_spool *s)
 {
 	qs_cursor_writer_close(&s->cw);
+	if (s->wfd >= 0 && !s->pending)
+		trim_write_segment(s);
+	if (s->dirfd >= 0)
+		drop_spare(s);
 	if (s->wfd >= 0)
 		close(s->wfd);
 	if (s->dirfd >= 0)
@@ -232,11 +277,54 @@ void qs_spool_close(struct qs_spool *s)
 	s->wfd = s->dirfd = -1;
 }
 
+static bool spare_is_ready(const struct qs_spool *s)
+{
+	return s->spare_bytes && s->reaper && qs_reaper_spare_state(s->reaper) == QS_SPARE_READY;
+}
+
 uint64_t qs_spool_room(const struct qs_spool *s)
 {
 	if (s->total == 0)
 		return UINT64_MAX;
-	return s->total < s->max_bytes ? s->max_bytes - s->total : 0;
+	/* A ready spare's space is there for a commit that needs it (want_roll
+	 * moves writing into it); one still waiting to be renamed is not yet. */
+	uint64_t used = s->total + (spare_is_ready(s) ? 0 : s->spare_bytes);
+	return used < s->max_bytes ? s->max_bytes - used : 0;
+}
+
+/* Ready to be the next segment's file; a spare that became a deletion is forgotten. */
+static bool spare_ready(struct qs_spool *s)
+{
+	if (s->spare_bytes && s->reaper && qs_reaper_spare_state(s->reaper) == QS_SPARE_FAILED) {
+		qs_reaper_spare_reset(s->reaper);
+		s->spare_bytes = 0;
+	}
+	return spare_is_ready(s);
+}
+
+/* The next segment's file: the spare renamed into place, or a new one.
+ * *walloc: the reused file's size (0 for a new file). */
+static int create_segment(struct qs_spool *s, const char *name, uint64_t *walloc)
+{
+	*walloc = 0;
+	if (spare_ready(s)) {
+		qs_reaper_spare_reset(s->reaper);
+		s->spare_bytes = 0;
+		struct stat st;
+		if (renameat(s->dirfd, QS_SPARE_FILE, s->dirfd, name) == 0) {
+			int fd = openat(s->dirfd, name, O_WRONLY | O_CLOEXEC);
+			if (fd >= 0 && fstat(fd, &st) == 0) {
+				*walloc = (uint64_t)st.st_size;
+				return fd;
+			}
+			if (fd >= 0)
+				close(fd);
+			unlinkat(s->dirfd, name, 0);
+		} else {
+			unlinkat(s->dirfd, QS_SPARE_FILE, 0);
+		}
+	}
+	return openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 /* Every open starts a fresh segment, so we never append after a tail that a
@@ -245,7 +333,10 @@ static int new_segment(struct qs_spool *s)
 {
 	char name[32];
 	qs_seg_name(name, sizeof(name), s->next_id);
-	int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->wfd >= 0)
+		trim_write_segment(s); /* rides on the directory fsync below */
+	uint64_t walloc;
+	int fd = create_segment(s, name, &walloc);
 	if (fd < 0)
 		return -1;
 	/* The new name must be durable before any record in it is acknowledged. */
@@ -259,8 +350,23 @@ static int new_segment(struct qs_spool *s)
 	if (s->wfd >= 0)
 		close(s->wfd);
 	s->wfd = fd;
+	s->walloc = walloc;
 	s->next_id++;
 	return 0;
+}
+
+/* Time for the next segment: this one is full, or len needs the space a
+ * ready spare holds (a nearly full spool). Never earlier: a segment cut
+ * short cannot be reused (recyclable), and each reuse needs the one before. */
+static bool want_roll(struct qs_spool *s, size_t len)
+{
+	if (s->wfd < 0)
+		return true;
+	uint64_t size = s->segs[s->nsegs - 1].size;
+	if (size >= s->seg_max)
+		return true;
+	return size > 0 && size + len > s->walloc && s->total + s->spare_bytes + len > s->max_bytes &&
+	       spare_ready(s);
 }
 
 static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
@@ -283,17 +389,18 @@ static void cut_back(struct qs_spool *s)
 {
 	if (ftruncate(s->wfd, (off_t)s->segs[s->nsegs - 1].size) != 0)
 		qs_err("spool: cannot cut the failed write back: %s", strerror(errno));
+	s->walloc = 0; /* the reused space went with it: later commits append */
 }
 
-int qs_spool_write(struct qs_spool *s, const uint8_t *buf, size_t len)
+int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len)
 {
 	if (s->pending) {
 		errno = EBUSY;
 		return -1;
 	}
-	if (s->wfd < 0 || s->segs[s->nsegs - 1].size >= s->seg_max)
-		if (new_segment(s) != 0)
-			return -1;
+	if (want_roll(s, len) && new_segment(s) != 0)
+		return -1;
+	qs_rec_seal(buf, len, qs_seg_key(s->segs[s->nsegs - 1].id));
 	if (write_all(s->wfd, buf, len, s->segs[s->nsegs - 1].size) == 0) {
 		s->pending = len;
 		return 0;
@@ -318,7 +425,7 @@ void qs_spool_sync_done(struct qs_spool *s, bool ok)
 	s->pending = 0;
 }
 
-int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len)
+int qs_spool_append(struct qs_spool *s, uint8_t *buf, size_t len)
 {
 	if (qs_spool_write(s, buf, len) != 0)
 		return -1;

@@ -47,6 +47,9 @@ struct qs_spool {
 	uint64_t next_id;
 	uint64_t total;     /* committed bytes in all segment files */
 	uint64_t pending;   /* written to the write segment past its committed size, awaiting fdatasync */
+	uint64_t walloc;    /* the write segment's file size when it reuses a spare, else 0 */
+	uint64_t spare_bytes; /* a shipped segment kept as the next one's file: counted against max_bytes */
+	uint64_t first_new_id; /* segments from this id on were written by this process (keyed records only) */
 	struct qs_pos cursor;    /* what the output has taken (in memory) */
 	struct qs_pos persisted; /* what the cursor file says, or will say before any deletion it allows */
 	struct qs_cursor_writer cw;
@@ -63,10 +66,11 @@ void qs_spool_close(struct qs_spool *s);
  * batch, so one record larger than the limit cannot wedge it). */
 uint64_t qs_spool_room(const struct qs_spool *s);
 
-/* Group commit: buf holds whole encoded records; one write, then one
+/* Group commit: buf holds whole encoded records, whose CRCs are filled in
+ * here for the segment they land in (record.h); one write, then one
  * fdatasync when opts.fsync. On failure the segment is cut back to its last
  * good end and -1 is returned with errno; nothing of buf counts as written. */
-int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len);
+int qs_spool_append(struct qs_spool *s, uint8_t *buf, size_t len);
 
 /* The same commit in two steps, for an fdatasync made elsewhere (the
  * shipper's sync thread): qs_spool_write writes buf after the committed end
@@ -74,7 +78,7 @@ int qs_spool_append(struct qs_spool *s, const uint8_t *buf, size_t len);
  * fdatasyncs s->wfd and reports with qs_spool_sync_done. Pending bytes are
  * not committed: readers, the size and the room ignore them until then.
  * While bytes are pending, s->wfd stays open and unchanged. */
-int qs_spool_write(struct qs_spool *s, const uint8_t *buf, size_t len);
+int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len);
 /* ok: the pending bytes are durable and become committed. !ok: they are cut
  * off again (after a failed fdatasync the kernel's copy cannot be trusted). */
 void qs_spool_sync_done(struct qs_spool *s, bool ok);

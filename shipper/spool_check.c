@@ -98,7 +98,7 @@ static int rewrite_segment(struct check *c, const char *name, int fd, uint64_t s
 	if (c->cursor_rc == 0 && c->cursor.seg == id)
 		rw.cursor_off = c->cursor.off;
 	rw.fd = openat(c->dirfd, "repair.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (rw.fd < 0 || qs_seg_walk(fd, 0, size, rewrite_cb, &rw) != 0 || rw.err || fsync(rw.fd) != 0 ||
+	if (rw.fd < 0 || qs_seg_walk(fd, qs_seg_key(id), 0, size, rewrite_cb, &rw) != 0 || rw.err || fsync(rw.fd) != 0 ||
 	    renameat(c->dirfd, "repair.tmp", c->dirfd, name) != 0 || fsync(c->dirfd) != 0) {
 		printf("error: cannot rewrite %s/%s: %s\n", c->dir, name, strerror(rw.err ? rw.err : errno));
 		if (rw.fd >= 0)
@@ -146,7 +146,7 @@ static void check_segment(struct check *c, uint64_t id)
 	bool before = c->cursor_rc == 0 && id < c->cursor.seg;
 	uint64_t from = before ? size : (c->cursor_rc == 0 && id == c->cursor.seg ? c->cursor.off : 0);
 	struct qs_seg_summary s;
-	if (qs_seg_summarize(fd, size, from, &s) != 0) {
+	if (qs_seg_summarize(fd, qs_seg_key(id), size, from, &s) != 0) {
 		printf("error: cannot read %s/%s: %s\n", c->dir, name, strerror(errno));
 		c->errors++;
 		close(fd);
@@ -159,11 +159,20 @@ static void check_segment(struct check *c, uint64_t id)
 	c->pending += s.records_after;
 	if (s.records_after && (!c->oldest_ns || s.first_time_after < c->oldest_ns))
 		c->oldest_ns = s.first_time_after;
-	bool damaged = s.damaged_regions || s.good_end < size;
+	/* After a crash the newest segment may end in its reused file's earlier records: not damage. */
+	bool stale = s.good_end < size && qs_seg_stale_at(fd, id, s.good_end, size) == 1;
+	bool damaged = s.damaged_regions || (s.good_end < size && !stale);
+	if (stale) {
+		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are records of the file's earlier "
+		       "use as another segment (not damage; the shipper cuts them at its next start)\n", name,
+		       size - s.good_end, s.good_end);
+		if (c->repair && !s.damaged_regions && repair_segment(c, name, fd, &s, size) != 0)
+			c->errors++;
+	}
 	if (s.damaged_regions)
 		printf("DAMAGE: %s/%s: %" PRIu64 " damaged bytes in %" PRIu64 " region(s), first at offset %" PRIu64
 		       "\n", c->dir, name, s.damaged_bytes, s.damaged_regions, s.first_damage);
-	if (s.good_end < size)
+	if (s.good_end < size && !stale)
 		printf("DAMAGE: %s/%s: torn or corrupt tail of %" PRIu64 " bytes at offset %" PRIu64 "\n", c->dir,
 		       name, size - s.good_end, s.good_end);
 	if (damaged && (!c->repair || repair_segment(c, name, fd, &s, size) != 0))

@@ -26,7 +26,7 @@ int qs_stage_add(struct qs_stage *st, uint64_t ticket, uint32_t acceptor, const 
 	if (reserve((void **)&st->buf, &st->cap, st->len + QS_REC_HDR + len, 1) ||
 	    reserve((void **)&st->t, &st->tcap, st->n + 1, sizeof(*st->t)))
 		return -1;
-	qs_rec_header(st->buf + st->len, data, len, time_ns);
+	qs_rec_header_unsealed(st->buf + st->len, len, time_ns); /* sealed by qs_spool_write */
 	memcpy(st->buf + st->len + QS_REC_HDR, data, len);
 	st->len += QS_REC_HDR + len;
 	st->t[st->n++] = (struct qs_staged){.ticket = ticket, .acceptor = acceptor, .end = st->len};

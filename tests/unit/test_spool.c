@@ -55,7 +55,7 @@ static int open_spool(struct qs_spool *s, const char *dir, uint64_t max, uint64_
 
 /* Stages records first..first+n-1 ({"n":i}) and hands them to commit_fn. */
 static int with_records(struct qs_spool *s, int first, int n,
-			int (*commit_fn)(struct qs_spool *, const uint8_t *, size_t))
+			int (*commit_fn)(struct qs_spool *, uint8_t *, size_t))
 {
 	struct qs_stage st = {0};
 	char line[64];
@@ -220,7 +220,7 @@ static void test_torn_tail(void)
 	qs_spool_close(&s);
 	/* a crash in the middle of a write: a header and half a payload */
 	uint8_t rec[QS_REC_HDR + 8];
-	qs_rec_header(rec, "{\"n\":5}\n", 8, 1);
+	qs_rec_header(rec, "{\"n\":5}\n", 8, 1, qs_seg_key(1));
 	memcpy(rec + QS_REC_HDR, "{\"n\":5}\n", 8);
 	int fd = open(seg_path(d, 1), O_WRONLY | O_APPEND);
 	CHECK(write(fd, rec, QS_REC_HDR + 3) == QS_REC_HDR + 3);
@@ -504,6 +504,107 @@ static void test_cursor_write_fails(void)
 	rm_dir(d);
 }
 
+static int check_spool(const char *dir, bool repair);
+
+/* Records are keyed with their segment: sealed for segment 1, a record is
+ * damage when read as segment 2's; a plain one (written before keys) passes. */
+static void test_record_keys(void)
+{
+	uint8_t rec[QS_REC_HDR + 8];
+	memcpy(rec + QS_REC_HDR, "{\"n\":1}\n", 8);
+	struct qs_scan_item it;
+	qs_rec_header(rec, rec + QS_REC_HDR, 8, 1, qs_seg_key(1));
+	struct qs_scan sc = {.buf = rec, .len = sizeof(rec), .at_end = true, .key = qs_seg_key(1)};
+	CHECK(qs_scan_next(&sc, &it) == QS_SCAN_RECORD && it.len == 8);
+	sc = (struct qs_scan){.buf = rec, .len = sizeof(rec), .at_end = true, .key = qs_seg_key(2)};
+	CHECK(qs_scan_next(&sc, &it) == QS_SCAN_DAMAGE && it.size == sizeof(rec));
+	qs_rec_header(rec, rec + QS_REC_HDR, 8, 1, 0);
+	sc = (struct qs_scan){.buf = rec, .len = sizeof(rec), .at_end = true, .key = qs_seg_key(2)};
+	CHECK(qs_scan_next(&sc, &it) == QS_SCAN_RECORD);
+	CHECK(qs_seg_key(1) != qs_seg_key(2) && qs_seg_key(0) != 0 && qs_seg_key(1) != 0);
+}
+
+static bool wait_spare(struct qs_reaper *r)
+{
+	for (int i = 0; i < 400 && qs_reaper_spare_state(r) == QS_SPARE_PENDING; i++)
+		usleep(5000);
+	return qs_reaper_spare_state(r) == QS_SPARE_READY;
+}
+
+static ino_t inode_of(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Builds: segment 1 (records 0-199) shipped and kept as the spare, segment
+ * 2 (200-409) filled, segment 3 = segment 1's file holding records 410-414
+ * and, behind them, the rest of segment 1's old records. */
+static void make_recycled(const char *d, struct qs_spool *s, struct qs_reaper *r, off_t *old_size)
+{
+	CHECK(open_spool(s, d, 1 << 20, 4096) == 0);
+	CHECK(qs_reaper_start(r, s->dirfd, d) == 0);
+	s->reaper = r;
+	CHECK(append(s, 0, 200) == 0 && append(s, 200, 10) == 0 && s->nsegs == 2);
+	*old_size = file_size(seg_path(d, 1));
+	ino_t ino = inode_of(seg_path(d, 1));
+	CHECK(got_range(read_all(s, NULL), 0, 210));
+	CHECK(qs_spool_persist(s) == 0 && s->spare_bytes == (uint64_t)*old_size);
+	CHECK(wait_spare(r));
+	CHECK(access(seg_path(d, 1), F_OK) != 0);
+	/* a ready spare's space counts as room: it is the next segment's */
+	CHECK(qs_spool_room(s) == (1 << 20) - s->total);
+	CHECK(append(s, 210, 200) == 0 && s->nsegs == 1);
+	CHECK(append(s, 410, 5) == 0 && s->nsegs == 2 && s->spare_bytes == 0);
+	CHECK(inode_of(seg_path(d, 3)) == ino && file_size(seg_path(d, 3)) == *old_size);
+	CHECK(s->segs[1].size < (uint64_t)*old_size / 10);
+	/* the old records behind the new ones are never read */
+	CHECK(got_range(read_all(s, NULL), 210, 205));
+}
+
+/* A shipped full segment's file becomes a later segment (no deletion, no
+ * new file); the records of its first use never come back: not while
+ * running, not after a clean stop (the rest is cut), not after a crash
+ * that left them behind the new ones (cut at the next start). */
+static void test_recycle(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	struct qs_reaper r;
+	off_t old_size;
+	make_recycled(d, &s, &r, &old_size);
+	uint64_t committed = s.segs[1].size;
+	CHECK(qs_spool_persist(&s) == 0);
+	qs_reaper_stop(&r);
+	s.reaper = NULL;
+	qs_spool_close(&s);
+	CHECK(file_size(seg_path(d, 3)) == (off_t)committed);
+	CHECK(open_spool(&s, d, 1 << 20, 4096) == 0);
+	CHECK(s.replay.torn_bytes == 0 && s.replay.damaged_bytes == 0);
+	CHECK(read_all(&s, NULL) == 0);
+	qs_spool_close(&s);
+	rm_dir(d);
+
+	/* a crash: nothing cut, cursor still at the end of record 209 */
+	d = new_dir();
+	make_recycled(d, &s, &r, &old_size);
+	committed = s.segs[1].size;
+	qs_reaper_stop(&r);
+	s.reaper = NULL;
+	close(s.wfd);
+	s.wfd = -1;
+	qs_spool_close(&s);
+	CHECK(file_size(seg_path(d, 3)) == old_size);
+	CHECK(check_spool(d, false) == 0); /* the old records are no damage */
+	CHECK(file_size(seg_path(d, 3)) == old_size);
+	CHECK(open_spool(&s, d, 1 << 20, 4096) == 0);
+	CHECK(s.replay.torn_bytes == (uint64_t)old_size - committed && s.replay.damaged_bytes == 0);
+	CHECK(file_size(seg_path(d, 3)) == (off_t)committed);
+	CHECK(got_range(read_all(&s, NULL), 210, 205));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
 static void test_spool_full(void)
 {
 	char *d = new_dir();
@@ -607,6 +708,8 @@ int main(void)
 	test_mid_segment_damage();
 	test_retirement();
 	test_retirement_on_thread();
+	test_record_keys();
+	test_recycle();
 	test_cursor_write_fails();
 	test_spool_full();
 	test_check_repair();
