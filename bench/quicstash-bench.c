@@ -50,6 +50,7 @@ struct opts {
 	const char *corpus;
 	double rate;     /* events/s in total, 0: as fast as acknowledged */
 	double duration; /* seconds of sending, 0: until count */
+	double warmup;   /* seconds at the start whose latencies are reported apart */
 	uint64_t count;  /* events in total, 0: duration (or the whole corpus) */
 	unsigned window; /* unresolved events per connection */
 	double connect_timeout;
@@ -90,6 +91,8 @@ static void usage(FILE *f)
 		"  -d, --duration SECONDS     send for this long\n"
 		"  -n, --count N              send N events (default: the whole corpus, else 10 s)\n"
 		"  -w, --window N             unresolved events allowed per connection (2048)\n"
+		"      --warmup SECONDS       latencies of events due in the first SECONDS are reported\n"
+		"                             apart (cold start), not in the percentiles (0)\n"
 		"      --range-events N       events per stream before FIN (library default)\n"
 		"      --connect-timeout S    give up when not all connected after S s (10)\n"
 		"      --drain-timeout S      wait at most S s for outstanding acks at the end (30)\n"
@@ -126,7 +129,7 @@ static int parse_opts(int argc, char **argv)
 {
 	enum {
 		OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_STO, OPT_RANGE, OPT_LABEL,
-		OPT_JSON, OPT_PROG
+		OPT_JSON, OPT_PROG, OPT_WARM
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, 's'},
@@ -141,6 +144,7 @@ static int parse_opts(int argc, char **argv)
 		{"duration", required_argument, NULL, 'd'},
 		{"count", required_argument, NULL, 'n'},
 		{"window", required_argument, NULL, 'w'},
+		{"warmup", required_argument, NULL, OPT_WARM},
 		{"range-events", required_argument, NULL, OPT_RANGE},
 		{"connect-timeout", required_argument, NULL, OPT_CTO},
 		{"drain-timeout", required_argument, NULL, OPT_DTO},
@@ -187,6 +191,9 @@ static int parse_opts(int argc, char **argv)
 		case 'w':
 			if (!parse_u64(optarg, 1, 1u << 24, &u)) goto bad;
 			O.window = (unsigned)u;
+			break;
+		case OPT_WARM:
+			if (!parse_double(optarg, &O.warmup)) goto bad;
 			break;
 		case OPT_RANGE:
 			if (!parse_u64(optarg, 1, UINT32_MAX, &u)) goto bad;
@@ -381,6 +388,7 @@ struct worker {
 	bool stalled;
 	struct qs_hist hist;
 	struct qs_hist lag; /* --rate: how late each event was handed over (now - due) */
+	struct qs_hist warm; /* latencies of the events due during --warmup */
 	char first_error[256];
 };
 
@@ -409,7 +417,7 @@ static void cb_ack(void *ud, uint64_t seq, uint64_t tag)
 	struct worker *w = c->w;
 	uint64_t t = now_ns();
 	/* tag = the time the event was handed over (or was due, with --rate) */
-	qs_hist_record(&w->hist, t > tag ? t - tag : 0);
+	qs_hist_record(tag < w->start_ns + (uint64_t)(O.warmup * 1e9) ? &w->warm : &w->hist, t > tag ? t - tag : 0);
 	__atomic_fetch_add(&w->acked, 1, __ATOMIC_RELAXED); /* read by --progress */
 	w->last_ack_ns = t;
 	w->last_progress_ns = t;
@@ -563,7 +571,8 @@ static void pump(struct worker *w)
 				if (due_ns > now)
 					break;
 				tag = due_ns;
-				qs_hist_record(&w->lag, now - due_ns);
+				if (due_ns >= w->start_ns + (uint64_t)(O.warmup * 1e9))
+					qs_hist_record(&w->lag, now - due_ns);
 			} else {
 				tag = now_ns();
 			}
@@ -715,6 +724,7 @@ int main(int argc, char **argv)
 		w->id = t;
 		qs_hist_init(&w->hist);
 		qs_hist_init(&w->lag);
+		qs_hist_init(&w->warm);
 		w->nconns = O.connections / T + (t < O.connections % T);
 		w->conns = calloc(w->nconns, sizeof(*w->conns));
 		w->base = event_base_new();
@@ -783,9 +793,10 @@ int main(int argc, char **argv)
 		pthread_join(ws[t].thread, NULL);
 
 	/* merge */
-	static struct qs_hist h, lag;
+	static struct qs_hist h, lag, warm;
 	qs_hist_init(&h);
 	qs_hist_init(&lag);
+	qs_hist_init(&warm);
 	uint64_t sent = 0, acked = 0, rejected = 0, send_fail = 0, lost = 0, goaway = 0, failed = 0;
 	uint64_t acked_bytes = 0, sent_bytes = 0, first = UINT64_MAX, last = 0, unresolved = 0;
 	const char *first_error = "";
@@ -793,6 +804,7 @@ int main(int argc, char **argv)
 		struct worker *w = &ws[t];
 		qs_hist_merge(&h, &w->hist);
 		qs_hist_merge(&lag, &w->lag);
+		qs_hist_merge(&warm, &w->warm);
 		sent += w->sent;
 		acked += w->acked;
 		rejected += w->rejected;
@@ -831,6 +843,8 @@ int main(int argc, char **argv)
 		lag_us[i] = (double)qs_hist_percentile(&lag, ps[i]) / 1e3;
 	if (!h.count)
 		lat_max = 0;
+	double warm_us[2] = {(double)qs_hist_percentile(&warm, 50) / 1e3, (double)qs_hist_percentile(&warm, 99) / 1e3};
+	double warm_max = warm.count ? (double)warm.max / 1e3 : 0;
 
 	if (O.json) {
 		printf("{\"label\":");
@@ -853,6 +867,8 @@ int main(int argc, char **argv)
 		       lat_us[0], lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean, h.count);
 		printf("\"send_lag_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"count\":%" PRIu64 "},",
 		       lag_us[0], lag_us[1], lag_us[2], lag_us[3], lag.count);
+		printf("\"warmup_s\":%.3f,\"warmup_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"count\":%" PRIu64
+		       "},", O.warmup, warm_us[0], warm_us[1], warm_max, warm.count);
 		printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", cpu, interrupted ? "true" : "false");
 		json_str(stdout, first_error);
 		printf("}\n");
@@ -874,6 +890,9 @@ int main(int argc, char **argv)
 		if (lag.count)
 			printf("  send lag (us, handed over after the due time): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f\n",
 			       lag_us[0], lag_us[1], lag_us[2], lag_us[3]);
+		if (warm.count)
+			printf("  warm-up (events due in the first %.2f s, not above): %" PRIu64 " events, ack latency (us) "
+			       "p50 %.0f  p99 %.0f  max %.0f\n", O.warmup, warm.count, warm_us[0], warm_us[1], warm_max);
 		printf("  client CPU %.2f s\n", cpu);
 	}
 	for (unsigned t = 0; t < T; t++) {

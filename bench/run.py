@@ -317,7 +317,7 @@ def quicstash_run(ctx, durability, rate, count, tag):
         bargv = [ctx.bin("quicstash-bench"), "-s", "127.0.0.1:%d" % udp, "--cert", cert,
                  "--corpus", ctx.corpus, "-n", str(count), "-c", str(ctx.args.connections),
                  "-S", str(ctx.args.streams), "-w", str(ctx.args.window), "-T", str(ctx.args.threads),
-                 "--json", "--label", name]
+                 "--json", "--label", name, "--warmup", str(ctx.args.warmup)]
         if rate:
             bargv += ["-r", "%.0f" % rate]
         rc, wall, client_cpu, out = run_measured(bargv, ctx.args.timeout, log=os.path.join(ctx.work, name + ".bench.log"))
@@ -616,6 +616,8 @@ def main():
     ap.add_argument("--window", type=int, default=4096, help="quicstash-bench window per connection (4096)")
     ap.add_argument("--threads", type=int, default=1, help="quicstash-bench threads (1)")
     ap.add_argument("--half-seconds", type=float, default=10, help="length of each half-load run (10)")
+    ap.add_argument("--warmup", type=float, default=0.5,
+                    help="seconds at the start of each quicstash run whose latencies are shown apart (0.5)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
     ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
     ap.add_argument("--budget", type=int, default=480,
@@ -746,6 +748,9 @@ def main():
     md.append("- half load: --rate at 50%% of the same mode's full-load rate for about %.0f s, %d run(s), the "
               "run with the median p99 shown (latency from each event's intended send time)" % (
                   args.half_seconds, args.repeat))
+    md.append("- latency percentiles leave out the events due in the first %.1f s of each run (cold start: a "
+              "fresh server, fresh connections, all streams starting at once); those are listed below the "
+              "table" % args.warmup)
     md.append("- bench/run took %.0f s of measurements\n" % elapsed)
     md.append(tbl)
     lags = []
@@ -758,6 +763,15 @@ def main():
     if lags:
         md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
                   "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
+    cold = []
+    for key in ("quicstash-fsync", "quicstash-fsync-half", "quicstash-write", "quicstash-write-half"):
+        w = (results.get(key) or {}).get("bench", {}).get("warmup_latency_us")
+        if w and w.get("count"):
+            cold.append("%s p50 %s / p99 %s / max %s ms (%d events)" % (
+                key.replace("quicstash-", ""), fmt_ms(w["p50"]), fmt_ms(w["p99"]), fmt_ms(w["max"]), w["count"]))
+    if cold:
+        md.append("\nCold start (events due in the first %.1f s of the run shown, not in its percentiles above): "
+                  % args.warmup + "; ".join(cold) + ".")
     md.append("\nMB/s = events/s x mean event size. Ratios are events/s over the rsyslog in-memory relay and "
               "over the raw QUIC upload. CPU: utime+stime per million events, from /proc/PID/stat of each "
               "process before and after; \"server total\" excludes the load generator (client/sender).\n")

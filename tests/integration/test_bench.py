@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The benchmark tools (issue 5) still work: quicstash-bench against a real quicstashd and a real
+receiver (every event acknowledged and delivered, latencies split at --warmup, the figures
+consistent), its clear failure against a port nobody serves, and a small bench/run of the quicstash
+and plain TCP setups (alternating rounds, the table, the cold-start line)."""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qslib as q
+from qslib import check, log
+
+BENCH = os.path.join(q.QS_BIN, "quicstash-bench")
+
+
+def bench(server, corpus, extra, timeout):
+    argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--corpus", corpus, "--json"] + extra
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def load_generator():
+    d = q.mkdtemp("bench")
+    n = q.scale(20000, 5000)
+    corpus = os.path.join(d, "corpus.jsonl")
+    q.write_lines(corpus, q.gen_events(n))
+    recv = q.Receiver()
+    recv.start()
+    server = q.Server(recv, name="bench")
+    server.start()
+    rate = n * 2  # about half a second of sending
+    rc, out, err = bench(server, corpus, ["-n", str(n), "-r", str(rate), "--warmup", "0.2"], q.tmo(120))
+    check(rc == 0, "quicstash-bench failed (exit %r): %s" % (rc, err[-500:]))
+    r = json.loads(out.strip().splitlines()[-1])
+    log("quicstash-bench: %d acked, %.0f events/s, p50 %.0f us, p99 %.0f us, warm-up %d events p99 %.0f us"
+        % (r["acked"], r["events_per_s"], r["latency_us"]["p50"], r["latency_us"]["p99"],
+           r["warmup_latency_us"]["count"], r["warmup_latency_us"]["p99"]))
+    check(r["sent"] == n and r["acked"] == n and r["errors"] == 0, "not every event acknowledged: %r" % r)
+    lat, warm = r["latency_us"], r["warmup_latency_us"]
+    check(lat["count"] + warm["count"] == n, "latency samples %d + %d != %d events" % (lat["count"], warm["count"], n))
+    # events are due at start + k / rate: the first 0.2 s hold about 0.4 n of them
+    check(0.25 * n < warm["count"] < 0.55 * n, "warm-up split at the wrong place: %d of %d" % (warm["count"], n))
+    check(0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"] <= lat["max"], "percentiles out of order: %r" % lat)
+    check(r["send_lag_us"]["count"] == lat["count"], "send lag not counted for the same events: %r" % r["send_lag_us"])
+    check(0.3 * rate < r["events_per_s"] < 1.5 * rate, "events/s %.0f far from the rate %d" % (r["events_per_s"], rate))
+    check(r["client_cpu_s"] > 0, "no client CPU time reported")
+    check(recv.wait_count(n, q.tmo(30)) >= n, "the receiver did not get all %d events (got %d)" % (n, recv.count()))
+    server.stop()
+    # nobody serves this port: a clear error and a failing exit status, within the connect timeout
+    port = q.free_port("udp")
+    p = subprocess.run([BENCH, "-s", "127.0.0.1:%d" % port, "--cert", server.cert, "--corpus", corpus, "-n", "10",
+                        "--connect-timeout", "2"], capture_output=True, text=True, timeout=q.tmo(60))
+    check(p.returncode != 0, "quicstash-bench against a dead port exited 0")
+    check("connect" in (p.stdout + p.stderr).lower(), "no word about the connection: %r" % (p.stdout + p.stderr)[-500:])
+    p = subprocess.run([BENCH, "--rate", "fast"], capture_output=True, text=True, timeout=30)
+    check(p.returncode != 0 and "bad value" in p.stderr, "a bad option value was not refused: %r" % p.stderr)
+
+
+def bench_run():
+    d = q.mkdtemp("benchrun")
+    build = os.path.dirname(q.QS_BIN)
+    argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,tcp",
+            "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
+            "--results", os.path.join(d, "RESULTS.md"), "--budget", "300"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(600), cwd=d)
+    check(p.returncode == 0, "bench/run failed (exit %r): %s" % (p.returncode, (p.stdout + p.stderr)[-1500:]))
+    with open(os.path.join(d, "RESULTS.md")) as f:
+        md = f.read()
+    rows = [l for l in md.splitlines() if l.startswith("| quicstash")]
+    check(len(rows) == 4, "expected four quicstash rows:\n%s" % md)
+    for row in rows:
+        check("FAILED" not in row and "(not run)" not in row, "a quicstash setup failed:\n%s" % row)
+    check("(median of " in rows[0], "full load did not list its rounds:\n%s" % rows[0])
+    check("Cold start (events due in the first 0.2 s" in md, "no cold-start line:\n%s" % md)
+    check("machine: " in md and "kernel" in md, "the machine is not described:\n%s" % md)
+    log("bench/run: %d quicstash rows" % len(rows))
+
+
+def run():
+    q.need_binaries("quicstashd", "quicstash-bench", "qs-bench-receiver")
+    load_generator()
+    bench_run()
+    return "quicstash-bench: every event acknowledged and delivered, latencies split at --warmup, clear " \
+           "errors; bench/run: alternating full-load rounds, four quicstash rows, cold-start line"
+
+
+if __name__ == "__main__":
+    q.main(run)
