@@ -62,7 +62,7 @@ def bench_run():
     d = q.mkdtemp("benchrun")
     build = os.path.dirname(q.QS_BIN)
     argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,tcp",
-            "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
+            "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
             "--results", os.path.join(d, "RESULTS.md"), "--budget", "300"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(600), cwd=d)
     check(p.returncode == 0, "bench/run failed (exit %r): %s" % (p.returncode, (p.stdout + p.stderr)[-1500:]))
