@@ -605,6 +605,46 @@ static void test_recycle(void)
 	rm_dir(d);
 }
 
+static off_t dir_bytes(const char *d)
+{
+	off_t sum = 0;
+	char p[512];
+	for (uint64_t id = 1; id < 16; id++)
+		sum += file_size(seg_path(d, id)) > 0 ? file_size(seg_path(d, id)) : 0;
+	snprintf(p, sizeof(p), "%s/%s", d, QS_SPARE_FILE);
+	return sum + (file_size(p) > 0 ? file_size(p) : 0);
+}
+
+/* Nearly full: a ready spare's space counts as room, and the commit that
+ * needs it moves writing into the spare before the write segment is full;
+ * the files never hold more than the limit. */
+static void test_recycle_full(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	struct qs_reaper r;
+	const uint64_t max = 8192;
+	CHECK(open_spool(&s, d, max, 4096) == 0);
+	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
+	s.reaper = &r;
+	CHECK(append(&s, 0, 150) == 0 && append(&s, 150, 10) == 0 && s.nsegs == 2);
+	ino_t ino = inode_of(seg_path(d, 1));
+	CHECK(got_range(read_all(&s, NULL), 0, 160));
+	CHECK(qs_spool_persist(&s) == 0 && wait_spare(&r));
+	CHECK(append(&s, 160, 100) == 0 && s.nsegs == 1 && s.segs[0].size < 4096);
+	uint64_t need = 40 * (QS_REC_HDR + strlen("{\"n\":260}\n"));
+	CHECK(s.total + s.spare_bytes + need > max);       /* does not fit beside the spare... */
+	CHECK(qs_spool_room(&s) == max - s.total && qs_spool_room(&s) >= need); /* ...but in it */
+	CHECK(append(&s, 260, 40) == 0 && s.nsegs == 2 && s.segs[1].id == 3 && s.spare_bytes == 0);
+	CHECK(inode_of(seg_path(d, 3)) == ino);
+	CHECK(dir_bytes(d) <= (off_t)max);
+	CHECK(got_range(read_all(&s, NULL), 160, 140));
+	qs_reaper_stop(&r);
+	s.reaper = NULL;
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
 static void test_spool_full(void)
 {
 	char *d = new_dir();
@@ -710,6 +750,7 @@ int main(void)
 	test_retirement_on_thread();
 	test_record_keys();
 	test_recycle();
+	test_recycle_full();
 	test_cursor_write_fails();
 	test_spool_full();
 	test_check_repair();
