@@ -173,7 +173,7 @@ static void commit(struct shipper *sh)
 {
 	if (!sh->st.n || sh->sync.busy)
 		return;
-	size_t k = qs_stage_fit(&sh->st, qs_spool_room(&sh->spool));
+	size_t k = qs_spool_take(&sh->spool, &sh->st);
 	if (k == 0)
 		return refuse_full(sh);
 	size_t len = sh->st.t[k - 1].end;

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "shipper/reaper.h"
 #include "shipper/record.h"
+#include "shipper/stage.h"
 
 void qs_seg_name(char *out, size_t len, uint64_t id)
 {
@@ -284,12 +285,16 @@ static bool spare_is_ready(const struct qs_spool *s)
 
 uint64_t qs_spool_room(const struct qs_spool *s)
 {
-	if (s->total == 0)
-		return UINT64_MAX;
 	/* A ready spare's space is there for a commit that needs it (want_roll
 	 * moves writing into it); one still waiting to be renamed is not yet. */
 	uint64_t used = s->total + (spare_is_ready(s) ? 0 : s->spare_bytes);
 	return used < s->max_bytes ? s->max_bytes - used : 0;
+}
+
+size_t qs_spool_take(const struct qs_spool *s, const struct qs_stage *st)
+{
+	size_t k = qs_stage_fit(st, qs_spool_room(s));
+	return k == 0 && st->n && s->total == 0 ? 1 : k;
 }
 
 /* Ready to be the next segment's file; a spare that became a deletion is forgotten. */

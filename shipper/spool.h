@@ -62,9 +62,14 @@ struct qs_spool {
 int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o);
 void qs_spool_close(struct qs_spool *s);
 
-/* Bytes that may be appended now (a completely empty spool takes any one
- * batch, so one record larger than the limit cannot wedge it). */
+/* Bytes that may be appended now. */
 uint64_t qs_spool_room(const struct qs_spool *s);
+/* How many of the leading staged records to commit now: those that fit in
+ * the room; on an empty spool at least the first, so that one event larger
+ * than the limit cannot wedge it (the limit is exceeded by that one event
+ * only, never by a whole batch). */
+struct qs_stage;
+size_t qs_spool_take(const struct qs_spool *s, const struct qs_stage *st);
 
 /* Group commit: buf holds whole encoded records, whose CRCs are filled in
  * here for the segment they land in (record.h); one write, then one
