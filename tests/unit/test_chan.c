@@ -229,6 +229,43 @@ static bool send_until_refused(struct event_base *base, struct qs_chan_out *out,
 	return full;
 }
 
+/* One receiver and one sender on tmpdir/name, waited for until the sender
+ * is connected and the receiver has accepted it (both checked).
+ * pause_first: the receiver is paused before the sender connects. false
+ * when either end could not be made (then only pair_close is left to do). */
+struct pair {
+	struct event_base *base;
+	struct qs_chan_in *in;
+	struct qs_chan_out *out;
+};
+
+static bool pair_open(struct pair *pr, const char *name, size_t max_msg, size_t limit, struct rx *r,
+		      struct wr *w, bool pause_first)
+{
+	char p[108];
+	sock_path(p, sizeof(p), name);
+	pr->base = event_base_new();
+	pr->in = qs_chan_listen(pr->base, p, max_msg, on_msg, r);
+	CHECK(pr->in != NULL);
+	if (pr->in && pause_first)
+		qs_chan_in_pause(pr->in, true);
+	pr->out = qs_chan_connect(pr->base, p, limit, on_writable, w);
+	CHECK(pr->out != NULL);
+	if (!pr->in || !pr->out)
+		return false;
+	PUMP_UNTIL(pr->base, 2000, qs_chan_connected(pr->out) && qs_chan_in_peers(pr->in) == 1);
+	CHECK(qs_chan_connected(pr->out));
+	CHECK_EQ(qs_chan_in_peers(pr->in), 1);
+	return true;
+}
+
+static void pair_close(struct pair *pr)
+{
+	qs_chan_out_free(pr->out);
+	qs_chan_in_free(pr->in);
+	event_base_free(pr->base);
+}
+
 /* ---- the tests ---- */
 
 /* 1000 messages of 1 byte .. 64 KiB through a 1 MiB limit arrive all, in
@@ -236,27 +273,17 @@ static bool send_until_refused(struct event_base *base, struct qs_chan_out *out,
 static void test_order_integrity(void)
 {
 	current_test = "order_integrity";
-	struct event_base *base = event_base_new();
-	char p[108];
-	sock_path(p, sizeof(p), "order.sock");
 	struct rx r = {.size_of = size_mixed};
 	struct wr w = {0};
-	struct qs_chan_in *in = qs_chan_listen(base, p, 64 * KIB, on_msg, &r);
-	struct qs_chan_out *out = qs_chan_connect(base, p, 1 * MIB, on_writable, &w);
-	CHECK(in != NULL);
-	CHECK(out != NULL);
-	if (in && out) {
-		PUMP_UNTIL(base, 2000, qs_chan_connected(out));
-		CHECK(qs_chan_connected(out));
-		CHECK_EQ(send_range(base, out, 0, 1000, size_mixed, 20000), 1000);
-		PUMP_UNTIL(base, 20000, r.n >= 1000);
+	struct pair pr;
+	if (pair_open(&pr, "order.sock", 64 * KIB, 1 * MIB, &r, &w, false)) {
+		CHECK_EQ(send_range(pr.base, pr.out, 0, 1000, size_mixed, 20000), 1000);
+		PUMP_UNTIL(pr.base, 20000, r.n >= 1000);
 		CHECK_EQ(r.n, 1000);
 		CHECK_EQ(r.bad, 0);
 		CHECK_EQ(r.max_len, 64 * KIB); /* a message of exactly max_msg is delivered */
 	}
-	qs_chan_out_free(out);
-	qs_chan_in_free(in);
-	event_base_free(base);
+	pair_close(&pr);
 }
 
 /* A 3 MiB message (far more than the kernel's socket buffers hold) arrives
@@ -264,27 +291,17 @@ static void test_order_integrity(void)
 static void test_big_message(void)
 {
 	current_test = "big_message";
-	struct event_base *base = event_base_new();
-	char p[108];
-	sock_path(p, sizeof(p), "big.sock");
 	struct rx r = {.size_of = size_big};
 	struct wr w = {0};
-	struct qs_chan_in *in = qs_chan_listen(base, p, 4 * MIB, on_msg, &r);
-	struct qs_chan_out *out = qs_chan_connect(base, p, 8 * MIB, on_writable, &w);
-	CHECK(in != NULL);
-	CHECK(out != NULL);
-	if (in && out) {
-		PUMP_UNTIL(base, 2000, qs_chan_connected(out));
-		CHECK(qs_chan_connected(out));
-		CHECK_EQ(send_range(base, out, 0, 2, size_big, 5000), 2);
-		PUMP_UNTIL(base, 20000, r.n >= 2);
+	struct pair pr;
+	if (pair_open(&pr, "big.sock", 4 * MIB, 8 * MIB, &r, &w, false)) {
+		CHECK_EQ(send_range(pr.base, pr.out, 0, 2, size_big, 5000), 2);
+		PUMP_UNTIL(pr.base, 20000, r.n >= 2);
 		CHECK_EQ(r.n, 2);
 		CHECK_EQ(r.bad, 0);
 		CHECK_EQ(r.max_len, 3 * MIB);
 	}
-	qs_chan_out_free(out);
-	qs_chan_in_free(in);
-	event_base_free(base);
+	pair_close(&pr);
 }
 
 /* Backpressure: against a paused receiver the sender refuses ("not now")
@@ -295,21 +312,15 @@ static void test_big_message(void)
 static void test_backpressure(void)
 {
 	current_test = "backpressure";
-	struct event_base *base = event_base_new();
-	char p[108];
-	sock_path(p, sizeof(p), "bp.sock");
 	const size_t limit = 1 * MIB, len = 64 * KIB;
 	struct rx r = {.size_of = size_64k};
 	struct wr w = {0};
-	struct qs_chan_in *in = qs_chan_listen(base, p, 128 * KIB, on_msg, &r);
-	struct qs_chan_out *out = qs_chan_connect(base, p, limit, on_writable, &w);
-	CHECK(in != NULL);
-	CHECK(out != NULL);
-	if (!in || !out)
+	struct pair pr;
+	if (!pair_open(&pr, "bp.sock", 128 * KIB, limit, &r, &w, false))
 		goto done;
-	PUMP_UNTIL(base, 2000, qs_chan_connected(out) && qs_chan_in_peers(in) == 1);
-	CHECK(qs_chan_connected(out));
-	CHECK_EQ(qs_chan_in_peers(in), 1);
+	struct event_base *base = pr.base;
+	struct qs_chan_in *in = pr.in;
+	struct qs_chan_out *out = pr.out;
 	qs_chan_in_pause(in, true);
 
 	unsigned accepted = 0;
@@ -337,9 +348,7 @@ static void test_backpressure(void)
 	CHECK_EQ(r.bad, 0);
 	free(buf);
 done:
-	qs_chan_out_free(out);
-	qs_chan_in_free(in);
-	event_base_free(base);
+	pair_close(&pr);
 }
 
 /* Pausing from inside the callback stops delivery right there, even with
@@ -350,19 +359,14 @@ done:
 static void test_pause_in_callback(void)
 {
 	current_test = "pause_in_callback";
-	struct event_base *base = event_base_new();
-	char p[108];
-	sock_path(p, sizeof(p), "pause.sock");
 	struct rx r = {.size_of = size_tiny, .pause_after = 1};
 	struct wr w = {0};
-	struct qs_chan_in *in = qs_chan_listen(base, p, 4096, on_msg, &r);
-	struct qs_chan_out *out = qs_chan_connect(base, p, 1 * MIB, on_writable, &w);
-	r.in = in;
-	CHECK(in != NULL);
-	CHECK(out != NULL);
-	if (in && out) {
-		PUMP_UNTIL(base, 2000, qs_chan_connected(out) && qs_chan_in_peers(in) == 1);
-		CHECK(qs_chan_connected(out));
+	struct pair pr;
+	if (pair_open(&pr, "pause.sock", 4096, 1 * MIB, &r, &w, false)) {
+		struct event_base *base = pr.base;
+		struct qs_chan_in *in = pr.in;
+		struct qs_chan_out *out = pr.out;
+		r.in = in;
 		/* all queued before the loop runs: one burst */
 		CHECK_EQ(send_range(base, out, 0, 40, size_tiny, 0), 40);
 		PUMP_UNTIL(base, 2000, r.n >= 1);
@@ -379,9 +383,7 @@ static void test_pause_in_callback(void)
 		CHECK_EQ(r.n, 40);
 		CHECK_EQ(r.bad, 0);
 	}
-	qs_chan_out_free(out);
-	qs_chan_in_free(in);
-	event_base_free(base);
+	pair_close(&pr);
 }
 
 /* A pause holds for a sender that connects while the receiver is paused:
@@ -390,34 +392,21 @@ static void test_pause_in_callback(void)
 static void test_pause_new_sender(void)
 {
 	current_test = "pause_new_sender";
-	struct event_base *base = event_base_new();
-	char p[108];
-	sock_path(p, sizeof(p), "pausenew.sock");
 	const size_t limit = 1 * MIB, len = 64 * KIB;
 	struct rx r = {.size_of = size_64k};
 	struct wr w = {0};
-	struct qs_chan_in *in = qs_chan_listen(base, p, 128 * KIB, on_msg, &r);
-	CHECK(in != NULL);
-	if (in)
-		qs_chan_in_pause(in, true);
-	struct qs_chan_out *out = qs_chan_connect(base, p, limit, on_writable, &w);
-	CHECK(out != NULL);
-	if (in && out) {
-		PUMP_UNTIL(base, 2000, qs_chan_connected(out) && qs_chan_in_peers(in) == 1);
-		CHECK(qs_chan_connected(out));
-		CHECK_EQ(qs_chan_in_peers(in), 1);
+	struct pair pr;
+	if (pair_open(&pr, "pausenew.sock", 128 * KIB, limit, &r, &w, true)) {
 		unsigned accepted = 0;
-		CHECK(send_until_refused(base, out, len, &accepted));
+		CHECK(send_until_refused(pr.base, pr.out, len, &accepted));
 		CHECK((size_t)accepted * len < limit + 8 * MIB);
 		CHECK_EQ(r.n, 0);
-		qs_chan_in_pause(in, false);
-		PUMP_UNTIL(base, 10000, r.n >= accepted);
+		qs_chan_in_pause(pr.in, false);
+		PUMP_UNTIL(pr.base, 10000, r.n >= accepted);
 		CHECK_EQ(r.n, accepted);
 		CHECK_EQ(r.bad, 0);
 	}
-	qs_chan_out_free(out);
-	qs_chan_in_free(in);
-	event_base_free(base);
+	pair_close(&pr);
 }
 
 /* A sender started before its receiver: not connected, sending refused (and
