@@ -374,6 +374,7 @@ struct worker {
 	uint64_t next_ev;  /* payload index of the next event */
 	double rate;       /* events/s for this worker, 0: full load */
 	uint64_t start_ns; /* when sending started */
+	uint64_t warm_end_ns; /* events due before this are the warm-up's (--warmup) */
 	uint64_t stop_ns;  /* no new sends after (duration mode) */
 	uint64_t drain_deadline;
 	bool started, sending_done, all_done;
@@ -417,7 +418,7 @@ static void cb_ack(void *ud, uint64_t seq, uint64_t tag)
 	struct worker *w = c->w;
 	uint64_t t = now_ns();
 	/* tag = the time the event was handed over (or was due, with --rate) */
-	qs_hist_record(tag < w->start_ns + (uint64_t)(O.warmup * 1e9) ? &w->warm : &w->hist, t > tag ? t - tag : 0);
+	qs_hist_record(tag < w->warm_end_ns ? &w->warm : &w->hist, t > tag ? t - tag : 0);
 	__atomic_fetch_add(&w->acked, 1, __ATOMIC_RELAXED); /* read by --progress */
 	w->last_ack_ns = t;
 	w->last_progress_ns = t;
@@ -571,7 +572,7 @@ static void pump(struct worker *w)
 				if (due_ns > now)
 					break;
 				tag = due_ns;
-				if (due_ns >= w->start_ns + (uint64_t)(O.warmup * 1e9))
+				if (due_ns >= w->warm_end_ns)
 					qs_hist_record(&w->lag, now - due_ns);
 			} else {
 				tag = now_ns();
@@ -662,6 +663,7 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&start_barrier);
 	if (rc == 0 && !interrupted) {
 		w->start_ns = global_start_ns;
+		w->warm_end_ns = w->start_ns + (uint64_t)(O.warmup * 1e9);
 		w->last_progress_ns = now_ns();
 		w->started = true;
 		if (O.duration > 0)

@@ -10,6 +10,8 @@
 
 #define WALK_CHUNK (4u * 1024 * 1024)
 
+static const uint8_t rec_magic[4] = {0xFF, 'Q', 'S', 'R'}; /* QS_REC_MAGIC as it lies on disk */
+
 static uint32_t rec_crc(const uint8_t *hdr, const void *data, uint32_t len)
 {
 	uint32_t c = qs_crc32c(0, hdr + 4, 12); /* len + time */
@@ -52,8 +54,7 @@ void qs_rec_seal(uint8_t *buf, size_t len, uint32_t key)
  * does not end the segment) the last 3 bytes, where a magic may straddle. */
 static size_t resync(const struct qs_scan *s, size_t from)
 {
-	static const uint8_t magic[4] = {0xFF, 'Q', 'S', 'R'};
-	const uint8_t *hit = memmem(s->buf + from, s->len - from, magic, 4);
+	const uint8_t *hit = memmem(s->buf + from, s->len - from, rec_magic, sizeof(rec_magic));
 	if (hit)
 		return (size_t)(hit - s->buf);
 	if (s->at_end || s->len - from < 4)
@@ -238,14 +239,13 @@ int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size)
 {
 	/* The new records rarely end where an old one did: look at the first
 	 * old record that starts within the next 64 KiB. */
-	static const uint8_t magic[4] = {0xFF, 'Q', 'S', 'R'};
 	uint8_t *buf = malloc(65536);
 	size_t n = size - off < 65536 ? (size_t)(size - off) : 65536;
 	if (!buf || read_full(fd, buf, n, off) != 0) {
 		free(buf);
 		return -1;
 	}
-	const uint8_t *hit = memmem(buf, n, magic, sizeof(magic));
+	const uint8_t *hit = memmem(buf, n, rec_magic, sizeof(rec_magic));
 	uint64_t at = hit ? off + (uint64_t)(hit - buf) : size;
 	free(buf);
 	return hit ? stale_record(fd, seg, at, size) : 0;

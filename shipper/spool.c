@@ -300,11 +300,14 @@ size_t qs_spool_take(const struct qs_spool *s, const struct qs_stage *st)
 /* Ready to be the next segment's file; a spare that became a deletion is forgotten. */
 static bool spare_ready(struct qs_spool *s)
 {
-	if (s->spare_bytes && s->reaper && qs_reaper_spare_state(s->reaper) == QS_SPARE_FAILED) {
+	if (!s->spare_bytes || !s->reaper)
+		return false;
+	enum qs_spare_state st = qs_reaper_spare_state(s->reaper);
+	if (st == QS_SPARE_FAILED) {
 		qs_reaper_spare_reset(s->reaper);
 		s->spare_bytes = 0;
 	}
-	return spare_is_ready(s);
+	return st == QS_SPARE_READY;
 }
 
 /* The next segment's file: the spare renamed into place, or a new one.
