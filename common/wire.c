@@ -62,6 +62,13 @@ static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *
 {
 	bool at_start = d->stream_offset == 0; /* pre bytes count only once the prefix is complete */
 	size_t want = 4;
+	if (!at_start && d->pre_have == 0 && len - *used >= 4) {
+		/* The usual case: the whole prefix is in this chunk. Read it in place
+		 * (four byte stores and a word load would stall store forwarding). */
+		memcpy(d->pre, in + *used, 4);
+		*used += 4;
+		d->pre_have = 4;
+	}
 	if (at_start && d->pre_have >= 4 && qs_get_u32(d->pre) == QS_STREAM_MAGIC)
 		want = QS_STREAM_HEADER_LEN;
 	while (*used < len && d->pre_have < want) {

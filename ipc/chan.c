@@ -346,6 +346,26 @@ static bool out_write(struct qs_chan_out *o)
 	return true;
 }
 
+/* One sendmsg of the length and the message; the bytes written, 0 if the
+ * socket is full, -1 if the connection broke (dropped here). */
+static ssize_t write_direct(struct qs_chan_out *o, const chan_len_t *n, const void *msg, size_t len)
+{
+	struct iovec iov[2] = {{.iov_base = (void *)n, .iov_len = sizeof(*n)},
+			       {.iov_base = (void *)msg, .iov_len = len}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	for (;;) {
+		ssize_t w = sendmsg(o->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w >= 0)
+			return w;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		out_drop(o, strerror(errno));
+		return -1;
+	}
+}
+
 static void on_out_writable(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -438,14 +458,34 @@ int qs_chan_send(struct qs_chan_out *o, const void *msg, size_t len)
 	if (o->fd < 0 || evbuffer_get_length(o->buf) >= o->limit)
 		return 1;
 	chan_len_t n = (chan_len_t)len;
-	/* Room first, so that a length is never queued without its message. */
-	if (len > UINT32_MAX || evbuffer_expand(o->buf, sizeof(n) + len)) {
+	if (len > UINT32_MAX) {
 		qs_err("%s: cannot queue a %zu-byte message", o->path, len);
 		return -1;
 	}
-	evbuffer_add(o->buf, &n, sizeof(n));
-	evbuffer_add(o->buf, msg, len);
-	/* Write now rather than on the next loop pass: the receiver wakes sooner. */
+	size_t done = 0;
+	if (!evbuffer_get_length(o->buf)) {
+		/* Nothing waits: write now, straight from msg, so that the usual
+		 * message is never copied into the buffer (and the receiver wakes
+		 * sooner than on the next loop pass). */
+		ssize_t w = write_direct(o, &n, msg, len);
+		if (w < 0)
+			return 0; /* the connection broke: lost with it (see above) */
+		done = (size_t)w;
+		if (done == sizeof(n) + len)
+			return 0;
+	}
+	/* Room first, so that a length is never queued without its message. */
+	if (evbuffer_expand(o->buf, sizeof(n) + len - done)) {
+		qs_err("%s: cannot queue a %zu-byte message", o->path, len);
+		if (!done)
+			return -1;
+		out_drop(o, "out of memory"); /* half a message went: the stream is cut */
+		return 0;
+	}
+	if (done < sizeof(n))
+		evbuffer_add(o->buf, (const char *)&n + done, sizeof(n) - done);
+	size_t body = done > sizeof(n) ? done - sizeof(n) : 0;
+	evbuffer_add(o->buf, (const char *)msg + body, len - body);
 	out_write(o);
 	return 0;
 }

@@ -38,10 +38,13 @@ int qs_batch_add(struct qs_batch *b, const void *rec, size_t rec_len, const void
 	size_t need = PAD8(rec_len) + PAD8(data_len);
 	if (reserve(b, need))
 		return -1;
-	memset(b->buf + b->len, 0, need);
-	memcpy(b->buf + b->len, rec, rec_len);
+	uint8_t *p = b->buf + b->len, *d = p + PAD8(rec_len);
+	/* Only the padding is zeroed: the rest is written once, not twice. */
+	memcpy(p, rec, rec_len);
+	memset(p + rec_len, 0, PAD8(rec_len) - rec_len);
 	if (data_len)
-		memcpy(b->buf + b->len + PAD8(rec_len), data, data_len);
+		memcpy(d, data, data_len);
+	memset(d + data_len, 0, PAD8(data_len) - data_len);
 	b->len += need;
 	b->count++;
 	memcpy(b->buf + offsetof(struct qs_msg_hdr, count), &b->count, sizeof(b->count));

@@ -600,7 +600,9 @@ static int slow_path(cJSON *root, const struct server_fields *f, struct qs_enric
 int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, struct qs_enrich_buf *out,
 	      struct qs_enrich_result *res)
 {
-	memset(res, 0, sizeof(*res));
+	res->code = 0; /* not a memset: reason (200 bytes) is written only on a rejection */
+	res->reason[0] = 0;
+	res->fast = false;
 	out->len = 0;
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);

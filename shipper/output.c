@@ -235,10 +235,13 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	return 0;
 }
 
-void qs_output_kick(struct qs_output *o)
+void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len)
 {
-	if (o->state == QS_OUT_UP)
-		event_active(o->run_ev, 0, 0);
+	if (o->state != QS_OUT_UP)
+		return;
+	if (qs_reader_offer(&o->rd, pos.seg, pos.off, buf, len))
+		o->offered++;
+	event_active(o->run_ev, 0, 0);
 }
 
 bool qs_output_caught_up(struct qs_output *o)

@@ -32,6 +32,7 @@ struct qs_output {
 	unsigned backoff_ms;
 	bool down_logged;
 	bool dirty; /* file output: written since the last sync */
+	uint64_t offered; /* commits shipped from the shipper's memory, not read back */
 	char name[4200];
 };
 
@@ -41,8 +42,9 @@ struct qs_output {
 int qs_output_open_file(const struct qs_config *cfg);
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
 		   struct qs_spool *spool, int file_fd);
-/* New records were committed: ship them when possible. */
-void qs_output_kick(struct qs_output *o);
+/* New records were committed: ship them when possible. buf[0..len) are
+ * those records as written at pos (see qs_reader_offer). */
+void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len);
 /* True when every committed record has been written. */
 bool qs_output_caught_up(struct qs_output *o);
 /* File output in fsync mode: make written lines durable before the cursor

@@ -62,16 +62,13 @@ static int add_rec(struct qs_reader *r, const struct qs_scan_item *it)
 	return 0;
 }
 
-/* Reads [off, off+want) of the segment and parses it into the window. */
-static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t seg_end)
+/* Parses the want bytes in buf, read from [off, off+want) of segment
+ * r->pos.seg, into the window. 0, -1 (out of memory), or 1 when the first
+ * record is longer than want: *more says how many bytes it needs. */
+static int parse(struct qs_reader *r, uint64_t off, size_t want, uint64_t seg_end, bool trusted, size_t *more)
 {
-	if (grow(r, want))
-		return -1;
-	ssize_t got = pread(fd, r->buf, want, (off_t)off);
-	if (got != (ssize_t)want)
-		return got < 0 ? -1 : (errno = EIO, -1);
 	struct qs_scan s = {.buf = r->buf, .len = want, .base = off, .at_end = off + want == seg_end,
-			    .key = qs_seg_key(r->pos.seg)};
+			    .key = qs_seg_key(r->pos.seg), .trusted = trusted};
 	struct qs_scan_item it;
 	int k;
 	r->n = r->idx = r->partial = 0;
@@ -87,8 +84,35 @@ static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t
 		r->end.off = it.off + it.size;
 	}
 	if (k == QS_SCAN_MORE && r->n == 0 && r->end.off == off)
-		return load(r, fd, off, it.need, seg_end); /* one record larger than the chunk */
+		return *more = it.need, 1;
 	return 0;
+}
+
+/* Reads [off, off+want) of the segment and parses it into the window. */
+static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t seg_end)
+{
+	for (;;) {
+		if (grow(r, want))
+			return -1;
+		ssize_t got = pread(fd, r->buf, want, (off_t)off);
+		r->reads++;
+		if (got != (ssize_t)want)
+			return got < 0 ? -1 : (errno = EIO, -1);
+		int rc = parse(r, off, want, seg_end, false, &want);
+		if (rc != 1)
+			return rc; /* else: one record larger than the chunk, want is its size */
+	}
+}
+
+bool qs_reader_offer(struct qs_reader *r, uint64_t seg, uint64_t off, const uint8_t *buf, size_t len)
+{
+	if (r->idx < r->n || r->end.seg != seg || r->end.off != off || !len || grow(r, len))
+		return false;
+	memcpy(r->buf, buf, len);
+	r->pos.seg = seg;
+	/* A group holds whole records only: all of it parses, nothing is MORE. */
+	size_t more;
+	return parse(r, off, len, UINT64_MAX, true, &more) == 0 && r->end.off == off + len;
 }
 
 long qs_reader_fill(struct qs_reader *r, struct qs_spool *s)

@@ -31,6 +31,7 @@ struct qs_reader {
 	size_t partial; /* bytes of recs[idx] already written */
 	uint64_t damaged_bytes; /* skipped while reading, since start */
 	uint64_t shipped;       /* records fully written, since start */
+	uint64_t reads;         /* windows read back from a segment file, since start */
 	int fd;                 /* the segment last read (kept open: one openat per segment, not per fill) */
 	uint64_t fd_seg;
 };
@@ -42,6 +43,13 @@ void qs_reader_rewind(struct qs_reader *r, struct qs_pos pos);
 /* Makes sure unwritten records are in the window if the spool has any.
  * Returns the number of unwritten records (0: caught up), or -1 on a read error. */
 long qs_reader_fill(struct qs_reader *r, struct qs_spool *s);
+/* buf[0..len) holds whole records this process just sealed and made
+ * durable at [off, off+len) of segment seg. If the window is used up and
+ * ends exactly there, they become the window, copied from buf instead of
+ * read back from the file and with their CRCs trusted (the shipper computed
+ * them a moment ago). Returns whether it took them; if not, qs_reader_fill
+ * reads them from the segment as usual. */
+bool qs_reader_offer(struct qs_reader *r, uint64_t seg, uint64_t off, const uint8_t *buf, size_t len);
 /* Fills iov with unwritten payload bytes; returns the count. */
 int qs_reader_iov(const struct qs_reader *r, struct iovec *iov, int max);
 /* n bytes of what qs_reader_iov offered were written. */

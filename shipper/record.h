@@ -48,6 +48,7 @@ struct qs_scan {
 	uint64_t base;
 	bool at_end;
 	uint32_t key; /* the segment's: records keyed otherwise are damage */
+	bool trusted; /* buf holds what this process just sealed: CRCs are not re-checked */
 };
 
 enum qs_scan_kind {

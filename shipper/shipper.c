@@ -159,8 +159,8 @@ static void refuse_failed(struct shipper *sh, const char *what, int err)
 static void committed(struct shipper *sh, size_t k)
 {
 	ack(sh, k);
+	qs_output_kick(&sh->out, sh->spool.written, sh->st.buf, k ? sh->st.t[k - 1].end : 0);
 	qs_stage_drop(&sh->st, k);
-	qs_output_kick(&sh->out);
 	if (!sh->st.n)
 		set_accepting(sh);
 }
@@ -411,6 +411,9 @@ static void cleanup(struct shipper *sh)
 	struct event *evs[] = {sh->flow_ev, sh->drain_ev, sh->refuse_ev, sh->status_ev,
 			       sh->cursor_ev, sh->ans_ev, sh->stop_ev};
 	qs_syncer_free(&sh->sync);
+	if (sh->out.rd.shipped)
+		qs_info("output: %" PRIu64 " events shipped; %" PRIu64 " groups from memory, %" PRIu64
+			" reads of the spool", sh->out.rd.shipped, sh->out.offered, sh->out.rd.reads);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);

@@ -408,9 +408,11 @@ int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len)
 	}
 	if (want_roll(s, len) && new_segment(s) != 0)
 		return -1;
-	qs_rec_seal(buf, len, qs_seg_key(s->segs[s->nsegs - 1].id));
-	if (write_all(s->wfd, buf, len, s->segs[s->nsegs - 1].size) == 0) {
+	struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
+	qs_rec_seal(buf, len, qs_seg_key(w->id));
+	if (write_all(s->wfd, buf, len, w->size) == 0) {
 		s->pending = len;
+		s->written = (struct qs_pos){.seg = w->id, .off = w->size};
 		return 0;
 	}
 	int e = errno;

@@ -50,6 +50,7 @@ struct qs_spool {
 	uint64_t walloc;    /* the write segment's file size when it reuses a spare, else 0 */
 	uint64_t spare_bytes; /* a shipped segment kept as the next one's file: counted against max_bytes */
 	uint64_t first_new_id; /* segments from this id on were written by this process (keyed records only) */
+	struct qs_pos written;   /* where the last qs_spool_write put its buffer */
 	struct qs_pos cursor;    /* what the output has taken (in memory) */
 	struct qs_pos persisted; /* what the cursor file says, or will say before any deletion it allows */
 	struct qs_cursor_writer cw;

@@ -80,16 +80,15 @@ static int write_pending(struct qs_spool *s, int first, int n)
 	return with_records(s, first, n, qs_spool_write);
 }
 
-/* Reads everything after the cursor (advancing it, as the output does);
- * returns the number of records, their numbers in got[]. */
-static int read_all(struct qs_spool *s, uint64_t *damaged)
+/* Reads what r's window and the spool after it hold, advancing r (and the
+ * spool's cursor, as the output does, if advance); returns the number of
+ * records, their numbers in got[]. */
+static int drain(struct qs_reader *r, struct qs_spool *s, bool advance)
 {
-	struct qs_reader r;
-	qs_reader_init(&r, s->cursor);
 	int n = 0;
-	while (qs_reader_fill(&r, s) > 0) {
+	while (qs_reader_fill(r, s) > 0) {
 		struct iovec iov[64];
-		int k = qs_reader_iov(&r, iov, 64);
+		int k = qs_reader_iov(r, iov, 64);
 		size_t bytes = 0;
 		for (int i = 0; i < k; i++) {
 			int v = -1;
@@ -98,10 +97,21 @@ static int read_all(struct qs_spool *s, uint64_t *damaged)
 				got[n++] = v;
 			bytes += iov[i].iov_len;
 		}
-		qs_reader_consume(&r, bytes);
-		qs_spool_advance(s, qs_reader_done(&r));
+		qs_reader_consume(r, bytes);
+		if (advance)
+			qs_spool_advance(s, qs_reader_done(r));
 	}
-	qs_spool_advance(s, qs_reader_done(&r));
+	if (advance)
+		qs_spool_advance(s, qs_reader_done(r));
+	return n;
+}
+
+/* Reads everything after the cursor, advancing it. */
+static int read_all(struct qs_spool *s, uint64_t *damaged)
+{
+	struct qs_reader r;
+	qs_reader_init(&r, s->cursor);
+	int n = drain(&r, s, true);
 	if (damaged)
 		*damaged = r.damaged_bytes;
 	qs_reader_free(&r);
@@ -151,6 +161,61 @@ static void test_append_replay(void)
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(!s.replay.cursor_missing);
 	CHECK(got_range(read_all(&s, NULL), 15, 3)); /* nothing shipped twice, nothing lost */
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+/* A committed group offered to a caught-up reader ships from memory: the
+ * file is not read back (its bytes are overwritten here to prove it), and
+ * the position after it is the segment's end. A reader that is not caught
+ * up, or not exactly at the group, refuses and reads the file as before. */
+static void test_reader_offer(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 10) == 0);
+	struct qs_reader r;
+	qs_reader_init(&r, s.cursor);
+	CHECK(got_range(drain(&r, &s, false), 0, 10));
+	uint64_t reads = r.reads;
+	CHECK(reads >= 1);
+
+	struct qs_stage st = {0};
+	char line[64];
+	for (int i = 10; i < 20; i++) {
+		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
+		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
+	}
+	CHECK(qs_spool_append(&s, st.buf, st.len) == 0);
+	CHECK(!qs_reader_offer(&r, s.written.seg, s.written.off + 1, st.buf, st.len)); /* not where it ends */
+	/* Spoil the copy on disk: only a reader that takes the group from
+	 * memory still ships records 10..19. */
+	int fd = open(seg_path(d, s.written.seg), O_WRONLY);
+	uint8_t junk[64];
+	memset(junk, 0x5a, sizeof(junk));
+	CHECK(fd >= 0 && pwrite(fd, junk, sizeof(junk), (off_t)s.written.off) == (ssize_t)sizeof(junk));
+	close(fd);
+	CHECK(qs_reader_offer(&r, s.written.seg, s.written.off, st.buf, st.len));
+	CHECK(got_range(drain(&r, &s, false), 10, 10));
+	CHECK_EQ(r.reads, reads);
+	CHECK(qs_reader_done(&r).seg == s.written.seg && qs_reader_done(&r).off == s.written.off + st.len);
+	qs_stage_free(&st);
+
+	/* Not caught up: the window still holds unwritten records. */
+	CHECK(append(&s, 20, 5) == 0);
+	CHECK(qs_reader_fill(&r, &s) == 5);
+	CHECK(with_records(&s, 25, 5, qs_spool_append) == 0);
+	struct qs_stage st2 = {0};
+	for (int i = 25; i < 30; i++) {
+		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
+		qs_stage_add(&st2, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
+	}
+	CHECK(!qs_reader_offer(&r, s.written.seg, s.written.off, st2.buf, st2.len));
+	qs_stage_free(&st2);
+	CHECK(got_range(drain(&r, &s, false), 20, 10));
+	CHECK(r.reads > reads);
+	qs_reader_free(&r);
 	qs_spool_close(&s);
 	rm_dir(d);
 }
@@ -748,6 +813,7 @@ static void test_check_repair(void)
 int main(void)
 {
 	test_append_replay();
+	test_reader_offer();
 	test_pending_write();
 	test_cursor_slots();
 	test_reaper();
