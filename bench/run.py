@@ -468,6 +468,17 @@ def tcp_run(ctx, tag=""):
     return r
 
 
+def parse_run(ctx):
+    """qs-parse-bench: cJSON's parse alone and the parser's whole JSON work, ns per event on one core."""
+    rc, _, _, out = run_measured([ctx.bin("qs-parse-bench"), "--corpus", ctx.corpus, "--count", "200000",
+                                  "--seconds", "4", "--json"], ctx.args.timeout)
+    if rc != 0:
+        raise RuntimeError("qs-parse-bench exited %d: %s" % (rc, out.strip()[:200]))
+    r = json.loads(out)
+    log("parser JSON work: cJSON %.0f ns/event, qs_enrich %.0f ns/event" % (r["cjson_ns"], r["enrich_ns"]))
+    return r
+
+
 def median_p99_of(fn, n):
     """Half load: n runs, the one with the median p99 kept (a single run can land on a stall of the
     VM that has nothing to do with the server); every run's p99 is listed next to it."""
@@ -625,7 +636,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
     ap.add_argument("--budget", type=int, default=480,
                     help="seconds for all measurements; runs that would start later are skipped (480)")
-    ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp (all)")
+    ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp,parse (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -644,7 +655,7 @@ def main():
     ctx.args = args
     build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
     ctx.bin = lambda n: os.path.join(build, "bin", n)
-    for n in ("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-bench-tcpsend"):
+    for n in ("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-bench-tcpsend", "qs-parse-bench"):
         if not os.access(ctx.bin(n), os.X_OK):
             sys.exit("bench: %s missing: run make build (bench/run does)" % ctx.bin(n))
     ctx.rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -673,7 +684,7 @@ def main():
     log("corpus %s: %d events, %d bytes, mean %.1f bytes/event (with newline)" % (
         ctx.corpus, ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
 
-    only = set(filter(None, args.only.split(","))) or {"quicstash", "rsyslog", "rawquic", "tcp"}
+    only = set(filter(None, args.only.split(","))) or {"quicstash", "rsyslog", "rawquic", "tcp", "parse"}
     mach = machine()
     results = {}
     t_start = time.monotonic()
@@ -694,6 +705,8 @@ def main():
             _cleanup()
 
     try:
+        if "parse" in only:
+            attempt("parse", lambda: parse_run(ctx))
         if "tcp" in only:
             attempt("tcp", lambda: median_of(lambda t: tcp_run(ctx, t), args.repeat))
         if "rawquic" in only:
@@ -775,6 +788,17 @@ def main():
     if cold:
         md.append("\nCold start (events due in the first %.1f s of the run shown, not in its percentiles above): "
                   % args.warmup + "; ".join(cold) + ".")
+    pr, fr = results.get("parse") or {}, (results.get("quicstash-fsync") or {})
+    if pr.get("enrich_ns"):
+        line = ("\nThe parser's JSON work on one core (qs-parse-bench, first %d events): cJSON's parse alone "
+                "%.0f ns/event, validation and enrichment as the parser runs them %.0f ns/event, so cJSON is "
+                "%.0f%% of it" % (pr["events"], pr["cjson_ns"], pr["enrich_ns"], 100 * pr["cjson_share"]))
+        parser_s = (fr.get("cpu") or {}).get("parser")
+        if parser_s and fr.get("events"):
+            parser_ns = parser_s / fr["events"] * 1e9
+            line += ("; the parser process used %.0f ns/event at full load (fsync), so cJSON alone is %.0f%% of "
+                     "its CPU" % (parser_ns, 100 * pr["cjson_ns"] / parser_ns))
+        md.append(line + ".")
     md.append("\nMB/s = events/s x mean event size. Ratios are events/s over the rsyslog in-memory relay and "
               "over the raw QUIC upload. CPU: utime+stime per million events, from /proc/PID/stat of each "
               "process before and after; \"server total\" excludes the load generator (client/sender).\n")

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The benchmark tools (issue 5) still work: quicstash-bench against a real quicstashd and a real
 receiver (every event acknowledged and delivered, latencies split at --warmup, the figures
-consistent), its clear failure against a port nobody serves, and a small bench/run of the quicstash
-and plain TCP setups (alternating rounds, the table, the cold-start line)."""
+consistent), its clear failure against a port nobody serves, qs-parse-bench (cJSON alone against the
+parser's whole JSON work), and a small bench/run of the quicstash, plain TCP and parser setups
+(alternating rounds, the table, the cold-start line, the parser line)."""
 import json
 import os
 import subprocess
@@ -61,7 +62,7 @@ def load_generator():
 def bench_run():
     d = q.mkdtemp("benchrun")
     build = os.path.dirname(q.QS_BIN)
-    argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,tcp",
+    argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,tcp,parse",
             "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
             "--results", os.path.join(d, "RESULTS.md"), "--budget", "300"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(600), cwd=d)
@@ -75,15 +76,40 @@ def bench_run():
     check("(median of " in rows[0], "full load did not list its rounds:\n%s" % rows[0])
     check("Cold start (events due in the first 0.2 s" in md, "no cold-start line:\n%s" % md)
     check("machine: " in md and "kernel" in md, "the machine is not described:\n%s" % md)
+    check("so cJSON alone is" in md, "no line on the parser's JSON work:\n%s" % md)
     log("bench/run: %d quicstash rows" % len(rows))
 
 
+def parse_bench():
+    """qs-parse-bench times cJSON alone and the parser's whole JSON work; an invalid line fails it."""
+    tool = os.path.join(q.QS_BIN, "qs-parse-bench")
+    d = q.mkdtemp("parsebench")
+    corpus = os.path.join(d, "corpus.jsonl")
+    q.write_lines(corpus, q.gen_events(2000))
+    p = subprocess.run([tool, "--corpus", corpus, "--seconds", "0.4", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    check(p.returncode == 0, "qs-parse-bench failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
+    r = json.loads(p.stdout)
+    log("qs-parse-bench: cJSON %.0f ns/event, qs_enrich %.0f ns/event" % (r["cjson_ns"], r["enrich_ns"]))
+    check(r["events"] == 2000 and r["rejected"] == 0, "not every event parsed: %r" % r)
+    check(0 < r["cjson_ns"] < r["enrich_ns"], "validation plus enrichment not dearer than cJSON alone: %r" % r)
+    check(abs(r["cjson_share"] - r["cjson_ns"] / r["enrich_ns"]) < 0.01, "share inconsistent: %r" % r)
+    with open(corpus, "a") as f:
+        f.write('{"broken": \n')
+    p = subprocess.run([tool, "--corpus", corpus, "--seconds", "0.2"], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 1 and "rejected 1" in p.stdout, "an invalid line did not fail it: %r" % (p.stdout + p.stderr))
+    p = subprocess.run([tool, "--corpus", corpus, "--seconds", "0"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 2 and "bad value" in p.stderr, "a bad option value was not refused: %r" % p.stderr)
+
+
 def run():
-    q.need_binaries("quicstashd", "quicstash-bench", "qs-bench-receiver")
+    q.need_binaries("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-parse-bench")
+    parse_bench()
     load_generator()
     bench_run()
     return "quicstash-bench: every event acknowledged and delivered, latencies split at --warmup, clear " \
-           "errors; bench/run: alternating full-load rounds, four quicstash rows, cold-start line"
+           "errors; qs-parse-bench: cJSON against the whole JSON work; bench/run: alternating full-load rounds, four " \
+           "quicstash rows, cold-start line, the parser's JSON line"
 
 
 if __name__ == "__main__":
