@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 static int passed, failed;
 static const char *current_test = "";
@@ -42,6 +43,18 @@ static const char *current_test = "";
 			failed++;                                                                  \
 			fprintf(stderr, "FAIL %s:%d: %s == %s: %" PRIu64 " != %" PRIu64 " (in %s)\n", \
 				__FILE__, __LINE__, #a, #b, a_, b_, current_test);                 \
+		}                                                                                  \
+	} while (0)
+
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		if (!strcmp(a_, b_)) {                                                             \
+			passed++;                                                                  \
+		} else {                                                                           \
+			failed++;                                                                  \
+			fprintf(stderr, "FAIL %s:%d: %s == %s: \"%s\" != \"%s\" (in %s)\n", __FILE__, \
+				__LINE__, #a, #b, a_, b_, current_test);                           \
 		}                                                                                  \
 	} while (0)
 

@@ -258,6 +258,52 @@ static void test_ipv6(void)
 	cJSON_Delete(j);
 }
 
+/* The parser reuses the previous event's formatted fields where their
+ * input did not change: every change (time within and across seconds, a
+ * year boundary, session, address family, port, a shorter sequence number)
+ * must show, and nothing of the previous event may be left behind. */
+static void test_fields_change(void)
+{
+	static const struct {
+		uint64_t t, seq;
+		uint8_t s0, ip15;
+		bool v6;
+		uint16_t port;
+		const char *ingested, *id, *ip;
+	} ev[] = {
+		{1700000000123456789ull, 1234567890, 0, 3, false, 5555, "2023-11-14T22:13:20.123456Z",
+		 "000102030405060708090a0b0c0d0e0f-1234567890", "10.1.2.3"},
+		{1700000000999999000ull, 7, 0, 3, false, 5555, "2023-11-14T22:13:20.999999Z",
+		 "000102030405060708090a0b0c0d0e0f-7", "10.1.2.3"},
+		{1700000001000001000ull, 8, 0xff, 3, false, 6000, "2023-11-14T22:13:21.000001Z",
+		 "ff0102030405060708090a0b0c0d0e0f-8", "10.1.2.3"},
+		{1704067199999999000ull, 9, 0xff, 1, true, 6000, "2023-12-31T23:59:59.999999Z",
+		 "ff0102030405060708090a0b0c0d0e0f-9", "2001:db8::1"},
+		{1704067200000000000ull, 10, 0, 250, false, 1, "2024-01-01T00:00:00.000000Z",
+		 "000102030405060708090a0b0c0d0e0f-10", "10.1.2.250"},
+		{1704067200000000000ull, 11, 0, 250, false, 1, "2024-01-01T00:00:00.000000Z",
+		 "000102030405060708090a0b0c0d0e0f-11", "10.1.2.250"},
+	};
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		struct qs_enrich_meta m = meta4();
+		m.recv_time_ns = ev[i].t, m.seq = ev[i].seq, m.session[0] = ev[i].s0, m.port = ev[i].port;
+		if (ev[i].v6) {
+			memset(m.ip, 0, 16);
+			m.ip[0] = 0x20, m.ip[1] = 0x01, m.ip[2] = 0x0d, m.ip[3] = 0xb8;
+		}
+		m.ip[15] = ev[i].ip15;
+		const char *in = i % 2 ? "{\"a\":1}" : "{\"source\":{\"ip\":\"x\"},\"b\":2}";
+		CHECK(qs_enrich(in, strlen(in), &m, &out, &res) == 0);
+		cJSON *j = parsed();
+		CHECK_STR(str_at(j, "event", "ingested"), ev[i].ingested);
+		CHECK_STR(str_at(j, "event", "id"), ev[i].id);
+		CHECK_STR(str_at(j, "source", "ip"), ev[i].ip);
+		cJSON *port = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "source"), "port");
+		CHECK(cJSON_IsNumber(port) && port->valuedouble == ev[i].port);
+		cJSON_Delete(j);
+	}
+}
+
 int main(void)
 {
 	test_fast_path();
@@ -270,6 +316,7 @@ int main(void)
 	test_splice_strings();
 	test_nesting_and_unicode();
 	test_ipv6();
+	test_fields_change();
 	qs_enrich_buf_free(&out);
 	return check_report();
 }
