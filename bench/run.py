@@ -69,10 +69,15 @@ def _on_signal(sig, frame):
 
 
 def start(argv, log=None, env=None, cwd=None):
-    """Starts argv in its own session (so its group can be killed), tracked."""
+    """Starts argv in its own process group (so the group can be killed), tracked.
+
+    A process group, not a session: with the kernel's autogroup scheduling (on by default) every
+    session is one scheduling group sharing the CPU evenly with the others, so a server in a session
+    of its own would share one group's CPU time among all its processes against the load generator
+    in another. In bench/run's session every thread competes as itself, for every setup alike."""
     out = open(log, "ab") if log else subprocess.DEVNULL
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out if log else subprocess.DEVNULL,
-                         env=env, cwd=cwd, start_new_session=True, preexec_fn=_pdeathsig)
+                         env=env, cwd=cwd, process_group=0, preexec_fn=_pdeathsig)
     if log:
         out.close()
     _children.append(p)
@@ -107,7 +112,7 @@ def run_measured(argv, timeout, stdout_path=None, log=None, cwd=None):
     out = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
     err = open(log, "ab") if log else subprocess.DEVNULL
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, start_new_session=True,
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, process_group=0,
                          preexec_fn=_pdeathsig)
     _children.append(p)
     timer = threading.Timer(timeout, lambda: _killpg_quiet(p.pid))
@@ -177,23 +182,23 @@ def proc_cmdline(pid):
         return []
 
 
-def proc_sid(pid):
+def proc_pgid(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
             s = f.read()
-        return int(s[s.rindex(")") + 2:].split()[3])  # field 6: session
+        return int(s[s.rindex(")") + 2:].split()[2])  # field 5: process group
     except (OSError, ValueError, IndexError):
         return None
 
 
-def quicstash_roles(sid):
-    """{pid: role} of every process in session sid: role from '--role X', else supervisor."""
+def quicstash_roles(pgid):
+    """{pid: role} of every process in group pgid: role from '--role X', else supervisor."""
     out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         pid = int(d)
-        if proc_sid(pid) != sid:
+        if proc_pgid(pid) != pgid:
             continue
         argv = [a.decode("utf-8", "replace") for a in proc_cmdline(pid)]
         role = "supervisor"
@@ -206,9 +211,9 @@ def quicstash_roles(sid):
     return out
 
 
-def cpu_snapshot(sid):
+def cpu_snapshot(pgid):
     snap = {}
-    for pid, role in quicstash_roles(sid).items():
+    for pid, role in quicstash_roles(pgid).items():
         c = proc_cpu(pid)
         if c is not None:
             snap[pid] = (role, c)

