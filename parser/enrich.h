@@ -23,7 +23,7 @@ struct qs_enrich_buf {
 	char *data;
 	size_t len;
 	size_t cap;
-	struct qs_enrich_memo *memo; /* enrich.c's own: the last event's server fields, reused in part */
+	struct qs_enrich_memo *memo; /* the last event's server fields, reused in part (parser/fields.h) */
 };
 
 struct qs_enrich_result {
