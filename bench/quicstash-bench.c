@@ -704,6 +704,228 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* Builds every worker's loop, connections and share of the load; false on
+ * failure (said on stderr). */
+static bool setup_workers(struct worker *ws, unsigned T)
+{
+	for (unsigned t = 0; t < T; t++) {
+		struct worker *w = &ws[t];
+		w->id = t;
+		qs_hist_init(&w->hist);
+		qs_hist_init(&w->lag);
+		qs_hist_init(&w->warm);
+		w->nconns = O.connections / T + (t < O.connections % T);
+		w->conns = calloc(w->nconns, sizeof(*w->conns));
+		w->base = event_base_new();
+		if (!w->conns || !w->base)
+			return false;
+		w->refill_ev = event_new(w->base, -1, 0, refill_cb, w);
+		w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+		w->quota = O.count ? O.count / T + (t < O.count % T) : UINT64_MAX;
+		w->rate = O.rate > 0 ? O.rate / T : 0;
+		w->next_ev = P.n * t / T; /* each thread starts at its own place in the corpus */
+		for (unsigned i = 0; i < w->nconns; i++) {
+			struct conn *c = &w->conns[i];
+			c->w = w;
+			c->idx = i;
+			struct qs_client_opts co = {
+				.server_addr = O.server,
+				.trust_file = O.cert,
+				.server_name = O.server_name,
+				.streams = O.streams,
+				.range_events = O.range_events,
+			};
+			struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
+			char err[256] = "";
+			c->cl = qs_client_new(w->base, &co, &cb, c, err, sizeof(err));
+			if (!c->cl) {
+				fprintf(stderr, "quicstash-bench: %s\n", err[0] ? err : "qs_client_new failed");
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static void free_workers(struct worker *ws, unsigned T)
+{
+	for (unsigned t = 0; t < T; t++) {
+		if (ws[t].refill_ev)
+			event_free(ws[t].refill_ev);
+		if (ws[t].tick_ev)
+			event_free(ws[t].tick_ev);
+		if (ws[t].base)
+			event_base_free(ws[t].base);
+		free(ws[t].conns);
+	}
+	free(ws);
+}
+
+static void progress_line(struct worker *ws, unsigned T, uint64_t *last_report, uint64_t *last_acked)
+{
+	uint64_t acked = 0, sent = 0;
+	for (unsigned t = 0; t < T; t++) {
+		acked += __atomic_load_n(&ws[t].acked, __ATOMIC_RELAXED);
+		sent += __atomic_load_n(&ws[t].sent, __ATOMIC_RELAXED);
+	}
+	uint64_t n = now_ns();
+	fprintf(stderr, "quicstash-bench: sent %" PRIu64 " acked %" PRIu64 " (%.0f/s)\n", sent, acked,
+		(double)(acked - *last_acked) * 1e9 / (double)(n - *last_report));
+	*last_acked = acked;
+	*last_report = n;
+}
+
+/* Starts the workers together and waits for all of them; false if a thread
+ * cannot be started. */
+static bool run_workers(struct worker *ws, unsigned T)
+{
+	pthread_barrier_init(&start_barrier, NULL, T + 1);
+	for (unsigned t = 0; t < T; t++)
+		if (pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]) != 0) {
+			fprintf(stderr, "quicstash-bench: pthread_create failed\n");
+			return false;
+		}
+	/* the workers connect, then wait here; the clock starts when all are ready */
+	global_start_ns = now_ns() + 1000000; /* written before the barrier releases them */
+	pthread_barrier_wait(&start_barrier);
+	uint64_t last_report = now_ns(), last_acked = 0;
+	for (;;) {
+		unsigned finished = 0;
+		for (unsigned t = 0; t < T; t++)
+			finished += (unsigned)__atomic_load_n(&ws[t].finished, __ATOMIC_ACQUIRE);
+		if (finished == T)
+			break;
+		usleep(20000);
+		if (O.progress && now_ns() - last_report >= 1000000000ull)
+			progress_line(ws, T, &last_report, &last_acked);
+	}
+	for (unsigned t = 0; t < T; t++)
+		pthread_join(ws[t].thread, NULL);
+	pthread_barrier_destroy(&start_barrier);
+	return true;
+}
+
+/* Everything the report says, merged over the workers. */
+struct totals {
+	struct qs_hist h, lag, warm;
+	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed, unresolved, errors;
+	uint64_t sent_bytes, acked_bytes;
+	double elapsed, eps, mbps, cpu;
+	double lat_us[4], lat_max, lat_mean, lag_us[4], warm_us[2], warm_max;
+	const char *first_error;
+};
+
+static void merge(struct totals *r, const struct worker *ws, unsigned T)
+{
+	uint64_t first = UINT64_MAX, last = 0;
+	qs_hist_init(&r->h);
+	qs_hist_init(&r->lag);
+	qs_hist_init(&r->warm);
+	r->first_error = "";
+	for (unsigned t = 0; t < T; t++) {
+		const struct worker *w = &ws[t];
+		qs_hist_merge(&r->h, &w->hist);
+		qs_hist_merge(&r->lag, &w->lag);
+		qs_hist_merge(&r->warm, &w->warm);
+		r->sent += w->sent;
+		r->acked += w->acked;
+		r->rejected += w->rejected;
+		r->send_fail += w->send_fail;
+		r->lost += w->lost;
+		r->goaway += w->goaway;
+		r->failed += w->failed_conns;
+		r->sent_bytes += w->sent_bytes;
+		r->unresolved += w->sent - w->acked - w->rejected;
+		if (w->first_send_ns && w->first_send_ns < first)
+			first = w->first_send_ns;
+		if (w->last_ack_ns > last)
+			last = w->last_ack_ns;
+		if (!r->first_error[0] && w->first_error[0])
+			r->first_error = w->first_error;
+	}
+	/* acknowledged bytes: sent bytes scaled by the acknowledged share (events are
+	 * acknowledged in order per stream, and the corpus lines are interleaved) */
+	r->acked_bytes = r->sent ? (uint64_t)((double)r->sent_bytes * (double)r->acked / (double)r->sent) : 0;
+	r->elapsed = (first != UINT64_MAX && last > first) ? (double)(last - first) / 1e9 : 0;
+	r->eps = r->elapsed > 0 ? (double)r->acked / r->elapsed : 0;
+	r->mbps = r->elapsed > 0 ? (double)r->acked_bytes / r->elapsed / 1e6 : 0;
+	r->errors = r->rejected + r->send_fail + r->lost + r->failed + r->unresolved;
+}
+
+static void figures(struct totals *r)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	r->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+		 (double)ru.ru_stime.tv_usec / 1e6;
+	const double ps[] = {50, 90, 99, 99.9};
+	for (int i = 0; i < 4; i++) {
+		r->lat_us[i] = (double)qs_hist_percentile(&r->h, ps[i]) / 1e3;
+		/* the generator's own lateness (--rate): part of every latency, not the server's doing */
+		r->lag_us[i] = (double)qs_hist_percentile(&r->lag, ps[i]) / 1e3;
+	}
+	r->lat_max = r->h.count ? (double)r->h.max / 1e3 : 0;
+	r->lat_mean = qs_hist_mean(&r->h) / 1e3;
+	r->warm_us[0] = (double)qs_hist_percentile(&r->warm, 50) / 1e3;
+	r->warm_us[1] = (double)qs_hist_percentile(&r->warm, 99) / 1e3;
+	r->warm_max = r->warm.count ? (double)r->warm.max / 1e3 : 0;
+}
+
+static void print_json(const struct totals *r, unsigned T)
+{
+	printf("{\"label\":");
+	json_str(stdout, O.label ? O.label : "");
+	printf(",\"server\":");
+	json_str(stdout, O.server);
+	printf(",\"connections\":%u,\"streams\":%u,\"threads\":%u,\"window\":%u,", O.connections, O.streams, T,
+	       O.window);
+	printf("\"corpus\":");
+	json_str(stdout, O.corpus ? O.corpus : "");
+	printf(",\"mean_event_bytes\":%.1f,\"rate_target\":%.1f,", P.mean_len, O.rate);
+	printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"unresolved\":%" PRIu64
+	       ",\"send_failures\":%" PRIu64 ",\"connections_lost\":%" PRIu64 ",\"connections_failed\":%" PRIu64
+	       ",\"goaways\":%" PRIu64 ",\"errors\":%" PRIu64 ",",
+	       r->sent, r->acked, r->rejected, r->unresolved, r->send_fail, r->lost, r->failed, r->goaway, r->errors);
+	printf("\"elapsed_s\":%.6f,\"events_per_s\":%.1f,\"mb_per_s\":%.3f,\"acked_bytes\":%" PRIu64 ",",
+	       r->elapsed, r->eps, r->mbps, r->acked_bytes);
+	printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f,"
+	       "\"count\":%" PRIu64 "},",
+	       r->lat_us[0], r->lat_us[1], r->lat_us[2], r->lat_us[3], r->lat_max, r->lat_mean, r->h.count);
+	printf("\"send_lag_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"count\":%" PRIu64 "},",
+	       r->lag_us[0], r->lag_us[1], r->lag_us[2], r->lag_us[3], r->lag.count);
+	printf("\"warmup_s\":%.3f,\"warmup_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"count\":%" PRIu64
+	       "},", O.warmup, r->warm_us[0], r->warm_us[1], r->warm_max, r->warm.count);
+	printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", r->cpu, interrupted ? "true" : "false");
+	json_str(stdout, r->first_error);
+	printf("}\n");
+}
+
+static void print_text(const struct totals *r, unsigned T)
+{
+	printf("quicstash-bench %s%s%s-> %s: %u connections x %u streams, %u thread(s), window %u\n",
+	       O.label ? "[" : "", O.label ? O.label : "", O.label ? "] " : "", O.server, O.connections,
+	       O.streams, T, O.window);
+	printf("  events    sent %" PRIu64 "  acked %" PRIu64 "  rejected %" PRIu64 "  unresolved %" PRIu64 "\n",
+	       r->sent, r->acked, r->rejected, r->unresolved);
+	printf("  errors    %" PRIu64 " (rejected %" PRIu64 ", unresolved %" PRIu64 ", send failures %" PRIu64
+	       ", connections lost %" PRIu64 ", failed %" PRIu64 "; goaways %" PRIu64 ")\n",
+	       r->errors, r->rejected, r->unresolved, r->send_fail, r->lost, r->failed, r->goaway);
+	if (r->first_error[0])
+		printf("  first error: %s\n", r->first_error);
+	printf("  elapsed   %.3f s   %.0f events/s   %.2f MB/s (mean event %.1f bytes%s)\n", r->elapsed, r->eps,
+	       r->mbps, P.mean_len, O.rate > 0 ? ", rate-limited" : "");
+	printf("  ack latency (us): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f\n", r->lat_us[0],
+	       r->lat_us[1], r->lat_us[2], r->lat_us[3], r->lat_max, r->lat_mean);
+	if (r->lag.count)
+		printf("  send lag (us, handed over after the due time): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f\n",
+		       r->lag_us[0], r->lag_us[1], r->lag_us[2], r->lag_us[3]);
+	if (r->warm.count)
+		printf("  warm-up (events due in the first %.2f s, not above): %" PRIu64 " events, ack latency (us) "
+		       "p50 %.0f  p99 %.0f  max %.0f\n", O.warmup, r->warm.count, r->warm_us[0], r->warm_us[1],
+		       r->warm_max);
+	printf("  client CPU %.2f s\n", r->cpu);
+}
+
 int main(int argc, char **argv)
 {
 	if (parse_opts(argc, argv) < 0)
@@ -723,192 +945,16 @@ int main(int argc, char **argv)
 
 	unsigned T = O.threads;
 	struct worker *ws = calloc(T, sizeof(*ws));
-	if (!ws)
+	if (!ws || !setup_workers(ws, T) || !run_workers(ws, T))
 		return 1;
-	for (unsigned t = 0; t < T; t++) {
-		struct worker *w = &ws[t];
-		w->id = t;
-		qs_hist_init(&w->hist);
-		qs_hist_init(&w->lag);
-		qs_hist_init(&w->warm);
-		w->nconns = O.connections / T + (t < O.connections % T);
-		w->conns = calloc(w->nconns, sizeof(*w->conns));
-		w->base = event_base_new();
-		if (!w->conns || !w->base)
-			return 1;
-		w->refill_ev = event_new(w->base, -1, 0, refill_cb, w);
-		w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
-		if (O.count)
-			w->quota = O.count / T + (t < O.count % T);
-		else
-			w->quota = UINT64_MAX;
-		w->rate = O.rate > 0 ? O.rate / T : 0;
-		w->next_ev = P.n * t / T; /* each thread starts at its own place in the corpus */
-		for (unsigned i = 0; i < w->nconns; i++) {
-			struct conn *c = &w->conns[i];
-			c->w = w;
-			c->idx = i;
-			struct qs_client_opts co = {
-				.server_addr = O.server,
-				.trust_file = O.cert,
-				.server_name = O.server_name,
-				.streams = O.streams,
-				.range_events = O.range_events,
-			};
-			struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
-			char err[256] = "";
-			c->cl = qs_client_new(w->base, &co, &cb, c, err, sizeof(err));
-			if (!c->cl) {
-				fprintf(stderr, "quicstash-bench: %s\n", err[0] ? err : "qs_client_new failed");
-				return 1;
-			}
-		}
-	}
-
-	pthread_barrier_init(&start_barrier, NULL, T + 1);
-	for (unsigned t = 0; t < T; t++)
-		if (pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]) != 0) {
-			fprintf(stderr, "quicstash-bench: pthread_create failed\n");
-			return 1;
-		}
-	/* the workers connect, then wait here; the clock starts when all are ready */
-	global_start_ns = now_ns() + 1000000; /* written before the barrier releases them */
-	pthread_barrier_wait(&start_barrier);
-	uint64_t last_report = now_ns(), last_acked = 0;
-	for (;;) {
-		unsigned finished = 0;
-		for (unsigned t = 0; t < T; t++)
-			finished += (unsigned)__atomic_load_n(&ws[t].finished, __ATOMIC_ACQUIRE);
-		if (finished == T)
-			break;
-		usleep(20000);
-		if (O.progress && now_ns() - last_report >= 1000000000ull) {
-			uint64_t acked = 0, sent = 0;
-			for (unsigned t = 0; t < T; t++) {
-				acked += __atomic_load_n(&ws[t].acked, __ATOMIC_RELAXED);
-				sent += __atomic_load_n(&ws[t].sent, __ATOMIC_RELAXED);
-			}
-			uint64_t n = now_ns();
-			fprintf(stderr, "quicstash-bench: sent %" PRIu64 " acked %" PRIu64 " (%.0f/s)\n", sent, acked,
-				(double)(acked - last_acked) * 1e9 / (double)(n - last_report));
-			last_acked = acked;
-			last_report = n;
-		}
-	}
-	for (unsigned t = 0; t < T; t++)
-		pthread_join(ws[t].thread, NULL);
-
-	/* merge */
-	static struct qs_hist h, lag, warm;
-	qs_hist_init(&h);
-	qs_hist_init(&lag);
-	qs_hist_init(&warm);
-	uint64_t sent = 0, acked = 0, rejected = 0, send_fail = 0, lost = 0, goaway = 0, failed = 0;
-	uint64_t acked_bytes = 0, sent_bytes = 0, first = UINT64_MAX, last = 0, unresolved = 0;
-	const char *first_error = "";
-	for (unsigned t = 0; t < T; t++) {
-		struct worker *w = &ws[t];
-		qs_hist_merge(&h, &w->hist);
-		qs_hist_merge(&lag, &w->lag);
-		qs_hist_merge(&warm, &w->warm);
-		sent += w->sent;
-		acked += w->acked;
-		rejected += w->rejected;
-		send_fail += w->send_fail;
-		lost += w->lost;
-		goaway += w->goaway;
-		failed += w->failed_conns;
-		sent_bytes += w->sent_bytes;
-		unresolved += w->sent - w->acked - w->rejected;
-		if (w->first_send_ns && w->first_send_ns < first)
-			first = w->first_send_ns;
-		if (w->last_ack_ns > last)
-			last = w->last_ack_ns;
-		if (!first_error[0] && w->first_error[0])
-			first_error = w->first_error;
-	}
-	/* acknowledged bytes: sent bytes scaled by the acknowledged share (events are
-	 * acknowledged in order per stream, and the corpus lines are interleaved) */
-	acked_bytes = sent ? (uint64_t)((double)sent_bytes * (double)acked / (double)sent) : 0;
-	double elapsed = (first != UINT64_MAX && last > first) ? (double)(last - first) / 1e9 : 0;
-	double eps = elapsed > 0 ? (double)acked / elapsed : 0;
-	double mbps = elapsed > 0 ? (double)acked_bytes / elapsed / 1e6 : 0;
-	uint64_t errors = rejected + send_fail + lost + failed + unresolved;
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-		     (double)ru.ru_stime.tv_usec / 1e6;
-	const double ps[] = {50, 90, 99, 99.9};
-	double lat_us[4];
-	for (int i = 0; i < 4; i++)
-		lat_us[i] = (double)qs_hist_percentile(&h, ps[i]) / 1e3;
-	double lat_max = (double)h.max / 1e3, lat_mean = qs_hist_mean(&h) / 1e3;
-	/* The generator's own lateness (--rate): part of every latency above, not the server's doing. */
-	double lag_us[4];
-	for (int i = 0; i < 4; i++)
-		lag_us[i] = (double)qs_hist_percentile(&lag, ps[i]) / 1e3;
-	if (!h.count)
-		lat_max = 0;
-	double warm_us[2] = {(double)qs_hist_percentile(&warm, 50) / 1e3, (double)qs_hist_percentile(&warm, 99) / 1e3};
-	double warm_max = warm.count ? (double)warm.max / 1e3 : 0;
-
-	if (O.json) {
-		printf("{\"label\":");
-		json_str(stdout, O.label ? O.label : "");
-		printf(",\"server\":");
-		json_str(stdout, O.server);
-		printf(",\"connections\":%u,\"streams\":%u,\"threads\":%u,\"window\":%u,", O.connections, O.streams, T,
-		       O.window);
-		printf("\"corpus\":");
-		json_str(stdout, O.corpus ? O.corpus : "");
-		printf(",\"mean_event_bytes\":%.1f,\"rate_target\":%.1f,", P.mean_len, O.rate);
-		printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"unresolved\":%" PRIu64
-		       ",\"send_failures\":%" PRIu64 ",\"connections_lost\":%" PRIu64 ",\"connections_failed\":%" PRIu64
-		       ",\"goaways\":%" PRIu64 ",\"errors\":%" PRIu64 ",",
-		       sent, acked, rejected, unresolved, send_fail, lost, failed, goaway, errors);
-		printf("\"elapsed_s\":%.6f,\"events_per_s\":%.1f,\"mb_per_s\":%.3f,\"acked_bytes\":%" PRIu64 ",",
-		       elapsed, eps, mbps, acked_bytes);
-		printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f,"
-		       "\"count\":%" PRIu64 "},",
-		       lat_us[0], lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean, h.count);
-		printf("\"send_lag_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"count\":%" PRIu64 "},",
-		       lag_us[0], lag_us[1], lag_us[2], lag_us[3], lag.count);
-		printf("\"warmup_s\":%.3f,\"warmup_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"count\":%" PRIu64
-		       "},", O.warmup, warm_us[0], warm_us[1], warm_max, warm.count);
-		printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", cpu, interrupted ? "true" : "false");
-		json_str(stdout, first_error);
-		printf("}\n");
-	} else {
-		printf("quicstash-bench %s%s%s-> %s: %u connections x %u streams, %u thread(s), window %u\n",
-		       O.label ? "[" : "", O.label ? O.label : "", O.label ? "] " : "", O.server, O.connections,
-		       O.streams, T, O.window);
-		printf("  events    sent %" PRIu64 "  acked %" PRIu64 "  rejected %" PRIu64 "  unresolved %" PRIu64 "\n",
-		       sent, acked, rejected, unresolved);
-		printf("  errors    %" PRIu64 " (rejected %" PRIu64 ", unresolved %" PRIu64 ", send failures %" PRIu64
-		       ", connections lost %" PRIu64 ", failed %" PRIu64 "; goaways %" PRIu64 ")\n",
-		       errors, rejected, unresolved, send_fail, lost, failed, goaway);
-		if (first_error[0])
-			printf("  first error: %s\n", first_error);
-		printf("  elapsed   %.3f s   %.0f events/s   %.2f MB/s (mean event %.1f bytes%s)\n", elapsed, eps, mbps,
-		       P.mean_len, O.rate > 0 ? ", rate-limited" : "");
-		printf("  ack latency (us): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f\n", lat_us[0],
-		       lat_us[1], lat_us[2], lat_us[3], lat_max, lat_mean);
-		if (lag.count)
-			printf("  send lag (us, handed over after the due time): p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f\n",
-			       lag_us[0], lag_us[1], lag_us[2], lag_us[3]);
-		if (warm.count)
-			printf("  warm-up (events due in the first %.2f s, not above): %" PRIu64 " events, ack latency (us) "
-			       "p50 %.0f  p99 %.0f  max %.0f\n", O.warmup, warm.count, warm_us[0], warm_us[1], warm_max);
-		printf("  client CPU %.2f s\n", cpu);
-	}
-	for (unsigned t = 0; t < T; t++) {
-		event_free(ws[t].refill_ev);
-		event_free(ws[t].tick_ev);
-		event_base_free(ws[t].base);
-		free(ws[t].conns);
-	}
-	free(ws);
-	pthread_barrier_destroy(&start_barrier);
+	static struct totals r; /* three histograms: not on the stack */
+	merge(&r, ws, T);
+	figures(&r);
+	if (O.json)
+		print_json(&r, T);
+	else
+		print_text(&r, T);
+	free_workers(ws, T);
 	free_payload();
-	return (errors || acked == 0) ? 1 : 0;
+	return (r.errors || r.acked == 0) ? 1 : 0;
 }
