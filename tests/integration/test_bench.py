@@ -57,6 +57,10 @@ def load_generator():
     check("connect" in (p.stdout + p.stderr).lower(), "no word about the connection: %r" % (p.stdout + p.stderr)[-500:])
     p = subprocess.run([BENCH, "--rate", "fast"], capture_output=True, text=True, timeout=30)
     check(p.returncode != 0 and "bad value" in p.stderr, "a bad option value was not refused: %r" % p.stderr)
+    p = subprocess.run([os.path.join(q.QS_BIN, "qs-bench-receiver"), "--count", "many"], capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode == 2 and "bad value for --count" in p.stderr,
+          "the receiver took a bad --count: exit %r, %r" % (p.returncode, p.stderr))
 
 
 def bench_run():
