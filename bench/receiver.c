@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/cli.h"
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig) { stop_signal = sig; }
@@ -57,18 +59,9 @@ struct opts {
 	bool quiet;
 };
 
-/* A number in all of s, within [min, max]; else a clear message and false. */
 static bool number(const char *name, const char *s, double min, double max, double *out)
 {
-	char *end = NULL;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || v < min || v > max) {
-		fprintf(stderr, "qs-bench-receiver: bad value for --%s: %s (%g..%g)\n", name, s, min, max);
-		return false;
-	}
-	*out = v;
-	return true;
+	return qs_cli_number("qs-bench-receiver", name, s, min, max, out);
 }
 
 /* 0 to run, 1 to exit 0 (--help), 2 on bad usage (said on stderr). */

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/cli.h"
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -36,89 +38,151 @@ static void usage(FILE *f)
 		   "  -c, --chunk BYTES    bytes per write (262144)\n");
 }
 
-int main(int argc, char **argv)
+struct opts {
+	const char *addr, *file;
+	long port;
+	uint64_t count;
+	unsigned timeout_s;
+	size_t chunk;
+};
+
+static bool number(const char *name, const char *s, double min, double max, double *out)
 {
-	const char *addr = "127.0.0.1";
-	long port = -1;
-	uint64_t count = 0;
-	unsigned timeout_s = 300;
-	size_t chunk = 256 * 1024;
+	return qs_cli_number("qs-bench-tcpsend", name, s, min, max, out);
+}
+
+/* 0 to run, 1 to exit 0 (--help), 2 on bad usage (said on stderr). */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
 	static const struct option opts[] = {
 		{"addr", required_argument, NULL, 'a'},	  {"port", required_argument, NULL, 'p'},
 		{"count", required_argument, NULL, 'n'},  {"timeout", required_argument, NULL, 't'},
 		{"chunk", required_argument, NULL, 'c'},  {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	*o = (struct opts){.addr = "127.0.0.1", .port = -1, .timeout_s = 300, .chunk = 256 * 1024};
 	int c;
+	double v;
 	while ((c = getopt_long(argc, argv, "a:p:n:t:c:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'a': addr = optarg; break;
-		case 'p': port = strtol(optarg, NULL, 10); break;
-		case 'n': count = strtoull(optarg, NULL, 10); break;
-		case 't': timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'c': chunk = strtoull(optarg, NULL, 10); break;
-		case 'h': usage(stdout); return 0;
+		case 'a': o->addr = optarg; break;
+		case 'p':
+			if (!number("port", optarg, 1, 65535, &v))
+				return 2;
+			o->port = (long)v;
+			break;
+		case 'n':
+			if (!number("count", optarg, 0, 1e15, &v))
+				return 2;
+			o->count = (uint64_t)v;
+			break;
+		case 't':
+			if (!number("timeout", optarg, 1, 86400, &v))
+				return 2;
+			o->timeout_s = (unsigned)v;
+			break;
+		case 'c':
+			if (!number("chunk", optarg, 1, 1 << 30, &v))
+				return 2;
+			o->chunk = (size_t)v;
+			break;
+		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind + 1 != argc || port <= 0 || port > 65535 || chunk == 0) {
+	if (optind + 1 != argc || o->port < 0) {
 		usage(stderr);
 		return 2;
 	}
-	alarm(timeout_s); /* bounded: SIGALRM ends us */
-	signal(SIGPIPE, SIG_IGN);
+	o->file = argv[optind];
+	return 0;
+}
 
-	int fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
+/* The file mapped, *len cut after its first `count` lines (0: all), *lines
+ * counted; NULL on error (said). */
+static const char *map_lines(const char *path, uint64_t count, size_t *len, uint64_t *lines)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
-		fprintf(stderr, "qs-bench-tcpsend: %s: %s\n", argv[optind], fd < 0 ? strerror(errno) : "empty");
-		return 1;
+		fprintf(stderr, "qs-bench-tcpsend: %s: %s\n", path, fd < 0 ? strerror(errno) : "empty");
+		return NULL;
 	}
 	const char *data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
 	if (data == MAP_FAILED) {
-		perror("mmap");
-		return 1;
+		perror("qs-bench-tcpsend: mmap");
+		return NULL;
 	}
-	size_t len = (size_t)st.st_size;
-	uint64_t lines = 0;
-	if (count) {
-		const char *p = data, *end = data + len;
-		while (lines < count && (p = memchr(p, '\n', (size_t)(end - p)))) {
-			p++;
-			lines++;
-		}
-		if (lines == count)
-			len = (size_t)(p - data);
-	} else {
-		for (const char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-			lines++;
+	*len = (size_t)st.st_size;
+	*lines = 0;
+	const char *p = data, *end = data + *len;
+	while ((!count || *lines < count) && (p = memchr(p, '\n', (size_t)(end - p)))) {
+		p++;
+		++*lines;
 	}
+	if (count && *lines == count)
+		*len = (size_t)(p - data);
+	return data;
+}
 
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-		fprintf(stderr, "qs-bench-tcpsend: bad IPv4 address %s\n", addr);
-		return 2;
+/* A connected socket, or -1 (said; *bad_addr set when the address is bad). */
+static int connect_to(const struct opts *o, bool *bad_addr)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+	*bad_addr = inet_pton(AF_INET, o->addr, &sin.sin_addr) != 1;
+	if (*bad_addr) {
+		fprintf(stderr, "qs-bench-tcpsend: bad IPv4 address %s\n", o->addr);
+		return -1;
 	}
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0 || connect(s, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		fprintf(stderr, "qs-bench-tcpsend: connect %s:%ld: %s\n", addr, port, strerror(errno));
-		return 1;
+		fprintf(stderr, "qs-bench-tcpsend: connect %s:%ld: %s\n", o->addr, o->port, strerror(errno));
+		if (s >= 0)
+			close(s);
+		return -1;
 	}
 	int snd = 4 << 20;
 	setsockopt(s, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
-	uint64_t start = now_ns();
-	size_t off = 0;
-	while (off < len) {
+	return s;
+}
+
+static bool send_all(int s, const char *data, size_t len, size_t chunk)
+{
+	for (size_t off = 0; off < len;) {
 		size_t n = len - off < chunk ? len - off : chunk;
 		ssize_t w = write(s, data + off, n);
+		if (w < 0 && errno == EINTR)
+			continue;
 		if (w < 0) {
-			if (errno == EINTR)
-				continue;
 			fprintf(stderr, "qs-bench-tcpsend: write: %s\n", strerror(errno));
-			return 1;
+			return false;
 		}
 		off += (size_t)w;
 	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	int rc = parse_opts(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	alarm(o.timeout_s); /* bounded: SIGALRM ends us */
+	signal(SIGPIPE, SIG_IGN);
+	size_t len;
+	uint64_t lines;
+	const char *data = map_lines(o.file, o.count, &len, &lines);
+	if (!data)
+		return 1;
+	bool bad_addr;
+	int s = connect_to(&o, &bad_addr);
+	if (s < 0)
+		return bad_addr ? 2 : 1;
+	uint64_t start = now_ns();
+	if (!send_all(s, data, len, o.chunk))
+		return 1;
 	uint64_t end = now_ns();
 	shutdown(s, SHUT_WR);
 	/* wait for the peer to close (bounded by the alarm), so nothing is reset */

@@ -61,6 +61,10 @@ def load_generator():
                        text=True, timeout=30)
     check(p.returncode == 2 and "bad value for --count" in p.stderr,
           "the receiver took a bad --count: exit %r, %r" % (p.returncode, p.stderr))
+    p = subprocess.run([os.path.join(q.QS_BIN, "qs-bench-tcpsend"), "--port", "99999", corpus], capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode == 2 and "bad value for --port" in p.stderr,
+          "the TCP sender took a bad --port: exit %r, %r" % (p.returncode, p.stderr))
 
 
 def bench_run():
