@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "ipc/keysign.h"
 
 int qs_rundir_prepare(const char *configured, char *out, size_t outlen, bool *made)
 {
@@ -33,6 +34,15 @@ int qs_rundir_prepare(const char *configured, char *out, size_t outlen, bool *ma
 	return 0;
 }
 
+/* What the roles leave in a runtime directory that must not outlive the
+ * service: ipc:// endpoints, channel sockets, the keyholder's socket. */
+static bool is_socket_name(const char *name)
+{
+	size_t l = strlen(name);
+	return (l > 7 && !strcmp(name + l - 7, ".frames")) || (l > 8 && !strcmp(name + l - 8, ".answers")) ||
+	       (l > 7 && !strcmp(name + l - 7, ".events")) || !strcmp(name, QS_KEYSIGN_SOCKET);
+}
+
 void qs_rundir_cleanup(const char *dir, bool made)
 {
 	DIR *d = opendir(dir);
@@ -40,17 +50,16 @@ void qs_rundir_cleanup(const char *dir, bool made)
 		struct dirent *e;
 		char path[4096 + 300];
 		while ((e = readdir(d))) {
-			size_t l = strlen(e->d_name);
-			bool ours = (l > 7 && !strcmp(e->d_name + l - 7, ".frames")) ||
-				    (l > 8 && !strcmp(e->d_name + l - 8, ".answers")) ||
-				    (l > 7 && !strcmp(e->d_name + l - 7, ".events"));
-			if (ours) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (made || is_socket_name(e->d_name)) {
 				snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-				unlink(path);
+				if (unlink(path) != 0 && errno != ENOENT)
+					qs_warn("cannot remove %s: %s", path, strerror(errno));
 			}
 		}
 		closedir(d);
 	}
-	if (made)
-		rmdir(dir);
+	if (made && rmdir(dir) != 0)
+		qs_warn("cannot remove the runtime directory %s: %s", dir, strerror(errno));
 }

@@ -108,6 +108,7 @@ def check_confinement(server):
                 check(root != "/", "%s is not chrooted (root %s)" % (what, root))
                 rundir = rundir or root
                 check(root == rundir, "%s chrooted to %s, others to %s" % (what, root, rundir))
+                server.rundir = rundir
             if r in ("parser", "keyholder"):
                 check(net != sup_net, "%s shares the supervisor's network namespace %s" % (what, net))
             if r in ("keyholder", "acceptor"):
@@ -143,7 +144,12 @@ def run():
     check(not recv.wait_numbers(range(200), q.tmo(20)), "events missing")
     pids = check_confinement(server)
     check_key_isolation(server, pids)
+    check(os.path.exists(os.path.join(server.rundir, "quicstash.secret")), "no shared secret in %s" % server.rundir)
     server.stop()
+    # the runtime directory quicstashd made for itself (no --runtime-dir) goes with it, secret and all,
+    # although the children that wrote into it ran as another user
+    check(not os.path.exists(server.rundir), "runtime directory left behind: %s holds %r" % (
+        server.rundir, os.listdir(server.rundir) if os.path.isdir(server.rundir) else "?"))
 
     # The probe: the parser tries to open a file once confined.
     probe = q.Server(recv, extra=["--parsers", "1"], name="probe")
