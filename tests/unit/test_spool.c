@@ -53,16 +53,22 @@ static int open_spool(struct qs_spool *s, const char *dir, uint64_t max, uint64_
 	return qs_spool_open(s, &o);
 }
 
-/* Stages records first..first+n-1 ({"n":i}) and hands them to commit_fn. */
+/* Stages records first..first+n-1 ({"n":i}) in st. */
+static void stage_records(struct qs_stage *st, int first, int n)
+{
+	char line[64];
+	for (int i = first; i < first + n; i++) {
+		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
+		qs_stage_add(st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
+	}
+}
+
+/* Stages records first..first+n-1 and hands them to commit_fn. */
 static int with_records(struct qs_spool *s, int first, int n,
 			int (*commit_fn)(struct qs_spool *, uint8_t *, size_t))
 {
 	struct qs_stage st = {0};
-	char line[64];
-	for (int i = first; i < first + n; i++) {
-		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
-		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
-	}
+	stage_records(&st, first, n);
 	int rc = commit_fn(s, st.buf, st.len);
 	qs_stage_free(&st);
 	return rc;
@@ -182,11 +188,7 @@ static void test_reader_offer(void)
 	CHECK(reads >= 1);
 
 	struct qs_stage st = {0};
-	char line[64];
-	for (int i = 10; i < 20; i++) {
-		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
-		qs_stage_add(&st, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
-	}
+	stage_records(&st, 10, 10);
 	CHECK(qs_spool_append(&s, st.buf, st.len) == 0);
 	CHECK(!qs_reader_offer(&r, s.written.seg, s.written.off + 1, st.buf, st.len)); /* not where it ends */
 	/* Spoil the copy on disk: only a reader that takes the group from
@@ -205,12 +207,9 @@ static void test_reader_offer(void)
 	/* Not caught up: the window still holds unwritten records. */
 	CHECK(append(&s, 20, 5) == 0);
 	CHECK(qs_reader_fill(&r, &s) == 5);
-	CHECK(with_records(&s, 25, 5, qs_spool_append) == 0);
 	struct qs_stage st2 = {0};
-	for (int i = 25; i < 30; i++) {
-		int len = snprintf(line, sizeof(line), "{\"n\":%d}\n", i);
-		qs_stage_add(&st2, (uint64_t)i, 0, line, (uint32_t)len, 1000u + (uint64_t)i);
-	}
+	stage_records(&st2, 25, 5);
+	CHECK(qs_spool_append(&s, st2.buf, st2.len) == 0);
 	CHECK(!qs_reader_offer(&r, s.written.seg, s.written.off, st2.buf, st2.len));
 	qs_stage_free(&st2);
 	CHECK(got_range(drain(&r, &s, false), 20, 10));
