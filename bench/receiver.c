@@ -59,10 +59,7 @@ struct opts {
 	bool quiet;
 };
 
-static bool number(const char *name, const char *s, double min, double max, double *out)
-{
-	return qs_cli_number("qs-bench-receiver", name, s, min, max, out);
-}
+#define TOOL "qs-bench-receiver"
 
 /* 0 to run, 1 to exit 0 (--help), 2 on bad usage (said on stderr). */
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -76,27 +73,26 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	};
 	*o = (struct opts){.addr = "127.0.0.1", .port = 5000, .idle_s = 10, .timeout_s = 600};
 	int c;
-	double v;
+	uint64_t v;
 	while ((c = getopt_long(argc, argv, "a:p:P:n:i:t:o:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a': o->addr = optarg; break;
 		case 'p':
-			if (!number("port", optarg, 0, 65535, &v))
+			if (!qs_cli_integer(TOOL, "port", optarg, 0, 65535, &v))
 				return 2;
 			o->port = (long)v;
 			break;
 		case 'P': o->port_file = optarg; break;
 		case 'n':
-			if (!number("count", optarg, 0, 1e15, &v))
+			if (!qs_cli_integer(TOOL, "count", optarg, 0, UINT64_MAX, &o->count))
 				return 2;
-			o->count = (uint64_t)v;
 			break;
 		case 'i':
-			if (!number("idle", optarg, 0, 86400, &o->idle_s))
+			if (!qs_cli_number(TOOL, "idle", optarg, 0, 86400, &o->idle_s))
 				return 2;
 			break;
 		case 't':
-			if (!number("timeout", optarg, 0.001, 86400, &o->timeout_s))
+			if (!qs_cli_number(TOOL, "timeout", optarg, 0.001, 86400, &o->timeout_s))
 				return 2;
 			break;
 		case 'o': o->output = optarg; break;

@@ -46,10 +46,7 @@ struct opts {
 	size_t chunk;
 };
 
-static bool number(const char *name, const char *s, double min, double max, double *out)
-{
-	return qs_cli_number("qs-bench-tcpsend", name, s, min, max, out);
-}
+#define TOOL "qs-bench-tcpsend"
 
 /* 0 to run, 1 to exit 0 (--help), 2 on bad usage (said on stderr). */
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -62,27 +59,26 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	};
 	*o = (struct opts){.addr = "127.0.0.1", .port = -1, .timeout_s = 300, .chunk = 256 * 1024};
 	int c;
-	double v;
+	uint64_t v;
 	while ((c = getopt_long(argc, argv, "a:p:n:t:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a': o->addr = optarg; break;
 		case 'p':
-			if (!number("port", optarg, 1, 65535, &v))
+			if (!qs_cli_integer(TOOL, "port", optarg, 1, 65535, &v))
 				return 2;
 			o->port = (long)v;
 			break;
 		case 'n':
-			if (!number("count", optarg, 0, 1e15, &v))
+			if (!qs_cli_integer(TOOL, "count", optarg, 0, UINT64_MAX, &o->count))
 				return 2;
-			o->count = (uint64_t)v;
 			break;
 		case 't':
-			if (!number("timeout", optarg, 1, 86400, &v))
+			if (!qs_cli_integer(TOOL, "timeout", optarg, 1, 86400, &v))
 				return 2;
 			o->timeout_s = (unsigned)v;
 			break;
 		case 'c':
-			if (!number("chunk", optarg, 1, 1 << 30, &v))
+			if (!qs_cli_integer(TOOL, "chunk", optarg, 1, 1 << 30, &v))
 				return 2;
 			o->chunk = (size_t)v;
 			break;
