@@ -1,9 +1,11 @@
 # Convenience front end; CMake does the real work.
 BUILD ?= build
 SAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan clean bench
+.PHONY: all deps build run test test-asan fuzz clean bench
 
 all: build
 
@@ -25,8 +27,15 @@ test-asan: deps
 	@cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
 
+# libFuzzer (clang) on every target in tests/fuzz for FUZZ_SECONDS each
+fuzz: deps
+	@scripts/install-deps --fuzz
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQS_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz
+	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 bench: build
 	bench/run
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

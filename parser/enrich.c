@@ -1,6 +1,7 @@
 /* Validation and enrichment of one client event (see enrich.h).
  *
- * Three ways to produce the output line (cJSON validates every frame first):
+ * Three ways to produce the output line (cJSON validates every frame first,
+ * then parser/strict.h refuses what cJSON lets through and JSON does not):
  *  - fast path: the client's object has nothing we must remove or merge and
  *    its raw bytes hold no control character, so we copy the raw bytes and
  *    splice our fields in before the closing brace (no re-serialisation, and
@@ -10,7 +11,9 @@
  *    our keys dropped from those two objects and ours appended inside them;
  *  - slow path (spoofed dotted names, duplicates, escapes in keys, control
  *    characters): edit the cJSON tree and print it unformatted, which escapes
- *    control characters, so the line never holds a raw newline. */
+ *    control characters, so the line never holds a raw newline. Numbers and
+ *    strings print as the client spelled them (parser/spelling.h): through
+ *    cJSON's doubles and C strings, 64-bit ids would lose digits. */
 #include "parser/enrich.h"
 
 #include <cjson/cJSON.h>
@@ -20,6 +23,8 @@
 
 #include "parser/fields.h"
 #include "parser/rawjson.h"
+#include "parser/spelling.h"
+#include "parser/strict.h"
 
 /* Top-level dotted names that would shadow our fields in Elasticsearch. */
 static const char *const spoof_keys[] = {"event.id", "event.ingested", "source.ip", "source.port"};
@@ -107,11 +112,9 @@ static void free_tree(cJSON *root)
 /* Raw bytes may be copied as they are only if no control character (a raw
  * newline would split the line; elsewhere one is invalid JSON inside a string)
  * and no UTF-8 BOM (cJSON skips it; Logstash would not). */
-static bool raw_copyable(const char *json, size_t len)
+static bool raw_copyable(const char *json, size_t len, const struct qs_json_strict *st)
 {
-	if (len >= 3 && !memcmp(json, "\xEF\xBB\xBF", 3))
-		return false;
-	return !qs_json_has_control(json, len);
+	return !st->control && !(len >= 3 && !memcmp(json, "\xEF\xBB\xBF", 3));
 }
 
 static int fast_path(const char *json, const char *close, bool empty, const struct qs_fields *f,
@@ -294,11 +297,17 @@ static int merge_server_fields(cJSON *root, const struct qs_fields *f, const cha
 	return 0;
 }
 
-static int slow_path(cJSON *root, const struct qs_fields *f, struct qs_enrich_buf *out,
-		     struct qs_enrich_result *res)
+static int slow_path(cJSON *root, const char *json, size_t len, const struct qs_fields *f,
+		     struct qs_enrich_buf *out, struct qs_enrich_result *res)
 {
-	const char *which = NULL;
-	int rc = merge_server_fields(root, f, &which);
+	const char *why = "", *which = NULL;
+	int rc = qs_spelling_restore(root, json, len, &why);
+	if (rc) {
+		res->code = (uint16_t)rc;
+		snprintf(res->reason, sizeof(res->reason), "%s", why);
+		return -1;
+	}
+	rc = merge_server_fields(root, f, &which);
 	if (rc > 0)
 		return reject(res, (uint16_t)rc, "field '%s' is server-owned and must be an object", which, 0);
 	char *s = rc ? NULL : cJSON_PrintUnformatted(root);
@@ -341,6 +350,13 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 		free_tree(root);
 		return reject(res, QS_REJ_NOT_OBJECT, "expected a JSON object, got %s", k, 0);
 	}
+	struct qs_json_strict st;
+	if (!qs_json_strict(json, len, &st)) {
+		free_tree(root);
+		res->code = QS_REJ_INVALID_JSON;
+		snprintf(res->reason, sizeof(res->reason), "invalid JSON at byte %zu: %s", st.bad_at, st.why);
+		return -1;
+	}
 	if (!out->memo && !(out->memo = calloc(1, sizeof(*out->memo)))) {
 		free_tree(root);
 		return reject(res, QS_REJ_INTERNAL, "%s", "out of memory", 0);
@@ -348,7 +364,7 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 	const struct qs_fields *f = qs_fields_make(m, out->memo);
 	int rc = 1;
 	int edit = needs_rewrite(root);
-	if (raw_copyable(json, len)) {
+	if (raw_copyable(json, len, &st)) {
 		if (edit == 0) {
 			res->fast = true;
 			rc = fast_path(json, end - 1, root->child == NULL, f, out);
@@ -359,7 +375,7 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 			reject(res, QS_REJ_INTERNAL, "%s", "out of memory", 0);
 	}
 	if (rc == 1)
-		rc = slow_path(root, f, out, res);
+		rc = slow_path(root, json, len, f, out, res);
 	free_tree(root);
 	return rc;
 }

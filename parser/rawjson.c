@@ -4,24 +4,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Eight bytes at a time: a byte below 0x20 in x leaves its top bit set in
- * (x - 0x20..20) & ~x (the "hasless" bit trick; exact as a yes/no). */
-bool qs_json_has_control(const char *p, size_t len)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	size_t i = 0;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t x;
-		memcpy(&x, p + i, 8);
-		if ((x - 0x20 * ones) & ~x & highs)
-			return true;
-	}
-	for (; i < len; i++)
-		if ((unsigned char)p[i] < 0x20)
-			return true;
-	return false;
-}
-
 const char *qs_json_skip_ws(const char *p, const char *end)
 {
 	while (p < end && qs_json_is_ws(*p))

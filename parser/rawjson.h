@@ -14,8 +14,6 @@ static inline bool qs_json_is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Whether [p, p+len) holds a byte below 0x20. */
-bool qs_json_has_control(const char *p, size_t len);
 /* The first byte in [p, end) that is no JSON whitespace, or end. */
 const char *qs_json_skip_ws(const char *p, const char *end);
 

@@ -2,6 +2,7 @@
  * merging, the raw fast path against the cJSON slow path. */
 #include "tests/unit/check.h"
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,62 @@ static void test_fields_change(void)
 	}
 }
 
+/* Whether the enriched line holds text literally. */
+static bool out_has(const char *text)
+{
+	return memmem(out.data, out.len, text, strlen(text)) != NULL;
+}
+
+/* The slow path prints the tree cJSON made, which holds a number only as a
+ * double and a string only up to U+0000: what the client sent must come out
+ * as it was sent all the same. Each input takes the slow path (a spoofed
+ * name, a duplicate "event", a raw tab). */
+static void test_slow_path_keeps_spelling(void)
+{
+	static const char *const in[] = {
+		"{\"event.id\":\"x\",\"id\":12345678901234567891,\"big\":1e999,\"f\":1.50,\"s\":\"a\\u0000b\"}",
+		"{\"event\":{\"id\":12345678901234567891},\"event\":{\"big\":1e999,\"f\":1.50},\"s\":\"a\\u0000b\"}",
+		"{\t\"id\": 12345678901234567891, \"big\": 1e999, \"f\": 1.50, \"s\": \"a\\u0000b\"}",
+	};
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		CHECK(run(in[i]) == 0 && !res.fast);
+		check_line();
+		CHECK(i == 1 || out_has("12345678901234567891"));
+		CHECK(out_has("1e999") && out_has("1.50") && out_has("\"a\\u0000b\""));
+	}
+	/* a raw control byte inside a string is kept, escaped */
+	CHECK(run("{\"s\":\"a\tb\x01\",\"n\":-0.0}") == 0 && !res.fast);
+	check_line();
+	CHECK(out_has("\"a\\u0009b\\u0001\"") && out_has("-0.0"));
+	/* a key holding U+0000 cannot be kept as a cJSON key: refused, not cut */
+	CHECK(run("{\"event.id\":1,\"a\\u0000b\":1}") == -1 && res.code == QS_REJ_INVALID_JSON);
+	CHECK(strstr(res.reason, "U+0000") != NULL);
+}
+
+/* cJSON accepts some text JSON does not; the raw paths would forward it to
+ * Logstash, whose parser refuses it after we acknowledged the event. */
+static void test_strict_json(void)
+{
+	static const struct {
+		const char *in;
+		size_t at;
+	} bad[] = {
+		{"{\"n\":01}", 5},        {"{\"n\":-01}", 5},         {"{\"n\":1.}", 5},
+		{"{\"n\":1.e5}", 5},      {"{\"n\":-.5}", 5},         {"{\"a\":[0,00]}", 8},
+		{"{\"s\":\"\\uZZZZ\"}", 6}, {"{\"s\":\"x\\u12G4\"}", 7}, {"{\"event\":{\"n\":007}}", 14},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "invalid JSON at byte %zu: ", bad[i].at);
+		CHECK(run(bad[i].in) == -1 && res.code == QS_REJ_INVALID_JSON);
+		CHECK(!strncmp(res.reason, want, strlen(want)));
+	}
+	static const char *const good[] = {"{\"n\":0}", "{\"n\":-0.5e-3}", "{\"n\":10E+2}", "{\"s\":\"\\u00aF\"}",
+					   "{\"a\":[0,1.25,-7]}", "{\"t\":\"01 1. -.5\"}"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(run(good[i]) == 0);
+}
+
 int main(void)
 {
 	test_fast_path();
@@ -317,6 +374,8 @@ int main(void)
 	test_nesting_and_unicode();
 	test_ipv6();
 	test_fields_change();
+	test_slow_path_keeps_spelling();
+	test_strict_json();
 	qs_enrich_buf_free(&out);
 	return check_report();
 }
