@@ -35,10 +35,13 @@ struct blobs {
 
 static const uint8_t *cur_data; /* the input being run, for the crash file */
 static size_t cur_len;
+static bool running;
 static char crash_path[300];
 
 static void dump_current(void)
 {
+	if (!running)
+		return;
 	int fd = open(crash_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return;
@@ -71,6 +74,13 @@ static void push(struct blobs *b, uint8_t *d, size_t n)
 		}
 	}
 	b->v[b->n++] = (struct blob){d, n};
+}
+
+static void free_all(struct blobs *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->v[i].d);
+	free(b->v);
 }
 
 static int load_file(struct blobs *b, const char *path)
@@ -219,7 +229,9 @@ static void run(const uint8_t *d, size_t n)
 {
 	cur_data = d;
 	cur_len = n;
+	running = true;
 	LLVMFuzzerTestOneInput(d, n);
+	running = false;
 }
 
 static void usage(const char *prog)
@@ -281,5 +293,7 @@ int main(int argc, char **argv)
 	}
 	printf("%s: %zu inputs, %lu mutated rounds (seed %lu): every property held\n", name, in.n, rounds, seed);
 	free(buf);
+	free_all(&in);
+	free_all(&dict);
 	return 0;
 }

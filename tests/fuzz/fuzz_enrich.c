@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "parser/enrich.h"
+#include "parser/strict.h"
 
 static const struct qs_enrich_meta meta = {
 	.session = {0xde, 0xad, 0xbe, 0xef, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
@@ -365,8 +366,23 @@ static bool nul_key_refused(int rc, const struct qs_enrich_result *r)
 	return rc != 0 && r->code == QS_REJ_INVALID_JSON && strstr(r->reason, "U+0000");
 }
 
+/* parser/strict.c's implementations agree (the product uses the fastest). */
+static void check_strict_impls(const uint8_t *d, size_t n)
+{
+	struct qs_json_strict a, b;
+	int ra = qs_json_strict_impl(QS_STRICT_BYTES, (const char *)d, n, &a);
+	for (int i = QS_STRICT_SSE2; i <= QS_STRICT_AVX2; i++) {
+		int rb = qs_json_strict_impl((enum qs_strict_impl)i, (const char *)d, n, &b);
+		if (rb < 0)
+			continue;
+		FUZZ_CHECK(ra == rb);
+		FUZZ_CHECK(ra ? a.control == b.control : a.bad_at == b.bad_at);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
+	check_strict_impls(d, n);
 	static struct qs_enrich_buf out, slow;
 	struct qs_enrich_result res, sres;
 	int rc = qs_enrich((const char *)d, n, &meta, &out, &res);

@@ -355,6 +355,19 @@ static void test_strict_json(void)
 		CHECK(run(bad[i].in) == -1 && res.code == QS_REJ_INVALID_JSON);
 		CHECK(!strncmp(res.reason, want, strlen(want)));
 	}
+	/* the scan goes 64 bytes at a time: a bad number and a string holding
+	 * "01" at every offset around the block edges */
+	for (int k = 0; k < 140; k++) {
+		char doc[512], want[64];
+		int at = snprintf(doc, sizeof(doc), "{\"pad\":\"%.*s\",\"t\":\"a 01\",\"n\":", k,
+				  "........................................................................"
+				  "......................................................................");
+		snprintf(doc + at, sizeof(doc) - (size_t)at, "-012}");
+		snprintf(want, sizeof(want), "invalid JSON at byte %d: ", at);
+		CHECK(run(doc) == -1 && !strncmp(res.reason, want, strlen(want)));
+		snprintf(doc + at, sizeof(doc) - (size_t)at, "-0.12}");
+		CHECK(run(doc) == 0);
+	}
 	static const char *const good[] = {"{\"n\":0}", "{\"n\":-0.5e-3}", "{\"n\":10E+2}", "{\"s\":\"\\u00aF\"}",
 					   "{\"a\":[0,1.25,-7]}", "{\"t\":\"01 1. -.5\"}"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
