@@ -101,6 +101,11 @@ static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t
 		int rc = parse(r, off, want, seg_end, false, &want);
 		if (rc != 1)
 			return rc; /* else: one record larger than the chunk, want is its size */
+		/* A damaged length may claim more than the segment holds: read to its
+		 * end, where the scanner knows the record cannot be whole and skips
+		 * the damage (reading the claimed size came back short, for ever). */
+		if (want > seg_end - off)
+			want = (size_t)(seg_end - off);
 	}
 }
 

@@ -327,6 +327,32 @@ static void test_mid_segment_damage(void)
 	rm_dir(d);
 }
 
+/* A damaged length at the start of a reader's chunk that claims more than
+ * the rest of the segment (but less than any record's limit): the reader
+ * used to try to read that much, got a short read and failed with EIO on
+ * every retry, so the output could never get past it. */
+static void test_damaged_length_past_segment(void)
+{
+	enum { N = 120000 }; /* ~3.4 MB: more than the reader's 1 MiB chunk after record 0 */
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1ull << 30, 64ull << 20) == 0);
+	CHECK(append(&s, 0, N) == 0);
+	qs_spool_close(&s);
+	int fd = open(seg_path(d, 1), O_WRONLY);
+	uint8_t len[4] = {0x01, 0x00, 0x00, 0x00}; /* 16 MiB */
+	CHECK(fd >= 0 && pwrite(fd, len, 4, 4) == 4);
+	close(fd);
+	CHECK(open_spool(&s, d, 1ull << 30, 64ull << 20) == 0);
+	uint64_t damaged = 0;
+	int n = read_all(&s, &damaged);
+	CHECK(n == MAXREC && got[0] == 1 && got[MAXREC - 1] == MAXREC); /* got[] keeps the first ones */
+	CHECK(s.cursor.seg == 1 && s.cursor.off == (uint64_t)file_size(seg_path(d, 1))); /* read to the end */
+	CHECK(damaged == QS_REC_HDR + strlen("{\"n\":0}\n"));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
 static void write_cursor(const char *dir, uint64_t seg, uint64_t off)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -818,6 +844,7 @@ int main(void)
 	test_reaper();
 	test_torn_tail();
 	test_mid_segment_damage();
+	test_damaged_length_past_segment();
 	test_retirement();
 	test_retirement_on_thread();
 	test_record_keys();
