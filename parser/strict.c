@@ -104,6 +104,52 @@ static const char *number_end(const char *p, const char *end)
 
 #define BAD_NUMBER "number not allowed by JSON (leading zero, or '.', '-', 'e' without digits)"
 
+/* The first byte of [p, end) that does not start a well-formed UTF-8
+ * sequence (RFC 3629: no overlong forms, no surrogates, nothing past
+ * U+10FFFF), or NULL. ASCII goes eight bytes at a time. */
+static const char *utf8_invalid(const char *p, const char *end)
+{
+	const unsigned char *s = (const unsigned char *)p, *e = (const unsigned char *)end;
+	while (s < e) {
+		uint64_t x;
+		if (e - s >= 8 && (memcpy(&x, s, 8), !(x & 0x8080808080808080ull))) {
+			s += 8;
+			continue;
+		}
+		unsigned c = *s, n, lo = 0x80, hi = 0xBF;
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+		else
+			return (const char *)s;
+		if ((size_t)(e - s) <= n || s[1] < lo || s[1] > hi)
+			return (const char *)s;
+		for (unsigned k = 2; k <= n; k++)
+			if (s[k] < 0x80 || s[k] > 0xBF)
+				return (const char *)s;
+		s += n + 1;
+	}
+	return NULL;
+}
+
+/* After the JSON checks: the text must be UTF-8 (RFC 8259, 8.1). */
+static bool strict_utf8(const char *json, size_t len, struct qs_json_strict *r)
+{
+	const char *bad = utf8_invalid(json, json + len);
+	if (!bad)
+		return true;
+	r->why = "not UTF-8";
+	r->bad_at = (size_t)(bad - json);
+	return false;
+}
+
 /* Byte by byte: any text, escapes included. */
 static bool strict_bytes(const char *json, size_t len, struct qs_json_strict *r)
 {
@@ -135,7 +181,7 @@ static bool strict_bytes(const char *json, size_t len, struct qs_json_strict *r)
 		}
 	}
 	if (!at)
-		return true;
+		return strict_utf8(json, len, r);
 	r->bad_at = (size_t)(at - json);
 	return false;
 }
@@ -145,12 +191,12 @@ static bool strict_bytes(const char *json, size_t len, struct qs_json_strict *r)
 
 /* Bit i of each mask describes byte i of a 64-byte block. */
 struct block_masks {
-	uint64_t quote, start, control, backslash; /* start: a digit or '-' */
+	uint64_t quote, start, control, backslash, high; /* start: a digit or '-'; high: >= 0x80 */
 };
 
 static void classify(const char *p, struct block_masks *m)
 {
-	uint64_t q = 0, st = 0, c = 0, bs = 0;
+	uint64_t q = 0, st = 0, c = 0, bs = 0, hi = 0;
 	for (int k = 0; k < 4; k++) {
 		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
 		__m128i dig = _mm_and_si128(_mm_cmpgt_epi8(b, _mm_set1_epi8('0' - 1)),
@@ -161,8 +207,9 @@ static void classify(const char *p, struct block_masks *m)
 		st |= (uint64_t)(unsigned)_mm_movemask_epi8(start) << (16 * k);
 		c |= (uint64_t)(unsigned)_mm_movemask_epi8(ctl) << (16 * k);
 		bs |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('\\'))) << (16 * k);
+		hi |= (uint64_t)(unsigned)_mm_movemask_epi8(b) << (16 * k);
 	}
-	*m = (struct block_masks){q, st, c, bs};
+	*m = (struct block_masks){q, st, c, bs, hi};
 }
 
 /* The same with AVX2, 32 bytes a step, where the CPU has it (half the work;
@@ -174,7 +221,7 @@ __attribute__((target("avx2"))) static uint64_t mask32(__m256i v, int k)
 
 __attribute__((target("avx2"))) static void classify_avx2(const char *p, struct block_masks *m)
 {
-	uint64_t q = 0, st = 0, c = 0, bs = 0;
+	uint64_t q = 0, st = 0, c = 0, bs = 0, hi = 0;
 	for (int k = 0; k < 2; k++) {
 		__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * k));
 		__m256i dig = _mm256_and_si256(_mm256_cmpgt_epi8(b, _mm256_set1_epi8('0' - 1)),
@@ -185,8 +232,9 @@ __attribute__((target("avx2"))) static void classify_avx2(const char *p, struct 
 		st |= mask32(start, k);
 		c |= mask32(ctl, k);
 		bs |= mask32(_mm256_cmpeq_epi8(b, _mm256_set1_epi8('\\')), k);
+		hi |= mask32(b, k);
 	}
-	*m = (struct block_masks){q, st, c, bs};
+	*m = (struct block_masks){q, st, c, bs, hi};
 }
 
 static bool have_avx2;
@@ -212,7 +260,7 @@ static uint64_t prefix_xor(uint64_t x)
 static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *), const char *json, size_t len,
 			  struct qs_json_strict *r)
 {
-	uint64_t inside_carry = 0;
+	uint64_t inside_carry = 0, high = 0;
 	size_t done = 0; /* bytes before this belong to a number already checked */
 	for (size_t off = 0; off < len; off += 64) {
 		char pad[64];
@@ -229,6 +277,7 @@ static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *
 			return strict_bytes(json, len, r); /* escapes: the general way, from the start */
 		}
 		r->control |= m.control != 0;
+		high |= m.high;
 		uint64_t inside = prefix_xor(m.quote) ^ inside_carry;
 		inside_carry = (uint64_t)((int64_t)inside >> 63);
 		uint64_t starts = m.start & ~inside;
@@ -245,7 +294,7 @@ static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *
 			starts &= done - off >= 64 ? 0 : ~0ull << (done - off);
 		}
 	}
-	return true;
+	return !high || strict_utf8(json, len, r); /* ASCII is UTF-8 */
 }
 #endif
 

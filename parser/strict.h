@@ -4,7 +4,9 @@
  * parser unchanged and fail there, after we had acknowledged the event:
  *  - a number with a leading zero (01, -01), or a '.' or '-' with no digit
  *    after it (1., 1.e5, -.5);
- *  - a \u escape without four hex digits (cJSON reads "\uZZZZ" as U+0000).
+ *  - a \u escape without four hex digits (cJSON reads "\uZZZZ" as U+0000);
+ *  - text that is not UTF-8 (RFC 8259 8.1; cJSON copies any byte, Logstash
+ *    would put U+FFFD in place of the bad ones without a word).
  * Still let through, because the output cannot carry them: raw control bytes
  * (inside strings they are escaped, outside they are whitespace to cJSON and
  * dropped by the slow path) and a leading UTF-8 BOM. */
@@ -16,7 +18,7 @@
 
 struct qs_json_strict {
 	bool control;  /* a byte below 0x20 occurs: the raw paths must not copy the text */
-	size_t bad_at; /* not strict: where the offending number or escape starts */
+	size_t bad_at; /* not strict: where the offending number, escape or byte is */
 	const char *why;
 };
 

@@ -3,7 +3,8 @@
  *
  * Properties, for any input (the JSON checker here is independent of ours):
  *  - accepted only when cJSON reads it as one object whose top-level "event"
- *    and "source" members are all objects, and only when it is JSON (RFC 8259)
+ *    and "source" members are all objects, and only when it is JSON (RFC 8259,
+ *    UTF-8 included)
  *    but for what quicstash lets through on purpose (parser/strict.h: raw
  *    control bytes, a BOM); always accepted when it is strictly JSON and cJSON
  *    reads it so; otherwise rejected with the matching code and a reason;
@@ -113,6 +114,23 @@ static bool ck_hex4(struct checker *c, unsigned *u)
 	return true;
 }
 
+/* One UTF-8 sequence whose lead byte ch was just read: decoded, then held
+ * to RFC 3629 (shortest form, no surrogates, at most U+10FFFF). */
+static bool ck_utf8(struct checker *c, unsigned char ch)
+{
+	static const uint32_t least[] = {0, 0x80, 0x800, 0x10000};
+	int n = ch >= 0xF8 ? -1 : ch >= 0xF0 ? 3 : ch >= 0xE0 ? 2 : ch >= 0xC0 ? 1 : -1;
+	if (n < 0)
+		return false;
+	uint32_t cp = ch & (0x3Fu >> n);
+	for (int i = 0; i < n; i++, c->p++) {
+		if (c->p >= c->e || (*c->p & 0xC0) != 0x80)
+			return false;
+		cp = cp << 6 | (*c->p & 0x3Fu);
+	}
+	return cp >= least[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+}
+
 static bool ck_string(struct checker *c, bool value)
 {
 	const unsigned char *s = c->p++;
@@ -124,6 +142,8 @@ static bool ck_string(struct checker *c, bool value)
 			return true;
 		}
 		if (ch < 0x20 && !c->lenient)
+			return false;
+		if (ch >= 0x80 && !ck_utf8(c, ch))
 			return false;
 		if (ch != '\\')
 			continue;

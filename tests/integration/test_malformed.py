@@ -101,14 +101,16 @@ def run():
     q.need_binaries()
     c = Ctx()
 
-    # 1. invalid JSON between good frames; the last two are what cJSON lets
-    #    through and Logstash's parser would refuse (parser/strict.h)
+    # 1. invalid JSON between good frames; the last three are what cJSON lets
+    #    through and Logstash's parser would refuse or mangle (parser/strict.h):
+    #    a leading zero, a bad \u escape, Latin-1 instead of UTF-8
     g = c.good_events(2)
     rc, ans, err = c.raw(frame(g[0]) + frame(b'{"a": 1,') + frame(b"{not json}") + frame(b'{"n": 01}')
-                         + frame(b'{"s": "\\uZZZZ"}') + frame(g[1]), "invalid json")
-    check(rejects(ans) == {1: "invalid_json", 2: "invalid_json", 3: "invalid_json", 4: "invalid_json"},
-          "invalid JSON: expected rejections of frames 1-4 as invalid_json, got %r" % (ans,))
-    check(final_ack(ans) == 6, "invalid JSON: expected 'ack 6' (all six frames resolved), got %r" % (ans,))
+                         + frame(b'{"s": "\\uZZZZ"}') + frame(b'{"s": "caf\xe9"}') + frame(g[1]), "invalid json")
+    check(rejects(ans) == {1: "invalid_json", 2: "invalid_json", 3: "invalid_json", 4: "invalid_json",
+                           5: "invalid_json"},
+          "invalid JSON: expected rejections of frames 1-5 as invalid_json, got %r" % (ans,))
+    check(final_ack(ans) == 7, "invalid JSON: expected 'ack 7' (all seven frames resolved), got %r" % (ans,))
     c.good |= {g[0]["n"], g[1]["n"]}
     c.after_case("invalid json")
 

@@ -368,7 +368,19 @@ static void test_strict_json(void)
 		snprintf(doc + at, sizeof(doc) - (size_t)at, "-0.12}");
 		CHECK(run(doc) == 0);
 	}
-	static const char *const good[] = {"{\"n\":0}", "{\"n\":-0.5e-3}", "{\"n\":10E+2}", "{\"s\":\"\\u00aF\"}",
+	/* not UTF-8: a stray continuation byte, overlong forms, a surrogate, past
+	 * U+10FFFF, a sequence cut short by the closing quote; in a key too */
+	static const char *const not_utf8[] = {"{\"s\":\"ab\x80\"}", "{\"s\":\"ab\xc0\xaf\"}",
+					       "{\"s\":\"ab\xe0\x80\xaf\"}", "{\"s\":\"ab\xed\xa0\x80\"}",
+					       "{\"s\":\"ab\xf4\x90\x80\x80\"}", "{\"s\":\"ab\xe2\x82\"}",
+					       "{\"s\":\"ab\xff\"}", "{\"k\xf5\":\"abc\"}"};
+	for (size_t i = 0; i < sizeof(not_utf8) / sizeof(not_utf8[0]); i++) {
+		CHECK(run(not_utf8[i]) == -1 && res.code == QS_REJ_INVALID_JSON);
+		CHECK(!strcmp(res.reason, "invalid JSON at byte 8: not UTF-8") ||
+		      !strcmp(res.reason, "invalid JSON at byte 3: not UTF-8"));
+	}
+	static const char *const good[] = {"{\"s\":\"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"}",
+					   "\xef\xbb\xbf{\"bom\":\"\xc2\x80\"}", "{\"n\":0}", "{\"n\":-0.5e-3}", "{\"n\":10E+2}", "{\"s\":\"\\u00aF\"}",
 					   "{\"a\":[0,1.25,-7]}", "{\"t\":\"01 1. -.5\"}"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		CHECK(run(good[i]) == 0);
