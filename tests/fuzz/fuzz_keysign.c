@@ -1,0 +1,101 @@
+/* Fuzz target: the keyholder's request handler (ipc/keysign.c,
+ * qs_keysign_serve). The keyholder holds the TLS private key; its requests
+ * come from acceptors, the processes that parse the network's QUIC and TLS,
+ * so they are to be read as if an attacker wrote them.
+ *
+ * Input: byte 0 chooses the mode; mode even: the rest is a request as
+ * received; mode odd: a request is built from the rest (op, algorithm from a
+ * short list or as given, flags, data), so that well-formed ones are common.
+ * Properties:
+ *  - a request is served exactly when it is well formed (a header, the
+ *    magic, the length it declares, a known operation: checked here on its
+ *    own), and then the reply is a header plus at most QS_KEYSIGN_MAX_SIG
+ *    bytes, its length as returned;
+ *  - a signature the keyholder returns for SIGN_DATA without flags verifies
+ *    with the public key over exactly the data asked for. */
+#include "tests/fuzz/fuzz.h"
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "ipc/keysign.h"
+
+static gnutls_privkey_t key;
+static gnutls_pubkey_t pub;
+
+static void make_key(void)
+{
+	FUZZ_CHECK(gnutls_privkey_init(&key) == 0);
+	FUZZ_CHECK(gnutls_privkey_generate2(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+					    0, NULL, 0) == 0);
+	FUZZ_CHECK(gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_privkey(pub, key, 0, 0) == 0);
+}
+
+static bool well_formed(const uint8_t *d, size_t n)
+{
+	struct qs_keysign_req r;
+	if (n < QS_KEYSIGN_REQ_HDR || n > sizeof(r))
+		return false;
+	memcpy(&r, d, n);
+	return r.magic == QS_KEYSIGN_MAGIC && r.len == n - QS_KEYSIGN_REQ_HDR &&
+	       (r.op == QS_KEYSIGN_INFO || r.op == QS_KEYSIGN_SIGN_DATA || r.op == QS_KEYSIGN_SIGN_HASH);
+}
+
+/* A request from v[0..n): [op][algo pick][flags u32][algo u32][data...]. */
+static size_t build(const uint8_t *v, size_t n, struct qs_keysign_req *r)
+{
+	static const uint32_t algos[] = {GNUTLS_SIGN_ECDSA_SHA256, GNUTLS_SIGN_ECDSA_SECP256R1_SHA256,
+					 GNUTLS_SIGN_RSA_SHA256, GNUTLS_SIGN_RSA_PSS_SHA256, GNUTLS_SIGN_EDDSA_ED25519,
+					 GNUTLS_SIGN_ECDSA_SHA384};
+	memset(r, 0, sizeof(*r));
+	if (n < 10)
+		return 0;
+	r->magic = QS_KEYSIGN_MAGIC;
+	r->op = 1u + v[0] % 3;
+	memcpy(&r->flags, v + 2, 4);
+	memcpy(&r->algo, v + 6, 4);
+	if (v[1] % 4 != 3) {
+		r->algo = algos[v[1] % (sizeof(algos) / sizeof(algos[0]))];
+		r->flags = r->op == QS_KEYSIGN_INFO ? r->flags : 0;
+	}
+	r->len = (uint32_t)(n - 10 < QS_KEYSIGN_MAX_DATA ? n - 10 : QS_KEYSIGN_MAX_DATA);
+	memcpy(r->data, v + 10, r->len);
+	return QS_KEYSIGN_REQ_HDR + r->len;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
+{
+	static struct qs_keysign_req built;
+	if (!key)
+		make_key();
+	if (n < 1)
+		return 0;
+	const uint8_t *req = d + 1;
+	size_t len = n - 1;
+	if (d[0] % 2) {
+		len = build(d + 1, n - 1, &built);
+		req = (const uint8_t *)&built;
+	}
+	uint8_t *copy = fuzz_dup(req, len); /* exactly len bytes: ASan sees any read past them */
+	struct qs_keysign_rep rep;
+	memset(&rep, 0xA5, sizeof(rep));
+	ssize_t rv = qs_keysign_serve(key, copy, len, &rep);
+	free(copy);
+	if (!well_formed(req, len)) {
+		FUZZ_CHECK(rv == -1);
+		return 0;
+	}
+	FUZZ_CHECK(rep.magic == QS_KEYSIGN_MAGIC && rep.len <= QS_KEYSIGN_MAX_SIG);
+	FUZZ_CHECK(rv == (ssize_t)(QS_KEYSIGN_REP_HDR + rep.len));
+	struct qs_keysign_req r;
+	memcpy(&r, req, len);
+	if (r.op == QS_KEYSIGN_INFO)
+		FUZZ_CHECK(rep.len == 0);
+	if (r.op == QS_KEYSIGN_SIGN_DATA && r.flags == 0 && rep.rc == 0) {
+		gnutls_datum_t data = {r.data, r.len}, sig = {rep.sig, rep.len};
+		FUZZ_CHECK(gnutls_pubkey_verify_data2(pub, (gnutls_sign_algorithm_t)r.algo, 0, &data, &sig) >= 0);
+	}
+	return 0;
+}
