@@ -173,6 +173,10 @@ ssize_t qs_keysign_serve(gnutls_privkey_t key, const void *buf, size_t len, stru
 	}
 	if (req.op != QS_KEYSIGN_SIGN_DATA && req.op != QS_KEYSIGN_SIGN_HASH)
 		return -1;
+	if (req.flags & ~QS_KEYSIGN_SIGN_FLAGS) {
+		rep->rc = GNUTLS_E_INVALID_REQUEST;
+		return QS_KEYSIGN_REP_HDR;
+	}
 	gnutls_datum_t in = {req.data, req.len}, sig = {NULL, 0};
 	int rc = req.op == QS_KEYSIGN_SIGN_DATA
 			 ? gnutls_privkey_sign_data2(key, (gnutls_sign_algorithm_t)req.algo, req.flags, &in, &sig)

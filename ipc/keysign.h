@@ -31,6 +31,11 @@ struct qs_keysign_rep {
 };
 
 #define QS_KEYSIGN_MAGIC 0x51534b31u /* "QSK1" */
+/* The only sign flags served: what GnuTLS's TLS code passes to a key's
+ * callbacks. Others lead into paths no handshake takes, one of which leaks
+ * memory in GnuTLS on every request (REPRODUCIBLE with a short hash; found by
+ * tests/fuzz): an acceptor must not be able to grow the keyholder. */
+#define QS_KEYSIGN_SIGN_FLAGS (GNUTLS_PRIVKEY_SIGN_FLAG_TLS1_RSA | GNUTLS_PRIVKEY_SIGN_FLAG_RSA_PSS)
 #define QS_KEYSIGN_REQ_HDR (5 * sizeof(uint32_t))
 #define QS_KEYSIGN_REP_HDR (3 * sizeof(uint32_t))
 
