@@ -253,14 +253,27 @@ static uint64_t prefix_xor(uint64_t x)
 	return x;
 }
 
-/* 64 bytes at a time while there is no backslash: with no escapes the
- * quotes alone say what is inside a string. Outside strings, the first digit
- * or '-' of each number is checked one by one, and the rest of that number
- * skipped. */
+/* The bytes a backslash escapes, as simdjson finds them: in a run of
+ * backslashes every second one escapes the byte after it, counted from the
+ * run's start. *carry: the block's first byte is escaped by the run that
+ * ended the block before. */
+static uint64_t escaped_bytes(uint64_t bs, uint64_t *carry)
+{
+	const uint64_t even = 0x5555555555555555ull;
+	bs &= ~*carry;
+	uint64_t follows = bs << 1 | *carry;
+	uint64_t odd_starts = bs & ~even & ~follows, sum;
+	*carry = __builtin_add_overflow(odd_starts, bs, &sum);
+	return (even ^ (sum << 1)) & follows;
+}
+
+/* 64 bytes at a time: the quotes that no backslash escapes say what is
+ * inside a string. Outside strings, the first digit or '-' of each number is
+ * checked one by one and the rest of that number skipped; inside, each \u. */
 static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *), const char *json, size_t len,
 			  struct qs_json_strict *r)
 {
-	uint64_t inside_carry = 0, high = 0;
+	uint64_t inside_carry = 0, esc_carry = 0, high = 0;
 	size_t done = 0; /* bytes before this belong to a number already checked */
 	for (size_t off = 0; off < len; off += 64) {
 		char pad[64];
@@ -272,22 +285,33 @@ static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *
 		}
 		struct block_masks m;
 		classify_fn(p, &m);
-		if (m.backslash) {
-			r->control = false;
-			return strict_bytes(json, len, r); /* escapes: the general way, from the start */
-		}
 		r->control |= m.control != 0;
 		high |= m.high;
-		uint64_t inside = prefix_xor(m.quote) ^ inside_carry;
+		uint64_t esc = m.backslash || esc_carry ? escaped_bytes(m.backslash, &esc_carry) : 0;
+		uint64_t inside = prefix_xor(m.quote & ~esc) ^ inside_carry;
 		inside_carry = (uint64_t)((int64_t)inside >> 63);
-		uint64_t starts = m.start & ~inside;
+		uint64_t starts = m.start & ~inside, ues = 0;
+		for (uint64_t e = esc; e; e &= e - 1) /* escapes are few: find the \u ones here */
+			if (p[__builtin_ctzll(e)] == 'u')
+				ues |= e & (0 - e);
 		if (done > off)
 			starts &= done - off >= 64 ? 0 : ~0ull << (done - off);
-		while (starts) {
-			const char *n = json + off + (size_t)__builtin_ctzll(starts), *e = number_end(n, json + len);
+		while (starts | ues) {
+			uint64_t all = starts | ues, bit = all & (0 - all);
+			const char *at = json + off + (size_t)__builtin_ctzll(bit);
+			if (ues & bit) {
+				ues &= ~bit;
+				if (!hex4(at + 1, json + len)) {
+					r->why = "\\u must be followed by four hex digits";
+					r->bad_at = (size_t)(at - 1 - json); /* the backslash */
+					return false;
+				}
+				continue;
+			}
+			const char *e = number_end(at, json + len);
 			if (!e) {
 				r->why = BAD_NUMBER;
-				r->bad_at = (size_t)(n - json);
+				r->bad_at = (size_t)(at - json);
 				return false;
 			}
 			done = (size_t)(e - json);

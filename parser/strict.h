@@ -25,9 +25,9 @@ struct qs_json_strict {
 /* One pass over json[0..len): false when the text is not strict JSON. */
 bool qs_json_strict(const char *json, size_t len, struct qs_json_strict *r);
 
-/* Each implementation alone, for tests to compare: byte by byte (any text),
- * or 64-byte blocks (SSE2, or AVX2 where the CPU has it; text with a
- * backslash goes byte by byte). 1 strict, 0 not, -1 not here. */
+/* Each implementation alone, for tests to compare on text cJSON accepted:
+ * byte by byte, or 64-byte blocks (SSE2, or AVX2 where the CPU has it).
+ * 1 strict, 0 not, -1 not here. */
 enum qs_strict_impl { QS_STRICT_BYTES, QS_STRICT_SSE2, QS_STRICT_AVX2 };
 int qs_json_strict_impl(enum qs_strict_impl impl, const char *json, size_t len, struct qs_json_strict *r);
 

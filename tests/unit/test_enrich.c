@@ -337,6 +337,30 @@ static void test_slow_path_keeps_spelling(void)
 	CHECK(strstr(res.reason, "U+0000") != NULL);
 }
 
+/* {"pad":"<k dots><mid>","n":-012} for k up to 140: refused at the number;
+ * with -0.12 accepted; with_u: mid ends in \u00e9\\, and \u00Z9 there is
+ * refused at its backslash. */
+static void numbers_around_block_edges(const char *mid, bool with_u)
+{
+	for (int k = 0; k < 140; k++) {
+		char doc[512], want[64];
+		int at = snprintf(doc, sizeof(doc), "{\"pad\":\"%.*s%s\",\"n\":", k,
+				  "........................................................................"
+				  "......................................................................",
+				  mid);
+		snprintf(doc + at, sizeof(doc) - (size_t)at, "-012}");
+		snprintf(want, sizeof(want), "invalid JSON at byte %d: ", at);
+		CHECK(run(doc) == -1 && !strncmp(res.reason, want, strlen(want)));
+		snprintf(doc + at, sizeof(doc) - (size_t)at, "-0.12}");
+		CHECK(run(doc) == 0);
+		if (!with_u)
+			continue;
+		doc[at - 10] = 'Z'; /* \u00e9 -> \u00Z9: its backslash is 4 bytes before */
+		snprintf(want, sizeof(want), "invalid JSON at byte %d: ", at - 14);
+		CHECK(run(doc) == -1 && !strncmp(res.reason, want, strlen(want)));
+	}
+}
+
 /* cJSON accepts some text JSON does not; the raw paths would forward it to
  * Logstash, whose parser refuses it after we acknowledged the event. */
 static void test_strict_json(void)
@@ -355,19 +379,11 @@ static void test_strict_json(void)
 		CHECK(run(bad[i].in) == -1 && res.code == QS_REJ_INVALID_JSON);
 		CHECK(!strncmp(res.reason, want, strlen(want)));
 	}
-	/* the scan goes 64 bytes at a time: a bad number and a string holding
-	 * "01" at every offset around the block edges */
-	for (int k = 0; k < 140; k++) {
-		char doc[512], want[64];
-		int at = snprintf(doc, sizeof(doc), "{\"pad\":\"%.*s\",\"t\":\"a 01\",\"n\":", k,
-				  "........................................................................"
-				  "......................................................................");
-		snprintf(doc + at, sizeof(doc) - (size_t)at, "-012}");
-		snprintf(want, sizeof(want), "invalid JSON at byte %d: ", at);
-		CHECK(run(doc) == -1 && !strncmp(res.reason, want, strlen(want)));
-		snprintf(doc + at, sizeof(doc) - (size_t)at, "-0.12}");
-		CHECK(run(doc) == 0);
-	}
+	/* the scan goes 64 bytes at a time: a bad number after a string holding
+	 * "01", or escapes (runs of backslashes, an escaped quote, a \u), at
+	 * every offset around the block edges */
+	numbers_around_block_edges("\",\"t\":\"a 01", false);
+	numbers_around_block_edges("\\\\\\\"\\u00e9\\\\", true);
 	/* not UTF-8: a stray continuation byte, overlong forms, a surrogate, past
 	 * U+10FFFF, a sequence cut short by the closing quote; in a key too */
 	static const char *const not_utf8[] = {"{\"s\":\"ab\x80\"}", "{\"s\":\"ab\xc0\xaf\"}",
