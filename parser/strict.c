@@ -103,6 +103,7 @@ static const char *number_end(const char *p, const char *end)
 }
 
 #define BAD_NUMBER "number not allowed by JSON (leading zero, or '.', '-', 'e' without digits)"
+#define BAD_ESCAPE "\\u must be followed by four hex digits"
 
 /* The first byte of [p, end) that does not start a well-formed UTF-8
  * sequence (RFC 3629: no overlong forms, no surrogates, nothing past
@@ -163,7 +164,7 @@ static bool strict_bytes(const char *json, size_t len, struct qs_json_strict *r)
 		if (c == '"') {
 			const char *q = string_end(p + 1, end, r, &at);
 			if (!q) {
-				r->why = "\\u must be followed by four hex digits";
+				r->why = BAD_ESCAPE;
 				break;
 			}
 			p = q;
@@ -267,6 +268,15 @@ static uint64_t escaped_bytes(uint64_t bs, uint64_t *carry)
 	return (even ^ (sum << 1)) & follows;
 }
 
+/* starts without the bits of bytes before done (block at off): those belong
+ * to a number already checked. */
+static uint64_t after_done(uint64_t starts, size_t done, size_t off)
+{
+	if (done <= off)
+		return starts;
+	return done - off >= 64 ? 0 : starts & ~0ull << (done - off);
+}
+
 /* 64 bytes at a time: the quotes that no backslash escapes say what is
  * inside a string. Outside strings, the first digit or '-' of each number is
  * checked one by one and the rest of that number skipped; inside, each \u. */
@@ -290,19 +300,17 @@ static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *
 		uint64_t esc = m.backslash || esc_carry ? escaped_bytes(m.backslash, &esc_carry) : 0;
 		uint64_t inside = prefix_xor(m.quote & ~esc) ^ inside_carry;
 		inside_carry = (uint64_t)((int64_t)inside >> 63);
-		uint64_t starts = m.start & ~inside, ues = 0;
+		uint64_t starts = after_done(m.start & ~inside, done, off), ues = 0;
 		for (uint64_t e = esc; e; e &= e - 1) /* escapes are few: find the \u ones here */
 			if (p[__builtin_ctzll(e)] == 'u')
 				ues |= e & (0 - e);
-		if (done > off)
-			starts &= done - off >= 64 ? 0 : ~0ull << (done - off);
 		while (starts | ues) {
 			uint64_t all = starts | ues, bit = all & (0 - all);
 			const char *at = json + off + (size_t)__builtin_ctzll(bit);
 			if (ues & bit) {
 				ues &= ~bit;
 				if (!hex4(at + 1, json + len)) {
-					r->why = "\\u must be followed by four hex digits";
+					r->why = BAD_ESCAPE;
 					r->bad_at = (size_t)(at - 1 - json); /* the backslash */
 					return false;
 				}
@@ -315,7 +323,7 @@ static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *
 				return false;
 			}
 			done = (size_t)(e - json);
-			starts &= done - off >= 64 ? 0 : ~0ull << (done - off);
+			starts = after_done(starts, done, off);
 		}
 	}
 	return !high || strict_utf8(json, len, r); /* ASCII is UTF-8 */
