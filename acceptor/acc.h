@@ -25,7 +25,7 @@ struct qs_config;
 struct qs_zwatch;
 struct qs_chan_in;
 
-#define ACC_SECRET_LEN 32
+#define ACC_SECRET_LEN QS_SECRET_LEN
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)

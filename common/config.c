@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 enum {
-	OPT_KEY = 1000, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
+	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
 	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
@@ -21,6 +21,7 @@ static const struct option long_opts[] = {
 	{"max-connections", required_argument, NULL, 'm'},
 	{"cert-path", required_argument, NULL, 'c'},
 	{"key-path", required_argument, NULL, OPT_KEY},
+	{"secret-path", required_argument, NULL, OPT_SECRET},
 	{"debug", no_argument, NULL, 'd'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -57,6 +58,8 @@ static void usage(void)
 	       "  -c, --cert-path FILE        certificate, PEM or DER (server_cert.der);\n"
 	       "                              generated self-signed when missing\n"
 	       "      --key-path FILE         private key (server_key.pem), mode 0600\n"
+	       "      --secret-path FILE      QUIC token and stateless-reset secret\n"
+	       "                              (quicstash.secret), mode 0600; made when missing\n"
 	       "      --spool-dir DIR         durable spool directory (spool)\n"
 	       "      --spool-max-bytes N     spool size limit, suffixes K M G (1G)\n"
 	       "      --durability MODE       fsync (default) or write\n"
@@ -154,6 +157,7 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->max_connections = 10000;
 	snprintf(cfg->cert_path, sizeof(cfg->cert_path), "server_cert.der");
 	snprintf(cfg->key_path, sizeof(cfg->key_path), "server_key.pem");
+	snprintf(cfg->secret_path, sizeof(cfg->secret_path), "quicstash.secret");
 	snprintf(cfg->spool_dir, sizeof(cfg->spool_dir), "spool");
 	cfg->acceptors = 1;
 	cfg->parsers = default_parsers();
@@ -200,6 +204,7 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		return 0;
 	case 'c': return copy_str(cfg->cert_path, sizeof(cfg->cert_path), arg, "--cert-path");
 	case OPT_KEY: return copy_str(cfg->key_path, sizeof(cfg->key_path), arg, "--key-path");
+	case OPT_SECRET: return copy_str(cfg->secret_path, sizeof(cfg->secret_path), arg, "--secret-path");
 	case 'd': cfg->debug = true; return 0;
 	case OPT_SPOOL: return copy_str(cfg->spool_dir, sizeof(cfg->spool_dir), arg, "--spool-dir");
 	case OPT_ACCEPTORS:

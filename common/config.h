@@ -16,6 +16,10 @@ enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 
 #define QS_MAX_ACCEPTORS 64
 #define QS_MAX_PARSERS 64
+/* Size of the --secret-path file: the key material behind stateless-reset,
+ * Retry and NEW_TOKEN tokens, shared by every acceptor and every restart. */
+#define QS_SECRET_LEN 32
+#define QS_SECRET_LEN_TEXT "32"
 /* Upper bound for --max-message-size: keeps every size in u32 and IPC batches sane. */
 #define QS_MAX_MESSAGE_LIMIT (64u * 1024 * 1024)
 
@@ -30,6 +34,7 @@ struct qs_config {
 	unsigned max_connections;
 	char cert_path[4096];
 	char key_path[4096];
+	char secret_path[4096];     /* QS_SECRET_LEN random bytes, mode 0600, kept across restarts */
 	bool debug;
 	char spool_dir[4096];
 	unsigned acceptors;

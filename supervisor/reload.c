@@ -10,6 +10,7 @@
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
 #include "supervisor/proc.h"
+#include "supervisor/secret.h"
 #include "supervisor/sockets.h"
 #include "supervisor/steer.h"
 #include "ipc/zsock.h"
@@ -52,6 +53,10 @@ static bool validate(void)
 	}
 	if (qs_cert_check(cfg.cert_path, cfg.key_path) < 0) {
 		qs_err("reload: the certificate or key is unusable; the running generation stays");
+		return false;
+	}
+	if (qs_secret_ensure(cfg.secret_path) < 0) {
+		qs_err("reload: the secret is unusable; the running generation stays");
 		return false;
 	}
 	return true;

@@ -23,6 +23,7 @@
 #include "supervisor/proc.h"
 #include "supervisor/reload.h"
 #include "supervisor/rundir.h"
+#include "supervisor/secret.h"
 #include "supervisor/sockets.h"
 
 #define STOP_PHASE_TIMEOUT_S 15
@@ -268,7 +269,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	S.cfg = cfg;
 	S.clean = true;
 	umask(027);
-	if (qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0)
+	if (qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0 || qs_secret_ensure(cfg->secret_path) < 0)
 		return 1;
 	unsigned acceptors = cfg->acceptors;
 	int urc = qs_udp_open(cfg, udp_fds, acceptors);

@@ -223,6 +223,26 @@ def bad_options():
         check(p.returncode == 2, "quicstashd %s: exit %r, expected 2 (stderr %r)" % (" ".join(args), p.returncode, err))
         check(len(err.strip().splitlines()) == 1, "quicstashd %s: expected a one-line error, got %r"
               % (" ".join(args), err))
+    # unusable --secret-path files: a clear reason and exit 1 before any child starts
+    cases = {"short.secret": (os.urandom(31), 0o600, "not a regular file of 32 bytes"),
+             "open.secret": (os.urandom(32), 0o644, "chmod 600"),
+             "dir.secret": (None, None, "not a regular file of 32 bytes"),
+             "nodir/x.secret": (None, None, "No such file or directory")}
+    for name, (data, mode, why) in cases.items():
+        path = os.path.join(d, name)
+        if data is not None:
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, mode)
+        elif name == "dir.secret":
+            os.mkdir(path, 0o700)
+        p = subprocess.run([q.QUICSTASHD] + common + ["-s", "127.0.0.1:%d" % q.free_port("udp"), "--secret-path",
+                                                      path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=20, preexec_fn=q._pdeathsig)
+        err = p.stderr.decode("utf-8", "replace")
+        check(p.returncode == 1 and path in err and why in err and "starting" not in err,
+              "quicstashd --secret-path %s: exit %r, expected 1 with %r before starting (stderr %r)"
+              % (name, p.returncode, why, err[-600:]))
     # quicstash-send
     bad_s = [["--timeout", "abc"], ["--timeout", "-3"], ["-s", "nowhere"], ["-s", "127.0.0.1:70000"],
              ["--no-such-option"], ["--timeout"], ["--max-rate", "0"], ["--max-rate", "fast"]]

@@ -144,10 +144,15 @@ def run():
     check(not recv.wait_numbers(range(200), q.tmo(20)), "events missing")
     pids = check_confinement(server)
     check_key_isolation(server, pids)
-    check(os.path.exists(os.path.join(server.rundir, "quicstash.secret")), "no shared secret in %s" % server.rundir)
+    # the QUIC secret is persistent state beside the key, made by the supervisor (root, 0600); none in
+    # the runtime directory the children's user owns
+    st = os.stat(os.path.join(server.dir, "quicstash.secret"))
+    check(st.st_uid == 0 and st.st_mode & 0o777 == 0o600 and st.st_size == 32,
+          "quicstash.secret: uid %d mode %o size %d, expected root's, 0600, 32 bytes"
+          % (st.st_uid, st.st_mode & 0o777, st.st_size))
+    check(not os.path.exists(os.path.join(server.rundir, "quicstash.secret")), "a secret in the runtime directory")
     server.stop()
-    # the runtime directory quicstashd made for itself (no --runtime-dir) goes with it, secret and all,
-    # although the children that wrote into it ran as another user
+    # the runtime directory quicstashd made for itself (no --runtime-dir) goes with it, although the children that wrote into it ran as another user
     check(not os.path.exists(server.rundir), "runtime directory left behind: %s holds %r" % (
         server.rundir, os.listdir(server.rundir) if os.path.isdir(server.rundir) else "?"))
 
