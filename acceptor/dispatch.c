@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/steer_cid.h"
+#include "ipc/zsock.h"
 
 #define ACC_REFUSE_LOG_NS (10ull * 1000000000)
 
@@ -105,19 +106,32 @@ static bool sr_take(struct acc *a)
 	return true;
 }
 
+/* Whether a steering key names another acceptor that is running now: one of
+ * this generation's slots (same bank, slot below --acceptors). Keys of the
+ * other bank belong to a generation that is gone (after a crash and restart
+ * of the service, whose first generation is bank 0 again) or on its way out
+ * (a reload keeps the old generation's sockets in the steering map until it
+ * has closed its connections, so its packets do not come here); keys of
+ * slots beyond --acceptors belong to a run with more acceptors. */
+static bool live_sibling(const struct acc *a, unsigned key)
+{
+	unsigned mine = a->cfg->steer_key;
+	return key != mine && key / QS_KEY_BANK == mine / QS_KEY_BANK && key % QS_KEY_BANK < a->cfg->acceptors;
+}
+
 /* A short-header packet for a connection we do not have. If its DCID carries
- * the steering key of another live acceptor, the packet was misrouted (e.g.
- * while that acceptor's socket was being replaced): a reset would kill a
- * healthy connection, so drop it. Otherwise the connection is gone (this
- * acceptor restarted, or it never existed): answer with a stateless reset so
- * the client gives up at once instead of at its idle timeout. The reset is
- * always shorter than the packet that triggered it (no amplification, and no
- * reset loops between two endpoints), and rate-limited. */
+ * the steering key of a live sibling, the packet was misrouted (e.g. while
+ * the steering map was being updated): a reset would kill a healthy
+ * connection, so drop it. Otherwise the connection is gone (this acceptor or
+ * the whole service restarted, or it never existed): answer with a stateless
+ * reset so the client gives up at once instead of at its idle timeout. The
+ * reset is always shorter than the packet that triggered it (no
+ * amplification, and no reset loops between two endpoints), and rate-limited. */
 static void stateless_reset(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
 			    const ngtcp2_version_cid *vc, size_t pktlen)
 {
 	int key = qs_steer_cid_key(vc->dcid, vc->dcidlen);
-	if (key >= 0 && (unsigned)key != a->cfg->steer_key) {
+	if (key >= 0 && live_sibling(a, (unsigned)key)) {
 		a->n_misrouted++;
 		return;
 	}
