@@ -708,6 +708,39 @@ class Server:
 
 # ---------------------------------------------------------------- client
 
+class KeptSocket:
+    """PID 1 keeps the socket while the service restarts: emulated by holding the socket here and
+    passing it as LISTEN_FDS on every start. Each start gets a fresh runtime directory, as
+    systemd's RuntimeDirectory= (removed when the service stops) gives it."""
+
+    def __init__(self, server):
+        self.server = server
+        self.usock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.usock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.usock.bind(("127.0.0.1", server.udp_port))
+        self.starts = 0
+
+    def start(self, extra=()):
+        """Starts quicstashd on the kept socket (with `extra` arguments after the server's own) and
+        waits for its "ready:" line."""
+        server, fd = self.server, self.usock.fileno()
+        argv = server.argv() + list(extra)
+        # LISTEN_PID must be the service's pid: sh sets it to its own and execs quicstashd.
+        cmd = "exec 3<&%d; LISTEN_FDS=1 LISTEN_PID=$$ exec %s" % (fd, " ".join("'%s'" % a for a in argv))
+        lf = open(server.logfile, "ab")
+        server._log_start = os.path.getsize(server.logfile)
+        server.proc = subprocess.Popen(["sh", "-c", cmd], stdout=lf, stderr=lf, pass_fds=(fd,), cwd=server.dir,
+                                       start_new_session=True, preexec_fn=_pdeathsig)
+        deadline = time.monotonic() + tmo(30)
+        while time.monotonic() < deadline and server.log().count("ready:") < self.starts + 1:
+            time.sleep(0.05)
+        self.starts += 1
+        check("passed by systemd" in server.log(), "quicstashd did not take the passed socket")
+
+    def close(self):
+        self.usock.close()
+
+
 def _send_argv(server, extra_args, ack_log=None, cert=None):
     # server: a Server, anything with .addr and .cert (duck typing), or an "host:port" string
     addr = server if isinstance(server, str) else server.addr

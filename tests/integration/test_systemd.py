@@ -111,40 +111,10 @@ def socket_activation_and_notify():
     log("socket activation, READY/STATUS/WATCHDOG/RELOADING/STOPPING all seen from the main pid")
 
 
-class KeptSocket:
-    """PID 1 keeps the socket while the service restarts: emulated by holding the socket here and
-    passing it as LISTEN_FDS on every start. Each start gets a fresh runtime directory, as
-    systemd's RuntimeDirectory= (removed when the service stops) gives it."""
-
-    def __init__(self, server):
-        self.server = server
-        self.usock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.usock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self.usock.bind(("127.0.0.1", server.udp_port))
-        self.starts = 0
-
-    def start(self):
-        server, fd = self.server, self.usock.fileno()
-        # LISTEN_PID must be the service's pid: sh sets it to its own and execs quicstashd.
-        cmd = "exec 3<&%d; LISTEN_FDS=1 LISTEN_PID=$$ exec %s" % (fd, " ".join("'%s'" % a for a in server.argv()))
-        lf = open(server.logfile, "ab")
-        server._log_start = os.path.getsize(server.logfile)
-        server.proc = subprocess.Popen(["sh", "-c", cmd], stdout=lf, stderr=lf, pass_fds=(fd,), cwd=server.dir,
-                                       start_new_session=True, preexec_fn=q._pdeathsig)
-        deadline = time.monotonic() + q.tmo(30)
-        while time.monotonic() < deadline and server.log().count("ready:") < self.starts + 1:
-            time.sleep(0.05)
-        self.starts += 1
-        check("passed by systemd" in server.log(), "quicstashd did not take the passed socket")
-
-    def close(self):
-        self.usock.close()
-
-
 def restart_with_kept_socket():
     recv = q.Receiver().start()
     server = q.Server(recv, name="kept")
-    kept = KeptSocket(server)
+    kept = q.KeptSocket(server)
     kept.start()
     n = q.scale(60000)
     load = q.Load(server, n, client_timeout=int(q.tmo(60)), extra_args=q.paced(n, 4))
@@ -189,7 +159,7 @@ def crash_with_kept_socket():
     as gone, not as a live sibling's misrouted packets."""
     recv = q.Receiver().start()
     server = q.Server(recv, name="crash")
-    kept = KeptSocket(server)
+    kept = q.KeptSocket(server)
     kept.start()
     secret = read_secret(server)
     n = q.scale(60000)
