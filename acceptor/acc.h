@@ -133,7 +133,7 @@ struct acc {
 	unsigned handshaking; /* connections whose handshake is not complete */
 
 	/* stateless resets: token bucket, and counters logged at most once a second */
-	unsigned sr_bucket;
+	uint64_t sr_bucket;
 	uint64_t sr_refill_mono;
 	uint64_t stat_log_mono;
 	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;

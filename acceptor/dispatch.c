@@ -83,21 +83,27 @@ static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen
 
 /* ---- stateless reset ---- */
 
-#define ACC_SR_BURST 100    /* resets in a burst ... */
-#define ACC_SR_PER_SEC 100  /* ... refilled at this rate */
+/* Stateless resets: a bucket of as many as this acceptor may have connections
+ * (at least ACC_SR_MIN), refilled at that many per second. After a crash or
+ * restart every client of the old process needs one, and a client that gets
+ * none waits out its idle timeout (30 s for quicstash-send): a fixed 100 per
+ * second left most of 10,000 clients waiting. A reset is smaller than the
+ * packet that asked for it, so the limit bounds only our CPU (an HMAC and a
+ * send each, ~5 us). */
+#define ACC_SR_MIN 100
 #define ACC_SR_MIN_PKT (NGTCP2_STATELESS_RESET_TOKENLEN + NGTCP2_MIN_STATELESS_RESET_RANDLEN + 1 + 1)
 #define ACC_STATS_LOG_NS (1000ull * 1000000)
 
 static bool sr_take(struct acc *a)
 {
-	uint64_t now = acc_mono_ns();
+	uint64_t now = acc_mono_ns(), limit = conn_limit(a) > ACC_SR_MIN ? conn_limit(a) : ACC_SR_MIN;
 	if (!a->sr_refill_mono) {
-		a->sr_bucket = ACC_SR_BURST;
+		a->sr_bucket = limit;
 		a->sr_refill_mono = now;
 	}
-	uint64_t add = (now - a->sr_refill_mono) * ACC_SR_PER_SEC / 1000000000ull;
+	uint64_t add = (now - a->sr_refill_mono) * limit / 1000000000ull;
 	if (add) {
-		a->sr_bucket = add >= ACC_SR_BURST - a->sr_bucket ? ACC_SR_BURST : a->sr_bucket + (unsigned)add;
+		a->sr_bucket = add >= limit - a->sr_bucket ? limit : a->sr_bucket + add;
 		a->sr_refill_mono = now;
 	}
 	if (!a->sr_bucket)

@@ -14,13 +14,16 @@ Retry / anti-amplification, stateless reset after an acceptor restart.
    and finish within seconds, far below the idle timeout, and the new acceptor logs resets.
    With --retry always, each client's first connection goes through a Retry and its reconnection
    does not: it presents the NEW_TOKEN from its first handshake (the returning-client path).
-5. shrink: the whole service is killed (kill -9) and restarted on the kept socket with 2 acceptors
+5. reset rate: 2000 packets for unknown connections at once get 2000 stateless resets (each smaller
+   than its packet) when -m allows 3000 connections; with -m 10, the floor of 100 a second holds.
+6. shrink: the whole service is killed (kill -9) and restarted on the kept socket with 2 acceptors
    instead of 4: every client, those on the gone slots 2-3 included, gets a stateless reset and
    makes progress within seconds, nothing is dropped as misrouted, every event arrives.
 """
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -251,6 +254,48 @@ def part_reset(recv, d):
     return done, resets, len(reconnected)
 
 
+def unknown_short_packets(server, count, key=0):
+    """Sends `count` 1-RTT (short header) packets for connections the server never had, with DCIDs in
+    the server's format for steering key `key`, and returns how many datagrams came back (stateless
+    resets) within a second of the last one, and their largest size."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.connect(("127.0.0.1", server.udp_port))
+    for i in range(count):
+        dcid = bytes([key, key ^ 0x5A]) + os.urandom(16)
+        sock.send(bytes([0x40 | (i & 0x3F)]) + dcid + os.urandom(60))
+        if i % 200 == 199:
+            time.sleep(0.01)  # stay below the socket buffers of both ends
+    got, biggest = 0, 0
+    sock.settimeout(1.0)
+    try:
+        while True:
+            biggest = max(biggest, len(sock.recv(2048)))
+            got += 1
+    except socket.timeout:
+        pass
+    sock.close()
+    return got, biggest
+
+
+def part_reset_rate(recv):
+    """Stateless resets keep up with a restart of a busy acceptor: as many as it may have connections
+    (per second, and in a burst), at least 100; each smaller than the packet that asked for it."""
+    s = qslib.Server(logstash=recv, extra=["--acceptors", "1", "-m", "3000"], name="resetrate").start()
+    got, biggest = unknown_short_packets(s, 2000)
+    log("reset rate: 2000 packets of 79 bytes for unknown connections (-m 3000): %d resets, largest %d bytes"
+        % (got, biggest))
+    check(got >= 1900, "only %d stateless resets for 2000 unknown connections with -m 3000" % got)
+    check(biggest < 79, "a stateless reset of %d bytes answered a 79-byte packet" % biggest)
+    s.stop()
+    s = qslib.Server(logstash=recv, extra=["--acceptors", "1", "-m", "10"], name="resetmin").start()
+    got, _ = unknown_short_packets(s, 1000)
+    log("reset rate: 1000 such packets with -m 10: %d resets (the floor is 100 a second)" % got)
+    check(100 <= got < 500, "%d stateless resets for 1000 packets with -m 10: the floor is 100 per second" % got)
+    s.stop()
+    return got
+
+
 def part_shrink(recv, d):
     """The service dies (kill -9) and comes back on the kept socket with fewer acceptors: clients whose
     connection IDs name a slot that no longer exists must be reset like the others (their packets reach
@@ -309,6 +354,8 @@ def run():
     only = os.environ.get("QS_ACCEPTORS_ONLY")  # debugging aid: run one part ("reset")
     if only == "reset":
         return "reset only: %r" % (part_reset(recv, d),)
+    if only == "resetrate":
+        return "reset rate only: %r" % (part_reset_rate(recv),)
     if only == "shrink":
         return "shrink only: %r" % (part_shrink(recv, d),)
     s, per_slot = part_spread(recv, d)
@@ -316,12 +363,14 @@ def run():
     s.stop()
     res = part_retry(recv, d)
     done, resets, nrec = part_reset(recv, d)
+    floor = part_reset_rate(recv)
     took, ngone = part_shrink(recv, d)
     return ("spread %r; %d rebinding clients kept their connection; Retry: %d->%d bytes, no Retry: %d->%d; "
             "after kill -9: %d clients reconnected, all done in %.1fs, %d resets; restart with 2 of 4 "
-            "acceptors: %d clients of the gone slots resumed within %.1fs"
+            "acceptors: %d clients of the gone slots resumed within %.1fs; 2000 resets at once with -m 3000, "
+            "%d with -m 10"
             % (per_slot, nreb, res["always"][0], res["always"][1], res["never"][0], res["never"][1], nrec,
-               done, resets, ngone, took))
+               done, resets, ngone, took, floor))
 
 
 if __name__ == "__main__":
