@@ -194,9 +194,24 @@ static int new_conn(struct qs_client *c)
 	if (rv != 0)
 		return -1;
 	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
-	/* PINGs keep an idle connection (slow input) from timing out. */
-	ngtcp2_conn_set_keep_alive_timeout(c->conn, 10 * NGTCP2_SECONDS);
+	c->probing = false;
+	ngtcp2_conn_set_keep_alive_timeout(c->conn, QS_KEEPALIVE_IDLE);
 	return 0;
+}
+
+/* PINGs after a quiet spell: every 10 s they keep an idle connection (slow
+ * input) from timing out; while answers are due, every second. When the
+ * server holds our data back (flow control: its backpressure) and has
+ * QUIC-acknowledged all we sent, we send nothing else: had it crashed or
+ * restarted meanwhile, only this probe would find out, and a restarted server
+ * answers it with a stateless reset at once. */
+void qs_conn_keepalive(struct qs_client *c)
+{
+	bool waiting = c->win.unresolved > 0;
+	if (c->conn && waiting != c->probing) {
+		ngtcp2_conn_set_keep_alive_timeout(c->conn, waiting ? QS_KEEPALIVE_WAITING : QS_KEEPALIVE_IDLE);
+		c->probing = waiting;
+	}
 }
 
 int qs_conn_open(struct qs_client *c)

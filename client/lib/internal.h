@@ -30,6 +30,8 @@ struct qs_stream {
 /* The most bytes written for one send: one UDP GSO send must stay below 64 KiB
  * with the IP and UDP headers. */
 #define QS_TX_BATCH_MAX 65000
+#define QS_KEEPALIVE_IDLE (10 * NGTCP2_SECONDS)   /* conn.c: qs_conn_keepalive */
+#define QS_KEEPALIVE_WAITING (1 * NGTCP2_SECONDS)
 
 /* LOST: retried once a connection has worked; BUSY (CONNECTION_REFUSED): always retried. */
 enum qs_fail_kind { QS_FAIL_NONE = 0, QS_FAIL_LOST, QS_FAIL_BUSY, QS_FAIL_GOAWAY, QS_FAIL_FATAL };
@@ -69,6 +71,7 @@ struct qs_client {
 	char fail_reason[256];
 
 	bool ever_connected;
+	bool probing;              /* keep-alive at QS_KEEPALIVE_WAITING: answers are due */
 	bool closing, closed, failed;
 	unsigned backoff_ms;
 
@@ -87,6 +90,7 @@ void qs_tls_describe_failure(struct qs_client *c, char *buf, size_t len);
 /* conn.c */
 int qs_conn_open(struct qs_client *c);
 void qs_conn_teardown(struct qs_client *c, bool send_close);
+void qs_conn_keepalive(struct qs_client *c);
 uint64_t qs_now(void);
 
 /* io.c */

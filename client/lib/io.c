@@ -287,6 +287,7 @@ void qs_io_write(struct qs_client *c)
 		flush(c, &b);
 	if (c->conn && !c->fail) {
 		ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+		qs_conn_keepalive(c);
 		arm_timer(c);
 	}
 }

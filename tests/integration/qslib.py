@@ -1004,6 +1004,30 @@ def finish_client(load, timeout=None, expect=(0,)):
     return rc
 
 
+def finish_after_kills(load, recv, server, wait):
+    """After kill -9s of the server: lets the client finish (waiting up to `wait`; it may have exited 2
+    when the server disappeared, then it is rerun on the same input), checks that every event is
+    acknowledged and reached the receiver whole, stops the server and checks its spool.
+    Returns the duplicate count."""
+    rc = load.client.wait(wait)
+    if rc is None:
+        load.client.kill()
+    log("client exit %r" % rc)
+    check(rc in (0, 2, None), "client: exit %r (expected 0, or 2 when the server disappeared)" % rc)
+    if rc != 0:
+        load.client_timeout = int(tmo(60))
+        load.start_client()
+        finish_client(load)
+    acked = load.acked_numbers()
+    check(acked == load.all_numbers(), "after the last run --ack-log has %d of %d" % (len(acked), load.n))
+    dups = verify_delivery(recv, acked, tmo(60))
+    check(not recv.bad_json, "garbage at the receiver: %r" % recv.bad_json[:2])
+    server.stop()
+    rc, out = server.check_spool()
+    check(rc == 0, "--check-spool after the crash and a clean stop: exit %r\n%s" % (rc, out[-1500:]))
+    return dups
+
+
 def spool_files(spool):
     """Regular files under the spool directory: [(path, size)], sorted by name."""
     out = []

@@ -36,22 +36,7 @@ def run():
     # events acknowledged before the kill must arrive without any client help
     dups = q.verify_delivery(recv, acked_at_kill, q.tmo(60), what="acknowledged before the kill")
     # the first client may have finished by reconnecting, or exited 2: then rerun it
-    rc = load.client.wait(q.tmo(60))
-    if rc is None:
-        load.client.kill()
-    log("first client exit %r" % rc)
-    check(rc in (0, 2, None), "first client: exit %r (expected 0, or 2 when the server disappeared)" % rc)
-    if rc != 0:
-        load.client_timeout = int(q.tmo(60))
-        load.start_client()
-        q.finish_client(load)
-    acked = load.acked_numbers()
-    check(acked == load.all_numbers(), "after the rerun --ack-log has %d of %d" % (len(acked), n))
-    dups = q.verify_delivery(recv, acked, q.tmo(60))
-    check(not recv.bad_json, "garbage at the receiver: %r" % recv.bad_json[:2])
-    server.stop()
-    rc, out = server.check_spool()
-    check(rc == 0, "--check-spool after the crash and a clean stop: exit %r\n%s" % (rc, out[-1500:]))
+    dups = q.finish_after_kills(load, recv, server, q.tmo(60))
     return "kill -9 of the tree at %d/%d acked: zero loss after restart, %d duplicates" % (len(acked_at_kill), n, dups)
 
 
