@@ -13,10 +13,21 @@ void qs_settle_wrote(struct qs_settle *s, uint64_t n, struct qs_pos pos)
 	s->written += n;
 	if (s->count > 0) {
 		struct qs_checkpoint *last = &s->ring[(s->head + s->count - 1) % QS_SETTLE_MAX];
-		if (last->acked_ms == 0 && last->bytes == s->written) {
-			last->pos = pos; /* same bytes, a later position (skipped damage, segment end) */
+		if (last->bytes == s->written) {
+			/* Same bytes, a later position (skipped damage, a segment's end, or
+			 * only the caller asking again): nothing new for the peer to
+			 * confirm, so it settles with those bytes. A checkpoint of its own
+			 * would restart the clock: an output that is asked whether it has
+			 * caught up every 50 ms then never settles. */
+			last->pos = pos;
 			return;
 		}
+	} else if (n == 0) {
+		/* Every byte written has settled: a position reached without writing
+		 * settles at the next poll. */
+		s->ring[s->head] = (struct qs_checkpoint){.bytes = s->written, .pos = pos, .free = true};
+		s->count = 1;
+		return;
 	}
 	if (s->count == QS_SETTLE_MAX) {
 		/* Full: let the newest pending checkpoint stand for this one too. Its
@@ -26,6 +37,7 @@ void qs_settle_wrote(struct qs_settle *s, uint64_t n, struct qs_pos pos)
 		last->bytes = s->written;
 		last->pos = pos;
 		last->acked_ms = 0;
+		last->free = false;
 		return;
 	}
 	s->ring[(s->head + s->count) % QS_SETTLE_MAX] = (struct qs_checkpoint){.bytes = s->written, .pos = pos};
@@ -44,7 +56,7 @@ bool qs_settle_poll(struct qs_settle *s, uint64_t peer_acked, uint64_t now_ms, s
 	}
 	while (s->count > 0) {
 		struct qs_checkpoint *c = &s->ring[s->head];
-		if (c->acked_ms == 0 || now_ms - c->acked_ms < QS_SETTLE_MS)
+		if (!c->free && (c->acked_ms == 0 || now_ms - c->acked_ms < QS_SETTLE_MS))
 			break;
 		*pos = c->pos;
 		moved = true;

@@ -23,6 +23,7 @@ struct qs_checkpoint {
 	uint64_t bytes;    /* written on this connection when pos was reached */
 	struct qs_pos pos; /* spool position after the last fully written record */
 	uint64_t acked_ms; /* when the peer acknowledged bytes (0: not yet) */
+	bool free;         /* no bytes of its own to confirm: settles at once */
 };
 
 struct qs_settle {
