@@ -10,6 +10,7 @@
 #ifndef QS_SHIPPER_CURSOR_H
 #define QS_SHIPPER_CURSOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define QS_CURSOR_FILE "cursor"
@@ -22,6 +23,12 @@ struct qs_pos {
 	uint64_t seg; /* segment id */
 	uint64_t off; /* byte offset inside it: everything before was shipped */
 };
+
+/* a is after b in the spool. */
+static inline bool qs_pos_after(struct qs_pos a, struct qs_pos b)
+{
+	return a.seg > b.seg || (a.seg == b.seg && a.off > b.off);
+}
 
 /* 0 loaded (the newest valid slot), 1 no cursor file, -1 unreadable or
  * corrupt (no valid slot; logged by the caller). Reads the old one-slot

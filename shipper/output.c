@@ -89,6 +89,11 @@ static ssize_t write_iov(struct qs_output *o, struct iovec *iov, int n)
 	return sendmsg(o->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+static bool past_limit(const struct qs_output *o)
+{
+	return o->frozen && !qs_pos_after(o->limit, qs_reader_done(&o->rd));
+}
+
 /* Writes what the spool holds after the cursor until caught up, the socket
  * is full, or the budget for this pass is used. */
 static void run(struct qs_output *o)
@@ -101,7 +106,7 @@ static void run(struct qs_output *o)
 			qs_err("output: cannot read the spool: %s", strerror(errno));
 			return fail(o, "spool read error", errno);
 		}
-		if (avail == 0)
+		if (avail == 0 || past_limit(o))
 			return;
 		struct iovec iov[MAX_IOV];
 		int n = qs_reader_iov(&o->rd, iov, MAX_IOV);
@@ -244,6 +249,12 @@ void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, 
 	event_active(o->run_ev, 0, 0);
 }
 
+void qs_output_freeze(struct qs_output *o)
+{
+	o->frozen = true;
+	o->limit = qs_spool_end(o->spool);
+}
+
 bool qs_output_caught_up(struct qs_output *o)
 {
 	if (o->state != QS_OUT_UP)
@@ -251,7 +262,7 @@ bool qs_output_caught_up(struct qs_output *o)
 	long avail = qs_reader_fill(&o->rd, o->spool);
 	written(o, 0, qs_reader_done(&o->rd));
 	settle(o);
-	return avail == 0 && !qs_settle_pending(&o->settle);
+	return (avail == 0 || past_limit(o)) && !qs_settle_pending(&o->settle);
 }
 
 int qs_output_sync(struct qs_output *o)

@@ -33,6 +33,8 @@ struct qs_output {
 	bool down_logged;
 	bool dirty; /* file output: written since the last sync */
 	uint64_t offered; /* commits shipped from the shipper's memory, not read back */
+	bool frozen;      /* a stop is coming: ship nothing after limit */
+	struct qs_pos limit;
 	char name[4200];
 };
 
@@ -45,7 +47,11 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 /* New records were committed: ship them when possible. buf[0..len) are
  * those records as written at pos (see qs_reader_offer). */
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len);
-/* True when every committed record has been written. */
+/* A stop is coming: ship what is committed now and nothing after it, so that
+ * the output can catch up while the shipper goes on taking events. */
+void qs_output_freeze(struct qs_output *o);
+/* True when every committed record (up to the freeze, if frozen) has been
+ * written and has settled. */
 bool qs_output_caught_up(struct qs_output *o);
 /* File output in fsync mode: make written lines durable before the cursor
  * says they are shipped. */

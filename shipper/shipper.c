@@ -321,6 +321,22 @@ static void finish(struct shipper *sh)
 	event_base_loopexit(sh->child.base, NULL);
 }
 
+/* Commits everything staged and waits for it (on_synced starts each next group). */
+static void commit_all(struct shipper *sh)
+{
+	commit(sh);
+	while (sh->sync.busy)
+		qs_syncer_wait(&sh->sync);
+}
+
+/* No more events: commit and acknowledge the batch in hand. */
+static void stop_intake(struct shipper *sh)
+{
+	sh->stopping = true;
+	flow_update(sh);
+	commit_all(sh);
+}
+
 static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -331,25 +347,24 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 		return timer_ms(sh->stop_ev, STOP_POLL_MS);
 	if (!done)
 		qs_warn("output did not catch up within 2 s: the rest ships after the next start");
+	stop_intake(sh);
 	finish(sh);
 }
 
-/* Commits everything staged and waits for it (on_synced starts each next group). */
-static void commit_all(struct shipper *sh)
-{
-	commit(sh);
-	while (sh->sync.busy)
-		qs_syncer_wait(&sh->sync);
-}
-
+/* An urgent stop ends at once. Otherwise the output first ships what is
+ * committed now and lets it settle (about a second), so that the next shipper
+ * does not send it again, while this one goes on taking and acknowledging
+ * events (the next one ships those): a reload then holds no acknowledgement
+ * for that second. */
 static void on_stop(void *arg, bool urgent)
 {
 	struct shipper *sh = arg;
-	sh->stopping = true;
-	flow_update(sh);
-	commit_all(sh); /* finish the batch in hand: commit and acknowledge it */
-	if (urgent)
+	if (urgent) {
+		stop_intake(sh);
 		return finish(sh);
+	}
+	commit_all(sh);
+	qs_output_freeze(&sh->out);
 	sh->stop_deadline = qs_now_ns() + STOP_FLUSH_NS;
 	on_stop_poll(-1, 0, sh);
 }

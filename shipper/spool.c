@@ -472,8 +472,16 @@ int qs_spool_open_seg(const struct qs_spool *s, uint64_t id)
 
 void qs_spool_advance(struct qs_spool *s, struct qs_pos pos)
 {
-	if (pos.seg > s->cursor.seg || (pos.seg == s->cursor.seg && pos.off > s->cursor.off))
+	if (qs_pos_after(pos, s->cursor))
 		s->cursor = pos;
+}
+
+struct qs_pos qs_spool_end(const struct qs_spool *s)
+{
+	if (!s->nsegs)
+		return s->cursor;
+	const struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
+	return (struct qs_pos){.seg = w->id, .off = w->size};
 }
 
 /* A fully shipped write segment can only be retired once writing has moved

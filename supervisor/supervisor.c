@@ -50,23 +50,36 @@ static void notify_status(void)
 		   qs_procs_running(&S.procs, QS_ROLE_SHIPPER), S.restarts);
 }
 
-/* A parser or the shipper came back: frames the old one held are lost, so the
- * acceptors must re-send what is unresolved. */
+/* A parser or the shipper is gone: the frames it held are lost, so the
+ * acceptors must re-send what is unresolved. Every acceptor, the previous
+ * generation's too while a reload overlaps them: those still wait for the
+ * answers their clients are draining for. (Only parsers and the shipper hold
+ * frames: a resend after a keyholder's restart would only store events twice.) */
 static void tell_acceptors_peer_restart(const struct qs_child *c)
 {
+	if (c->role != QS_ROLE_PARSER && c->role != QS_ROLE_SHIPPER)
+		return;
 	struct qs_ctl_msg m = {.type = QS_CTL_PEER_RESTART, .role = c->role, .slot = c->slot,
 			       .generation = c->generation};
 	for (unsigned i = 0; i < S.procs.n; i++) {
 		struct qs_child *a = &S.procs.child[i];
-		if (a->role == QS_ROLE_ACCEPTOR && a->pid)
+		if (a->role != QS_ROLE_ACCEPTOR)
+			continue;
+		if (a->pid)
 			qs_ctl_send(a->ctl, &m);
+		if (a->old_pid)
+			qs_ctl_send(a->old_ctl, &m);
 	}
 }
 
 static void on_ready(struct qs_child *c)
 {
 	c->ready = true;
-	if (c->ever_ready && c->role != QS_ROLE_ACCEPTOR)
+	/* A restart after an exit: the old process's frames are lost. A reload's
+	 * replacement that runs beside its predecessor (parsers) waits for that
+	 * one to exit (on_old_exit): until then it still answers its frames, and
+	 * a resend now would only store them twice. */
+	if (c->ever_ready && !c->old_pid)
 		tell_acceptors_peer_restart(c);
 	c->ever_ready = true;
 	if (!S.notified_ready && qs_procs_all_ready(&S.procs)) {
@@ -147,8 +160,7 @@ static void on_old_exit(struct qs_procs *p, struct qs_child *c, int status)
 		c->old_udp_fd = -1;
 	}
 	/* Frames queued to it are gone with it: the acceptors re-send. */
-	if (c->role != QS_ROLE_ACCEPTOR)
-		tell_acceptors_peer_restart(c);
+	tell_acceptors_peer_restart(c);
 }
 
 static enum qs_role phase_role(int phase)
