@@ -192,7 +192,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
-	if (can_read(p) && !p->pull_w) {
+	if (can_read(p) && !p->pull_w && p->pull) {
 		qs_debug("reading frames again");
 		p->pull_w = qs_zwatch_new(p->child.base, p->pull, on_frames, p);
 	} else if (!can_read(p) && p->pull_w) {
@@ -239,10 +239,27 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(p->child.base, NULL);
 }
 
+/* Takes no more frames, at once: closing the PULL socket makes the acceptors'
+ * ZeroMQ stop routing frames here. A parser that only stopped reading kept
+ * receiving them, to lose them at exit, and a resend right then could still
+ * pick this parser's dying pipe: those frames then waited for the 30 s
+ * backstop (a reload's draining clients for their go-away timer). What it had
+ * queued is lost with it; the acceptors re-send that when this process has
+ * exited (the supervisor tells them). */
+static void close_frames(struct parser *p)
+{
+	qs_zwatch_free(p->pull_w);
+	p->pull_w = NULL;
+	if (p->pull)
+		zmq_close(p->pull);
+	p->pull = NULL;
+}
+
 static void on_stop(void *arg, bool urgent)
 {
 	struct parser *p = arg;
 	p->stopping = true;
+	close_frames(p);
 	if (urgent) {
 		event_base_loopexit(p->child.base, NULL);
 		return;
