@@ -304,11 +304,12 @@ void acc_frames_tick(struct acc *a)
 	}
 }
 
-static bool push_ready(void *sock, void *arg)
+static int push_ready(void *sock, void *arg)
 {
 	(void)sock;
-	acc_frames_send(arg);
-	return false;
+	struct acc *a = arg;
+	acc_frames_send(a);
+	return a->q_head != ACC_NONE ? QS_ZWATCH_OUT : 0;
 }
 
 /* A broken peer must not flood the log: at most one warning per second. */

@@ -67,12 +67,14 @@ static void zwatch_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct qs_zwatch *w = arg;
-	bool more = w->fn(w->sock, w->arg);
+	int r = w->fn(w->sock, w->arg);
 	int events = 0;
 	size_t len = sizeof(events);
 	zmq_getsockopt(w->sock, ZMQ_EVENTS, &events, &len);
-	/* Level-trigger by hand: if work remains, run again on the next loop pass. */
-	if (more || (events & ZMQ_POLLIN))
+	/* Level-trigger by hand: if work remains, run again on the next loop
+	 * pass. A refused send is retried once ZMQ_EVENTS says it can go: the
+	 * FD does not signal that again. */
+	if ((r & QS_ZWATCH_MORE) || (events & ZMQ_POLLIN) || ((r & QS_ZWATCH_OUT) && (events & ZMQ_POLLOUT)))
 		event_active(w->ev, EV_READ, 0);
 }
 

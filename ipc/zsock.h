@@ -43,9 +43,14 @@ int qs_zsock_bind(void *sock, const char *endpoint);
 int qs_zsock_connect(void *sock, const char *endpoint);
 
 /* Calls on_ready(arg) whenever the socket may be readable or writable; the
- * callback does its own non-blocking zmq_recv/zmq_send and returns true if it
- * stopped because of its budget (more work may be waiting). */
-typedef bool (*qs_zwatch_fn)(void *sock, void *arg);
+ * callback does its own non-blocking zmq_recv/zmq_send and returns
+ * QS_ZWATCH_MORE if it stopped because of its budget (more work may be
+ * waiting), QS_ZWATCH_OUT if it holds messages a send refused (EAGAIN), or 0.
+ * Reading ZMQ_EVENTS after the callback processes ZeroMQ's pending commands,
+ * a peer's arrival among them, and that consumes the FD's edge: the watcher
+ * then runs the callback again by itself when a refused send could now go. */
+enum { QS_ZWATCH_MORE = 1, QS_ZWATCH_OUT = 2 };
+typedef int (*qs_zwatch_fn)(void *sock, void *arg);
 struct qs_zwatch *qs_zwatch_new(struct event_base *base, void *sock, qs_zwatch_fn on_ready, void *arg);
 void qs_zwatch_kick(struct qs_zwatch *w);
 void qs_zwatch_free(struct qs_zwatch *w);

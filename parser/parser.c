@@ -159,13 +159,13 @@ static bool may_read(void *arg)
 	return !p->stopping && !qs_sendq_pending(&p->events_q);
 }
 
-static bool on_frames(void *sock, void *arg)
+static int on_frames(void *sock, void *arg)
 {
 	struct parser *p = arg;
 	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, handle_message, p);
 	if (qs_sendq_pending(&p->events_q) || answers_pending(p))
 		flow_update(p);
-	return n == RECV_BUDGET;
+	return n == RECV_BUDGET ? QS_ZWATCH_MORE : 0;
 }
 
 static void on_events_writable(void *arg)
