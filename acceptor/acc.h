@@ -25,7 +25,6 @@ struct qs_config;
 struct qs_zwatch;
 struct qs_chan_in;
 
-#define ACC_SECRET_LEN QS_SECRET_LEN
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)
@@ -121,7 +120,7 @@ struct acc {
 	bool use_keyholder; /* sign through the keyholder; the key never enters this process */
 	gnutls_x509_crt_t *crts;
 	unsigned ncrts;
-	uint8_t secret[ACC_SECRET_LEN];
+	uint8_t secret[QS_SECRET_LEN];
 	uint64_t stream_window, conn_window;
 
 	struct acc_cidmap map;

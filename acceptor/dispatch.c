@@ -96,7 +96,9 @@ static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen
 
 static bool sr_take(struct acc *a)
 {
-	uint64_t now = acc_mono_ns(), limit = conn_limit(a) > ACC_SR_MIN ? conn_limit(a) : ACC_SR_MIN;
+	uint64_t now = acc_mono_ns(), limit = conn_limit(a);
+	if (limit < ACC_SR_MIN)
+		limit = ACC_SR_MIN;
 	if (!a->sr_refill_mono) {
 		a->sr_bucket = limit;
 		a->sr_refill_mono = now;

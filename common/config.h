@@ -19,7 +19,6 @@ enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 /* Size of the --secret-path file: the key material behind stateless-reset,
  * Retry and NEW_TOKEN tokens, shared by every acceptor and every restart. */
 #define QS_SECRET_LEN 32
-#define QS_SECRET_LEN_TEXT "32"
 /* Upper bound for --max-message-size: keeps every size in u32 and IPC batches sane. */
 #define QS_MAX_MESSAGE_LIMIT (64u * 1024 * 1024)
 

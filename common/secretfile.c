@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define STR_(x) #x
+#define STR(x) STR_(x) /* QS_SECRET_LEN spelled in a message */
+
 static int check_file(int fd)
 {
 	struct stat st;
@@ -50,7 +53,7 @@ int qs_secret_read(const char *path, uint8_t out[QS_SECRET_LEN])
 const char *qs_secret_strerror(int err)
 {
 	switch (err) {
-	case EINVAL: return "not a regular file of " QS_SECRET_LEN_TEXT " bytes (remove it to have a new secret made)";
+	case EINVAL: return "not a regular file of " STR(QS_SECRET_LEN) " bytes (remove it to have a new secret made)";
 	case EPERM: return "group or others may access it (chmod 600 it)";
 	default: return strerror(err);
 	}

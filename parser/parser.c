@@ -192,7 +192,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
-	if (can_read(p) && !p->pull_w && p->pull) {
+	if (can_read(p) && !p->pull_w) { /* never after a stop closed p->pull */
 		qs_debug("reading frames again");
 		p->pull_w = qs_zwatch_new(p->child.base, p->pull, on_frames, p);
 	} else if (!can_read(p) && p->pull_w) {
