@@ -12,12 +12,13 @@
 enum {
 	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
-	OPT_REPAIR, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
+	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
 	{"logstash-addr", required_argument, NULL, 'l'},
+	{"logstash-timeout", required_argument, NULL, OPT_LS_TIMEOUT},
 	{"max-connections", required_argument, NULL, 'm'},
 	{"cert-path", required_argument, NULL, 'c'},
 	{"key-path", required_argument, NULL, OPT_KEY},
@@ -54,6 +55,8 @@ static void usage(void)
 	       "  -s, --server-addr ADDR      UDP address to listen on (127.0.0.1:4433; [::1]:4433)\n"
 	       "  -l, --logstash-addr ADDR    Logstash tcp/json_lines input (127.0.0.1:5000),\n"
 	       "                              or file:PATH to append events to a local file\n"
+	       "      --logstash-timeout S    reconnect when Logstash does not accept a connection,\n"
+	       "                              or TCP-acknowledge data or keepalives, within S s (30)\n"
 	       "  -m, --max-connections N     concurrent QUIC connections (10000)\n"
 	       "  -c, --cert-path FILE        certificate, PEM or DER (server_cert.der);\n"
 	       "                              generated self-signed when missing\n"
@@ -154,6 +157,7 @@ static void set_defaults(struct qs_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->server_addr_text, sizeof(cfg->server_addr_text), "127.0.0.1:4433");
 	snprintf(cfg->logstash_text, sizeof(cfg->logstash_text), "127.0.0.1:5000");
+	cfg->logstash_timeout_s = 30;
 	cfg->max_connections = 10000;
 	snprintf(cfg->cert_path, sizeof(cfg->cert_path), "server_cert.der");
 	snprintf(cfg->key_path, sizeof(cfg->key_path), "server_key.pem");
@@ -197,6 +201,11 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 	switch (c) {
 	case 's': return copy_str(cfg->server_addr_text, sizeof(cfg->server_addr_text), arg, "--server-addr");
 	case 'l': return copy_str(cfg->logstash_text, sizeof(cfg->logstash_text), arg, "--logstash-addr");
+	case OPT_LS_TIMEOUT:
+		if (parse_u64(arg, 3600, &v, false) || v == 0)
+			return bad("logstash-timeout", arg, "expected 1..3600 seconds");
+		cfg->logstash_timeout_s = (unsigned)v;
+		return 0;
 	case 'm':
 		if (parse_u64(arg, 1000000, &v, false) || v == 0)
 			return bad("max-connections", arg, "expected 1..1000000");

@@ -30,6 +30,7 @@ struct qs_config {
 	bool output_is_file;       /* -l file:PATH */
 	char output_path[4096];    /* when output_is_file */
 	struct qs_addr logstash_addr;
+	unsigned logstash_timeout_s; /* connect, and TCP-unacknowledged data or keepalives, limit */
 	unsigned max_connections;
 	char cert_path[4096];
 	char key_path[4096];

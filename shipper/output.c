@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,11 +46,14 @@ static void settle(struct qs_output *o)
 		qs_spool_advance(o->spool, pos);
 }
 
+static void watch_peer(struct qs_output *o);
+
 static void on_settle(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	settle(arg);
+	watch_peer(arg);
 }
 
 static void start(struct qs_output *o);
@@ -140,6 +145,7 @@ static void up(struct qs_output *o)
 	if (o->down_logged || !o->cfg->output_is_file)
 		qs_info("output %s: connected, shipping from the cursor", o->name);
 	o->down_logged = false;
+	o->unanswered_since_ms = 0;
 	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	event_add(o->rev, NULL);
@@ -148,9 +154,10 @@ static void up(struct qs_output *o)
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
-	(void)what;
 	struct qs_output *o = arg;
 	if (o->state == QS_OUT_CONNECTING) {
+		if (what & EV_TIMEOUT)
+			return fail(o, "connect timed out", ETIMEDOUT);
 		int err = 0;
 		socklen_t len = sizeof(err);
 		getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -161,7 +168,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	run(o);
 }
 
-/* Logstash never sends anything: readable means closed (or reset). */
+/* Logstash never sends anything: readable means closed, reset, or timed out
+ * (keepalives unanswered). */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -170,7 +178,54 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = recv((int)fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
 		return;
-	fail(o, "connection closed by peer", n == 0 ? ECONNRESET : errno);
+	if (n == 0)
+		return fail(o, "connection closed by peer", ECONNRESET);
+	fail(o, "connection lost", errno);
+}
+
+/* A Logstash host that vanishes without a reset (power loss, a crashed VM, a
+ * partition) would hold an idle connection for ever, and a busy one for the
+ * kernel's ~15 min of retransmissions; a connect to it would take ~2 min of
+ * SYN retries. Keepalives cover the idle connection (gone after twice the
+ * timeout), watch_peer the busy one, start() the connect. Not TCP_USER_TIMEOUT:
+ * it also cuts a live Logstash whose window stays closed that long (its
+ * pipeline pushing back), and every reconnect would re-send the unsettled
+ * tail. */
+static void keepalive(struct qs_output *o)
+{
+	unsigned t = o->cfg->logstash_timeout_s;
+	int on = 1, idle = (int)t, intvl = (int)(t / 3 ? t / 3 : 1), cnt = 3;
+	if (setsockopt(o->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+	    setsockopt(o->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
+	    setsockopt(o->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||
+	    setsockopt(o->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0)
+		qs_warn("output %s: cannot set TCP keepalives: %s", o->name, strerror(errno));
+}
+
+/* Data or window probes retransmitted without an answer for the timeout: the
+ * peer is gone. A live peer answers each probe within a round trip, however
+ * long its window stays closed, so unanswered probes never last that long
+ * with a slow Logstash. (Each probe goes out with the last ACK already old:
+ * the age of the last ACK alone would condemn a live peer.) */
+static void watch_peer(struct qs_output *o)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	if (o->cfg->output_is_file || o->state != QS_OUT_UP ||
+	    getsockopt(o->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+		return;
+	uint64_t now = qs_now_ns() / 1000000, limit_ms = o->cfg->logstash_timeout_s * 1000ull;
+	if (!ti.tcpi_retransmits && !ti.tcpi_probes) {
+		o->unanswered_since_ms = 0;
+		return;
+	}
+	if (!o->unanswered_since_ms)
+		o->unanswered_since_ms = now;
+	if (now - o->unanswered_since_ms >= limit_ms && ti.tcpi_last_ack_recv >= limit_ms) {
+		char what[96];
+		snprintf(what, sizeof(what), "nothing acknowledged for %u s", o->cfg->logstash_timeout_s);
+		fail(o, what, ETIMEDOUT);
+	}
 }
 
 static void start(struct qs_output *o)
@@ -189,12 +244,14 @@ static void start(struct qs_output *o)
 		return fail(o, "socket", errno);
 	o->wev = event_new(o->base, o->fd, EV_WRITE, on_writable, o);
 	o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, on_readable, o);
+	keepalive(o);
 	o->state = QS_OUT_CONNECTING;
 	if (connect(o->fd, sa, o->cfg->logstash_addr.len) == 0)
 		return up(o);
 	if (errno != EINPROGRESS)
 		return fail(o, "connect failed", errno);
-	event_add(o->wev, NULL);
+	struct timeval limit = {o->cfg->logstash_timeout_s, 0};
+	event_add(o->wev, &limit);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)

@@ -30,6 +30,7 @@ struct qs_output {
 	struct event *wev, *rev, *retry_ev, *run_ev, *settle_ev;
 	struct qs_settle settle; /* TCP: written bytes waiting to count as taken */
 	unsigned backoff_ms;
+	uint64_t unanswered_since_ms; /* first tick with retransmissions or probes unanswered, 0: none */
 	bool down_logged;
 	bool dirty; /* file output: written since the last sync */
 	uint64_t offered; /* commits shipped from the shipper's memory, not read back */

@@ -266,10 +266,14 @@ class Receiver:
     """A TCP server on 127.0.0.1:port collecting newline-delimited lines from any number of
     connections (a stand-in for Logstash's tcp input with the json_lines codec)."""
 
-    def __init__(self, port=None, slow=False, host="127.0.0.1"):
+    def __init__(self, port=None, slow=False, host="127.0.0.1", netns=None, rcvbuf=None):
         self.host = host
-        self.port = port or free_port("tcp", host)
+        self.netns = netns       # a NetNs: listen inside it (at its peer address)
+        self.port = port or (5000 if netns else free_port("tcp", host))
         self.slow = slow
+        self.rcvbuf = rcvbuf     # SO_RCVBUF of the listener: a small window fills at once
+        self._go = threading.Event()  # cleared by pause(): the connections stop reading
+        self._go.set()
         self.lock = threading.Lock()
         self.lines = []          # raw bytes lines, without '\n'
         self.partials = []       # bytes left without a newline when a connection closed
@@ -291,8 +295,13 @@ class Receiver:
         if self._running:
             return self
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        s = socket.socket(fam, socket.SOCK_STREAM)
+        if self.netns:
+            s = self.netns.run(lambda: socket.socket(fam, socket.SOCK_STREAM))
+        else:
+            s = socket.socket(fam, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -332,9 +341,29 @@ class Receiver:
                 c.close()
             except OSError:
                 pass
+        self._go.set()
         for t in self._threads:
             t.join(timeout=2)
         self._threads = [t for t in self._threads if t.is_alive()]
+
+    def pause(self):
+        """Stops reading (Logstash's pipeline pushing back): its TCP window closes."""
+        self._go.clear()
+
+    def resume(self):
+        self._go.set()
+
+    def abort(self):
+        """Drops every connection with a reset and stops listening (a host that crashed: its
+        kernel forgets the connections)."""
+        with self.lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+        self.stop()
 
     def _accept_loop(self, s):
         while self._running:
@@ -357,6 +386,9 @@ class Receiver:
         buf = b""
         try:
             while True:
+                self._go.wait()
+                if not self._running:
+                    break
                 try:
                     data = c.recv(1024 if self.slow else 262144)
                 except OSError:
@@ -434,6 +466,77 @@ class Receiver:
         if not missing and quiet:
             time.sleep(quiet)
         return missing
+
+
+class NetNs:
+    """A network namespace joined to this one by a veth pair: another host on a /30 link, for
+    servers that must be cut off silently (the link down drops packets, nothing is reset).
+    Needs root and iproute2; Skip otherwise. Removed at exit."""
+
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self):
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            raise Skip("network namespaces need root and iproute2's ip")
+        tag = "%d%03d" % (os.getpid() % 100000, random.randrange(1000))
+        self.name = "qsns" + tag
+        self.here, self.there = "qsa" + tag, "qsb" + tag   # veth ends (<= 15 characters)
+        net = random.randrange(1, 16000) * 4
+        self.host_ip = "10.213.%d.%d" % (net // 256, net % 256 + 1)
+        self.peer_ip = "10.213.%d.%d" % (net // 256, net % 256 + 2)
+        at_cleanup(self.remove)
+        try:
+            self._ip("netns", "add", self.name)
+            self._ip("link", "add", self.here, "type", "veth", "peer", "name", self.there, "netns", self.name)
+            self._ip("addr", "add", self.host_ip + "/30", "dev", self.here)
+            self._ip("link", "set", self.here, "up")
+            self._ip("addr", "add", self.peer_ip + "/30", "dev", self.there, ns=True)
+            self._ip("link", "set", self.there, "up", ns=True)
+            self._ip("link", "set", "lo", "up", ns=True)
+            # A fixed neighbour entry: the far host stays "resolved" when its link goes down, as
+            # behind a router, so packets vanish instead of failing ARP with "no route to host".
+            mac = subprocess.run(["ip", "netns", "exec", self.name, "cat", "/sys/class/net/%s/address" % self.there],
+                                 check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+            self._ip("neigh", "replace", self.peer_ip, "lladdr", mac, "dev", self.here, "nud", "permanent")
+        except subprocess.CalledProcessError as e:
+            raise Skip("cannot make a network namespace here: %s" % (e.stderr or b"").decode().strip())
+
+    def _ip(self, *args, ns=False):
+        cmd = ["ip"] + (["netns", "exec", self.name, "ip"] if ns else []) + list(args)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+    def link(self, up):
+        """Brings the far end of the link up or down (down: every packet is dropped, silently)."""
+        self._ip("link", "set", self.there, "up" if up else "down", ns=True)
+
+    def run(self, fn):
+        """fn() on a thread inside the namespace (setns moves only the calling thread); a socket
+        made there stays in the namespace."""
+        out = {}
+
+        def body():
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open("/run/netns/" + self.name, os.O_RDONLY)
+                try:
+                    if libc.setns(fd, self.CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns")
+                finally:
+                    os.close(fd)
+                out["v"] = fn()
+            except BaseException as e:  # handed to the caller
+                out["e"] = e
+
+        t = threading.Thread(target=body, daemon=True)
+        t.start()
+        t.join(30)
+        if "e" in out:
+            raise out["e"]
+        return out["v"]
+
+    def remove(self):
+        subprocess.run(["ip", "link", "del", self.here], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
 
 
 # ---------------------------------------------------------------- server
