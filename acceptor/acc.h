@@ -137,6 +137,8 @@ struct acc {
 	uint64_t stat_log_mono;
 	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;
 	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
+	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
+	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *ctl_ev, *sig_ev[2], *tick_ev;
 

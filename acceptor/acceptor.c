@@ -120,12 +120,24 @@ static void begin_stop(struct acc *a, const char *why, bool drain)
 	stop_step(a);
 }
 
+/* Once a second: what this acceptor did, for the service's status line. */
+static void report(struct acc *a)
+{
+	uint64_t now = acc_mono_ns();
+	if (a->cfg->ctl_fd < 0 || now - a->report_mono < 1000000000ull)
+		return;
+	a->report_mono = now;
+	struct qs_ctl_status st = {.acked = a->n_acked, .rejected = a->n_rejected, .connections = a->nconns};
+	qs_ctl_report(a->cfg->ctl_fd, QS_ROLE_ACCEPTOR, a->cfg->slot, a->cfg->generation, &st);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct acc *a = arg;
 	acc_dispatch_stats(a);
+	report(a);
 	if (a->stopping)
 		stop_step(a);
 	else

@@ -176,6 +176,10 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 	struct acc_frame *f = &a->pool[idx];
 	f->resolved = true;
 	f->code = code;
+	if (code)
+		a->n_rejected++;
+	else
+		a->n_acked++;
 	if (code) {
 		if (reason_len > QS_REASON_MAX)
 			reason_len = QS_REASON_MAX;

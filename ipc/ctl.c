@@ -28,3 +28,15 @@ int qs_ctl_recv(int fd, struct qs_ctl_msg *m)
 	*m = tmp;
 	return 0;
 }
+
+void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, const struct qs_ctl_status *st)
+{
+	struct qs_ctl_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = QS_CTL_STATUS;
+	m.role = role;
+	m.slot = slot;
+	m.generation = generation;
+	m.st = *st;
+	(void)qs_ctl_send(fd, &m);
+}

@@ -9,10 +9,23 @@
 
 enum qs_ctl_type {
 	QS_CTL_READY = 1,      /* child -> sup: serving */
-	QS_CTL_STATUS,         /* child -> sup: one-line status in text */
+	QS_CTL_STATUS,         /* child -> sup, once a second: struct qs_ctl_status */
 	QS_CTL_PEER_RESTART,   /* sup -> acceptors: a parser/shipper (role, slot) was restarted */
 	QS_CTL_DRAIN,          /* sup -> acceptor: stop taking connections, finish, exit */
 	QS_CTL_SHUTDOWN,       /* sup -> child: stop cleanly now */
+};
+
+/* What a child has done since it started (totals) and holds now (gauges), for
+ * the service's one-line status; 0 where its role has no such thing. */
+struct qs_ctl_status {
+	uint64_t acked;       /* acceptor: events acknowledged to clients (total) */
+	uint64_t rejected;    /* acceptor: events rejected (total) */
+	uint64_t connections; /* acceptor: open QUIC connections */
+	uint64_t backlog;     /* shipper: spool bytes after the cursor (not yet shipped and settled) */
+	uint64_t spool_bytes; /* shipper: spool bytes on disk */
+	uint64_t spool_limit; /* shipper: --spool-max-bytes */
+	uint32_t output_up;   /* shipper: connected to Logstash, or the output file open */
+	uint32_t accepting;   /* shipper: 0 while it refuses events (spool full, write error) */
 };
 
 struct qs_ctl_msg {
@@ -20,11 +33,14 @@ struct qs_ctl_msg {
 	uint32_t role;
 	uint32_t slot;
 	uint32_t generation;
+	struct qs_ctl_status st; /* QS_CTL_STATUS */
 	char text[240];
 };
 
 /* Non-blocking send/receive of one message; 0 ok, -1 error/EOF, 1 nothing (EAGAIN). */
 int qs_ctl_send(int fd, const struct qs_ctl_msg *m);
 int qs_ctl_recv(int fd, struct qs_ctl_msg *m);
+/* Sends QS_CTL_STATUS; a report that cannot go now is skipped (the next follows). */
+void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, const struct qs_ctl_status *st);
 
 #endif

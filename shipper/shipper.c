@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "ipc/chan.h"
 #include "ipc/child.h"
+#include "ipc/ctl.h"
 #include "ipc/msg.h"
 #include "ipc/sendq.h"
 #include "ipc/zsock.h"
@@ -278,11 +279,21 @@ static void on_refuse_retry(evutil_socket_t fd, short what, void *arg)
 		timer_ms(sh->refuse_ev, REFUSE_RETRY_MS);
 }
 
+/* Once a second: the spool and the output, for the service's status line. */
+static void report(struct shipper *sh)
+{
+	struct qs_ctl_status st = {.backlog = qs_spool_backlog(&sh->spool), .spool_bytes = sh->spool.total,
+				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state == QS_OUT_UP,
+				   .accepting = !sh->refusing};
+	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st);
+}
+
 static void on_status(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	send_status(arg);
+	report(arg);
 }
 
 static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "ipc/ctl.h"
 
 struct event_base;
 struct event;
@@ -31,6 +32,9 @@ struct qs_child {
 	unsigned backoff_ms;
 	struct event *ctl_ev;
 	struct event *restart_ev;
+	struct qs_ctl_status st; /* the current process's last report (status.h) */
+	unsigned st_gen;         /* generation that sent it */
+	bool have_st;
 };
 
 struct qs_procs {

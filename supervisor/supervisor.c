@@ -25,6 +25,7 @@
 #include "supervisor/rundir.h"
 #include "supervisor/secret.h"
 #include "supervisor/sockets.h"
+#include "supervisor/status.h"
 
 #define STOP_PHASE_TIMEOUT_S 15
 #define LAST_PHASE 4 /* acceptors, parsers, shipper, keyholder */
@@ -45,9 +46,7 @@ static struct sup S;
 
 static void notify_status(void)
 {
-	sd_notifyf(0, "STATUS=%u acceptors, %u parsers, %u shipper running; %u restarts",
-		   qs_procs_running(&S.procs, QS_ROLE_ACCEPTOR), qs_procs_running(&S.procs, QS_ROLE_PARSER),
-		   qs_procs_running(&S.procs, QS_ROLE_SHIPPER), S.restarts);
+	qs_status_notify();
 }
 
 /* A parser or the shipper is gone: the frames it held are lost, so the
@@ -101,7 +100,7 @@ static void on_ctl(struct qs_procs *p, struct qs_child *c)
 		if (m.type == QS_CTL_READY)
 			on_ready(c);
 		else if (m.type == QS_CTL_STATUS)
-			qs_debug("%s %u: %s", qs_role_name(c->role), c->slot, m.text);
+			qs_status_report(c, &m);
 	}
 }
 
@@ -124,6 +123,7 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 {
 	char how[128];
 	describe_exit(c, status, how, sizeof(how));
+	qs_status_gone(c);
 	if (p->stopping) {
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 			S.clean = false;
@@ -312,6 +312,8 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	S.procs.on_exit = on_exit_child;
 	S.procs.on_old_exit = on_old_exit;
 	qs_reload_init(&S.procs, S.base);
+	if (qs_status_init(cfg, &S.procs, S.base, &S.restarts) < 0)
+		return 1;
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
 		cfg->logstash_text, cfg->spool_dir);
 	for (unsigned i = 0; i < S.procs.n; i++)
@@ -319,6 +321,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 			qs_proc_schedule_restart(&S.procs, &S.procs.child[i]);
 	start_watchdog();
 	event_base_dispatch(S.base);
+	qs_status_free();
 	qs_procs_reap(&S.procs);
 	qs_rundir_cleanup(rundir, made_rundir);
 	qs_info("stopped%s", S.clean ? "" : " (some children did not stop cleanly)");

@@ -1,0 +1,149 @@
+#include "supervisor/status.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/config.h"
+
+static struct {
+	const struct qs_config *cfg;
+	struct qs_procs *procs;
+	const unsigned *restarts;
+	struct event *tick;
+	uint64_t window_start_ms;
+	uint64_t acked, rejected; /* in the current window */
+	double acked_rate, rejected_rate;
+	bool have_rate;
+} S;
+
+void qs_status_report(struct qs_child *c, const struct qs_ctl_msg *m)
+{
+	/* Totals restart at 0 with every process: count what is new since its last report. */
+	const struct qs_ctl_status *prev = c->have_st && c->st_gen == m->generation ? &c->st : NULL;
+	S.acked += m->st.acked - (prev && prev->acked <= m->st.acked ? prev->acked : 0);
+	S.rejected += m->st.rejected - (prev && prev->rejected <= m->st.rejected ? prev->rejected : 0);
+	c->st = m->st;
+	c->st_gen = m->generation;
+	c->have_st = true;
+}
+
+void qs_status_gone(struct qs_child *c)
+{
+	c->have_st = false;
+}
+
+static void human_bytes(char *buf, size_t len, uint64_t n)
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	unsigned u = 0;
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 " B", n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* Appends to buf at *off, never past len. */
+__attribute__((format(printf, 4, 5))) static void add(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	if (*off >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*off += (size_t)n;
+}
+
+static void format_output(char *buf, size_t len, size_t *off, const struct qs_ctl_status *sh)
+{
+	const struct qs_config *cfg = S.cfg;
+	char backlog[32], spool[32], limit[32];
+	human_bytes(backlog, sizeof(backlog), sh->backlog);
+	human_bytes(spool, sizeof(spool), sh->spool_bytes);
+	human_bytes(limit, sizeof(limit), sh->spool_limit);
+	add(buf, len, off, "; %s %s, backlog %s", cfg->output_is_file ? "output file" : "Logstash",
+	    sh->output_up ? "up" : "DOWN", backlog);
+	if (!sh->accepting)
+		add(buf, len, off, "; NOT ACCEPTING events (spool %s of %s): clients held back", spool, limit);
+}
+
+void qs_status_format(char *buf, size_t len)
+{
+	struct qs_procs *p = S.procs;
+	size_t off = 0;
+	uint64_t conns = 0;
+	const struct qs_ctl_status *sh = NULL;
+	for (unsigned i = 0; i < p->n; i++) {
+		struct qs_child *c = &p->child[i];
+		if (!c->pid || !c->have_st)
+			continue;
+		if (c->role == QS_ROLE_ACCEPTOR)
+			conns += c->st.connections;
+		else if (c->role == QS_ROLE_SHIPPER)
+			sh = &c->st;
+	}
+	add(buf, len, &off, "%u acceptors, %u parsers, %u shipper running", qs_procs_running(p, QS_ROLE_ACCEPTOR),
+	    qs_procs_running(p, QS_ROLE_PARSER), qs_procs_running(p, QS_ROLE_SHIPPER));
+	add(buf, len, &off, "; %" PRIu64 " connections", conns);
+	if (S.have_rate) {
+		add(buf, len, &off, "; %.0f events/s acknowledged", S.acked_rate);
+		if (S.rejected_rate > 0)
+			add(buf, len, &off, ", %.0f/s rejected", S.rejected_rate);
+	}
+	if (sh)
+		format_output(buf, len, &off, sh);
+	add(buf, len, &off, "; %u restarts", *S.restarts);
+}
+
+void qs_status_notify(void)
+{
+	char line[512];
+	qs_status_format(line, sizeof(line));
+	sd_notifyf(0, "STATUS=%s", line);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	uint64_t now = qs_now_ms();
+	double secs = (double)(now - S.window_start_ms) / 1e3;
+	if (secs > 0) {
+		S.acked_rate = (double)S.acked / secs;
+		S.rejected_rate = (double)S.rejected / secs;
+		S.have_rate = true;
+	}
+	S.acked = S.rejected = 0;
+	S.window_start_ms = now;
+	qs_status_notify();
+}
+
+int qs_status_init(const struct qs_config *cfg, struct qs_procs *p, struct event_base *base,
+		   const unsigned *restarts)
+{
+	static const struct timeval second = {1, 0};
+	S.cfg = cfg;
+	S.procs = p;
+	S.restarts = restarts;
+	S.window_start_ms = qs_now_ms();
+	S.tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	return S.tick && event_add(S.tick, &second) == 0 ? 0 : -1;
+}
+
+void qs_status_free(void)
+{
+	if (S.tick)
+		event_free(S.tick);
+	S.tick = NULL;
+}
