@@ -128,7 +128,7 @@ static void report(struct acc *a)
 		return;
 	a->report_mono = now;
 	struct qs_ctl_status st = {.acked = a->n_acked, .rejected = a->n_rejected, .connections = a->nconns};
-	qs_ctl_report(a->cfg->ctl_fd, QS_ROLE_ACCEPTOR, a->cfg->slot, a->cfg->generation, &st);
+	qs_ctl_report(a->cfg->ctl_fd, QS_ROLE_ACCEPTOR, a->cfg->slot, a->cfg->generation, &st, NULL);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -53,7 +53,8 @@ static void usage(void)
 	printf("Usage: quicstashd [options]\n"
 	       "QUIC log ingestion server: JSON events in over QUIC, out to Logstash.\n\n"
 	       "  -s, --server-addr ADDR      UDP address to listen on (127.0.0.1:4433; [::1]:4433)\n"
-	       "  -l, --logstash-addr ADDR    Logstash tcp/json_lines input (127.0.0.1:5000),\n"
+	       "  -l, --logstash-addr ADDR    Logstash tcp/json_lines input (127.0.0.1:5000); a\n"
+	       "                              list A,B,... (up to 8) fails over to the next;\n"
 	       "                              or file:PATH to append events to a local file\n"
 	       "      --logstash-timeout S    reconnect when Logstash does not accept a connection,\n"
 	       "                              or TCP-acknowledge data or keepalives, within S s (30)\n"
@@ -287,6 +288,43 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 	return -1;
 }
 
+/* --logstash-addr A,B,...: each resolved; all TCP (file: stands alone). */
+static int parse_logstash_list(struct qs_config *cfg)
+{
+	char err[512], list[sizeof(cfg->logstash_text)];
+	memcpy(list, cfg->logstash_text, sizeof(list));
+	cfg->logstash_count = 0;
+	char *save = NULL;
+	for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		unsigned i = cfg->logstash_count;
+		if (i == QS_MAX_LOGSTASH) {
+			fprintf(stderr, "quicstashd: --logstash-addr: at most %d addresses\n", QS_MAX_LOGSTASH);
+			return -1;
+		}
+		while (*item == ' ')
+			item++;
+		if (!strncmp(item, "file:", 5)) {
+			fprintf(stderr, "quicstashd: --logstash-addr '%s': file: output takes no other address\n", item);
+			return -1;
+		}
+		if (strlen(item) >= sizeof(cfg->logstash_name[i]) ||
+		    qs_addr_parse(item, &cfg->logstash_addr[i], err, sizeof(err))) {
+			fprintf(stderr, "quicstashd: --logstash-addr %s\n",
+				strlen(item) >= sizeof(cfg->logstash_name[i]) ? "address too long" : err);
+			return -1;
+		}
+		snprintf(cfg->logstash_name[i], sizeof(cfg->logstash_name[i]), "%s", item);
+		cfg->logstash_count++;
+	}
+	size_t len = strlen(cfg->logstash_text);
+	if (!cfg->logstash_count || cfg->logstash_text[0] == ',' || cfg->logstash_text[len - 1] == ',' ||
+	    strstr(cfg->logstash_text, ",,")) {
+		fprintf(stderr, "quicstashd: --logstash-addr '%s': empty address in the list\n", cfg->logstash_text);
+		return -1;
+	}
+	return 0;
+}
+
 /* Resolves the address options once all options are known. */
 static int resolve(struct qs_config *cfg)
 {
@@ -299,8 +337,7 @@ static int resolve(struct qs_config *cfg)
 		cfg->output_is_file = true;
 		if (copy_str(cfg->output_path, sizeof(cfg->output_path), cfg->logstash_text + 5, "--logstash-addr file:"))
 			return -1;
-	} else if (qs_addr_parse(cfg->logstash_text, &cfg->logstash_addr, err, sizeof(err))) {
-		fprintf(stderr, "quicstashd: --logstash-addr %s\n", err);
+	} else if (parse_logstash_list(cfg) < 0) {
 		return -1;
 	}
 	if (cfg->repair && !cfg->check_spool) {

@@ -19,6 +19,8 @@ enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 /* Size of the --secret-path file: the key material behind stateless-reset,
  * Retry and NEW_TOKEN tokens, shared by every acceptor and every restart. */
 #define QS_SECRET_LEN 32
+/* Logstash addresses in one --logstash-addr list (failover). */
+#define QS_MAX_LOGSTASH 8
 /* Upper bound for --max-message-size: keeps every size in u32 and IPC batches sane. */
 #define QS_MAX_MESSAGE_LIMIT (64u * 1024 * 1024)
 
@@ -29,7 +31,9 @@ struct qs_config {
 	char logstash_text[4096];
 	bool output_is_file;       /* -l file:PATH */
 	char output_path[4096];    /* when output_is_file */
-	struct qs_addr logstash_addr;
+	struct qs_addr logstash_addr[QS_MAX_LOGSTASH]; /* -l A,B,...: the next is tried when one fails */
+	char logstash_name[QS_MAX_LOGSTASH][300];      /* each as written, for the log */
+	unsigned logstash_count;
 	unsigned logstash_timeout_s; /* connect, and TCP-unacknowledged data or keepalives, limit */
 	unsigned max_connections;
 	char cert_path[4096];

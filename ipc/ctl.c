@@ -1,6 +1,7 @@
 #include "ipc/ctl.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -29,7 +30,8 @@ int qs_ctl_recv(int fd, struct qs_ctl_msg *m)
 	return 0;
 }
 
-void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, const struct qs_ctl_status *st)
+void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, const struct qs_ctl_status *st,
+		   const char *text)
 {
 	struct qs_ctl_msg m;
 	memset(&m, 0, sizeof(m));
@@ -38,5 +40,7 @@ void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, co
 	m.slot = slot;
 	m.generation = generation;
 	m.st = *st;
+	if (text)
+		snprintf(m.text, sizeof(m.text), "%s", text);
 	(void)qs_ctl_send(fd, &m);
 }

@@ -27,6 +27,7 @@ struct qs_ctl_status {
 	uint32_t output_up;   /* shipper: connected to Logstash, or the output file open */
 	uint32_t accepting;   /* shipper: 0 while it refuses events (spool full, write error) */
 };
+/* With QS_CTL_STATUS, qs_ctl_msg.text is the shipper's output in use ("logstash HOST:PORT"). */
 
 struct qs_ctl_msg {
 	uint32_t type;
@@ -40,7 +41,9 @@ struct qs_ctl_msg {
 /* Non-blocking send/receive of one message; 0 ok, -1 error/EOF, 1 nothing (EAGAIN). */
 int qs_ctl_send(int fd, const struct qs_ctl_msg *m);
 int qs_ctl_recv(int fd, struct qs_ctl_msg *m);
-/* Sends QS_CTL_STATUS; a report that cannot go now is skipped (the next follows). */
-void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, const struct qs_ctl_status *st);
+/* Sends QS_CTL_STATUS (text: a name for it, or NULL); a report that cannot go
+ * now is skipped (the next follows). */
+void qs_ctl_report(int fd, uint32_t role, uint32_t slot, uint32_t generation, const struct qs_ctl_status *st,
+		   const char *text);
 
 #endif

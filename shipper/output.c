@@ -68,22 +68,34 @@ static void close_fd(struct qs_output *o)
 	o->fd = -1;
 }
 
-/* Gives up on the current connection or file and retries with backoff,
- * resending from the cursor (what was fully written before stays shipped). */
+/* Gives up on the current connection or file and tries the next address of
+ * the list: at once while this outage has not yet tried every one, else
+ * after a backoff. Resends from the cursor (what was fully written before
+ * stays shipped). Each address's first failure in an outage is logged. */
 static void fail(struct qs_output *o, const char *what, int err)
 {
-	if (!o->down_logged)
+	const struct qs_config *cfg = o->cfg;
+	unsigned n = cfg->output_is_file ? 1 : cfg->logstash_count, bit = 1u << o->addr;
+	if (!(o->down_logged & bit) && n > 1)
+		qs_warn("output %s: %s: %s; trying %s next", o->name, what, strerror(err),
+			cfg->logstash_name[(o->addr + 1) % n]);
+	else if (!(o->down_logged & bit))
 		qs_warn("output %s: %s: %s; retrying every %u..%u ms", o->name, what, strerror(err),
 			BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-	o->down_logged = true;
+	o->down_logged |= bit;
 	close_fd(o);
 	o->state = QS_OUT_DOWN;
 	/* Resend everything that had not settled: Logstash may never have read it. */
 	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
-	struct timeval tv = {o->backoff_ms / 1000, (o->backoff_ms % 1000) * 1000};
+	o->addr = (o->addr + 1) % n;
+	unsigned delay = BACKOFF_MIN_MS;
+	if (++o->failures % n == 0) { /* every address failed once more */
+		delay = o->backoff_ms;
+		o->backoff_ms = o->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : o->backoff_ms * 2;
+	}
+	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 	evtimer_add(o->retry_ev, &tv);
-	o->backoff_ms = o->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : o->backoff_ms * 2;
 }
 
 static ssize_t write_iov(struct qs_output *o, struct iovec *iov, int n)
@@ -144,7 +156,8 @@ static void up(struct qs_output *o)
 	o->backoff_ms = BACKOFF_MIN_MS;
 	if (o->down_logged || !o->cfg->output_is_file)
 		qs_info("output %s: connected, shipping from the cursor", o->name);
-	o->down_logged = false;
+	o->down_logged = 0;
+	o->failures = 0;
 	o->unanswered_since_ms = 0;
 	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
@@ -238,7 +251,9 @@ static void start(struct qs_output *o)
 		o->rev = event_new(o->base, -1, 0, on_readable, o);
 		return up(o);
 	}
-	const struct sockaddr *sa = (const struct sockaddr *)&o->cfg->logstash_addr.ss;
+	const struct qs_addr *addr = &o->cfg->logstash_addr[o->addr];
+	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
+	snprintf(o->name, sizeof(o->name), "logstash %s", o->cfg->logstash_name[o->addr]);
 	o->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (o->fd < 0)
 		return fail(o, "socket", errno);
@@ -246,7 +261,7 @@ static void start(struct qs_output *o)
 	o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, on_readable, o);
 	keepalive(o);
 	o->state = QS_OUT_CONNECTING;
-	if (connect(o->fd, sa, o->cfg->logstash_addr.len) == 0)
+	if (connect(o->fd, sa, addr->len) == 0)
 		return up(o);
 	if (errno != EINPROGRESS)
 		return fail(o, "connect failed", errno);
@@ -284,7 +299,7 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	if (cfg->output_is_file)
 		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
 	else
-		snprintf(o->name, sizeof(o->name), "logstash %s", cfg->logstash_text);
+		snprintf(o->name, sizeof(o->name), "logstash %s", cfg->logstash_name[0]);
 	qs_reader_init(&o->rd, spool->cursor);
 	o->retry_ev = evtimer_new(base, on_retry, o);
 	o->run_ev = event_new(base, -1, 0, on_run, o);

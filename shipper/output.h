@@ -30,8 +30,10 @@ struct qs_output {
 	struct event *wev, *rev, *retry_ev, *run_ev, *settle_ev;
 	struct qs_settle settle; /* TCP: written bytes waiting to count as taken */
 	unsigned backoff_ms;
+	unsigned addr;     /* TCP: index of the --logstash-addr entry in use */
+	unsigned failures; /* since the last connection: every n-th one backs off */
 	uint64_t unanswered_since_ms; /* first tick with retransmissions or probes unanswered, 0: none */
-	bool down_logged;
+	unsigned down_logged; /* bit per address: its failure was logged in this outage */
 	bool dirty; /* file output: written since the last sync */
 	uint64_t offered; /* commits shipped from the shipper's memory, not read back */
 	bool frozen;      /* a stop is coming: ship nothing after limit */

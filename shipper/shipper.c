@@ -285,7 +285,7 @@ static void report(struct shipper *sh)
 	struct qs_ctl_status st = {.backlog = qs_spool_backlog(&sh->spool), .spool_bytes = sh->spool.total,
 				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state == QS_OUT_UP,
 				   .accepting = !sh->refusing};
-	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st);
+	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st, sh->out.name);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)

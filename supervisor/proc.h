@@ -34,6 +34,7 @@ struct qs_child {
 	struct event *restart_ev;
 	struct qs_ctl_status st; /* the current process's last report (status.h) */
 	unsigned st_gen;         /* generation that sent it */
+	char st_text[sizeof(((struct qs_ctl_msg *)0)->text)];
 	bool have_st;
 };
 

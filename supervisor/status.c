@@ -27,6 +27,7 @@ void qs_status_report(struct qs_child *c, const struct qs_ctl_msg *m)
 	S.acked += m->st.acked - (prev && prev->acked <= m->st.acked ? prev->acked : 0);
 	S.rejected += m->st.rejected - (prev && prev->rejected <= m->st.rejected ? prev->rejected : 0);
 	c->st = m->st;
+	memcpy(c->st_text, m->text, sizeof(c->st_text));
 	c->st_gen = m->generation;
 	c->have_st = true;
 }
@@ -64,15 +65,21 @@ __attribute__((format(printf, 4, 5))) static void add(char *buf, size_t len, siz
 		*off += (size_t)n;
 }
 
-static void format_output(char *buf, size_t len, size_t *off, const struct qs_ctl_status *sh)
+static void format_output(char *buf, size_t len, size_t *off, const struct qs_child *c)
 {
-	const struct qs_config *cfg = S.cfg;
+	const struct qs_ctl_status *sh = &c->st;
+	const char *name = strncmp(c->st_text, "logstash ", 9) ? "" : c->st_text + 9;
 	char backlog[32], spool[32], limit[32];
 	human_bytes(backlog, sizeof(backlog), sh->backlog);
 	human_bytes(spool, sizeof(spool), sh->spool_bytes);
 	human_bytes(limit, sizeof(limit), sh->spool_limit);
-	add(buf, len, off, "; %s %s, backlog %s", cfg->output_is_file ? "output file" : "Logstash",
-	    sh->output_up ? "up" : "DOWN", backlog);
+	if (S.cfg->output_is_file)
+		add(buf, len, off, "; output file %s", sh->output_up ? "open" : "DOWN");
+	else if (S.cfg->logstash_count > 1 && sh->output_up)
+		add(buf, len, off, "; Logstash up at %s", name);
+	else
+		add(buf, len, off, "; Logstash %s", sh->output_up ? "up" : "DOWN");
+	add(buf, len, off, ", backlog %s", backlog);
 	if (!sh->accepting)
 		add(buf, len, off, "; NOT ACCEPTING events (spool %s of %s): clients held back", spool, limit);
 }
@@ -82,7 +89,7 @@ void qs_status_format(char *buf, size_t len)
 	struct qs_procs *p = S.procs;
 	size_t off = 0;
 	uint64_t conns = 0;
-	const struct qs_ctl_status *sh = NULL;
+	const struct qs_child *sh = NULL;
 	for (unsigned i = 0; i < p->n; i++) {
 		struct qs_child *c = &p->child[i];
 		if (!c->pid || !c->have_st)
@@ -90,7 +97,7 @@ void qs_status_format(char *buf, size_t len)
 		if (c->role == QS_ROLE_ACCEPTOR)
 			conns += c->st.connections;
 		else if (c->role == QS_ROLE_SHIPPER)
-			sh = &c->st;
+			sh = c;
 	}
 	add(buf, len, &off, "%u acceptors, %u parsers, %u shipper running", qs_procs_running(p, QS_ROLE_ACCEPTOR),
 	    qs_procs_running(p, QS_ROLE_PARSER), qs_procs_running(p, QS_ROLE_SHIPPER));
