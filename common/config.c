@@ -12,7 +12,7 @@
 enum {
 	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
-	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
+	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
 
 static const struct option long_opts[] = {
@@ -36,6 +36,7 @@ static const struct option long_opts[] = {
 	{"user", required_argument, NULL, OPT_USER},
 	{"retry", required_argument, NULL, OPT_RETRY},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE},
+	{"stats-interval", required_argument, NULL, OPT_STATS},
 	{"check-spool", required_argument, NULL, OPT_CHECK},
 	{"repair", no_argument, NULL, OPT_REPAIR},
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -72,6 +73,8 @@ static void usage(void)
 	       "      --max-message-size N    largest accepted frame, suffixes K M (1M)\n"
 	       "      --idle-timeout S        QUIC idle timeout in seconds (60)\n"
 	       "      --retry MODE            QUIC Retry: auto, always, never (auto)\n"
+	       "      --stats-interval S      log the status line and the events counted since\n"
+	       "                              the last one every S seconds (300; 0: never)\n"
 	       "      --runtime-dir DIR       private directory for IPC sockets (a fresh one)\n"
 	       "      --user NAME             unprivileged user for the children (nobody)\n"
 	       "      --config FILE           read options from FILE (name = value lines, long\n"
@@ -172,6 +175,7 @@ static void set_defaults(struct qs_config *cfg)
 	snprintf(cfg->user, sizeof(cfg->user), "nobody");
 	cfg->retry = QS_RETRY_AUTO;
 	cfg->idle_timeout_s = 60;
+	cfg->stats_interval_s = 300;
 	cfg->role = QS_ROLE_SUPERVISOR;
 	cfg->ctl_fd = -1;
 }
@@ -246,6 +250,11 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		if (parse_u64(arg, 3600, &v, false) || v == 0)
 			return bad("idle-timeout", arg, "expected 1..3600 seconds");
 		cfg->idle_timeout_s = (unsigned)v;
+		return 0;
+	case OPT_STATS:
+		if (parse_u64(arg, 86400, &v, false))
+			return bad("stats-interval", arg, "expected 0..86400 seconds");
+		cfg->stats_interval_s = (unsigned)v;
 		return 0;
 	case OPT_RUNTIME: return copy_str(cfg->runtime_dir, sizeof(cfg->runtime_dir), arg, "--runtime-dir");
 	case OPT_USER: return copy_str(cfg->user, sizeof(cfg->user), arg, "--user");

@@ -50,6 +50,7 @@ struct qs_config {
 	char user[64];              /* unprivileged user for children */
 	enum qs_retry retry;
 	unsigned idle_timeout_s;
+	unsigned stats_interval_s;  /* a stats line in the log this often; 0: never */
 
 	char config_path[4096];     /* --config FILE, re-read on SIGHUP */
 

@@ -12,6 +12,7 @@
 #include "supervisor/proc.h"
 #include "supervisor/secret.h"
 #include "supervisor/sockets.h"
+#include "supervisor/status.h"
 #include "supervisor/steer.h"
 #include "ipc/zsock.h"
 
@@ -59,6 +60,7 @@ static bool validate(void)
 		qs_err("reload: the secret is unusable; the running generation stays");
 		return false;
 	}
+	qs_status_configure(&cfg);
 	return true;
 }
 

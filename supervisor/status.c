@@ -8,9 +8,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/config.h"
+#include "common/log.h"
 
 static struct {
-	const struct qs_config *cfg;
+	bool output_is_file;
+	unsigned logstash_count, interval_s;
+	uint64_t log_start_ms, log_acked, log_rejected; /* since the last stats line */
 	struct qs_procs *procs;
 	const unsigned *restarts;
 	struct event *tick;
@@ -73,9 +76,9 @@ static void format_output(char *buf, size_t len, size_t *off, const struct qs_ch
 	human_bytes(backlog, sizeof(backlog), sh->backlog);
 	human_bytes(spool, sizeof(spool), sh->spool_bytes);
 	human_bytes(limit, sizeof(limit), sh->spool_limit);
-	if (S.cfg->output_is_file)
+	if (S.output_is_file)
 		add(buf, len, off, "; output file %s", sh->output_up ? "open" : "DOWN");
-	else if (S.cfg->logstash_count > 1 && sh->output_up)
+	else if (S.logstash_count > 1 && sh->output_up)
 		add(buf, len, off, "; Logstash up at %s", name);
 	else
 		add(buf, len, off, "; Logstash %s", sh->output_up ? "up" : "DOWN");
@@ -119,6 +122,21 @@ void qs_status_notify(void)
 	sd_notifyf(0, "STATUS=%s", line);
 }
 
+static void log_stats(uint64_t now)
+{
+	S.log_acked += S.acked;
+	S.log_rejected += S.rejected;
+	if (!S.interval_s || now - S.log_start_ms < S.interval_s * 1000ull)
+		return;
+	char line[512];
+	qs_status_format(line, sizeof(line));
+	double secs = (double)(now - S.log_start_ms) / 1e3;
+	qs_info("stats, last %.0f s: %" PRIu64 " events acknowledged (%.0f/s), %" PRIu64 " rejected; now %s", secs,
+		S.log_acked, (double)S.log_acked / secs, S.log_rejected, line);
+	S.log_acked = S.log_rejected = 0;
+	S.log_start_ms = now;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -131,19 +149,27 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		S.rejected_rate = (double)S.rejected / secs;
 		S.have_rate = true;
 	}
+	log_stats(now);
 	S.acked = S.rejected = 0;
 	S.window_start_ms = now;
 	qs_status_notify();
+}
+
+void qs_status_configure(const struct qs_config *cfg)
+{
+	S.output_is_file = cfg->output_is_file;
+	S.logstash_count = cfg->logstash_count;
+	S.interval_s = cfg->stats_interval_s;
 }
 
 int qs_status_init(const struct qs_config *cfg, struct qs_procs *p, struct event_base *base,
 		   const unsigned *restarts)
 {
 	static const struct timeval second = {1, 0};
-	S.cfg = cfg;
+	qs_status_configure(cfg);
 	S.procs = p;
 	S.restarts = restarts;
-	S.window_start_ms = qs_now_ms();
+	S.window_start_ms = S.log_start_ms = qs_now_ms();
 	S.tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
 	return S.tick && event_add(S.tick, &second) == 0 ? 0 : -1;
 }

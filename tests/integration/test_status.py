@@ -6,7 +6,9 @@ the spool is full. Read from the NOTIFY_SOCKET the test listens on, against real
      connections, a rate near the target, Logstash DOWN and a backlog that grows;
   2. malformed events: a rejection rate appears;
   3. more events than the spool holds: NOT ACCEPTING;
-  4. Logstash comes up: everything arrives, the line says up, backlog 0 B, accepting again.
+  4. Logstash comes up: everything arrives, the line says up, backlog 0 B, accepting again;
+  5. the stats lines in the log (--stats-interval 2) add up to exactly the events acknowledged and
+     rejected.
 """
 import os
 import re
@@ -93,7 +95,7 @@ def phase_rejects(server):
 def run():
     q.need_binaries("quicstashd", "quicstash-bench", "quicstash-send")
     recv = q.Receiver()  # not started: Logstash is down
-    server = q.Server(recv, extra=["--spool-max-bytes", "2M"], name="status")
+    server = q.Server(recv, extra=["--spool-max-bytes", "2M", "--stats-interval", "2"], name="status")
     server.start()
     corpus = os.path.join(server.dir, "corpus.jsonl")
     q.write_lines(corpus, q.gen_events(RATE * 4))
@@ -120,6 +122,14 @@ def run():
     line = wait_status(server, lambda s: s["logstash"] == "up" and s["backlog"] == 0 and not s["full"],
                        q.tmo(10), since, "with Logstash up, backlog 0 B and accepting")
     log("drained: %s" % line)
+
+    time.sleep(5)  # two more stats lines: every report counted
+    counted = re.findall(r"stats, last \d+ s: (\d+) events acknowledged \([0-9]+/s\), (\d+) rejected; now ",
+                         server.log())
+    acked, rejected = sum(int(a) for a, r in counted), sum(int(r) for a, r in counted)
+    check((acked, rejected) == (n + len(more), 50), "the stats lines count %d acknowledged and %d rejected, "
+          "expected %d and 50 (%d lines)" % (acked, rejected, n + len(more), len(counted)))
+    log("%d stats lines add up to %d acknowledged, %d rejected" % (len(counted), acked, rejected))
     server.stop()
     return "connections, rate, rejections, Logstash down/up, backlog and a full spool all shown in STATUS="
 
