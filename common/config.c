@@ -12,13 +12,17 @@
 enum {
 	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
-	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
+	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_LS_TLS, OPT_LS_CA, OPT_LS_CERT, OPT_LS_KEY, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
 	{"logstash-addr", required_argument, NULL, 'l'},
 	{"logstash-timeout", required_argument, NULL, OPT_LS_TIMEOUT},
+	{"logstash-tls", no_argument, NULL, OPT_LS_TLS},
+	{"logstash-ca", required_argument, NULL, OPT_LS_CA},
+	{"logstash-cert", required_argument, NULL, OPT_LS_CERT},
+	{"logstash-key", required_argument, NULL, OPT_LS_KEY},
 	{"max-connections", required_argument, NULL, 'm'},
 	{"cert-path", required_argument, NULL, 'c'},
 	{"key-path", required_argument, NULL, OPT_KEY},
@@ -59,6 +63,12 @@ static void usage(void)
 	       "                              or file:PATH to append events to a local file\n"
 	       "      --logstash-timeout S    reconnect when Logstash does not accept a connection,\n"
 	       "                              or TCP-acknowledge data or keepalives, within S s (30)\n"
+	       "      --logstash-tls          TLS to Logstash (its tcp input with ssl_enable)\n"
+	       "      --logstash-ca FILE      PEM CA bundle Logstash's certificate must chain to\n"
+	       "                              (the system's trust store); its name is checked\n"
+	       "                              against the host of each --logstash-addr entry\n"
+	       "      --logstash-cert FILE    PEM client certificate for Logstash, with\n"
+	       "      --logstash-key FILE     its PEM private key\n"
 	       "  -m, --max-connections N     concurrent QUIC connections (10000)\n"
 	       "  -c, --cert-path FILE        certificate, PEM or DER (server_cert.der);\n"
 	       "                              generated self-signed when missing\n"
@@ -211,6 +221,10 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 			return bad("logstash-timeout", arg, "expected 1..3600 seconds");
 		cfg->logstash_timeout_s = (unsigned)v;
 		return 0;
+	case OPT_LS_TLS: cfg->logstash_tls = true; return 0;
+	case OPT_LS_CA: return copy_str(cfg->logstash_ca, sizeof(cfg->logstash_ca), arg, "--logstash-ca");
+	case OPT_LS_CERT: return copy_str(cfg->logstash_cert, sizeof(cfg->logstash_cert), arg, "--logstash-cert");
+	case OPT_LS_KEY: return copy_str(cfg->logstash_key, sizeof(cfg->logstash_key), arg, "--logstash-key");
 	case 'm':
 		if (parse_u64(arg, 1000000, &v, false) || v == 0)
 			return bad("max-connections", arg, "expected 1..1000000");
@@ -334,6 +348,21 @@ static int parse_logstash_list(struct qs_config *cfg)
 	return 0;
 }
 
+/* The TLS options only make sense together: never plain TCP by a typo. */
+static int check_tls_options(const struct qs_config *cfg)
+{
+	const char *why = NULL;
+	if (!cfg->logstash_tls && (cfg->logstash_ca[0] || cfg->logstash_cert[0] || cfg->logstash_key[0]))
+		why = "--logstash-ca, --logstash-cert and --logstash-key need --logstash-tls";
+	else if (cfg->logstash_tls && cfg->output_is_file)
+		why = "--logstash-tls: the output is a file (--logstash-addr file:...)";
+	else if (!cfg->logstash_cert[0] != !cfg->logstash_key[0])
+		why = "--logstash-cert and --logstash-key go together";
+	if (why)
+		fprintf(stderr, "quicstashd: %s\n", why);
+	return why ? -1 : 0;
+}
+
 /* Resolves the address options once all options are known. */
 static int resolve(struct qs_config *cfg)
 {
@@ -349,6 +378,8 @@ static int resolve(struct qs_config *cfg)
 	} else if (parse_logstash_list(cfg) < 0) {
 		return -1;
 	}
+	if (check_tls_options(cfg) < 0)
+		return -1;
 	if (cfg->repair && !cfg->check_spool) {
 		fprintf(stderr, "quicstashd: --repair goes with --check-spool DIR\n");
 		return -1;

@@ -35,6 +35,10 @@ struct qs_config {
 	char logstash_name[QS_MAX_LOGSTASH][300];      /* each as written, for the log */
 	unsigned logstash_count;
 	unsigned logstash_timeout_s; /* connect, and TCP-unacknowledged data or keepalives, limit */
+	bool logstash_tls;             /* json_lines over TLS (Logstash tcp input with ssl_enable) */
+	char logstash_ca[4096];        /* PEM CA bundle to trust; empty: the system's */
+	char logstash_cert[4096];      /* PEM client certificate and key, or empty */
+	char logstash_key[4096];
 	unsigned max_connections;
 	char cert_path[4096];
 	char key_path[4096];

@@ -66,3 +66,27 @@ int qs_tls_load_pair(gnutls_certificate_credentials_t cred, const char *cert_pat
 	gnutls_free(crts);
 	return rc;
 }
+
+int qs_tls_client_creds(gnutls_certificate_credentials_t *out, const char *ca, const char *cert_path,
+			const char *key_path, char *err, size_t errlen)
+{
+	gnutls_certificate_credentials_t cred;
+	if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = ca && *ca ? gnutls_certificate_set_x509_trust_file(cred, ca, GNUTLS_X509_FMT_PEM)
+			   : gnutls_certificate_set_x509_system_trust(cred);
+	if (rc <= 0) {
+		snprintf(err, errlen, "%s%s: %s", ca && *ca ? "CA file " : "the system trust store", ca && *ca ? ca : "",
+			 rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
+		gnutls_certificate_free_credentials(cred);
+		return -1;
+	}
+	if (cert_path && *cert_path && qs_tls_load_pair(cred, cert_path, key_path, err, errlen) < 0) {
+		gnutls_certificate_free_credentials(cred);
+		return -1;
+	}
+	*out = cred;
+	return 0;
+}

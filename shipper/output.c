@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -17,12 +18,19 @@
 #include "common/log.h"
 #include "ipc/child.h"
 #include "shipper/spool.h"
+#include "shipper/tls_out.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WRITE_BUDGET (8u * 1024 * 1024) /* bytes per loop pass, so the loop stays responsive */
 #define MAX_IOV 512
 #define SETTLE_TICK_MS 100
+#define TLS_CHUNK 16384 /* one TLS record of plaintext */
+/* A connection that lasted this long was healthy: its end starts a new
+ * outage (first failures logged, backoff from the minimum). One that fails
+ * sooner (a Logstash that takes the connection and then refuses us, as when
+ * it requires a client certificate) keeps backing off. */
+#define HEALTHY_MS 2000
 
 /* Records up to pos are fully written (n more bytes went out): a file has
  * taken them; a TCP peer has not yet (settle.h). */
@@ -60,6 +68,11 @@ static void start(struct qs_output *o);
 
 static void close_fd(struct qs_output *o)
 {
+	qs_tls_conn_free(o->tls);
+	o->tls = NULL;
+	o->tls_pending = false;
+	if (o->estab_ev)
+		evtimer_del(o->estab_ev);
 	if (o->wev) event_free(o->wev);
 	if (o->rev) event_free(o->rev);
 	o->wev = o->rev = NULL;
@@ -76,12 +89,21 @@ static void fail(struct qs_output *o, const char *what, int err)
 {
 	const struct qs_config *cfg = o->cfg;
 	unsigned n = cfg->output_is_file ? 1 : cfg->logstash_count, bit = 1u << o->addr;
-	if (!(o->down_logged & bit) && n > 1)
-		qs_warn("output %s: %s: %s; trying %s next", o->name, what, strerror(err),
+	if (o->state == QS_OUT_UP && qs_now_ns() / 1000000 - o->up_since_ms >= HEALTHY_MS) {
+		o->down_logged = 0;
+		o->failures = 0;
+		o->backoff_ms = BACKOFF_MIN_MS;
+	}
+	/* Losing a connection is always told (its "connected" was); failing to
+	 * make one only the first time in an outage. */
+	bool tell = !(o->down_logged & bit) || o->state == QS_OUT_UP;
+	const char *sep = err ? ": " : "", *why = err ? strerror(err) : "";
+	if (tell && n > 1)
+		qs_warn("output %s: %s%s%s; trying %s next", o->name, what, sep, why,
 			cfg->logstash_name[(o->addr + 1) % n]);
-	else if (!(o->down_logged & bit))
-		qs_warn("output %s: %s: %s; retrying every %u..%u ms", o->name, what, strerror(err),
-			BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	else if (tell)
+		qs_warn("output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why, BACKOFF_MIN_MS,
+			BACKOFF_MAX_MS);
 	o->down_logged |= bit;
 	close_fd(o);
 	o->state = QS_OUT_DOWN;
@@ -106,6 +128,33 @@ static ssize_t write_iov(struct qs_output *o, struct iovec *iov, int n)
 	return sendmsg(o->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* TLS: the records' plaintext is gathered into one buffer, which must be
+ * offered again unchanged after EAGAIN (GnuTLS keeps the sealed record). */
+static ssize_t write_tls(struct qs_output *o, const struct iovec *iov, int n)
+{
+	if (!o->tls_pending) {
+		o->tls_len = 0;
+		for (int i = 0; i < n && o->tls_len < TLS_CHUNK; i++) {
+			size_t k = iov[i].iov_len < TLS_CHUNK - o->tls_len ? iov[i].iov_len : TLS_CHUNK - o->tls_len;
+			memcpy(o->tls_buf + o->tls_len, iov[i].iov_base, k);
+			o->tls_len += k;
+		}
+	}
+	ssize_t w = qs_tls_send(o->tls, o->tls_buf, o->tls_len);
+	o->tls_pending = w < 0 && errno == EAGAIN;
+	return w;
+}
+
+/* Bytes put on the wire by the last write: what TCP will acknowledge. */
+static size_t on_wire(struct qs_output *o, size_t w)
+{
+	if (!o->tls)
+		return w;
+	uint64_t now = qs_tls_wire_bytes(o->tls), d = now - o->wire_mark;
+	o->wire_mark = now;
+	return (size_t)d;
+}
+
 static bool past_limit(const struct qs_output *o)
 {
 	return o->frozen && !qs_pos_after(o->limit, qs_reader_done(&o->rd));
@@ -127,15 +176,20 @@ static void run(struct qs_output *o)
 			return;
 		struct iovec iov[MAX_IOV];
 		int n = qs_reader_iov(&o->rd, iov, MAX_IOV);
-		ssize_t w = write_iov(o, iov, n);
+		ssize_t w = o->tls ? write_tls(o, iov, n) : write_iov(o, iov, n);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
 			event_add(o->wev, NULL);
 			return;
 		}
+		if (w < 0 && o->tls) {
+			char why[160];
+			snprintf(why, sizeof(why), "TLS write failed: %s", qs_tls_last_error(o->tls));
+			return fail(o, why, 0);
+		}
 		if (w < 0)
 			return fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
-		written(o, (size_t)w, qs_reader_done(&o->rd));
+		written(o, on_wire(o, (size_t)w), qs_reader_done(&o->rd));
 		o->dirty = true;
 		done += (size_t)w;
 	}
@@ -153,11 +207,13 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
 static void up(struct qs_output *o)
 {
 	o->state = QS_OUT_UP;
-	o->backoff_ms = BACKOFF_MIN_MS;
+	o->up_since_ms = qs_now_ns() / 1000000;
 	if (o->down_logged || !o->cfg->output_is_file)
-		qs_info("output %s: connected, shipping from the cursor", o->name);
-	o->down_logged = 0;
-	o->failures = 0;
+		qs_info("output %s: connected%s, shipping from the cursor", o->name,
+			o->tls ? " (TLS, certificate verified)" : "");
+	if (o->estab_ev)
+		evtimer_del(o->estab_ev);
+	o->wire_mark = o->tls ? qs_tls_wire_bytes(o->tls) : 0;
 	o->unanswered_since_ms = 0;
 	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
@@ -165,20 +221,72 @@ static void up(struct qs_output *o)
 	run(o);
 }
 
+/* The host part of "host:port" or "[v6]:port", for the certificate check. */
+static void host_of(const char *name, char *host, size_t len)
+{
+	const char *colon = strrchr(name, ':');
+	size_t n = colon ? (size_t)(colon - name) : strlen(name);
+	if (name[0] == '[' && n >= 2 && name[n - 1] == ']') {
+		name++;
+		n -= 2;
+	}
+	snprintf(host, len, "%.*s", (int)n, name);
+}
+
+static void handshake(struct qs_output *o)
+{
+	char err[512];
+	int rc = qs_tls_handshake(o->tls, err, sizeof(err));
+	if (rc < 0)
+		return fail(o, err, 0);
+	if (rc == 0)
+		return up(o);
+	if (qs_tls_wants_write(o->tls))
+		event_add(o->wev, NULL);
+}
+
+/* TCP is up: ship, or first shake hands. */
+static void connected(struct qs_output *o)
+{
+	if (!o->tls_creds)
+		return up(o);
+	char host[300], err[512];
+	host_of(o->cfg->logstash_name[o->addr], host, sizeof(host));
+	o->tls = qs_tls_conn_new(o->tls_creds, o->fd, host, err, sizeof(err));
+	if (!o->tls)
+		return fail(o, err, 0);
+	o->state = QS_OUT_HANDSHAKE;
+	event_add(o->rev, NULL);
+	handshake(o);
+}
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
+	(void)what;
 	struct qs_output *o = arg;
 	if (o->state == QS_OUT_CONNECTING) {
-		if (what & EV_TIMEOUT)
-			return fail(o, "connect timed out", ETIMEDOUT);
 		int err = 0;
 		socklen_t len = sizeof(err);
 		getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err)
 			return fail(o, "connect failed", err);
-		return up(o);
+		return connected(o);
 	}
+	if (o->state == QS_OUT_HANDSHAKE)
+		return handshake(o);
 	run(o);
+}
+
+/* Connecting and the TLS handshake together must finish in --logstash-timeout. */
+static void on_establish_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct qs_output *o = arg;
+	if (o->state == QS_OUT_CONNECTING)
+		fail(o, "connect timed out", ETIMEDOUT);
+	else if (o->state == QS_OUT_HANDSHAKE)
+		fail(o, "TLS handshake timed out", ETIMEDOUT);
 }
 
 /* Logstash never sends anything: readable means closed, reset, or timed out
@@ -187,6 +295,19 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct qs_output *o = arg;
+	if (o->state == QS_OUT_HANDSHAKE)
+		return handshake(o);
+	if (o->tls) {
+		int rc = qs_tls_drain(o->tls);
+		if (rc == 0)
+			fail(o, "connection closed by peer (TLS close)", 0);
+		else if (rc < 0) {
+			char why[160];
+			snprintf(why, sizeof(why), "connection lost: TLS: %s", qs_tls_last_error(o->tls));
+			fail(o, why, 0);
+		}
+		return;
+	}
 	char buf[512];
 	ssize_t n = recv((int)fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
@@ -261,12 +382,13 @@ static void start(struct qs_output *o)
 	o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, on_readable, o);
 	keepalive(o);
 	o->state = QS_OUT_CONNECTING;
+	struct timeval limit = {o->cfg->logstash_timeout_s, 0};
+	evtimer_add(o->estab_ev, &limit);
 	if (connect(o->fd, sa, addr->len) == 0)
-		return up(o);
+		return connected(o);
 	if (errno != EINPROGRESS)
 		return fail(o, "connect failed", errno);
-	struct timeval limit = {o->cfg->logstash_timeout_s, 0};
-	event_add(o->wev, &limit);
+	event_add(o->wev, NULL);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -286,10 +408,22 @@ int qs_output_open_file(const struct qs_config *cfg)
 	return fd;
 }
 
+struct qs_tls_creds *qs_output_tls_load(const struct qs_config *cfg)
+{
+	if (!cfg->logstash_tls)
+		return NULL;
+	char err[8400];
+	struct qs_tls_creds *cr = qs_tls_creds_load(cfg, err, sizeof(err));
+	if (!cr)
+		qs_err("output: %s", err);
+	return cr;
+}
+
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool, int file_fd)
+		   struct qs_spool *spool, int file_fd, struct qs_tls_creds *tls_creds)
 {
 	memset(o, 0, sizeof(*o));
+	o->tls_creds = tls_creds;
 	o->file_fd = file_fd;
 	o->cfg = cfg;
 	o->base = base;
@@ -304,7 +438,9 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	o->retry_ev = evtimer_new(base, on_retry, o);
 	o->run_ev = event_new(base, -1, 0, on_run, o);
 	o->settle_ev = event_new(base, -1, EV_PERSIST, on_settle, o);
-	if (!o->retry_ev || !o->run_ev || !o->settle_ev)
+	o->estab_ev = evtimer_new(base, on_establish_timeout, o);
+	o->tls_buf = tls_creds ? malloc(TLS_CHUNK) : NULL;
+	if (!o->retry_ev || !o->run_ev || !o->settle_ev || !o->estab_ev || (tls_creds && !o->tls_buf))
 		return -1;
 	struct timeval tick = {0, SETTLE_TICK_MS * 1000};
 	event_add(o->settle_ev, &tick);
@@ -350,6 +486,8 @@ int qs_output_sync(struct qs_output *o)
 
 void qs_output_free(struct qs_output *o)
 {
+	if (o->state == QS_OUT_UP)
+		qs_tls_bye(o->tls);
 	close_fd(o);
 	if (o->base && o->file_fd >= 0) /* only once qs_output_init owned it */
 		close(o->file_fd);
@@ -357,6 +495,12 @@ void qs_output_free(struct qs_output *o)
 	if (o->retry_ev) event_free(o->retry_ev);
 	if (o->run_ev) event_free(o->run_ev);
 	if (o->settle_ev) event_free(o->settle_ev);
+	if (o->estab_ev) event_free(o->estab_ev);
+	o->estab_ev = NULL;
+	free(o->tls_buf);
+	o->tls_buf = NULL;
+	qs_tls_creds_free(o->tls_creds);
+	o->tls_creds = NULL;
 	qs_reader_free(&o->rd);
 	o->retry_ev = o->run_ev = o->settle_ev = NULL;
 }

@@ -14,10 +14,12 @@
 
 struct qs_config;
 struct qs_spool;
+struct qs_tls_creds;
+struct qs_tls_conn;
 struct event_base;
 struct event;
 
-enum qs_out_state { QS_OUT_DOWN = 0, QS_OUT_CONNECTING, QS_OUT_UP };
+enum qs_out_state { QS_OUT_DOWN = 0, QS_OUT_CONNECTING, QS_OUT_HANDSHAKE, QS_OUT_UP };
 
 struct qs_output {
 	const struct qs_config *cfg;
@@ -28,10 +30,18 @@ struct qs_output {
 	int file_fd; /* file output: opened once before the shipper drops privileges */
 	enum qs_out_state state;
 	struct event *wev, *rev, *retry_ev, *run_ev, *settle_ev;
+	struct event *estab_ev; /* connect plus TLS handshake deadline */
+	struct qs_tls_creds *tls_creds; /* --logstash-tls; NULL: plain TCP */
+	struct qs_tls_conn *tls;        /* the session on fd */
+	uint8_t *tls_buf;               /* plaintext of the record being sent */
+	size_t tls_len;
+	bool tls_pending;               /* tls_buf must be offered again (EAGAIN) */
+	uint64_t wire_mark;             /* session's wire bytes already counted as written */
 	struct qs_settle settle; /* TCP: written bytes waiting to count as taken */
 	unsigned backoff_ms;
 	unsigned addr;     /* TCP: index of the --logstash-addr entry in use */
-	unsigned failures; /* since the last connection: every n-th one backs off */
+	unsigned failures; /* since the last healthy connection: every n-th one backs off */
+	uint64_t up_since_ms;
 	uint64_t unanswered_since_ms; /* first tick with retransmissions or probes unanswered, 0: none */
 	unsigned down_logged; /* bit per address: its failure was logged in this outage */
 	bool dirty; /* file output: written since the last sync */
@@ -45,8 +55,12 @@ struct qs_output {
  * confines itself). Returns the descriptor, -1 on error (logged), or -2 for
  * TCP output. */
 int qs_output_open_file(const struct qs_config *cfg);
+/* --logstash-tls: the credentials, read before the shipper confines itself
+ * (NULL: no TLS, or an error, logged; cfg->logstash_tls tells which). */
+struct qs_tls_creds *qs_output_tls_load(const struct qs_config *cfg);
+/* Takes file_fd and tls_creds (may be NULL) over. */
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool, int file_fd);
+		   struct qs_spool *spool, int file_fd, struct qs_tls_creds *tls_creds);
 /* New records were committed: ship them when possible. buf[0..len) are
  * those records as written at pos (see qs_reader_offer). */
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len);

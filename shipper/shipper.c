@@ -32,6 +32,7 @@
 #include "shipper/spool.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
+#include "shipper/tls_out.h"
 
 #define STAGE_MAX (16u * 1024 * 1024)    /* stop reading while this much waits for a commit */
 #define ANSWERS_LIMIT (1u << 20)         /* bytes waiting for an acceptor before answers queue here */
@@ -479,20 +480,22 @@ int shipper_main(const struct qs_config *cfg)
 	 * spool is reached only through this descriptor, the output file through
 	 * its own, and Logstash by the address resolved at start. */
 	int file_fd = qs_output_open_file(cfg);
+	struct qs_tls_creds *tls = qs_output_tls_load(cfg);
 	int spool_fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (spool_fd < 0)
 		qs_err("spool %s: %s", cfg->spool_dir, strerror(errno));
 	const char *ep_dir = cfg->runtime_dir;
-	if (file_fd == -1 || spool_fd < 0 || shipper_sandbox_enter(cfg, &ep_dir) || open_spool(&sh, spool_fd) ||
-	    open_sockets(&sh, ep_dir)) {
+	if (file_fd == -1 || (cfg->logstash_tls && !tls) || spool_fd < 0 || shipper_sandbox_enter(cfg, &ep_dir) ||
+	    open_spool(&sh, spool_fd) || open_sockets(&sh, ep_dir)) {
 		if (file_fd >= 0)
 			close(file_fd);
+		qs_tls_creds_free(tls);
 		cleanup(&sh);
 		return 1;
 	}
 	make_events(&sh);
 	if (qs_syncer_init(&sh.sync, sh.child.base, on_synced, &sh) ||
-	    qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd) || shipper_seccomp()) {
+	    qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd, tls) || shipper_seccomp()) {
 		cleanup(&sh);
 		return 1;
 	}

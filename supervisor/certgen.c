@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "common/tlsfiles.h"
 
@@ -166,5 +167,19 @@ int qs_cert_ensure(const char *cert_path, const char *key_path)
 			gnutls_x509_crt_deinit(crts[i]);
 		gnutls_free(crts);
 	}
+	return 0;
+}
+
+int qs_output_tls_check(const struct qs_config *cfg)
+{
+	if (!cfg->logstash_tls)
+		return 0;
+	gnutls_certificate_credentials_t cred;
+	char err[8400];
+	if (qs_tls_client_creds(&cred, cfg->logstash_ca, cfg->logstash_cert, cfg->logstash_key, err, sizeof(err)) < 0) {
+		qs_err("--logstash-tls: %s", err);
+		return -1;
+	}
+	gnutls_certificate_free_credentials(cred);
 	return 0;
 }

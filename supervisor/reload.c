@@ -60,6 +60,10 @@ static bool validate(void)
 		qs_err("reload: the secret is unusable; the running generation stays");
 		return false;
 	}
+	if (qs_output_tls_check(&cfg) < 0) {
+		qs_err("reload: the Logstash TLS files are unusable; the running generation stays");
+		return false;
+	}
 	qs_status_configure(&cfg);
 	return true;
 }

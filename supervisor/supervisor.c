@@ -281,7 +281,8 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	S.cfg = cfg;
 	S.clean = true;
 	umask(027);
-	if (qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0 || qs_secret_ensure(cfg->secret_path) < 0)
+	if (qs_output_tls_check(cfg) < 0 || qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0 ||
+	    qs_secret_ensure(cfg->secret_path) < 0)
 		return 1;
 	unsigned acceptors = cfg->acceptors;
 	int urc = qs_udp_open(cfg, udp_fds, acceptors);

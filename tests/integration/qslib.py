@@ -23,6 +23,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -264,9 +265,12 @@ def client_view(ev, original):
 
 class Receiver:
     """A TCP server on 127.0.0.1:port collecting newline-delimited lines from any number of
-    connections (a stand-in for Logstash's tcp input with the json_lines codec)."""
+    connections (a stand-in for Logstash's tcp input with the json_lines codec).
+    tls: an ssl.SSLContext (server side, see server_tls_context()) makes it speak TLS, as Logstash's
+    tcp input with ssl_enable => true: each connection's handshake runs in its own thread, and a
+    failed one only ends that connection (counted in tls_failures, reason in tls_last_error)."""
 
-    def __init__(self, port=None, slow=False, host="127.0.0.1", netns=None, rcvbuf=None):
+    def __init__(self, port=None, slow=False, host="127.0.0.1", netns=None, rcvbuf=None, tls=None):
         self.host = host
         self.netns = netns       # a NetNs: listen inside it (at its peer address)
         self.port = port or (5000 if netns else free_port("tcp", host))
@@ -281,6 +285,9 @@ class Receiver:
         self.counts = collections.Counter()  # event "n" -> times seen
         self.events = []         # parsed events (dicts), in arrival order
         self.connections_total = 0
+        self.tls = tls
+        self.tls_failures = 0    # connections whose TLS handshake failed (not those cut by stop())
+        self.tls_last_error = None
         self._listener = None
         self._conns = set()
         self._threads = []
@@ -383,6 +390,10 @@ class Receiver:
             self._threads.append(t)
 
     def _conn_loop(self, c):
+        if self.tls is not None:
+            c = self._tls_accept(c)
+            if c is None:
+                return
         buf = b""
         try:
             while True:
@@ -411,6 +422,40 @@ class Receiver:
                 c.close()
             except OSError:
                 pass
+
+    def _tls_accept(self, c):
+        """The server side of the TLS handshake on the accepted connection c. Returns the TLS
+        socket, or None when the handshake failed (counted, the connection closed)."""
+        s = None
+        try:
+            with self.lock:
+                # No handshake inside wrap_socket: the TLS socket must take c's place in _conns
+                # (wrapping detaches c) before the handshake blocks, so that stop() can cut it.
+                # Under the lock, stop() either finds s in _conns or has already cleared _running.
+                s = self.tls.wrap_socket(c, server_side=True, do_handshake_on_connect=False)
+                self._conns.discard(c)
+                self._conns.add(s)
+                if not self._running:
+                    raise OSError("receiver stopped")
+            # a peer that never completes its handshake must not hold the thread for ever
+            s.settimeout(tmo(10))
+            s.do_handshake()
+            s.settimeout(None)
+            return s
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            with self.lock:
+                self._conns.discard(c)
+                self._conns.discard(s)
+                if self._running:  # a handshake cut short by stop() is no TLS failure
+                    self.tls_failures += 1
+                    self.tls_last_error = str(e) or type(e).__name__
+            for x in (s, c):
+                try:
+                    if x is not None:
+                        x.close()
+                except OSError:
+                    pass
+            return None
 
     def _add(self, lines):
         parsed = []
@@ -466,6 +511,68 @@ class Receiver:
         if not missing and quiet:
             time.sleep(quiet)
         return missing
+
+
+# ---------------------------------------------------------------- TLS to Logstash
+
+# certtool templates: (signed by, template). Every certificate gets the same short life.
+_PKI = {
+    "ca": (None, 'cn = "quicstash test CA"\nca\ncert_signing_key\n'),
+    # an unrelated CA: trusting it is trusting the wrong CA
+    "other-ca": (None, 'cn = "unrelated test CA"\nca\ncert_signing_key\n'),
+    "server": ("ca", 'cn = "logstash"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
+                     'tls_www_server\nsigning_key\nencryption_key\n'),
+    # signed by the right CA, but for another name: 127.0.0.1 must not match it
+    "wrong-name": ("ca", 'cn = "elsewhere.example"\ndns_name = "elsewhere.example"\n'
+                         'tls_www_server\nsigning_key\nencryption_key\n'),
+    "client": ("ca", 'cn = "quicstash shipper"\ntls_www_client\nsigning_key\n'),
+}
+
+
+def make_pki(d):
+    """Certificates for TLS to Logstash, made with GnuTLS's certtool (gnutls-bin; Skip without it)
+    in directory d. Returns {file name: path} for NAME.pem and NAME.key, NAME in:
+      ca          the CA that signs the others
+      server      Logstash's certificate: IP 127.0.0.1 and DNS localhost
+      wrong-name  signed by ca, only for DNS elsewhere.example
+      client      a client certificate (tls_www_client) for a Logstash that requires one
+      other-ca    an unrelated self-signed CA
+    Keys are ECDSA P-256 (instant to generate; certtool leaves out encryption_key, meaningless
+    for an EC key)."""
+    if not shutil.which("certtool"):
+        raise Skip("certtool (gnutls-bin) is not installed")
+    os.makedirs(d, exist_ok=True)
+
+    def certtool(*args):
+        p = subprocess.run(["certtool", "--no-text"] + list(args), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        check(p.returncode == 0, "certtool %s: exit %d\n%s"
+              % (" ".join(args), p.returncode, p.stdout.decode("utf-8", "replace")[-1000:]))
+
+    out = {}
+    for name, (signer, template) in _PKI.items():  # the CAs come first
+        key, pem, tmpl = (os.path.join(d, name + ext) for ext in (".key", ".pem", ".tmpl"))
+        with open(tmpl, "w") as f:
+            f.write(template + "expiration_days = 30\n")
+        certtool("--generate-privkey", "--key-type", "ecdsa", "--curve", "secp256r1", "--outfile", key)
+        if signer is None:
+            certtool("--generate-self-signed", "--load-privkey", key, "--template", tmpl, "--outfile", pem)
+        else:
+            certtool("--generate-certificate", "--load-privkey", key, "--template", tmpl, "--outfile", pem,
+                     "--load-ca-certificate", out[signer + ".pem"], "--load-ca-privkey", out[signer + ".key"])
+        out[name + ".pem"], out[name + ".key"] = pem, key
+    return out
+
+
+def server_tls_context(pki, cert="server", require_client=False):
+    """A server-side ssl.SSLContext for Receiver(tls=...) presenting pki's CERT.pem/CERT.key; with
+    require_client, a client certificate signed by pki's ca.pem is required."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki[cert + ".pem"], pki[cert + ".key"])
+    if require_client:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=pki["ca.pem"])
+    return ctx
 
 
 class NetNs:
@@ -885,6 +992,29 @@ def send(server, lines=None, extra_args=(), timeout=None, ack_log=None, cert=Non
 
 
 SUMMARY_RE = re.compile(r"sent\s+(\d+)\s+acked\s+(\d+)\s+rejected\s+(\d+)")
+
+
+def send_acked(server, lines, what):
+    """q.send, which must be acknowledged in full: acks come once events are durable in the
+    spool, whether or not Logstash takes them."""
+    rc, out, err = send(server, lines, timeout=tmo(120), client_timeout=int(tmo(60)))
+    check(rc == 0 and summary(err) == (len(lines), len(lines), 0),
+          "%s: quicstash-send exit %r, summary %r (expected every event acknowledged);\n%s\nserver log:\n%s"
+          % (what, rc, summary(err), err[-800:], server.log_tail()))
+
+
+def arrived(receivers, numbers, timeout):
+    """Waits until every number arrived at one of the receivers; returns the missing ones."""
+    numbers = set(numbers)
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = set()
+        for r in receivers:
+            seen |= {n for n, c in r.seen().items() if c}
+        missing = numbers - seen
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(0.1)
 
 
 def summary(stderr):

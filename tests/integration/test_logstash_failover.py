@@ -17,27 +17,6 @@ import qslib as q
 from qslib import check, log
 
 
-def send_ok(server, lines, what):
-    rc, out, err = q.send(server, lines, timeout=q.tmo(120), client_timeout=int(q.tmo(60)))
-    check(rc == 0 and q.summary(err) == (len(lines), len(lines), 0),
-          "%s: quicstash-send exit %r, summary %r;\n%s\nserver log:\n%s"
-          % (what, rc, q.summary(err), err[-800:], server.log_tail()))
-
-
-def arrived(receivers, numbers, timeout):
-    """Waits until every number arrived at one of the receivers; returns the missing ones."""
-    numbers = set(numbers)
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = set()
-        for r in receivers:
-            seen |= {n for n, c in r.seen().items() if c}
-        missing = numbers - seen
-        if not missing or time.monotonic() > deadline:
-            return missing
-        time.sleep(0.1)
-
-
 def status_names(server, since):
     return [l for m in server.notify_msgs[since:] for l in m.splitlines() if "Logstash up at" in l]
 
@@ -64,7 +43,7 @@ def run():
     server.start()
     n = q.scale(3000)
 
-    send_ok(server, q.gen_events(n), "both up")
+    q.send_acked(server, q.gen_events(n), "both up")
     check(not a.wait_numbers(range(n), q.tmo(30), quiet=0.5), "events missing at A")
     check(b.count() == 0, "B got %d lines while A was up" % b.count())
     log("phase 1: %d events to A, none to B" % n)
@@ -72,8 +51,8 @@ def run():
     since = len(server.notify_msgs)
     a.stop()
     t0 = time.monotonic()
-    send_ok(server, q.gen_events(n, start=n), "A down")
-    missing = arrived([b], range(n, 2 * n), q.tmo(30))
+    q.send_acked(server, q.gen_events(n, start=n), "A down")
+    missing = q.arrived([b], range(n, 2 * n), q.tmo(30))
     check(not missing, "%d events never reached B after A went down; log:\n%s" % (len(missing), server.log_tail()))
     log("phase 2: A down, %d events at B after %.1f s" % (n, time.monotonic() - t0))
     time.sleep(1.5)
@@ -83,20 +62,20 @@ def run():
     server.stop()
     server.start()
     t0 = time.monotonic()
-    send_ok(server, q.gen_events(n, start=2 * n), "restart with A down")
-    missing = arrived([b], range(2 * n, 3 * n), q.tmo(30))
+    q.send_acked(server, q.gen_events(n, start=2 * n), "restart with A down")
+    missing = q.arrived([b], range(2 * n, 3 * n), q.tmo(30))
     took = time.monotonic() - t0
     check(not missing, "%d events missing at B after a restart with A down" % len(missing))
     check(took < q.tmo(5), "%.1f s until the events reached B after a restart with A down" % took)
     log("phase 3: restarted with A down: %d events at B in %.1f s" % (n, took))
 
     b.stop()
-    send_ok(server, q.gen_events(n, start=3 * n), "both down")  # acknowledged from the spool
+    q.send_acked(server, q.gen_events(n, start=3 * n), "both down")  # acknowledged from the spool
     a2 = q.Receiver(port=a.port).start()
-    missing = arrived([a2], range(3 * n, 4 * n), q.tmo(60))
+    missing = q.arrived([a2], range(3 * n, 4 * n), q.tmo(60))
     check(not missing, "%d events sent with both down never reached A when it came back" % len(missing))
     log("phase 4: both down, then A back: all %d events at A" % n)
-    missing = arrived([a, b, a2], range(4 * n), 1)
+    missing = q.arrived([a, b, a2], range(4 * n), 1)
     check(not missing, "%d of %d events lost over the phases" % (len(missing), 4 * n))
     server.stop()
 

@@ -52,18 +52,11 @@ def syn_sent_ports(ns):
     return {line.split()[-2].rsplit(":", 1)[-1] for line in out.splitlines() if line.strip()}
 
 
-def send_ok(server, lines, what):
-    rc, out, err = q.send(server, lines, timeout=q.tmo(120), client_timeout=int(q.tmo(60)))
-    check(rc == 0 and q.summary(err) == (len(lines), len(lines), 0),
-          "%s: quicstash-send exit %r, summary %r (expected every event acknowledged);\n%s\nserver log:\n%s"
-          % (what, rc, q.summary(err), err[-800:], server.log_tail()))
-
-
 def phase_backpressure(server, recv):
     n = q.scale(4000)
     recv.pause()
     since = log_size(server)
-    send_ok(server, q.gen_events(n), "receiver not reading")
+    q.send_acked(server, q.gen_events(n), "receiver not reading")
     time.sleep(3 * TIMEOUT)
     got_before = recv.count()
     recv.resume()
@@ -88,7 +81,7 @@ def phase_crash(server, ns, recv, start):
     recv.abort()  # its reset is dropped with the link down: the connection is forgotten silently
     n = q.scale(2000)
     since = log_size(server)
-    send_ok(server, q.gen_events(n, start=start), "Logstash's host gone")
+    q.send_acked(server, q.gen_events(n, start=start), "Logstash's host gone")
     took = wait_log(server, ["nothing acknowledged for %d s" % TIMEOUT], since, TIMEOUT + q.tmo(6))
     check(took is not None, "the output never gave up the connection to the silent host; log tail:\n%s"
           % server.log_tail())
