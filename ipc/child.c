@@ -43,6 +43,8 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	while ((rc = qs_ctl_recv((int)fd, &m)) == 0)
 		if (m.type == QS_CTL_SHUTDOWN)
 			stop_once(c, false);
+		else if (c->on_msg)
+			c->on_msg(c->arg, &m);
 	if (rc < 0) {
 		qs_warn("control socket closed: the supervisor is gone, exiting");
 		event_del(c->ctl_ev);

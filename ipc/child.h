@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct qs_config;
+struct qs_ctl_msg;
 struct event_base;
 struct event;
 
@@ -24,6 +25,8 @@ struct qs_child {
 	qs_child_stop_fn on_stop;
 	void *arg;
 	bool stop_called;
+	/* Other messages from the supervisor, when set (called with arg). */
+	void (*on_msg)(void *arg, const struct qs_ctl_msg *m);
 };
 
 int qs_child_init(struct qs_child *c, const struct qs_config *cfg, qs_child_stop_fn on_stop, void *arg);

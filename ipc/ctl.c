@@ -23,7 +23,7 @@ int qs_ctl_recv(int fd, struct qs_ctl_msg *m)
 		return (errno == EAGAIN || errno == EINTR) ? 1 : -1;
 	if (n == 0)
 		return -1;
-	if (n != (ssize_t)sizeof(tmp) || tmp.type < QS_CTL_READY || tmp.type > QS_CTL_SHUTDOWN)
+	if (n != (ssize_t)sizeof(tmp) || tmp.type < QS_CTL_READY || tmp.type > QS_CTL_LAST)
 		return 1; /* malformed: dropped */
 	tmp.text[sizeof(tmp.text) - 1] = 0;
 	*m = tmp;

@@ -6,6 +6,7 @@
 #define QS_IPC_CTL_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 enum qs_ctl_type {
 	QS_CTL_READY = 1,      /* child -> sup: serving */
@@ -13,7 +14,10 @@ enum qs_ctl_type {
 	QS_CTL_PEER_RESTART,   /* sup -> acceptors: a parser/shipper (role, slot) was restarted */
 	QS_CTL_DRAIN,          /* sup -> acceptor: stop taking connections, finish, exit */
 	QS_CTL_SHUTDOWN,       /* sup -> child: stop cleanly now */
+	QS_CTL_RESOLVE,        /* shipper -> sup: look text (a configured Logstash host:port) up again */
+	QS_CTL_RESOLVED,       /* sup -> shipper: text resolves to addr (addr_len 0: it did not) */
 };
+#define QS_CTL_LAST QS_CTL_RESOLVED
 
 /* What a child has done since it started (totals) and holds now (gauges), for
  * the service's one-line status; 0 where its role has no such thing. */
@@ -35,7 +39,9 @@ struct qs_ctl_msg {
 	uint32_t slot;
 	uint32_t generation;
 	struct qs_ctl_status st; /* QS_CTL_STATUS */
-	char text[240];
+	struct sockaddr_storage addr; /* QS_CTL_RESOLVED */
+	uint32_t addr_len;
+	char text[320]; /* holds a --logstash-addr entry (300) */
 };
 
 /* Non-blocking send/receive of one message; 0 ok, -1 error/EOF, 1 nothing (EAGAIN). */

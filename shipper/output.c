@@ -10,12 +10,15 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "ipc/ctl.h"
 #include "ipc/child.h"
 #include "shipper/spool.h"
 #include "shipper/tls_out.h"
@@ -81,6 +84,57 @@ static void close_fd(struct qs_output *o)
 	o->fd = -1;
 }
 
+/* The host part of "host:port" or "[v6]:port". */
+static void host_of(const char *name, char *host, size_t len)
+{
+	const char *colon = strrchr(name, ':');
+	size_t n = colon ? (size_t)(colon - name) : strlen(name);
+	if (name[0] == '[' && n >= 2 && name[n - 1] == ']') {
+		name++;
+		n -= 2;
+	}
+	snprintf(host, len, "%.*s", (int)n, name);
+}
+
+/* A Logstash behind a name may move (a load balancer's addresses change, DNS
+ * fails over): before connecting to a named entry again, the output asks the
+ * supervisor to look it up anew, since the chrooted shipper cannot read
+ * /etc. The answer usually arrives within the backoff; until then the last
+ * address is used. */
+static void ask_resolve(struct qs_output *o, unsigned i)
+{
+	char host[300];
+	unsigned char buf[sizeof(struct in6_addr)];
+	host_of(o->cfg->logstash_name[i], host, sizeof(host));
+	if (o->ctl_fd < 0 || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+		return;
+	struct qs_ctl_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = QS_CTL_RESOLVE;
+	m.role = QS_ROLE_SHIPPER;
+	snprintf(m.text, sizeof(m.text), "%s", o->cfg->logstash_name[i]);
+	(void)qs_ctl_send(o->ctl_fd, &m);
+}
+
+void qs_output_resolved(struct qs_output *o, const struct qs_ctl_msg *m)
+{
+	if (m->addr_len == 0 || m->addr_len > sizeof(m->addr))
+		return; /* it did not resolve (the supervisor logged why): keep the last address */
+	for (unsigned i = 0; i < o->cfg->logstash_count; i++) {
+		struct qs_addr *a = &o->addrs[i];
+		if (strcmp(o->cfg->logstash_name[i], m->text) != 0 ||
+		    (a->len == m->addr_len && !memcmp(&a->ss, &m->addr, m->addr_len)))
+			continue;
+		char was[64], now[64];
+		unsigned port;
+		qs_addr_ip_string((const struct sockaddr *)&a->ss, was, sizeof(was), &port);
+		qs_addr_ip_string((const struct sockaddr *)&m->addr, now, sizeof(now), &port);
+		qs_info("output logstash %s: now resolves to %s (was %s)", m->text, now, was);
+		memcpy(&a->ss, &m->addr, m->addr_len);
+		a->len = m->addr_len;
+	}
+}
+
 /* Gives up on the current connection or file and tries the next address of
  * the list: at once while this outage has not yet tried every one, else
  * after a backoff. Resends from the cursor (what was fully written before
@@ -111,6 +165,8 @@ static void fail(struct qs_output *o, const char *what, int err)
 	qs_settle_reset(&o->settle);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	o->addr = (o->addr + 1) % n;
+	if (!cfg->output_is_file)
+		ask_resolve(o, o->addr);
 	unsigned delay = BACKOFF_MIN_MS;
 	if (++o->failures % n == 0) { /* every address failed once more */
 		delay = o->backoff_ms;
@@ -219,18 +275,6 @@ static void up(struct qs_output *o)
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	event_add(o->rev, NULL);
 	run(o);
-}
-
-/* The host part of "host:port" or "[v6]:port", for the certificate check. */
-static void host_of(const char *name, char *host, size_t len)
-{
-	const char *colon = strrchr(name, ':');
-	size_t n = colon ? (size_t)(colon - name) : strlen(name);
-	if (name[0] == '[' && n >= 2 && name[n - 1] == ']') {
-		name++;
-		n -= 2;
-	}
-	snprintf(host, len, "%.*s", (int)n, name);
 }
 
 static void handshake(struct qs_output *o)
@@ -372,7 +416,7 @@ static void start(struct qs_output *o)
 		o->rev = event_new(o->base, -1, 0, on_readable, o);
 		return up(o);
 	}
-	const struct qs_addr *addr = &o->cfg->logstash_addr[o->addr];
+	const struct qs_addr *addr = &o->addrs[o->addr];
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	snprintf(o->name, sizeof(o->name), "logstash %s", o->cfg->logstash_name[o->addr]);
 	o->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -424,6 +468,8 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 {
 	memset(o, 0, sizeof(*o));
 	o->tls_creds = tls_creds;
+	o->ctl_fd = -1;
+	memcpy(o->addrs, cfg->logstash_addr, sizeof(o->addrs));
 	o->file_fd = file_fd;
 	o->cfg = cfg;
 	o->base = base;

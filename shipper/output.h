@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "shipper/reader.h"
 #include "shipper/settle.h"
 
@@ -40,6 +41,9 @@ struct qs_output {
 	struct qs_settle settle; /* TCP: written bytes waiting to count as taken */
 	unsigned backoff_ms;
 	unsigned addr;     /* TCP: index of the --logstash-addr entry in use */
+	struct qs_addr addrs[QS_MAX_LOGSTASH]; /* each entry's address: resolved at start, then again
+						* by the supervisor on request (qs_output_resolved) */
+	int ctl_fd;        /* to ask the supervisor; -1: never ask */
 	unsigned failures; /* since the last healthy connection: every n-th one backs off */
 	uint64_t up_since_ms;
 	uint64_t unanswered_since_ms; /* first tick with retransmissions or probes unanswered, 0: none */
@@ -74,5 +78,9 @@ bool qs_output_caught_up(struct qs_output *o);
  * says they are shipped. */
 int qs_output_sync(struct qs_output *o); /* 0, or -1: do not persist the cursor */
 void qs_output_free(struct qs_output *o);
+/* The supervisor's answer to a QS_CTL_RESOLVE the output sent: the next
+ * connect to that entry goes to the address it resolves to now. */
+struct qs_ctl_msg;
+void qs_output_resolved(struct qs_output *o, const struct qs_ctl_msg *m);
 
 #endif

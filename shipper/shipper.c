@@ -280,6 +280,13 @@ static void on_refuse_retry(evutil_socket_t fd, short what, void *arg)
 		timer_ms(sh->refuse_ev, REFUSE_RETRY_MS);
 }
 
+static void on_ctl_msg(void *arg, const struct qs_ctl_msg *m)
+{
+	struct shipper *sh = arg;
+	if (m->type == QS_CTL_RESOLVED)
+		qs_output_resolved(&sh->out, m);
+}
+
 /* Once a second: the spool and the output, for the service's status line. */
 static void report(struct shipper *sh)
 {
@@ -499,6 +506,8 @@ int shipper_main(const struct qs_config *cfg)
 		cleanup(&sh);
 		return 1;
 	}
+	sh.out.ctl_fd = sh.child.ctl_fd;
+	sh.child.on_msg = on_ctl_msg;
 	qs_child_ready(&sh.child, cfg);
 	send_status(&sh);
 	event_base_dispatch(sh.child.base);

@@ -10,6 +10,7 @@
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
 #include "supervisor/proc.h"
+#include "supervisor/resolve.h"
 #include "supervisor/secret.h"
 #include "supervisor/sockets.h"
 #include "supervisor/status.h"
@@ -65,6 +66,7 @@ static bool validate(void)
 		return false;
 	}
 	qs_status_configure(&cfg);
+	qs_resolve_configure(&cfg);
 	return true;
 }
 

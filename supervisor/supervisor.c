@@ -22,6 +22,7 @@
 #include "supervisor/privs.h"
 #include "supervisor/proc.h"
 #include "supervisor/reload.h"
+#include "supervisor/resolve.h"
 #include "supervisor/rundir.h"
 #include "supervisor/secret.h"
 #include "supervisor/sockets.h"
@@ -101,6 +102,8 @@ static void on_ctl(struct qs_procs *p, struct qs_child *c)
 			on_ready(c);
 		else if (m.type == QS_CTL_STATUS)
 			qs_status_report(c, &m);
+		else if (m.type == QS_CTL_RESOLVE)
+			qs_resolve_request(c, &m);
 	}
 }
 
@@ -313,7 +316,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	S.procs.on_exit = on_exit_child;
 	S.procs.on_old_exit = on_old_exit;
 	qs_reload_init(&S.procs, S.base);
-	if (qs_status_init(cfg, &S.procs, S.base, &S.restarts) < 0)
+	if (qs_status_init(cfg, &S.procs, S.base, &S.restarts) < 0 || qs_resolve_init(cfg, &S.procs, S.base) < 0)
 		return 1;
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
 		cfg->logstash_text, cfg->spool_dir);
@@ -323,6 +326,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	start_watchdog();
 	event_base_dispatch(S.base);
 	qs_status_free();
+	qs_resolve_free();
 	qs_procs_reap(&S.procs);
 	qs_rundir_cleanup(rundir, made_rundir);
 	qs_info("stopped%s", S.clean ? "" : " (some children did not stop cleanly)");

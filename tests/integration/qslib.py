@@ -693,6 +693,7 @@ class Server:
         if self.logstash is None:
             self.logstash = "127.0.0.1:%d" % free_port("tcp")
         self.extra = list(extra)
+        self.wrap = []  # a command that execs the rest (same pid), e.g. to start it in a namespace
         self.dir = workdir or mkdtemp(name)
         self.spool = os.path.join(self.dir, "spool")
         self.cert = os.path.join(self.dir, "cert.der")
@@ -711,8 +712,8 @@ class Server:
         return "%s:%d" % (h, self.udp_port)
 
     def argv(self):
-        return [QUICSTASHD, "-s", self.addr, "-l", self.logstash, "--spool-dir", self.spool, "-c", self.cert,
-                "--key-path", self.key] + self.extra
+        return self.wrap + [QUICSTASHD, "-s", self.addr, "-l", self.logstash, "--spool-dir", self.spool, "-c",
+                            self.cert, "--key-path", self.key] + self.extra
 
     def _notify_reader(self, sock):
         while True:
