@@ -52,7 +52,7 @@ int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errle
 	int rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0 || !res) {
 		snprintf(err, errlen, "'%s': %s", text, gai_strerror(rc));
-		return -1;
+		return -2;
 	}
 	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
 	out->len = res->ai_addrlen;

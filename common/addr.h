@@ -11,7 +11,8 @@ struct qs_addr {
 };
 
 /* Parses "1.2.3.4:port", "[v6]:port" or "name:port" (resolved with getaddrinfo).
- * Returns 0, or -1 with a reason in err. */
+ * Returns 0; -1 with a reason in err when the text is malformed; -2 (reason
+ * in err) when it is well formed but the name does not resolve now. */
 int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errlen);
 
 /* Formats the address as "ip" and stores the port; for event enrichment. */

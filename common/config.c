@@ -330,8 +330,14 @@ static int parse_logstash_list(struct qs_config *cfg)
 			fprintf(stderr, "quicstashd: --logstash-addr '%s': file: output takes no other address\n", item);
 			return -1;
 		}
-		if (strlen(item) >= sizeof(cfg->logstash_name[i]) ||
-		    qs_addr_parse(item, &cfg->logstash_addr[i], err, sizeof(err))) {
+		int rc = strlen(item) >= sizeof(cfg->logstash_name[i]) ? -1
+			 : qs_addr_parse(item, &cfg->logstash_addr[i], err, sizeof(err));
+		if (rc == -2 && cfg->role == QS_ROLE_SUPERVISOR) /* told once, by the supervisor */
+			fprintf(stderr, "quicstashd: --logstash-addr %s; starting anyway, it is looked up again "
+					"before each connect\n", err);
+		if (rc == -2) /* DNS may not be up yet (boot): the shipper asks again (resolve.h) */
+			memset(&cfg->logstash_addr[i], 0, sizeof(cfg->logstash_addr[i]));
+		else if (rc < 0) {
 			fprintf(stderr, "quicstashd: --logstash-addr %s\n",
 				strlen(item) >= sizeof(cfg->logstash_name[i]) ? "address too long" : err);
 			return -1;

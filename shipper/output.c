@@ -129,7 +129,10 @@ void qs_output_resolved(struct qs_output *o, const struct qs_ctl_msg *m)
 		unsigned port;
 		qs_addr_ip_string((const struct sockaddr *)&a->ss, was, sizeof(was), &port);
 		qs_addr_ip_string((const struct sockaddr *)&m->addr, now, sizeof(now), &port);
-		qs_info("output logstash %s: now resolves to %s (was %s)", m->text, now, was);
+		if (a->len)
+			qs_info("output logstash %s: now resolves to %s (was %s)", m->text, now, was);
+		else
+			qs_info("output logstash %s: resolves to %s", m->text, now);
 		memcpy(&a->ss, &m->addr, m->addr_len);
 		a->len = m->addr_len;
 	}
@@ -419,6 +422,8 @@ static void start(struct qs_output *o)
 	const struct qs_addr *addr = &o->addrs[o->addr];
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	snprintf(o->name, sizeof(o->name), "logstash %s", o->cfg->logstash_name[o->addr]);
+	if (addr->len == 0) /* not resolved yet: fail() asks the supervisor */
+		return fail(o, "the name does not resolve (yet)", 0);
 	o->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (o->fd < 0)
 		return fail(o, "socket", errno);

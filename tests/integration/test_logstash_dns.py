@@ -3,6 +3,8 @@
 shipper is chrooted and cannot look names up, so before it connects to a named entry again it asks
 the supervisor, which resolves it anew. quicstashd runs in a private mount namespace whose
 /etc/hosts is a file of the test's ("logstash.test" -> 127.0.0.2, later 127.0.0.3).
+  0. the name does not resolve when quicstashd starts (DNS not up yet at boot): it starts anyway,
+     acknowledges events, and ships them once the name resolves;
   1. events reach the receiver at 127.0.0.2;
   2. the name moves to 127.0.0.3 and the old receiver goes away: the events reach the new one,
      and the log says where the name points now;
@@ -34,8 +36,8 @@ def run():
         raise q.Skip("needs root and util-linux's unshare for a private /etc/hosts")
     d = q.mkdtemp("dns")
     hosts = os.path.join(d, "hosts")
-    open(hosts, "w").close()
-    write_hosts(hosts, "127.0.0.2")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 localhost\n")  # the name does not resolve yet
     port = q.free_port("tcp", "127.0.0.2")
     old = q.Receiver(host="127.0.0.2", port=port).start()
     new = q.Receiver(host="127.0.0.3", port=port)  # not yet listening
@@ -44,10 +46,16 @@ def run():
     server.wrap = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                    'mount --bind "$0" /etc/hosts && exec "$@"', hosts]
     server.start()
+    check("starting anyway" in server.log(), "no word of the unresolvable name at start:\n%s" % server.log_tail())
     n = q.scale(2000)
-    q.send_acked(server, q.gen_events(n), "name at 127.0.0.2")
-    check(not q.arrived([old], range(n), q.tmo(30)), "events missing at 127.0.0.2")
-    log("phase 1: %d events at %s = 127.0.0.2" % (n, NAME))
+    q.send_acked(server, q.gen_events(n), "name not resolving yet")
+    time.sleep(1)
+    check(old.count() == 0, "lines arrived before the name resolved")
+    log("phase 0: started and acknowledged %d events while %s did not resolve" % (n, NAME))
+    write_hosts(hosts, "127.0.0.2")
+    check(not q.arrived([old], range(n), q.tmo(30)), "events missing at 127.0.0.2 once the name resolved; "
+          "log:\n%s" % server.log_tail())
+    log("phase 1: %d events at %s = 127.0.0.2 once it resolved" % (n, NAME))
 
     write_hosts(hosts, "127.0.0.3")
     new.start()
