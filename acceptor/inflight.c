@@ -176,11 +176,10 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 	struct acc_frame *f = &a->pool[idx];
 	f->resolved = true;
 	f->code = code;
-	if (code)
-		a->n_rejected++;
-	else
+	if (!code)
 		a->n_acked++;
 	if (code) {
+		a->n_rejected++;
 		if (reason_len > QS_REASON_MAX)
 			reason_len = QS_REASON_MAX;
 		f->reason = malloc(reason_len + 1);

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errlen)
+/* "host:port" or "[v6]:port": the host into host[256] and where the port
+ * starts; -1 with a reason in err when malformed. */
+static int split_host(const char *text, char host[256], const char **port_out, char *err, size_t errlen)
 {
-	char host[256];
 	const char *port;
-
 	if (text[0] == '[') {
 		const char *close = strchr(text, ']');
 		if (!close || close[1] != ':') {
@@ -19,7 +19,7 @@ int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errle
 			return -1;
 		}
 		size_t hl = (size_t)(close - text - 1);
-		if (hl == 0 || hl >= sizeof(host)) {
+		if (hl == 0 || hl >= 256) {
 			snprintf(err, errlen, "'%s': bad IPv6 address", text);
 			return -1;
 		}
@@ -33,7 +33,7 @@ int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errle
 			return -1;
 		}
 		size_t hl = (size_t)(colon - text);
-		if (hl >= sizeof(host)) {
+		if (hl >= 256) {
 			snprintf(err, errlen, "'%s': host too long", text);
 			return -1;
 		}
@@ -41,6 +41,32 @@ int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errle
 		host[hl] = 0;
 		port = colon + 1;
 	}
+	*port_out = port;
+	return 0;
+}
+
+int qs_addr_host(const char *text, char *host, size_t len)
+{
+	char h[256], err[8];
+	const char *port;
+	if (split_host(text, h, &port, err, sizeof(err)) < 0)
+		return -1;
+	snprintf(host, len, "%s", h);
+	return 0;
+}
+
+bool qs_addr_is_ip(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int qs_addr_parse(const char *text, struct qs_addr *out, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port;
+	if (split_host(text, host, &port, err, errlen) < 0)
+		return -1;
 	char *end;
 	long p = strtol(port, &end, 10);
 	if (*port == 0 || *end != 0 || p < 1 || p > 65535) {

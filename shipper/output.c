@@ -10,7 +10,6 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,18 +83,6 @@ static void close_fd(struct qs_output *o)
 	o->fd = -1;
 }
 
-/* The host part of "host:port" or "[v6]:port". */
-static void host_of(const char *name, char *host, size_t len)
-{
-	const char *colon = strrchr(name, ':');
-	size_t n = colon ? (size_t)(colon - name) : strlen(name);
-	if (name[0] == '[' && n >= 2 && name[n - 1] == ']') {
-		name++;
-		n -= 2;
-	}
-	snprintf(host, len, "%.*s", (int)n, name);
-}
-
 /* A Logstash behind a name may move (a load balancer's addresses change, DNS
  * fails over): before connecting to a named entry again, the output asks the
  * supervisor to look it up anew, since the chrooted shipper cannot read
@@ -103,10 +90,8 @@ static void host_of(const char *name, char *host, size_t len)
  * address is used. */
 static void ask_resolve(struct qs_output *o, unsigned i)
 {
-	char host[300];
-	unsigned char buf[sizeof(struct in6_addr)];
-	host_of(o->cfg->logstash_name[i], host, sizeof(host));
-	if (o->ctl_fd < 0 || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+	char host[256];
+	if (o->ctl_fd < 0 || qs_addr_host(o->cfg->logstash_name[i], host, sizeof(host)) < 0 || qs_addr_is_ip(host))
 		return;
 	struct qs_ctl_msg m;
 	memset(&m, 0, sizeof(m));
@@ -297,8 +282,8 @@ static void connected(struct qs_output *o)
 {
 	if (!o->tls_creds)
 		return up(o);
-	char host[300], err[512];
-	host_of(o->cfg->logstash_name[o->addr], host, sizeof(host));
+	char host[256], err[512];
+	qs_addr_host(o->cfg->logstash_name[o->addr], host, sizeof(host)); /* well formed: parsed at start */
 	o->tls = qs_tls_conn_new(o->tls_creds, o->fd, host, err, sizeof(err));
 	if (!o->tls)
 		return fail(o, err, 0);

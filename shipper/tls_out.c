@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/addr.h"
 #include "common/config.h"
 #include "common/tlsfiles.h"
 
@@ -86,7 +87,7 @@ struct qs_tls_conn *qs_tls_conn_new(struct qs_tls_creds *cr, int fd, const char 
 	c->fd = fd;
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	host = c->host;
-	bool ip = strchr(host, ':') || strspn(host, "0123456789.") == strlen(host);
+	bool ip = qs_addr_is_ip(host); /* no SNI for an address */
 	if ((rc = gnutls_set_default_priority(c->s)) < 0 ||
 	    (rc = gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, cr->cred)) < 0 ||
 	    (!ip && (rc = gnutls_server_name_set(c->s, GNUTLS_NAME_DNS, host, strlen(host))) < 0)) {

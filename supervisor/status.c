@@ -74,8 +74,6 @@ static void format_output(char *buf, size_t len, size_t *off, const struct qs_ch
 	const char *name = strncmp(c->st_text, "logstash ", 9) ? "" : c->st_text + 9;
 	char backlog[32], spool[32], limit[32];
 	human_bytes(backlog, sizeof(backlog), sh->backlog);
-	human_bytes(spool, sizeof(spool), sh->spool_bytes);
-	human_bytes(limit, sizeof(limit), sh->spool_limit);
 	if (S.output_is_file)
 		add(buf, len, off, "; output file %s", sh->output_up ? "open" : "DOWN");
 	else if (S.logstash_count > 1 && sh->output_up)
@@ -83,8 +81,11 @@ static void format_output(char *buf, size_t len, size_t *off, const struct qs_ch
 	else
 		add(buf, len, off, "; Logstash %s", sh->output_up ? "up" : "DOWN");
 	add(buf, len, off, ", backlog %s", backlog);
-	if (!sh->accepting)
-		add(buf, len, off, "; NOT ACCEPTING events (spool %s of %s): clients held back", spool, limit);
+	if (sh->accepting)
+		return;
+	human_bytes(spool, sizeof(spool), sh->spool_bytes);
+	human_bytes(limit, sizeof(limit), sh->spool_limit);
+	add(buf, len, off, "; NOT ACCEPTING events (spool %s of %s): clients held back", spool, limit);
 }
 
 void qs_status_format(char *buf, size_t len)

@@ -45,11 +45,6 @@ struct sup {
 
 static struct sup S;
 
-static void notify_status(void)
-{
-	qs_status_notify();
-}
-
 /* A parser or the shipper is gone: the frames it held are lost, so the
  * acceptors must re-send what is unresolved. Every acceptor, the previous
  * generation's too while a reload overlaps them: those still wait for the
@@ -89,7 +84,7 @@ static void on_ready(struct qs_child *c)
 		sd_notify(0, "READY=1");
 	}
 	qs_reload_child_ready(c);
-	notify_status();
+	qs_status_notify();
 }
 
 static void on_ctl(struct qs_procs *p, struct qs_child *c)
@@ -142,7 +137,7 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 	S.restarts++;
 	qs_warn("%s %u %s", qs_role_name(c->role), c->slot, how);
 	qs_proc_schedule_restart(p, c);
-	notify_status();
+	qs_status_notify();
 }
 
 /* The previous process of a reloaded entry finished (reload overlap). */
