@@ -30,6 +30,9 @@ struct qs_chan_in;
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)
 #define ACC_SHUTDOWN_WAIT_NS (5ull * 1000000000)
 #define ACC_NONE (-1)
+/* The largest QUIC packet taken (longer ones are dropped), and so the
+ * max_udp_payload_size we announce: a client's PMTU probes stop there. */
+#define ACC_MAX_PKT 2048
 
 /* One chunk of a stream's send data; chunks never move, because ngtcp2 keeps
  * pointers into them until the peer acknowledges the bytes. */

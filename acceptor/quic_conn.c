@@ -197,6 +197,7 @@ static void set_params(struct acc *a, ngtcp2_transport_params *tp, const ngtcp2_
 	tp->initial_max_data = a->conn_window;
 	tp->max_idle_timeout = (uint64_t)a->cfg->idle_timeout_s * NGTCP2_SECONDS;
 	tp->active_connection_id_limit = 7;
+	tp->max_udp_payload_size = ACC_MAX_PKT;
 	tp->stateless_reset_token_present = 1;
 	tp->original_dcid = retry_odcid ? *retry_odcid : hd->dcid;
 	tp->original_dcid_present = 1;

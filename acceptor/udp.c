@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,7 +17,6 @@
 #define ACC_RX_BATCH 64
 #define ACC_RX_BUF 65536    /* a UDP GRO datagram: many packets of one sender, at most 64 KiB */
 #define ACC_RX_CTL 64       /* room for the UDP_GRO cmsg (an int) */
-#define ACC_MAX_PKT 2048    /* longer QUIC packets (none of ours) are dropped */
 #define ACC_RX_ROUNDS 16    /* recvmmsg calls per wake-up, so other events get their turn */
 
 /* 4 MiB of address space; pages are only touched as far as datagrams reach. */
@@ -25,6 +25,21 @@ static union {
 	char buf[ACC_RX_CTL];
 	struct cmsghdr align;
 } rx_ctl[ACC_RX_BATCH];
+
+/* RFC 9000, 14: QUIC datagrams are never fragmented. With the DF bit set a
+ * packet too large for the path is lost (or refused here with EMSGSIZE:
+ * acc_udp_flush skips it), which is what PMTU discovery's probes rely on;
+ * without it the kernel sends IP fragments, a probe "succeeds", and every
+ * later packet travels in pieces that a lossy path loses twice as often.
+ * Both levels for an IPv6 socket: it also carries IPv4-mapped peers. */
+static void set_dont_fragment(int fd, int family)
+{
+	int v4 = IP_PMTUDISC_DO, v6 = IPV6_PMTUDISC_DO;
+	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6)) != 0)
+		qs_warn("IPV6_MTU_DISCOVER: %s (large packets may be fragmented)", strerror(errno));
+	if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4)) != 0 && family == AF_INET)
+		qs_warn("IP_MTU_DISCOVER: %s (large packets may be fragmented)", strerror(errno));
+}
 
 /* The segment size of a datagram the kernel coalesced (UDP GRO), or 0. */
 static size_t gro_size(struct msghdr *mh)
@@ -112,6 +127,7 @@ int acc_udp_init(struct acc *a)
 	int on = 1;
 	if (setsockopt(a->udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) != 0)
 		qs_debug("UDP_GRO: %s (datagrams arrive one by one)", strerror(errno));
+	set_dont_fragment(a->udp_fd, a->local.ss_family);
 	int fl = fcntl(a->udp_fd, F_GETFL);
 	fcntl(a->udp_fd, F_SETFL, fl | O_NONBLOCK);
 	fcntl(a->udp_fd, F_SETFD, FD_CLOEXEC);

@@ -385,6 +385,7 @@ struct worker {
 	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed_conns;
 	uint64_t acked_bytes, sent_bytes;
 	uint64_t first_send_ns, last_ack_ns;
+	size_t max_payload; /* the largest UDP payload a connection sent at the end (PMTU discovery) */
 	uint64_t last_progress_ns; /* last ack or rejection (or the start) */
 	bool stalled;
 	struct qs_hist hist;
@@ -682,6 +683,10 @@ static void *worker_main(void *arg)
 		}
 		event_del(w->tick_ev);
 	}
+	for (unsigned i = 0; i < w->nconns; i++) {
+		size_t m = qs_client_path_max_payload(w->conns[i].cl);
+		w->max_payload = m > w->max_payload ? m : w->max_payload;
+	}
 	close_all(w);
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -810,6 +815,7 @@ struct totals {
 	struct qs_hist h, lag, warm;
 	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed, unresolved, errors;
 	uint64_t sent_bytes, acked_bytes;
+	size_t max_payload;
 	double elapsed, eps, mbps, cpu;
 	double lat_us[4], lat_max, lat_mean, lag_us[4], warm_us[2], warm_max;
 	const char *first_error;
@@ -827,6 +833,7 @@ static void merge(struct totals *r, const struct worker *ws, unsigned T)
 		qs_hist_merge(&r->h, &w->hist);
 		qs_hist_merge(&r->lag, &w->lag);
 		qs_hist_merge(&r->warm, &w->warm);
+		r->max_payload = w->max_payload > r->max_payload ? w->max_payload : r->max_payload;
 		r->sent += w->sent;
 		r->acked += w->acked;
 		r->rejected += w->rejected;
@@ -895,6 +902,7 @@ static void print_json(const struct totals *r, unsigned T)
 	       r->lag_us[0], r->lag_us[1], r->lag_us[2], r->lag_us[3], r->lag.count);
 	printf("\"warmup_s\":%.3f,\"warmup_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"count\":%" PRIu64
 	       "},", O.warmup, r->warm_us[0], r->warm_us[1], r->warm_max, r->warm.count);
+	printf("\"max_udp_payload\":%zu,", r->max_payload);
 	printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", r->cpu, interrupted ? "true" : "false");
 	json_str(stdout, r->first_error);
 	printf("}\n");
@@ -923,6 +931,7 @@ static void print_text(const struct totals *r, unsigned T)
 		printf("  warm-up (events due in the first %.2f s, not above): %" PRIu64 " events, ack latency (us) "
 		       "p50 %.0f  p99 %.0f  max %.0f\n", O.warmup, r->warm.count, r->warm_us[0], r->warm_us[1],
 		       r->warm_max);
+	printf("  packets   UDP payload up to %zu bytes (path MTU discovery)\n", r->max_payload);
 	printf("  client CPU %.2f s\n", r->cpu);
 }
 

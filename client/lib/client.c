@@ -225,6 +225,11 @@ bool qs_client_connected(const struct qs_client *c)
 	return c->handshake_done;
 }
 
+size_t qs_client_path_max_payload(const struct qs_client *c)
+{
+	return c->conn && c->handshake_done ? ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn) : 0;
+}
+
 void qs_client_session_hex(const struct qs_client *c, char out[2 * QS_SESSION_ID_LEN + 1])
 {
 	for (int i = 0; i < QS_SESSION_ID_LEN; i++)

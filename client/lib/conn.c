@@ -1,6 +1,7 @@
 /* One QUIC connection: the UDP socket, the ngtcp2 connection and its callbacks. */
 #include <errno.h>
 #include <gnutls/crypto.h>
+#include <netinet/in.h>
 #include <netinet/udp.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stdarg.h>
@@ -122,6 +123,20 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 	return ((struct qs_client *)ref->user_data)->conn;
 }
 
+/* RFC 9000, 14: never IP fragments. With DF set, a packet larger than the
+ * path allows is lost (or refused with EMSGSIZE, io.c drops it), so ngtcp2's
+ * PMTU probes find the real size; without it the kernel would fragment the
+ * probe, it would arrive, and every later packet would go in two pieces (a
+ * VPN's 1400-byte MTU), lost twice as often on a lossy path. */
+static void set_dont_fragment(int fd, int family)
+{
+	int v4 = IP_PMTUDISC_DO, v6 = IPV6_PMTUDISC_DO;
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6));
+	else
+		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4));
+}
+
 static int open_socket(struct qs_client *c)
 {
 	c->fd = socket(c->remote.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -130,6 +145,7 @@ static int open_socket(struct qs_client *c)
 	int sz = 4 << 20; /* room for bursts of acks and answers */
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	set_dont_fragment(c->fd, c->remote.ss.ss_family);
 	/* A kernel without UDP GSO (< 4.18) could ignore the UDP_SEGMENT cmsg and
 	 * send one oversized datagram: ask first (io.c also gives up on errors). */
 	int gso;

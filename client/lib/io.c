@@ -56,6 +56,8 @@ void qs_io_read_cb(evutil_socket_t fd, short what, void *arg)
 		socklen_t fromlen = sizeof(from);
 		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
 		if (n < 0) {
+			if (errno == EMSGSIZE)
+				continue; /* an ICMP "too big" for a PMTU probe: the probe is lost, no more */
 			if (errno == ECONNREFUSED)
 				qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused",
 					       c->opts.server_addr);
@@ -161,7 +163,9 @@ static ngtcp2_ssize write_one(struct qs_client *c, ngtcp2_path *path, ngtcp2_pkt
 }
 
 /* Reports a failed send: fatal unless the kernel only had no room (EAGAIN:
- * the packets are lost as on the network, QUIC retransmits them). */
+ * the packets are lost as on the network, QUIC retransmits them). EMSGSIZE
+ * for packets of a size discovery had found means the path shrank: the
+ * connection fails and its successor starts again from 1200 bytes. */
 static int send_failed(struct qs_client *c)
 {
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -246,9 +250,13 @@ static int add_pkt(struct qs_client *c, struct batch *b, size_t n, size_t path_m
 		memmove(c->txbuf, c->txbuf + at, n);
 	}
 	if (n > path_max) {
-		/* a PMTU probe goes alone: as a segment size it could exceed the
-		 * route's MTU, and the kernel would refuse the whole batch (EINVAL) */
-		return send_pkts(c, c->txbuf, n, n);
+		/* A PMTU probe goes alone: as a segment size it could exceed the
+		 * route's MTU, and the kernel would refuse the whole batch. One the
+		 * route cannot carry is refused (EMSGSIZE, DF set): a lost probe,
+		 * which is how ngtcp2 learns the size is too large. */
+		if (send(c->fd, c->txbuf, n, 0) < 0 && errno != EMSGSIZE)
+			return send_failed(c);
+		return 0;
 	}
 	if (b->len == 0)
 		b->gso = n;

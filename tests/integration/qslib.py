@@ -591,6 +591,8 @@ class NetNs:
         net = random.randrange(1, 16000) * 4
         self.host_ip = "10.213.%d.%d" % (net // 256, net % 256 + 1)
         self.peer_ip = "10.213.%d.%d" % (net // 256, net % 256 + 2)
+        self.host_ip6 = "fd51:7a5:%x::1" % net   # ULA /64s, no duplicate detection (usable at once)
+        self.peer_ip6 = "fd51:7a5:%x::2" % net
         at_cleanup(self.remove)
         try:
             self._ip("netns", "add", self.name)
@@ -598,6 +600,8 @@ class NetNs:
             self._ip("addr", "add", self.host_ip + "/30", "dev", self.here)
             self._ip("link", "set", self.here, "up")
             self._ip("addr", "add", self.peer_ip + "/30", "dev", self.there, ns=True)
+            self._ip("-6", "addr", "add", self.host_ip6 + "/64", "dev", self.here, "nodad")
+            self._ip("-6", "addr", "add", self.peer_ip6 + "/64", "dev", self.there, "nodad", ns=True)
             self._ip("link", "set", self.there, "up", ns=True)
             self._ip("link", "set", "lo", "up", ns=True)
             # A fixed neighbour entry: the far host stays "resolved" when its link goes down, as
@@ -611,6 +615,27 @@ class NetNs:
     def _ip(self, *args, ns=False):
         cmd = ["ip"] + (["netns", "exec", self.name, "ip"] if ns else []) + list(args)
         subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+    def mtu(self, n):
+        """Sets both ends of the link to an MTU of n bytes (a tunnel's, a VPN's)."""
+        self._ip("link", "set", self.here, "mtu", str(n))
+        self._ip("link", "set", self.there, "mtu", str(n), ns=True)
+
+    def snmp(self, inside):
+        """The IP counters (/proc/net/snmp and snmp6) of the namespace (inside) or of this one."""
+        out = {}
+        for path in ("/proc/net/snmp", "/proc/net/snmp6"):
+            text = subprocess.run(["ip", "netns", "exec", self.name, "cat", path], check=True, capture_output=True,
+                                  text=True, timeout=30).stdout if inside else open(path).read()
+            lines = text.splitlines()
+            for i, line in enumerate(lines):
+                if path.endswith("6"):
+                    k, _, v = line.partition(" ")
+                    out[k] = int(v.strip() or 0)
+                elif line.startswith("Ip: ") and i + 1 < len(lines) and lines[i + 1].startswith("Ip: "):
+                    names, vals = line.split()[1:], lines[i + 1].split()[1:]
+                    out.update({"Ip" + n: int(v) for n, v in zip(names, vals)})
+        return out
 
     def link(self, up):
         """Brings the far end of the link up or down (down: every packet is dropped, silently)."""
