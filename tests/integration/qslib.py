@@ -15,6 +15,7 @@ A test calls qslib.main(fn): fn runs, the verdict line is "PASS name: ..." or
 import atexit
 import collections
 import ctypes
+import heapq
 import json
 import os
 import random
@@ -669,6 +670,105 @@ class NetNs:
     def remove(self):
         subprocess.run(["ip", "link", "del", self.here], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+
+
+class LossyRelay:
+    """A UDP relay between clients and a server that loses, duplicates, reorders and delays
+    datagrams, each direction on its own, from a fixed seed: the mobile and edge networks the
+    clients are on, where this kernel has no netem. Clients send to .addr; each client address
+    gets its own upstream socket (a NAT). blackout(s) drops everything for s seconds. Counts what
+    it did in .stats."""
+
+    def __init__(self, upstream, loss=0.0, dup=0.0, reorder=0.0, delay_ms=0.0, seed=1):
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host.strip("[]"), int(port))
+        self.loss, self.dup, self.reorder, self.delay = loss, dup, reorder, delay_ms / 1000.0
+        self.rng = random.Random(seed)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.clients = {}      # client address -> upstream socket
+        self.back = {}         # upstream socket -> client address
+        self.queue = []        # (due, seq, send function, datagram): the delay line
+        self.seq = 0
+        self.dark_until = 0.0
+        self.stats = collections.Counter()
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        at_cleanup(self.stop)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.sock.getsockname()[1]
+
+    def blackout(self, seconds):
+        self.dark_until = time.monotonic() + seconds
+
+    def stop(self):
+        self.running = False
+        self.thread.join(5)
+
+    def _up(self, client):
+        u = self.clients.get(client)
+        if u is None:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            u.connect(self.upstream)
+            u.setblocking(False)
+            self.clients[client], self.back[u] = u, client
+        return u
+
+    def _pass(self, direction, data, send):
+        now = time.monotonic()
+        self.stats[direction] += 1
+        if now < self.dark_until:
+            self.stats["blackout"] += 1
+            return
+        r = self.rng.random()
+        if r < self.loss:
+            self.stats["lost"] += 1
+            return
+        due = now + self.delay
+        if self.rng.random() < self.reorder:
+            due += 0.005   # overtaken by what follows within 5 ms
+            self.stats["reordered"] += 1
+        copies = 2 if r < self.loss + self.dup else 1
+        self.stats["duplicated"] += copies - 1
+        for _ in range(copies):
+            self.seq += 1
+            heapq.heappush(self.queue, (due, self.seq, send, data))
+
+    def _flush(self):
+        now = time.monotonic()
+        while self.queue and self.queue[0][0] <= now:
+            _, _, fn, d = heapq.heappop(self.queue)
+            try:
+                fn(d)
+            except OSError:
+                pass
+
+    def _loop(self):
+        while self.running:
+            socks = [self.sock] + list(self.back)
+            wait = 0.05 if not self.queue else max(0.0, self.queue[0][0] - time.monotonic())
+            r, _, _ = select.select(socks, [], [], wait)
+            for s in r:
+                for _ in range(64):
+                    try:
+                        data, frm = s.recvfrom(65536) if s is self.sock else (s.recv(65536), None)
+                    except (BlockingIOError, OSError):
+                        break
+                    if s is self.sock:
+                        u = self._up(frm)
+                        self._pass("up", data, u.send)
+                    else:
+                        c = self.back[s]
+                        self._pass("down", data, lambda d, c=c: self.sock.sendto(d, c))
+            self._flush()
+        for s in [self.sock] + list(self.back):
+            s.close()
 
 
 # ---------------------------------------------------------------- server
