@@ -794,6 +794,11 @@ def main():
     if cold:
         md.append("\nCold start (events due in the first %.1f s of the run shown, not in its percentiles above): "
                   % args.warmup + "; ".join(cold) + ".")
+    mtu = (results.get("quicstash-fsync") or {}).get("bench", {}).get("max_udp_payload")
+    if mtu:
+        md.append("\nPacket size: quicstash's QUIC packets reached %d bytes of UDP payload by path MTU discovery, "
+                  "with ngtcp2's default probes (1444 at most), which the example client uses too; loopback would carry "
+                  "64 KiB (docs/PERFORMANCE.md, round 9)." % mtu)
     pr, fr = results.get("parse") or {}, (results.get("quicstash-fsync") or {})
     if pr.get("enrich_ns"):
         line = ("\nThe parser's JSON work on one core (qs-parse-bench, first %d events): cJSON's parse alone "
