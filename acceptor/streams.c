@@ -250,6 +250,8 @@ int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool 
 		if (ev != QS_DEC_NEED_MORE && on_event(s, ev, &out))
 			return -1;
 	}
+	/* the frames are copied out: a large buffer is let go between frames */
+	qs_frame_decoder_trim(&s->dec, 64 * 1024);
 	if (fin) {
 		s->fin_in = true;
 		if (qs_frame_decoder_cut_unreported(&s->dec) &&

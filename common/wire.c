@@ -56,6 +56,15 @@ size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d)
 	return d->cap;
 }
 
+void qs_frame_decoder_trim(struct qs_frame_decoder *d, size_t keep)
+{
+	if (d->state != ST_BODY && d->cap > keep) {
+		free(d->buf);
+		d->buf = NULL;
+		d->cap = d->have = 0;
+	}
+}
+
 /* Accumulates the 4-byte prefix, or at stream offset 0 possibly the whole stream header. */
 static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *in, size_t len,
 				     size_t *used, struct qs_dec_out *out)
@@ -135,12 +144,8 @@ static int take_body(struct qs_frame_decoder *d, const uint8_t *in, size_t len, 
 	out->seq = d->next_seq++;
 	d->state = ST_PREFIX;
 	d->have = 0;
-	/* Frames larger than 64 KiB leave no big buffer behind between frames. */
-	if (d->cap > 65536) {
-		free(d->buf);
-		d->buf = NULL;
-		d->cap = 0;
-	}
+	/* out->data may be d->buf: the caller lets a large one go once it has
+	 * used the frame (qs_frame_decoder_trim), never here. */
 	return QS_DEC_FRAME;
 }
 

@@ -96,6 +96,9 @@ bool qs_frame_decoder_truncated(const struct qs_frame_decoder *d);
 bool qs_frame_decoder_cut_unreported(const struct qs_frame_decoder *d);
 /* Bytes the decoder holds (for memory accounting). */
 size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d);
+/* Between frames, gives back a buffer larger than keep bytes (one large frame
+ * must not pin its size for the rest of the stream). */
+void qs_frame_decoder_trim(struct qs_frame_decoder *d, size_t keep);
 
 /* Writes a frame's length prefix. */
 static inline void qs_frame_prefix(uint8_t out[4], uint32_t len) { qs_put_u32(out, len); }

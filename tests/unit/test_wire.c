@@ -271,6 +271,60 @@ static void test_frame_across_chunks(void)
 	free(b.p);
 }
 
+/* A frame larger than 64 KiB that spans chunks comes out of the decoder's own
+ * buffer: its bytes must still be there when the caller reads them (the
+ * decoder used to free a buffer over 64 KiB before returning the frame in it:
+ * malloc's free-list pointers overwrote its first bytes, and every such event
+ * was rejected as invalid JSON). Then the caller's trim lets the buffer go. */
+static void test_large_frames_across_chunks(void)
+{
+	current_test = "large_frames_across_chunks";
+	enum { BIG = 70000 };
+	uint8_t *frame = malloc(4 + BIG);
+	CHECK(frame != NULL);
+	if (!frame)
+		return;
+	qs_frame_prefix(frame, BIG);
+	for (size_t i = 0; i < BIG; i++)
+		frame[4 + i] = (uint8_t)('a' + i % 26);
+	struct qs_frame_decoder d;
+	qs_frame_decoder_init(&d, 1 << 20);
+	for (int round = 0; round < 3; round++) {
+		size_t cuts[] = {0, 1500, 40000, 4 + BIG};
+		int frames = 0;
+		void *fence = NULL;
+		for (int c = 0; c < 3; c++) {
+			/* a block after the decoder's buffer keeps it away from the heap's
+			 * top: freed, it would get free-list pointers written into it */
+			if (c == 1)
+				fence = malloc(64);
+			size_t off = cuts[c], len = cuts[c + 1] - cuts[c];
+			while (len) {
+				size_t used = 0;
+				struct qs_dec_out out;
+				int r = qs_frame_decode(&d, frame + off, len, &used, &out);
+				CHECK(r >= 0);
+				if (r == QS_DEC_FRAME) {
+					frames++;
+					CHECK_EQ_U64(out.len, BIG);
+					CHECK(memcmp(out.data, frame + 4, BIG) == 0);
+				}
+				off += used;
+				len -= used;
+				if (r < 0 || used == 0)
+					break;
+			}
+		}
+		free(fence);
+		CHECK_EQ_U64(frames, 1);
+		CHECK(qs_frame_decoder_buffered(&d) >= BIG); /* kept until the caller trims */
+		qs_frame_decoder_trim(&d, 64 * 1024);
+		CHECK_EQ_U64(qs_frame_decoder_buffered(&d), 0);
+	}
+	qs_frame_decoder_free(&d);
+	free(frame);
+}
+
 static void test_frame_exactly_max(void)
 {
 	current_test = "frame_exactly_max";
@@ -801,6 +855,7 @@ int main(void)
 	test_every_split_point();
 	test_byte_by_byte();
 	test_frame_across_chunks();
+	test_large_frames_across_chunks();
 	test_frame_exactly_max();
 	test_zero_length();
 	test_oversize_skip_100mb();
