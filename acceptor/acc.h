@@ -75,6 +75,7 @@ struct acc_stream {
 	bool in_owed;
 	uint64_t owed; /* credit deferred by the global cap */
 	struct qs_frame_decoder dec;
+	size_t dec_counted; /* its buffer as counted in conn and acceptor totals (incomplete.c) */
 	uint8_t session[QS_SESSION_ID_LEN];
 	bool fin_in;  /* the client's FIN arrived */
 	bool fin_out; /* we decided to end our side */
@@ -105,6 +106,7 @@ struct acc_conn {
 	size_t closelen;
 	uint64_t close_last_mono;
 	bool hs_done; /* handshake completed (counted out of acc.handshaking) */
+	uint64_t incomplete; /* bytes its streams' frame decoders hold (frames not yet complete) */
 };
 
 struct acc_cidmap_node;
@@ -157,6 +159,10 @@ struct acc {
 	struct qs_batch batch;
 	uint64_t held;
 	struct acc_stream *owed;
+	/* Bytes of incomplete frames in all decoders, and this acceptor's share of
+	 * --max-incomplete-bytes: beyond it the largest holder is closed. */
+	uint64_t incomplete, incomplete_cap;
+	uint64_t n_shed, logged_shed, shed_log_mono;
 
 	bool accepting, status_seen;
 	uint64_t status_mono, start_mono;
@@ -216,6 +222,8 @@ void acc_conn_send_close(struct acc_conn *c);
 void acc_conn_mark_dirty(struct acc_conn *c);
 void acc_conn_write(struct acc_conn *c);
 void acc_conn_close(struct acc_conn *c, uint64_t app_error);
+/* Closes with CONNECTION_REFUSED (retry later) and a reason for the peer. */
+void acc_conn_refuse(struct acc_conn *c, const char *reason);
 void acc_conn_free(struct acc_conn *c);
 
 /* streams.c */
@@ -232,6 +240,11 @@ size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bo
 void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin);
 void acc_owed_grant(struct acc *a);
 int acc_sendbuf_append(struct acc_sendbuf *b, const uint8_t *p, size_t len);
+
+/* incomplete.c */
+void acc_incomplete_count(struct acc_stream *s);
+void acc_incomplete_release(struct acc_stream *s);
+void acc_incomplete_shed(struct acc *a);
 
 /* inflight.c */
 int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_t credit);

@@ -314,6 +314,12 @@ void acc_conn_close(struct acc_conn *c, uint64_t app_error)
 	start_closing(c);
 }
 
+void acc_conn_refuse(struct acc_conn *c, const char *reason)
+{
+	ngtcp2_ccerr_set_transport_error(&c->err, NGTCP2_CONNECTION_REFUSED, (const uint8_t *)reason, strlen(reason));
+	start_closing(c);
+}
+
 static void fail(struct acc_conn *c, int rv)
 {
 	qs_debug("connection error: %s", ngtcp2_strerror(rv));

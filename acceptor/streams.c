@@ -59,7 +59,7 @@ void acc_stream_free(struct acc_stream *s)
 		i = next;
 	}
 	owed_unlink(a, s);
-	qs_frame_decoder_free(&s->dec);
+	acc_incomplete_release(s);
 	for (struct acc_chunk *ch = s->tx.head, *n; ch; ch = n) {
 		n = ch->next;
 		free(ch);
@@ -250,8 +250,7 @@ int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool 
 		if (ev != QS_DEC_NEED_MORE && on_event(s, ev, &out))
 			return -1;
 	}
-	/* the frames are copied out: a large buffer is let go between frames */
-	qs_frame_decoder_trim(&s->dec, 64 * 1024);
+	acc_incomplete_count(s);
 	if (fin) {
 		s->fin_in = true;
 		if (qs_frame_decoder_cut_unreported(&s->dec) &&

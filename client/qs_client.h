@@ -38,6 +38,10 @@ struct qs_client_opts {
 	uint32_t range_events;   /* events per stream before FIN; 0: 4096 */
 	uint32_t range_bytes;    /* bytes per stream before FIN; 0: 4 MiB */
 	bool raw;                /* one stream of caller-given bytes, no header; no reconnect */
+	/* TEST HOOK (quicstash-send --test-hold-streams): raw mode on this many
+	 * streams, each carrying the same bytes and never finished (no FIN), as a
+	 * client that starts frames and never completes them would. */
+	unsigned raw_hold_streams;
 	bool debug;              /* ngtcp2's log on stderr */
 };
 

@@ -31,7 +31,8 @@ static const char usage[] =
 	"  -V, --version                print the version\n\n"
 	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
 
-enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE };
+enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE,
+       OPT_TEST_HOLD };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -47,6 +48,8 @@ static const struct option long_opts[] = {
 	{"version", no_argument, NULL, 'V'},
 	/* hidden, for tests: move to a new local UDP port after N acks (NAT rebinding) */
 	{"test-rebind-after", required_argument, NULL, OPT_TEST_REBIND},
+	/* hidden, for tests: --raw on N streams that are never finished (incomplete frames held) */
+	{"test-hold-streams", required_argument, NULL, OPT_TEST_HOLD},
 	{0},
 };
 
@@ -87,6 +90,14 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 		if (*arg == 0 || *end != 0)
 			return bad("--test-rebind-after '%s': expected a number of acknowledged events", arg);
 		return 0;
+	case OPT_TEST_HOLD: {
+		long n = strtol(arg, &end, 10);
+		if (*arg == 0 || *end != 0 || n < 1 || n > 100)
+			return bad("--test-hold-streams '%s': expected 1..100", arg);
+		o->client.raw_hold_streams = (unsigned)n;
+		o->raw = true;
+		return 0;
+	}
 	case OPT_MAX_RATE:
 		o->max_rate = strtod(arg, &end);
 		if (*arg == 0 || *end != 0 || !(o->max_rate > 0) || o->max_rate > 1e9)

@@ -11,7 +11,7 @@
 
 enum {
 	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
-	OPT_SPOOL_MAX, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
+	OPT_SPOOL_MAX, OPT_MAX_INCOMPLETE, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
 	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_LS_TLS, OPT_LS_CA, OPT_LS_CERT, OPT_LS_KEY, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
 };
 
@@ -36,6 +36,7 @@ static const struct option long_opts[] = {
 	{"max-message-size", required_argument, NULL, OPT_MAXMSG},
 	{"durability", required_argument, NULL, OPT_DURABILITY},
 	{"spool-max-bytes", required_argument, NULL, OPT_SPOOL_MAX},
+	{"max-incomplete-bytes", required_argument, NULL, OPT_MAX_INCOMPLETE},
 	{"runtime-dir", required_argument, NULL, OPT_RUNTIME},
 	{"user", required_argument, NULL, OPT_USER},
 	{"retry", required_argument, NULL, OPT_RETRY},
@@ -81,6 +82,9 @@ static void usage(void)
 	       "      --acceptors N           QUIC acceptor processes (1)\n"
 	       "      --parsers N             parser worker processes (one per 2 CPUs, at least 1)\n"
 	       "      --max-message-size N    largest accepted frame, suffixes K M (1M)\n"
+	       "      --max-incomplete-bytes N  incomplete frames held for clients, all\n"
+	       "                              together (256M); past it the connection\n"
+	       "                              holding the most is closed (retry later)\n"
 	       "      --idle-timeout S        QUIC idle timeout in seconds (60)\n"
 	       "      --retry MODE            QUIC Retry: auto, always, never (auto)\n"
 	       "      --stats-interval S      log the status line and the events counted since\n"
@@ -182,6 +186,7 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->max_message_size = 1024 * 1024;
 	cfg->durability = QS_DURABILITY_FSYNC;
 	cfg->spool_max_bytes = 1024ull * 1024 * 1024;
+	cfg->max_incomplete_bytes = 256ull * 1024 * 1024;
 	snprintf(cfg->user, sizeof(cfg->user), "nobody");
 	cfg->retry = QS_RETRY_AUTO;
 	cfg->idle_timeout_s = 60;
@@ -259,6 +264,11 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		if (parse_u64(arg, UINT64_MAX, &v, true) || v < 1024 * 1024)
 			return bad("spool-max-bytes", arg, "expected a size of at least 1M");
 		cfg->spool_max_bytes = v;
+		return 0;
+	case OPT_MAX_INCOMPLETE:
+		if (parse_u64(arg, UINT64_MAX, &v, true) || v < 1024 * 1024)
+			return bad("max-incomplete-bytes", arg, "expected a size of at least 1M");
+		cfg->max_incomplete_bytes = v;
 		return 0;
 	case OPT_IDLE:
 		if (parse_u64(arg, 3600, &v, false) || v == 0)
@@ -388,6 +398,14 @@ static int resolve(struct qs_config *cfg)
 		return -1;
 	if (cfg->repair && !cfg->check_spool) {
 		fprintf(stderr, "quicstashd: --repair goes with --check-spool DIR\n");
+		return -1;
+	}
+	/* each acceptor's share must hold a frame of the largest size while it arrives */
+	unsigned n = cfg->acceptors ? cfg->acceptors : 1;
+	if (cfg->max_incomplete_bytes / n < cfg->max_message_size) {
+		fprintf(stderr, "quicstashd: --max-incomplete-bytes %llu: each of the %u acceptor(s) needs at least "
+			"--max-message-size (%u bytes), or the largest frames could never arrive\n",
+			(unsigned long long)cfg->max_incomplete_bytes, n, cfg->max_message_size);
 		return -1;
 	}
 	return 0;

@@ -50,6 +50,7 @@ struct qs_config {
 	uint32_t max_message_size;
 	enum qs_durability durability;
 	uint64_t spool_max_bytes;
+	uint64_t max_incomplete_bytes; /* incomplete frames the acceptors hold, together */
 	char runtime_dir[4096];     /* ipc:// sockets live here; empty: the supervisor makes one */
 	char user[64];              /* unprivileged user for children */
 	enum qs_retry retry;

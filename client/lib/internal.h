@@ -77,7 +77,8 @@ struct qs_client {
 
 	uint8_t *raw;
 	size_t raw_len;
-	bool raw_given, raw_opened, raw_reported;
+	unsigned raw_streams; /* raw streams opened (1, or raw_hold_streams) */
+	bool raw_given, raw_reported;
 
 	uint8_t txbuf[QS_TX_BATCH_MAX]; /* the packets of one write batch (io.c) */
 };

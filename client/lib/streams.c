@@ -45,9 +45,10 @@ void qs_streams_open(struct qs_client *c)
 		return;
 	if (c->opts.raw) {
 		struct qs_stream *s;
-		if (c->raw_given && !c->raw_opened && (s = stream_new(c, NULL))) {
+		unsigned want = c->opts.raw_hold_streams ? c->opts.raw_hold_streams : 1;
+		while (c->raw_given && c->raw_streams < want && (s = stream_new(c, NULL))) {
 			s->raw = true;
-			c->raw_opened = true;
+			c->raw_streams++;
 		}
 		return;
 	}
@@ -57,12 +58,12 @@ void qs_streams_open(struct qs_client *c)
 		;
 }
 
-static bool has_data(const struct qs_stream *s)
+static bool has_data(const struct qs_client *c, const struct qs_stream *s)
 {
 	if (s->blocked || s->fin_sent)
 		return false;
-	if (s->raw)
-		return true; /* bytes and/or FIN */
+	if (s->raw) /* bytes and/or FIN (none when holding) */
+		return !c->opts.raw_hold_streams || s->raw_sent < c->raw_len;
 	if (!s->range)
 		return false; /* detached: its range is finished */
 	return s->hdr_sent < s->hdr_len || s->write_seq < s->range->end || s->range->closed;
@@ -75,7 +76,7 @@ struct qs_stream *qs_streams_pick(struct qs_client *c)
 	if (!s)
 		return NULL;
 	do {
-		if (has_data(s)) {
+		if (has_data(c, s)) {
 			c->rr_next = s->next;
 			return s;
 		}
@@ -89,7 +90,7 @@ size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, s
 	size_t n = 0;
 	if (s->raw) {
 		v[n++] = (ngtcp2_vec){.base = c->raw + s->raw_sent, .len = c->raw_len - s->raw_sent};
-		*fin = true;
+		*fin = !c->opts.raw_hold_streams;
 		return n;
 	}
 	if (s->hdr_sent < s->hdr_len)

@@ -47,7 +47,7 @@ def watch_pauses(loads, stop):
 def wait_reload_done(server, n, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.log().count("complete") >= n:
+        if len(re.findall(r"reload \d+ complete", server.log())) >= n:
             return
         time.sleep(0.1)
     raise q.TestFailure("reload %d did not complete; log tail:\n%s" % (n, server.log_tail()))
