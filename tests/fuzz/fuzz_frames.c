@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	static const uint32_t limits[] = {1, 2, 4, 16, 28, 100, 1024, 1u << 20};
 	static struct reading want, got;
-	static uint8_t copies[1 << 16]; /* frame bytes that arrived in pieces, kept for comparing */
+	static uint8_t copies[4u << 20]; /* frame bytes that arrived in pieces, kept for comparing */
 	if (n < 3)
 		return 0;
 	uint32_t max = limits[d[0] % 8];
