@@ -250,9 +250,7 @@ int acceptor_main(const struct qs_config *cfg)
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;
 	a.stream_window = w > 4ull * 1024 * 1024 ? w : 4ull * 1024 * 1024;
 	a.conn_window = 4 * a.stream_window;
-	/* --max-incomplete-bytes is for the whole service, like -m */
-	unsigned n = cfg->acceptors ? cfg->acceptors : 1;
-	a.incomplete_cap = (cfg->max_incomplete_bytes + n - 1) / n;
+	a.incomplete_cap = qs_config_acceptor_share(cfg, cfg->max_incomplete_bytes);
 	int rc = 1;
 	/* Shared by all acceptors (acceptor/secret.c); read before the chroot. */
 	if (acc_secret_load(&a) != 0)

@@ -34,8 +34,7 @@ static void send_version_negotiation(struct acc *a, const struct sockaddr *from,
  * each acceptor takes its share. */
 static unsigned conn_limit(const struct acc *a)
 {
-	unsigned n = a->cfg->acceptors ? a->cfg->acceptors : 1;
-	return (a->cfg->max_connections + n - 1) / n;
+	return (unsigned)qs_config_acceptor_share(a->cfg, a->cfg->max_connections);
 }
 
 /* Answers a new connection's Initial with CONNECTION_CLOSE carrying code. */

@@ -103,8 +103,7 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (round == ACC_RX_ROUNDS) /* budget spent: come back on the next loop pass */
 		event_active(a->udp_ev, EV_READ, 0);
-	if (a->incomplete > a->incomplete_cap)
-		acc_incomplete_shed(a);
+	acc_incomplete_shed(a);
 	acc_schedule_flush(a);
 }
 

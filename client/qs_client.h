@@ -71,7 +71,7 @@ size_t qs_client_buffered_bytes(const struct qs_client *c); /* event bytes held 
 uint64_t qs_client_unresolved(const struct qs_client *c);   /* sent, neither acked nor rejected */
 bool qs_client_connected(const struct qs_client *c);
 /* The largest UDP payload the connection sends now: 1200 at first, then what
- * path MTU discovery found (1452 at most); 0 while not connected. */
+ * path MTU discovery found (ngtcp2's probes stop at 1444); 0 while not connected. */
 size_t qs_client_path_max_payload(const struct qs_client *c);
 void qs_client_session_hex(const struct qs_client *c, char out[2 * QS_SESSION_ID_LEN + 1]);
 

@@ -80,6 +80,14 @@ enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *c
 
 const char *qs_role_name(enum qs_role role);
 
+/* A service-wide limit (-m, --max-incomplete-bytes) as each acceptor's share:
+ * steering spreads new connections evenly, so each takes ceil(total / N). */
+static inline uint64_t qs_config_acceptor_share(const struct qs_config *cfg, uint64_t total)
+{
+	unsigned n = cfg->acceptors ? cfg->acceptors : 1;
+	return (total + n - 1) / n;
+}
+
 #endif
 
 /* Descriptors a child finds open after exec. */
