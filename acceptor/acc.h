@@ -33,6 +33,10 @@ struct qs_chan_in;
 /* The largest QUIC packet taken (longer ones are dropped), and so the
  * max_udp_payload_size we announce: a client's PMTU probes stop there. */
 #define ACC_MAX_PKT 2048
+/* Answers a connection may hold unacknowledged by its client before the
+ * client's flow-control credit is held back (streams.c): a client that sends
+ * and never reads must not make the acceptor buffer rejections without end. */
+#define ACC_ANSWERS_HELD_MAX (1024 * 1024)
 
 /* One chunk of a stream's send data; chunks never move, because ngtcp2 keeps
  * pointers into them until the peer acknowledges the bytes. */
@@ -48,6 +52,12 @@ struct acc_sendbuf {
 	uint64_t sent;  /* stream offset handed to ngtcp2 so far */
 	uint64_t acked; /* stream offset the peer acknowledged */
 	uint64_t end;  /* stream offset after the last appended byte */
+};
+
+/* Stream bytes not decoded yet: the connection holds its cap of frames (pending.c). */
+struct acc_pending {
+	uint8_t *buf;
+	size_t off, len, cap; /* buf[off..len) is waiting */
 };
 
 /* A frame (or an immediate rejection) waiting for its answer. */
@@ -74,10 +84,13 @@ struct acc_stream {
 	struct acc_stream *owed_prev, *owed_next;
 	bool in_owed;
 	uint64_t owed; /* credit deferred by the global cap */
+	uint64_t answer_owed; /* credit deferred while the connection's answers go unread */
+	struct acc_pending pend;
 	struct qs_frame_decoder dec;
 	size_t dec_counted; /* its buffer as counted in conn and acceptor totals (incomplete.c) */
 	uint8_t session[QS_SESSION_ID_LEN];
-	bool fin_in;  /* the client's FIN arrived */
+	bool fin_pending; /* the client's FIN arrived behind pending bytes */
+	bool fin_in;  /* the client's FIN arrived and everything before it was decoded */
 	bool fin_out; /* we decided to end our side */
 	bool fin_sent, goaway;
 	int32_t head, tail; /* unresolved frames, in order */
@@ -107,6 +120,10 @@ struct acc_conn {
 	uint64_t close_last_mono;
 	bool hs_done; /* handshake completed (counted out of acc.handshaking) */
 	uint64_t incomplete; /* bytes its streams' frame decoders hold (frames not yet complete) */
+	uint32_t frames;     /* entries unresolved on its streams (frames and rejections) */
+	bool pending;        /* some stream holds undecoded bytes (pending.c) */
+	size_t answers_held; /* bytes of answer chunks not yet acknowledged by the client */
+	bool answers_full;   /* credit is held back until the client reads its answers */
 };
 
 struct acc_cidmap_node;
@@ -127,6 +144,7 @@ struct acc {
 	unsigned ncrts;
 	uint8_t secret[QS_SECRET_LEN];
 	uint64_t stream_window, conn_window;
+	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */
 
 	struct acc_cidmap map;
 	struct acc_conn *conns;
@@ -225,6 +243,8 @@ void acc_conn_close(struct acc_conn *c, uint64_t app_error);
 /* Closes with CONNECTION_REFUSED (retry later) and a reason for the peer. */
 void acc_conn_refuse(struct acc_conn *c, const char *reason);
 void acc_conn_free(struct acc_conn *c);
+/* Closes after an internal failure outside ngtcp2's callbacks. */
+void acc_conn_fail(struct acc_conn *c, int rv);
 
 /* streams.c */
 struct acc_stream *acc_stream_new(struct acc_conn *c, int64_t id);
@@ -239,7 +259,16 @@ bool acc_stream_wants_write(const struct acc_stream *s);
 size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
 void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin);
 void acc_owed_grant(struct acc *a);
-int acc_sendbuf_append(struct acc_sendbuf *b, const uint8_t *p, size_t len);
+/* Decodes data into frames until its connection is full; *used: bytes taken. */
+int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, size_t *used);
+void acc_stream_pending_done(struct acc_stream *s); /* its pending bytes are all decoded */
+
+/* pending.c */
+bool acc_conn_frames_full(const struct acc_conn *c);
+int acc_pending_add(struct acc_stream *s, const uint8_t *data, size_t len);
+bool acc_pending_empty(const struct acc_stream *s);
+void acc_pending_free(struct acc_stream *s);
+void acc_pending_drain(struct acc_conn *c);
 
 /* incomplete.c */
 void acc_incomplete_count(struct acc_stream *s);

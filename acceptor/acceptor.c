@@ -37,13 +37,17 @@ void acc_schedule_flush(struct acc *a)
 		event_active(a->flush_ev, EV_TIMEOUT, 0);
 }
 
-/* Runs once per loop iteration after anything changed: hand frames to
- * ZeroMQ, return deferred credit, write coalesced answers and packets. */
+/* Runs once per loop iteration after anything changed: decode held-back
+ * bytes, hand frames to ZeroMQ, return deferred credit, write coalesced
+ * answers and packets. */
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct acc *a = arg;
+	/* Connections whose answers freed some of their frame cap decode what they held back. */
+	for (struct acc_conn *c = a->dirty; c; c = c->dirty_next)
+		acc_pending_drain(c);
 	acc_frames_send(a);
 	acc_owed_grant(a);
 	struct acc_conn *list = a->dirty;
@@ -250,6 +254,7 @@ int acceptor_main(const struct qs_config *cfg)
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;
 	a.stream_window = w > 4ull * 1024 * 1024 ? w : 4ull * 1024 * 1024;
 	a.conn_window = 4 * a.stream_window;
+	a.conn_frames_cap = (uint32_t)(a.conn_window / 512);
 	a.incomplete_cap = qs_config_acceptor_share(cfg, cfg->max_incomplete_bytes);
 	int rc = 1;
 	/* Shared by all acceptors (acceptor/secret.c); read before the chroot. */

@@ -52,6 +52,7 @@ int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_
 		s->head = idx;
 	s->tail = idx;
 	a->pool_used++;
+	s->c->frames++;
 	return idx;
 }
 
@@ -199,6 +200,7 @@ void acc_frame_free(struct acc *a, int32_t idx)
 	free(f->reason);
 	f->reason = NULL;
 	f->in_use = false;
+	f->st->c->frames--;
 	f->gen++; /* any answer still on its way is now stale */
 	f->next = a->free_head;
 	a->free_head = idx;

@@ -320,7 +320,7 @@ void acc_conn_refuse(struct acc_conn *c, const char *reason)
 	start_closing(c);
 }
 
-static void fail(struct acc_conn *c, int rv)
+void acc_conn_fail(struct acc_conn *c, int rv)
 {
 	qs_debug("connection error: %s", ngtcp2_strerror(rv));
 	if (!c->err.error_code) {
@@ -351,7 +351,7 @@ void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fr
 		acc_conn_free(c);
 		return;
 	default:
-		fail(c, rv);
+		acc_conn_fail(c, rv);
 	}
 }
 
@@ -371,7 +371,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (rv) {
-		fail(c, rv);
+		acc_conn_fail(c, rv);
 		return;
 	}
 	acc_conn_write(c);
@@ -415,7 +415,7 @@ void acc_conn_write(struct acc_conn *c)
 			continue;
 		}
 		if (n < 0) {
-			fail(c, (int)n);
+			acc_conn_fail(c, (int)n);
 			return;
 		}
 		if (n == 0)

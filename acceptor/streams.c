@@ -35,6 +35,8 @@ struct acc_stream *acc_stream_new(struct acc_conn *c, int64_t id)
 	return s;
 }
 
+static void chunk_free(struct acc_stream *s, struct acc_chunk *ch);
+
 static void owed_unlink(struct acc *a, struct acc_stream *s)
 {
 	if (!s->in_owed)
@@ -60,9 +62,10 @@ void acc_stream_free(struct acc_stream *s)
 	}
 	owed_unlink(a, s);
 	acc_incomplete_release(s);
+	acc_pending_free(s);
 	for (struct acc_chunk *ch = s->tx.head, *n; ch; ch = n) {
 		n = ch->next;
-		free(ch);
+		chunk_free(s, ch);
 	}
 	if (s->prev)
 		s->prev->next = s->next;
@@ -73,14 +76,22 @@ void acc_stream_free(struct acc_stream *s)
 	free(s);
 }
 
-int acc_sendbuf_append(struct acc_sendbuf *b, const uint8_t *p, size_t len)
+static void chunk_free(struct acc_stream *s, struct acc_chunk *ch)
 {
+	s->c->answers_held -= ch->cap;
+	free(ch);
+}
+
+static int answers_append(struct acc_stream *s, const uint8_t *p, size_t len)
+{
+	struct acc_sendbuf *b = &s->tx;
 	struct acc_chunk *t = b->tail;
 	if (!t || t->cap - t->len < len) {
 		size_t cap = len > ACC_CHUNK_MIN ? len : ACC_CHUNK_MIN;
 		t = malloc(sizeof(*t) + cap);
 		if (!t)
 			return -1;
+		s->c->answers_held += cap;
 		t->next = NULL;
 		t->off = b->end;
 		t->len = 0;
@@ -101,7 +112,7 @@ static void stream_write(struct acc_stream *s, const uint8_t *p, size_t len)
 {
 	if (s->fin_out)
 		return;
-	if (acc_sendbuf_append(&s->tx, p, len))
+	if (answers_append(s, p, len))
 		qs_warn("out of memory for answers on stream %lld", (long long)s->id);
 	acc_conn_mark_dirty(s->c);
 }
@@ -119,6 +130,12 @@ void acc_stream_credit(struct acc_stream *s, uint64_t bytes)
 	struct acc *a = s->c->a;
 	if (!bytes || s->c->state != ACC_CONN_ACTIVE)
 		return;
+	if (s->c->answers_held > ACC_ANSWERS_HELD_MAX) {
+		/* The client does not read its answers: it gets no room for more frames. */
+		s->answer_owed += bytes;
+		s->c->answers_full = true;
+		return;
+	}
 	if (a->held <= ACC_HELD_CAP) {
 		grant(s, bytes);
 		return;
@@ -235,31 +252,59 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 	return 0;
 }
 
-int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
+int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, size_t *usedp)
 {
-	if (s->c->a->stopping || s->fin_in)
-		return 0; /* shutting down: new frames are not read (the client resends them) */
-	while (len) {
+	size_t total = 0;
+	while (total < len && !acc_conn_frames_full(s->c)) {
 		size_t used = 0;
 		struct qs_dec_out out;
-		int ev = qs_frame_decode(&s->dec, data, len, &used, &out);
+		int ev = qs_frame_decode(&s->dec, data + total, len - total, &used, &out);
 		if (ev < 0)
 			return -1;
-		data += used;
-		len -= used;
+		total += used;
 		if (ev != QS_DEC_NEED_MORE && on_event(s, ev, &out))
 			return -1;
 	}
+	*usedp = total;
 	acc_incomplete_count(s);
-	if (fin) {
-		s->fin_in = true;
-		if (qs_frame_decoder_cut_unreported(&s->dec) &&
-		    reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame"))
-			return -1;
-		acc_stream_advance(s);
-		acc_conn_mark_dirty(s->c);
-	}
 	return 0;
+}
+
+/* Everything before the client's FIN is decoded: a frame cut short is rejected. */
+static int end_of_stream(struct acc_stream *s)
+{
+	s->fin_pending = false;
+	s->fin_in = true;
+	if (qs_frame_decoder_cut_unreported(&s->dec) &&
+	    reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame"))
+		return -1;
+	acc_stream_advance(s);
+	acc_conn_mark_dirty(s->c);
+	return 0;
+}
+
+void acc_stream_pending_done(struct acc_stream *s)
+{
+	if (s->fin_pending && end_of_stream(s))
+		acc_conn_fail(s->c, NGTCP2_ERR_CALLBACK_FAILURE);
+}
+
+int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
+{
+	if (s->c->a->stopping || s->fin_in || s->fin_pending)
+		return 0; /* shutting down: new frames are not read (the client resends them) */
+	size_t used = 0;
+	if (acc_pending_empty(s) && acc_stream_decode(s, data, len, &used))
+		return -1;
+	if (used < len && acc_pending_add(s, data + used, len - used))
+		return -1;
+	if (!fin)
+		return 0;
+	if (!acc_pending_empty(s)) {
+		s->fin_pending = true;
+		return 0;
+	}
+	return end_of_stream(s);
 }
 
 void acc_stream_acked(struct acc_stream *s, uint64_t upto)
@@ -271,7 +316,16 @@ void acc_stream_acked(struct acc_stream *s, uint64_t upto)
 		s->tx.head = ch->next;
 		if (!s->tx.head)
 			s->tx.tail = NULL;
-		free(ch);
+		chunk_free(s, ch);
+	}
+	struct acc_conn *c = s->c;
+	if (c->answers_full && c->answers_held <= ACC_ANSWERS_HELD_MAX) {
+		c->answers_full = false;
+		for (struct acc_stream *t = c->streams; t; t = t->next) {
+			uint64_t owed = t->answer_owed;
+			t->answer_owed = 0;
+			acc_stream_credit(t, owed);
+		}
 	}
 }
 

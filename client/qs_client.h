@@ -42,6 +42,10 @@ struct qs_client_opts {
 	 * streams, each carrying the same bytes and never finished (no FIN), as a
 	 * client that starts frames and never completes them would. */
 	unsigned raw_hold_streams;
+	/* TEST HOOK (quicstash-send --test-unread-answers): answers are read but
+	 * their flow-control credit is never given back, as by a client that sends
+	 * and never reads: the server must not buffer answers without bound. */
+	bool unread_answers;
 	bool debug;              /* ngtcp2's log on stderr */
 };
 

@@ -32,7 +32,7 @@ static const char usage[] =
 	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
 
 enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE,
-       OPT_TEST_HOLD };
+       OPT_TEST_HOLD, OPT_TEST_UNREAD };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -50,6 +50,8 @@ static const struct option long_opts[] = {
 	{"test-rebind-after", required_argument, NULL, OPT_TEST_REBIND},
 	/* hidden, for tests: --raw on N streams that are never finished (incomplete frames held) */
 	{"test-hold-streams", required_argument, NULL, OPT_TEST_HOLD},
+	/* hidden, for tests: never give the server credit for its answers (a client that does not read) */
+	{"test-unread-answers", no_argument, NULL, OPT_TEST_UNREAD},
 	{0},
 };
 
@@ -98,6 +100,9 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 		o->raw = true;
 		return 0;
 	}
+	case OPT_TEST_UNREAD:
+		o->client.unread_answers = true;
+		return 0;
 	case OPT_MAX_RATE:
 		o->max_rate = strtod(arg, &end);
 		if (*arg == 0 || *end != 0 || !(o->max_rate > 0) || o->max_rate > 1e9)

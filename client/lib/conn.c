@@ -54,6 +54,9 @@ static int recv_stream_data_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id, ui
 			s->remote_fin = true;
 	}
 	/* Answers are consumed at once: give the credit back. */
+	struct qs_client *c = ud;
+	if (c->opts.unread_answers)
+		return 0;
 	ngtcp2_conn_extend_max_stream_offset(conn, id, len);
 	ngtcp2_conn_extend_max_offset(conn, len);
 	return 0;
