@@ -85,6 +85,7 @@ struct acc_stream {
 	bool in_owed;
 	uint64_t owed; /* credit deferred by the global cap */
 	uint64_t answer_owed; /* credit deferred while the connection's answers go unread */
+	uint64_t conn_early;  /* connection credit given for the frame being reassembled */
 	struct acc_pending pend;
 	struct qs_frame_decoder dec;
 	size_t dec_counted; /* its buffer as counted in conn and acceptor totals (incomplete.c) */
@@ -124,6 +125,7 @@ struct acc_conn {
 	bool pending;        /* some stream holds undecoded bytes (pending.c) */
 	size_t answers_held; /* bytes of answer chunks not yet acknowledged by the client */
 	bool answers_full;   /* credit is held back until the client reads its answers */
+	uint64_t conn_debt;  /* connection credit given early for frames now complete */
 };
 
 struct acc_cidmap_node;

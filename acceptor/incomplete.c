@@ -1,7 +1,9 @@
 /* Memory held for frames that are not complete yet. Flow control bounds what
- * one connection may send ahead (its window: 16 MiB with the default 1 MiB
- * frame limit), not what all of them hold together: 1,500 connections that
- * each start frames on many streams and never finish them would pin 24 GiB.
+ * one stream may send ahead (its window: 4 MiB with the default 1 MiB frame
+ * limit; the connection's window gives half frames their credit back, see
+ * credit_partial in streams.c), not what all of them hold together: a few
+ * thousand connections that each start frames on many streams and never
+ * finish them would pin tens of GiB.
  * Each acceptor counts the bytes its streams' decoders hold and keeps them
  * under its share of --max-incomplete-bytes: past it, the connection holding
  * the most is closed with CONNECTION_REFUSED (retry later; a real client

@@ -36,6 +36,7 @@ struct acc_stream *acc_stream_new(struct acc_conn *c, int64_t id)
 }
 
 static void chunk_free(struct acc_stream *s, struct acc_chunk *ch);
+static void conn_grant(struct acc_conn *c, uint64_t bytes);
 
 static void owed_unlink(struct acc *a, struct acc_stream *s)
 {
@@ -54,12 +55,18 @@ static void owed_unlink(struct acc *a, struct acc_stream *s)
 void acc_stream_free(struct acc_stream *s)
 {
 	struct acc *a = s->c->a;
-	/* Unresolved frames die with the stream: the client resends them on a new connection. */
+	/* Unresolved frames die with the stream: the client resends them on a new
+	 * connection. Their bytes, and any held back, are gone: the connection's
+	 * window gets them back, or a client that resets streams would shrink it. */
+	uint64_t gone = s->owed + s->answer_owed + (s->pend.len - s->pend.off);
 	for (int32_t i = s->head; i != ACC_NONE;) {
 		int32_t next = a->pool[i].next;
+		gone += a->pool[i].credit;
 		acc_frame_free(a, i);
 		i = next;
 	}
+	if (gone && s->c->qc && s->c->state == ACC_CONN_ACTIVE)
+		conn_grant(s->c, gone);
 	owed_unlink(a, s);
 	acc_incomplete_release(s);
 	acc_pending_free(s);
@@ -117,11 +124,36 @@ static void stream_write(struct acc_stream *s, const uint8_t *p, size_t len)
 	acc_conn_mark_dirty(s->c);
 }
 
-/* Gives back flow-control credit now, or later if the process holds too much. */
+/* Gives back flow-control credit; the connection's part less what it was
+ * given early (credit_partial) for frames that were then completed. */
+static void conn_grant(struct acc_conn *c, uint64_t bytes)
+{
+	uint64_t repay = bytes < c->conn_debt ? bytes : c->conn_debt;
+	c->conn_debt -= repay;
+	if (bytes > repay)
+		ngtcp2_conn_extend_max_offset(c->qc, bytes - repay);
+	acc_conn_mark_dirty(c);
+}
+
 static void grant(struct acc_stream *s, uint64_t bytes)
 {
 	ngtcp2_conn_extend_max_stream_offset(s->c->qc, s->id, bytes);
-	ngtcp2_conn_extend_max_offset(s->c->qc, bytes);
+	conn_grant(s->c, bytes);
+}
+
+/* Bytes of a frame still being reassembled get their connection credit back
+ * at once (their stream credit only when the frame is answered). Otherwise a
+ * client with many streams, each in the middle of a large frame, fills the
+ * connection's window with halves of frames and none can complete: 16
+ * streams of 1 MiB events stalled for good. The stream window still bounds
+ * each stream, and --max-incomplete-bytes all such bytes together. */
+static void credit_partial(struct acc_stream *s)
+{
+	size_t partial = qs_frame_decoder_partial(&s->dec);
+	if (partial <= s->conn_early || s->c->state != ACC_CONN_ACTIVE)
+		return;
+	ngtcp2_conn_extend_max_offset(s->c->qc, partial - s->conn_early);
+	s->conn_early = partial;
 	acc_conn_mark_dirty(s->c);
 }
 
@@ -234,6 +266,9 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 		acc_stream_credit(s, QS_STREAM_HEADER_LEN);
 		return 0;
 	case QS_DEC_FRAME: {
+		/* its connection credit given early is paid back from the next grants */
+		s->c->conn_debt += s->conn_early;
+		s->conn_early = 0;
 		int32_t idx = acc_frame_new(a, s, out->seq, 4 + out->len);
 		if (idx < 0)
 			return -1;
@@ -267,6 +302,7 @@ int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, siz
 	}
 	*usedp = total;
 	acc_incomplete_count(s);
+	credit_partial(s);
 	return 0;
 }
 

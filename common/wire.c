@@ -51,6 +51,11 @@ bool qs_frame_decoder_cut_unreported(const struct qs_frame_decoder *d)
 	return d->state == ST_BODY || (d->state == ST_PREFIX && d->pre_have != 0);
 }
 
+size_t qs_frame_decoder_partial(const struct qs_frame_decoder *d)
+{
+	return d->state == ST_BODY ? 4 + d->have : 0;
+}
+
 size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d)
 {
 	return d->cap;

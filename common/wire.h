@@ -94,6 +94,9 @@ bool qs_frame_decoder_truncated(const struct qs_frame_decoder *d);
 /* Like truncated, but false while skipping an oversize frame: that frame was
  * already reported (QS_DEC_OVERSIZE), so there is nothing more to answer. */
 bool qs_frame_decoder_cut_unreported(const struct qs_frame_decoder *d);
+/* Stream bytes of the frame being reassembled (prefix and body so far), 0
+ * between frames. */
+size_t qs_frame_decoder_partial(const struct qs_frame_decoder *d);
 /* Bytes the decoder holds (for memory accounting). */
 size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d);
 /* Between frames, gives back a buffer larger than keep bytes (one large frame

@@ -123,6 +123,22 @@ def large(recv, server):
     check(not bad, "large events changed in transit (n, size): %r" % bad)
 
 
+def large_many_streams(recv, server):
+    """Large events on many streams at once: each stream holds half a frame while the connection's
+    window is shared by all of them. Before partial frames got their connection credit back at
+    once, 16 or more streams of 1 MiB events filled the window with halves and stalled for good."""
+    base = 5_100_000
+    n = 96
+    pad = "z" * (1024 * 1024 - 64 - 40)
+    lines = ['{"n":%d,"pad":"%s"}' % (base + i, pad) for i in range(n)]
+    rc, out, err = q.send(server, lines, extra_args=["--streams", "64"], timeout=q.tmo(90),
+                          client_timeout=int(q.tmo(30)))
+    check(rc == 0 and q.summary(err) == (n, n, 0),
+          "1 MiB events on 64 streams: exit %r, %r; stderr %s" % (rc, q.summary(err), err[-300:]))
+    missing = recv.wait_numbers(range(base, base + n), q.tmo(30), quiet=0)
+    check(not missing, "large events on many streams missing: %d" % len(missing))
+
+
 def spoof(recv, server, t_start):
     base = 2_000_000
     cases = [
@@ -331,6 +347,7 @@ def run():
     part("fidelity", fidelity, recv, server)
     part("spoof", spoof, recv, server, t_start)
     part("large events", large, recv, server)
+    part("large events on many streams", large_many_streams, recv, server)
     part("max-rate", max_rate, recv, server)
     part("clean stop after the bulk send", server.stop)
     part("ipv6", ipv6, t_start)

@@ -157,6 +157,33 @@ static void test_single_frame(void)
 	free(b.p);
 }
 
+/* Partial counts the stream bytes of the frame being reassembled (its
+ * connection credit is given back early by the acceptor), 0 between frames. */
+static void test_partial_bytes(void)
+{
+	current_test = "partial_bytes";
+	struct buf b = {0};
+	buf_frame(&b, J1);
+	buf_frame(&b, J2);
+	struct qs_frame_decoder d;
+	qs_frame_decoder_init(&d, 1024);
+	struct evlist l = {0};
+	size_t first = 4 + strlen(J1);
+	CHECK_EQ_U64(qs_frame_decoder_partial(&d), 0);
+	feed(&d, b.p, 3, &l); /* inside the length prefix: nothing counted yet */
+	CHECK_EQ_U64(qs_frame_decoder_partial(&d), 0);
+	feed(&d, b.p + 3, 7, &l);
+	CHECK_EQ_U64(qs_frame_decoder_partial(&d), 10);
+	feed(&d, b.p + 10, first - 10 + 6, &l); /* J1 completes, 6 bytes of J2 follow */
+	CHECK_EQ_U64(l.n, 1);
+	CHECK_EQ_U64(qs_frame_decoder_partial(&d), 6);
+	feed(&d, b.p + first + 6, b.len - first - 6, &l);
+	CHECK_EQ_U64(l.n, 2);
+	CHECK_EQ_U64(qs_frame_decoder_partial(&d), 0);
+	qs_frame_decoder_free(&d);
+	free(b.p);
+}
+
 static void test_several_frames_one_chunk(void)
 {
 	current_test = "several_frames_one_chunk";
@@ -851,6 +878,7 @@ static void test_reject_names(void)
 int main(void)
 {
 	test_single_frame();
+	test_partial_bytes();
 	test_several_frames_one_chunk();
 	test_every_split_point();
 	test_byte_by_byte();
