@@ -145,7 +145,8 @@ struct acc {
 	gnutls_x509_crt_t *crts;
 	unsigned ncrts;
 	uint8_t secret[QS_SECRET_LEN];
-	uint64_t stream_window, conn_window;
+	uint64_t stream_window, conn_window; /* conn_window: what a connection's window may grow to */
+	uint64_t conn_window_initial;
 	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */
 
 	struct acc_cidmap map;

@@ -194,7 +194,7 @@ static void set_params(struct acc *a, ngtcp2_transport_params *tp, const ngtcp2_
 	tp->initial_max_streams_bidi = 128;
 	tp->initial_max_streams_uni = 0;
 	tp->initial_max_stream_data_bidi_remote = a->stream_window;
-	tp->initial_max_data = a->conn_window;
+	tp->initial_max_data = a->conn_window_initial;
 	tp->max_idle_timeout = (uint64_t)a->cfg->idle_timeout_s * NGTCP2_SECONDS;
 	tp->active_connection_id_limit = 7;
 	tp->max_udp_payload_size = ACC_MAX_PKT;
@@ -220,7 +220,12 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 	ngtcp2_settings st;
 	ngtcp2_settings_default(&st);
 	st.initial_ts = ts_now();
-	/* Windows never auto-grow: credit is returned exactly as frames resolve. */
+	/* A connection's window starts small and grows (ngtcp2's auto-tuning:
+	 * doubled when credit goes back faster than two round trips) up to
+	 * conn_window for clients that keep it busy: what a stalled spool leaves
+	 * in this process is the sum of the windows, so idle and slow clients
+	 * must not each hold 16 MiB of promise. Stream windows do not grow:
+	 * they must take a whole frame of the largest size from the start. */
 	st.max_window = a->conn_window;
 	st.max_stream_window = a->stream_window;
 	if (token_type != NGTCP2_TOKEN_TYPE_UNKNOWN && hd->tokenlen) {

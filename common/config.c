@@ -402,7 +402,7 @@ static int resolve(struct qs_config *cfg)
 	}
 	/* each acceptor's share must hold a frame of the largest size while it arrives */
 	unsigned n = cfg->acceptors ? cfg->acceptors : 1;
-	if (cfg->max_incomplete_bytes / n < cfg->max_message_size) {
+	if (qs_config_acceptor_share(cfg, cfg->max_incomplete_bytes) < cfg->max_message_size) {
 		fprintf(stderr, "quicstashd: --max-incomplete-bytes %llu: each of the %u acceptor(s) needs at least "
 			"--max-message-size (%u bytes), or the largest frames could never arrive\n",
 			(unsigned long long)cfg->max_incomplete_bytes, n, cfg->max_message_size);

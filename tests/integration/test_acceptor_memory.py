@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""Floods of tiny frames and clients that never read their answers cannot balloon the acceptor.
+"""The acceptor's memory stays bounded: tiny-frame floods, clients that never read, a stalled spool.
 
-QUIC flow control counts bytes, not frames: one connection's 16 MiB window holds millions of
-5-byte frames, and every frame in flight costs the acceptor far more than its 5 bytes. Each
-rejection also costs an answer, which a client that never reads would leave the acceptor holding.
-  1. one client sends ~26 MB: 100,000 valid events (scaled down under sanitizers), each followed by
+QUIC flow control counts bytes, not frames: one connection's window holds millions of 5-byte
+frames, and every frame in flight costs the acceptor far more than its 5 bytes. Each rejection also
+costs an answer, which a client that never reads would leave the acceptor holding. And while the
+spool cannot take more, every connected client fills its window in the acceptor.
+  1. one client sends ~37 MB: 100,000 valid events (scaled down under sanitizers), each followed by
      40 one-byte frames (invalid JSON), then a frame cut short by the end of the stream. Every tiny
      frame is rejected, the cut frame is rejected as such, every valid event reaches Logstash, the
-     stream ends cleanly, and the acceptor's peak memory stays small (it was ~600 MB for 20 MB of
-     tiny frames when every decoded frame was held at once);
+     stream ends cleanly, and the acceptor's peak memory stays small (394 MB before frames in
+     flight were capped per connection);
   2. a client sends 60 MB of tiny frames and never gives credit back for the answers
      (--test-unread-answers): the acceptor stops giving it room (the client stalls) instead of
-     buffering rejections (it was ~920 MB), and meanwhile serves another client normally.
+     buffering rejections (~900 MB before), and meanwhile serves another client normally;
+  3. with the spool full (--spool-max-bytes 16M, Logstash down) 16 more clients connect, each
+     with 8.4 MB to send: each may leave only its starting window (2 MiB) in the acceptor, not the
+     16 MiB a busy connection's window can grow to (each left all its 8.4 MB before). Once Logstash
+     is back, every client finishes and every event arrives.
 """
 import os
 import struct
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qslib as q
@@ -27,6 +33,10 @@ TINY_PER_EVENT = 40
 # Peak acceptor memory allowed (VmHWM). Under ASan its allocator keeps freed memory in a
 # quarantine, 256 MB unless told otherwise (16 MB here), and shadow memory on top.
 LIMIT_MB = 200 if q.SANITIZE else 160
+# Clients connecting while the spool is full, and what each may add to the acceptor's memory.
+STALLED_CLIENTS = 16
+STALLED_EVENTS = 9000  # ~8.4 MB each: well past a starting window
+STALLED_MB_PER_CLIENT = 7 if q.SANITIZE else 5
 if q.SANITIZE:
     os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=16").lstrip(":")
 
@@ -35,10 +45,11 @@ def frame(body):
     return struct.pack(">I", len(body)) + body
 
 
-def peak_mb(pid):
+def status_mb(pid, key):
+    """A memory figure of /proc/PID/status in MB: VmHWM (peak) or VmRSS (now)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) // 1024
     return -1
 
@@ -104,23 +115,67 @@ def unread_flood(server, recv):
     check(not missing, "%d events of the other client missing at Logstash" % len(missing))
 
 
+def stalled_spool():
+    recv = q.Receiver()  # down
+    # A full spool frees room only as fast as Logstash's copies settle (1 s): 16M drains in seconds.
+    server = q.Server(recv, extra=["--spool-max-bytes", "16M"], name="stalled").start()
+    acc = server.pids("acceptor")[0]
+    procs = []
+
+    def client(k, n):
+        path = os.path.join(server.dir, "c%d.jsonl" % k)
+        q.write_lines(path, ['{"n":%d,"pad":"%s"}' % (k * 100000 + i, "p" * 900) for i in range(n)])
+        argv = [q.SEND, "-s", server.addr, "--cert", server.cert, "--timeout", str(int(q.tmo(120))), path]
+        procs.append((subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                       preexec_fn=q._pdeathsig), n))
+
+    client(0, 20000)  # ~19 MB: fills the spool, then stalls
+    deadline = time.monotonic() + q.tmo(30)
+    while time.monotonic() < deadline and "spool full" not in server.log():
+        time.sleep(0.2)
+    check("spool full" in server.log(), "the spool did not fill: %s" % server.log_tail())
+    time.sleep(q.tmo(2))
+    before = status_mb(acc, "VmRSS")
+    for k in range(1, STALLED_CLIENTS + 1):
+        client(k, STALLED_EVENTS)
+    time.sleep(q.tmo(6))
+    grown = status_mb(acc, "VmRSS") - before
+    log("spool full: acceptor %d MB before %d more clients, +%d MB with them stalled (limit +%d)"
+        % (before, STALLED_CLIENTS, grown, STALLED_CLIENTS * STALLED_MB_PER_CLIENT))
+    check(all(p.poll() is None for p, _ in procs), "a client gave up while the spool was full")
+    check(grown <= STALLED_CLIENTS * STALLED_MB_PER_CLIENT,
+          "%d stalled clients grew the acceptor by %d MB" % (STALLED_CLIENTS, grown))
+    recv.start()
+    sent = []
+    for k, (p, n) in enumerate(procs):
+        _, err = p.communicate(timeout=q.tmo(180))
+        check(p.returncode == 0 and q.summary(err) == (n, n, 0),
+              "client %d after the spool drained: exit %r, %r %s" % (k, p.returncode, q.summary(err), err[-300:]))
+        sent += [k * 100000 + i for i in range(n)]
+    missing = q.arrived([recv], sent, q.tmo(60))
+    check(not missing, "%d acknowledged events missing at Logstash" % len(missing))
+    server.stop()
+
+
 def run():
     q.need_binaries("quicstashd", "quicstash-send")
     recv = q.Receiver().start()
     server = q.Server(logstash=recv).start()
     acc = server.pids("acceptor")[0]
     mixed_flood(server, recv)
-    mb = peak_mb(acc)
+    mb = status_mb(acc, "VmHWM")
     log("acceptor peak memory after the mixed flood: %d MB (limit %d)" % (mb, LIMIT_MB))
     check(0 < mb <= LIMIT_MB, "the acceptor peaked at %d MB for a flood of tiny frames" % mb)
     unread_flood(server, recv)
-    mb = peak_mb(acc)
+    mb = status_mb(acc, "VmHWM")
     log("acceptor peak memory after the unread answers: %d MB (limit %d)" % (mb, LIMIT_MB))
     check(0 < mb <= LIMIT_MB, "the acceptor peaked at %d MB holding unread answers" % mb)
     check(server.pids("acceptor") == [acc], "the acceptor was restarted: %s" % server.log_tail())
     server.stop()
+    stalled_spool()
     return "tiny-frame floods rejected frame by frame with the acceptor under %d MB; a client that " \
-           "never reads is held back, its neighbour served" % LIMIT_MB
+           "never reads is held back, its neighbour served; %d clients at a full spool hold their " \
+           "starting windows only" % (LIMIT_MB, STALLED_CLIENTS)
 
 
 if __name__ == "__main__":
