@@ -46,6 +46,11 @@ struct qs_client_opts {
 	 * their flow-control credit is never given back, as by a client that sends
 	 * and never reads: the server must not buffer answers without bound. */
 	bool unread_answers;
+	/* TEST HOOK (quicstash-send --test-reset-streams N): raw mode; the first N
+	 * streams carry the bytes without FIN and are reset (RESET_STREAM) once the
+	 * server has them, as by a client that gives up waiting; then one more
+	 * stream carries them as usual. */
+	unsigned raw_reset_streams;
 	bool debug;              /* ngtcp2's log on stderr */
 };
 

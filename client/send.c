@@ -32,7 +32,7 @@ static const char usage[] =
 	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
 
 enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE,
-       OPT_TEST_HOLD, OPT_TEST_UNREAD };
+       OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -52,6 +52,8 @@ static const struct option long_opts[] = {
 	{"test-hold-streams", required_argument, NULL, OPT_TEST_HOLD},
 	/* hidden, for tests: never give the server credit for its answers (a client that does not read) */
 	{"test-unread-answers", no_argument, NULL, OPT_TEST_UNREAD},
+	/* hidden, for tests: --raw, but the first N streams are reset once the server has their bytes */
+	{"test-reset-streams", required_argument, NULL, OPT_TEST_RESET},
 	{0},
 };
 
@@ -68,6 +70,17 @@ static int bad(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, " (see --help)\n");
 	return -1;
+}
+
+/* The count of a raw-mode test option: 1..100 streams. */
+static int raw_streams_count(const char *arg, const char *err_fmt, unsigned *out)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+	if (*arg == 0 || *end != 0 || n < 1 || n > 100)
+		return bad(err_fmt, arg);
+	*out = (unsigned)n;
+	return 0;
 }
 
 static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
@@ -92,14 +105,12 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 		if (*arg == 0 || *end != 0)
 			return bad("--test-rebind-after '%s': expected a number of acknowledged events", arg);
 		return 0;
-	case OPT_TEST_HOLD: {
-		long n = strtol(arg, &end, 10);
-		if (*arg == 0 || *end != 0 || n < 1 || n > 100)
-			return bad("--test-hold-streams '%s': expected 1..100", arg);
-		o->client.raw_hold_streams = (unsigned)n;
+	case OPT_TEST_HOLD:
 		o->raw = true;
-		return 0;
-	}
+		return raw_streams_count(arg, "--test-hold-streams '%s': expected 1..100", &o->client.raw_hold_streams);
+	case OPT_TEST_RESET:
+		o->raw = true;
+		return raw_streams_count(arg, "--test-reset-streams '%s': expected 1..100", &o->client.raw_reset_streams);
 	case OPT_TEST_UNREAD:
 		o->client.unread_answers = true;
 		return 0;

@@ -23,6 +23,8 @@ struct qs_stream {
 	uint64_t offset;        /* stream bytes handed to ngtcp2 */
 	size_t raw_sent;
 	bool raw, fin_sent, blocked, remote_fin;
+	/* TEST HOOK (raw_reset_streams): raw bytes without FIN, reset once QUIC-acked */
+	bool cancel, cancel_due;
 	struct qs_answer_decoder dec;
 	struct qs_stream *next;
 };
@@ -77,7 +79,8 @@ struct qs_client {
 
 	uint8_t *raw;
 	size_t raw_len;
-	unsigned raw_streams; /* raw streams opened (1, or raw_hold_streams) */
+	unsigned raw_streams; /* raw streams open (1, or raw_hold_streams) */
+	unsigned raw_opened;  /* raw streams opened in all */
 	bool raw_given, raw_reported;
 
 	uint8_t txbuf[QS_TX_BATCH_MAX]; /* the packets of one write batch (io.c) */

@@ -45,9 +45,16 @@ void qs_streams_open(struct qs_client *c)
 		return;
 	if (c->opts.raw) {
 		struct qs_stream *s;
+		for (s = c->streams; s; s = s->next)
+			if (s->cancel_due && !s->fin_sent) {
+				ngtcp2_conn_shutdown_stream(c->conn, 0, s->id, 1);
+				s->fin_sent = true;
+				c->raw_streams--;
+			}
 		unsigned want = c->opts.raw_hold_streams ? c->opts.raw_hold_streams : 1;
 		while (c->raw_given && c->raw_streams < want && (s = stream_new(c, NULL))) {
 			s->raw = true;
+			s->cancel = c->raw_opened++ < c->opts.raw_reset_streams;
 			c->raw_streams++;
 		}
 		return;
@@ -62,8 +69,8 @@ static bool has_data(const struct qs_client *c, const struct qs_stream *s)
 {
 	if (s->blocked || s->fin_sent)
 		return false;
-	if (s->raw) /* bytes and/or FIN (none when holding) */
-		return !c->opts.raw_hold_streams || s->raw_sent < c->raw_len;
+	if (s->raw) /* bytes and/or FIN (none when holding or cancelling) */
+		return (!c->opts.raw_hold_streams && !s->cancel) || s->raw_sent < c->raw_len;
 	if (!s->range)
 		return false; /* detached: its range is finished */
 	return s->hdr_sent < s->hdr_len || s->write_seq < s->range->end || s->range->closed;
@@ -90,7 +97,7 @@ size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, s
 	size_t n = 0;
 	if (s->raw) {
 		v[n++] = (ngtcp2_vec){.base = c->raw + s->raw_sent, .len = c->raw_len - s->raw_sent};
-		*fin = !c->opts.raw_hold_streams;
+		*fin = !c->opts.raw_hold_streams && !s->cancel;
 		return n;
 	}
 	if (s->hdr_sent < s->hdr_len)
@@ -139,8 +146,11 @@ void qs_stream_advance(struct qs_client *c, struct qs_stream *s, size_t n, bool 
 
 void qs_stream_qacked(struct qs_client *c, struct qs_stream *s, uint64_t acked_end)
 {
-	if (s->raw)
+	if (s->raw) {
+		if (s->cancel && acked_end >= c->raw_len && acked_end != UINT64_MAX)
+			s->cancel_due = true; /* the server has every byte: reset at the next write */
 		return;
+	}
 	uint64_t last = s->write_seq + (s->write_off ? 1 : 0);
 	while (s->qacked_seq < last) {
 		struct qs_event *e = qs_window_get(&c->win, s->qacked_seq);
@@ -224,7 +234,9 @@ void qs_stream_closed(struct qs_client *c, struct qs_stream *s, bool reset, uint
 {
 	qs_stream_qacked(c, s, UINT64_MAX); /* ngtcp2 lets go of everything on a closed stream */
 	struct qs_range *r = s->range;
-	if (s->raw && !c->raw_reported) {
+	if (s->cancel) {
+		/* reset by us: nothing to report */
+	} else if (s->raw && !c->raw_reported) {
 		c->raw_reported = true;
 		bool clean = !(reset && code != 0) && s->fin_sent && s->remote_fin;
 		char why[96] = "";

@@ -15,8 +15,11 @@ spool cannot take more, every connected client fills its window in the acceptor.
      buffering rejections (~900 MB before), and meanwhile serves another client normally;
   3. with the spool full (--spool-max-bytes 16M, Logstash down) 16 more clients connect, each
      with 8.4 MB to send: each may leave only its starting window (2 MiB) in the acceptor, not the
-     16 MiB a busy connection's window can grow to (each left all its 8.4 MB before). Once Logstash
-     is back, every client finishes and every event arrives.
+     16 MiB a busy connection's window can grow to (each left all its 8.4 MB before). Meanwhile
+     a client resets three streams of 1.5 MB each once the server has them, then sends the same
+     frames on a fourth: the dropped frames' bytes go back to its connection's window (before,
+     they were lost to it, and the fourth stream hung). Once Logstash is back, every client
+     finishes and every event arrives.
 """
 import os
 import struct
@@ -37,6 +40,7 @@ LIMIT_MB = 200 if q.SANITIZE else 160
 STALLED_CLIENTS = 16
 STALLED_EVENTS = 9000  # ~8.4 MB each: well past a starting window
 STALLED_MB_PER_CLIENT = 7 if q.SANITIZE else 5
+RESET_FRAMES = 1500  # ~1.5 MB a stream
 if q.SANITIZE:
     os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=16").lstrip(":")
 
@@ -145,8 +149,25 @@ def stalled_spool():
     check(all(p.poll() is None for p, _ in procs), "a client gave up while the spool was full")
     check(grown <= STALLED_CLIENTS * STALLED_MB_PER_CLIENT,
           "%d stalled clients grew the acceptor by %d MB" % (STALLED_CLIENTS, grown))
+    # A client that gives up on streams (RESET_STREAM) while their frames wait: the acceptor drops
+    # those frames, and the connection's window must get their bytes back, or after two such
+    # streams of 1.5 MB nothing more fits in its 2 MiB and the client hangs.
+    path = os.path.join(server.dir, "reset.bin")
+    with open(path, "wb") as f:
+        for i in range(RESET_FRAMES):
+            f.write(frame(('{"n":%d,"pad":"%s"}' % (900000 + i, "r" * 960)).encode()))
+    resetter = subprocess.Popen(raw_argv(server, path, q.tmo(120), "--test-reset-streams", "3"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=q._pdeathsig)
+    time.sleep(q.tmo(2))
     recv.start()
-    sent = []
+    out, err = resetter.communicate(timeout=q.tmo(180))
+    acks = [int(l.split()[1]) for l in out.splitlines() if l.startswith("ack ")]
+    log("client that reset 3 streams of %d frames: exit %r, last ack %r" % (RESET_FRAMES, resetter.returncode,
+                                                                           acks[-1] if acks else None))
+    check(resetter.returncode == 0 and acks and acks[-1] == RESET_FRAMES,
+          "after 3 reset streams the fourth was not answered in full: exit %r, acks up to %r %s"
+          % (resetter.returncode, acks[-1] if acks else None, err[-300:]))
+    sent = list(range(900000, 900000 + RESET_FRAMES))
     for k, (p, n) in enumerate(procs):
         _, err = p.communicate(timeout=q.tmo(180))
         check(p.returncode == 0 and q.summary(err) == (n, n, 0),
@@ -175,7 +196,7 @@ def run():
     stalled_spool()
     return "tiny-frame floods rejected frame by frame with the acceptor under %d MB; a client that " \
            "never reads is held back, its neighbour served; %d clients at a full spool hold their " \
-           "starting windows only" % (LIMIT_MB, STALLED_CLIENTS)
+           "starting windows only; reset streams give their window back" % (LIMIT_MB, STALLED_CLIENTS)
 
 
 if __name__ == "__main__":
