@@ -65,12 +65,19 @@ void qs_streams_open(struct qs_client *c)
 		;
 }
 
+/* Whether a raw stream ends with FIN once its bytes are out (not when
+ * holding streams open or cancelling them: test hooks). */
+static bool raw_fin_wanted(const struct qs_client *c, const struct qs_stream *s)
+{
+	return !c->opts.raw_hold_streams && !s->cancel;
+}
+
 static bool has_data(const struct qs_client *c, const struct qs_stream *s)
 {
 	if (s->blocked || s->fin_sent)
 		return false;
 	if (s->raw) /* bytes and/or FIN (none when holding or cancelling) */
-		return (!c->opts.raw_hold_streams && !s->cancel) || s->raw_sent < c->raw_len;
+		return raw_fin_wanted(c, s) || s->raw_sent < c->raw_len;
 	if (!s->range)
 		return false; /* detached: its range is finished */
 	return s->hdr_sent < s->hdr_len || s->write_seq < s->range->end || s->range->closed;
@@ -97,7 +104,7 @@ size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, s
 	size_t n = 0;
 	if (s->raw) {
 		v[n++] = (ngtcp2_vec){.base = c->raw + s->raw_sent, .len = c->raw_len - s->raw_sent};
-		*fin = !c->opts.raw_hold_streams && !s->cancel;
+		*fin = raw_fin_wanted(c, s);
 		return n;
 	}
 	if (s->hdr_sent < s->hdr_len)
