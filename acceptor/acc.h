@@ -37,6 +37,8 @@ struct qs_chan_in;
  * client's flow-control credit is held back (streams.c): a client that sends
  * and never reads must not make the acceptor buffer rejections without end. */
 #define ACC_ANSWERS_HELD_MAX (1024 * 1024)
+/* A connection's flow-control window at the start; it grows to conn_window with use (quic_conn.c). */
+#define ACC_CONN_WINDOW_INITIAL (2ull * 1024 * 1024)
 
 /* One chunk of a stream's send data; chunks never move, because ngtcp2 keeps
  * pointers into them until the peer acknowledges the bytes. */
@@ -146,7 +148,6 @@ struct acc {
 	unsigned ncrts;
 	uint8_t secret[QS_SECRET_LEN];
 	uint64_t stream_window, conn_window; /* conn_window: what a connection's window may grow to */
-	uint64_t conn_window_initial;
 	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */
 
 	struct acc_cidmap map;

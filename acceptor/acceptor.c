@@ -254,7 +254,6 @@ int acceptor_main(const struct qs_config *cfg)
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;
 	a.stream_window = w > 4ull * 1024 * 1024 ? w : 4ull * 1024 * 1024;
 	a.conn_window = 4 * a.stream_window;
-	a.conn_window_initial = 2ull * 1024 * 1024;
 	a.conn_frames_cap = (uint32_t)(a.conn_window / 512);
 	a.incomplete_cap = qs_config_acceptor_share(cfg, cfg->max_incomplete_bytes);
 	int rc = 1;

@@ -194,7 +194,7 @@ static void set_params(struct acc *a, ngtcp2_transport_params *tp, const ngtcp2_
 	tp->initial_max_streams_bidi = 128;
 	tp->initial_max_streams_uni = 0;
 	tp->initial_max_stream_data_bidi_remote = a->stream_window;
-	tp->initial_max_data = a->conn_window_initial;
+	tp->initial_max_data = ACC_CONN_WINDOW_INITIAL;
 	tp->max_idle_timeout = (uint64_t)a->cfg->idle_timeout_s * NGTCP2_SECONDS;
 	tp->active_connection_id_limit = 7;
 	tp->max_udp_payload_size = ACC_MAX_PKT;
