@@ -21,15 +21,13 @@ static const char *const acceptor_syscalls[] = {
 int acc_sandbox(struct acc *a, bool *chrooted)
 {
 	char err[256] = "";
-	*chrooted = geteuid() == 0;
 	struct qs_sandbox sb = {.user = a->cfg->user[0] ? a->cfg->user : NULL,
 				.chroot_dir = a->cfg->runtime_dir, .no_dump = true};
-	if (!sb.user)
-		*chrooted = false;
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0 ||
 	    qs_seccomp_allow(acceptor_syscalls, false, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);
 		return -1;
 	}
+	*chrooted = sb.chrooted;
 	return 0;
 }

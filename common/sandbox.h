@@ -13,11 +13,19 @@ struct qs_sandbox {
 	const char *chroot_dir; /* chroot here when started as root (NULL: none) */
 	bool new_netns;         /* an empty network namespace: no network at all, AF_UNIX paths still work */
 	bool no_dump;           /* no core dumps, no ptrace by the same uid (holders of secrets) */
+	bool chrooted;          /* set by qs_sandbox_enter: the process's root is now chroot_dir */
 };
 
 /* Returns 0, or -1 with a one-line reason in err. Always sets no-new-privs
  * and clears capabilities, even when not root. */
-int qs_sandbox_enter(const struct qs_sandbox *sb, char *err, size_t errlen);
+int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen);
+
+/* Sanitizer builds only (false in every other build): QS_TEST_CHILD_LEAKS=1
+ * in the environment leaves children unchrooted, dumpable and without a
+ * seccomp filter, so that LeakSanitizer's exit-time check (ptrace, /proc)
+ * can run in them. The test suite's ASan run uses it for every test but the
+ * ones that check the confinement itself. */
+bool qs_sandbox_leak_check(void);
 
 /* Syscalls every process of ours needs whatever its role (memory, time,
  * signals, threads, epoll/eventfd for libevent and ZeroMQ, exit). */

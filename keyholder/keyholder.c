@@ -37,9 +37,14 @@ static int load_key(const char *path, gnutls_privkey_t *key)
 		qs_err("%s", err);
 		return -1;
 	}
-	gnutls_privkey_init(key);
-	int rc = gnutls_privkey_import_x509(*key, xk, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+	int rc = gnutls_privkey_init(key);
+	if (rc == 0) {
+		rc = gnutls_privkey_import_x509(*key, xk, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+		if (rc < 0)
+			gnutls_privkey_deinit(*key);
+	}
 	if (rc < 0) {
+		gnutls_x509_privkey_deinit(xk);
 		qs_err("key %s: %s", path, gnutls_strerror(rc));
 		return -1;
 	}
@@ -111,19 +116,23 @@ int keyholder_main(const struct qs_config *cfg)
 	gnutls_privkey_t key;
 	if (load_key(cfg->key_path, &key) < 0)
 		return 1;
+	int rc = 1;
 	int lfd = listen_socket(cfg->runtime_dir, cfg->user);
 	if (lfd < 0)
-		return 1;
+		goto out;
 	char err[256] = "";
 	struct qs_sandbox sb = {.user = cfg->user, .chroot_dir = cfg->runtime_dir, .new_netns = true,
 				.no_dump = true};
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0 ||
 	    qs_seccomp_allow(keyholder_syscalls, false, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);
-		return 1;
+		goto out;
 	}
 	struct qs_ctl_msg ready = {.type = QS_CTL_READY, .role = QS_ROLE_KEYHOLDER};
 	qs_ctl_send(cfg->ctl_fd, &ready);
 	serve(lfd, cfg->ctl_fd, key);
-	return 0;
+	rc = 0;
+out:
+	gnutls_privkey_deinit(key); /* and the x509 key it owns (AUTO_RELEASE) */
+	return rc;
 }

@@ -21,7 +21,6 @@ static const char *const parser_syscalls[] = {
 int parser_sandbox_enter(const struct qs_config *cfg, const char **ep_dir)
 {
 	char err[256] = "";
-	bool root = geteuid() == 0;
 	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL, .chroot_dir = cfg->runtime_dir,
 				.new_netns = true};
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0) {
@@ -29,7 +28,7 @@ int parser_sandbox_enter(const struct qs_config *cfg, const char **ep_dir)
 		return -1;
 	}
 	/* Chrooted into the runtime directory: its endpoints are at the root. */
-	*ep_dir = root && sb.user ? "" : cfg->runtime_dir;
+	*ep_dir = sb.chrooted ? "" : cfg->runtime_dir;
 	return 0;
 }
 

@@ -26,14 +26,12 @@ static const char *const shipper_syscalls[] = {
 int shipper_sandbox_enter(const struct qs_config *cfg, const char **ep_dir)
 {
 	char err[256] = "";
-	bool chroot = geteuid() == 0 && cfg->user[0];
-	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL,
-				.chroot_dir = chroot ? cfg->runtime_dir : NULL};
+	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL, .chroot_dir = cfg->runtime_dir};
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);
 		return -1;
 	}
-	*ep_dir = chroot ? "" : cfg->runtime_dir;
+	*ep_dir = sb.chrooted ? "" : cfg->runtime_dir;
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sandbox.h"
 #include "ipc/ctl.h"
 
 #define BACKOFF_MIN_MS 100
@@ -93,13 +94,14 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 
 #ifdef QS_SANITIZE_BUILD
 	/* LeakSanitizer's exit-time check stops the world with ptrace and reads
-	 * /proc: a confined child's seccomp filter kills it for that. Children
-	 * keep every other ASan/UBSan check; leaks are checked in the
-	 * supervisor, the tools and the unit tests. */
+	 * /proc: a confined child's seccomp filter kills it for that. Confined
+	 * children keep every other ASan/UBSan check; the test suite runs them
+	 * unconfined (qs_sandbox_leak_check) to check their leaks too. */
 	const char *asan = getenv("ASAN_OPTIONS");
 	char opts[1024];
 	snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", asan ? asan : "", asan && *asan ? ":" : "");
-	setenv("ASAN_OPTIONS", opts, 1);
+	if (!qs_sandbox_leak_check())
+		setenv("ASAN_OPTIONS", opts, 1);
 #endif
 
 	sigset_t none;

@@ -811,8 +811,13 @@ class Server:
     that, a log line containing 'ready'). start() may be called again after stop()/kill_tree():
     same directory, spool, certificate and port."""
 
-    def __init__(self, logstash=None, extra=(), udp_port=None, host="127.0.0.1", workdir=None, name="server"):
+    def __init__(self, logstash=None, extra=(), udp_port=None, host="127.0.0.1", workdir=None, name="server",
+                 confined=False):
         self.host = host
+        # Under ASan the children run unconfined so that LeakSanitizer checks them at exit (a leak
+        # makes a child exit 23 and the server's stop fail); confined=True for the tests of the
+        # confinement itself. Without sanitizers the children are always confined.
+        self.confined = confined
         self.udp_port = udp_port or free_port("udp", host)
         self.logstash = logstash if isinstance(logstash, str) or logstash is None else logstash.addr
         if self.logstash is None:
@@ -862,6 +867,8 @@ class Server:
         t.start()
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = npath
+        if SANITIZE and not self.confined:
+            env["QS_TEST_CHILD_LEAKS"] = "1"
         self._log_start = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
         with open(self.logfile, "ab") as lf:
             lf.write(("---- %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(self.argv()))).encode())

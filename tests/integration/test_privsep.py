@@ -136,7 +136,7 @@ def run():
         raise q.Skip("privilege separation is only exercised when started as root")
     q.need_binaries()
     recv = q.Receiver().start()
-    server = q.Server(recv, extra=["--parsers", "2", "--acceptors", "1"], name="privsep")
+    server = q.Server(recv, extra=["--parsers", "2", "--acceptors", "1"], name="privsep", confined=True)
     server.start()
     # traffic first: a handshake has used the keyholder, frames have gone through every role
     rc, out, err = q.send(server, q.gen_events(200), timeout=q.tmo(60), client_timeout=int(q.tmo(30)))
@@ -157,7 +157,7 @@ def run():
         server.rundir, os.listdir(server.rundir) if os.path.isdir(server.rundir) else "?"))
 
     # The probe: the parser tries to open a file once confined.
-    probe = q.Server(recv, extra=["--parsers", "1"], name="probe")
+    probe = q.Server(recv, extra=["--parsers", "1"], name="probe", confined=True)
     os.environ["QS_TEST_SANDBOX_PROBE"] = "parser-open"
     try:
         probe.start(wait_ready=False)
