@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "acceptor/acc.h"
+#include "common/heap.h"
 
 bool acc_conn_frames_full(const struct acc_conn *c)
 {
@@ -26,16 +27,10 @@ int acc_pending_add(struct acc_stream *s, const uint8_t *data, size_t len)
 		p->len -= p->off;
 		p->off = 0;
 	}
-	if (p->cap - p->len < len) {
-		size_t cap = p->cap ? p->cap : 16384;
-		while (cap - p->len < len)
-			cap *= 2;
-		uint8_t *b = realloc(p->buf, cap);
-		if (!b)
-			return -1;
-		p->buf = b;
-		p->cap = cap;
-	}
+	void *buf = p->buf;
+	if (qs_grow(&buf, &p->cap, p->len + len, 16384))
+		return -1;
+	p->buf = buf;
 	memcpy(p->buf + p->len, data, len);
 	p->len += len;
 	s->c->pending = true;

@@ -3,20 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/heap.h"
+
 #define PAD8(n) (((n) + 7u) & ~(size_t)7u)
 
 static int reserve(struct qs_batch *b, size_t more)
 {
-	if (b->len + more <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more)
-		cap *= 2;
-	uint8_t *nb = realloc(b->buf, cap);
-	if (!nb)
+	void *buf = b->buf;
+	if (qs_grow(&buf, &b->cap, b->len + more, 4096))
 		return -1;
-	b->buf = nb;
-	b->cap = cap;
+	b->buf = buf;
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/heap.h"
 #include "parser/fields.h"
 #include "parser/rawjson.h"
 #include "parser/spelling.h"
@@ -42,16 +43,10 @@ static int reject(struct qs_enrich_result *res, uint16_t code, const char *fmt, 
 
 static int buf_reserve(struct qs_enrich_buf *b, size_t need)
 {
-	if (need <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap < need)
-		cap *= 2;
-	char *nd = realloc(b->data, cap);
-	if (!nd)
+	void *data = b->data;
+	if (qs_grow(&data, &b->cap, need, 1024))
 		return -1;
-	b->data = nd;
-	b->cap = cap;
+	b->data = data;
 	return 0;
 }
 
