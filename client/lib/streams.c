@@ -6,6 +6,10 @@
 
 #include "client/lib/internal.h"
 
+/* Bytes offered per write call: a few packets' worth (ngtcp2 takes one packet
+ * a call), so that a call does not walk more events than it can send. */
+#define QS_STREAM_VECS_BYTES 4096u
+
 static struct qs_stream *stream_new(struct qs_client *c, struct qs_range *r)
 {
 	struct qs_stream *s = calloc(1, sizeof(*s));
@@ -110,12 +114,26 @@ size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, s
 	if (s->hdr_sent < s->hdr_len)
 		v[n++] = (ngtcp2_vec){.base = s->hdr + s->hdr_sent, .len = s->hdr_len - s->hdr_sent};
 	uint64_t seq = s->write_seq;
-	size_t off = s->write_off;
-	for (; n < max && seq < s->range->end; seq++, off = 0) {
+	size_t off = s->write_off, bytes = 0;
+	for (; seq < s->range->end && bytes < QS_STREAM_VECS_BYTES; seq++, off = 0) {
 		struct qs_event *e = qs_window_get(&c->win, seq);
 		if (!e || !e->buf)
 			break; /* cannot happen: unresolved events keep their bytes */
-		v[n++] = (ngtcp2_vec){.base = e->buf + off, .len = e->size - off};
+		uint8_t *base = e->buf + off;
+		size_t len = e->size - off;
+		bytes += len;
+		/* Frames that follow each other in a window chunk go as one vector:
+		 * ngtcp2 (1.11) keeps a STREAM frame of more than 4 vectors in an
+		 * allocation of its own, and leaks it when a loss later trims it to
+		 * 4 or fewer (fixed upstream in 1.20). One vector a chunk keeps every
+		 * frame in its pool, and its retransmissions merge contiguous bytes. */
+		if (n && v[n - 1].base + v[n - 1].len == base) {
+			v[n - 1].len += len;
+			continue;
+		}
+		if (n == max)
+			break;
+		v[n++] = (ngtcp2_vec){.base = base, .len = len};
 	}
 	*fin = s->range->closed && seq == s->range->end;
 	return n;
