@@ -41,6 +41,7 @@ SEND = os.path.join(QS_BIN, "quicstash-send")
 
 # How much slower everything is under sanitizers: timeouts are multiplied, loads divided.
 SLOW = 3.0 if SANITIZE else 1.0
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|UndefinedBehaviorSanitizer")
 
 SKIP_CODE = 77
 
@@ -991,7 +992,19 @@ class Server:
                    if re.search(r"while stopping|did not stop|not stop cleanly|error|<3>", l)]
             check(rc == expect_rc, "quicstashd exited with %r after SIGTERM, expected %r (%s); log tail:\n%s"
                   % (rc, expect_rc, " | ".join(why[-4:]), self.log_tail()))
+        self.check_sanitizers()
         return rc
+
+    def check_sanitizers(self):
+        """Under ASan: no sanitizer report anywhere in this run's log. A child that a report ends
+        (ASan, UBSan: no recovery) or that leaks at a reload's exit is restarted or replaced by the
+        supervisor, and the service may go on as if nothing happened: only its log tells."""
+        if not SANITIZE:
+            return
+        lines = self.log(since_start=True).splitlines()
+        bad = [i for i, l in enumerate(lines) if SANITIZER_REPORT.search(l)]
+        check(not bad, "a sanitizer report in the server's log:\n%s"
+              % ("\n".join(lines[bad[0]:bad[0] + 30]) if bad else ""))
 
     def kill_tree(self):
         """SIGKILL the supervisor and every descendant at once (a power cut, as far as processes go)."""
