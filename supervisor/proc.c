@@ -97,11 +97,12 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	 * /proc: a confined child's seccomp filter kills it for that. Confined
 	 * children keep every other ASan/UBSan check; the test suite runs them
 	 * unconfined (qs_sandbox_leak_check) to check their leaks too. */
-	const char *asan = getenv("ASAN_OPTIONS");
-	char opts[1024];
-	snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", asan ? asan : "", asan && *asan ? ":" : "");
-	if (!qs_sandbox_leak_check())
+	if (!qs_sandbox_leak_check()) {
+		const char *asan = getenv("ASAN_OPTIONS");
+		char opts[1024];
+		snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", asan ? asan : "", asan && *asan ? ":" : "");
 		setenv("ASAN_OPTIONS", opts, 1);
+	}
 #endif
 
 	sigset_t none;
