@@ -11,6 +11,7 @@
 
 #include "acceptor/acc.h"
 #include "common/config.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 #include "ipc/chan.h"
 #include "ipc/zsock.h"
@@ -75,6 +76,7 @@ static void enqueue(struct acc *a, int32_t idx)
 		a->q_head = idx;
 	a->q_tail = idx;
 	a->q_bytes += rec_bytes(f);
+	qs_hop(QS_HOP_A_QUEUED, acc_channel(a), qs_ticket_make((uint32_t)idx, f->gen));
 }
 
 static void dequeue(struct acc *a, int32_t idx)
@@ -256,13 +258,16 @@ void acc_frames_send(struct acc *a)
 		     i = a->pool[i].q_next, n++)
 			if (batch_add(a, i))
 				return;
-		if (qs_zsend(a->push, a->batch.buf, a->batch.len) != 0)
+		if (qs_zsend(a->push, a->batch.buf, a->batch.len) != 0) {
+			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
+		}
 		sent = true;
 		uint64_t now = acc_mono_ns();
 		while (n--) {
 			int32_t i = a->q_head;
 			a->pool[i].sent_mono = now;
+			qs_hop(QS_HOP_A_PUSHED, acc_channel(a), qs_ticket_make((uint32_t)i, a->pool[i].gen));
 			dequeue(a, i);
 		}
 	}
@@ -345,6 +350,7 @@ static void on_answers(struct acc *a, struct qs_batch_iter *it)
 		struct acc_frame *f = &a->pool[idx];
 		if (!f->in_use || f->resolved || f->gen != qs_ticket_gen(r.ticket))
 			continue; /* stale: already resolved, or its connection is gone */
+		qs_hop(QS_HOP_A_ANSWER, acc_channel(a), r.ticket);
 		if (r.code && !r.reason_len) {
 			const char *name = qs_reject_name(r.code);
 			acc_frame_resolve(a, (int32_t)idx, r.code, name, strlen(name));

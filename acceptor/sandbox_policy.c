@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "acceptor/acc.h"
+#include "common/hoptrace.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sandbox.h"
@@ -23,6 +24,7 @@ int acc_sandbox(struct acc *a, bool *chrooted)
 	char err[256] = "";
 	struct qs_sandbox sb = {.user = a->cfg->user[0] ? a->cfg->user : NULL,
 				.chroot_dir = a->cfg->runtime_dir, .no_dump = true};
+	qs_hop_open("acceptor"); /* QS_HOPTRACE_DIR: its file is opened while the path is reachable */
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0 ||
 	    qs_seccomp_allow(acceptor_syscalls, false, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);

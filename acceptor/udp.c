@@ -12,6 +12,7 @@
 
 #include "acceptor/acc.h"
 #include "common/config.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 
 #define ACC_RX_BATCH 64
@@ -96,6 +97,7 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 				qs_warn("recvmmsg: %s", strerror(errno));
 			break;
 		}
+		qs_hop(QS_HOP_A_RECV, acc_channel(a), 0);
 		for (int i = 0; i < n; i++)
 			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
 		if (n < ACC_RX_BATCH)
@@ -182,6 +184,8 @@ void acc_udp_flush(struct acc *a)
 			qs_debug("sendmmsg: %s", strerror(errno));
 		done++;
 	}
+	if (tx.n)
+		qs_hop(QS_HOP_A_SENT, acc_channel(a), 0);
 	tx.n = 0;
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/config.h"
 #include "common/heap.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 #include "ipc/chan.h"
 #include "ipc/child.h"
@@ -72,6 +73,8 @@ static void flow_update(struct parser *p)
 
 static void flush_events(struct parser *p)
 {
+	if (p->ev_batch.count)
+		qs_hop(QS_HOP_P_SENT, 0, 0);
 	if (p->ev_batch.count && qs_sendq_push(&p->events_q, &p->ev_batch) == 1)
 		qs_debug("shipper is not taking events: holding them, not reading frames");
 }
@@ -113,6 +116,7 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	memcpy(m.session, fr->session, sizeof(m.session));
 	memcpy(m.ip, fr->ip, sizeof(m.ip));
 	struct qs_enrich_result res;
+	qs_hop(QS_HOP_P_RECV, fr->acceptor, fr->ticket);
 	if (qs_enrich((const char *)payload, fr->len, &m, &p->line, &res) != 0) {
 		qs_debug("frame %llu from acceptor %u rejected: %s", (unsigned long long)fr->seq, fr->acceptor,
 			 res.reason);

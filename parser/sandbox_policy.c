@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hoptrace.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sandbox.h"
@@ -23,6 +24,7 @@ int parser_sandbox_enter(const struct qs_config *cfg, const char **ep_dir)
 	char err[256] = "";
 	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL, .chroot_dir = cfg->runtime_dir,
 				.new_netns = true};
+	qs_hop_open("parser"); /* QS_HOPTRACE_DIR: its file is opened while the path is reachable */
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);
 		return -1;

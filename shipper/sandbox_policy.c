@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
+#include "common/hoptrace.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sandbox.h"
@@ -27,6 +28,7 @@ int shipper_sandbox_enter(const struct qs_config *cfg, const char **ep_dir)
 {
 	char err[256] = "";
 	struct qs_sandbox sb = {.user = cfg->user[0] ? cfg->user : NULL, .chroot_dir = cfg->runtime_dir};
+	qs_hop_open("shipper"); /* QS_HOPTRACE_DIR: its file is opened while the path is reachable */
 	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0) {
 		qs_err("sandbox: %s", err);
 		return -1;

@@ -20,6 +20,7 @@
 
 #include "common/config.h"
 #include "common/heap.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 #include "ipc/chan.h"
 #include "ipc/child.h"
@@ -132,6 +133,7 @@ static void ack(struct shipper *sh, size_t k)
 			continue;
 		struct qs_batch *b = &sh->ans_batch[t->acceptor];
 		struct qs_answer_rec ar = {.ticket = t->ticket, .code = 0};
+		qs_hop(QS_HOP_S_ACKED, t->acceptor, t->ticket);
 		if (!b->len)
 			qs_batch_begin(b, QS_MSG_ANSWERS, 0);
 		qs_batch_add(b, &ar, sizeof(ar), NULL, 0);
@@ -187,6 +189,7 @@ static void commit(struct shipper *sh)
 	}
 	if (qs_spool_write(&sh->spool, sh->st.buf, len) != 0)
 		return refuse_failed(sh, "write", errno);
+	qs_hop(QS_HOP_S_SYNC0, 0, k);
 	qs_syncer_start(&sh->sync, sh->spool.wfd);
 }
 
@@ -195,6 +198,7 @@ static void on_synced(void *arg, int rc, int err, uint64_t ns)
 	struct shipper *sh = arg;
 	/* The group in flight: the first staged records, exactly the pending bytes. */
 	size_t k = qs_stage_fit(&sh->st, sh->spool.pending);
+	qs_hop(QS_HOP_S_SYNC1, 0, ns);
 	if (ns > 1000000000ull)
 		qs_warn("spool fdatasync took %" PRIu64 " ms", ns / 1000000);
 	qs_spool_sync_done(&sh->spool, rc == 0);
@@ -228,6 +232,7 @@ static void stage_message(void *arg, const void *msg, size_t len)
 			qs_warn("parser %u sent an event that is not one JSON line: dropped", it.sender);
 			continue;
 		}
+		qs_hop(QS_HOP_S_RECV, er.acceptor, er.ticket);
 		if (qs_stage_add(&sh->st, er.ticket, er.acceptor, payload, er.len, now))
 			qs_err("out of memory staging an event: dropped (the acceptor will resend)");
 	}

@@ -825,6 +825,7 @@ class Server:
             self.logstash = "127.0.0.1:%d" % free_port("tcp")
         self.extra = list(extra)
         self.wrap = []  # a command that execs the rest (same pid), e.g. to start it in a namespace
+        self.env = {}   # added to quicstashd's environment
         self.dir = workdir or mkdtemp(name)
         self.spool = os.path.join(self.dir, "spool")
         self.cert = os.path.join(self.dir, "cert.der")
@@ -870,6 +871,7 @@ class Server:
         env["NOTIFY_SOCKET"] = npath
         if SANITIZE and not self.confined:
             env["QS_TEST_CHILD_LEAKS"] = "1"
+        env.update(self.env)
         self._log_start = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
         with open(self.logfile, "ab") as lf:
             lf.write(("---- %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(self.argv()))).encode())

@@ -1,0 +1,75 @@
+/* See common/hoptrace.h. */
+#include "common/hoptrace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct hop_rec {
+	uint64_t t_ns;
+	uint64_t ticket;
+	uint16_t point;
+	uint16_t acceptor;
+	uint32_t pad;
+};
+
+#define HOP_BUF 65536
+
+static struct hop_rec buf[HOP_BUF];
+static unsigned used;
+int qs_hop_fd = -1;
+
+static void flush_buf(void)
+{
+	const char *p = (const char *)buf;
+	size_t left = used * sizeof(buf[0]);
+	while (left) {
+		ssize_t n = write(qs_hop_fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		p += n;
+		left -= (size_t)n;
+	}
+	used = 0;
+}
+
+static void at_exit(void)
+{
+	if (qs_hop_fd >= 0)
+		flush_buf();
+}
+
+void qs_hop_open(const char *role)
+{
+	const char *dir = getenv("QS_HOPTRACE_DIR");
+	if (!dir || !*dir || qs_hop_fd >= 0)
+		return;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s.%d.hop", dir, role, (int)getpid());
+	qs_hop_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (qs_hop_fd >= 0)
+		atexit(at_exit);
+	else
+		qs_warn("QS_HOPTRACE_DIR: cannot create %s: %s (not tracing)", path, strerror(errno));
+}
+
+void qs_hop_record(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	buf[used++] = (struct hop_rec){.t_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+				       .ticket = ticket,
+				       .point = (uint16_t)point,
+				       .acceptor = (uint16_t)acceptor};
+	if (used == HOP_BUF)
+		flush_buf();
+}
