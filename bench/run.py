@@ -286,7 +286,7 @@ def log(msg):
 
 # ---------------------------------------------------------------- quicstash
 
-def quicstash_run(ctx, durability, rate, count, tag):
+def quicstash_run(ctx, durability, rate, count, tag, env_extra=None):
     """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict."""
     name = "quicstash-%s-%s" % (durability, tag)
     cert, key = make_cert(ctx)
@@ -301,7 +301,7 @@ def quicstash_run(ctx, durability, rate, count, tag):
     nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     nsock.bind(nsock_path)
     nsock.settimeout(0.1)
-    env = dict(os.environ, NOTIFY_SOCKET=nsock_path)
+    env = dict(os.environ, NOTIFY_SOCKET=nsock_path, **(env_extra or {}))
     argv = [ctx.bin("quicstashd"), "-s", "127.0.0.1:%d" % udp, "-l", "127.0.0.1:%d" % rport,
             "--spool-dir", spool, "-c", cert, "--key-path", key, "--durability", durability] + ctx.qs_args
     qd = start(argv, log=qlog, env=env, cwd=ctx.work)
@@ -484,6 +484,47 @@ def parse_run(ctx):
     return r
 
 
+def traced_run(ctx, rate, count):
+    """One more fsync half-load run with the hop trace on (common/hoptrace.h), not in the table: the
+    trace's own cost perturbs it a little. Returns scripts/hoptrace's JSON as r["hops"]."""
+    d = os.path.join(ctx.work, "hops")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    r = quicstash_run(ctx, "fsync", rate, count, "half-traced", env_extra={"QS_HOPTRACE_DIR": d})
+    # the cold start left out as in the latencies, unless the run is too short to have anything after it
+    r["hops_skip_s"] = ctx.args.warmup if count / rate > 2 * ctx.args.warmup else 0.0
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "hoptrace"), d, "--json", "--skip-s",
+                        str(r["hops_skip_s"])], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError("scripts/hoptrace failed: %s" % p.stderr.strip()[-300:])
+    r["hops"] = json.loads(p.stdout)
+    if not ctx.args.keep:
+        shutil.rmtree(d, ignore_errors=True)
+    return r
+
+
+def hops_md(r):
+    """The traced run's hops as a markdown table, or [] when it did not run."""
+    h = (r or {}).get("hops")
+    if not h:
+        return ["\nWhere half-load acknowledgements wait: %s" % ((r or {}).get("failed") or "not run")]
+    lat = r["latency_us"]
+    out = ["\nWhere half-load acknowledgements wait (one more fsync run at the half-load rate with "
+           "`QS_HOPTRACE_DIR` set, not in the table; scripts/hoptrace; client-side ack p50 %s / p99 %s ms; %d of "
+           "%d events followed from datagram read to answer packet, the first %.1f s left out):\n" % (
+               fmt_ms(lat["p50"]), fmt_ms(lat["p99"]), h["events"], h["queued"], r["hops_skip_s"]),
+           "| hop (ms) | p50 | p90 | p99 | p99.9 | max |", "|---|---:|---:|---:|---:|---:|"]
+    for name, st in h["hops_ms"].items():
+        if st:
+            out.append("| %s | %.3f | %.3f | %.3f | %.3f | %.3f |" % (name, st["p50"], st["p90"], st["p99"],
+                                                                    st["p99_9"], st["max"]))
+    if h["slow"]:
+        by = sorted(h["slow_by_hop"].items(), key=lambda kv: -kv[1])
+        out.append("\n%d events took over %.0f ms inside the server; the hop that held each longest: %s." % (
+            h["slow"], h["slow_ms"], ", ".join("%s %d" % kv for kv in by)))
+    return out
+
+
 def median_p99_of(fn, n):
     """Half load: n runs, the one with the median p99 kept (a single run can land on a stall of the
     VM that has nothing to do with the server); every run's p99 is listed next to it."""
@@ -636,6 +677,8 @@ def main():
     ap.add_argument("--half-repeat", type=int, default=5,
                     help="half-load runs per mode, the one with the median p99 kept (5): this VM has 0.1-0.3 s "
                          "stalls that land in some runs")
+    ap.add_argument("--no-hop-trace", dest="hop_trace", action="store_false",
+                    help="skip the extra traced half-load run that shows where acknowledgements wait")
     ap.add_argument("--warmup", type=float, default=0.5,
                     help="seconds at the start of each quicstash run whose latencies are shown apart (0.5)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
@@ -748,6 +791,8 @@ def main():
                     n = int(min(ctx.corpus_lines, max(1000, half * args.half_seconds)))
                     attempt("quicstash-%s-half" % dur, lambda: median_p99_of(
                         lambda t: quicstash_run(ctx, dur, half, n, "half" + t), args.half_repeat))
+                    if dur == "fsync" and args.hop_trace:
+                        attempt("quicstash-fsync-half-traced", lambda: traced_run(ctx, half, n))
     finally:
         _cleanup()
 
@@ -785,6 +830,8 @@ def main():
     if lags:
         md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
                   "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
+    if "quicstash" in only and args.hop_trace:
+        md.extend(hops_md(results.get("quicstash-fsync-half-traced")))
     cold = []
     for key in ("quicstash-fsync", "quicstash-fsync-half", "quicstash-write", "quicstash-write-half"):
         w = (results.get(key) or {}).get("bench", {}).get("warmup_latency_us")

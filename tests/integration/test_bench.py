@@ -3,7 +3,7 @@
 receiver (every event acknowledged and delivered, latencies split at --warmup, the figures
 consistent), its clear failure against a port nobody serves, qs-parse-bench (cJSON alone against the
 parser's whole JSON work), and a small bench/run of the quicstash, plain TCP and parser setups
-(alternating rounds, the table, the cold-start line, the parser line)."""
+(alternating rounds, the table, the cold-start line, the parser line, the traced run's hops)."""
 import json
 import os
 import subprocess
@@ -85,6 +85,8 @@ def bench_run():
     check("Cold start (events due in the first 0.2 s" in md, "no cold-start line:\n%s" % md)
     check("machine: " in md and "kernel" in md, "the machine is not described:\n%s" % md)
     check("so cJSON alone is" in md, "no line on the parser's JSON work:\n%s" % md)
+    check("Where half-load acknowledgements wait (one more fsync run" in md and "| total |" in md,
+          "no table of the traced half-load run's hops:\n%s" % md)
     log("bench/run: %d quicstash rows" % len(rows))
 
 
@@ -119,7 +121,7 @@ def run():
     bench_run()
     return "quicstash-bench: every event acknowledged and delivered, latencies split at --warmup, clear " \
            "errors; qs-parse-bench: cJSON against the whole JSON work; bench/run: alternating full-load rounds, four " \
-           "quicstash rows, cold-start line, the parser's JSON line"
+           "quicstash rows, cold-start line, the parser's JSON line, the traced half-load run's hops"
 
 
 if __name__ == "__main__":
