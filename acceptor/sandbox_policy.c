@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "acceptor/acc.h"
-#include "common/hoptrace.h"
 #include "common/config.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 #include "common/sandbox.h"
 

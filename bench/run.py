@@ -504,7 +504,7 @@ def traced_run(ctx, rate, count):
 
 
 def hops_md(r):
-    """The traced run's hops as a markdown table, or [] when it did not run."""
+    """The traced run's hops as markdown lines: a table, or one line saying why there is none."""
     h = (r or {}).get("hops")
     if not h:
         return ["\nWhere half-load acknowledgements wait: %s" % ((r or {}).get("failed") or "not run")]

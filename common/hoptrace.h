@@ -1,14 +1,16 @@
 /* Per-hop timestamps of events through the pipeline, for finding where an
- * acknowledgement waits (docs/PERFORMANCE.md, "Tracing the hops"). Off unless
- * QS_HOPTRACE_DIR is set in quicstashd's environment (a diagnostic for a
- * developer or an operator; the directory must exist and be writable by root).
+ * acknowledgement waits (bench/README.md, "Where an acknowledgement waits";
+ * docs/PERFORMANCE.md, round 12). Off unless QS_HOPTRACE_DIR is set in
+ * quicstashd's environment (a diagnostic for a developer or an operator; the
+ * directory must exist and be writable by root).
  *
  * A traced process appends (CLOCK_MONOTONIC ns, point, acceptor, ticket)
  * records to a buffer and writes it, when full and at exit, to
  * $QS_HOPTRACE_DIR/<role>.<pid>.hop, opened before the sandbox is entered.
  * Batch points (marked below) cover the events the same process saw before
- * them; their ticket field carries a number instead (group size, sync ns). scripts/hoptrace joins the files
- * by (acceptor, ticket) and prints where the time went. */
+ * them; their ticket field carries a number instead (group size, sync ns).
+ * scripts/hoptrace joins the files by (acceptor, ticket) and prints where the
+ * time went. */
 #ifndef QS_COMMON_HOPTRACE_H
 #define QS_COMMON_HOPTRACE_H
 

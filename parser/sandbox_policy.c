@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/hoptrace.h"
 #include "common/config.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 #include "common/sandbox.h"
 

@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-#include "common/hoptrace.h"
 #include "common/config.h"
+#include "common/hoptrace.h"
 #include "common/log.h"
 #include "common/sandbox.h"
 
