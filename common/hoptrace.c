@@ -21,13 +21,25 @@ struct hop_rec {
 };
 
 #define HOP_BUF 65536
+#define HOP_MAX_MB 256 /* default cap of one file: a trace left on must not fill the spool's disk */
 
 static struct hop_rec buf[HOP_BUF];
 static unsigned used;
+static uint64_t room; /* records the file may still take */
 int qs_hop_fd = -1;
+
+static void stop_tracing(void)
+{
+	qs_info("hop trace: the file reached QS_HOPTRACE_MAX_MB; tracing stopped");
+	close(qs_hop_fd);
+	qs_hop_fd = -1;
+}
 
 static void flush_buf(void)
 {
+	if (used > room)
+		used = (unsigned)room;
+	room -= used;
 	const char *p = (const char *)buf;
 	size_t left = used * sizeof(buf[0]);
 	while (left) {
@@ -40,6 +52,8 @@ static void flush_buf(void)
 		left -= (size_t)n;
 	}
 	used = 0;
+	if (room == 0)
+		stop_tracing();
 }
 
 static void at_exit(void)
@@ -53,6 +67,9 @@ void qs_hop_open(const char *role)
 	const char *dir = getenv("QS_HOPTRACE_DIR");
 	if (!dir || !*dir || qs_hop_fd >= 0)
 		return;
+	const char *max = getenv("QS_HOPTRACE_MAX_MB");
+	unsigned long mb = max && *max ? strtoul(max, NULL, 10) : HOP_MAX_MB;
+	room = (uint64_t)(mb ? mb : HOP_MAX_MB) * 1024 * 1024 / sizeof(struct hop_rec);
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s.%d.hop", dir, role, (int)getpid());
 	qs_hop_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

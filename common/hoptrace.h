@@ -6,7 +6,8 @@
  *
  * A traced process appends (CLOCK_MONOTONIC ns, point, acceptor, ticket)
  * records to a buffer and writes it, when full and at exit, to
- * $QS_HOPTRACE_DIR/<role>.<pid>.hop, opened before the sandbox is entered.
+ * $QS_HOPTRACE_DIR/<role>.<pid>.hop, opened before the sandbox is entered,
+ * until the file holds QS_HOPTRACE_MAX_MB (256) MiB: then tracing stops.
  * Batch points (marked below) cover the events the same process saw before
  * them; their ticket field carries a number instead (group size, sync ns).
  * scripts/hoptrace joins the files by (acceptor, ticket) and prints where the

@@ -2,7 +2,8 @@
 """The per-hop trace (common/hoptrace.h, scripts/hoptrace) that finds where acknowledgements wait
 (issue 5): with QS_HOPTRACE_DIR set, the acceptor, parser and shipper each write a trace, and the
 script follows every acknowledged event from its datagram through ZeroMQ, the parser, the spool's
-fdatasync and back to its answer packet, with hops that add up. Without the variable nothing is
+fdatasync and back to its answer packet, with hops that add up. A trace stops at
+QS_HOPTRACE_MAX_MB, with a log line, and the service goes on. Without the variable nothing is
 written; the script fails clearly on a directory without traces."""
 import json
 import os
@@ -59,6 +60,31 @@ def traced():
     return server.dir
 
 
+def capped():
+    d = q.mkdtemp("hoptrace-cap")
+    trace = os.path.join(d, "trace")
+    os.makedirs(trace)
+    n = 20000  # ~72 bytes of acceptor records each: past 1 MiB even under sanitizers
+    recv = q.Receiver()
+    recv.start()
+    server = q.Server(recv, name="hoptrace-cap", workdir=d)
+    server.env.update({"QS_HOPTRACE_DIR": trace, "QS_HOPTRACE_MAX_MB": "1"})
+    server.start()
+    q.send_acked(server, q.gen_events(n), "server whose trace stops")
+    check(recv.wait_count(n, q.tmo(60)) >= n, "the receiver got %d of %d events" % (recv.count(), n))
+    server.stop()
+    cap = (1 << 20) // 24 * 24
+    sizes = {f.split(".")[0]: os.path.getsize(os.path.join(trace, f)) for f in os.listdir(trace)}
+    log("trace sizes with a 1 MiB cap: %r" % sizes)
+    check(all(v <= cap for v in sizes.values()), "a trace grew past its cap of %d bytes: %r" % (cap, sizes))
+    check(sizes.get("acceptor") == cap, "the acceptor's trace did not stop at the cap: %r" % sizes)
+    check("tracing stopped" in server.log(), "no log line when the trace stopped")
+    p = hoptrace(trace, "--json", "--skip-s", "0")
+    check(p.returncode == 0, "hoptrace failed on a stopped trace (exit %r): %s" % (p.returncode, p.stderr[-800:]))
+    r = json.loads(p.stdout)
+    check(0 < r["events"] < n, "a trace cut at 1 MiB followed %d of %d events" % (r["events"], n))
+
+
 def untraced():
     d = q.mkdtemp("hoptrace-off")
     recv = q.Receiver()
@@ -77,9 +103,10 @@ def untraced():
 def run():
     q.need_binaries("quicstashd", "quicstash-send")
     traced()
+    capped()
     untraced()
     return "acceptor, parser and shipper traces; every event followed from datagram to answer, hops consistent; " \
-           "no files when off; a clear error without traces"
+           "a trace stops at its cap and the service goes on; no files when off; a clear error without traces"
 
 
 if __name__ == "__main__":
