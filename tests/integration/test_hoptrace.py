@@ -57,7 +57,6 @@ def traced():
     check(max(hops[k]["max"] for k in parts) <= hops["total"]["max"] + 1e-6, "a hop took longer than any event")
     check(hops["fdatasync itself"]["max"] <= hops["fdatasync+wake"]["max"] + 1e-6,
           "an fdatasync outlasted the wait for it")
-    return server.dir
 
 
 def capped():
