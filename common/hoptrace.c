@@ -56,7 +56,7 @@ static void flush_buf(void)
 		stop_tracing();
 }
 
-static void at_exit(void)
+static void flush_at_exit(void)
 {
 	if (qs_hop_fd >= 0)
 		flush_buf();
@@ -74,7 +74,7 @@ void qs_hop_open(const char *role)
 	snprintf(path, sizeof(path), "%s/%s.%d.hop", dir, role, (int)getpid());
 	qs_hop_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (qs_hop_fd >= 0)
-		atexit(at_exit);
+		atexit(flush_at_exit);
 	else
 		qs_warn("QS_HOPTRACE_DIR: cannot create %s: %s (not tracing)", path, strerror(errno));
 }

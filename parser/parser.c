@@ -73,9 +73,10 @@ static void flow_update(struct parser *p)
 
 static void flush_events(struct parser *p)
 {
-	if (p->ev_batch.count)
-		qs_hop(QS_HOP_P_SENT, 0, 0);
-	if (p->ev_batch.count && qs_sendq_push(&p->events_q, &p->ev_batch) == 1)
+	if (!p->ev_batch.count)
+		return;
+	qs_hop(QS_HOP_P_SENT, 0, 0);
+	if (qs_sendq_push(&p->events_q, &p->ev_batch) == 1)
 		qs_debug("shipper is not taking events: holding them, not reading frames");
 }
 
