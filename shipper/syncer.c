@@ -28,9 +28,15 @@ static void *sync_thread(void *p)
 		sy->rc = rc;
 		sy->err = err;
 		sy->ns = ns;
+		pthread_mutex_unlock(&sy->mu);
+		/* Signalled with the lock released, as in qs_syncer_start: the
+		 * loop wakes and takes the mutex at once instead of waking only
+		 * to sleep on it until this thread lets go (a second wake-up
+		 * per group, expensive on a VM). */
 		uint64_t one = 1;
 		while (write(sy->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+		pthread_mutex_lock(&sy->mu);
 	}
 	pthread_mutex_unlock(&sy->mu);
 	return NULL;
@@ -90,8 +96,10 @@ void qs_syncer_start(struct qs_syncer *sy, int fd)
 	sy->fd = fd;
 	sy->request = true;
 	sy->busy = true;
-	pthread_cond_signal(&sy->cv);
 	pthread_mutex_unlock(&sy->mu);
+	/* after the unlock: the thread then wakes once, not twice (it would
+	 * wake on the condition and sleep again on the mutex we still held) */
+	pthread_cond_signal(&sy->cv);
 }
 
 void qs_syncer_wait(struct qs_syncer *sy)
