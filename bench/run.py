@@ -484,6 +484,38 @@ def parse_run(ctx):
     return r
 
 
+def steady_run(ctx, when):
+    """qs-bench-steady: fixed work on every CPU at once, per 10 ms window; how steady the host's speed
+    was around the measurements (a VM host that runs other guests on our cores slows us unseen)."""
+    rc, _, _, out = run_measured([ctx.bin("qs-bench-steady"), "--seconds", str(ctx.args.steady_seconds),
+                                  "--json"], ctx.args.timeout)
+    if rc != 0:
+        raise RuntimeError("qs-bench-steady exited %d: %s" % (rc, out.strip()[:200]))
+    r = json.loads(out)
+    log("host steadiness at the %s: median window %.0f%% of the best speed, slowest tenth %.0f%%, slowest "
+        "hundredth %.0f%%" % (when, r["median_pct"], r["p10_pct"], r["p1_pct"]))
+    return r
+
+
+def steady_md(results):
+    """The header line on the host's steadiness, and a warning when it stalled."""
+    got = [(w, results.get("steady-" + w) or {}) for w in ("start", "end")]
+    parts = ["%s median %.0f%%, slowest tenth %.0f%%, slowest hundredth %.0f%%" % (
+        w, r["median_pct"], r["p10_pct"], r["p1_pct"]) for w, r in got if "median_pct" in r]
+    if not parts:
+        return []
+    lines = ["- host steadiness (qs-bench-steady: fixed work on every CPU at once, counted per 10 ms window, "
+             "as a share of the fastest tenth's speed; a steady machine shows about 100/95/90%%): %s" %
+             "; ".join(parts)]
+    worst = min(r["p1_pct"] for w, r in got if "p1_pct" in r)
+    if worst < 50:
+        lines.append("- **this host stalled**: in the slowest hundredth of 10 ms windows a CPU did at most %.0f%% of "
+                     "its best work, as if it had been taken away for %.0f ms of the 10, about once a second per CPU. Every "
+                     "event in flight then waits that long, whatever the load: latency percentiles from p99 up "
+                     "measure this host's stalls as much as the software" % (worst, (100 - worst) / 10))
+    return lines
+
+
 def traced_run(ctx, rate, count):
     """One more fsync half-load run with the hop trace on (common/hoptrace.h), not in the table: the
     trace's own cost perturbs it a little. Returns scripts/hoptrace's JSON as r["hops"]."""
@@ -620,6 +652,8 @@ def table(results, ctx):
     base_q = results.get("rawquic", {}).get("events_per_s")
     rows = [("quicstash-fsync", "quicstash `--durability fsync`, full load"),
             ("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
+            ("quicstash-fsync-floor", "quicstash `--durability fsync`, latency floor (%.0f events/s)" %
+             ctx.args.floor_rate),
             ("quicstash-write", "quicstash `--durability write`, full load"),
             ("quicstash-write-half", "quicstash `--durability write`, half load"),
             ("rsyslog-memory", "rsyslog imptcp->omfwd, in-memory queue"),
@@ -679,6 +713,12 @@ def main():
                          "stalls that land in some runs")
     ap.add_argument("--no-hop-trace", dest="hop_trace", action="store_false",
                     help="skip the extra traced half-load run that shows where acknowledgements wait")
+    ap.add_argument("--floor-rate", type=float, default=5000,
+                    help="events/s of the fsync latency-floor runs, the pipeline all but idle (5000; 0 skips them)")
+    ap.add_argument("--floor-seconds", type=float, default=6, help="length of each floor run (6)")
+    ap.add_argument("--floor-repeat", type=int, default=3, help="floor runs, the one with the median p99 kept (3)")
+    ap.add_argument("--steady-seconds", type=float, default=2,
+                    help="seconds of qs-bench-steady before and after the measurements (2; 0 skips it)")
     ap.add_argument("--warmup", type=float, default=0.5,
                     help="seconds at the start of each quicstash run whose latencies are shown apart (0.5)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
@@ -704,7 +744,8 @@ def main():
     ctx.args = args
     build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
     ctx.bin = lambda n: os.path.join(build, "bin", n)
-    for n in ("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-bench-tcpsend", "qs-parse-bench"):
+    for n in ("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-bench-tcpsend", "qs-parse-bench",
+              "qs-bench-steady"):
         if not os.access(ctx.bin(n), os.X_OK):
             sys.exit("bench: %s missing: run make build (bench/run does)" % ctx.bin(n))
     ctx.rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -754,6 +795,8 @@ def main():
             _cleanup()
 
     try:
+        if args.steady_seconds > 0:
+            attempt("steady-start", lambda: steady_run(ctx, "start"))
         if "parse" in only:
             attempt("parse", lambda: parse_run(ctx))
         if "tcp" in only:
@@ -793,6 +836,13 @@ def main():
                         lambda t: quicstash_run(ctx, dur, half, n, "half" + t), args.half_repeat))
                     if dur == "fsync" and args.hop_trace:
                         attempt("quicstash-fsync-half-traced", lambda: traced_run(ctx, half, n))
+        if "quicstash" in only and args.floor_rate > 0:
+            # the same pipeline all but idle: the tail that this host gives whatever the load
+            n = int(min(ctx.corpus_lines, max(1000, args.floor_rate * args.floor_seconds)))
+            attempt("quicstash-fsync-floor", lambda: median_p99_of(
+                lambda t: quicstash_run(ctx, "fsync", args.floor_rate, n, "floor" + t), args.floor_repeat))
+        if args.steady_seconds > 0:
+            attempt("steady-end", lambda: steady_run(ctx, "end"))
     finally:
         _cleanup()
 
@@ -807,6 +857,7 @@ def main():
     md.append("- machine: %d cores, %s, kernel %s, %.1f GiB RAM" % (mach["cores"], mach["cpu"], mach["kernel"],
                                                                    mach["memory_gib"]))
     md.append("- date: %s; load average at start: %s" % (mach["date"], mach["loadavg_at_start"]))
+    md.extend(steady_md(results))
     md.append("- measured: %s" % (args.source_note or source_desc(build)))
     md.append("- corpus: %d events, %d bytes, mean %.1f bytes/event with the newline (bench/gen_corpus.py, "
               "fixed seed)" % (ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
@@ -830,6 +881,11 @@ def main():
     if lags:
         md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
                   "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
+    floor = results.get("quicstash-fsync-floor") or {}
+    if floor.get("latency_us"):
+        md.append("\nLatency floor: the fsync pipeline at %.0f events/s, all but idle, acknowledges with p99 %s ms: "
+                  "the tail that this machine gives whatever the load (fdatasync on its disk, and the host's stalls "
+                  "above), to read the half-load p99 against." % (args.floor_rate, fmt_ms(floor["latency_us"]["p99"])))
     if "quicstash" in only and args.hop_trace:
         md.extend(hops_md(results.get("quicstash-fsync-half-traced")))
     cold = []

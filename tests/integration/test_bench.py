@@ -72,16 +72,22 @@ def bench_run():
     build = os.path.dirname(q.QS_BIN)
     argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,tcp,parse",
             "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
+            "--floor-rate", "2000", "--floor-seconds", "1", "--floor-repeat", "1", "--steady-seconds", "0.3",
             "--results", os.path.join(d, "RESULTS.md"), "--budget", "300"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(600), cwd=d)
     check(p.returncode == 0, "bench/run failed (exit %r): %s" % (p.returncode, (p.stdout + p.stderr)[-1500:]))
     with open(os.path.join(d, "RESULTS.md")) as f:
         md = f.read()
     rows = [l for l in md.splitlines() if l.startswith("| quicstash")]
-    check(len(rows) == 4, "expected four quicstash rows:\n%s" % md)
+    check(len(rows) == 5, "expected five quicstash rows:\n%s" % md)
     for row in rows:
         check("FAILED" not in row and "(not run)" not in row, "a quicstash setup failed:\n%s" % row)
     check("(median of " in rows[0], "full load did not list its rounds:\n%s" % rows[0])
+    floor = [r for r in rows if "latency floor (2000 events/s)" in r]
+    check(len(floor) == 1 and "(target 2000)" in floor[0], "no latency-floor row at the asked rate:\n%s" % md)
+    check("Latency floor: the fsync pipeline at 2000 events/s" in md, "no line on the latency floor:\n%s" % md)
+    check("- host steadiness (qs-bench-steady" in md and "; end median" in md,
+          "the host's steadiness before and after is not described:\n%s" % md)
     check("Cold start (events due in the first 0.2 s" in md, "no cold-start line:\n%s" % md)
     check("machine: " in md and "kernel" in md, "the machine is not described:\n%s" % md)
     check("so cJSON alone is" in md, "no line on the parser's JSON work:\n%s" % md)
@@ -114,14 +120,34 @@ def parse_bench():
     check(p.returncode == 2 and "bad value" in p.stderr, "a bad option value was not refused: %r" % p.stderr)
 
 
+def steady():
+    """qs-bench-steady counts fixed work per window on every CPU: figures in order, bad options refused."""
+    tool = os.path.join(q.QS_BIN, "qs-bench-steady")
+    p = subprocess.run([tool, "--seconds", "0.5", "--window-ms", "5", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    check(p.returncode == 0, "qs-bench-steady failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
+    r = json.loads(p.stdout)
+    log("qs-bench-steady: %r" % r)
+    check(r["cpus"] == len(os.sched_getaffinity(0)) and r["windows"] == r["cpus"] * 100 and r["window_ms"] == 5,
+          "wrong number of CPUs or windows: %r" % r)
+    check(r["best_units_per_ms"] > 0 and 0 <= r["p1_pct"] <= r["p10_pct"] <= r["median_pct"] <= 100,
+          "shares out of order: %r" % r)
+    for bad in (["--seconds", "0"], ["--window-ms", "fast"], ["extra"]):
+        p = subprocess.run([tool] + bad, capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and p.stderr.startswith("qs-bench-steady: "),
+              "%r was not refused: exit %r, %r" % (bad, p.returncode, p.stderr))
+
+
 def run():
-    q.need_binaries("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-parse-bench")
+    q.need_binaries("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-parse-bench", "qs-bench-steady")
+    steady()
     parse_bench()
     load_generator()
     bench_run()
     return "quicstash-bench: every event acknowledged and delivered, latencies split at --warmup, clear " \
            "errors; qs-parse-bench: cJSON against the whole JSON work; bench/run: alternating full-load rounds, four " \
-           "quicstash rows, cold-start line, the parser's JSON line, the traced half-load run's hops"
+           "quicstash rows with the latency floor, the host's steadiness, cold-start line, the parser's JSON line, the " \
+           "traced half-load run's hops; qs-bench-steady's figures and errors"
 
 
 if __name__ == "__main__":
