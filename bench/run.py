@@ -286,7 +286,7 @@ def log(msg):
 
 # ---------------------------------------------------------------- quicstash
 
-def quicstash_run(ctx, durability, rate, count, tag, env_extra=None):
+def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()):
     """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict."""
     name = "quicstash-%s-%s" % (durability, tag)
     cert, key = make_cert(ctx)
@@ -303,7 +303,8 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None):
     nsock.settimeout(0.1)
     env = dict(os.environ, NOTIFY_SOCKET=nsock_path, **(env_extra or {}))
     argv = [ctx.bin("quicstashd"), "-s", "127.0.0.1:%d" % udp, "-l", "127.0.0.1:%d" % rport,
-            "--spool-dir", spool, "-c", cert, "--key-path", key, "--durability", durability] + ctx.qs_args
+            "--spool-dir", spool, "-c", cert, "--key-path", key, "--durability", durability] + ctx.qs_args + \
+        list(qs_extra)
     qd = start(argv, log=qlog, env=env, cwd=ctx.work)
     try:
         deadline = time.monotonic() + 30
@@ -651,6 +652,8 @@ def table(results, ctx):
     base_rs = results.get("rsyslog-memory", {}).get("events_per_s")
     base_q = results.get("rawquic", {}).get("events_per_s")
     rows = [("quicstash-fsync", "quicstash `--durability fsync`, full load"),
+            ("quicstash-fsync-parsers", "quicstash `--durability fsync`, full load, `--parsers %d`" %
+             ctx.args.parsers_row),
             ("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
             ("quicstash-fsync-floor", "quicstash `--durability fsync`, latency floor (%.0f events/s)" %
              ctx.args.floor_rate),
@@ -713,6 +716,9 @@ def main():
                          "stalls that land in some runs")
     ap.add_argument("--no-hop-trace", dest="hop_trace", action="store_false",
                     help="skip the extra traced half-load run that shows where acknowledgements wait")
+    ap.add_argument("--parsers-row", type=int, default=os.cpu_count() if (os.cpu_count() or 1) > 1 else 0,
+                    help="one more fsync full-load row with quicstashd --parsers N, in the alternating rounds "
+                         "(N = the CPUs; 0 skips it): the default, one parser per two CPUs, favours latency")
     ap.add_argument("--floor-rate", type=float, default=5000,
                     help="events/s of the fsync latency-floor runs, the pipeline all but idle (5000; 0 skips them)")
     ap.add_argument("--floor-seconds", type=float, default=6, help="length of each floor run (6)")
@@ -813,6 +819,9 @@ def main():
             for dur in ("fsync", "write"):
                 full.append(("quicstash-" + dur,
                              lambda t, dur=dur: quicstash_run(ctx, dur, 0, ctx.corpus_lines, "full" + t)))
+            if args.parsers_row > 0:  # the parser's work spread over more cores (the default favours latency)
+                full.append(("quicstash-fsync-parsers", lambda t: quicstash_run(
+                    ctx, "fsync", 0, ctx.corpus_lines, "parsers" + t, qs_extra=["--parsers", str(args.parsers_row)])))
         rounds = []
         for i in range(args.repeat):
             rounds.append({})
