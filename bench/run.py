@@ -648,6 +648,14 @@ def fmt_ms(us):
     return "%.2f" % (us / 1e3)
 
 
+def fmt_rounds(ratios):
+    """The ratio of each alternating round (both figures measured within the same minute), and their median."""
+    if not ratios or len(ratios) < 2:
+        return ""
+    pr = sorted(ratios)
+    return " (round by round %s; median %.2f)" % ("/".join("%.2f" % x for x in ratios), pr[len(pr) // 2])
+
+
 def table(results, ctx):
     base_rs = results.get("rsyslog-memory", {}).get("events_per_s")
     base_q = results.get("rawquic", {}).get("events_per_s")
@@ -689,13 +697,10 @@ def table(results, ctx):
         err = str(r.get("errors", 0))
         if r.get("note"):
             err += " (%s)" % r["note"]
-        vs_rs = fmt_ratio(eps, base_rs)
-        if r.get("pair_ratios") and len(r["pair_ratios"]) > 1:
-            pr = sorted(r["pair_ratios"])
-            vs_rs += " (round by round %s; median %.2f)" % ("/".join("%.2f" % x for x in r["pair_ratios"]),
-                                                           pr[len(pr) // 2])
+        vs_rs = fmt_ratio(eps, base_rs) + fmt_rounds(r.get("pair_ratios"))
+        vs_q = fmt_ratio(eps, base_q) + fmt_rounds(r.get("pair_ratios_q"))
         lines.append("| %s | %s | %.1f | %s | %s | %s | %s |" % (
-            label, shown, mbps, vs_rs, fmt_ratio(eps, base_q), " | ".join(latcells),
+            label, shown, mbps, vs_rs, vs_q, " | ".join(latcells),
             fmt_cpu(r) + " | " + err))
     return "\n".join(lines)
 
@@ -807,12 +812,12 @@ def main():
             attempt("parse", lambda: parse_run(ctx))
         if "tcp" in only:
             attempt("tcp", lambda: median_of(lambda t: tcp_run(ctx, t), args.repeat))
-        if "rawquic" in only:
-            attempt("rawquic", lambda: median_of(lambda t: rawquic_run(ctx, t), args.repeat))
-        # The full-load runs of quicstash and rsyslog's in-memory relay alternate, round by round: this
-        # VM's speed drifts by tens of percent within minutes, and a ratio of two figures measured
-        # minutes apart measures the drift as much as the servers.
+        # The full-load runs of quicstash, rsyslog's in-memory relay and the raw QUIC upload alternate,
+        # round by round: this VM's speed drifts by tens of percent within minutes, and a ratio of two
+        # figures measured minutes apart measures the drift as much as the servers.
         full = []
+        if "rawquic" in only:
+            full.append(("rawquic", lambda t: rawquic_run(ctx, t)))
         if "rsyslog" in only:
             full.append(("rsyslog-memory", lambda t: rsyslog_run(ctx, "memory", ctx.corpus_lines, t)))
         if "quicstash" in only:
@@ -831,8 +836,9 @@ def main():
         for key, _ in full:
             ok = [r[key] for r in rounds if "failed" not in r[key]]
             results[key] = median_result(ok) if ok else rounds[-1][key]
-            if key != "rsyslog-memory" and "failed" not in results[key]:
+            if key.startswith("quicstash") and "failed" not in results[key]:
                 results[key]["pair_ratios"] = pair_ratios(rounds, key, "rsyslog-memory")
+                results[key]["pair_ratios_q"] = pair_ratios(rounds, key, "rawquic")
         if "rsyslog" in only:
             attempt("rsyslog-disk", lambda: rsyslog_run(ctx, "disk", ctx.corpus_lines))
         if "quicstash" in only:

@@ -140,9 +140,26 @@ def steady():
               "%r was not refused: exit %r, %r" % (bad, p.returncode, p.stderr))
 
 
+def paired_ratios():
+    """Ratios to rsyslog and to raw QUIC are taken round by round (the VM drifts between rounds)."""
+    sys.path.insert(0, os.path.join(q.REPO, "bench"))
+    import run as bench_run_py
+    rounds = [{"rawquic": {"events_per_s": 1000}, "rsyslog-memory": {"events_per_s": 400},
+               "quicstash-fsync": {"events_per_s": 300}},
+              {"rawquic": {"events_per_s": 2000}, "rsyslog-memory": {"events_per_s": 800},
+               "quicstash-fsync": {"events_per_s": 400}}]
+    q_ratios = bench_run_py.pair_ratios(rounds, "quicstash-fsync", "rawquic")
+    check(q_ratios == [0.3, 0.2], "raw QUIC ratios not paired by round: %r" % q_ratios)
+    check(bench_run_py.pair_ratios(rounds, "quicstash-fsync", "rsyslog-memory") == [0.75, 0.5],
+          "rsyslog ratios not paired by round")
+    shown = bench_run_py.fmt_rounds(q_ratios)
+    check(shown == " (round by round 0.30/0.20; median 0.30)", "round-by-round cell: %r" % shown)
+
+
 def run():
     q.need_binaries("quicstashd", "quicstash-bench", "qs-bench-receiver", "qs-parse-bench", "qs-bench-steady")
     steady()
+    paired_ratios()
     parse_bench()
     load_generator()
     bench_run()
