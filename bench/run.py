@@ -659,18 +659,19 @@ def fmt_rounds(ratios):
 def table(results, ctx):
     base_rs = results.get("rsyslog-memory", {}).get("events_per_s")
     base_q = results.get("rawquic", {}).get("events_per_s")
-    rows = [("quicstash-fsync", "quicstash `--durability fsync`, full load"),
-            ("quicstash-fsync-parsers", "quicstash `--durability fsync`, full load, `--parsers %d`" %
-             ctx.args.parsers_row),
-            ("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
-            ("quicstash-fsync-floor", "quicstash `--durability fsync`, latency floor (%.0f events/s)" %
-             ctx.args.floor_rate),
-            ("quicstash-write", "quicstash `--durability write`, full load"),
-            ("quicstash-write-half", "quicstash `--durability write`, half load"),
-            ("rsyslog-memory", "rsyslog imptcp->omfwd, in-memory queue"),
-            ("rsyslog-disk", "rsyslog imptcp->omfwd, disk queue"),
-            ("rawquic", "raw QUIC: ngtcp2 HTTP/3 upload (1 conn, 1 stream)"),
-            ("tcp", "plain TCP into the receiver")]
+    rows = [("quicstash-fsync", "quicstash `--durability fsync`, full load")]
+    if ctx.args.parsers_row > 0:
+        rows.append(("quicstash-fsync-parsers", "quicstash `--durability fsync`, full load, `--parsers %d`" %
+                     ctx.args.parsers_row))
+    rows += [("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
+             ("quicstash-fsync-floor", "quicstash `--durability fsync`, latency floor (%.0f events/s)" %
+              ctx.args.floor_rate),
+             ("quicstash-write", "quicstash `--durability write`, full load"),
+             ("quicstash-write-half", "quicstash `--durability write`, half load"),
+             ("rsyslog-memory", "rsyslog imptcp->omfwd, in-memory queue"),
+             ("rsyslog-disk", "rsyslog imptcp->omfwd, disk queue"),
+             ("rawquic", "raw QUIC: ngtcp2 HTTP/3 upload (1 conn, 1 stream)"),
+             ("tcp", "plain TCP into the receiver")]
     head = ("| setup | events/s | MB/s | x rsyslog mem | x raw QUIC | ack p50 ms | p90 | p99 | p99.9 | "
             "CPU s per M events: server total (by role) | errors |")
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
