@@ -138,7 +138,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	static struct prober pr[MAX_CPUS];
-	size_t n = 0, nwin = (size_t)(secs * 1000 / win_ms);
+	size_t n = 0, nwin = (size_t)(secs * 1000 / win_ms + 0.5); /* 0.3 s / 10 ms: 30, not 29 */
 	if (nwin < 1)
 		nwin = 1;
 	double *all = calloc((size_t)CPU_COUNT(&mine) * nwin, sizeof(double));
