@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "common/config.h"
+#include "common/eventid.h"
 #include "common/wire.h"
 #include "ipc/zsock.h"
 #include "ipc/msg.h"
@@ -91,6 +92,8 @@ struct acc_stream {
 	struct acc_pending pend;
 	struct qs_frame_decoder dec;
 	size_t dec_counted; /* its buffer as counted in conn and acceptor totals (incomplete.c) */
+	/* event.id's session part (common/eventid.h): the keyed hash of the
+	 * header's session id, or random without a header. Never the raw id. */
 	uint8_t session[QS_SESSION_ID_LEN];
 	bool fin_pending; /* the client's FIN arrived behind pending bytes */
 	bool fin_in;  /* the client's FIN arrived and everything before it was decoded */
@@ -147,6 +150,7 @@ struct acc {
 	gnutls_x509_crt_t *crts;
 	unsigned ncrts;
 	uint8_t secret[QS_SECRET_LEN];
+	uint8_t eventid_key[QS_EVENTID_KEY_LEN]; /* K_id, derived from secret */
 	uint64_t stream_window, conn_window; /* conn_window: what a connection's window may grow to */
 	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */
 

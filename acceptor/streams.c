@@ -26,7 +26,9 @@ struct acc_stream *acc_stream_new(struct acc_conn *c, int64_t id)
 	s->id = id;
 	s->head = s->tail = ACC_NONE;
 	qs_frame_decoder_init(&s->dec, c->a->cfg->max_message_size);
-	/* A stream without a header gets its own random session and base 0. */
+	/* A stream without a header gets its own random session and base 0: as
+	 * unguessable as a keyed hash, and never resent under the same id, so it
+	 * is used as it is. */
 	gnutls_rnd(GNUTLS_RND_NONCE, s->session, sizeof(s->session));
 	s->next = c->streams;
 	if (c->streams)
@@ -261,7 +263,12 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 	char why[128];
 	switch (ev) {
 	case QS_DEC_HEADER:
-		memcpy(s->session, out->session, QS_SESSION_ID_LEN);
+		/* The client's session id stays here: downstream sees only its keyed
+		 * hash, which no client can compute for a session of its choosing. */
+		if (qs_eventid_session(a->eventid_key, NULL, 0, out->session, s->session) != 0) {
+			qs_err("stream %lld: cannot derive its event id session", (long long)s->id);
+			return -1;
+		}
 		s->next_ack = s->ack_sent = out->seq;
 		acc_stream_credit(s, QS_STREAM_HEADER_LEN);
 		return 0;

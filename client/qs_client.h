@@ -32,7 +32,8 @@ struct qs_client_opts {
 	const char *trust_file;  /* the server's certificate (DER/PEM) or a PEM CA bundle */
 	const char *server_name; /* name verified in the certificate; NULL: host of server_addr */
 	unsigned streams;        /* concurrent streams (ranges in flight); 0: 4, max 64 */
-	bool have_session;       /* else a random session id is made */
+	bool have_session;       /* else a random session id is made; keep it private
+				  * (whoever knows it can send under its event ids) */
 	uint8_t session[QS_SESSION_ID_LEN];
 	uint64_t first_seq;      /* seq of the first event */
 	uint32_t range_events;   /* events per stream before FIN; 0: 4096 */

@@ -39,7 +39,8 @@ struct qs_frame_rec {
 	uint64_t ticket;       /* acceptor-local handle, echoed in answers */
 	uint64_t seq;          /* the frame's sequence in its client session */
 	uint64_t recv_time_ns; /* CLOCK_REALTIME when the frame was complete */
-	uint8_t session[16];   /* client session id (random per stream if the client sent none) */
+	uint8_t session[16];   /* event.id's session part: keyed hash of the client's session id
+				* (common/eventid.h), random per stream if it sent none */
 	uint8_t ip[16];        /* client address: IPv4 as v4-mapped IPv6 */
 	uint16_t port;
 	uint8_t acceptor;      /* slot of the acceptor that owns the stream */

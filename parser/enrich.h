@@ -11,7 +11,7 @@
 #include "common/wire.h"
 
 struct qs_enrich_meta {
-	uint8_t session[QS_SESSION_ID_LEN];
+	uint8_t session[QS_SESSION_ID_LEN]; /* event.id's session part, already keyed by the acceptor */
 	uint64_t seq;
 	uint64_t recv_time_ns; /* CLOCK_REALTIME */
 	uint8_t ip[16];        /* IPv4 as v4-mapped IPv6 */

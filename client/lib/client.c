@@ -169,8 +169,8 @@ struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_
 		host_part(opts->server_addr, c->server_name, sizeof(c->server_name));
 	if (opts->have_session)
 		memcpy(c->session, opts->session, QS_SESSION_ID_LEN);
-	else
-		gnutls_rnd(GNUTLS_RND_NONCE, c->session, QS_SESSION_ID_LEN);
+	else /* the client's secret: whoever knows it can resend under its event ids */
+		gnutls_rnd(GNUTLS_RND_RANDOM, c->session, QS_SESSION_ID_LEN);
 	qs_window_init(&c->win, opts->first_seq, opts->streams ? opts->streams : 4, opts->range_events,
 		       opts->range_bytes);
 	c->retry_ev = evtimer_new(base, connect_cb, c);
