@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,18 @@ def gen_event(n):
 def gen_events(n, start=0):
     """n JSON lines (str, no trailing newline), numbered start..start+n-1 in field "n"."""
     return [json.dumps(gen_event(i), ensure_ascii=False, separators=(",", ":")) for i in range(start, start + n)]
+
+
+def frame(obj_or_bytes):
+    """One protocol frame: u32 length, then the JSON object (a dict is dumped, bytes go as they are)."""
+    b = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
+    return struct.pack(">I", len(b)) + b
+
+
+def stream_header(session, first_seq):
+    """The 28-byte stream header (docs/PROTOCOL.md): QSH1, 16-byte session id, u64 first seq."""
+    assert len(session) == 16
+    return b"QSH1" + session + struct.pack(">Q", first_seq)
 
 
 def write_lines(path, lines):
