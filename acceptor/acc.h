@@ -140,6 +140,7 @@ struct acc_srctab {
 	uint32_t cap, used, nbuckets;
 	int32_t idle_head, idle_tail; /* sources without connections, idle the longest first */
 	uint32_t cap_conns;           /* connections per source (this acceptor's share); 0: no limit */
+	uint32_t rate;                /* handshakes a second per source (its share); 0: no limit */
 	uint64_t interval, tolerance; /* GCRA of the handshake rate (ns); interval 0: no limit */
 	uint64_t seed;
 	uint64_t lines_mono;

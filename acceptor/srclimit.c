@@ -81,6 +81,7 @@ int acc_src_init(struct acc *a)
 	uint64_t rate = qs_config_acceptor_share(a->cfg, a->cfg->max_handshakes_per_source);
 	if (!t->cap_conns && !rate)
 		return 0; /* no limits: no table */
+	t->rate = (uint32_t)rate;
 	if (rate) {
 		t->interval = (1000000000ull + rate - 1) / rate;
 		t->tolerance = (2 * rate - 1) * t->interval; /* a burst of 2 x rate */
@@ -251,8 +252,7 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why)
 	char src[INET6_ADDRSTRLEN + 4];
 	format_source(e->key, src, sizeof(src));
 	qs_info("refused %u new connection(s) from %s: %s (%u open; per source and acceptor: %u connections, "
-		"%.0f new a second)", e->refused, src, why, e->conns, t->cap_conns,
-		t->interval ? 1e9 / (double)t->interval : 0.0);
+		"%u new a second; 0: no limit)", e->refused, src, why, e->conns, t->cap_conns, t->rate);
 	e->refused = 0;
 	e->log_mono = now;
 }
