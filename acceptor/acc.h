@@ -131,6 +131,23 @@ struct acc_conn {
 	size_t answers_held; /* bytes of answer chunks not yet acknowledged by the client */
 	bool answers_full;   /* credit is held back until the client reads its answers */
 	uint64_t conn_debt;  /* connection credit given early for frames now complete */
+	int32_t src;         /* its entry in the per-source table, ACC_NONE: not counted */
+};
+
+/* Per-source limits (srclimit.c): a bounded table of sources. */
+#define QS_SRC_KEYLEN 9 /* family byte + IPv4 address or IPv6 /64 */
+struct acc_src;
+struct acc_srctab {
+	struct acc_src *e;
+	uint32_t *buckets; /* index + 1 of a chain's first entry, 0: none */
+	uint32_t cap, used, nbuckets;
+	int32_t idle_head, idle_tail; /* sources without connections, idle the longest first */
+	uint32_t cap_conns;           /* connections per source (this acceptor's share); 0: no limit */
+	uint32_t rate;                /* handshakes a second per source (its share); 0: no limit */
+	uint64_t interval, tolerance; /* GCRA of the handshake rate (ns); interval 0: no limit */
+	uint64_t seed;
+	uint64_t lines_mono;
+	unsigned lines;
 };
 
 struct acc_cidmap_node;
@@ -155,6 +172,8 @@ struct acc {
 	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */
 
 	struct acc_cidmap map;
+	struct acc_srctab src;
+	uint64_t n_src_refused, logged_src_refused;
 	struct acc_conn *conns;
 	unsigned nconns;
 	struct acc_conn *dirty;
@@ -225,6 +244,17 @@ int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn 
 struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, size_t len);
 void acc_cidmap_del(struct acc_cidmap *m, const ngtcp2_cid *cid);
 void acc_cidmap_free(struct acc_cidmap *m);
+
+/* srclimit.c */
+int acc_src_init(struct acc *a);
+void acc_src_free(struct acc *a);
+/* Whether a new connection from this address is over its source's limits:
+ * the reason for the peer, or NULL; *idx: the source's entry, if any. */
+const char *acc_src_check(struct acc *a, const struct sockaddr *from, int32_t *idx);
+/* Counts a new connection (and a handshake) for its source; its entry or ACC_NONE. */
+int32_t acc_src_admit(struct acc *a, const struct sockaddr *from);
+void acc_src_release(struct acc *a, int32_t idx);
+void acc_src_refused(struct acc *a, int32_t idx, const char *why); /* logs, rate-limited */
 
 /* udp.c */
 int acc_udp_init(struct acc *a);

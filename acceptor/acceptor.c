@@ -221,6 +221,7 @@ static void teardown(struct acc *a)
 		acc_conn_free(a->conns);
 	acc_ipc_free(a);
 	acc_cidmap_free(&a->map);
+	acc_src_free(a);
 	struct event *evs[] = {a->udp_ev, a->flush_ev, a->tick_ev, a->ctl_ev, a->sig_ev[0], a->sig_ev[1]};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -261,7 +262,7 @@ int acceptor_main(const struct qs_config *cfg)
 	if (acc_secret_load(&a) != 0)
 		goto out;
 	a.base = event_base_new();
-	if (!a.base || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
+	if (!a.base || acc_src_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
 	    setup_events(&a)) {
 		qs_err("acceptor setup failed");
 		goto out;

@@ -39,11 +39,12 @@ static unsigned conn_limit(const struct acc *a)
 
 /* Answers a new connection's Initial with CONNECTION_CLOSE carrying code. */
 static void send_close(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd,
-		       uint64_t code)
+		       uint64_t code, const char *reason)
 {
 	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
 	ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid,
-							      code, NULL, 0);
+							      code, (const uint8_t *)reason,
+							      reason ? strlen(reason) : 0);
 	if (n > 0)
 		acc_udp_send(a, from, fromlen, buf, (size_t)n);
 }
@@ -52,7 +53,8 @@ static void send_close(struct acc *a, const struct sockaddr *from, socklen_t fro
  * the client then knows to back off or try another server. */
 static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
 {
-	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED);
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED,
+		   a->stopping ? "busy: shutting down" : "busy: connection limit reached");
 	a->refused++;
 	uint64_t now = acc_mono_ns();
 	if (now - a->refuse_log_mono >= ACC_REFUSE_LOG_NS || !a->refuse_log_mono) {
@@ -209,7 +211,7 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
 			       const ngtcp2_pkt_hd *hd)
 {
-	send_close(a, from, fromlen, hd, NGTCP2_INVALID_TOKEN);
+	send_close(a, from, fromlen, hd, NGTCP2_INVALID_TOKEN, NULL);
 	a->n_bad_tokens++;
 }
 
@@ -278,13 +280,16 @@ void acc_dispatch_stats(struct acc *a)
 	if (now - a->stat_log_mono < ACC_STATS_LOG_NS)
 		return;
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
-	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed)
+	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed &&
+	    a->n_src_refused == a->logged_src_refused)
 		return;
 	a->stat_log_mono = now;
 	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
 		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64
-		", closed for hoarding incomplete frames %" PRIu64,
-		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed);
+		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64,
+		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
+		a->n_src_refused);
+	a->logged_src_refused = a->n_src_refused;
 	a->logged_shed = a->n_shed;
 	a->logged_accepted = a->n_accepted;
 	a->logged_resets = a->n_resets;
@@ -319,6 +324,13 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		refuse(a, from, fromlen, &hd);
 		return;
 	}
+	int32_t src;
+	const char *busy = acc_src_check(a, from, &src);
+	if (busy) { /* before Retry: a source over its limits costs one packet each way */
+		send_close(a, from, fromlen, &hd, NGTCP2_CONNECTION_REFUSED, busy);
+		acc_src_refused(a, src, busy);
+		return;
+	}
 	ngtcp2_cid odcid;
 	bool have_odcid;
 	ngtcp2_token_type type;
@@ -330,5 +342,6 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		return;
 	}
 	a->n_accepted++;
+	c->src = acc_src_admit(a, from); /* after validation: spoofed first Initials use up nobody's rate */
 	acc_conn_read(c, from, fromlen, pkt, len);
 }

@@ -214,6 +214,7 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 	if (!c)
 		return NULL;
 	c->a = a;
+	c->src = ACC_NONE;
 	c->ref.get_conn = get_conn;
 	c->ref.user_data = c;
 	ngtcp2_ccerr_default(&c->err);
@@ -480,6 +481,7 @@ void acc_conn_free(struct acc_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	a->nconns--;
+	acc_src_release(a, c->src);
 	if (!c->hs_done)
 		a->handshaking--;
 	free(c);

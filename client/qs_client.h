@@ -52,6 +52,9 @@ struct qs_client_opts {
 	 * server has them, as by a client that gives up waiting; then one more
 	 * stream carries them as usual. */
 	unsigned raw_reset_streams;
+	/* TEST HOOK (quicstash-send --test-source-addr IP): the local address to
+	 * send from (e.g. 127.0.0.2), as a client on another host would. */
+	const char *source_addr;
 	bool debug;              /* ngtcp2's log on stderr */
 };
 

@@ -13,6 +13,7 @@ enum {
 	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_MAX_INCOMPLETE, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
 	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_LS_TLS, OPT_LS_CA, OPT_LS_CERT, OPT_LS_KEY, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
+	OPT_PER_SOURCE = 900, OPT_HS_PER_SOURCE, /* below OPT_ROLE: a --config file may set them */
 };
 
 static const struct option long_opts[] = {
@@ -24,6 +25,8 @@ static const struct option long_opts[] = {
 	{"logstash-cert", required_argument, NULL, OPT_LS_CERT},
 	{"logstash-key", required_argument, NULL, OPT_LS_KEY},
 	{"max-connections", required_argument, NULL, 'm'},
+	{"max-connections-per-source", required_argument, NULL, OPT_PER_SOURCE},
+	{"max-handshakes-per-source", required_argument, NULL, OPT_HS_PER_SOURCE},
 	{"cert-path", required_argument, NULL, 'c'},
 	{"key-path", required_argument, NULL, OPT_KEY},
 	{"secret-path", required_argument, NULL, OPT_SECRET},
@@ -71,6 +74,11 @@ static void usage(void)
 	       "      --logstash-cert FILE    PEM client certificate for Logstash, with\n"
 	       "      --logstash-key FILE     its PEM private key\n"
 	       "  -m, --max-connections N     concurrent QUIC connections (10000)\n"
+	       "      --max-connections-per-source N  of them from one source address (an\n"
+	       "                              IPv6 /64); more are refused as busy (1/8 of -m,\n"
+	       "                              at least 1; 0: no limit)\n"
+	       "      --max-handshakes-per-source R  new connections a second from one\n"
+	       "                              source, in bursts of up to 2R (50; 0: no limit)\n"
 	       "  -c, --cert-path FILE        certificate, PEM or DER (server_cert.der);\n"
 	       "                              generated self-signed when missing\n"
 	       "      --key-path FILE         private key (server_key.pem), mode 0600\n"
@@ -177,6 +185,7 @@ static void set_defaults(struct qs_config *cfg)
 	snprintf(cfg->logstash_text, sizeof(cfg->logstash_text), "127.0.0.1:5000");
 	cfg->logstash_timeout_s = 30;
 	cfg->max_connections = 10000;
+	cfg->max_handshakes_per_source = 50;
 	snprintf(cfg->cert_path, sizeof(cfg->cert_path), "server_cert.der");
 	snprintf(cfg->key_path, sizeof(cfg->key_path), "server_key.pem");
 	snprintf(cfg->secret_path, sizeof(cfg->secret_path), "quicstash.secret");
@@ -234,6 +243,17 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		if (parse_u64(arg, 1000000, &v, false) || v == 0)
 			return bad("max-connections", arg, "expected 1..1000000");
 		cfg->max_connections = (unsigned)v;
+		return 0;
+	case OPT_PER_SOURCE:
+		if (parse_u64(arg, 1000000, &v, false))
+			return bad("max-connections-per-source", arg, "expected 0..1000000");
+		cfg->max_conns_per_source = (unsigned)v;
+		cfg->have_conns_per_source = true;
+		return 0;
+	case OPT_HS_PER_SOURCE:
+		if (parse_u64(arg, 1000000, &v, false))
+			return bad("max-handshakes-per-source", arg, "expected 0..1000000 a second");
+		cfg->max_handshakes_per_source = (unsigned)v;
 		return 0;
 	case 'c': return copy_str(cfg->cert_path, sizeof(cfg->cert_path), arg, "--cert-path");
 	case OPT_KEY: return copy_str(cfg->key_path, sizeof(cfg->key_path), arg, "--key-path");
@@ -400,6 +420,9 @@ static int resolve(struct qs_config *cfg)
 		fprintf(stderr, "quicstashd: --repair goes with --check-spool DIR\n");
 		return -1;
 	}
+	/* One source may take 1/8 of -m by default: at least eight hosts are needed to fill it. */
+	if (!cfg->have_conns_per_source)
+		cfg->max_conns_per_source = (cfg->max_connections + 7) / 8;
 	/* each acceptor's share must hold a frame of the largest size while it arrives */
 	unsigned n = cfg->acceptors ? cfg->acceptors : 1;
 	if (qs_config_acceptor_share(cfg, cfg->max_incomplete_bytes) < cfg->max_message_size) {

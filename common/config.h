@@ -40,6 +40,9 @@ struct qs_config {
 	char logstash_cert[4096];      /* PEM client certificate and key, or empty */
 	char logstash_key[4096];
 	unsigned max_connections;
+	unsigned max_conns_per_source;      /* per source address (IPv6: /64); 0: no limit */
+	bool have_conns_per_source;         /* else 1/8 of max_connections */
+	unsigned max_handshakes_per_source; /* new connections a second per source (burst 2x); 0: no limit */
 	char cert_path[4096];
 	char key_path[4096];
 	char secret_path[4096];     /* QS_SECRET_LEN random bytes, mode 0600, kept across restarts */

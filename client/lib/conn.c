@@ -1,4 +1,5 @@
 /* One QUIC connection: the UDP socket, the ngtcp2 connection and its callbacks. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <netinet/in.h>
@@ -140,6 +141,18 @@ static void set_dont_fragment(int fd, int family)
 		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4));
 }
 
+/* TEST HOOK: binds the socket to opts.source_addr (port 0), as another host. */
+static int bind_source(struct qs_client *c)
+{
+	struct sockaddr_storage ss = {.ss_family = c->remote.ss.ss_family};
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	void *addr = ss.ss_family == AF_INET ? (void *)&v4->sin_addr : (void *)&v6->sin6_addr;
+	if (inet_pton(ss.ss_family, c->opts.source_addr, addr) != 1)
+		return -1;
+	return bind(c->fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET ? sizeof(*v4) : sizeof(*v6));
+}
+
 static int open_socket(struct qs_client *c)
 {
 	c->fd = socket(c->remote.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -155,6 +168,8 @@ static int open_socket(struct qs_client *c)
 	socklen_t gsolen = sizeof(gso);
 	if (getsockopt(c->fd, SOL_UDP, UDP_SEGMENT, &gso, &gsolen) < 0)
 		c->no_gso = true;
+	if (c->opts.source_addr && bind_source(c) < 0)
+		return -1;
 	/* connect(): the kernel picks the source address, and an ICMP "port unreachable"
 	 * comes back as ECONNREFUSED, so "nothing listens" fails fast. */
 	if (connect(c->fd, (struct sockaddr *)&c->remote.ss, c->remote.len) < 0)

@@ -19,8 +19,10 @@ static void explain_read_error(struct qs_client *c, int rv)
 	case NGTCP2_ERR_DRAINING: /* the server closed the connection */
 		ce = ngtcp2_conn_get_ccerr(c->conn);
 		if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_CONNECTION_REFUSED) {
-			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (busy%s%.*s)",
-				       ce->reasonlen ? ": " : "", (int)ce->reasonlen,
+			/* quicstashd's reasons say "busy: why" themselves */
+			bool said = ce->reasonlen >= 4 && !memcmp(ce->reason, "busy", 4);
+			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (%s%s%.*s)",
+				       said ? "" : "busy", said || !ce->reasonlen ? "" : ": ", (int)ce->reasonlen,
 				       ce->reason ? (const char *)ce->reason : "");
 		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == 0x100) {
 			const char *n = gnutls_alert_get_name((gnutls_alert_description_t)(ce->error_code & 0xff));

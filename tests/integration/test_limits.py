@@ -3,6 +3,8 @@
 transport error CONNECTION_REFUSED, never silently dropped; the refused client is told (and backs
 off and retries), the server logs it, the connections already open keep working, and the refused
 client gets through once a place is free.
+All clients come from one address: the per-source limit (1/8 of -m by default, test_source_limit) is
+lifted here with --max-connections-per-source 0 so that -m itself is what refuses.
 The two first clients are kept connected by making them wait: the receiver is down and the spool
 small, so their events stop being acknowledged (flow control holds them) without any error."""
 import os
@@ -18,7 +20,8 @@ from qslib import check, log
 def run():
     q.need_binaries()
     recv = q.Receiver()  # not started: Logstash is down
-    server = q.Server(recv, extra=["-m", "2", "--spool-max-bytes", "1M"], name="limits")
+    server = q.Server(recv, extra=["-m", "2", "--max-connections-per-source", "0", "--spool-max-bytes", "1M"],
+                      name="limits")
     server.start()
     n = q.scale(40000, 20000)
     loads = [q.Load(server, n, start=i * n, client_timeout=int(q.tmo(120)), extra_args=["--streams", "1"],
