@@ -5,7 +5,8 @@
    killed (-9). They come back (the file is not read again) and events are still acknowledged. A
    SIGHUP with that typo, then with a NUL byte in a line, is refused (FILE:LINE in the log), the
    children stay, and a reload of a good change (debug) is applied to the supervisor and children.
-2. A reload changing spool-dir is refused with the reason in the log; the service acknowledges.
+2. A reload changing spool-dir, or naming an output file in a missing directory, is refused with
+   the reason in the log; the service acknowledges.
 3. Bad files at start, each exit 2 with a message naming the file (and line): --config naming a
    directory, --conf FILE (getopt's abbreviation), a line starting with NUL, a line over 8 KiB,
    -l file:/nonexistent/dir/x, a private key of mode 0644.
@@ -22,12 +23,15 @@ from qslib import check, log
 
 
 class FileServer(q.Server):
-    """A Server whose spool directory comes from its --config file (the command line would win)."""
+    """A Server whose spool directory and output come from its --config file (the command line
+    would win)."""
 
     def argv(self):
         a = super().argv()
-        i = a.index("--spool-dir")
-        return a[:i] + a[i + 2:]
+        for opt in ("--spool-dir", "-l"):
+            i = a.index(opt)
+            a = a[:i] + a[i + 2:]
+        return a
 
 
 def write(path, data):
@@ -127,13 +131,16 @@ def spool_dir_reload():
     d = q.mkdtemp("cfgspool")
     conf = os.path.join(d, "quicstash.conf")
     server = FileServer(recv, extra=["--config", conf], workdir=d, name="cfgspool")
-    write(conf, "parsers = 1\nspool-dir = %s\n" % server.spool)
+    good = "parsers = 1\nspool-dir = %s\nlogstash-addr = %s\n" % (server.spool, recv.addr)
+    write(conf, good)
     server.start()
     n = q.scale(500)
     nxt = send_ok(server, recv, 0, n, "baseline")
     other = os.path.join(d, "spool2")
-    refused_reload(server, conf, "parsers = 1\nspool-dir = %s\n" % other, "--spool-dir cannot change",
+    refused_reload(server, conf, good.replace(server.spool, other), "--spool-dir cannot change",
                    "SIGHUP with a new spool-dir")
+    refused_reload(server, conf, good.replace(recv.addr, "file:/nonexistent/dir/x"),
+                   "file:/nonexistent/dir/x: No such file", "SIGHUP with -l file: in a missing directory")
     check(server.running(), "the supervisor died")
     nxt = send_ok(server, recv, nxt, n, "after the refused spool-dir change")
     # and a crash after it still uses the spool it was started with
@@ -141,7 +148,8 @@ def spool_dir_reload():
     server.wait_respawn("shipper", old, 1)
     nxt = send_ok(server, recv, nxt, n, "after kill -9 of the shipper")
     server.stop()
-    log("a new spool-dir on reload: refused with the reason, the service acknowledges")
+    log("a new spool-dir, an output file in a missing directory on reload: refused with the reason, "
+        "the service acknowledges")
 
 
 def bad_files():
