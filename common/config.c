@@ -1,18 +1,28 @@
 #include "common/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sched.h> /* sched_getaffinity, CPU_COUNT (_GNU_SOURCE comes from the build) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h> /* memfd_create */
 #include <unistd.h>
+
+#include "common/secretfile.h"
+
+/* A --config file: bounded, as every byte read from a file is. */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define CONFIG_MAX_LINE 8192
+/* What makes a memfd the supervisor's sealed copy: nobody can change it any more. */
+#define CONFIG_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
 enum {
 	OPT_KEY = 1000, OPT_SECRET, OPT_SPOOL, OPT_ACCEPTORS, OPT_PARSERS, OPT_MAXMSG, OPT_DURABILITY,
 	OPT_SPOOL_MAX, OPT_MAX_INCOMPLETE, OPT_RUNTIME, OPT_USER, OPT_RETRY, OPT_IDLE, OPT_CHECK,
-	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_LS_TLS, OPT_LS_CA, OPT_LS_CERT, OPT_LS_KEY, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY,
+	OPT_REPAIR, OPT_LS_TIMEOUT, OPT_LS_TLS, OPT_LS_CA, OPT_LS_CERT, OPT_LS_KEY, OPT_STATS, OPT_ROLE, OPT_SLOT, OPT_GEN, OPT_CTLFD, OPT_CONFIG, OPT_STEERKEY, OPT_CONFIGFD,
 	OPT_PER_SOURCE = 900, OPT_HS_PER_SOURCE, /* below OPT_ROLE: a --config file may set them */
 };
 
@@ -54,6 +64,7 @@ static const struct option long_opts[] = {
 	{"generation", required_argument, NULL, OPT_GEN},
 	{"ctl-fd", required_argument, NULL, OPT_CTLFD},
 	{"steer-key", required_argument, NULL, OPT_STEERKEY},
+	{"sealed-config-fd", required_argument, NULL, OPT_CONFIGFD},
 	{NULL, 0, NULL, 0},
 };
 
@@ -202,6 +213,7 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->stats_interval_s = 300;
 	cfg->role = QS_ROLE_SUPERVISOR;
 	cfg->ctl_fd = -1;
+	cfg->config_fd = -1;
 }
 
 /* "FILE:LINE: " while a --config file is applied, so an error points at its line. */
@@ -333,6 +345,7 @@ static int apply(struct qs_config *cfg, int c, const char *arg)
 		cfg->steer_key = (unsigned)v;
 		cfg->have_steer_key = true;
 		return 0;
+	case OPT_CONFIGFD: return 0; /* read before the other options (config_args) */
 	case OPT_CTLFD:
 		if (parse_u64(arg, 65535, &v, false)) return bad("ctl-fd", arg, "expected a descriptor");
 		cfg->ctl_fd = (int)v;
@@ -399,6 +412,29 @@ static int check_tls_options(const struct qs_config *cfg)
 	return why ? -1 : 0;
 }
 
+/* The supervisor opens what its children will open from the configuration
+ * (the output file, as the shipper does) and checks the private keys as the
+ * QUIC secret is checked: a mistake is an exit 2 at start, a refused reload
+ * after, never a child in a restart loop. */
+static int check_files(const struct qs_config *cfg)
+{
+	if (cfg->output_is_file) {
+		int fd = open(cfg->output_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
+		if (fd < 0) {
+			fprintf(stderr, "quicstashd: --logstash-addr file:%s: %s\n", cfg->output_path, strerror(errno));
+			return -1;
+		}
+		close(fd);
+	}
+	const char *key[2] = {cfg->key_path, cfg->logstash_key}, *opt[2] = {"--key-path", "--logstash-key"};
+	for (int i = 0; i < 2; i++)
+		if (key[i][0] && qs_file_check(key[i], SIZE_MAX, true) < 0 && errno == EPERM) {
+			fprintf(stderr, "quicstashd: %s %s: %s\n", opt[i], key[i], qs_private_strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
 /* Resolves the address options once all options are known. */
 static int resolve(struct qs_config *cfg)
 {
@@ -431,7 +467,7 @@ static int resolve(struct qs_config *cfg)
 			(unsigned long long)cfg->max_incomplete_bytes, n, cfg->max_message_size);
 		return -1;
 	}
-	return 0;
+	return cfg->role == QS_ROLE_SUPERVISOR ? check_files(cfg) : 0;
 }
 
 static char *trim(char *t)
@@ -471,48 +507,128 @@ static int apply_line(struct qs_config *cfg, char *line)
 	return -1;
 }
 
-static int load_config_file(struct qs_config *cfg, const char *path)
+/* Applies the NAME = VALUE lines of text. Every byte counts: a NUL byte or a
+ * line longer than CONFIG_MAX_LINE is an error at its line (fgets skipped a
+ * line starting with NUL and cut a long one in two, its tail read as a line). */
+static int apply_text(struct qs_config *cfg, const char *text, size_t len, const char *name)
 {
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		fprintf(stderr, "quicstashd: --config %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	char line[8192];
+	static char line[CONFIG_MAX_LINE + 1];
 	int lineno = 0, rc = 0;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		lineno++;
+	size_t pos = 0;
+	while (rc == 0 && pos < len) {
+		const char *start = text + pos;
+		const char *nl = memchr(start, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - start) : len - pos;
+		pos += n + (nl != NULL);
+		snprintf(err_where, sizeof(err_where), "%s:%d: ", name, ++lineno);
+		if (n > CONFIG_MAX_LINE || memchr(start, 0, n)) {
+			fprintf(stderr, "quicstashd: %s%s\n", err_where,
+				n > CONFIG_MAX_LINE ? "line longer than 8192 bytes" : "NUL byte in the line");
+			rc = -1;
+			break;
+		}
+		memcpy(line, start, n);
+		line[n] = 0;
 		char *t = trim(line);
-		if (*t == 0 || *t == '#')
-			continue;
-		snprintf(err_where, sizeof(err_where), "%s:%d: ", path, lineno);
-		rc = apply_line(cfg, t);
+		if (*t && *t != '#')
+			rc = apply_line(cfg, t);
 	}
 	err_where[0] = 0;
-	fclose(f);
 	return rc;
 }
 
-/* The --config value on the command line, if any (read before the other options). */
-static const char *find_config_arg(int argc, char **argv)
+/* The options that decide where the configuration comes from, found with
+ * getopt_long itself so that its abbreviations (--conf, --co=) count too. */
+struct config_args {
+	const char *path; /* --config */
+	int fd;           /* --sealed-config-fd: the sealed copy a child was handed */
+	bool child;       /* --role */
+};
+
+static void config_args(int argc, char **argv, struct config_args *a)
 {
-	const char *path = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--config") && i + 1 < argc)
-			path = argv[++i];
-		else if (!strncmp(argv[i], "--config=", 9))
-			path = argv[i] + 9;
+	*a = (struct config_args){.fd = -1};
+	optind = 0; /* a full re-initialisation: this runs again on every reload */
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":s:l:m:c:dhV", long_opts, NULL)) != -1) {
+		uint64_t v;
+		if (c == OPT_CONFIG)
+			a->path = optarg;
+		else if (c == OPT_ROLE)
+			a->child = true;
+		else if (c == OPT_CONFIGFD)
+			a->fd = parse_u64(optarg, 65535, &v, false) ? -2 : (int)v;
 	}
-	return path;
 }
 
-enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg)
+/* The text a child was handed: only a sealed memfd, so that what it runs is
+ * exactly what the supervisor validated. The descriptor is closed after. */
+static int read_handed(int fd, char **text, size_t *len)
 {
-	set_defaults(cfg);
-	const char *file = find_config_arg(argc, argv);
-	if (file && load_config_file(cfg, file) < 0)
-		return QS_CONFIG_ERROR;
-	optind = 1;
+	int seals = fcntl(fd, F_GET_SEALS);
+	int rc = -1;
+	if (seals < 0 || (seals & CONFIG_SEALS) != CONFIG_SEALS)
+		fprintf(stderr, "quicstashd: --sealed-config-fd %d: not the supervisor's sealed copy\n", fd);
+	else if ((rc = qs_file_read_fd(fd, CONFIG_MAX_BYTES, false, text, len)) < 0)
+		fprintf(stderr, "quicstashd: --sealed-config-fd %d: %s\n", fd, qs_private_strerror(errno));
+	close(fd);
+	return rc;
+}
+
+/* The supervisor's copy of the text it validated, for its children (proc.c
+ * puts it at QS_CHILD_CONFIG_FD): sealed, so no process can change it. */
+static int seal_copy(const char *text, size_t len)
+{
+	int fd = memfd_create("quicstash-config", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t done = 0;
+	while (fd >= 0 && done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (fd < 0 || done < len || fcntl(fd, F_ADD_SEALS, CONFIG_SEALS) != 0) {
+		fprintf(stderr, "quicstashd: cannot keep a sealed copy of the configuration: %s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads the configuration text: a child from the sealed copy it was handed
+ * (never the path: the file may have changed since the supervisor validated
+ * it), the supervisor from the file (at start and on SIGHUP). *text is NULL
+ * when there is no configuration file. */
+static int load_config(const struct config_args *a, char **text, size_t *len)
+{
+	*text = NULL;
+	if (a->fd == -2) {
+		fprintf(stderr, "quicstashd: --sealed-config-fd: expected a descriptor\n");
+		return -1;
+	}
+	if (a->fd >= 0)
+		return read_handed(a->fd, text, len);
+	if (!a->path)
+		return 0;
+	if (a->child) {
+		fprintf(stderr, "quicstashd: --config %s: a child takes its configuration from the supervisor\n", a->path);
+		return -1;
+	}
+	if (qs_file_read(a->path, CONFIG_MAX_BYTES, false, text, len) < 0) {
+		fprintf(stderr, "quicstashd: --config %s: %s\n", a->path,
+			errno == EFBIG ? "larger than 1 MiB" : qs_private_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static enum qs_config_result parse_argv(int argc, char **argv, struct qs_config *cfg)
+{
+	optind = 0;
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":s:l:m:c:dhV", long_opts, NULL)) != -1) {
@@ -539,6 +655,25 @@ enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *c
 	if (cfg->check_spool)
 		return QS_CONFIG_OK;
 	return resolve(cfg) ? QS_CONFIG_ERROR : QS_CONFIG_OK;
+}
+
+enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg)
+{
+	struct config_args a;
+	char *text;
+	size_t len = 0;
+	set_defaults(cfg);
+	config_args(argc, argv, &a);
+	if (load_config(&a, &text, &len) < 0)
+		return QS_CONFIG_ERROR;
+	const char *name = a.path ? a.path : "the configuration handed over";
+	enum qs_config_result r = text && apply_text(cfg, text, len, name) < 0 ? QS_CONFIG_ERROR
+										 : parse_argv(argc, argv, cfg);
+	if (r == QS_CONFIG_OK && text && cfg->role == QS_ROLE_SUPERVISOR && !cfg->check_spool &&
+	    (cfg->config_fd = seal_copy(text, len)) < 0)
+		r = QS_CONFIG_ERROR;
+	free(text);
+	return r;
 }
 
 const char *qs_role_name(enum qs_role role)

@@ -1,6 +1,9 @@
 /* quicstashd's configuration: every process parses the same command line (the
  * supervisor re-execs itself with the original arguments plus its hidden
- * --role/--slot options), so a child never needs the supervisor's memory. */
+ * --role/--slot options), so a child never needs the supervisor's memory.
+ * The --config file is read by the supervisor alone (at start, on SIGHUP); a
+ * child parses the sealed copy of the text the supervisor validated, handed
+ * over at QS_CHILD_CONFIG_FD (--sealed-config-fd), and never opens the path. */
 #ifndef QS_CONFIG_H
 #define QS_CONFIG_H
 
@@ -60,7 +63,11 @@ struct qs_config {
 	unsigned idle_timeout_s;
 	unsigned stats_interval_s;  /* a stats line in the log this often; 0: never */
 
-	char config_path[4096];     /* --config FILE, re-read on SIGHUP */
+	char config_path[4096];     /* --config FILE, re-read on SIGHUP (by the supervisor only) */
+	/* The supervisor: a sealed memfd with the text of the file it validated
+	 * (close it when done), -1 without --config. A child: -1 (it read and
+	 * closed the copy it was handed). */
+	int config_fd;
 
 	/* offline spool check mode */
 	bool check_spool;
@@ -96,3 +103,4 @@ static inline uint64_t qs_config_acceptor_share(const struct qs_config *cfg, uin
 /* Descriptors a child finds open after exec. */
 #define QS_CHILD_CTL_FD 3 /* control socketpair to the supervisor */
 #define QS_CHILD_UDP_FD 4 /* acceptors: the UDP socket of their slot */
+#define QS_CHILD_CONFIG_FD 5 /* the supervisor's sealed copy of the --config text */

@@ -1,6 +1,12 @@
 #include "common/tlsfiles.h"
 
+#include <errno.h>
 #include <stdio.h>
+
+#include "common/secretfile.h"
+
+/* A private key file is a few KiB; anything far larger is not one. */
+#define QS_KEY_MAX_BYTES (1024 * 1024)
 
 int qs_tls_load_crts(const char *path, gnutls_x509_crt_t **crts, unsigned *n, char *err, size_t errlen)
 {
@@ -23,18 +29,19 @@ int qs_tls_load_crts(const char *path, gnutls_x509_crt_t **crts, unsigned *n, ch
 
 int qs_tls_load_key(const char *path, gnutls_x509_privkey_t *key, char *err, size_t errlen)
 {
-	gnutls_datum_t data;
-	int rc = gnutls_load_file(path, &data);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot read key %s: %s", path, gnutls_strerror(rc));
+	char *buf;
+	size_t len;
+	/* Refused, as the QUIC secret is, when group or others may read it. */
+	if (qs_file_read(path, QS_KEY_MAX_BYTES, true, &buf, &len) < 0) {
+		snprintf(err, errlen, "cannot read key %s: %s", path, qs_private_strerror(errno));
 		return -1;
 	}
+	gnutls_datum_t data = {.data = (unsigned char *)buf, .size = (unsigned)len};
 	gnutls_x509_privkey_init(key);
-	rc = gnutls_x509_privkey_import2(*key, &data, GNUTLS_X509_FMT_PEM, NULL, 0);
+	int rc = gnutls_x509_privkey_import2(*key, &data, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (rc < 0)
 		rc = gnutls_x509_privkey_import2(*key, &data, GNUTLS_X509_FMT_DER, NULL, 0);
-	gnutls_memset(data.data, 0, data.size);
-	gnutls_free(data.data);
+	qs_file_free(buf, len);
 	if (rc < 0) {
 		gnutls_x509_privkey_deinit(*key);
 		snprintf(err, errlen, "key %s is neither PEM nor DER: %s", path, gnutls_strerror(rc));

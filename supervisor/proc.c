@@ -43,6 +43,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 		return -1;
 	p->argc = argc;
 	p->argv = argv;
+	p->config_fd = cfg->config_fd;
 	p->base = base;
 	cb_procs = p;
 	unsigned i = 0;
@@ -65,17 +66,34 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 	return 0;
 }
 
-/* In the child, between fork and exec: put the control socket at fd 3 and the
- * UDP socket at fd 4, scrub what a child must not inherit, exec ourselves. */
+/* In the child, between fork and exec: the control socket at fd 3, the UDP
+ * socket at fd 4 and the configuration's sealed copy at fd 5 (each moved high
+ * first, so that none overwrites another), nothing else. */
+static void place_fds(struct qs_procs *p, struct qs_child *c, int ctl)
+{
+	const int src[3] = {ctl, c->udp_fd, p->config_fd};
+	const int dst[3] = {QS_CHILD_CTL_FD, QS_CHILD_UDP_FD, QS_CHILD_CONFIG_FD};
+	int hi[3], last = QS_CHILD_CTL_FD;
+	for (int i = 0; i < 3; i++)
+		if ((hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD, 100) : -1) < 0 && src[i] >= 0)
+			_exit(127);
+	for (int i = 0; i < 3; i++) {
+		if (hi[i] < 0) {
+			close(dst[i]); /* a hole: never another child's descriptor */
+			continue;
+		}
+		if (dup2(hi[i], dst[i]) < 0)
+			_exit(127);
+		last = dst[i];
+	}
+	closefrom(last + 1);
+}
+
+/* In the child, between fork and exec: place the descriptors, scrub what a
+ * child must not inherit, exec ourselves. */
 static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 {
-	int ctl_hi = fcntl(ctl, F_DUPFD, 100);
-	int udp_hi = c->udp_fd >= 0 ? fcntl(c->udp_fd, F_DUPFD, 100) : -1;
-	if (ctl_hi < 0 || dup2(ctl_hi, QS_CHILD_CTL_FD) < 0)
-		_exit(127);
-	if (udp_hi >= 0 && dup2(udp_hi, QS_CHILD_UDP_FD) < 0)
-		_exit(127);
-	closefrom(udp_hi >= 0 ? QS_CHILD_UDP_FD + 1 : QS_CHILD_CTL_FD + 1);
+	place_fds(p, c, ctl);
 
 	/* systemd's variables are the supervisor's alone. */
 	unsetenv("NOTIFY_SOCKET");
@@ -109,7 +127,8 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	char slot[16], gen[16], ctlfd[16], key[16];
+	char slot[16], gen[16], ctlfd[16], key[16], cfgfd[16];
+	snprintf(cfgfd, sizeof(cfgfd), "%d", QS_CHILD_CONFIG_FD);
 	snprintf(key, sizeof(key), "%u", c->key);
 	snprintf(slot, sizeof(slot), "%u", c->slot);
 	snprintf(gen, sizeof(gen), "%u", c->generation);
@@ -139,6 +158,10 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	av[k++] = ctlfd;
 	av[k++] = "--steer-key";
 	av[k++] = key;
+	if (p->config_fd >= 0) { /* the child parses this, never the --config path */
+		av[k++] = "--sealed-config-fd";
+		av[k++] = cfgfd;
+	}
 	av[k] = NULL;
 	execv("/proc/self/exe", av);
 	_exit(127);

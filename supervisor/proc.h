@@ -45,6 +45,7 @@ struct qs_procs {
 	int argc;
 	char runtime_dir[4096];
 	char user[64]; /* resolved --user for the children */
+	int config_fd;  /* sealed copy of the validated --config text (-1: none), at fd 5 in every child */
 	unsigned acceptors; /* running acceptor slots (1 when steering fell back) */
 	struct event_base *base;
 	bool stopping;

@@ -2,8 +2,10 @@
 
 #include <event2/event.h>
 #include <signal.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -21,6 +23,7 @@
 
 static struct {
 	struct qs_procs *procs;
+	const struct qs_config *running; /* the configuration at start: what cannot change */
 	struct event *step_timer;
 	bool active;
 	bool again;       /* another SIGHUP came during a reload */
@@ -34,9 +37,10 @@ static struct {
 
 static void step_timeout(evutil_socket_t fd, short what, void *arg);
 
-void qs_reload_init(struct qs_procs *p, struct event_base *base)
+void qs_reload_init(struct qs_procs *p, const struct qs_config *running, struct event_base *base)
 {
 	R.procs = p;
+	R.running = running;
 	R.step_timer = evtimer_new(base, step_timeout, NULL);
 }
 
@@ -45,26 +49,71 @@ bool qs_reload_active(void)
 	return R.active;
 }
 
+/* What the supervisor set up once at start (the UDP sockets, the spool and
+ * runtime directories it made for the children's user before it dropped its
+ * privileges, its table of children): a reload cannot apply a change of
+ * these, so it refuses it, naming the option. The rest is applied in full:
+ * each child is started again with the new text, and the supervisor's own
+ * parts (status, Logstash names, log level) are reconfigured. */
+static const char *fixed_option_changed(const struct qs_config *a, const struct qs_config *b)
+{
+	if (strcmp(a->server_addr_text, b->server_addr_text))
+		return "--server-addr";
+	if (strcmp(a->spool_dir, b->spool_dir))
+		return "--spool-dir";
+	if (strcmp(a->runtime_dir, b->runtime_dir))
+		return "--runtime-dir";
+	if (strcmp(a->user, b->user))
+		return "--user";
+	if (a->acceptors != b->acceptors)
+		return "--acceptors";
+	if (a->parsers != b->parsers)
+		return "--parsers";
+	return NULL;
+}
+
+static bool check(const struct qs_config *cfg)
+{
+	const char *fixed = fixed_option_changed(R.running, cfg);
+	if (fixed) {
+		qs_err("reload: %s cannot change while running (restart the service for it); the running "
+		       "generation stays", fixed);
+		return false;
+	}
+	if (qs_cert_check(cfg->cert_path, cfg->key_path) < 0) {
+		qs_err("reload: the certificate or key is unusable; the running generation stays");
+		return false;
+	}
+	if (qs_secret_ensure(cfg->secret_path) < 0) {
+		qs_err("reload: the secret is unusable; the running generation stays");
+		return false;
+	}
+	if (qs_output_tls_check(cfg) < 0) {
+		qs_err("reload: the Logstash TLS files are unusable; the running generation stays");
+		return false;
+	}
+	return true;
+}
+
+/* Reads the file once: what passes is what every child started from now on
+ * runs (its sealed copy replaces the previous one); what fails changes nothing. */
 static bool validate(void)
 {
 	static struct qs_config cfg;
-	/* Prints its own one-line reason on a bad value. */
+	/* Prints its own one-line reason (FILE:LINE) on a bad value. */
 	if (qs_config_parse(R.procs->argc, R.procs->argv, &cfg) != QS_CONFIG_OK) {
 		qs_err("reload: the configuration is invalid; the running generation stays");
 		return false;
 	}
-	if (qs_cert_check(cfg.cert_path, cfg.key_path) < 0) {
-		qs_err("reload: the certificate or key is unusable; the running generation stays");
+	if (!check(&cfg)) {
+		if (cfg.config_fd >= 0)
+			close(cfg.config_fd);
 		return false;
 	}
-	if (qs_secret_ensure(cfg.secret_path) < 0) {
-		qs_err("reload: the secret is unusable; the running generation stays");
-		return false;
-	}
-	if (qs_output_tls_check(&cfg) < 0) {
-		qs_err("reload: the Logstash TLS files are unusable; the running generation stays");
-		return false;
-	}
+	if (R.procs->config_fd >= 0)
+		close(R.procs->config_fd);
+	R.procs->config_fd = cfg.config_fd;
+	qs_log_init(qs_role_name(QS_ROLE_SUPERVISOR), cfg.debug);
 	qs_status_configure(&cfg);
 	qs_resolve_configure(&cfg);
 	return true;

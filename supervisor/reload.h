@@ -7,7 +7,8 @@
  * new connections switch to them while the old generation tells its clients
  * to move, finishes its frames in flight and exits. Without steering each
  * acceptor is stopped cleanly and started again. A bad configuration or
- * certificate keeps everything running as it is. */
+ * certificate, or a change of an option set up once at start, keeps everything
+ * running as it is. Children get the validated text, never the file. */
 #ifndef QS_RELOAD_H
 #define QS_RELOAD_H
 
@@ -17,7 +18,11 @@ struct qs_procs;
 struct qs_child;
 struct event_base;
 
-void qs_reload_init(struct qs_procs *p, struct event_base *base);
+struct qs_config;
+
+/* running: the configuration the supervisor started with (options it set up
+ * once, such as --spool-dir, cannot change: a reload changing one is refused). */
+void qs_reload_init(struct qs_procs *p, const struct qs_config *running, struct event_base *base);
 void qs_reload_request(void);
 bool qs_reload_active(void);
 /* Hooks from the supervisor's child handling. */

@@ -310,7 +310,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	S.procs.on_ctl = on_ctl;
 	S.procs.on_exit = on_exit_child;
 	S.procs.on_old_exit = on_old_exit;
-	qs_reload_init(&S.procs, S.base);
+	qs_reload_init(&S.procs, cfg, S.base);
 	if (qs_status_init(cfg, &S.procs, S.base, &S.restarts) < 0 || qs_resolve_init(cfg, &S.procs, S.base) < 0)
 		return 1;
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
