@@ -75,6 +75,7 @@ static int key_matches_cert(gnutls_privkey_t key, gnutls_x509_crt_t crt)
 	if (rc == 0)
 		rc = gnutls_rnd(GNUTLS_RND_NONCE, th, sizeof(th));
 	gnutls_datum_t in = {cv, (unsigned)qs_keypolicy_cv_build(cv, th)};
+	qs_keysign_set_transcript(th, sizeof(th));
 	if (rc == 0)
 		rc = gnutls_privkey_sign_data2(key, algo, 0, &in, &sig);
 	if (rc == 0)
@@ -123,6 +124,16 @@ int acc_tls_keyholder(struct acc *a, const char *sock_path)
 
 /* Refuses a ClientHello whose ALPN is not ours (belt and braces on top of
  * GNUTLS_ALPN_MANDATORY). */
+static int alpn_check(gnutls_session_t session)
+{
+	gnutls_datum_t alpn;
+	if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
+		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+	if (alpn.size != strlen(QS_ALPN) || memcmp(alpn.data, QS_ALPN, alpn.size) != 0)
+		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+	return 0;
+}
+
 static int client_hello_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
 			   const gnutls_datum_t *msg)
 {
@@ -130,12 +141,16 @@ static int client_hello_cb(gnutls_session_t session, unsigned htype, unsigned wh
 	(void)when;
 	(void)incoming;
 	(void)msg;
-	gnutls_datum_t alpn;
-	if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
-		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	if (alpn.size != strlen(QS_ALPN) || memcmp(alpn.data, QS_ALPN, alpn.size) != 0)
-		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	return 0;
+	return alpn_check(session);
+}
+
+/* With the keyholder: every handshake message, for the transcript hash. */
+static int handshake_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+			const gnutls_datum_t *msg)
+{
+	(void)when;
+	int rc = htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming ? alpn_check(session) : 0;
+	return rc < 0 ? rc : acc_transcript_hook(session, htype, msg, incoming);
 }
 
 int acc_tls_session(struct acc *a, struct acc_conn *c)
@@ -146,8 +161,11 @@ int acc_tls_session(struct acc *a, struct acc_conn *c)
 		qs_warn("gnutls_priority_set_direct failed");
 		return -1;
 	}
-	gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
-					   client_hello_cb);
+	if (a->use_keyholder)
+		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_POST, handshake_cb);
+	else
+		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
+						   client_hello_cb);
 	if (ngtcp2_crypto_gnutls_configure_server_session(c->tls) != 0)
 		return -1;
 	gnutls_session_set_ptr(c->tls, &c->ref);

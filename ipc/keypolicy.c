@@ -1,6 +1,5 @@
 #include "ipc/keypolicy.h"
 
-#include <gnutls/crypto.h>
 #include <string.h>
 
 /* RFC 8446 4.2.3's schemes for a CertificateVerify, with the key type (and
@@ -74,15 +73,6 @@ bool qs_keypolicy_cv_ok(const uint8_t *d, size_t n)
 		if (d[i] != 0x20)
 			return false;
 	return memcmp(d + QS_CV_PAD, ctx, sizeof(ctx)) == 0;
-}
-
-bool qs_keypolicy_hash_ok(gnutls_sign_algorithm_t algo, size_t n)
-{
-	gnutls_pk_algorithm_t pk = gnutls_sign_get_pk_algorithm(algo);
-	if (pk == GNUTLS_PK_EDDSA_ED25519 || pk == GNUTLS_PK_EDDSA_ED448)
-		return false; /* signs the message itself, never a digest */
-	size_t want = gnutls_hash_get_len((gnutls_digest_algorithm_t)gnutls_sign_get_hash_algorithm(algo));
-	return want != 0 && n == want;
 }
 
 gnutls_sign_algorithm_t qs_keypolicy_scheme_for(gnutls_pubkey_t pub)

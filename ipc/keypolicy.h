@@ -35,9 +35,6 @@ bool qs_keypolicy_algo_ok(const struct qs_keysign_key *k, gnutls_sign_algorithm_
  * the suite's hash, whatever the signature scheme's). */
 bool qs_keypolicy_cv_ok(const uint8_t *d, size_t n);
 
-/* A digest handed to SIGN_HASH: as long as algo's hash, algo not EdDSA. */
-bool qs_keypolicy_hash_ok(gnutls_sign_algorithm_t algo, size_t n);
-
 /* The TLS 1.3 scheme used to check that a certificate's public key matches
  * the keyholder's key; GNUTLS_SIGN_UNKNOWN when TLS 1.3 has none. */
 gnutls_sign_algorithm_t qs_keypolicy_scheme_for(gnutls_pubkey_t pub);

@@ -1,6 +1,7 @@
 #include "ipc/keysign.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,11 +91,38 @@ static int sign_data_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void
 	return sign_common(QS_KEYSIGN_SIGN_DATA, algo, userdata, flags, data, sig);
 }
 
+/* The transcript hash of the handshake being signed for (the acceptor's
+ * handshake hook sets it just before GnuTLS signs; used once). */
+static _Thread_local uint8_t cv_th[48];
+static _Thread_local size_t cv_th_len;
+
+void qs_keysign_set_transcript(const uint8_t *th, size_t len)
+{
+	cv_th_len = len <= sizeof(cv_th) ? len : 0;
+	memcpy(cv_th, th, cv_th_len);
+}
+
+/* GnuTLS hashed the CertificateVerify input and hands over the digest; the
+ * keyholder signs only whole inputs, so send the input rebuilt from the
+ * transcript hash, once it is shown to be what GnuTLS hashed. */
 static int sign_hash_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata, unsigned flags,
 			const gnutls_datum_t *hash, gnutls_datum_t *sig)
 {
 	(void)key;
-	return sign_common(QS_KEYSIGN_SIGN_HASH, algo, userdata, flags, hash, sig);
+	uint8_t cv[QS_CV_PAD + sizeof(QS_CV_CONTEXT) + sizeof(cv_th)], d[64];
+	size_t th_len = cv_th_len;
+	cv_th_len = 0;
+	gnutls_digest_algorithm_t dig = gnutls_sign_get_hash_algorithm(algo);
+	size_t head = qs_keypolicy_cv_build(cv, cv_th) - 32;
+	memcpy(cv + head, cv_th, th_len);
+	gnutls_datum_t in = {cv, (unsigned)(head + th_len)};
+	if (th_len == 0 || flags != 0 || gnutls_hash_get_len(dig) != hash->size ||
+	    gnutls_hash_fast(dig, cv, in.size, d) < 0 || memcmp(d, hash->data, hash->size) != 0) {
+		qs_err("keyholder: asked to sign a %s digest that is no CertificateVerify of this handshake",
+		       gnutls_sign_get_name(algo));
+		return GNUTLS_E_PK_SIGN_FAILED;
+	}
+	return sign_common(QS_KEYSIGN_SIGN_DATA, algo, userdata, 0, &in, sig);
 }
 
 static int info_cb(gnutls_privkey_t key, unsigned flags, void *userdata)
@@ -157,16 +185,12 @@ static int32_t serve_info(const struct qs_keysign_key *k, unsigned flags)
 }
 
 /* The policy of ipc/keypolicy.h: a TLS 1.3 scheme of this key, no flags, and
- * a CertificateVerify input (SIGN_DATA) or a digest of the scheme's hash
- * (SIGN_HASH: GnuTLS hashes the input itself for all but EdDSA). */
+ * a whole CertificateVerify input. Never a bare digest (SIGN_HASH): it could
+ * be the digest of anything. */
 static bool allowed(const struct qs_keysign_key *k, const struct qs_keysign_req *r)
 {
-	gnutls_sign_algorithm_t algo = (gnutls_sign_algorithm_t)r->algo;
-	if (r->flags != 0 || !qs_keypolicy_algo_ok(k, algo))
-		return false;
-	if (r->op == QS_KEYSIGN_SIGN_DATA)
-		return qs_keypolicy_cv_ok(r->data, r->len);
-	return qs_keypolicy_hash_ok(algo, r->len);
+	return r->op == QS_KEYSIGN_SIGN_DATA && r->flags == 0 &&
+	       qs_keypolicy_algo_ok(k, (gnutls_sign_algorithm_t)r->algo) && qs_keypolicy_cv_ok(r->data, r->len);
 }
 
 /* Signs, then verifies with the public key: whatever GnuTLS accepted, no
@@ -175,13 +199,10 @@ static int sign_checked(const struct qs_keysign_key *k, const struct qs_keysign_
 {
 	gnutls_sign_algorithm_t algo = (gnutls_sign_algorithm_t)r->algo;
 	gnutls_datum_t in = {(unsigned char *)r->data, r->len};
-	bool data = r->op == QS_KEYSIGN_SIGN_DATA;
-	int rc = data ? gnutls_privkey_sign_data2(k->priv, algo, 0, &in, sig)
-		      : gnutls_privkey_sign_hash2(k->priv, algo, 0, &in, sig);
+	int rc = gnutls_privkey_sign_data2(k->priv, algo, 0, &in, sig);
 	if (rc < 0)
 		return rc;
-	rc = data ? gnutls_pubkey_verify_data2(k->pub, algo, 0, &in, sig)
-		  : gnutls_pubkey_verify_hash2(k->pub, algo, 0, &in, sig);
+	rc = gnutls_pubkey_verify_data2(k->pub, algo, 0, &in, sig);
 	if (rc < 0)
 		qs_warn("keyholder: a %s signature did not verify: refused", gnutls_sign_get_name(algo));
 	return rc < 0 ? GNUTLS_E_PK_SIGN_FAILED : 0;

@@ -43,8 +43,12 @@ struct qs_keysign_rep {
 #define QS_KEYSIGN_REQ_HDR (5 * sizeof(uint32_t))
 #define QS_KEYSIGN_REP_HDR (3 * sizeof(uint32_t))
 
-/* Client side: a private key backed by the keyholder at sock_path. */
+/* Client side: a private key backed by the keyholder at sock_path. It signs
+ * TLS 1.3 server CertificateVerify inputs only: the caller gives the
+ * transcript hash of the handshake (qs_keysign_set_transcript) before GnuTLS
+ * signs, as GnuTLS hands the key only the input's digest. */
 int qs_keysign_privkey(gnutls_privkey_t *out, const char *sock_path);
+void qs_keysign_set_transcript(const uint8_t *th, size_t len);
 
 /* Server side: answers one request with key; returns the reply length or -1
  * when the request is malformed. A signature is made only as ipc/keypolicy.h
