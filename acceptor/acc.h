@@ -212,8 +212,10 @@ int acc_tls_load(struct acc *a);
 int acc_tls_keyholder(struct acc *a, const char *sock_path);
 int acc_tls_session(struct acc *a, struct acc_conn *c);
 /* transcript.c: a handshake hook's share (the transcript hash for the
- * keyholder); acc_transcript_free when the connection goes. */
-int acc_transcript_hook(gnutls_session_t session, unsigned htype, const gnutls_datum_t *msg, bool incoming);
+ * keyholder), hooked for GNUTLS_HOOK_BOTH; acc_transcript_free when the
+ * connection goes. */
+int acc_transcript_hook(gnutls_session_t session, unsigned htype, unsigned when, bool incoming,
+			const gnutls_datum_t *msg);
 void acc_transcript_free(struct acc_conn *c);
 
 /* secret.c */

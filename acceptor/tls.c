@@ -148,9 +148,9 @@ static int client_hello_cb(gnutls_session_t session, unsigned htype, unsigned wh
 static int handshake_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
 			const gnutls_datum_t *msg)
 {
-	(void)when;
-	int rc = htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming ? alpn_check(session) : 0;
-	return rc < 0 ? rc : acc_transcript_hook(session, htype, msg, incoming);
+	bool hello = htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming && when == GNUTLS_HOOK_POST;
+	int rc = hello ? alpn_check(session) : 0;
+	return rc < 0 ? rc : acc_transcript_hook(session, htype, when, incoming, msg);
 }
 
 int acc_tls_session(struct acc *a, struct acc_conn *c)
@@ -162,7 +162,7 @@ int acc_tls_session(struct acc *a, struct acc_conn *c)
 		return -1;
 	}
 	if (a->use_keyholder)
-		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_POST, handshake_cb);
+		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, handshake_cb);
 	else
 		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
 						   client_hello_cb);

@@ -78,8 +78,13 @@ static int ts_finish(struct acc_conn *c, gnutls_session_t session)
 	return GNUTLS_E_INTERNAL_ERROR;
 }
 
-int acc_transcript_hook(gnutls_session_t session, unsigned htype, const gnutls_datum_t *msg, bool incoming)
+int acc_transcript_hook(gnutls_session_t session, unsigned htype, unsigned when, bool incoming,
+			const gnutls_datum_t *msg)
 {
+	/* A received message before GnuTLS reads it: a ClientHello answered
+	 * with a HelloRetryRequest never reaches the POST hook. */
+	if (when != (incoming ? GNUTLS_HOOK_PRE : GNUTLS_HOOK_POST))
+		return 0;
 	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
 	struct acc_conn *c = ref->user_data;
 	if (c->ts_done)

@@ -118,7 +118,7 @@ static int sign_hash_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void
 	gnutls_datum_t in = {cv, (unsigned)(head + th_len)};
 	if (th_len == 0 || flags != 0 || gnutls_hash_get_len(dig) != hash->size ||
 	    gnutls_hash_fast(dig, cv, in.size, d) < 0 || memcmp(d, hash->data, hash->size) != 0) {
-		qs_err("keyholder: asked to sign a %s digest that is no CertificateVerify of this handshake",
+		qs_err("keysign: a %s digest that is no CertificateVerify of this handshake: not sent to the keyholder",
 		       gnutls_sign_get_name(algo));
 		return GNUTLS_E_PK_SIGN_FAILED;
 	}
