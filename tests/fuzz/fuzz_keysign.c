@@ -68,7 +68,7 @@ static bool well_formed(const uint8_t *d, size_t n)
 }
 
 /* A request from v[0..n): [op][algo pick][flags u32][algo u32][data...];
- * bit 2 of the pick puts a CertificateVerify head before the data. */
+ * bit 3 of the pick puts a CertificateVerify head before the data. */
 static size_t build(const uint8_t *v, size_t n, struct qs_keysign_req *r)
 {
 	static const uint32_t algos[] = {GNUTLS_SIGN_ECDSA_SHA256, GNUTLS_SIGN_ECDSA_SECP256R1_SHA256,
@@ -86,7 +86,7 @@ static size_t build(const uint8_t *v, size_t n, struct qs_keysign_req *r)
 		r->algo = algos[v[1] % (sizeof(algos) / sizeof(algos[0]))];
 		r->flags = r->op == QS_KEYSIGN_INFO ? r->flags : 0;
 	}
-	size_t head = v[1] & 4 ? sizeof(cv_head) : 0;
+	size_t head = v[1] & 8 ? sizeof(cv_head) : 0;
 	memcpy(r->data, cv_head, head);
 	r->len = (uint32_t)(head + (n - 10 < QS_KEYSIGN_MAX_DATA - head ? n - 10 : QS_KEYSIGN_MAX_DATA - head));
 	memcpy(r->data + head, v + 10, r->len - head);
