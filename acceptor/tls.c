@@ -63,7 +63,7 @@ int acc_tls_load(struct acc *a)
  * CertificateVerify inputs only): check with such an input instead. */
 static int key_matches_cert(gnutls_privkey_t key, gnutls_x509_crt_t crt)
 {
-	uint8_t th[32], cv[QS_CV_PAD + sizeof(QS_CV_CONTEXT) + 32];
+	uint8_t th[32] = {0}, cv[QS_CV_MAX];
 	gnutls_pubkey_t pub = NULL;
 	gnutls_datum_t sig = {NULL, 0};
 	int rc = gnutls_pubkey_init(&pub);
@@ -74,7 +74,7 @@ static int key_matches_cert(gnutls_privkey_t key, gnutls_x509_crt_t crt)
 		rc = GNUTLS_E_UNKNOWN_PK_ALGORITHM; /* no TLS 1.3 scheme for this key */
 	if (rc == 0)
 		rc = gnutls_rnd(GNUTLS_RND_NONCE, th, sizeof(th));
-	gnutls_datum_t in = {cv, (unsigned)qs_keypolicy_cv_build(cv, th)};
+	gnutls_datum_t in = {cv, (unsigned)qs_keypolicy_cv_build(cv, th, sizeof(th))};
 	qs_keysign_set_transcript(th, sizeof(th));
 	if (rc == 0)
 		rc = gnutls_privkey_sign_data2(key, algo, 0, &in, &sig);

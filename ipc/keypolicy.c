@@ -85,11 +85,12 @@ gnutls_sign_algorithm_t qs_keypolicy_scheme_for(gnutls_pubkey_t pub)
 	return GNUTLS_SIGN_UNKNOWN;
 }
 
-size_t qs_keypolicy_cv_build(uint8_t *out, const uint8_t th[32])
+size_t qs_keypolicy_cv_build(uint8_t *out, const uint8_t *th, size_t th_len)
 {
 	static const char ctx[] = QS_CV_CONTEXT;
+	th_len = th_len < 48 ? th_len : 48;
 	memset(out, 0x20, QS_CV_PAD);
 	memcpy(out + QS_CV_PAD, ctx, sizeof(ctx));
-	memcpy(out + QS_CV_PAD + sizeof(ctx), th, 32);
-	return QS_CV_PAD + sizeof(ctx) + 32;
+	memcpy(out + QS_CV_PAD + sizeof(ctx), th, th_len);
+	return QS_CV_PAD + sizeof(ctx) + th_len;
 }

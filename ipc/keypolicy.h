@@ -39,8 +39,11 @@ bool qs_keypolicy_cv_ok(const uint8_t *d, size_t n);
  * the keyholder's key; GNUTLS_SIGN_UNKNOWN when TLS 1.3 has none. */
 gnutls_sign_algorithm_t qs_keypolicy_scheme_for(gnutls_pubkey_t pub);
 
-/* Builds a CertificateVerify input with transcript hash th[0..32) into
- * out[QS_CV_PAD + sizeof QS_CV_CONTEXT + 32]; returns its length. */
-size_t qs_keypolicy_cv_build(uint8_t *out, const uint8_t th[32]);
+/* The longest CertificateVerify input: a SHA-384 transcript hash. */
+#define QS_CV_MAX (QS_CV_PAD + sizeof(QS_CV_CONTEXT) + 48)
+
+/* Builds a CertificateVerify input with transcript hash th[0..th_len) (at
+ * most 48 bytes) into out[QS_CV_MAX]; returns its length. */
+size_t qs_keypolicy_cv_build(uint8_t *out, const uint8_t *th, size_t th_len);
 
 #endif

@@ -109,13 +109,11 @@ static int sign_hash_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void
 			const gnutls_datum_t *hash, gnutls_datum_t *sig)
 {
 	(void)key;
-	uint8_t cv[QS_CV_PAD + sizeof(QS_CV_CONTEXT) + sizeof(cv_th)], d[64];
+	uint8_t cv[QS_CV_MAX], d[64];
 	size_t th_len = cv_th_len;
 	cv_th_len = 0;
 	gnutls_digest_algorithm_t dig = gnutls_sign_get_hash_algorithm(algo);
-	size_t head = qs_keypolicy_cv_build(cv, cv_th) - 32;
-	memcpy(cv + head, cv_th, th_len);
-	gnutls_datum_t in = {cv, (unsigned)(head + th_len)};
+	gnutls_datum_t in = {cv, (unsigned)qs_keypolicy_cv_build(cv, cv_th, th_len)};
 	if (th_len == 0 || flags != 0 || gnutls_hash_get_len(dig) != hash->size ||
 	    gnutls_hash_fast(dig, cv, in.size, d) < 0 || memcmp(d, hash->data, hash->size) != 0) {
 		qs_err("keysign: a %s digest that is no CertificateVerify of this handshake: not sent to the keyholder",
