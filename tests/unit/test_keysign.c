@@ -6,13 +6,14 @@
  *    with a wrong transcript hash length or context are refused; a well-formed
  *    input (32- and 48-byte transcript hash) is signed and verifies;
  *  - real TLS 1.3 handshakes (GnuTLS client and server threads over a
- *    socketpair) whose server key lives in a keyholder process (a child
- *    serving qs_keysign_serve on a SOCK_SEQPACKET socket, as keyholder.c
- *    does): with SHA-256 and SHA-384 suites and after a HelloRetryRequest.
+ *    socketpair) whose server key (P-256, RSA, Ed25519) lives in a keyholder
+ *    process (a child serving qs_keysign_serve on a SOCK_SEQPACKET socket,
+ *    as keyholder.c does): with SHA-256 and SHA-384 suites and after a
+ *    HelloRetryRequest.
  *    The client checks the CertificateVerify signature against the
  *    certificate, so a finished handshake means it verified. Without the
- *    acceptor's transcript the keyholder signs nothing and the handshake
- *    fails. */
+ *    acceptor's transcript the keyholder signs nothing for a P-256 or RSA
+ *    key (GnuTLS hands those only a digest) and the handshake fails. */
 #include "tests/unit/check.h"
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
@@ -130,7 +131,7 @@ static void test_refused(void)
 
 /* ---- a keyholder process and real handshakes ---- */
 
-static char dir[] = "/tmp/qs-test-keysign-XXXXXX";
+static char dir[64];
 static char sock_path[100];
 static pid_t keyholder = -1;
 
@@ -154,6 +155,7 @@ static void keyholder_serve(int lfd)
 
 static void keyholder_start(void)
 {
+	snprintf(dir, sizeof(dir), "/tmp/qs-test-keysign-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(sock_path, sizeof(sock_path), "%s/%s", dir, QS_KEYSIGN_SOCKET);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -186,7 +188,8 @@ static gnutls_x509_crt_t self_signed(void)
 	CHECK(gnutls_x509_crt_set_dn(crt, "CN=localhost", NULL) == 0);
 	CHECK(gnutls_x509_crt_set_pubkey(crt, pub) == 0);
 	CHECK(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) == 0);
-	CHECK(gnutls_x509_crt_privkey_sign(crt, crt, key, GNUTLS_DIG_SHA256, 0) == 0);
+	gnutls_digest_algorithm_t dig = ks.pk == GNUTLS_PK_EDDSA_ED25519 ? GNUTLS_DIG_UNKNOWN : GNUTLS_DIG_SHA256;
+	CHECK(gnutls_x509_crt_privkey_sign(crt, crt, key, dig, 0) == 0);
 	return crt;
 }
 
@@ -257,7 +260,7 @@ static int tls13(gnutls_certificate_credentials_t scred, const char *sprio, cons
 
 static void test_handshakes(void)
 {
-	current_test = "handshakes";
+	current_test = gnutls_pk_get_name(ks.pk);
 	keyholder_start();
 	gnutls_privkey_t remote;
 	CHECK(qs_keysign_privkey(&remote, sock_path) == 0);
@@ -273,36 +276,54 @@ static void test_handshakes(void)
 	CHECK_EQ(tls13(scred, s128, s128, true, &prf), 0);
 	CHECK_EQ(prf, GNUTLS_DIG_SHA256);
 	CHECK_EQ(tls13(scred, s256, s256, true, &prf), 0);
-	CHECK_EQ(prf, GNUTLS_DIG_SHA384); /* a 48-byte transcript hash under a P-256 (SHA-256) signature */
+	CHECK_EQ(prf, GNUTLS_DIG_SHA384); /* a 48-byte transcript hash under a SHA-256 signature scheme */
 	/* the client's key share (P-256) is not the server's group (P-384): HelloRetryRequest */
 	hrr_seen = 0;
 	CHECK_EQ(tls13(scred, PRIO "+AES-128-GCM:+GROUP-SECP384R1",
 		       PRIO "+AES-128-GCM:+GROUP-SECP256R1:+GROUP-SECP384R1", true, &prf),
 		 0);
 	CHECK_EQ(hrr_seen, 1);
-	/* without the transcript, nothing is signed */
-	CHECK(tls13(scred, s128, s128, false, &prf) < 0);
+	/* without the transcript, nothing is signed; but GnuTLS gives an EdDSA
+	 * key the whole input, which needs no transcript */
+	if (ks.pk == GNUTLS_PK_EDDSA_ED25519)
+		CHECK_EQ(tls13(scred, s128, s128, false, &prf), 0);
+	else
+		CHECK(tls13(scred, s128, s128, false, &prf) < 0);
 	/* through the acceptor's key: any data but a CertificateVerify input is refused */
 	uint8_t th[32] = {0}, any[130] = "not a CertificateVerify";
 	gnutls_datum_t d = {any, sizeof(any)}, sig = {NULL, 0};
 	qs_keysign_set_transcript(th, sizeof(th));
-	CHECK(gnutls_privkey_sign_data2(remote, GNUTLS_SIGN_ECDSA_SECP256R1_SHA256, 0, &d, &sig) < 0);
+	CHECK(gnutls_privkey_sign_data2(remote, qs_keypolicy_scheme_for(pub), 0, &d, &sig) < 0);
 	gnutls_certificate_free_credentials(scred);
 	gnutls_x509_crt_deinit(crt);
 	keyholder_stop();
 }
 
+static void use_key(gnutls_pk_algorithm_t pk, unsigned bits)
+{
+	if (key) {
+		qs_keysign_key_deinit(&ks);
+		gnutls_pubkey_deinit(pub);
+		gnutls_privkey_deinit(key);
+	}
+	CHECK(gnutls_privkey_init(&key) == 0);
+	CHECK(gnutls_privkey_generate2(key, pk, bits, 0, NULL, 0) == 0);
+	CHECK(gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_privkey(pub, key, 0, 0) == 0);
+	CHECK(qs_keysign_key_init(&ks, key) == 0);
+}
+
 int main(void)
 {
 	gnutls_global_init();
-	CHECK(gnutls_privkey_init(&key) == 0);
-	CHECK(gnutls_privkey_generate2(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
-				       NULL, 0) == 0);
-	CHECK(gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_privkey(pub, key, 0, 0) == 0);
-	CHECK(qs_keysign_key_init(&ks, key) == 0);
+	use_key(GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1));
 	test_found_by_fuzzer();
 	test_cv_signed();
 	test_refused();
+	test_handshakes();
+	/* RSA (RSA-PSS in TLS 1.3) and Ed25519 (GnuTLS signs the input itself) keys */
+	use_key(GNUTLS_PK_RSA, 2048);
+	test_handshakes();
+	use_key(GNUTLS_PK_EDDSA_ED25519, 0);
 	test_handshakes();
 	qs_keysign_key_deinit(&ks);
 	gnutls_pubkey_deinit(pub);
