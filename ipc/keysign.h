@@ -34,12 +34,12 @@ struct qs_keysign_rep {
 };
 
 #define QS_KEYSIGN_MAGIC 0x51534b31u /* "QSK1" */
-/* No sign flags are served: GnuTLS passes none to an external key's
- * callbacks in TLS 1.3 (TLS1_RSA and RSA_PSS belong to TLS 1.2), and the
- * others lead into paths no handshake takes, one of which leaks memory in
- * GnuTLS on every request (REPRODUCIBLE with a short hash; found by
- * tests/fuzz): an acceptor must not be able to grow the keyholder. */
-#define QS_KEYSIGN_SIGN_FLAGS 0u
+/* What is signed: ipc/keypolicy.h. No sign flags are served: GnuTLS passes
+ * none to an external key's callbacks in TLS 1.3 (TLS1_RSA and RSA_PSS belong
+ * to TLS 1.2), and the others lead into paths no handshake takes, one of
+ * which leaks memory in GnuTLS on every request (REPRODUCIBLE with a short
+ * hash; found by tests/fuzz): an acceptor must not be able to grow the
+ * keyholder. */
 #define QS_KEYSIGN_REQ_HDR (5 * sizeof(uint32_t))
 #define QS_KEYSIGN_REP_HDR (3 * sizeof(uint32_t))
 
