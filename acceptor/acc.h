@@ -113,6 +113,8 @@ struct acc_conn {
 	ngtcp2_conn *qc;
 	gnutls_session_t tls;
 	ngtcp2_crypto_conn_ref ref;
+	struct acc_transcript *ts; /* until the server's Certificate (transcript.c) */
+	bool ts_done;
 	struct event *timer;
 	struct acc_conn *prev, *next;
 	struct acc_conn *dirty_next;
@@ -232,6 +234,12 @@ void acc_schedule_flush(struct acc *a);
 int acc_tls_load(struct acc *a);
 int acc_tls_keyholder(struct acc *a, const char *sock_path);
 int acc_tls_session(struct acc *a, struct acc_conn *c);
+/* transcript.c: a handshake hook's share (the transcript hash for the
+ * keyholder), hooked for GNUTLS_HOOK_BOTH; acc_transcript_free when the
+ * connection goes. */
+int acc_transcript_hook(gnutls_session_t session, unsigned htype, unsigned when, bool incoming,
+			const gnutls_datum_t *msg);
+void acc_transcript_free(struct acc_conn *c);
 
 /* secret.c */
 int acc_secret_load(struct acc *a);

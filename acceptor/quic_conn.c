@@ -467,6 +467,7 @@ void acc_conn_free(struct acc_conn *c)
 	}
 	if (c->tls)
 		gnutls_deinit(c->tls);
+	acc_transcript_free(c);
 	if (c->timer)
 		event_free(c->timer);
 	for (struct acc_conn **pp = &a->dirty; *pp; pp = &(*pp)->dirty_next)

@@ -1,6 +1,7 @@
 /* TLS for QUIC connections: one credentials object per process, one GnuTLS
  * session per connection. TLS 1.3 only, ALPN quicstash/1 only, and no early
  * data: a replayed 0-RTT flight would duplicate events. */
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stdio.h>
@@ -57,6 +58,33 @@ int acc_tls_load(struct acc *a)
 	return 0;
 }
 
+/* GnuTLS checks a key against its certificate by signing a test string with a
+ * TLS 1.2 scheme, which the keyholder refuses (it signs TLS 1.3
+ * CertificateVerify inputs only): check with such an input instead. */
+static int key_matches_cert(gnutls_privkey_t key, gnutls_x509_crt_t crt)
+{
+	uint8_t th[32] = {0}, cv[QS_CV_MAX];
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t sig = {NULL, 0};
+	int rc = gnutls_pubkey_init(&pub);
+	if (rc == 0)
+		rc = gnutls_pubkey_import_x509(pub, crt, 0);
+	gnutls_sign_algorithm_t algo = rc == 0 ? qs_keypolicy_scheme_for(pub) : GNUTLS_SIGN_UNKNOWN;
+	if (rc == 0 && algo == GNUTLS_SIGN_UNKNOWN)
+		rc = GNUTLS_E_UNKNOWN_PK_ALGORITHM; /* no TLS 1.3 scheme for this key */
+	if (rc == 0)
+		rc = gnutls_rnd(GNUTLS_RND_NONCE, th, sizeof(th));
+	gnutls_datum_t in = {cv, (unsigned)qs_keypolicy_cv_build(cv, th, sizeof(th))};
+	qs_keysign_set_transcript(th, sizeof(th));
+	if (rc == 0)
+		rc = gnutls_privkey_sign_data2(key, algo, 0, &in, &sig);
+	if (rc == 0)
+		rc = gnutls_pubkey_verify_data2(pub, algo, 0, &in, &sig);
+	gnutls_free(sig.data);
+	gnutls_pubkey_deinit(pub);
+	return rc < 0 ? rc : 0;
+}
+
 /* After the sandbox is entered (sock_path is then inside the chroot). */
 int acc_tls_keyholder(struct acc *a, const char *sock_path)
 {
@@ -74,8 +102,14 @@ int acc_tls_keyholder(struct acc *a, const char *sock_path)
 			qs_err("certificate %s: cannot import", a->cfg->cert_path);
 			return -1;
 		}
+	int rc = key_matches_cert(key, a->crts[0]);
+	if (rc < 0) {
+		qs_err("certificate does not match the keyholder's key: %s", gnutls_strerror(rc));
+		return -1;
+	}
+	gnutls_certificate_set_flags(a->cred, GNUTLS_CERTIFICATE_SKIP_KEY_CERT_MATCH);
 	/* On success the credentials own the key and the pcerts' contents. */
-	int rc = gnutls_certificate_set_key(a->cred, NULL, 0, pc, (int)a->ncrts, key);
+	rc = gnutls_certificate_set_key(a->cred, NULL, 0, pc, (int)a->ncrts, key);
 	gnutls_free(pc);
 	if (rc < 0) {
 		qs_err("certificate does not match the keyholder's key: %s", gnutls_strerror(rc));
@@ -90,6 +124,16 @@ int acc_tls_keyholder(struct acc *a, const char *sock_path)
 
 /* Refuses a ClientHello whose ALPN is not ours (belt and braces on top of
  * GNUTLS_ALPN_MANDATORY). */
+static int alpn_check(gnutls_session_t session)
+{
+	gnutls_datum_t alpn;
+	if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
+		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+	if (alpn.size != strlen(QS_ALPN) || memcmp(alpn.data, QS_ALPN, alpn.size) != 0)
+		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+	return 0;
+}
+
 static int client_hello_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
 			   const gnutls_datum_t *msg)
 {
@@ -97,12 +141,16 @@ static int client_hello_cb(gnutls_session_t session, unsigned htype, unsigned wh
 	(void)when;
 	(void)incoming;
 	(void)msg;
-	gnutls_datum_t alpn;
-	if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
-		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	if (alpn.size != strlen(QS_ALPN) || memcmp(alpn.data, QS_ALPN, alpn.size) != 0)
-		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	return 0;
+	return alpn_check(session);
+}
+
+/* With the keyholder: every handshake message, for the transcript hash. */
+static int handshake_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+			const gnutls_datum_t *msg)
+{
+	bool hello = htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming && when == GNUTLS_HOOK_POST;
+	int rc = hello ? alpn_check(session) : 0;
+	return rc < 0 ? rc : acc_transcript_hook(session, htype, when, incoming, msg);
 }
 
 int acc_tls_session(struct acc *a, struct acc_conn *c)
@@ -113,8 +161,11 @@ int acc_tls_session(struct acc *a, struct acc_conn *c)
 		qs_warn("gnutls_priority_set_direct failed");
 		return -1;
 	}
-	gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
-					   client_hello_cb);
+	if (a->use_keyholder)
+		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, handshake_cb);
+	else
+		gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
+						   client_hello_cb);
 	if (ngtcp2_crypto_gnutls_configure_server_session(c->tls) != 0)
 		return -1;
 	gnutls_session_set_ptr(c->tls, &c->ref);

@@ -1,6 +1,8 @@
 #include "ipc/keysign.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +91,36 @@ static int sign_data_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void
 	return sign_common(QS_KEYSIGN_SIGN_DATA, algo, userdata, flags, data, sig);
 }
 
+/* The transcript hash of the handshake being signed for (the acceptor's
+ * handshake hook sets it just before GnuTLS signs; used once). */
+static _Thread_local uint8_t cv_th[48];
+static _Thread_local size_t cv_th_len;
+
+void qs_keysign_set_transcript(const uint8_t *th, size_t len)
+{
+	cv_th_len = len <= sizeof(cv_th) ? len : 0;
+	memcpy(cv_th, th, cv_th_len);
+}
+
+/* GnuTLS hashed the CertificateVerify input and hands over the digest; the
+ * keyholder signs only whole inputs, so send the input rebuilt from the
+ * transcript hash, once it is shown to be what GnuTLS hashed. */
 static int sign_hash_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata, unsigned flags,
 			const gnutls_datum_t *hash, gnutls_datum_t *sig)
 {
 	(void)key;
-	return sign_common(QS_KEYSIGN_SIGN_HASH, algo, userdata, flags, hash, sig);
+	uint8_t cv[QS_CV_MAX], d[64];
+	size_t th_len = cv_th_len;
+	cv_th_len = 0;
+	gnutls_digest_algorithm_t dig = gnutls_sign_get_hash_algorithm(algo);
+	gnutls_datum_t in = {cv, (unsigned)qs_keypolicy_cv_build(cv, cv_th, th_len)};
+	if (th_len == 0 || flags != 0 || gnutls_hash_get_len(dig) != hash->size ||
+	    gnutls_hash_fast(dig, cv, in.size, d) < 0 || memcmp(d, hash->data, hash->size) != 0) {
+		qs_err("keysign: a %s digest that is no CertificateVerify of this handshake: not sent to the keyholder",
+		       gnutls_sign_get_name(algo));
+		return GNUTLS_E_PK_SIGN_FAILED;
+	}
+	return sign_common(QS_KEYSIGN_SIGN_DATA, algo, userdata, 0, &in, sig);
 }
 
 static int info_cb(gnutls_privkey_t key, unsigned flags, void *userdata)
@@ -140,24 +167,46 @@ int qs_keysign_privkey(gnutls_privkey_t *out, const char *sock_path)
 	return 0;
 }
 
-static int32_t serve_info(gnutls_privkey_t key, unsigned flags)
+static int32_t serve_info(const struct qs_keysign_key *k, unsigned flags)
 {
 	unsigned bits = 0;
-	int pk = gnutls_privkey_get_pk_algorithm(key, &bits);
+	int pk = gnutls_privkey_get_pk_algorithm(k->priv, &bits);
 	if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO)
 		return pk;
 	if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO_BITS)
 		return (int32_t)bits;
-	if (flags & GNUTLS_PRIVKEY_INFO_HAVE_SIGN_ALGO) {
-		gnutls_sign_algorithm_t s = GNUTLS_FLAGS_TO_SIGN_ALGO(flags);
-		return gnutls_sign_supports_pk_algorithm(s, (gnutls_pk_algorithm_t)pk) ? 1 : 0;
-	}
+	if (flags & GNUTLS_PRIVKEY_INFO_HAVE_SIGN_ALGO) /* so GnuTLS picks only what we sign */
+		return qs_keypolicy_algo_ok(k, GNUTLS_FLAGS_TO_SIGN_ALGO(flags)) ? 1 : 0;
 	if (flags & GNUTLS_PRIVKEY_INFO_SIGN_ALGO)
 		return 0;
 	return GNUTLS_E_UNKNOWN_PK_ALGORITHM;
 }
 
-ssize_t qs_keysign_serve(gnutls_privkey_t key, const void *buf, size_t len, struct qs_keysign_rep *rep)
+/* The policy of ipc/keypolicy.h: a TLS 1.3 scheme of this key, no flags, and
+ * a whole CertificateVerify input. Never a bare digest (SIGN_HASH): it could
+ * be the digest of anything. */
+static bool allowed(const struct qs_keysign_key *k, const struct qs_keysign_req *r)
+{
+	return r->op == QS_KEYSIGN_SIGN_DATA && r->flags == 0 &&
+	       qs_keypolicy_algo_ok(k, (gnutls_sign_algorithm_t)r->algo) && qs_keypolicy_cv_ok(r->data, r->len);
+}
+
+/* Signs, then verifies with the public key: whatever GnuTLS accepted, no
+ * signature leaves that the client would not accept from this key. */
+static int sign_checked(const struct qs_keysign_key *k, const struct qs_keysign_req *r, gnutls_datum_t *sig)
+{
+	gnutls_sign_algorithm_t algo = (gnutls_sign_algorithm_t)r->algo;
+	gnutls_datum_t in = {(unsigned char *)r->data, r->len};
+	int rc = gnutls_privkey_sign_data2(k->priv, algo, 0, &in, sig);
+	if (rc < 0)
+		return rc;
+	rc = gnutls_pubkey_verify_data2(k->pub, algo, 0, &in, sig);
+	if (rc < 0)
+		qs_warn("keyholder: a %s signature did not verify: refused", gnutls_sign_get_name(algo));
+	return rc < 0 ? GNUTLS_E_PK_SIGN_FAILED : 0;
+}
+
+ssize_t qs_keysign_serve(const struct qs_keysign_key *key, const void *buf, size_t len, struct qs_keysign_rep *rep)
 {
 	struct qs_keysign_req req;
 	if (len < QS_KEYSIGN_REQ_HDR || len > sizeof(req))
@@ -173,14 +222,12 @@ ssize_t qs_keysign_serve(gnutls_privkey_t key, const void *buf, size_t len, stru
 	}
 	if (req.op != QS_KEYSIGN_SIGN_DATA && req.op != QS_KEYSIGN_SIGN_HASH)
 		return -1;
-	if (req.flags & ~QS_KEYSIGN_SIGN_FLAGS) {
+	if (!allowed(key, &req)) {
 		rep->rc = GNUTLS_E_INVALID_REQUEST;
 		return QS_KEYSIGN_REP_HDR;
 	}
-	gnutls_datum_t in = {req.data, req.len}, sig = {NULL, 0};
-	int rc = req.op == QS_KEYSIGN_SIGN_DATA
-			 ? gnutls_privkey_sign_data2(key, (gnutls_sign_algorithm_t)req.algo, req.flags, &in, &sig)
-			 : gnutls_privkey_sign_hash2(key, (gnutls_sign_algorithm_t)req.algo, req.flags, &in, &sig);
+	gnutls_datum_t sig = {NULL, 0};
+	int rc = sign_checked(key, &req, &sig);
 	if (rc == 0 && sig.size > QS_KEYSIGN_MAX_SIG)
 		rc = GNUTLS_E_SHORT_MEMORY_BUFFER;
 	if (rc == 0) {

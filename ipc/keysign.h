@@ -7,6 +7,9 @@
 
 #include <gnutls/abstract.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "ipc/keypolicy.h"
 
 #define QS_KEYSIGN_SOCKET "keyholder.sock"
 #define QS_KEYSIGN_MAX_DATA 4096
@@ -31,19 +34,27 @@ struct qs_keysign_rep {
 };
 
 #define QS_KEYSIGN_MAGIC 0x51534b31u /* "QSK1" */
-/* The only sign flags served: what GnuTLS's TLS code passes to a key's
- * callbacks. Others lead into paths no handshake takes, one of which leaks
- * memory in GnuTLS on every request (REPRODUCIBLE with a short hash; found by
- * tests/fuzz): an acceptor must not be able to grow the keyholder. */
-#define QS_KEYSIGN_SIGN_FLAGS (GNUTLS_PRIVKEY_SIGN_FLAG_TLS1_RSA | GNUTLS_PRIVKEY_SIGN_FLAG_RSA_PSS)
+/* What is signed: ipc/keypolicy.h. No sign flags are served: GnuTLS passes
+ * none to an external key's callbacks in TLS 1.3 (TLS1_RSA and RSA_PSS belong
+ * to TLS 1.2), and the others lead into paths no handshake takes, one of
+ * which leaks memory in GnuTLS on every request (REPRODUCIBLE with a short
+ * hash; found by tests/fuzz): an acceptor must not be able to grow the
+ * keyholder. */
 #define QS_KEYSIGN_REQ_HDR (5 * sizeof(uint32_t))
 #define QS_KEYSIGN_REP_HDR (3 * sizeof(uint32_t))
 
-/* Client side: a private key backed by the keyholder at sock_path. */
+/* Client side: a private key backed by the keyholder at sock_path. It signs
+ * TLS 1.3 server CertificateVerify inputs only: the caller gives the
+ * transcript hash of the handshake (qs_keysign_set_transcript) before GnuTLS
+ * signs, as GnuTLS hands the key only the input's digest. */
 int qs_keysign_privkey(gnutls_privkey_t *out, const char *sock_path);
+void qs_keysign_set_transcript(const uint8_t *th, size_t len);
 
 /* Server side: answers one request with key; returns the reply length or -1
- * when the request is malformed. */
-ssize_t qs_keysign_serve(gnutls_privkey_t key, const void *req, size_t req_len, struct qs_keysign_rep *rep);
+ * when the request is malformed. A signature is made only as ipc/keypolicy.h
+ * allows (else rc GNUTLS_E_INVALID_REQUEST) and returned only after it
+ * verifies with the key's public half. */
+ssize_t qs_keysign_serve(const struct qs_keysign_key *key, const void *req, size_t req_len,
+			 struct qs_keysign_rep *rep);
 
 #endif

@@ -77,7 +77,7 @@ static int listen_socket(const char *dir, const char *user)
 
 static const char *const keyholder_syscalls[] = {"accept4", "accept", "recvfrom", "sendto", "poll", NULL};
 
-static void serve(int lfd, int ctl, gnutls_privkey_t key)
+static void serve(int lfd, int ctl, const struct qs_keysign_key *key)
 {
 	struct pollfd pfd[MAX_CLIENTS + 2];
 	int n = 2;
@@ -116,7 +116,14 @@ int keyholder_main(const struct qs_config *cfg)
 	gnutls_privkey_t key;
 	if (load_key(cfg->key_path, &key) < 0)
 		return 1;
-	int rc = 1;
+	struct qs_keysign_key ks;
+	int rc = qs_keysign_key_init(&ks, key);
+	if (rc < 0) {
+		qs_err("key %s: %s", cfg->key_path, gnutls_strerror(rc));
+		gnutls_privkey_deinit(key);
+		return 1;
+	}
+	rc = 1;
 	int lfd = listen_socket(cfg->runtime_dir, cfg->user);
 	if (lfd < 0)
 		goto out;
@@ -130,9 +137,10 @@ int keyholder_main(const struct qs_config *cfg)
 	}
 	struct qs_ctl_msg ready = {.type = QS_CTL_READY, .role = QS_ROLE_KEYHOLDER};
 	qs_ctl_send(cfg->ctl_fd, &ready);
-	serve(lfd, cfg->ctl_fd, key);
+	serve(lfd, cfg->ctl_fd, &ks);
 	rc = 0;
 out:
+	qs_keysign_key_deinit(&ks);
 	gnutls_privkey_deinit(key); /* and the x509 key it owns (AUTO_RELEASE) */
 	return rc;
 }
