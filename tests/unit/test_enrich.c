@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "parser/enrich.h"
+#include "tests/unit/merge_model.h"
 
 
 static struct qs_enrich_meta meta4(void)
@@ -407,68 +408,14 @@ static void test_strict_json(void)
  * code deleted and re-added key by key through cJSON's lookups by name. Its
  * output, on small random frames, is what ordinary events must still get. */
 
-static void ref_delete_all(cJSON *obj, const char *key)
-{
-	while (cJSON_GetObjectItemCaseSensitive(obj, key))
-		cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
-}
-
-static cJSON *ref_take_merged(cJSON *root, const char *name, bool *bad)
-{
-	cJSON *merged = NULL, *it;
-	*bad = false;
-	while ((it = cJSON_DetachItemFromObjectCaseSensitive(root, name))) {
-		if (!cJSON_IsObject(it) || *bad) {
-			*bad = true;
-			cJSON_Delete(it);
-			continue;
-		}
-		if (!merged) {
-			merged = it;
-			continue;
-		}
-		cJSON *c;
-		while ((c = it->child)) {
-			cJSON_DetachItemViaPointer(it, c);
-			ref_delete_all(merged, c->string);
-			cJSON_AddItemToObject(merged, c->string, c);
-		}
-		cJSON_Delete(it);
-	}
-	if (*bad) {
-		cJSON_Delete(merged);
-		return NULL;
-	}
-	return merged ? merged : cJSON_CreateObject();
-}
-
-/* The old merge_server_fields with meta4()'s fields; NULL: rejected (*which). */
+/* The model on cJSON's reading of json, with meta4()'s fields, printed; NULL:
+ * rejected (*which). */
 static char *ref_enrich(const char *json, const char **which)
 {
 	cJSON *root = cJSON_Parse(json);
-	static const char *const spoof[] = {"event.id", "event.ingested", "source.ip", "source.port"};
-	for (size_t i = 0; i < 4; i++)
-		ref_delete_all(root, spoof[i]);
-	bool bad_ev, bad_src;
-	cJSON *ev = ref_take_merged(root, "event", &bad_ev), *src = ref_take_merged(root, "source", &bad_src);
-	if (bad_ev || bad_src) {
-		*which = bad_ev ? "event" : "source";
-		cJSON_Delete(ev);
-		cJSON_Delete(src);
-		cJSON_Delete(root);
-		return NULL;
-	}
-	cJSON_AddItemToObject(root, "event", ev);
-	cJSON_AddItemToObject(root, "source", src);
-	ref_delete_all(ev, "ingested");
-	cJSON_AddStringToObject(ev, "ingested", "2023-11-14T22:13:20.123456Z");
-	ref_delete_all(ev, "id");
-	cJSON_AddStringToObject(ev, "id", "000102030405060708090a0b0c0d0e0f-42");
-	ref_delete_all(src, "ip");
-	cJSON_AddStringToObject(src, "ip", "10.1.2.3");
-	ref_delete_all(src, "port");
-	cJSON_AddNumberToObject(src, "port", 5555);
-	char *s = cJSON_PrintUnformatted(root);
+	*which = qs_model_merge(root, "2023-11-14T22:13:20.123456Z", "000102030405060708090a0b0c0d0e0f-42",
+				"10.1.2.3", 5555);
+	char *s = *which ? NULL : cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return s;
 }
