@@ -522,7 +522,7 @@ static double enrich_cpu(const char *frame)
 }
 
 /* Eight times the frame must cost about eight times the work: linear gives 8,
- * quadratic 64 (the old code: 74 to 90 here). The limit, 25, leaves room for
+ * quadratic 64 (the old code: 50 to 85 here). The limit, 25, leaves room for
  * caches and a busy machine; CPU time of this thread, so other processes' load
  * does not count, and the best of three runs. */
 static void test_hostile_frames_linear(void)
