@@ -1,11 +1,12 @@
 /* The slow path's merge of the server-owned objects (see merge.h).
  *
  * What it produces is what deleting and re-adding key by key produced (that
- * earlier code is the reference model in tests/unit/test_enrich.c):
- * of all the "event" objects' members taken in document order, a member of
- * the first object stays unless a later object has its key, a member of a
- * later object stays unless a still later one has its key (the last wins),
- * survivors keep their order, and our two fields come last. Which members
+ * earlier code is the model in tests/unit/merge_model.h): of all the "event"
+ * objects' members taken in document order, a member of the first object
+ * stays unless a later object has its key (so a key repeated within the first
+ * object alone stays repeated), a member of a later object stays unless a
+ * still later one has its key (the last wins), survivors keep their order,
+ * members named as ours go, and our two fields come last. Which members
  * survive is decided on one sorted array instead of a lookup per member. */
 #include "parser/merge.h"
 
