@@ -5,9 +5,12 @@
  *   2. qs_enrich: validation plus enrichment, as the parser runs it,
  * and prints nanoseconds per event for each, the share cJSON takes of the
  * whole, and how many events took each output path. bench/run calls it so
- * that RESULTS.md says where the parser's wall is. */
+ * that RESULTS.md says where the parser's wall is.
+ * With --frame FILE it times qs_enrich on the file's first line as one frame
+ * (hostile frames from bench/hostile_frames.py: docs/PERFORMANCE.md). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +112,37 @@ static struct result run(const struct line *l, size_t n, double seconds, bool en
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: qs-parse-bench --corpus FILE [--count N] [--seconds S] [--json]\n"
-		   "  times cJSON's parse alone and qs_enrich (validate + enrich) per event, one core\n");
+		   "       qs-parse-bench --frame FILE [--seconds S] [--json]\n"
+		   "  times cJSON's parse alone and qs_enrich (validate + enrich) per event, one core;\n"
+		   "  --frame: qs_enrich on one frame (the file's first line), at least once\n");
+}
+
+/* --frame: repeats qs_enrich on one frame until `seconds` have gone (at least
+ * once), as the parser runs it; prints the time per frame and per byte. */
+static int time_frame(const struct line *l, double seconds, bool json)
+{
+	struct qs_enrich_buf out = {0};
+	struct qs_enrich_result res;
+	struct qs_enrich_meta m = {.recv_time_ns = 1764000000000000000ull, .port = 40000};
+	m.ip[10] = m.ip[11] = 0xff, m.ip[12] = 192, m.ip[15] = 7;
+	uint64_t start = now_ns(), stop = start + (uint64_t)(seconds * 1e9), end, runs = 0;
+	int rc;
+	do {
+		m.seq = runs++;
+		rc = qs_enrich(l->p, l->len, &m, &out, &res);
+		qs_json_arena_reset();
+	} while ((end = now_ns()) < stop);
+	double ns = (double)(end - start) / (double)runs;
+	const char *path = rc ? "rejected" : res.fast ? "fast" : "rewrite";
+	if (json)
+		printf("{\"bytes\":%zu,\"runs\":%" PRIu64 ",\"ns_per_frame\":%.0f,\"ns_per_byte\":%.3f,"
+		       "\"path\":\"%s\",\"out_bytes\":%zu}\n",
+		       l->len, runs, ns, ns / (double)l->len, path, out.len);
+	else
+		printf("frame %zu bytes: qs_enrich %.3f ms (%.2f ns/byte, %" PRIu64 " runs), path %s%s%s\n", l->len,
+		       ns / 1e6, ns / (double)l->len, runs, path, rc ? ": " : "", rc ? res.reason : "");
+	qs_enrich_buf_free(&out);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -118,17 +151,19 @@ int main(int argc, char **argv)
 					     {"count", required_argument, NULL, 'n'},
 					     {"seconds", required_argument, NULL, 's'},
 					     {"json", no_argument, NULL, 'j'},
+					     {"frame", required_argument, NULL, 'F'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *corpus = NULL;
+	const char *corpus = NULL, *frame = NULL;
 	size_t count = 200000;
 	double seconds = 2;
 	bool json = false;
 	int c;
 	uint64_t v;
-	while ((c = getopt_long(argc, argv, "f:n:s:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:n:s:jhF:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': corpus = optarg; break;
+		case 'F': frame = optarg; break;
 		case 'n':
 			if (!qs_cli_integer("qs-parse-bench", "count", optarg, 1, SIZE_MAX, &v))
 				return 2;
@@ -143,19 +178,26 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!corpus || optind < argc) {
+	if (!corpus == !frame || optind < argc) {
 		usage(stderr);
 		return 2;
 	}
 	char *buf = NULL;
 	size_t n = 0;
-	struct line *l = load(corpus, count, &n, &buf);
+	struct line *l = load(frame ? frame : corpus, frame ? 1 : count, &n, &buf);
 	if (!l || !n) {
-		fprintf(stderr, "qs-parse-bench: cannot read events from %s\n", corpus);
+		fprintf(stderr, "qs-parse-bench: cannot read events from %s\n", frame ? frame : corpus);
 		return 1;
 	}
 	qs_json_arena_install();
 	qs_enrich_trees_in_arena(true);
+	if (frame) {
+		time_frame(l, seconds, json);
+		free(l);
+		free(buf);
+		qs_json_arena_free();
+		return 0;
+	}
 	/* warm caches and the arena for both timed halves, not just one */
 	run(l, n < 20000 ? n : 20000, 0.05, false);
 	run(l, n < 20000 ? n : 20000, 0.05, true);

@@ -10,7 +10,8 @@
  *    each, plain keys, no control character): the raw bytes are copied with
  *    our keys dropped from those two objects and ours appended inside them;
  *  - slow path (spoofed dotted names, duplicates, escapes in keys, control
- *    characters): edit the cJSON tree and print it unformatted, which escapes
+ *    characters): edit the cJSON tree in one pass (parser/merge.h: linear
+ *    however many duplicates) and print it unformatted, which escapes
  *    control characters, so the line never holds a raw newline. Numbers and
  *    strings print as the client spelled them (parser/spelling.h): through
  *    cJSON's doubles and C strings, 64-bit ids would lose digits. */
@@ -23,13 +24,10 @@
 
 #include "common/heap.h"
 #include "parser/fields.h"
+#include "parser/merge.h"
 #include "parser/rawjson.h"
 #include "parser/spelling.h"
 #include "parser/strict.h"
-
-/* Top-level dotted names that would shadow our fields in Elasticsearch. */
-static const char *const spoof_keys[] = {"event.id", "event.ingested", "source.ip", "source.port"};
-#define N_SPOOF (sizeof(spoof_keys) / sizeof(spoof_keys[0]))
 
 static int reject(struct qs_enrich_result *res, uint16_t code, const char *fmt, const char *arg, size_t num)
 {
@@ -66,14 +64,6 @@ static const char *kind_name(const cJSON *v)
 	return "null";
 }
 
-static bool is_spoof(const char *k)
-{
-	for (size_t i = 0; i < N_SPOOF; i++)
-		if (!strcmp(k, spoof_keys[i]))
-			return true;
-	return false;
-}
-
 /* 0: nothing at the top level to edit; 1: the client's own "event" or
  * "source" (edited in place when possible); 2: a spoofed dotted name. */
 static int needs_rewrite(const cJSON *root)
@@ -85,7 +75,7 @@ static int needs_rewrite(const cJSON *root)
 			continue;
 		if (!strcmp(k, "event") || !strcmp(k, "source"))
 			r = 1;
-		else if (is_spoof(k))
+		else if (qs_is_spoofed_name(k))
 			return 2;
 	}
 	return r;
@@ -217,94 +207,22 @@ static int splice_path(const char *json, size_t len, const struct qs_fields *f, 
 	return 0;
 }
 
-static void delete_all(cJSON *obj, const char *key)
-{
-	while (cJSON_GetObjectItemCaseSensitive(obj, key))
-		cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
-}
-
-/* Detaches every top-level `name` (duplicates included, later keys winning as
- * in most JSON readers) and merges them into one object, so no copy of the
- * key can survive to shadow ours. Returns NULL if one is not an object. */
-static cJSON *take_merged(cJSON *root, const char *name, bool *bad)
-{
-	cJSON *merged = NULL, *it;
-	*bad = false;
-	while ((it = cJSON_DetachItemFromObjectCaseSensitive(root, name))) {
-		if (!cJSON_IsObject(it) || *bad) {
-			*bad = true;
-			cJSON_Delete(it);
-			continue;
-		}
-		if (!merged) {
-			merged = it;
-			continue;
-		}
-		cJSON *c;
-		while ((c = it->child)) {
-			cJSON_DetachItemViaPointer(it, c);
-			delete_all(merged, c->string);
-			cJSON_AddItemToObject(merged, c->string, c);
-		}
-		cJSON_Delete(it);
-	}
-	if (*bad) {
-		cJSON_Delete(merged);
-		return NULL;
-	}
-	return merged ? merged : cJSON_CreateObject();
-}
-
-static bool set_string(cJSON *obj, const char *key, const char *val)
-{
-	delete_all(obj, key);
-	return cJSON_AddStringToObject(obj, key, val) != NULL;
-}
-
-static bool set_number(cJSON *obj, const char *key, double val)
-{
-	delete_all(obj, key);
-	return cJSON_AddNumberToObject(obj, key, val) != NULL;
-}
-
-/* Returns 0, -1 on out of memory, or a reject code (name in *which). */
-static int merge_server_fields(cJSON *root, const struct qs_fields *f, const char **which)
-{
-	for (size_t i = 0; i < N_SPOOF; i++)
-		delete_all(root, spoof_keys[i]);
-	bool bad;
-	cJSON *ev = take_merged(root, "event", &bad);
-	if (bad) {
-		*which = "event";
-		return QS_REJ_SERVER_FIELD;
-	}
-	cJSON *src = take_merged(root, "source", &bad);
-	if (bad) {
-		cJSON_Delete(ev);
-		*which = "source";
-		return QS_REJ_SERVER_FIELD;
-	}
-	cJSON_AddItemToObject(root, "event", ev);
-	cJSON_AddItemToObject(root, "source", src);
-	if (!ev || !src || !set_string(ev, "ingested", f->ingested) || !set_string(ev, "id", f->id) ||
-	    !set_string(src, "ip", f->ip) || !set_number(src, "port", f->port))
-		return -1;
-	return 0;
-}
-
 static int slow_path(cJSON *root, const char *json, size_t len, const struct qs_fields *f,
 		     struct qs_enrich_buf *out, struct qs_enrich_result *res)
 {
-	const char *why = "", *which = NULL;
+	const char *why = "", *which = "";
 	int rc = qs_spelling_restore(root, json, len, &why);
 	if (rc) {
 		res->code = (uint16_t)rc;
 		snprintf(res->reason, sizeof(res->reason), "%s", why);
 		return -1;
 	}
-	rc = merge_server_fields(root, f, &which);
-	if (rc > 0)
-		return reject(res, (uint16_t)rc, "field '%s' is server-owned and must be an object", which, 0);
+	rc = qs_merge_server_fields(root, f, &which);
+	if (rc > 0) {
+		res->code = (uint16_t)rc;
+		snprintf(res->reason, sizeof(res->reason), "field '%s' is server-owned and must be an object", which);
+		return -1;
+	}
 	char *s = rc ? NULL : cJSON_PrintUnformatted(root);
 	if (!s)
 		return reject(res, QS_REJ_INTERNAL, "%s", "out of memory", 0);

@@ -13,7 +13,9 @@
  *    server's four values in them once each, and no spoofed dotted name;
  *  - the raw paths (fast, splice) and the cJSON slow path give the same JSON:
  *    a UTF-8 BOM in front keeps qs_enrich off the raw paths, the BOM itself
- *    changes nothing.
+ *    changes nothing;
+ *  - the slow path's merge (parser/merge.c, linear) gives what the old
+ *    key-by-key merge gave (tests/unit/merge_model.h).
  * The exception: a key holding U+0000 cannot be kept by the slow path (cJSON's
  * keys are C strings); it rejects such an event rather than cut the key. */
 #include "tests/fuzz/fuzz.h"
@@ -24,6 +26,7 @@
 
 #include "parser/enrich.h"
 #include "parser/strict.h"
+#include "tests/unit/merge_model.h"
 
 static const struct qs_enrich_meta meta = {
 	.session = {0xde, 0xad, 0xbe, 0xef, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
@@ -401,6 +404,17 @@ static void check_strict_impls(const uint8_t *d, size_t n)
 	}
 }
 
+/* The slow path's tree (s) is the one the old key-by-key merge made of
+ * cJSON's reading of the frame (tests/unit/merge_model.h): the same members,
+ * duplicates included, with the same values. */
+static void check_model(const uint8_t *d, size_t n, const cJSON *s)
+{
+	cJSON *m = cJSON_ParseWithLength((const char *)d, n);
+	FUZZ_CHECK(m && !qs_model_merge(m, WANT_INGESTED, WANT_ID, WANT_IP, meta.port));
+	FUZZ_CHECK(same(m, s) && same(s, m));
+	cJSON_Delete(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	static struct qs_enrich_buf out, slow;
@@ -442,6 +456,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		FUZZ_CHECK(src == 0);
 		cJSON *s = parse_line(&slow);
 		FUZZ_CHECK(same(j, s) && same(s, j) && same_spellings(&out, &slow));
+		check_model(d, n, s);
 		cJSON_Delete(s);
 	}
 	cJSON_Delete(j);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "parser/enrich.h"
+#include "tests/unit/merge_model.h"
 
 
 static struct qs_enrich_meta meta4(void)
@@ -402,6 +404,150 @@ static void test_strict_json(void)
 		CHECK(run(good[i]) == 0);
 }
 
+/* ---- the merge against a model of the code it replaced (issue 26): that
+ * code deleted and re-added key by key through cJSON's lookups by name. Its
+ * output, on small random frames, is what ordinary events must still get. */
+
+/* The model on cJSON's reading of json, with meta4()'s fields, printed; NULL:
+ * rejected (*which). */
+static char *ref_enrich(const char *json, const char **which)
+{
+	cJSON *root = cJSON_Parse(json);
+	*which = qs_model_merge(root, "2023-11-14T22:13:20.123456Z", "000102030405060708090a0b0c0d0e0f-42",
+				"10.1.2.3", 5555);
+	char *s = *which ? NULL : cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return s;
+}
+
+static const char *const model_keys[] = {"event", "source", "event.id", "source.port", "a", "b",
+					 "id",    "ingested", "ip",     "port"};
+#define N_MODEL_KEYS (sizeof(model_keys) / sizeof(model_keys[0]))
+
+/* A key of the model's set, its first letter \u-escaped one time in four. */
+static char *put_key(char *p, const char *k, unsigned r)
+{
+	if (r % 4 == 0)
+		return p + sprintf(p, "\"\\u%04x%s\":", (unsigned)k[0], k + 1);
+	return p + sprintf(p, "\"%s\":", k);
+}
+
+/* A random object of depth <= 1 below the top: keys from the model's set,
+ * "event"/"source" mostly objects (sometimes a number: rejected). */
+static char *put_obj(char *p, unsigned *seed, bool top)
+{
+	*p++ = '{';
+	unsigned n = (unsigned)rand_r(seed) % (top ? 9 : 6);
+	for (unsigned i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		const char *k = model_keys[(unsigned)rand_r(seed) % N_MODEL_KEYS];
+		p = put_key(p, k, (unsigned)rand_r(seed));
+		bool obj = top && (!strcmp(k, "event") || !strcmp(k, "source")) && rand_r(seed) % 16;
+		p = obj ? put_obj(p, seed, false) : p + sprintf(p, "%d", rand_r(seed) % 100);
+	}
+	*p++ = '}';
+	*p = 0;
+	return p;
+}
+
+/* Our output and the model's, both re-printed by cJSON, must be the same
+ * text: same members, same order, same values. */
+static void test_merge_matches_model(void)
+{
+	current_test = __func__;
+	unsigned seed = 26;
+	char doc[4096];
+	for (int i = 0; i < 20000; i++) {
+		doc[0] = '\n'; /* a control byte: the slow path, the one the model is of */
+		put_obj(doc + 1, &seed, true);
+		const char *which = NULL;
+		char *want = ref_enrich(doc, &which);
+		int rc = run(doc);
+		if (!want) {
+			CHECK(rc == -1 && res.code == QS_REJ_SERVER_FIELD && strstr(res.reason, which));
+			continue;
+		}
+		CHECK(rc == 0);
+		cJSON *j = rc ? NULL : cJSON_ParseWithLength(out.data, out.len);
+		char *got = j ? cJSON_PrintUnformatted(j) : NULL;
+		CHECK(got && !strcmp(got, want));
+		if (!got || strcmp(got, want))
+			fprintf(stderr, "  in:   %s\n  want: %s\n  got:  %s\n", doc, want, got ? got : "(none)");
+		cJSON_free(got);
+		cJSON_Delete(j);
+		cJSON_free(want);
+	}
+}
+
+/* ---- bounded work on hostile frames (issue 26: 100,000 empty keys then
+ * 40,000 "event.id" cost the quadratic merge 29 s of CPU at 1 MiB). */
+
+/* head, filler members up to half the size, mid, then members rep up to about
+ * size bytes, tail: the shapes of bench/hostile_frames.py (a per-key lookup
+ * costs fillers x reps). */
+static char *bomb(const char *const shape[5], size_t size)
+{
+	char *s = malloc(size + 64), *p = s;
+	p += sprintf(p, "%s", shape[0]);
+	size_t half = size / 2, fl = strlen(shape[1]), rl = strlen(shape[3]), tl = strlen(shape[4]);
+	for (bool first = true; (size_t)(p - s) + fl + 1 < half; first = false)
+		p += sprintf(p, "%s%s", first ? "" : ",", shape[1]);
+	p += sprintf(p, "%s", shape[2]);
+	while ((size_t)(p - s) + rl + 1 + tl < size)
+		p += sprintf(p, "%s%s", p[-1] == '{' ? "" : ",", shape[3]);
+	sprintf(p, "%s", shape[4]);
+	return s;
+}
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The least CPU time of three runs of qs_enrich on the frame (it must be
+ * accepted: the bomb is valid JSON, only hostile). */
+static double enrich_cpu(const char *frame)
+{
+	double best = 1e9;
+	for (int i = 0; i < 3; i++) {
+		double t0 = cpu_seconds();
+		CHECK(run(frame) == 0);
+		double t = cpu_seconds() - t0;
+		best = t < best ? t : best;
+	}
+	return best;
+}
+
+/* Eight times the frame must cost about eight times the work: linear gives 8,
+ * quadratic 64 (the old code: 50 to 85 here). The limit, 25, leaves room for
+ * caches and a busy machine; CPU time of this thread, so other processes' load
+ * does not count, and the best of three runs. */
+static void test_hostile_frames_linear(void)
+{
+	current_test = __func__;
+	static const char *const shapes[][5] = {
+		{"{", "\"\":0", "", "\"event.id\":0", "}"},
+		{"{", "\"\":0", "", "\"event\\u002eid\":0", "}"},
+		{"{", "\"\":0", "", "\"event\":{\"a\":0}", "}"},
+		{"{\"event\":{", "\"\":0", "", "\"i\\u0064\":0", "}}"},
+		{"{\"source\":{", "\"\":0", "", "\"p\\u006frt\":0", "}}"},
+		{"{\"event\":{", "\"\":0", "},\"event\":{", "\"a\":0", "}}"}, /* merged key by key */
+	};
+	const size_t small = 32 << 10;
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		char *a = bomb(shapes[i], small), *b = bomb(shapes[i], 8 * small);
+		double ta = enrich_cpu(a), tb = enrich_cpu(b);
+		printf("hostile shape %zu: %zu bytes %.2f ms, %zu bytes %.2f ms: x%.1f\n", i, strlen(a), ta * 1e3,
+		       strlen(b), tb * 1e3, tb / ta);
+		CHECK(tb < 25 * ta);
+		free(a);
+		free(b);
+	}
+}
+
 int main(void)
 {
 	test_fast_path();
@@ -417,6 +563,8 @@ int main(void)
 	test_fields_change();
 	test_slow_path_keeps_spelling();
 	test_strict_json();
+	test_merge_matches_model();
+	test_hostile_frames_linear();
 	qs_enrich_buf_free(&out);
 	return check_report();
 }
