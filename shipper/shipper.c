@@ -296,7 +296,7 @@ static void on_ctl_msg(void *arg, const struct qs_ctl_msg *m)
 static void report(struct shipper *sh)
 {
 	struct qs_ctl_status st = {.backlog = qs_spool_backlog(&sh->spool), .spool_bytes = sh->spool.total,
-				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state == QS_OUT_UP,
+				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state >= QS_OUT_UP || sh->out.redial,
 				   .accepting = !sh->refusing};
 	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st, sh->out.name);
 }
