@@ -12,6 +12,7 @@ Logstash read, and send the rest again after the lost connection (duplicates, ne
      must arrive at one of the two receivers;
   4. a clean stop with the receiver reading proves what it read (the peer's FIN after ours): the
      spool has nothing pending afterwards, so the next start sends nothing twice.
+The same again over TLS (--logstash-tls; skipped without certtool).
 """
 import os
 import re
@@ -44,46 +45,59 @@ def pending_after_stop(server):
     return int(m.group(1))
 
 
-def run():
-    q.need_binaries()
-    recv = q.Receiver(rcvbuf=262144).start()
-    server = q.Server(recv, name="ls-stall").start()
-    n = q.scale(400000)
+def stall_then_kill(what, n, tls=None, extra=()):
+    """One stall-then-die of Logstash under load; returns the summary of that case."""
+    recv = q.Receiver(rcvbuf=262144, tls=tls).start()
+    server = q.Server(recv, extra=extra, name="ls-stall").start()
     load = q.Load(server, n, client_timeout=int(q.tmo(120)), extra_args=["--max-rate", "40000"])
     load.start_client()
     q.mid_stream(load, 0.05)
-    check(recv.count() > 0, "the receiver read nothing before its stall")
+    check(recv.count() > 0, "%s: the receiver read nothing before its stall" % what)
     recv.pause()
     left = wait_unread(recv, q.tmo(30))
-    check(left > 0, "the receiver stopped reading but its socket never held unread data; server log:\n%s"
-          % server.log_tail())
-    log("receiver stopped reading: %d bytes unread in its socket; stalling %.0f s" % (left, STALL_S))
+    check(left > 0, "%s: the receiver stopped reading but its socket never held unread data; server log:\n%s"
+          % (what, server.log_tail()))
+    log("%s: receiver stopped reading: %d bytes unread in its socket; stalling %.0f s" % (what, left, STALL_S))
     time.sleep(STALL_S)
     acked_at_kill = len(load.acked_numbers())
     read_at_kill = recv.count()
     left = recv.kill()
-    check(sum(left) > 0, "the receiver's socket held no unread data when it was killed: the fault tests nothing")
-    log("receiver killed with %d bytes unread (%d events acked, %d lines read)"
-        % (sum(left), acked_at_kill, read_at_kill))
-    recv2 = q.Receiver(port=recv.port).start()
+    check(sum(left) > 0, "%s: the receiver's socket held no unread data when it was killed: the fault tests "
+          "nothing" % what)
+    log("%s: receiver killed with %d bytes unread (%d events acked, %d lines read)"
+        % (what, sum(left), acked_at_kill, read_at_kill))
+    recv2 = q.Receiver(port=recv.port, tls=tls).start()
     q.finish_client(load)
     acked = load.acked_numbers()
-    check(acked == load.all_numbers(), "client exit 0 but --ack-log has %d of %d" % (len(acked), n))
+    check(acked == load.all_numbers(), "%s: client exit 0 but --ack-log has %d of %d" % (what, len(acked), n))
     missing = q.arrived([recv, recv2], acked, q.tmo(60))
-    check(not missing, "%d acknowledged events never arrived (LOSS): first %s; server log:\n%s"
-          % (len(missing), sorted(missing)[:20], server.log_tail()))
+    check(not missing, "%s: %d acknowledged events never arrived (LOSS): first %s; server log:\n%s"
+          % (what, len(missing), sorted(missing)[:20], server.log_tail()))
     for r in (recv, recv2):
-        check(not r.bad_json, "garbage at a receiver: %r" % r.bad_json[:2])
+        check(not r.bad_json, "%s: garbage at a receiver: %r" % (what, r.bad_json[:2]))
     seen = recv.seen() + recv2.seen()
     dups = sum(c - 1 for c in seen.values() if c > 1)
-    log("every one of %d acknowledged events arrived, %d duplicates" % (len(acked), dups))
+    log("%s: every one of %d acknowledged events arrived, %d duplicates" % (what, len(acked), dups))
 
     server.stop()
     pending = pending_after_stop(server)
-    check(pending == 0, "%d records pending after a clean stop with the receiver reading: the stop did not "
-          "prove what Logstash read, the next start sends them again" % pending)
-    return "stall then kill: zero loss of %d acked (%d bytes unread at the kill), %d duplicates" % (
-        len(acked), sum(left), dups)
+    check(pending == 0, "%s: %d records pending after a clean stop with the receiver reading: the stop did "
+          "not prove what Logstash read, the next start sends them again" % (what, pending))
+    return "%s: zero loss of %d acked (%d bytes unread at the kill), %d duplicates" % (
+        what, len(acked), sum(left), dups)
+
+
+def run():
+    q.need_binaries()
+    done = [stall_then_kill("TCP", q.scale(400000))]
+    try:
+        pki = q.make_pki(q.mkdtemp("ls-stall-pki"))
+    except q.Skip as e:
+        log("TLS case skipped: %s" % e)
+        return done[0]
+    done.append(stall_then_kill("TLS", q.scale(200000), tls=q.server_tls_context(pki),
+                                extra=["--logstash-tls", "--logstash-ca", pki["ca.pem"]]))
+    return "; ".join(done)
 
 
 if __name__ == "__main__":
