@@ -362,8 +362,10 @@ static void drain_start(struct qs_output *o)
 
 static void drain_tick(struct qs_output *o)
 {
-	if (o->state == QS_OUT_UP && o->idle && !o->tls_pending && qs_settle_pending(&o->settle) &&
-	    (o->frozen || spool_pressed(o)))
+	/* bytes written on this connection, not only positions: a connection
+	 * that wrote nothing needs no proof (and must not cycle) */
+	if (o->state == QS_OUT_UP && o->idle && !o->tls_pending && o->settle.written > 0 &&
+	    qs_settle_pending(&o->settle) && (o->frozen || spool_pressed(o)))
 		return drain_start(o);
 	if (o->state == QS_OUT_DRAINING &&
 	    qs_now_ns() / 1000000 - o->drain_since_ms >= o->cfg->logstash_timeout_s * 1000ull)

@@ -376,10 +376,10 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 }
 
 /* An urgent stop ends at once. Otherwise the output first ships what is
- * committed now and lets it settle (about a second), so that the next shipper
- * does not send it again, while this one goes on taking and acknowledging
- * events (the next one ships those): a reload then holds no acknowledgement
- * for that second. */
+ * committed now and has Logstash prove it read it (the drain: our FIN, its
+ * FIN; settle.h), so that the next shipper does not send it again, while this
+ * one goes on taking and acknowledging events (the next one ships those): a
+ * reload then holds no acknowledgement meanwhile. */
 static void on_stop(void *arg, bool urgent)
 {
 	struct shipper *sh = arg;
