@@ -598,6 +598,14 @@ bool qs_output_caught_up(struct qs_output *o)
 	return false;
 }
 
+uint64_t qs_output_unsent(const struct qs_output *o)
+{
+	struct qs_pos from = o->spool->cursor;
+	if (o->state >= QS_OUT_UP && qs_pos_after(qs_reader_done(&o->rd), from))
+		from = qs_reader_done(&o->rd);
+	return qs_spool_bytes_after(o->spool, from);
+}
+
 int qs_output_sync(struct qs_output *o)
 {
 	if (o->cfg->output_is_file && o->dirty && o->fd >= 0 && o->cfg->durability == QS_DURABILITY_FSYNC &&

@@ -80,6 +80,10 @@ void qs_output_freeze(struct qs_output *o);
 /* True when every committed record (up to the freeze, if frozen) has been
  * written and has settled. */
 bool qs_output_caught_up(struct qs_output *o);
+/* Committed bytes not yet written to Logstash (or the file): the backlog the
+ * status line shows. Written but not yet proven read (settle.h) is not in it:
+ * that tail stays after the cursor until proven, up to the peer's unread bound. */
+uint64_t qs_output_unsent(const struct qs_output *o);
 /* File output in fsync mode: make written lines durable before the cursor
  * says they are shipped. */
 int qs_output_sync(struct qs_output *o); /* 0, or -1: do not persist the cursor */

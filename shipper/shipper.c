@@ -295,7 +295,7 @@ static void on_ctl_msg(void *arg, const struct qs_ctl_msg *m)
 /* Once a second: the spool and the output, for the service's status line. */
 static void report(struct shipper *sh)
 {
-	struct qs_ctl_status st = {.backlog = qs_spool_backlog(&sh->spool), .spool_bytes = sh->spool.total,
+	struct qs_ctl_status st = {.backlog = qs_output_unsent(&sh->out), .spool_bytes = sh->spool.total,
 				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state >= QS_OUT_UP || sh->out.redial,
 				   .accepting = !sh->refusing};
 	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st, sh->out.name);
