@@ -25,7 +25,7 @@ struct qs_ctl_status {
 	uint64_t acked;       /* acceptor: events acknowledged to clients (total) */
 	uint64_t rejected;    /* acceptor: events rejected (total) */
 	uint64_t connections; /* acceptor: open QUIC connections */
-	uint64_t backlog;     /* shipper: spool bytes after the cursor (not yet shipped and settled) */
+	uint64_t backlog;     /* shipper: spool bytes not yet sent to Logstash */
 	uint64_t spool_bytes; /* shipper: spool bytes on disk */
 	uint64_t spool_limit; /* shipper: --spool-max-bytes */
 	uint32_t output_up;   /* shipper: connected to Logstash, or the output file open */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "common/log.h"
 #include "ipc/ctl.h"
 #include "ipc/child.h"
+#include "shipper/peer.h"
 #include "shipper/spool.h"
 #include "shipper/tls_out.h"
 
@@ -44,7 +46,8 @@ static void written(struct qs_output *o, size_t n, struct qs_pos pos)
 		qs_settle_wrote(&o->settle, n, pos);
 }
 
-/* Moves the cursor to what the peer has acknowledged and held long enough. */
+/* Moves the cursor to what the peer has evidently read: bytes acknowledged
+ * deeper than it can hold unread (settle.h). One ioctl per tick. */
 static void settle(struct qs_output *o)
 {
 	int unacked = 0;
@@ -52,11 +55,12 @@ static void settle(struct qs_output *o)
 		return;
 	uint64_t acked = o->settle.written - (uint64_t)(unacked > 0 ? unacked : 0);
 	struct qs_pos pos;
-	if (qs_settle_poll(&o->settle, acked, qs_now_ns() / 1000000, &pos))
+	if (qs_settle_poll(&o->settle, acked, &pos))
 		qs_spool_advance(o->spool, pos);
 }
 
 static void watch_peer(struct qs_output *o);
+static void drain_tick(struct qs_output *o);
 
 static void on_settle(evutil_socket_t fd, short what, void *arg)
 {
@@ -64,6 +68,7 @@ static void on_settle(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	settle(arg);
 	watch_peer(arg);
+	drain_tick(arg);
 }
 
 static void start(struct qs_output *o);
@@ -149,8 +154,9 @@ static void fail(struct qs_output *o, const char *what, int err)
 	o->down_logged |= bit;
 	close_fd(o);
 	o->state = QS_OUT_DOWN;
+	o->redial = false;
 	/* Resend everything that had not settled: Logstash may never have read it. */
-	qs_settle_reset(&o->settle);
+	qs_settle_reset(&o->settle, QS_PEER_UNREAD_UNKNOWN);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	o->addr = (o->addr + 1) % n;
 	if (!cfg->output_is_file)
@@ -216,8 +222,11 @@ static void run(struct qs_output *o)
 			qs_err("output: cannot read the spool: %s", strerror(errno));
 			return fail(o, "spool read error", errno);
 		}
-		if (avail == 0 || past_limit(o))
+		if (avail == 0 || past_limit(o)) {
+			o->idle = true;
 			return;
+		}
+		o->idle = false;
 		struct iovec iov[MAX_IOV];
 		int n = qs_reader_iov(&o->rd, iov, MAX_IOV);
 		ssize_t w = o->tls ? write_tls(o, iov, n) : write_iov(o, iov, n);
@@ -252,14 +261,21 @@ static void up(struct qs_output *o)
 {
 	o->state = QS_OUT_UP;
 	o->up_since_ms = qs_now_ns() / 1000000;
-	if (o->down_logged || !o->cfg->output_is_file)
-		qs_info("output %s: connected%s, shipping from the cursor", o->name,
-			o->tls ? " (TLS, certificate verified)" : "");
+	uint64_t unread_max = o->cfg->output_is_file ? 0 : qs_peer_unread_max(o->fd);
+	if (o->redial)
+		qs_debug("output %s: connected again after the drain", o->name);
+	else if (o->cfg->output_is_file && o->down_logged)
+		qs_info("output %s: connected, shipping from the cursor", o->name);
+	else if (!o->cfg->output_is_file)
+		qs_info("output %s: connected%s, shipping from the cursor (it may hold up to %" PRIu64
+			" MiB unread: bytes count as taken once acknowledged that deep, or when it closes after our end)",
+			o->name, o->tls ? " (TLS, certificate verified)" : "", unread_max >> 20);
+	o->redial = false;
 	if (o->estab_ev)
 		evtimer_del(o->estab_ev);
 	o->wire_mark = o->tls ? qs_tls_wire_bytes(o->tls) : 0;
 	o->unanswered_since_ms = 0;
-	qs_settle_reset(&o->settle);
+	qs_settle_reset(&o->settle, unread_max);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	event_add(o->rev, NULL);
 	run(o);
@@ -321,12 +337,79 @@ static void on_establish_timeout(evutil_socket_t fd, short what, void *arg)
 		fail(o, "TLS handshake timed out", ETIMEDOUT);
 }
 
+/* The spool is short of room: what was written but not proven read must be
+ * proven now, or the spool could fill with it for good (a segment retires
+ * only once the cursor is past it, and nothing new is written to push the
+ * cursor on). */
+static bool spool_pressed(const struct qs_output *o)
+{
+	return qs_spool_room(o->spool) < o->spool->max_bytes / 4;
+}
+
+/* All is written (up to the freeze) and a stop or a filling spool needs it
+ * proven read: end our side (TLS close_notify, then our FIN) and wait for
+ * Logstash's FIN (settle.h, "drain"). */
+static void drain_start(struct qs_output *o)
+{
+	qs_tls_bye(o->tls);
+	if (shutdown(o->fd, SHUT_WR) != 0)
+		return fail(o, "shutdown", errno);
+	if (o->wev)
+		event_del(o->wev);
+	o->state = QS_OUT_DRAINING;
+	o->drain_since_ms = qs_now_ns() / 1000000;
+}
+
+static void drain_tick(struct qs_output *o)
+{
+	/* bytes written on this connection, not only positions: a connection
+	 * that wrote nothing needs no proof (and must not cycle) */
+	if (o->state == QS_OUT_UP && o->idle && !o->tls_pending && o->settle.written > 0 &&
+	    qs_settle_pending(&o->settle) && (o->frozen || spool_pressed(o)))
+		return drain_start(o);
+	if (o->state == QS_OUT_DRAINING &&
+	    qs_now_ns() / 1000000 - o->drain_since_ms >= o->cfg->logstash_timeout_s * 1000ull)
+		fail(o, "no close from Logstash after our end of data", ETIMEDOUT);
+}
+
+/* Logstash closed after reading everything sent: the cursor moves past it
+ * all. Then connect again at once, unless a stop is coming. */
+static void drained(struct qs_output *o)
+{
+	struct qs_pos pos;
+	qs_settle_wrote(&o->settle, 0, qs_reader_done(&o->rd));
+	if (qs_settle_drained(&o->settle, &pos))
+		qs_spool_advance(o->spool, pos);
+	close_fd(o);
+	o->state = QS_OUT_DOWN;
+	if (o->frozen) {
+		o->drained = true;
+		return;
+	}
+	o->redial = true;
+	struct timeval now = {0, 0};
+	evtimer_add(o->retry_ev, &now);
+}
+
+static void drain_read(struct qs_output *o)
+{
+	int rc = qs_peer_drain_read(o->fd);
+	if (rc == 0)
+		drained(o);
+	else if (rc < 0 && errno == EPIPE)
+		fail(o, "closed before it acknowledged all we sent", 0);
+	else if (rc < 0)
+		fail(o, "connection lost while waiting for its close", errno);
+}
+
 /* Logstash never sends anything: readable means closed, reset, or timed out
  * (keepalives unanswered). */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct qs_output *o = arg;
+	if (o->state == QS_OUT_DRAINING)
+		return drain_read(o);
 	if (o->state == QS_OUT_HANDSHAKE)
 		return handshake(o);
 	if (o->tls) {
@@ -501,12 +584,26 @@ void qs_output_freeze(struct qs_output *o)
 
 bool qs_output_caught_up(struct qs_output *o)
 {
+	if (o->drained)
+		return true;
 	if (o->state != QS_OUT_UP)
-		return false;
+		return false; /* DRAINING: until Logstash's close proves it read all */
 	long avail = qs_reader_fill(&o->rd, o->spool);
 	written(o, 0, qs_reader_done(&o->rd));
 	settle(o);
-	return (avail == 0 || past_limit(o)) && !qs_settle_pending(&o->settle);
+	o->idle = avail == 0 || past_limit(o);
+	if (!o->idle || !qs_settle_pending(&o->settle))
+		return o->idle;
+	drain_tick(o); /* frozen: prove it now rather than at the next tick */
+	return false;
+}
+
+uint64_t qs_output_unsent(const struct qs_output *o)
+{
+	struct qs_pos from = o->spool->cursor;
+	if (o->state >= QS_OUT_UP && qs_pos_after(qs_reader_done(&o->rd), from))
+		from = qs_reader_done(&o->rd);
+	return qs_spool_bytes_after(o->spool, from);
 }
 
 int qs_output_sync(struct qs_output *o)

@@ -20,7 +20,9 @@ struct qs_tls_conn;
 struct event_base;
 struct event;
 
-enum qs_out_state { QS_OUT_DOWN = 0, QS_OUT_CONNECTING, QS_OUT_HANDSHAKE, QS_OUT_UP };
+/* DRAINING: up, everything written, our FIN sent: waiting for Logstash's FIN,
+ * the proof that it read every byte (settle.h). */
+enum qs_out_state { QS_OUT_DOWN = 0, QS_OUT_CONNECTING, QS_OUT_HANDSHAKE, QS_OUT_UP, QS_OUT_DRAINING };
 
 struct qs_output {
 	const struct qs_config *cfg;
@@ -47,6 +49,10 @@ struct qs_output {
 	unsigned failures; /* since the last healthy connection: every n-th one backs off */
 	uint64_t up_since_ms;
 	uint64_t unanswered_since_ms; /* first tick with retransmissions or probes unanswered, 0: none */
+	uint64_t drain_since_ms;      /* DRAINING: when our FIN went out */
+	bool idle;                    /* the last pass found nothing more to write */
+	bool drained;                 /* frozen, and Logstash proved it read all up to the limit */
+	bool redial;                  /* reconnecting after a drain: no "connected" line */
 	unsigned down_logged; /* bit per address: its failure was logged in this outage */
 	bool dirty; /* file output: written since the last sync */
 	uint64_t offered; /* commits shipped from the shipper's memory, not read back */
@@ -74,6 +80,10 @@ void qs_output_freeze(struct qs_output *o);
 /* True when every committed record (up to the freeze, if frozen) has been
  * written and has settled. */
 bool qs_output_caught_up(struct qs_output *o);
+/* Committed bytes not yet written to Logstash (or the file): the backlog the
+ * status line shows. Written but not yet proven read (settle.h) is not in it:
+ * that tail stays after the cursor until proven, up to the peer's unread bound. */
+uint64_t qs_output_unsent(const struct qs_output *o);
 /* File output in fsync mode: make written lines durable before the cursor
  * says they are shipped. */
 int qs_output_sync(struct qs_output *o); /* 0, or -1: do not persist the cursor */

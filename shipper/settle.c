@@ -2,10 +2,11 @@
 
 #include <string.h>
 
-void qs_settle_reset(struct qs_settle *s)
+void qs_settle_reset(struct qs_settle *s, uint64_t unread_max)
 {
 	s->head = s->count = 0;
 	s->written = 0;
+	s->unread_max = unread_max;
 }
 
 void qs_settle_wrote(struct qs_settle *s, uint64_t n, struct qs_pos pos)
@@ -16,9 +17,9 @@ void qs_settle_wrote(struct qs_settle *s, uint64_t n, struct qs_pos pos)
 		if (last->bytes == s->written) {
 			/* Same bytes, a later position (skipped damage, a segment's end, or
 			 * only the caller asking again): nothing new for the peer to
-			 * confirm, so it settles with those bytes. A checkpoint of its own
-			 * would restart the clock: an output that is asked whether it has
-			 * caught up every 50 ms then never settles. */
+			 * confirm, so it settles with those bytes. (The shipper's stop asks
+			 * every 50 ms whether the output has caught up: a checkpoint per
+			 * question would fill the ring.) */
 			last->pos = pos;
 			return;
 		}
@@ -36,7 +37,6 @@ void qs_settle_wrote(struct qs_settle *s, uint64_t n, struct qs_pos pos)
 		struct qs_checkpoint *last = &s->ring[(s->head + s->count - 1) % QS_SETTLE_MAX];
 		last->bytes = s->written;
 		last->pos = pos;
-		last->acked_ms = 0;
 		last->free = false;
 		return;
 	}
@@ -44,19 +44,16 @@ void qs_settle_wrote(struct qs_settle *s, uint64_t n, struct qs_pos pos)
 	s->count++;
 }
 
-bool qs_settle_poll(struct qs_settle *s, uint64_t peer_acked, uint64_t now_ms, struct qs_pos *pos)
+/* Drops the leading checkpoints that have settled (all of them when all is
+ * set) and gives the newest one's position. */
+static bool settle_while(struct qs_settle *s, uint64_t peer_acked, bool all, struct qs_pos *pos)
 {
 	bool moved = false;
-	for (unsigned i = 0; i < s->count; i++) {
-		struct qs_checkpoint *c = &s->ring[(s->head + i) % QS_SETTLE_MAX];
-		if (c->bytes > peer_acked)
-			break;
-		if (c->acked_ms == 0)
-			c->acked_ms = now_ms ? now_ms : 1;
-	}
 	while (s->count > 0) {
 		struct qs_checkpoint *c = &s->ring[s->head];
-		if (!c->free && (c->acked_ms == 0 || now_ms - c->acked_ms < QS_SETTLE_MS))
+		/* peer_acked >= bytes + unread_max, without overflow */
+		bool deep = peer_acked >= c->bytes && peer_acked - c->bytes >= s->unread_max;
+		if (!all && !c->free && !deep)
 			break;
 		*pos = c->pos;
 		moved = true;
@@ -64,6 +61,16 @@ bool qs_settle_poll(struct qs_settle *s, uint64_t peer_acked, uint64_t now_ms, s
 		s->count--;
 	}
 	return moved;
+}
+
+bool qs_settle_poll(struct qs_settle *s, uint64_t peer_acked, struct qs_pos *pos)
+{
+	return settle_while(s, peer_acked, false, pos);
+}
+
+bool qs_settle_drained(struct qs_settle *s, struct qs_pos *pos)
+{
+	return settle_while(s, 0, true, pos);
 }
 
 bool qs_settle_pending(const struct qs_settle *s)

@@ -295,8 +295,8 @@ static void on_ctl_msg(void *arg, const struct qs_ctl_msg *m)
 /* Once a second: the spool and the output, for the service's status line. */
 static void report(struct shipper *sh)
 {
-	struct qs_ctl_status st = {.backlog = qs_spool_backlog(&sh->spool), .spool_bytes = sh->spool.total,
-				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state == QS_OUT_UP,
+	struct qs_ctl_status st = {.backlog = qs_output_unsent(&sh->out), .spool_bytes = sh->spool.total,
+				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state >= QS_OUT_UP || sh->out.redial,
 				   .accepting = !sh->refusing};
 	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st, sh->out.name);
 }
@@ -376,10 +376,10 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 }
 
 /* An urgent stop ends at once. Otherwise the output first ships what is
- * committed now and lets it settle (about a second), so that the next shipper
- * does not send it again, while this one goes on taking and acknowledging
- * events (the next one ships those): a reload then holds no acknowledgement
- * for that second. */
+ * committed now and has Logstash prove it read it (the drain: our FIN, its
+ * FIN; settle.h), so that the next shipper does not send it again, while this
+ * one goes on taking and acknowledging events (the next one ships those): a
+ * reload then holds no acknowledgement meanwhile. */
 static void on_stop(void *arg, bool urgent)
 {
 	struct shipper *sh = arg;

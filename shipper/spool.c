@@ -520,15 +520,15 @@ int qs_spool_persist(struct qs_spool *s)
 	return 0;
 }
 
-uint64_t qs_spool_backlog(const struct qs_spool *s)
+uint64_t qs_spool_bytes_after(const struct qs_spool *s, struct qs_pos p)
 {
 	uint64_t n = 0;
 	for (size_t i = 0; i < s->nsegs; i++) {
 		const struct qs_spool_seg *g = &s->segs[i];
-		if (g->id > s->cursor.seg)
+		if (g->id > p.seg)
 			n += g->size;
-		else if (g->id == s->cursor.seg && g->size > s->cursor.off)
-			n += g->size - s->cursor.off;
+		else if (g->id == p.seg && g->size > p.off)
+			n += g->size - p.off;
 	}
 	return n;
 }

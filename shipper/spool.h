@@ -97,8 +97,8 @@ int qs_spool_open_seg(const struct qs_spool *s, uint64_t id); /* O_RDONLY fd or 
 
 /* Moves the in-memory cursor forward to pos (never backwards). */
 void qs_spool_advance(struct qs_spool *s, struct qs_pos pos);
-/* Committed bytes after the cursor: what the output has yet to take. */
-uint64_t qs_spool_backlog(const struct qs_spool *s);
+/* Committed bytes after p (after the cursor: what the output has yet to take). */
+uint64_t qs_spool_bytes_after(const struct qs_spool *s, struct qs_pos p);
 /* After the last committed record. */
 struct qs_pos qs_spool_end(const struct qs_spool *s);
 

@@ -15,6 +15,7 @@ A test calls qslib.main(fn): fn runs, the verdict line is "PASS name: ..." or
 import atexit
 import collections
 import ctypes
+import fcntl
 import heapq
 import json
 import os
@@ -27,8 +28,10 @@ import socket
 import ssl
 import struct
 import subprocess
+import struct
 import sys
 import tempfile
+import termios
 import threading
 import time
 import traceback
@@ -386,6 +389,41 @@ class Receiver:
             except OSError:
                 pass
         self.stop()
+
+    def unread(self):
+        """Bytes waiting unread in each connection's kernel receive queue (SIOCINQ): what its TCP
+        acknowledged and it never read."""
+        with self.lock:
+            conns = list(self._conns)
+        out = []
+        for c in conns:
+            try:
+                out.append(struct.unpack("i", fcntl.ioctl(c.fileno(), termios.FIONREAD, b"\0" * 4))[0])
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def kill(self):
+        """Ends as a killed Logstash does: the listener and every connection closed at once, unread
+        data and all (the kernel resets a connection whose data was never read, RFC 1122 4.2.2.13).
+        Returns unread() as it was just before."""
+        self._running = False
+        s, self._listener = self._listener, None
+        if s:
+            s.close()
+        with self.lock:
+            conns = list(self._conns)
+        left = self.unread()
+        for c in conns:
+            try:
+                c.close()  # no shutdown(): no FIN first, as for a process that dies
+            except OSError:
+                pass
+        self._go.set()  # the paused threads find their sockets closed and end
+        for t in self._threads:
+            t.join(timeout=2)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        return left
 
     def _accept_loop(self, s):
         while self._running:

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Issue 26 point 1: a Logstash that stops reading (its pipeline blocked on a slow Elasticsearch)
+and then dies must not lose acknowledged events. Its kernel acknowledged bytes its pipeline never
+read; they vanish with its socket. The output must count as taken only what it has evidence
+Logstash read, and send the rest again after the lost connection (duplicates, never gaps).
+
+  1. a receiver (small SO_RCVBUF) reads normally while quicstash-send --max-rate 40000 --ack-log
+     runs, then stops reading;
+  2. once its socket holds unread data (SIOCINQ), the stall lasts 5 s (the old 1 s "settle" long
+     past), and the receiver is killed: its socket closes with the data unread (a reset);
+  3. a new receiver takes over on the same port: every acknowledged event (by its --ack-log line)
+     must arrive at one of the two receivers;
+  4. a clean stop with the receiver reading proves what it read (the peer's FIN after ours): the
+     spool has nothing pending afterwards, so the next start sends nothing twice.
+The same again over TLS (--logstash-tls; skipped without certtool).
+"""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qslib as q
+from qslib import check, log
+
+STALL_S = 5.0
+
+
+def wait_unread(recv, timeout):
+    """Waits until the receiver's sockets hold unread bytes; returns their total (0: never)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = sum(recv.unread())
+        if left > 0:
+            return left
+        time.sleep(0.05)
+    return 0
+
+
+def pending_after_stop(server):
+    rc, out = server.check_spool()
+    check(rc == 0, "--check-spool after a clean stop: exit %r\n%s" % (rc, out[-1500:]))
+    m = re.search(r"^total.*?(\d+) pending$", out, re.M)
+    check(m, "no total line in --check-spool's output:\n%s" % out[-1500:])
+    return int(m.group(1))
+
+
+def stall_then_kill(what, n, tls=None, extra=()):
+    """One stall-then-die of Logstash under load; returns the summary of that case."""
+    recv = q.Receiver(rcvbuf=262144, tls=tls).start()
+    server = q.Server(recv, extra=extra, name="ls-stall").start()
+    load = q.Load(server, n, client_timeout=int(q.tmo(120)), extra_args=["--max-rate", "40000"])
+    load.start_client()
+    q.mid_stream(load, 0.05)
+    check(recv.count() > 0, "%s: the receiver read nothing before its stall" % what)
+    recv.pause()
+    left = wait_unread(recv, q.tmo(30))
+    check(left > 0, "%s: the receiver stopped reading but its socket never held unread data; server log:\n%s"
+          % (what, server.log_tail()))
+    log("%s: receiver stopped reading: %d bytes unread in its socket; stalling %.0f s" % (what, left, STALL_S))
+    time.sleep(STALL_S)
+    acked_at_kill = len(load.acked_numbers())
+    read_at_kill = recv.count()
+    left = recv.kill()
+    check(sum(left) > 0, "%s: the receiver's socket held no unread data when it was killed: the fault tests "
+          "nothing" % what)
+    log("%s: receiver killed with %d bytes unread (%d events acked, %d lines read)"
+        % (what, sum(left), acked_at_kill, read_at_kill))
+    recv2 = q.Receiver(port=recv.port, tls=tls).start()
+    q.finish_client(load)
+    acked = load.acked_numbers()
+    check(acked == load.all_numbers(), "%s: client exit 0 but --ack-log has %d of %d" % (what, len(acked), n))
+    missing = q.arrived([recv, recv2], acked, q.tmo(60))
+    check(not missing, "%s: %d acknowledged events never arrived (LOSS): first %s; server log:\n%s"
+          % (what, len(missing), sorted(missing)[:20], server.log_tail()))
+    for r in (recv, recv2):
+        check(not r.bad_json, "%s: garbage at a receiver: %r" % (what, r.bad_json[:2]))
+    seen = recv.seen() + recv2.seen()
+    dups = sum(c - 1 for c in seen.values() if c > 1)
+    log("%s: every one of %d acknowledged events arrived, %d duplicates" % (what, len(acked), dups))
+
+    server.stop()
+    pending = pending_after_stop(server)
+    check(pending == 0, "%s: %d records pending after a clean stop with the receiver reading: the stop did "
+          "not prove what Logstash read, the next start sends them again" % (what, pending))
+    return "%s: zero loss of %d acked (%d bytes unread at the kill), %d duplicates" % (
+        what, len(acked), sum(left), dups)
+
+
+def run():
+    q.need_binaries()
+    done = [stall_then_kill("TCP", q.scale(400000))]
+    try:
+        pki = q.make_pki(q.mkdtemp("ls-stall-pki"))
+    except q.Skip as e:
+        log("TLS case skipped: %s" % e)
+        return done[0]
+    done.append(stall_then_kill("TLS", q.scale(200000), tls=q.server_tls_context(pki),
+                                extra=["--logstash-tls", "--logstash-ca", pki["ca.pem"]]))
+    return "; ".join(done)
+
+
+if __name__ == "__main__":
+    q.main(run)
