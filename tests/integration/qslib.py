@@ -1580,7 +1580,7 @@ def fault_kill_child_case(role, n=None, extra=()):
     server = Server(recv, extra=list(extra), name="kill-" + role)
     server.start()
     n = n or scale(100000)
-    load = Load(server, n, client_timeout=int(tmo(90)), extra_args=paced(n, 4))
+    load = Load(server, n, client_timeout=int(tmo(90)), feed_rate=n / 4)
     load.start_client()
     mid_stream(load, 0.1)
     before = server.pids(role)
