@@ -1479,8 +1479,9 @@ class Load:
 
 
 def paced(n, seconds):
-    """quicstash-send arguments that spread n events over about `seconds`: a fault injected
-    mid-stream must find the client still sending however fast the pipeline has become."""
+    """quicstash-send arguments that spread n events over about `seconds` (--max-rate catches up
+    after a stall). For a client that must still be sending when a fault comes, however slow the
+    host, use a Feeder (Load(feed_rate=...)) instead: a paced file ends on its own."""
     return ["--max-rate", str(max(1, int(n / seconds)))]
 
 
