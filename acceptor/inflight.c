@@ -258,6 +258,9 @@ void acc_frames_send(struct acc *a)
 		     i = a->pool[i].q_next, n++)
 			if (batch_add(a, i))
 				return;
+		/* the hand-over's time, taken before it: the parser may record the
+		 * batch's arrival before this loop records its frames as pushed */
+		uint64_t t_hop = qs_hop_fd >= 0 ? qs_hop_clock() : 0;
 		if (qs_zsend(a->push, a->batch.buf, a->batch.len) != 0) {
 			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
@@ -267,7 +270,9 @@ void acc_frames_send(struct acc *a)
 		while (n--) {
 			int32_t i = a->q_head;
 			a->pool[i].sent_mono = now;
-			qs_hop(QS_HOP_A_PUSHED, acc_channel(a), qs_ticket_make((uint32_t)i, a->pool[i].gen));
+			if (qs_hop_fd >= 0)
+				qs_hop_record_at(QS_HOP_A_PUSHED, acc_channel(a),
+						 qs_ticket_make((uint32_t)i, a->pool[i].gen), t_hop);
 			dequeue(a, i);
 		}
 	}

@@ -79,11 +79,21 @@ void qs_hop_open(const char *role)
 		qs_warn("QS_HOPTRACE_DIR: cannot create %s: %s (not tracing)", path, strerror(errno));
 }
 
-void qs_hop_record(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket)
+uint64_t qs_hop_clock(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	buf[used++] = (struct hop_rec){.t_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void qs_hop_record(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket)
+{
+	qs_hop_record_at(point, acceptor, ticket, qs_hop_clock());
+}
+
+void qs_hop_record_at(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket, uint64_t t_ns)
+{
+	buf[used++] = (struct hop_rec){.t_ns = t_ns,
 				       .ticket = ticket,
 				       .point = (uint16_t)point,
 				       .acceptor = (uint16_t)acceptor};

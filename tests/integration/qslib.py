@@ -1226,22 +1226,51 @@ class AsyncSend:
     """quicstash-send running in the background on an input file, with --ack-log."""
 
     def __init__(self, server, input_path, ack_log, extra_args=(), client_timeout=None, cert=None):
+        """input_path None: the client reads a pipe (stdin) that the test writes with feed() and
+        ends with end_input(); until then it stays mid-stream, however fast or slow the host."""
         need_binaries("quicstash-send")
         self.ack_log = ack_log
         self.input_path = input_path
         argv = _send_argv(server, extra_args, ack_log, cert)
         if client_timeout is not None:
             argv += ["--timeout", str(client_timeout)]
-        argv.append(input_path)
+        if input_path is not None:
+            argv.append(input_path)
         self.argv = argv
         d = os.path.dirname(ack_log)
         self.out_path = ack_log + ".stdout"
         self.err_path = ack_log + ".stderr"
         self._out = open(self.out_path, "ab")
         self._err = open(self.err_path, "ab")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-                                     cwd=d, preexec_fn=_pdeathsig)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if input_path else subprocess.PIPE,
+                                     stdout=self._out, stderr=self._err, cwd=d, preexec_fn=_pdeathsig)
+        if self.proc.stdin:
+            os.set_blocking(self.proc.stdin.fileno(), False)
         at_cleanup(self.kill)
+
+    def feed(self, data, timeout, stop=None):
+        """Writes bytes to the client's stdin; returns how many were written before `timeout`,
+        the client's exit (broken pipe) or `stop` (a threading.Event) was set."""
+        fd, done = self.proc.stdin.fileno(), 0
+        deadline = time.monotonic() + timeout
+        while done < len(data) and time.monotonic() < deadline and not (stop and stop.is_set()):
+            if not select.select([], [fd], [], 0.05)[1]:
+                continue
+            try:
+                done += os.write(fd, data[done:done + 65536])
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                break
+        return done
+
+    def end_input(self):
+        """Closes the client's stdin: it finishes what it holds and exits."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass  # the client is gone: nothing more to say to it
 
     def acked(self):
         return read_ack_log(self.ack_log)
@@ -1284,6 +1313,7 @@ class AsyncSend:
             return None
 
     def kill(self):
+        self.end_input()
         if self.proc.poll() is None:
             self.proc.kill()
             try:
@@ -1309,6 +1339,78 @@ class AsyncSend:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+class Feeder:
+    """Feeds lines make_line(0), make_line(1), ... to a stdin-fed AsyncSend at about `rate` a second
+    until stop(). A paced input file ends n/rate seconds after it starts (sooner when --max-rate
+    catches up after a stall), so a fault injected late on a slow host found the client done; a
+    fed client is mid-stream until the test says otherwise. No catch-up burst: a full pipe holds
+    the feeder back. Bounded: at most `limit` lines (default 600 s worth).
+    On stop(), lines up to `minimum` are written unpaced (a load of at least that many), then stdin
+    is closed. With copy_path, lines from `prewritten` on are appended to that file before the
+    client sees them: a rerun on the file sends everything the fed client may have seen."""
+
+    TICK = 0.02
+
+    def __init__(self, client, make_line, rate, minimum=0, limit=None, copy_path=None, prewritten=0):
+        self.client, self.make_line, self.rate = client, make_line, rate
+        self.minimum = minimum
+        self.limit = limit or max(minimum, int(rate * 600))
+        self.copy_path, self.prewritten = copy_path, prewritten
+        self.count = 0  # lines generated (written to the pipe, or pending in it)
+        self._pending = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        at_cleanup(self._abort)
+
+    def _take(self, k):
+        """Generates the next k lines into the pending bytes (and the copy file)."""
+        k0, k1 = self.count, self.count + k
+        lines = [self.make_line(i) + "\n" for i in range(k0, k1)]
+        if self.copy_path and k1 > self.prewritten:
+            with open(self.copy_path, "a", encoding="utf-8") as f:
+                f.write("".join(lines[max(0, self.prewritten - k0):]))
+        self._pending += "".join(lines).encode("utf-8")
+        self.count = k1
+
+    def _push(self, stop, timeout):
+        """Writes the pending bytes; False when the client is gone or the time is up."""
+        deadline = time.monotonic() + timeout
+        while self._pending and time.monotonic() < deadline and not (stop and stop.is_set()):
+            n = self.client.feed(self._pending, max(0.0, deadline - time.monotonic()), stop)
+            self._pending = self._pending[n:]
+            if n == 0 and not self.client.running():
+                return False
+        return not self._pending
+
+    def _loop(self):
+        last, credit = time.monotonic(), 0.0
+        while not self._stop.is_set() and self.count < self.limit and self.client.running():
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            credit = min(credit + (now - last) * self.rate, max(1.0, self.rate * 0.1))
+            last = now
+            k = min(int(credit), self.limit - self.count)
+            if k > 0:
+                credit -= k
+                self._take(k)
+                self._push(self._stop, 3600)
+
+    def stop(self, timeout=None):
+        """Stops pacing, writes what is pending and the lines up to `minimum`, closes stdin."""
+        self._stop.set()
+        self._thread.join()
+        if self.count < self.minimum:
+            self._take(self.minimum - self.count)
+        self._push(None, timeout or tmo(60))
+        self.client.end_input()
+        return self.count
+
+    def _abort(self):
+        self._stop.set()
+        self.client.end_input()
 
 
 def read_ack_log(path):
@@ -1377,21 +1479,40 @@ class Load:
     """Numbered events start..start+n-1 in an input file, sent by quicstash-send with --ack-log.
     start_client() may be called again (a rerun appends to the same ack log)."""
 
-    def __init__(self, server, n, start=0, client_timeout=None, extra_args=(), name="load"):
+    def __init__(self, server, n, start=0, client_timeout=None, extra_args=(), name="load", feed_rate=None):
+        """feed_rate: the first client reads a Feeder at that many events a second, and runs until
+        stop_feed() (finish_client and finish_after_kills call it): at least n events, more if the
+        test took longer than n / feed_rate seconds to get there."""
         self.server = server
         self.n = n
         self.start = start
         self.client_timeout = client_timeout if client_timeout is not None else int(tmo(60))
         self.extra_args = list(extra_args)
-        self.input = write_lines(os.path.join(server.dir, "%s-input.jsonl" % name), gen_events(n, start))
+        self.lines = gen_events(n, start)
+        self.input = write_lines(os.path.join(server.dir, "%s-input.jsonl" % name), self.lines)
         self.ack_path = os.path.join(server.dir, "%s-acks.txt" % name)
         self.clients = []
+        self.feed_rate = feed_rate
+        self.feeder = None
+
+    def _line(self, k):
+        return self.lines[k] if k < self.n else gen_events(1, self.start + k)[0]
 
     def start_client(self):
-        c = AsyncSend(self.server, self.input, self.ack_path, extra_args=self.extra_args,
+        fed = self.feed_rate and not self.clients  # a rerun reads the whole input file
+        c = AsyncSend(self.server, None if fed else self.input, self.ack_path, extra_args=self.extra_args,
                       client_timeout=self.client_timeout)
         self.clients.append(c)
+        if fed:
+            self.feeder = Feeder(c, self._line, self.feed_rate, minimum=self.n, copy_path=self.input,
+                                 prewritten=self.n)
         return c
+
+    def stop_feed(self):
+        """Ends a fed load (no-op otherwise): the client gets the rest of its n events and EOF."""
+        if self.feeder and not self.feeder._stop.is_set():
+            self.n = max(self.n, self.feeder.stop())
+            log("%s: fed %d events, input closed" % (os.path.basename(self.input), self.n))
 
     @property
     def client(self):
@@ -1399,8 +1520,9 @@ class Load:
 
     def acked_numbers(self):
         ks = read_ack_log(self.ack_path)
-        bad = [k for k in ks if not 1 <= k <= self.n]
-        check(not bad, "--ack-log holds line numbers outside 1..%d: %s" % (self.n, bad[:10]))
+        n = max(self.n, self.feeder.count if self.feeder else 0)
+        bad = [k for k in ks if not 1 <= k <= n]
+        check(not bad, "--ack-log holds line numbers outside 1..%d: %s" % (n, bad[:10]))
         return {self.start + k - 1 for k in ks}
 
     def all_numbers(self):
@@ -1408,8 +1530,9 @@ class Load:
 
 
 def paced(n, seconds):
-    """quicstash-send arguments that spread n events over about `seconds`: a fault injected
-    mid-stream must find the client still sending however fast the pipeline has become."""
+    """quicstash-send arguments that spread n events over about `seconds` (--max-rate catches up
+    after a stall). For a client that must still be sending when a fault comes, however slow the
+    host, use a Feeder (Load(feed_rate=...)) instead: a paced file ends on its own."""
     return ["--max-rate", str(max(1, int(n / seconds)))]
 
 
@@ -1427,6 +1550,7 @@ def mid_stream(load, fraction=0.1, timeout=None):
 
 
 def finish_client(load, timeout=None, expect=(0,)):
+    load.stop_feed()
     rc = load.client.wait(timeout or tmo(150))
     if rc is None:
         load.client.kill()
@@ -1441,6 +1565,7 @@ def finish_after_kills(load, recv, server, wait):
     when the server disappeared, then it is rerun on the same input), checks that every event is
     acknowledged and reached the receiver whole, stops the server and checks its spool.
     Returns the duplicate count."""
+    load.stop_feed()
     rc = load.client.wait(wait)
     if rc is None:
         load.client.kill()
@@ -1507,7 +1632,7 @@ def fault_kill_child_case(role, n=None, extra=()):
     server = Server(recv, extra=list(extra), name="kill-" + role)
     server.start()
     n = n or scale(100000)
-    load = Load(server, n, client_timeout=int(tmo(90)), extra_args=paced(n, 4))
+    load = Load(server, n, client_timeout=int(tmo(90)), feed_rate=n / 4)
     load.start_client()
     mid_stream(load, 0.1)
     before = server.pids(role)

@@ -22,6 +22,7 @@ spool cannot take more, every connected client fills its window in the acceptor.
      finishes and every event arrives.
 """
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -119,6 +120,28 @@ def unread_flood(server, recv):
     check(not missing, "%d events of the other client missing at Logstash" % len(missing))
 
 
+def status_lines(server):
+    return [l for m in server.notify_msgs for l in m.splitlines() if l.startswith("STATUS=")]
+
+
+def wait_all_in(server, acc, conns, timeout):
+    """Waits until the status line counts `conns` connections and then the acceptor's memory has
+    not grown for 2 s (each client's window is in, however long the clients took to start and send
+    it): what the memory bound is about. True if so within timeout."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now, rss = time.monotonic(), status_mb(acc, "VmRSS")
+        if rss > last:
+            last, since = rss, now
+        lines = status_lines(server)
+        m = re.search(r"; (\d+) connections", lines[-1]) if lines else None
+        if m and int(m.group(1)) >= conns and now - since >= 2.0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def stalled_spool():
     recv = q.Receiver()  # down
     # A full spool frees room only as fast as Logstash's copies settle (1 s): 16M drains in seconds.
@@ -142,7 +165,9 @@ def stalled_spool():
     before = status_mb(acc, "VmRSS")
     for k in range(1, STALLED_CLIENTS + 1):
         client(k, STALLED_EVENTS)
-    time.sleep(q.tmo(6))
+    settled = wait_all_in(server, acc, STALLED_CLIENTS + 1, q.tmo(60))
+    check(settled, "the %d clients did not all connect and settle in the acceptor (status %r)"
+          % (STALLED_CLIENTS, (status_lines(server) or ["-"])[-1]))
     grown = status_mb(acc, "VmRSS") - before
     log("spool full: acceptor %d MB before %d more clients, +%d MB with them stalled (limit +%d)"
         % (before, STALLED_CLIENTS, grown, STALLED_CLIENTS * STALLED_MB_PER_CLIENT))

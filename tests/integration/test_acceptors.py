@@ -1,9 +1,10 @@
 """Many acceptors on one UDP port (issue 5): connection-ID steering, NAT rebinding,
 Retry / anti-amplification, stateless reset after an acceptor restart.
 
-1. spread: 60 concurrent quicstash-send processes (each paced to ~4 s, all started within 3 s, so
-   all 60 connections are open together) against --acceptors 4 all exit 0, every event arrives, and
-   every acceptor accepted some of the connections (its stats log line).
+1. spread: 60 concurrent quicstash-send processes (each reads a pipe and keeps its connection until
+   all 60 have had acknowledgements, so all 60 connections are open together) against --acceptors 4
+   all exit 0, every event arrives, and every acceptor accepted some of the connections (its stats
+   log line).
 2. rebind: clients that move to a new local UDP port mid-stream (hidden --test-rebind-after
    hook) keep their one connection (no reconnect) and all their events arrive.
 3. retry: with --retry always an Initial from an unvalidated address (tests/tools
@@ -68,15 +69,6 @@ def steering_or_skip(server, n):
         raise qslib.Skip("connection-ID steering unavailable here (the supervisor fell back to one acceptor)")
 
 
-def start_clients(server, d, nclients, per, extra=(), prefix="c"):
-    clients = []
-    for i in range(nclients):
-        inp = qslib.write_lines(os.path.join(d, "%s%d.in" % (prefix, i)), qslib.gen_events(per, start=i * per))
-        clients.append(qslib.AsyncSend(server, inp, os.path.join(d, "%s%d.ack" % (prefix, i)),
-                                       extra_args=list(extra), client_timeout=60))
-    return clients
-
-
 def wait_clients(clients, timeout):
     deadline = time.monotonic() + timeout
     for c in clients:
@@ -84,15 +76,40 @@ def wait_clients(clients, timeout):
     return [c.proc.poll() for c in clients]
 
 
+def fed_clients(server, d, nclients, extra, prefix):
+    """Clients reading a pipe (qslib.AsyncSend without an input file): each stays connected until
+    the test ends its input, whatever the time it took to start the others."""
+    return [qslib.AsyncSend(server, None, os.path.join(d, "%s%d.ack" % (prefix, i)), extra_args=list(extra),
+                            client_timeout=60) for i in range(nclients)]
+
+
 def part_spread(recv, d):
     nclients, per = 60, qslib.scale(200, 20)
     s = qslib.Server(logstash=recv, extra=["--acceptors", "4"], name="spread").start()
     steering_or_skip(s, 4)
     t0 = time.monotonic()
-    # paced to ~4 s each: all 60 connections are open at the same time, however fast the server is
-    clients = start_clients(s, d, nclients, per, extra=["--streams", "2"] + qslib.paced(per, 4), prefix="spread")
-    launched = time.monotonic() - t0
-    check(launched < 3, "starting %d clients took %.1fs: they would not all overlap" % (nclients, launched))
+    # All 60 connections open at the same time, made so rather than hoped for: every client gets the
+    # first half of its events and holds its connection (its input stays open) until all 60 have had
+    # acknowledgements; only then do they get the rest and the end of their input.
+    clients = fed_clients(s, d, nclients, ["--streams", "2"], "spread")
+    events = [[(l + "\n").encode() for l in qslib.gen_events(per, start=i * per)] for i in range(nclients)]
+    half = per // 2
+    for c, ev in zip(clients, events):
+        data = b"".join(ev[:half])
+        check(c.feed(data, tmo(10)) == len(data), "a client did not take its first events: %s" % c.stderr()[-300:])
+    deadline = time.monotonic() + tmo(60)
+    while time.monotonic() < deadline and not all(c.acked_count() >= half for c in clients):
+        time.sleep(0.1)
+    open_together = [i for i, c in enumerate(clients) if c.running() and c.acked_count() >= half]
+    check(len(open_together) == nclients, "only %d of %d clients were connected and acknowledged at once "
+          "(%.1fs after the first started): %r" % (len(open_together), nclients, time.monotonic() - t0,
+                                                     [c.stderr()[-200:] for c in clients if not c.running()][:2]))
+    log("spread: %d clients connected together, each with %d events acknowledged, %.1fs after the first "
+        "started" % (nclients, half, time.monotonic() - t0))
+    for c, ev in zip(clients, events):
+        data = b"".join(ev[half:])
+        check(c.feed(data, tmo(10)) == len(data), "a client did not take its last events: %s" % c.stderr()[-300:])
+        c.end_input()
     rcs = wait_clients(clients, tmo(90))
     bad = [(i, rc, c.stderr()[-300:]) for i, (c, rc) in enumerate(zip(clients, rcs)) if rc != 0]
     check(not bad, "%d of %d clients did not exit 0: first %r" % (len(bad), nclients, bad[:3]))
@@ -186,38 +203,62 @@ def acceptor_slot_pid(server, slot):
     return None
 
 
+def fed_compact(server, d, nclients, per, base, prefix):
+    """nclients fed clients (one stream each) of compact numbered events (fast to generate), client i's
+    line l being event base + i * per + l - 1, at per / 30 a second: they are still sending whenever
+    the test injects its fault, and stop only at stop_feeds()."""
+    clients = fed_clients(server, d, nclients, ["--streams", "1"], prefix)
+    rate = per / 30.0
+    feeders = [qslib.Feeder(c, lambda k, b=base + i * per: '{"n":%d,"msg":"%s test"}' % (b + k, prefix), rate,
+                            limit=per) for i, c in enumerate(clients)]
+    return clients, feeders, rate
+
+
+def wait_progress(clients, since, timeout):
+    """Indexes of the clients that acknowledged nothing beyond since[i] within timeout."""
+    deadline = time.monotonic() + timeout
+    slow = list(range(len(clients)))
+    while slow and time.monotonic() < deadline:
+        slow = [i for i in slow if clients[i].acked_count() <= since[i] and clients[i].running()]
+        time.sleep(0.1)
+    return slow
+
+
+def stop_feeds(feeders):
+    """Ends the fed clients' input; returns how many events they were given in all."""
+    return sum(f.stop() for f in feeders)
+
+
 def part_reset(recv, d):
-    # long-running clients (big inputs) spread over 4 acceptors; slot 0 dies mid-stream
-    nclients, per = 8, qslib.scale(60000, 20000)  # paced below: ~6 s each, so they outlive the kill
+    # long-running (fed) clients spread over 4 acceptors; slot 0 dies mid-stream
+    nclients, per = 8, qslib.scale(60000, 20000)
     base = 3000000
     # --retry always: the first connection of each client goes through a Retry; its reconnection after
     # the kill must not (it presents the NEW_TOKEN the server gave it after the first handshake)
     s = qslib.Server(logstash=recv, extra=["--acceptors", "4", "--idle-timeout", "60", "--retry", "always"],
                      name="reset").start()
     steering_or_skip(s, 4)
-    # compact events (fast to generate): clients must still be sending when the acceptor dies
-    inputs = [qslib.write_lines(os.path.join(d, "reset%d.in" % i),
-                                ['{"n":%d,"msg":"reset test"}' % n for n in range(base + i * per, base + (i + 1) * per)])
-              for i in range(nclients)]
-    log("reset: inputs written, starting %d clients" % nclients)
-    clients = []
-    for i, inp in enumerate(inputs):
-        clients.append(qslib.AsyncSend(s, inp, os.path.join(d, "reset%d.ack" % i),
-                                       extra_args=["--streams", "1"] + qslib.paced(per, 6), client_timeout=90))
+    clients, feeders, _ = fed_compact(s, d, nclients, per, base, "reset")
+    log("reset: %d fed clients started" % nclients)
     st = wait_stats(s, lambda st: sum(v[0] for v in st.values()) >= nclients, tmo(10))
     check(st, "no acceptor logged a connection: %r" % st)
     log("reset: connections per slot %r" % {k: v[0] for k, v in sorted(st.items())})
     # the flow hash decides where clients land: kill the busiest acceptor
     victim = max(st, key=lambda k: st[k][0])
     running = [c for c in clients if c.running()]
-    check(running, "every client finished before the kill: make the inputs bigger")
+    check(len(running) == nclients, "a client exited before the kill: %r"
+          % [c.stderr()[-300:] for c in clients if not c.running()][:2])
     old = acceptor_slot_pid(s, victim)
     check(old, "no acceptor slot %d" % victim)
     before = stats_by_pid(s)
     os.kill(old, signal.SIGKILL)
     t_kill = time.monotonic()
     log("reset: killed acceptor slot %d (pid %d) with %d clients still running" % (victim, old, len(running)))
+    at_kill = [c.acked_count() for c in clients]
     s.wait_respawn("acceptor", old, 4)
+    slow = wait_progress(clients, at_kill, tmo(30))
+    check(not slow, "clients %r made no progress for %.0fs after the kill" % (slow, tmo(30)))
+    total = stop_feeds(feeders)
     rcs = wait_clients(clients, tmo(60))
     done = time.monotonic() - t_kill
     bad = [(i, rc, c.stderr()[-300:]) for i, (c, rc) in enumerate(zip(clients, rcs)) if rc != 0]
@@ -246,9 +287,9 @@ def part_reset(recv, d):
     resets = st.get(victim, (0, 0))[1]
     check(resets > 0, "the restarted acceptor logged no stateless reset: %r" % st)
     acked = [base + i * per + l - 1 for i, c in enumerate(clients) for l in c.acked()]
-    check(len(set(acked)) == nclients * per, "acked %d of %d" % (len(set(acked)), nclients * per))
+    check(len(set(acked)) == total, "acked %d of %d" % (len(set(acked)), total))
     # the Python receiver parses every line: give it time for millions
-    qslib.verify_delivery(recv, acked, tmo(60) + nclients * per / 20000)
+    qslib.verify_delivery(recv, acked, tmo(60) + total / 20000)
     # how quickly the reset arrived: each reconnecting client's gap is bounded by the total above
     s.stop()
     return done, resets, len(reconnected)
@@ -306,20 +347,16 @@ def part_shrink(recv, d):
     kept = qslib.KeptSocket(s)
     kept.start()
     steering_or_skip(s, 4)
-    inputs = [qslib.write_lines(os.path.join(d, "shrink%d.in" % i),
-                                ['{"n":%d,"msg":"shrink test"}' % n for n in range(base + i * per, base + (i + 1) * per)])
-              for i in range(nclients)]
-    clients = [qslib.AsyncSend(s, inp, os.path.join(d, "shrink%d.ack" % i),
-                               extra_args=["--streams", "1"] + qslib.paced(per, 8), client_timeout=90)
-               for i, inp in enumerate(inputs)]
+    clients, feeders, rate = fed_compact(s, d, nclients, per, base, "shrink")
     st = wait_stats(s, lambda st: sum(v[0] for v in st.values()) >= nclients, tmo(10))
     gone = {k: v[0] for k, v in st.items() if k >= 2 and v[0] > 0}
     log("shrink: connections per slot %r" % {k: v[0] for k, v in sorted(st.items())})
     if not gone:  # 12 clients, 4 slots: about once in 4000 runs
         log("shrink: note: the flow hash put no client on slots 2-3 this time; only the kept slots are checked")
     for c in clients:
-        c.wait_acked(per // 10, tmo(20))
-    check(all(c.running() for c in clients), "a client finished before the crash: make the inputs bigger")
+        c.wait_acked(int(rate), tmo(20))  # a second's worth
+    check(all(c.running() for c in clients), "a client exited before the crash: %r"
+          % [c.stderr()[-300:] for c in clients if not c.running()][:2])
     os.killpg(s.proc.pid, signal.SIGKILL)
     s.proc.wait(timeout=tmo(10))
     before = [len(c.acked()) for c in clients]
@@ -327,21 +364,19 @@ def part_shrink(recv, d):
     t0 = time.monotonic()
     # every client makes progress again long before its 30 s idle timeout (not scaled for
     # sanitizers: a reset and a reconnect take well under a second there too)
-    slow = list(range(nclients))
-    while slow and time.monotonic() < t0 + 10:
-        slow = [i for i in slow if len(clients[i].acked()) <= before[i] and clients[i].running()]
-        time.sleep(0.1)
+    slow = wait_progress(clients, before, 10)
     took = time.monotonic() - t0
     check(not slow, "clients %r made no progress for 10 s after the restart with 2 acceptors (connections on "
           "slots 2-3: %r); stats %r" % (slow, gone, stats(s)))
     st = wait_stats(s, lambda st: sum(v[1] for v in st.values()) > 0, tmo(5))
     check(sum(v[1] for v in st.values()) > 0 and all(v[2] == 0 for v in st.values()),
           "the restarted acceptors should reset old connections and drop none as misrouted: %r" % st)
+    total = stop_feeds(feeders)
     rcs = wait_clients(clients, tmo(60))
     check(all(rc == 0 for rc in rcs), "clients failed: %r" % rcs)
     acked = [base + i * per + l - 1 for i, c in enumerate(clients) for l in c.acked()]
-    check(len(set(acked)) == nclients * per, "acked %d of %d" % (len(set(acked)), nclients * per))
-    qslib.verify_delivery(recv, acked, tmo(60) + nclients * per / 20000)
+    check(len(set(acked)) == total, "acked %d of %d" % (len(set(acked)), total))
+    qslib.verify_delivery(recv, acked, tmo(60) + total / 20000)
     s.stop()
     kept.close()
     return took, sum(gone.values())

@@ -50,7 +50,7 @@ def run():
     n = q.scale(30000, 30000)
     # 2,500 events/s: the test receiver keeps up, so the spool never fills (a full spool cuts
     # segments short, and short segments are deleted, not reused)
-    load = q.Load(server, n, client_timeout=int(q.tmo(90)), extra_args=q.paced(n, 12))
+    load = q.Load(server, n, client_timeout=int(q.tmo(90)), feed_rate=n / 12)
     load.start_client()
     seg = wait_reused_write_segment(server, load, q.tmo(30))
     check(seg, "writing never moved into a reused segment file (client acked %d of %d, running %s)" % (load.client.acked_count(), n, load.client.running()))

@@ -18,7 +18,7 @@ def run():
     server = q.Server(recv, name="killtree")
     server.start()
     n = q.scale(100000)
-    load = q.Load(server, n, client_timeout=int(q.tmo(20)), extra_args=q.paced(n, 4))
+    load = q.Load(server, n, client_timeout=int(q.tmo(20)), feed_rate=n / 4)
     load.start_client()
     q.mid_stream(load, 0.15)
     # a backlog in the spool at the kill: the receiver goes down for a while before it

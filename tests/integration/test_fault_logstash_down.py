@@ -17,7 +17,7 @@ def run():
     server = q.Server(recv, name="lsdown-mid")
     server.start()
     n = q.scale(100000)
-    load = q.Load(server, n, client_timeout=int(q.tmo(90)), extra_args=q.paced(n, 4))
+    load = q.Load(server, n, client_timeout=int(q.tmo(90)), feed_rate=n / 4)
     load.start_client()
     q.mid_stream(load, 0.1)
     recv.stop()

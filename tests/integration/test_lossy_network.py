@@ -21,15 +21,24 @@ import qslib as q
 from qslib import check, log
 
 
-def send_through(relay, server, lines, extra=(), blackout_at=None, blackout_s=0):
-    """quicstash-send of `lines` to server via relay; returns (exit, summary, stderr, seconds)."""
+def send_through(relay, server, lines, extra=(), blackout_after=None, blackout_s=0):
+    """quicstash-send of `lines` to server via relay; returns (exit, summary, stderr, seconds).
+    blackout_after: once that many events are acknowledged (the send is under way, however long
+    the client took to start), the relay passes nothing for blackout_s seconds."""
     path = os.path.join(server.dir, "in-%d.txt" % time.monotonic_ns())
     q.write_lines(path, lines)
-    argv = [q.SEND, "-s", relay.addr, "--cert", server.cert, "--server-name", "localhost", "--timeout", "60"]
+    ack_log = path + ".acks"
+    argv = [q.SEND, "-s", relay.addr, "--cert", server.cert, "--server-name", "localhost", "--timeout", "60",
+            "--ack-log", ack_log]
     t0 = time.monotonic()
     p = subprocess.Popen(argv + list(extra) + [path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if blackout_at is not None:
-        time.sleep(blackout_at)
+    if blackout_after is not None:
+        deadline = time.monotonic() + q.tmo(30)
+        while p.poll() is None and time.monotonic() < deadline and len(q.read_ack_log(ack_log)) < blackout_after:
+            time.sleep(0.02)
+        check(p.poll() is None and len(q.read_ack_log(ack_log)) >= blackout_after,
+              "the client should be mid-send before the blackout: exit %r, %d acknowledged"
+              % (p.poll(), len(q.read_ack_log(ack_log))))
         relay.blackout(blackout_s)
     try:
         _, err = p.communicate(timeout=q.tmo(180))
@@ -77,7 +86,7 @@ def run():
 
     relay = q.LossyRelay(server.addr, delay_ms=5, seed=9)
     m = q.scale(6000)
-    secs = phase("5 s blackout", server, recv, relay, 2 * n, m, extra=["--max-rate", "1000"], blackout_at=2,
+    secs = phase("5 s blackout", server, recv, relay, 2 * n, m, extra=["--max-rate", "1000"], blackout_after=m // 3,
                  blackout_s=5)
     check(relay.stats["blackout"] > 0, "nothing was sent during the blackout: %r" % dict(relay.stats))
     # 1000/s plus the 5 s gap, plus at most 3 s to find the path again (11.6 s measured for

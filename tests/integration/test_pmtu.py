@@ -76,14 +76,20 @@ def over(ns, family, host, recv):
 def shrink(ns, recv):
     ns.mtu(1500)
     server = q.Server(logstash=recv, host=ns.host_ip).start()
-    n = 20000  # 4 s at --max-rate 5000 on any build: still sending when the MTU drops at 1.5 s
+    n = 20000  # 4 s at --max-rate 5000 on any build: still sending when the MTU drops after a third
     pad = "x" * 500
     path = os.path.join(server.dir, "big.txt")
     q.write_lines(path, [json.dumps({"n": i, "pad": pad}) for i in range(n)])
+    ack_log = path + ".acks"
     argv = ["ip", "netns", "exec", ns.name, q.SEND, "-s", server.addr, "--cert", server.cert, "--server-name",
-            "localhost", "--max-rate", "5000", "--timeout", "20", path]
+            "localhost", "--max-rate", "5000", "--timeout", "20", "--ack-log", ack_log, path]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # the MTU drops once the client has sent for a while (discovery settled), however long it took to start
+    deadline = time.monotonic() + q.tmo(30)
+    while p.poll() is None and time.monotonic() < deadline and len(q.read_ack_log(ack_log)) < n // 3:
+        time.sleep(0.02)
+    check(p.poll() is None and len(q.read_ack_log(ack_log)) >= n // 3, "the client should be mid-send when the "
+          "MTU drops: exit %r, %d acknowledged" % (p.poll(), len(q.read_ack_log(ack_log))))
     ns.mtu(MTU)
     try:
         _, err = p.communicate(timeout=q.tmo(120))

@@ -78,9 +78,10 @@ def under_load():
     server = q.Server(recv, extra=["--parsers", "2"], name="reload")
     server.start()
     per = q.scale(40000)
-    # paced: the clients must still be sending through all five reloads, the kill and the restart
+    # fed: the clients are still sending through all five reloads, the kill and the restart, however
+    # long they take (stop_feed below ends them)
     loads = [q.Load(server, per, start=i * per, client_timeout=int(q.tmo(90)), name="c%d" % i,
-                    extra_args=q.paced(per, 15))
+                    feed_rate=per / 15)
              for i in range(CLIENTS)]
     for l in loads:
         l.start_client()
@@ -120,6 +121,11 @@ def under_load():
     server.stop()
     server.start()
     log("whole tree restarted")
+    for l in loads:  # each client sends again through the restarted tree; then its input ends
+        at = l.client.acked_count()
+        check(l.client.wait_acked(at + 1, q.tmo(30)) > at, "a client made no progress after the restart: %s"
+              % l.client.stderr()[-800:])
+        l.stop_feed()
     rcs = [l.client.wait(q.tmo(180)) for l in loads]
     stop.set()
     errors = sum(1 for rc in rcs if rc != 0)

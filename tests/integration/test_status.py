@@ -123,9 +123,13 @@ def run():
                        q.tmo(10), since, "with Logstash up, backlog 0 B and accepting")
     log("drained: %s" % line)
 
-    time.sleep(5)  # two more stats lines: every report counted
-    counted = re.findall(r"stats, last \d+ s: (\d+) events acknowledged \([0-9]+/s\), (\d+) rejected; now ",
-                         server.log())
+    # two more stats lines (--stats-interval 2) after the drain: every report counted
+    stats_re = re.compile(r"stats, last \d+ s: (\d+) events acknowledged \([0-9]+/s\), (\d+) rejected; now ")
+    at_drain = len(stats_re.findall(server.log()))
+    deadline = time.monotonic() + q.tmo(20)
+    while time.monotonic() < deadline and len(stats_re.findall(server.log())) < at_drain + 2:
+        time.sleep(0.2)
+    counted = stats_re.findall(server.log())
     acked, rejected = sum(int(a) for a, r in counted), sum(int(r) for a, r in counted)
     check((acked, rejected) == (n + len(more), 50), "the stats lines count %d acknowledged and %d rejected, "
           "expected %d and 50 (%d lines)" % (acked, rejected, n + len(more), len(counted)))
