@@ -143,6 +143,8 @@ static char *seg_path(const char *dir, uint64_t id)
 	return p;
 }
 
+static ino_t inode_of(const char *p);
+
 static off_t file_size(const char *p)
 {
 	struct stat st;
@@ -153,19 +155,26 @@ static void test_append_replay(void)
 {
 	char *d = new_dir();
 	struct qs_spool s;
+	char cur[512];
+	snprintf(cur, sizeof(cur), "%s/%s", d, QS_CURSOR_FILE);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.replay.cursor_missing);
+	/* written at open, while there is room: later writes are in place (a full disk cannot stop them) */
+	CHECK(file_size(cur) == QS_CURSOR_FILE_SIZE && s.cw.fd >= 0);
 	CHECK(append(&s, 0, 10) == 0 && append(&s, 10, 5) == 0);
 	CHECK(s.nsegs == 1 && s.total == (uint64_t)file_size(seg_path(d, 1)));
 	qs_spool_close(&s);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
-	CHECK(s.replay.cursor_missing && s.replay.torn_bytes == 0);
+	CHECK(!s.replay.cursor_missing && s.replay.torn_bytes == 0);
 	CHECK(got_range(read_all(&s, NULL), 0, 15));
 	CHECK(qs_spool_persist(&s) == 0);
 	CHECK(append(&s, 15, 3) == 0); /* a new segment: every open starts one */
 	CHECK(s.nsegs == 2);
 	qs_spool_close(&s);
+	ino_t cur_ino = inode_of(cur);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(!s.replay.cursor_missing);
+	CHECK(inode_of(cur) == cur_ino && s.cw.fd >= 0); /* a sound cursor file is kept and written in place */
 	CHECK(got_range(read_all(&s, NULL), 15, 3)); /* nothing shipped twice, nothing lost */
 	qs_spool_close(&s);
 	rm_dir(d);
@@ -570,11 +579,13 @@ static void test_cursor_write_fails(void)
 	struct qs_reaper r;
 	char tmp[4200];
 	make_three(d);
+	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_FILE);
+	CHECK(unlink(tmp) == 0);
+	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_TMP);
+	CHECK(mkdir(tmp, 0700) == 0); /* creating the cursor file (at open, then at the persist) now fails */
 	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
 	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
 	s.reaper = &r;
-	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_TMP);
-	CHECK(mkdir(tmp, 0700) == 0); /* the first cursor write (a file replace) now fails */
 	CHECK(got_range(read_all(&s, NULL), 0, 12));
 	CHECK(qs_spool_persist(&s) == 0);
 	struct timespec pause = {0, 200 * 1000000L};
