@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "shipper/record.h"
 #include "shipper/spool.h"
 #include "shipper/spool_check.h"
+#include "shipper/spool_file.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
 
@@ -846,6 +849,98 @@ static void test_check_repair(void)
 	rm_dir(d);
 }
 
+/* A write into the write segment failed (a full disk): once shipped, that
+ * segment is retired although it never reached its full size, and writing
+ * moves on. Before, it stayed for good and the disk stayed full (issue 26). */
+static void test_roll_after_failed_write(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 10) == 0);
+	int wfd = s.wfd, ro = open(seg_path(d, 1), O_RDONLY);
+	CHECK(ro >= 0 && (s.wfd = ro) >= 0);
+	CHECK(append(&s, 10, 5) == -1 && s.write_failed); /* EBADF standing in for ENOSPC */
+	s.wfd = wfd;
+	close(ro);
+	CHECK(got_range(read_all(&s, NULL), 0, 10));
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(s.nsegs == 1 && s.segs[0].id == 2 && access(seg_path(d, 1), F_OK) != 0);
+	CHECK(append(&s, 10, 5) == 0 && !s.write_failed);
+	qs_spool_close(&s);
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(got_range(read_all(&s, NULL), 10, 5));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "FAIL: a spool file open blocked (FIFO)\n";
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(3);
+	_exit(1);
+}
+
+/* Links and FIFOs under spool names: never followed, never blocking, refused;
+ * a temporary replaces a planted link instead of writing through it; the
+ * housekeeping thread does not hang on a FIFO; the spool skips such entries
+ * (and never reuses their ids). Guarded by an alarm: the old code blocked. */
+static void test_planted_entries(void)
+{
+	char *d = new_dir(), victim[600], p[600];
+	snprintf(victim, sizeof(victim), "%s.victim", d);
+	int fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, "precious\n", 9) == 9);
+	close(fd);
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	int dfd = open(d, O_RDONLY | O_DIRECTORY);
+	const char *names[] = {"0000000000000005.seg", QS_CURSOR_TMP, QS_REPAIR_TMP};
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", d, names[i]);
+		CHECK(symlink(victim, p) == 0);
+		for (int f = 0; f < 3; f++) {
+			int flags[] = {O_RDONLY, O_WRONLY, O_RDWR};
+			CHECK(qs_spool_file_open(dfd, names[i], flags[f]) == -1 && errno == ELOOP);
+		}
+	}
+	fd = qs_spool_file_temp(dfd, QS_CURSOR_TMP); /* the link goes, a new file comes */
+	CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+	close(fd);
+	CHECK(mkfifo(seg_path(d, 3), 0600) == 0);
+	CHECK(qs_spool_file_open(dfd, "0000000000000003.seg", O_RDONLY) == -1 && errno == EINVAL);
+	CHECK(qs_spool_file_open(dfd, "0000000000000003.seg", O_WRONLY) == -1 && errno == EINVAL);
+	struct stat st;
+	CHECK(qs_spool_file_stat(dfd, "0000000000000003.seg", &st) == -1 && errno == EINVAL);
+	struct qs_reaper r;
+	CHECK(qs_reaper_start(&r, dfd, d) == 0);
+	CHECK(qs_reaper_add(&r, 3));
+	qs_reaper_stop(&r); /* used to block in open(O_WRONLY) of the FIFO for good */
+	CHECK(access(seg_path(d, 3), F_OK) != 0);
+	CHECK(mkfifo(seg_path(d, 3), 0600) == 0);
+	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_FILE);
+	CHECK(mkfifo(p, 0600) == 0);
+	struct qs_pos pos;
+	CHECK(qs_cursor_load(dfd, &pos) == -1);
+	struct qs_spool s; /* the FIFO segment and the linked one are skipped; the FIFO cursor counts as corrupt */
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.nsegs == 0 && s.replay.cursor_corrupt && s.next_id == 6);
+	CHECK(append(&s, 0, 3) == 0 && s.segs[0].id == 6);
+	qs_spool_close(&s);
+	CHECK(check_spool(d, false) == 2); /* refused entries are an error */
+	CHECK(check_spool(d, true) == 2);
+	alarm(0);
+	fd = open(victim, O_RDONLY);
+	char buf[32] = {0};
+	CHECK(fd >= 0 && read(fd, buf, sizeof(buf)) == 9 && !memcmp(buf, "precious\n", 9));
+	close(fd);
+	unlink(victim);
+	close(dfd);
+	rm_dir(d);
+}
+
 int main(void)
 {
 	test_append_replay();
@@ -864,5 +959,7 @@ int main(void)
 	test_cursor_write_fails();
 	test_spool_full();
 	test_check_repair();
+	test_roll_after_failed_write();
+	test_planted_entries();
 	return check_report();
 }
