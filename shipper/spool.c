@@ -91,11 +91,13 @@ static int list_segments(struct qs_spool *s)
 
 /* Whether a shipped segment's file may become the next segment's. Only a
  * full-sized one written by this process: its records are all keyed
- * (record.h), so none of them can pass for a record of the next segment. */
+ * (record.h), so none of them can pass for a record of the next segment.
+ * Not while the disk refuses writes: then its space must be freed. */
 static bool recyclable(const struct qs_spool *s, size_t idx)
 {
 	const struct qs_spool_seg *g = &s->segs[idx];
-	return !s->spare_bytes && g->id >= s->first_new_id && g->size >= s->seg_max && idx + 1 < s->nsegs;
+	return !s->spare_bytes && !s->write_failed && g->id >= s->first_new_id && g->size >= s->seg_max &&
+	       idx + 1 < s->nsegs;
 }
 
 /* 0 = gone (queued for deletion, or kept as the spare), 1 = not now (the
@@ -533,6 +535,8 @@ struct qs_pos qs_spool_end(const struct qs_spool *s)
  * size, and kept, it held the disk full for good (issue 26). */
 static void roll_if_shipped(struct qs_spool *s)
 {
+	if (s->write_failed)
+		drop_spare(s); /* a full disk: the spare's blocks are what the next write needs */
 	if (!s->nsegs || s->wfd < 0 || s->pending)
 		return; /* the sync thread may be flushing the write segment */
 	const struct qs_spool_seg *w = &s->segs[s->nsegs - 1];

@@ -852,17 +852,15 @@ static void test_check_repair(void)
 /* A write into the write segment failed (a full disk): once shipped, that
  * segment is retired although it never reached its full size, and writing
  * moves on. Before, it stayed for good and the disk stayed full (issue 26). */
+static void failed_write(struct qs_spool *s, const char *d, int first);
+
 static void test_roll_after_failed_write(void)
 {
 	char *d = new_dir();
 	struct qs_spool s;
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(append(&s, 0, 10) == 0);
-	int wfd = s.wfd, ro = open(seg_path(d, 1), O_RDONLY);
-	CHECK(ro >= 0 && (s.wfd = ro) >= 0);
-	CHECK(append(&s, 10, 5) == -1 && s.write_failed); /* EBADF standing in for ENOSPC */
-	s.wfd = wfd;
-	close(ro);
+	failed_write(&s, d, 10);
 	CHECK(got_range(read_all(&s, NULL), 0, 10));
 	CHECK(qs_spool_persist(&s) == 0);
 	CHECK(s.nsegs == 1 && s.segs[0].id == 2 && access(seg_path(d, 1), F_OK) != 0);
@@ -870,6 +868,40 @@ static void test_roll_after_failed_write(void)
 	qs_spool_close(&s);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(got_range(read_all(&s, NULL), 10, 5));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+/* Makes the next write into the write segment fail (EBADF standing in for ENOSPC). */
+static void failed_write(struct qs_spool *s, const char *d, int first)
+{
+	int wfd = s->wfd, ro = open(seg_path(d, s->segs[s->nsegs - 1].id), O_RDONLY);
+	CHECK(ro >= 0);
+	s->wfd = ro;
+	CHECK(append(s, first, 5) == -1 && s->write_failed);
+	s->wfd = wfd;
+	close(ro);
+}
+
+/* While the disk refuses writes the spare is not kept: its blocks are what
+ * the next write needs (kept, a full disk stayed full with nothing pending). */
+static void test_no_spare_on_full_disk(void)
+{
+	char *d = new_dir(), p[600];
+	struct qs_spool s;
+	struct qs_reaper r;
+	CHECK(open_spool(&s, d, 1 << 20, 4096) == 0);
+	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
+	s.reaper = &r;
+	CHECK(append(&s, 0, 200) == 0 && append(&s, 200, 10) == 0 && s.nsegs == 2);
+	CHECK(got_range(read_all(&s, NULL), 0, 210));
+	CHECK(qs_spool_persist(&s) == 0 && s.spare_bytes && wait_spare(&r));
+	failed_write(&s, d, 210);
+	CHECK(qs_spool_persist(&s) == 0 && s.spare_bytes == 0);
+	snprintf(p, sizeof(p), "%s/%s", d, QS_SPARE_FILE);
+	CHECK(access(p, F_OK) != 0);
+	qs_reaper_stop(&r);
+	s.reaper = NULL;
 	qs_spool_close(&s);
 	rm_dir(d);
 }
@@ -960,6 +992,7 @@ int main(void)
 	test_spool_full();
 	test_check_repair();
 	test_roll_after_failed_write();
+	test_no_spare_on_full_disk();
 	test_planted_entries();
 	return check_report();
 }
