@@ -9,6 +9,7 @@
 
 #include "common/crc32c.h"
 #include "common/wire.h"
+#include "shipper/spool_file.h"
 
 /* Slot layout (version 2), big-endian: u32 magic "QSC2" | u32 version |
  * u64 seq | u64 seg | u64 off | u32 crc32c of the 32 bytes before | u32 zero.
@@ -69,7 +70,7 @@ static int decode_file(const uint8_t *b, size_t n, struct qs_pos *pos, uint64_t 
 
 int qs_cursor_load(int dirfd, struct qs_pos *pos)
 {
-	int fd = openat(dirfd, QS_CURSOR_FILE, O_RDONLY | O_CLOEXEC);
+	int fd = qs_spool_file_open(dirfd, QS_CURSOR_FILE, O_RDONLY);
 	if (fd < 0)
 		return errno == ENOENT ? 1 : -1;
 	uint8_t b[QS_CURSOR_FILE_SIZE + 1];
@@ -86,7 +87,7 @@ int qs_cursor_store(int dirfd, const struct qs_pos *pos)
 	uint8_t b[QS_CURSOR_FILE_SIZE] = {0};
 	encode_slot(b, pos, 0);
 	encode_slot(b + QS_CURSOR_SLOT_GAP, pos, 1);
-	int fd = openat(dirfd, QS_CURSOR_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = qs_spool_file_temp(dirfd, QS_CURSOR_TMP);
 	if (fd < 0)
 		return -1;
 	int rc = write(fd, b, sizeof(b)) == (ssize_t)sizeof(b) && fsync(fd) == 0 ? 0 : -1;
@@ -104,12 +105,32 @@ void qs_cursor_writer_init(struct qs_cursor_writer *w)
 	w->seq = 0;
 }
 
+int qs_cursor_writer_open(struct qs_cursor_writer *w, int dirfd, const struct qs_pos *pos)
+{
+	qs_cursor_writer_close(w);
+	int fd = qs_spool_file_open(dirfd, QS_CURSOR_FILE, O_RDWR);
+	if (fd >= 0) {
+		uint8_t b[QS_CURSOR_FILE_SIZE + 1];
+		ssize_t n = pread(fd, b, sizeof(b), 0);
+		struct qs_pos p;
+		uint64_t seq;
+		if (n == QS_CURSOR_FILE_SIZE && decode_file(b, (size_t)n, &p, &seq) == 0 && p.seg == pos->seg &&
+		    p.off == pos->off) {
+			w->fd = fd;
+			w->seq = seq;
+			return 0;
+		}
+		close(fd);
+	}
+	return qs_cursor_update(w, dirfd, pos);
+}
+
 int qs_cursor_update(struct qs_cursor_writer *w, int dirfd, const struct qs_pos *pos)
 {
 	if (w->fd < 0) {
 		if (qs_cursor_store(dirfd, pos) != 0)
 			return -1;
-		w->fd = openat(dirfd, QS_CURSOR_FILE, O_WRONLY | O_CLOEXEC);
+		w->fd = qs_spool_file_open(dirfd, QS_CURSOR_FILE, O_WRONLY);
 		w->seq = 1; /* qs_cursor_store wrote seq 1 into slot 1 */
 		return w->fd < 0 ? -1 : 0;
 	}

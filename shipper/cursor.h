@@ -44,6 +44,10 @@ struct qs_cursor_writer {
 	uint64_t seq; /* of the newest slot */
 };
 void qs_cursor_writer_init(struct qs_cursor_writer *w);
+/* Opens the writer before its first update: a valid two-slot file holding
+ * pos is kept and written in place from then on (no new file, no space
+ * needed); anything else is replaced by one holding pos. 0, or -1 with errno. */
+int qs_cursor_writer_open(struct qs_cursor_writer *w, int dirfd, const struct qs_pos *pos);
 /* 0, or -1 with errno (the file then still holds an older cursor). */
 int qs_cursor_update(struct qs_cursor_writer *w, int dirfd, const struct qs_pos *pos);
 void qs_cursor_writer_close(struct qs_cursor_writer *w);

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "shipper/record.h"
 #include "shipper/spool.h"
+#include "shipper/spool_file.h"
 
 #define CHUNK (1024u * 1024)
 
@@ -120,6 +121,17 @@ bool qs_reader_offer(struct qs_reader *r, uint64_t seg, uint64_t off, const uint
 	return parse(r, off, len, UINT64_MAX, true, &more) == 0 && r->end.off == off + len;
 }
 
+/* A segment whose name now holds a link, a FIFO...: its records are gone
+ * (whoever replaced the file took them); counted as damage and skipped,
+ * never followed, never waited for (a FIFO blocked the loop for good). */
+static void skip_refused(struct qs_reader *r, struct qs_pos at, uint64_t size)
+{
+	qs_err("spool: segment %016" PRIx64 " is %s: its %" PRIu64 " unread bytes are skipped as damage", at.seg,
+	       qs_spool_file_error(errno), size - at.off);
+	r->damaged_bytes += size - at.off;
+	qs_reader_rewind(r, (struct qs_pos){.seg = at.seg, .off = size});
+}
+
 long qs_reader_fill(struct qs_reader *r, struct qs_spool *s)
 {
 	if (r->idx < r->n)
@@ -141,6 +153,10 @@ long qs_reader_fill(struct qs_reader *r, struct qs_spool *s)
 		}
 		if (r->fd < 0) {
 			r->fd = qs_spool_open_seg(s, at.seg);
+			if (r->fd < 0 && (errno == ELOOP || errno == EINVAL)) {
+				skip_refused(r, at, (uint64_t)size);
+				continue;
+			}
 			if (r->fd < 0)
 				return -1;
 			r->fd_seg = at.seg;

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "shipper/spool.h"
+#include "shipper/spool_file.h"
 
 /* Shrinks the file in steps before the unlink: freeing a whole 64 MiB
  * segment at once holds one ext4 journal handle for ~20 ms, and every
@@ -18,9 +19,9 @@
 
 static void shrink(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+	int fd = qs_spool_file_open(dirfd, name, O_WRONLY); /* a FIFO here blocked the thread for good */
 	if (fd < 0)
-		return;
+		return; /* not a regular file (or gone): the unlink removes the name itself */
 	off_t size = lseek(fd, 0, SEEK_END);
 	while (size > 0) {
 		size = size > SHRINK_STEP ? size - SHRINK_STEP : 0;

@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "shipper/reaper.h"
 #include "shipper/record.h"
+#include "shipper/spool_file.h"
 #include "shipper/stage.h"
 
 void qs_seg_name(char *out, size_t len, uint64_t id)
@@ -66,9 +68,17 @@ static int list_segments(struct qs_spool *s)
 	uint64_t id;
 	while ((e = readdir(d))) {
 		struct stat st;
-		if (!qs_seg_parse_name(e->d_name, &id) || fstatat(s->dirfd, e->d_name, &st, 0) != 0)
+		bool seg = qs_seg_parse_name(e->d_name, &id);
+		if (seg && id > s->max_seen_id)
+			s->max_seen_id = id; /* never reuse the name, whatever holds it */
+		if (!qs_spool_file_known(e->d_name))
 			continue;
-		if (push_seg(s, id, (uint64_t)st.st_size)) {
+		if (qs_spool_file_stat(s->dirfd, e->d_name, &st) != 0) {
+			if (errno != ENOENT)
+				qs_warn("spool: %s/%s is %s: ignored", s->dir, e->d_name, qs_spool_file_error(errno));
+			continue;
+		}
+		if (seg && push_seg(s, id, (uint64_t)st.st_size)) {
 			closedir(d);
 			return -1;
 		}
@@ -81,11 +91,13 @@ static int list_segments(struct qs_spool *s)
 
 /* Whether a shipped segment's file may become the next segment's. Only a
  * full-sized one written by this process: its records are all keyed
- * (record.h), so none of them can pass for a record of the next segment. */
+ * (record.h), so none of them can pass for a record of the next segment.
+ * Not while the disk refuses writes: then its space must be freed. */
 static bool recyclable(const struct qs_spool *s, size_t idx)
 {
 	const struct qs_spool_seg *g = &s->segs[idx];
-	return !s->spare_bytes && g->id >= s->first_new_id && g->size >= s->seg_max && idx + 1 < s->nsegs;
+	return !s->spare_bytes && !s->write_failed && g->id >= s->first_new_id && g->size >= s->seg_max &&
+	       idx + 1 < s->nsegs;
 }
 
 /* 0 = gone (queued for deletion, or kept as the spare), 1 = not now (the
@@ -165,10 +177,10 @@ static int verify_tail(struct qs_spool *s)
 	struct qs_spool_seg *last = &s->segs[s->nsegs - 1];
 	char name[32];
 	qs_seg_name(name, sizeof(name), last->id);
-	int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
+	int fd = qs_spool_file_open(s->dirfd, name, O_RDWR);
 	struct qs_seg_summary sum;
 	if (fd < 0 || qs_seg_summarize(fd, qs_seg_key(last->id), last->size, 0, &sum) != 0) {
-		qs_err("spool: cannot read %s/%s: %s", s->dir, name, strerror(errno));
+		qs_err("spool: cannot read %s/%s: %s", s->dir, name, qs_spool_file_error(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -199,6 +211,33 @@ static int verify_tail(struct qs_spool *s)
 	return 0;
 }
 
+/* A segment is retired only once it is shipped and writing moved on, so on a
+ * file system smaller than the spool limit, segments of limit/8 would fill
+ * the disk before ever being rolled: segments are kept to 1/8 of the file
+ * system too (at least 64 KiB), and shipping frees space as it goes. */
+static uint64_t fit_seg_max(int dirfd, uint64_t seg_max)
+{
+	struct statvfs fs;
+	if (fstatvfs(dirfd, &fs) != 0 || !fs.f_blocks)
+		return seg_max;
+	uint64_t cap = (uint64_t)fs.f_blocks * fs.f_frsize / 8;
+	cap = cap < 65536 ? 65536 : cap;
+	return cap < seg_max ? cap : seg_max;
+}
+
+/* The cursor file is made ready now, while there is room: every later write
+ * is in place and allocates nothing. On a full disk, the cursor write that
+ * retires a shipped segment must not need space itself (it would wait for
+ * the deletion that waits for it). */
+static void ready_cursor(struct qs_spool *s)
+{
+	if (qs_cursor_writer_open(&s->cw, s->dirfd, &s->cursor) == 0)
+		s->persisted = s->cursor;
+	else
+		qs_warn("spool: cannot write the cursor in %s: %s (tried again when it moves)", s->dir,
+			qs_spool_file_error(errno));
+}
+
 int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 {
 	memset(s, 0, sizeof(*s));
@@ -217,6 +256,8 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 		}
 		s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
+	if (s->dirfd >= 0)
+		s->seg_max = fit_seg_max(s->dirfd, s->seg_max);
 	if (s->dirfd < 0 || list_segments(s) != 0) {
 		qs_err("spool: cannot read %s: %s", s->dir, strerror(errno));
 		qs_spool_close(s);
@@ -231,9 +272,10 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 		return -1;
 	}
 	clamp_cursor(s); /* the cut may have moved the end below the cursor */
-	uint64_t newest = s->nsegs ? s->segs[s->nsegs - 1].id : 0;
+	uint64_t newest = s->max_seen_id;
 	s->next_id = (newest > s->cursor.seg ? newest : s->cursor.seg) + 1;
 	s->first_new_id = s->next_id;
+	ready_cursor(s);
 	return 0;
 }
 
@@ -320,7 +362,7 @@ static int create_segment(struct qs_spool *s, const char *name, uint64_t *walloc
 		s->spare_bytes = 0;
 		struct stat st;
 		if (renameat(s->dirfd, QS_SPARE_FILE, s->dirfd, name) == 0) {
-			int fd = openat(s->dirfd, name, O_WRONLY | O_CLOEXEC);
+			int fd = qs_spool_file_open(s->dirfd, name, O_WRONLY);
 			if (fd >= 0 && fstat(fd, &st) == 0) {
 				*walloc = (uint64_t)st.st_size;
 				return fd;
@@ -332,7 +374,7 @@ static int create_segment(struct qs_spool *s, const char *name, uint64_t *walloc
 			unlinkat(s->dirfd, QS_SPARE_FILE, 0);
 		}
 	}
-	return openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return qs_spool_file_open(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL);
 }
 
 /* Every open starts a fresh segment, so we never append after a tail that a
@@ -412,11 +454,13 @@ int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len)
 	qs_rec_seal(buf, len, qs_seg_key(w->id));
 	if (write_all(s->wfd, buf, len, w->size) == 0) {
 		s->pending = len;
+		s->write_failed = false;
 		s->written = (struct qs_pos){.seg = w->id, .off = w->size};
 		return 0;
 	}
 	int e = errno;
 	cut_back(s);
+	s->write_failed = true;
 	errno = e;
 	return -1;
 }
@@ -431,6 +475,7 @@ void qs_spool_sync_done(struct qs_spool *s, bool ok)
 		s->total += s->pending;
 	} else {
 		cut_back(s);
+		s->write_failed = true;
 	}
 	s->pending = 0;
 }
@@ -467,7 +512,7 @@ int qs_spool_open_seg(const struct qs_spool *s, uint64_t id)
 {
 	char name[32];
 	qs_seg_name(name, sizeof(name), id);
-	return openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+	return qs_spool_file_open(s->dirfd, name, O_RDONLY);
 }
 
 void qs_spool_advance(struct qs_spool *s, struct qs_pos pos)
@@ -485,14 +530,19 @@ struct qs_pos qs_spool_end(const struct qs_spool *s)
 }
 
 /* A fully shipped write segment can only be retired once writing has moved
- * on: without this a spool whose one big segment is shipped stays full. */
+ * on: without this a spool whose one big segment is shipped stays full. The
+ * same when a write into it failed (a full disk): it may never reach its full
+ * size, and kept, it held the disk full for good (issue 26). */
 static void roll_if_shipped(struct qs_spool *s)
 {
+	if (s->write_failed)
+		drop_spare(s); /* a full disk: the spare's blocks are what the next write needs */
 	if (!s->nsegs || s->wfd < 0 || s->pending)
 		return; /* the sync thread may be flushing the write segment */
 	const struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
 	bool shipped = s->cursor.seg == w->id && s->cursor.off == w->size && w->size > 0;
-	if (shipped && (w->size >= s->seg_max || s->total >= s->max_bytes) && new_segment(s) == 0)
+	bool stuck = w->size >= s->seg_max || s->total >= s->max_bytes || s->write_failed;
+	if (shipped && stuck && new_segment(s) == 0)
 		s->cursor = (struct qs_pos){.seg = s->segs[s->nsegs - 1].id, .off = 0};
 }
 

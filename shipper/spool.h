@@ -50,6 +50,9 @@ struct qs_spool {
 	uint64_t walloc;    /* the write segment's file size when it reuses a spare, else 0 */
 	uint64_t spare_bytes; /* a shipped segment kept as the next one's file: counted against max_bytes */
 	uint64_t first_new_id; /* segments from this id on were written by this process (keyed records only) */
+	uint64_t max_seen_id;  /* the highest segment name in the directory at open, even one refused */
+	bool write_failed;     /* the last write or fdatasync failed (a full disk?): the write segment
+	                        * may never grow again, so once shipped it is retired (roll_if_shipped) */
 	struct qs_pos written;   /* where the last qs_spool_write put its buffer */
 	struct qs_pos cursor;    /* what the output has taken (in memory) */
 	struct qs_pos persisted; /* what the cursor file says, or will say before any deletion it allows */
@@ -106,6 +109,8 @@ struct qs_pos qs_spool_end(const struct qs_spool *s);
  * wholly before it: in that order, so a crash in between only leaves
  * leftovers that the next open deletes. 0, or -1 (logged). */
 int qs_spool_persist(struct qs_spool *s);
+
+#define QS_REPAIR_TMP "repair.tmp" /* --repair's rewrite of a damaged segment */
 
 /* Segment file names: <16 lowercase hex digits>.seg */
 void qs_seg_name(char *out, size_t len, uint64_t id);

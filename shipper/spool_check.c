@@ -21,6 +21,7 @@
 #include "shipper/cursor.h"
 #include "shipper/record.h"
 #include "shipper/spool.h"
+#include "shipper/spool_file.h"
 
 struct check {
 	const char *dir;
@@ -41,6 +42,18 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A spool name held by a link, a FIFO, a directory...: reported and left
+ * alone (never followed, never opened, never repaired). */
+static bool refused(struct check *c, const char *name)
+{
+	struct stat st;
+	if (!qs_spool_file_known(name) || qs_spool_file_stat(c->dirfd, name, &st) == 0 || errno == ENOENT)
+		return false;
+	printf("error: %s/%s is %s\n", c->dir, name, qs_spool_file_error(errno));
+	c->errors++;
+	return true;
+}
+
 static int list(struct check *c)
 {
 	DIR *d = fdopendir(dup(c->dirfd));
@@ -50,7 +63,7 @@ static int list(struct check *c)
 	uint64_t id;
 	size_t cap = 0;
 	while ((e = readdir(d))) {
-		if (!qs_seg_parse_name(e->d_name, &id))
+		if (refused(c, e->d_name) || !qs_seg_parse_name(e->d_name, &id))
 			continue;
 		if (c->n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -97,13 +110,14 @@ static int rewrite_segment(struct check *c, const char *name, int fd, uint64_t s
 	qs_seg_parse_name(name, &id);
 	if (c->cursor_rc == 0 && c->cursor.seg == id)
 		rw.cursor_off = c->cursor.off;
-	rw.fd = openat(c->dirfd, "repair.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	rw.fd = qs_spool_file_temp(c->dirfd, QS_REPAIR_TMP);
 	if (rw.fd < 0 || qs_seg_walk(fd, qs_seg_key(id), 0, size, rewrite_cb, &rw) != 0 || rw.err || fsync(rw.fd) != 0 ||
-	    renameat(c->dirfd, "repair.tmp", c->dirfd, name) != 0 || fsync(c->dirfd) != 0) {
-		printf("error: cannot rewrite %s/%s: %s\n", c->dir, name, strerror(rw.err ? rw.err : errno));
+	    renameat(c->dirfd, QS_REPAIR_TMP, c->dirfd, name) != 0 || fsync(c->dirfd) != 0) {
+		printf("error: cannot rewrite %s/%s: %s\n", c->dir, name,
+		       qs_spool_file_error(rw.err ? rw.err : errno));
 		if (rw.fd >= 0)
 			close(rw.fd);
-		unlinkat(c->dirfd, "repair.tmp", 0);
+		unlinkat(c->dirfd, QS_REPAIR_TMP, 0);
 		return -1;
 	}
 	close(rw.fd);
@@ -133,10 +147,10 @@ static void check_segment(struct check *c, uint64_t id)
 {
 	char name[32];
 	qs_seg_name(name, sizeof(name), id);
-	int fd = openat(c->dirfd, name, (c->repair ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	int fd = qs_spool_file_open(c->dirfd, name, c->repair ? O_RDWR : O_RDONLY);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		printf("error: cannot open %s/%s: %s\n", c->dir, name, strerror(errno));
+		printf("error: cannot open %s/%s: %s\n", c->dir, name, qs_spool_file_error(errno));
 		c->errors++;
 		if (fd >= 0)
 			close(fd);
@@ -197,7 +211,7 @@ static void check_cursor(struct check *c)
 	char name[32];
 	struct stat st;
 	qs_seg_name(name, sizeof(name), c->cursor.seg);
-	if (fstatat(c->dirfd, name, &st, 0) == 0 && c->cursor.off > (uint64_t)st.st_size) {
+	if (qs_spool_file_stat(c->dirfd, name, &st) == 0 && c->cursor.off > (uint64_t)st.st_size) {
 		printf("DAMAGE: cursor offset is past the end of %s (%lld bytes)\n", name, (long long)st.st_size);
 		c->cursor.off = (uint64_t)st.st_size;
 		c->cursor_dirty = true;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "shipper/record.h"
 #include "shipper/spool.h"
 #include "shipper/spool_check.h"
+#include "shipper/spool_file.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
 
@@ -143,6 +146,8 @@ static char *seg_path(const char *dir, uint64_t id)
 	return p;
 }
 
+static ino_t inode_of(const char *p);
+
 static off_t file_size(const char *p)
 {
 	struct stat st;
@@ -153,19 +158,26 @@ static void test_append_replay(void)
 {
 	char *d = new_dir();
 	struct qs_spool s;
+	char cur[512];
+	snprintf(cur, sizeof(cur), "%s/%s", d, QS_CURSOR_FILE);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.replay.cursor_missing);
+	/* written at open, while there is room: later writes are in place (a full disk cannot stop them) */
+	CHECK(file_size(cur) == QS_CURSOR_FILE_SIZE && s.cw.fd >= 0);
 	CHECK(append(&s, 0, 10) == 0 && append(&s, 10, 5) == 0);
 	CHECK(s.nsegs == 1 && s.total == (uint64_t)file_size(seg_path(d, 1)));
 	qs_spool_close(&s);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
-	CHECK(s.replay.cursor_missing && s.replay.torn_bytes == 0);
+	CHECK(!s.replay.cursor_missing && s.replay.torn_bytes == 0);
 	CHECK(got_range(read_all(&s, NULL), 0, 15));
 	CHECK(qs_spool_persist(&s) == 0);
 	CHECK(append(&s, 15, 3) == 0); /* a new segment: every open starts one */
 	CHECK(s.nsegs == 2);
 	qs_spool_close(&s);
+	ino_t cur_ino = inode_of(cur);
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(!s.replay.cursor_missing);
+	CHECK(inode_of(cur) == cur_ino && s.cw.fd >= 0); /* a sound cursor file is kept and written in place */
 	CHECK(got_range(read_all(&s, NULL), 15, 3)); /* nothing shipped twice, nothing lost */
 	qs_spool_close(&s);
 	rm_dir(d);
@@ -570,11 +582,13 @@ static void test_cursor_write_fails(void)
 	struct qs_reaper r;
 	char tmp[4200];
 	make_three(d);
+	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_FILE);
+	CHECK(unlink(tmp) == 0);
+	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_TMP);
+	CHECK(mkdir(tmp, 0700) == 0); /* creating the cursor file (at open, then at the persist) now fails */
 	CHECK(open_spool(&s, d, 1 << 20, 1) == 0);
 	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
 	s.reaper = &r;
-	snprintf(tmp, sizeof(tmp), "%s/%s", d, QS_CURSOR_TMP);
-	CHECK(mkdir(tmp, 0700) == 0); /* the first cursor write (a file replace) now fails */
 	CHECK(got_range(read_all(&s, NULL), 0, 12));
 	CHECK(qs_spool_persist(&s) == 0);
 	struct timespec pause = {0, 200 * 1000000L};
@@ -835,6 +849,131 @@ static void test_check_repair(void)
 	rm_dir(d);
 }
 
+/* A write into the write segment failed (a full disk): once shipped, that
+ * segment is retired although it never reached its full size, and writing
+ * moves on. Before, it stayed for good and the disk stayed full (issue 26). */
+static void failed_write(struct qs_spool *s, const char *d, int first);
+
+static void test_roll_after_failed_write(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(append(&s, 0, 10) == 0);
+	failed_write(&s, d, 10);
+	CHECK(got_range(read_all(&s, NULL), 0, 10));
+	CHECK(qs_spool_persist(&s) == 0);
+	CHECK(s.nsegs == 1 && s.segs[0].id == 2 && access(seg_path(d, 1), F_OK) != 0);
+	CHECK(append(&s, 10, 5) == 0 && !s.write_failed);
+	qs_spool_close(&s);
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(got_range(read_all(&s, NULL), 10, 5));
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+/* Makes the next write into the write segment fail (EBADF standing in for ENOSPC). */
+static void failed_write(struct qs_spool *s, const char *d, int first)
+{
+	int wfd = s->wfd, ro = open(seg_path(d, s->segs[s->nsegs - 1].id), O_RDONLY);
+	CHECK(ro >= 0);
+	s->wfd = ro;
+	CHECK(append(s, first, 5) == -1 && s->write_failed);
+	s->wfd = wfd;
+	close(ro);
+}
+
+/* While the disk refuses writes the spare is not kept: its blocks are what
+ * the next write needs (kept, a full disk stayed full with nothing pending). */
+static void test_no_spare_on_full_disk(void)
+{
+	char *d = new_dir(), p[600];
+	struct qs_spool s;
+	struct qs_reaper r;
+	CHECK(open_spool(&s, d, 1 << 20, 4096) == 0);
+	CHECK(qs_reaper_start(&r, s.dirfd, d) == 0);
+	s.reaper = &r;
+	CHECK(append(&s, 0, 200) == 0 && append(&s, 200, 10) == 0 && s.nsegs == 2);
+	CHECK(got_range(read_all(&s, NULL), 0, 210));
+	CHECK(qs_spool_persist(&s) == 0 && s.spare_bytes && wait_spare(&r));
+	CHECK(append(&s, 210, 5) == 0); /* not shipped: writing does not move on into the spare */
+	failed_write(&s, d, 215);
+	CHECK(qs_spool_persist(&s) == 0 && s.spare_bytes == 0);
+	snprintf(p, sizeof(p), "%s/%s", d, QS_SPARE_FILE);
+	CHECK(access(p, F_OK) != 0);
+	qs_reaper_stop(&r);
+	s.reaper = NULL;
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "FAIL: a spool file open blocked (FIFO)\n";
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(3);
+	_exit(1);
+}
+
+/* Links and FIFOs under spool names: never followed, never blocking, refused;
+ * a temporary replaces a planted link instead of writing through it; the
+ * housekeeping thread does not hang on a FIFO; the spool skips such entries
+ * (and never reuses their ids). Guarded by an alarm: the old code blocked. */
+static void test_planted_entries(void)
+{
+	char *d = new_dir(), victim[600], p[600];
+	snprintf(victim, sizeof(victim), "%s.victim", d);
+	int fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, "precious\n", 9) == 9);
+	close(fd);
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	int dfd = open(d, O_RDONLY | O_DIRECTORY);
+	const char *names[] = {"0000000000000005.seg", QS_CURSOR_TMP, QS_REPAIR_TMP};
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", d, names[i]);
+		CHECK(symlink(victim, p) == 0);
+		for (int f = 0; f < 3; f++) {
+			int flags[] = {O_RDONLY, O_WRONLY, O_RDWR};
+			CHECK(qs_spool_file_open(dfd, names[i], flags[f]) == -1 && errno == ELOOP);
+		}
+	}
+	fd = qs_spool_file_temp(dfd, QS_CURSOR_TMP); /* the link goes, a new file comes */
+	CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+	close(fd);
+	CHECK(mkfifo(seg_path(d, 3), 0600) == 0);
+	CHECK(qs_spool_file_open(dfd, "0000000000000003.seg", O_RDONLY) == -1 && errno == EINVAL);
+	CHECK(qs_spool_file_open(dfd, "0000000000000003.seg", O_WRONLY) == -1 && errno == EINVAL);
+	struct stat st;
+	CHECK(qs_spool_file_stat(dfd, "0000000000000003.seg", &st) == -1 && errno == EINVAL);
+	struct qs_reaper r;
+	CHECK(qs_reaper_start(&r, dfd, d) == 0);
+	CHECK(qs_reaper_add(&r, 3));
+	qs_reaper_stop(&r); /* used to block in open(O_WRONLY) of the FIFO for good */
+	CHECK(access(seg_path(d, 3), F_OK) != 0);
+	CHECK(mkfifo(seg_path(d, 3), 0600) == 0);
+	snprintf(p, sizeof(p), "%s/%s", d, QS_CURSOR_FILE);
+	CHECK(mkfifo(p, 0600) == 0);
+	struct qs_pos pos;
+	CHECK(qs_cursor_load(dfd, &pos) == -1);
+	struct qs_spool s; /* the FIFO segment and the linked one are skipped; the FIFO cursor counts as corrupt */
+	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
+	CHECK(s.nsegs == 0 && s.replay.cursor_corrupt && s.next_id == 6);
+	CHECK(append(&s, 0, 3) == 0 && s.segs[0].id == 6);
+	qs_spool_close(&s);
+	CHECK(check_spool(d, false) == 2); /* refused entries are an error */
+	CHECK(check_spool(d, true) == 2);
+	alarm(0);
+	fd = open(victim, O_RDONLY);
+	char buf[32] = {0};
+	CHECK(fd >= 0 && read(fd, buf, sizeof(buf)) == 9 && !memcmp(buf, "precious\n", 9));
+	close(fd);
+	unlink(victim);
+	close(dfd);
+	rm_dir(d);
+}
+
 int main(void)
 {
 	test_append_replay();
@@ -853,5 +992,8 @@ int main(void)
 	test_cursor_write_fails();
 	test_spool_full();
 	test_check_repair();
+	test_roll_after_failed_write();
+	test_no_spare_on_full_disk();
+	test_planted_entries();
 	return check_report();
 }
