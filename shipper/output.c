@@ -243,6 +243,7 @@ static void run(struct qs_output *o)
 			return fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
 		written(o, on_wire(o, (size_t)w), qs_reader_done(&o->rd));
+		o->last_write_ms = qs_now_ns() / 1000000;
 		o->dirty = true;
 		done += (size_t)w;
 	}
@@ -276,6 +277,7 @@ static void up(struct qs_output *o)
 	o->wire_mark = o->tls ? qs_tls_wire_bytes(o->tls) : 0;
 	o->unanswered_since_ms = 0;
 	qs_settle_reset(&o->settle, unread_max);
+	o->last_write_ms = o->unproven_since_ms = qs_now_ns() / 1000000;
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	event_add(o->rev, NULL);
 	run(o);
@@ -340,10 +342,25 @@ static void on_establish_timeout(evutil_socket_t fd, short what, void *arg)
 /* The spool is short of room: what was written but not proven read must be
  * proven now, or the spool could fill with it for good (a segment retires
  * only once the cursor is past it, and nothing new is written to push the
- * cursor on). */
+ * cursor on). A disk that refused a write is short of room whatever
+ * --spool-max-bytes says. */
 static bool spool_pressed(const struct qs_output *o)
 {
-	return qs_spool_room(o->spool) < o->spool->max_bytes / 4;
+	return qs_spool_room(o->spool) < o->spool->max_bytes / 4 || o->spool->write_failed;
+}
+
+/* An unproven tail must not wait for depth that may never come: once nothing
+ * was written for PROVE_IDLE_MS (a pause in the traffic), or the oldest
+ * unproven byte is PROVE_MAX_MS old (a trickle that never pauses), it is
+ * proven by a drain. Without this an idle output kept its last bytes
+ * unproven for good: a crash resent them, and the segments holding them were
+ * never retired. One reconnection per pause, or per minute at most. */
+#define PROVE_IDLE_MS 2000
+#define PROVE_MAX_MS 60000
+
+static bool tail_stale(const struct qs_output *o, uint64_t now_ms)
+{
+	return now_ms - o->last_write_ms >= PROVE_IDLE_MS || now_ms - o->unproven_since_ms >= PROVE_MAX_MS;
 }
 
 /* All is written (up to the freeze) and a stop or a filling spool needs it
@@ -364,11 +381,13 @@ static void drain_tick(struct qs_output *o)
 {
 	/* bytes written on this connection, not only positions: a connection
 	 * that wrote nothing needs no proof (and must not cycle) */
+	uint64_t now_ms = qs_now_ns() / 1000000;
+	if (!qs_settle_pending(&o->settle))
+		o->unproven_since_ms = now_ms;
 	if (o->state == QS_OUT_UP && o->idle && !o->tls_pending && o->settle.written > 0 &&
-	    qs_settle_pending(&o->settle) && (o->frozen || spool_pressed(o)))
+	    qs_settle_pending(&o->settle) && (o->frozen || spool_pressed(o) || tail_stale(o, now_ms)))
 		return drain_start(o);
-	if (o->state == QS_OUT_DRAINING &&
-	    qs_now_ns() / 1000000 - o->drain_since_ms >= o->cfg->logstash_timeout_s * 1000ull)
+	if (o->state == QS_OUT_DRAINING && now_ms - o->drain_since_ms >= o->cfg->logstash_timeout_s * 1000ull)
 		fail(o, "no close from Logstash after our end of data", ETIMEDOUT);
 }
 
