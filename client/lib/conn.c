@@ -275,6 +275,7 @@ int qs_conn_open(struct qs_client *c)
 	return 0;
 }
 
+#ifdef QS_TEST_HOOKS
 int qs_client_test_rebind(struct qs_client *c)
 {
 	if (!c->conn || c->fd < 0)
@@ -301,6 +302,7 @@ int qs_client_test_rebind(struct qs_client *c)
 	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->local;
 	return ntohs(c->local.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
 }
+#endif
 
 static void send_close(struct qs_client *c)
 {
