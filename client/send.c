@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "client/send.h"
+#include "common/clock.h"
 
 static const char usage[] =
 	"usage: quicstash-send [options] [FILE...]\n"
@@ -63,9 +64,7 @@ static const struct option long_opts[] = {
 
 double send_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)qs_now_ns() / 1e9;
 }
 
 static int bad(const char *fmt, const char *arg)

@@ -12,12 +12,11 @@
 #include <unistd.h>
 
 #include "client/lib/internal.h"
+#include "common/clock.h"
 
 uint64_t qs_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NGTCP2_SECONDS + (uint64_t)ts.tv_nsec;
+	return qs_now_ns(); /* ngtcp2 counts in ns (NGTCP2_SECONDS) */
 }
 
 static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
