@@ -15,8 +15,12 @@ all: build
 deps:
 	@scripts/install-deps
 
+# The developer's tree, shared by run, test and bench: with the test-only hooks
+# (QS_TEST_HOOKS; inert unless a QS_TEST_* variable or --test-* option is given).
+# A plain cmake build, the one users and packagers make, has none
+# (docs/ARCHITECTURE.md, "Test-only hooks").
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQS_WERROR=ON >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQS_WERROR=ON -DQS_TEST_HOOKS=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -26,7 +30,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
 
 test-asan: deps
-	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DQS_SANITIZE=ON -DQS_WERROR=ON >/dev/null
+	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DQS_SANITIZE=ON -DQS_WERROR=ON -DQS_TEST_HOOKS=ON >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
 

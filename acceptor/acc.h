@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/eventid.h"
 #include "common/wire.h"
@@ -221,13 +222,12 @@ struct acc {
 };
 
 /* acceptor.c */
-uint64_t acc_mono_ns(void);
-/* This acceptor's IPC channel (endpoints, .acceptor in records): see ipc/zsock.h. */
+/* This acceptor's IPC channel (endpoints, .acceptor in records): see ipc/zsock.h
+ * and, for its slot and steering key, docs/ARCHITECTURE.md, "Glossary". */
 static inline unsigned acc_channel(const struct acc *a)
 {
 	return qs_acceptor_channel(a->cfg->steer_key, a->cfg->acceptors);
 }
-uint64_t acc_real_ns(void);
 void acc_schedule_flush(struct acc *a);
 
 /* tls.c */

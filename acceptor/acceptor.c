@@ -21,16 +21,6 @@
 #define ACC_GOAWAY_MS 1000
 #define ACC_GOAWAY_WAIT_NS (1000ull * 1000000)
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t acc_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
-uint64_t acc_real_ns(void) { return clock_ns(CLOCK_REALTIME); }
-
 void acc_schedule_flush(struct acc *a)
 {
 	if (a->flush_ev)
@@ -92,7 +82,7 @@ static void goaway_all(struct acc *a)
  * arrive, then close with NO_ERROR. */
 static void stop_step(struct acc *a)
 {
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	if (a->stopping == 1 && (acc_frames_unresolved(a) == 0 || now >= a->stop_deadline)) {
 		if (acc_frames_unresolved(a))
 			qs_info("shutdown: %u frames still unresolved, clients will resend them",
@@ -120,14 +110,14 @@ static void begin_stop(struct acc *a, const char *why, bool drain)
 	if (drain)
 		goaway_all(a);
 	a->stopping = 1;
-	a->stop_deadline = acc_mono_ns() + ACC_SHUTDOWN_WAIT_NS;
+	a->stop_deadline = qs_now_ns() + ACC_SHUTDOWN_WAIT_NS;
 	stop_step(a);
 }
 
 /* Once a second: what this acceptor did, for the service's status line. */
 static void report(struct acc *a)
 {
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	if (a->cfg->ctl_fd < 0 || now - a->report_mono < 1000000000ull)
 		return;
 	a->report_mono = now;
@@ -251,7 +241,7 @@ int acceptor_main(const struct qs_config *cfg)
 	a.cfg = cfg;
 	qs_heap_tune();
 	a.free_head = a.q_head = a.q_tail = ACC_NONE;
-	a.start_mono = acc_mono_ns();
+	a.start_mono = qs_now_ns();
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;
 	a.stream_window = w > 4ull * 1024 * 1024 ? w : 4ull * 1024 * 1024;
 	a.conn_window = 4 * a.stream_window;

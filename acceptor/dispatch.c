@@ -56,7 +56,7 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED,
 		   a->stopping ? "busy: shutting down" : "busy: connection limit reached");
 	a->refused++;
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	if (now - a->refuse_log_mono >= ACC_REFUSE_LOG_NS || !a->refuse_log_mono) {
 		qs_info("refused %u new connection(s): %s (limit %u)", a->refused,
 			a->stopping ? "shutting down" : "connection limit reached", conn_limit(a));
@@ -74,7 +74,7 @@ static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen
 		return;
 	case ACC_CONN_CLOSING:
 		/* The peer did not get our CONNECTION_CLOSE yet; at most one resend per ms. */
-		if (acc_mono_ns() - c->close_last_mono > 1000000)
+		if (qs_now_ns() - c->close_last_mono > 1000000)
 			acc_conn_send_close(c);
 		return;
 	case ACC_CONN_DRAINING:
@@ -97,7 +97,7 @@ static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen
 
 static bool sr_take(struct acc *a)
 {
-	uint64_t now = acc_mono_ns(), limit = conn_limit(a);
+	uint64_t now = qs_now_ns(), limit = conn_limit(a);
 	if (limit < ACC_SR_MIN)
 		limit = ACC_SR_MIN;
 	if (!a->sr_refill_mono) {
@@ -196,7 +196,7 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 		return;
 	ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token2(token, a->secret, sizeof(a->secret), hd->version,
 							      (const ngtcp2_sockaddr *)from, fromlen, &scid,
-							      &hd->dcid, acc_real_ns());
+							      &hd->dcid, qs_realtime_ns());
 	if (tl < 0)
 		return;
 	size_t max = 3 * pktlen < sizeof(buf) ? 3 * pktlen : sizeof(buf);
@@ -231,7 +231,7 @@ static int validate(struct acc *a, const struct sockaddr *from, socklen_t fromle
 		}
 		return 0;
 	}
-	uint64_t now = acc_real_ns();
+	uint64_t now = qs_realtime_ns();
 	switch (hd->token[0]) {
 	case NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2: {
 		int rv = ngtcp2_crypto_verify_retry_token2(odcid, hd->token, hd->tokenlen, a->secret,
@@ -276,7 +276,7 @@ static int validate(struct acc *a, const struct sockaddr *from, socklen_t fromle
 
 void acc_dispatch_stats(struct acc *a)
 {
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	if (now - a->stat_log_mono < ACC_STATS_LOG_NS)
 		return;
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&

@@ -57,7 +57,7 @@ void acc_incomplete_shed(struct acc *a)
 {
 	struct acc_conn *c;
 	while (a->incomplete > a->incomplete_cap && (c = largest_holder(a))) {
-		uint64_t now = acc_mono_ns();
+		uint64_t now = qs_now_ns();
 		if (now - a->shed_log_mono >= 1000000000ull) { /* one line a second; the stats line counts all */
 			char ip[64];
 			unsigned port = 0;

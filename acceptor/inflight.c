@@ -165,7 +165,7 @@ void acc_frame_forward(struct acc *a, int32_t idx, const uint8_t *data, uint32_t
 	memcpy(f->data, data, len);
 	f->len = len;
 	if (!a->pass_real_ns)
-		a->pass_real_ns = acc_real_ns(); /* one clock read per loop pass, not per frame */
+		a->pass_real_ns = qs_realtime_ns(); /* one clock read per loop pass, not per frame */
 	f->recv_ns = a->pass_real_ns;
 	f->forwarded = true;
 	a->held += len;
@@ -260,13 +260,13 @@ void acc_frames_send(struct acc *a)
 				return;
 		/* the hand-over's time, taken before it: the parser may record the
 		 * batch's arrival before this loop records its frames as pushed */
-		uint64_t t_hop = qs_hop_fd >= 0 ? qs_hop_clock() : 0;
+		uint64_t t_hop = qs_hop_fd >= 0 ? qs_now_ns() : 0;
 		if (qs_zsend(a->push, a->batch.buf, a->batch.len) != 0) {
 			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
 		}
 		sent = true;
-		uint64_t now = acc_mono_ns();
+		uint64_t now = qs_now_ns();
 		while (n--) {
 			int32_t i = a->q_head;
 			a->pool[i].sent_mono = now;
@@ -300,7 +300,7 @@ void acc_frames_resend_all(struct acc *a)
  * unresolved for 30 s while the shipper says it is accepting. */
 void acc_frames_tick(struct acc *a)
 {
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	uint64_t last = a->status_seen ? a->status_mono : a->start_mono;
 	/* No status for 5 s: the shipper may be gone, and resending is harmless. */
 	if (!a->accepting && now - last < ACC_STATUS_STALE_NS)
@@ -332,7 +332,7 @@ static void warn_malformed(const char *why)
 {
 	static uint64_t last;
 	static unsigned suppressed;
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	if (last && now - last < 1000000000ull) {
 		suppressed++;
 		return;
@@ -387,7 +387,7 @@ static void on_message(void *arg, const void *msg, size_t len)
 		}
 		a->accepting = st.accepting != 0;
 		a->status_seen = true;
-		a->status_mono = acc_mono_ns();
+		a->status_mono = qs_now_ns();
 	} else {
 		warn_malformed("unexpected message type");
 	}

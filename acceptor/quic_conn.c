@@ -14,7 +14,7 @@
 
 #define ACC_MAX_PKTS_PER_WRITE 64
 
-static uint64_t ts_now(void) { return acc_mono_ns(); }
+static uint64_t ts_now(void) { return qs_now_ns(); }
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 {
@@ -146,7 +146,7 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 	const ngtcp2_path *p = ngtcp2_conn_get_path(qc);
 	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
 	ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(token, a->secret, sizeof(a->secret), p->remote.addr,
-							      p->remote.addrlen, acc_real_ns());
+							      p->remote.addrlen, qs_realtime_ns());
 	if (n > 0 && ngtcp2_conn_submit_new_token(qc, token, (size_t)n) != 0)
 		qs_debug("could not submit NEW_TOKEN");
 	return 0;

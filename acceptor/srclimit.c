@@ -178,7 +178,7 @@ const char *acc_src_check(struct acc *a, const struct sockaddr *from, int32_t *i
 	struct acc_src *e = &t->e[*idx];
 	if (t->cap_conns && e->conns >= t->cap_conns)
 		return "busy: too many connections from this address";
-	if (t->interval && e->tat > acc_mono_ns() + t->tolerance)
+	if (t->interval && e->tat > qs_now_ns() + t->tolerance)
 		return "busy: too many new connections from this address, retry later";
 	return NULL;
 }
@@ -203,7 +203,7 @@ int32_t acc_src_admit(struct acc *a, const struct sockaddr *from)
 		idle_unlink(t, i);
 	}
 	struct acc_src *e = &t->e[i];
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	if (t->interval)
 		e->tat = (e->tat > now ? e->tat : now) + t->interval;
 	e->conns++;
@@ -237,7 +237,7 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why)
 {
 	struct acc_srctab *t = &a->src;
 	struct acc_src *e = &t->e[idx];
-	uint64_t now = acc_mono_ns();
+	uint64_t now = qs_now_ns();
 	e->refused++;
 	a->n_src_refused++;
 	if (e->log_mono && now - e->log_mono < ACC_SRC_LOG_NS)

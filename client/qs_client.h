@@ -39,6 +39,9 @@ struct qs_client_opts {
 	uint32_t range_events;   /* events per stream before FIN; 0: 4096 */
 	uint32_t range_bytes;    /* bytes per stream before FIN; 0: 4 MiB */
 	bool raw;                /* one stream of caller-given bytes, no header; no reconnect */
+	/* The TEST HOOK fields below stay in every build (the library's layout
+	 * does not depend on QS_TEST_HOOKS) but only quicstash-send's hidden
+	 * options, compiled into test builds alone, set them. */
 	/* TEST HOOK (quicstash-send --test-hold-streams): raw mode on this many
 	 * streams, each carrying the same bytes and never finished (no FIN), as a
 	 * client that starts frames and never completes them would. */
@@ -92,7 +95,9 @@ void qs_client_session_hex(const struct qs_client *c, char out[2 * QS_SESSION_ID
  * to a new local UDP port, as a NAT rebinding would (the old socket is
  * closed; ngtcp2 keeps the connection and the server validates the new
  * path). Returns the new local port, or -1 (no connection, socket error). */
+#ifdef QS_TEST_HOOKS
 int qs_client_test_rebind(struct qs_client *c);
+#endif
 
 /* Closes the connection cleanly; QS_CLIENT_CLOSED follows from the loop. */
 void qs_client_close(struct qs_client *c);

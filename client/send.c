@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "client/send.h"
+#include "common/clock.h"
 
 static const char usage[] =
 	"usage: quicstash-send [options] [FILE...]\n"
@@ -46,6 +47,7 @@ static const struct option long_opts[] = {
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
+#ifdef QS_TEST_HOOKS /* hidden, test builds only (docs/ARCHITECTURE.md, "Test-only hooks") */
 	/* hidden, for tests: move to a new local UDP port after N acks (NAT rebinding) */
 	{"test-rebind-after", required_argument, NULL, OPT_TEST_REBIND},
 	/* hidden, for tests: --raw on N streams that are never finished (incomplete frames held) */
@@ -56,14 +58,13 @@ static const struct option long_opts[] = {
 	{"test-reset-streams", required_argument, NULL, OPT_TEST_RESET},
 	/* hidden, for tests: send from this local address (one of 127.0.0.0/8: another source) */
 	{"test-source-addr", required_argument, NULL, OPT_TEST_SOURCE},
+#endif
 	{0},
 };
 
 double send_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)qs_now_ns() / 1e9;
 }
 
 static int bad(const char *fmt, const char *arg)
@@ -74,6 +75,7 @@ static int bad(const char *fmt, const char *arg)
 	return -1;
 }
 
+#ifdef QS_TEST_HOOKS
 /* The count of a raw-mode test option: 1..100 streams. */
 static int raw_streams_count(const char *arg, const char *err_fmt, unsigned *out)
 {
@@ -85,23 +87,11 @@ static int raw_streams_count(const char *arg, const char *err_fmt, unsigned *out
 	return 0;
 }
 
-static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
+/* The hidden test options; 1 when ch is none of them. */
+static int parse_test_option(struct send_opts *o, int ch, const char *arg)
 {
 	char *end;
 	switch (ch) {
-	case 's': o->client.server_addr = arg; return 0;
-	case 'c': o->client.trust_file = arg; return 0;
-	case OPT_SERVER_NAME: o->client.server_name = arg; return 0;
-	case OPT_ACK_LOG: o->ack_log = arg; return 0;
-	case OPT_RAW: o->raw = true; return 0;
-	case 'q': o->quiet = true; return 0;
-	case OPT_STREAMS: {
-		long n = strtol(arg, &end, 10);
-		if (*arg == 0 || *end != 0 || n < 1 || n > 64)
-			return bad("--streams '%s': expected 1..64", arg);
-		o->client.streams = (unsigned)n;
-		return 0;
-	}
 	case OPT_TEST_REBIND:
 		o->test_rebind_after = strtoul(arg, &end, 10);
 		if (*arg == 0 || *end != 0)
@@ -117,6 +107,33 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 	case OPT_TEST_UNREAD:
 		o->client.unread_answers = true;
 		return 0;
+	default: return 1;
+	}
+}
+#endif
+
+static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
+{
+	char *end;
+#ifdef QS_TEST_HOOKS
+	int rc = parse_test_option(o, ch, arg);
+	if (rc <= 0)
+		return rc;
+#endif
+	switch (ch) {
+	case 's': o->client.server_addr = arg; return 0;
+	case 'c': o->client.trust_file = arg; return 0;
+	case OPT_SERVER_NAME: o->client.server_name = arg; return 0;
+	case OPT_ACK_LOG: o->ack_log = arg; return 0;
+	case OPT_RAW: o->raw = true; return 0;
+	case 'q': o->quiet = true; return 0;
+	case OPT_STREAMS: {
+		long n = strtol(arg, &end, 10);
+		if (*arg == 0 || *end != 0 || n < 1 || n > 64)
+			return bad("--streams '%s': expected 1..64", arg);
+		o->client.streams = (unsigned)n;
+		return 0;
+	}
 	case OPT_MAX_RATE:
 		o->max_rate = strtod(arg, &end);
 		if (*arg == 0 || *end != 0 || !(o->max_rate > 0) || o->max_rate > 1e9)

@@ -142,6 +142,7 @@ static void where(const struct sender *s, uint64_t tag, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64, TAG_LINE(tag));
 }
 
+#ifdef QS_TEST_HOOKS
 /* Test hook, from loop level (never inside an ngtcp2 callback or read loop). */
 static void rebind_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -151,16 +152,19 @@ static void rebind_cb(evutil_socket_t fd, short what, void *arg)
 	int port = qs_client_test_rebind(s->c);
 	fprintf(stderr, "quicstash-send: test: rebound to local port %d after %" PRIu64 " acks\n", port, s->acked);
 }
+#endif
 
 static void on_ack(void *ud, uint64_t seq, uint64_t tag)
 {
 	(void)seq;
 	struct sender *s = ud;
 	s->acked++;
+#ifdef QS_TEST_HOOKS
 	if (s->o->test_rebind_after && !s->rebound && s->acked >= s->o->test_rebind_after) {
 		s->rebound = true;
 		event_base_once(s->base, -1, EV_TIMEOUT, rebind_cb, s, &(struct timeval){0, 0});
 	}
+#endif
 	s->last_progress = send_now();
 	if (s->ack_fd >= 0) {
 		char line[4200];

@@ -73,7 +73,8 @@ struct qs_config {
 	bool check_spool;
 	bool repair;
 
-	/* hidden, set by the supervisor for its children */
+	/* hidden, set by the supervisor for its children (slot, generation,
+	 * steering key: docs/ARCHITECTURE.md, "Glossary") */
 	enum qs_role role;
 	unsigned slot;       /* acceptor or parser index */
 	unsigned generation; /* bumps on every (re)start of a slot */

@@ -79,16 +79,9 @@ void qs_hop_open(const char *role)
 		qs_warn("QS_HOPTRACE_DIR: cannot create %s: %s (not tracing)", path, strerror(errno));
 }
 
-uint64_t qs_hop_clock(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void qs_hop_record(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket)
 {
-	qs_hop_record_at(point, acceptor, ticket, qs_hop_clock());
+	qs_hop_record_at(point, acceptor, ticket, qs_now_ns());
 }
 
 void qs_hop_record_at(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket, uint64_t t_ns)

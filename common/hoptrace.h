@@ -17,6 +17,8 @@
 
 #include <stdint.h>
 
+#include "common/clock.h"
+
 enum qs_hop_point {
 	QS_HOP_A_RECV = 1,    /* acceptor: a batch of datagrams read (batch) */
 	QS_HOP_A_QUEUED = 2,  /* acceptor: frame complete, queued for the parsers */
@@ -38,10 +40,9 @@ extern int qs_hop_fd; /* -1 unless tracing */
  * before entering the sandbox. */
 void qs_hop_open(const char *role);
 void qs_hop_record(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket);
-/* A point whose time was taken earlier (qs_hop_clock): one known only after
+/* A point whose time was taken earlier (qs_now_ns, common/clock.h): one known only after
  * the hand-over it marks, whose receiver may record its own point first. */
 void qs_hop_record_at(enum qs_hop_point point, uint32_t acceptor, uint64_t ticket, uint64_t t_ns);
-uint64_t qs_hop_clock(void);
 
 /* A test of one global when tracing is off, so the points cost nothing
  * measurable (~12 per event). */

@@ -59,7 +59,7 @@ static int drop_user(const char *user, const char *root, char *err, size_t errle
 
 bool qs_sandbox_leak_check(void)
 {
-#ifdef QS_SANITIZE_BUILD
+#if defined(QS_SANITIZE_BUILD) && defined(QS_TEST_HOOKS)
 	const char *v = getenv("QS_TEST_CHILD_LEAKS");
 	return v && !strcmp(v, "1");
 #else
@@ -74,7 +74,7 @@ int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen)
 	const char *chroot_dir = leak_check ? NULL : sb->chroot_dir;
 	sb->chrooted = root && sb->user && chroot_dir;
 	if (leak_check)
-		qs_warn("QS_TEST_CHILD_LEAKS (sanitizer build): no chroot, no seccomp filter, dumpable, "
+		qs_warn("child leak check (sanitizer build): no chroot, no seccomp filter, dumpable, "
 			"for LeakSanitizer's check at exit");
 	/* glibc loads the time zone lazily on the first gmtime_r/localtime call;
 	 * do it now, while /etc is reachable and open() is allowed. */

@@ -20,7 +20,7 @@ struct qs_sandbox {
  * and clears capabilities, even when not root. */
 int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen);
 
-/* Sanitizer builds only (false in every other build): QS_TEST_CHILD_LEAKS=1
+/* Sanitizer builds with QS_TEST_HOOKS only (false in every other build): QS_TEST_CHILD_LEAKS=1
  * in the environment leaves children unchrooted, dumpable and without a
  * seccomp filter, so that LeakSanitizer's exit-time check (ptrace, /proc)
  * can run in them. The test suite's ASan run uses it for every test but the

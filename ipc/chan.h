@@ -1,5 +1,7 @@
 /* Framed messages between two roles over a local stream socket (AF_UNIX),
- * read and written by libevent bufferevents in the owner's own loop.
+ * read with read() into its own buffer and written from an evbuffer
+ * (evbuffer_write), both driven by events in the owner's own loop (not
+ * bufferevents: see ipc/chan.c).
  *
  * Used for the hops that end in a process which only receives from local
  * peers (parser -> shipper, parser|shipper -> acceptor): compared with a

@@ -12,20 +12,6 @@
 #include "common/log.h"
 #include "ipc/ctl.h"
 
-uint64_t qs_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t qs_realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void stop_once(struct qs_child *c, bool urgent)
 {
 	if (c->stop_called && !urgent)

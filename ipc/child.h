@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/clock.h" /* qs_now_ns, qs_realtime_ns: its users got them here */
+
 struct qs_config;
 struct qs_ctl_msg;
 struct event_base;
@@ -34,7 +36,5 @@ int qs_child_init(struct qs_child *c, const struct qs_config *cfg, qs_child_stop
 void qs_child_ready(struct qs_child *c, const struct qs_config *cfg);
 void qs_child_free(struct qs_child *c);
 
-uint64_t qs_now_ns(void);      /* CLOCK_MONOTONIC */
-uint64_t qs_realtime_ns(void); /* CLOCK_REALTIME */
 
 #endif

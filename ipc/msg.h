@@ -107,8 +107,9 @@ size_t qs_event_rec_payload(const void *rec);
 size_t qs_answer_rec_payload(const void *rec);
 size_t qs_no_payload(const void *rec);
 
-/* Ticket layout used by the acceptor: pool index and a reuse generation, so a
- * late answer for a recycled slot is recognised and ignored. */
+/* Ticket layout used by the acceptor: pool index and a reuse generation (the
+ * ticket generation: docs/ARCHITECTURE.md, "Glossary"), so a late answer for a recycled
+ * slot is recognised and ignored. */
 static inline uint64_t qs_ticket_make(uint32_t index, uint32_t gen) { return ((uint64_t)gen << 32) | index; }
 static inline uint32_t qs_ticket_index(uint64_t t) { return (uint32_t)t; }
 static inline uint32_t qs_ticket_gen(uint64_t t) { return (uint32_t)(t >> 32); }

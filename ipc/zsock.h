@@ -22,7 +22,8 @@ struct qs_zwatch;
 /* During a reload two generations ("banks") of acceptors run at once, each
  * with its own endpoints. An acceptor's channel, which names its endpoints
  * and fills the .acceptor field of records, is bank * N + slot; its steering
- * key (the first byte of its connection IDs) is bank * QS_KEY_BANK + slot. */
+ * key (the first byte of its connection IDs) is bank * QS_KEY_BANK + slot.
+ * The three ids of an acceptor and the meanings of "generation": docs/ARCHITECTURE.md, "Glossary". */
 #define QS_ACCEPTOR_BANKS 2
 #define QS_KEY_BANK 64 /* >= QS_MAX_ACCEPTORS */
 #define QS_ACCEPTOR_CHANNELS_MAX (QS_ACCEPTOR_BANKS * QS_KEY_BANK)

@@ -21,13 +21,6 @@
 #define BACKOFF_MAX_MS 10000
 #define HEALTHY_MS 30000
 
-uint64_t qs_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void ctl_cb(evutil_socket_t fd, short what, void *arg);
 static void restart_cb(evutil_socket_t fd, short what, void *arg);
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "ipc/ctl.h"
 
@@ -16,7 +17,7 @@ struct event;
 struct qs_child {
 	enum qs_role role;
 	unsigned slot;
-	unsigned generation; /* bumps on every start */
+	unsigned generation; /* bumps on every start (the process generation: docs/ARCHITECTURE.md, "Glossary") */
 	pid_t pid;           /* 0 when not running */
 	int ctl;             /* supervisor's end of the control socketpair */
 	int udp_fd;          /* acceptors: the slot's UDP socket, kept across restarts */
@@ -70,7 +71,6 @@ struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid);
 unsigned qs_procs_running(const struct qs_procs *p, int role /* -1 = any */);
 bool qs_procs_all_ready(const struct qs_procs *p);
 unsigned qs_procs_count(const struct qs_procs *p, enum qs_role role); /* table entries */
-uint64_t qs_now_ms(void);
 /* Asks a child to stop cleanly: QS_CTL_SHUTDOWN, or SIGTERM when the control
  * socket cannot take it. Never both: a child that already stopped on the
  * message has given up its handlers, and a late SIGTERM would kill it. */

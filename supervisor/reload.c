@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "ipc/ctl.h"
@@ -274,10 +275,7 @@ void qs_reload_request(void)
 		R.again = true;
 		return;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-		   (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(qs_now_ns() / 1000));
 	if (!validate()) {
 		sd_notify(0, "READY=1\nSTATUS=reload refused: bad configuration or certificate");
 		return;

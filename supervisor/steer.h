@@ -10,7 +10,8 @@
  * Packets without one of our CIDs (a client's first Initial, i.e. a new
  * connection) are spread by the kernel's 4-tuple hash over the sockets of the
  * *current generation* only: keys [base, base + count) of a one-entry control
- * map that the supervisor can switch at any time (reload).
+ * map that the supervisor can switch at any time (reload). (The acceptor
+ * generation; the other meanings of the word: docs/ARCHITECTURE.md, "Glossary".)
  *
  * The program is built in C as struct bpf_insn (no clang, no libbpf) and
  * loaded with the raw bpf(2) syscall. Creating the maps and loading the

@@ -12,12 +12,11 @@
 #include <unistd.h>
 
 #include "client/lib/internal.h"
+#include "common/clock.h"
 
 uint64_t qs_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NGTCP2_SECONDS + (uint64_t)ts.tv_nsec;
+	return qs_now_ns(); /* ngtcp2 counts in ns (NGTCP2_SECONDS) */
 }
 
 static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
@@ -275,6 +274,7 @@ int qs_conn_open(struct qs_client *c)
 	return 0;
 }
 
+#ifdef QS_TEST_HOOKS
 int qs_client_test_rebind(struct qs_client *c)
 {
 	if (!c->conn || c->fd < 0)
@@ -301,6 +301,7 @@ int qs_client_test_rebind(struct qs_client *c)
 	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->local;
 	return ntohs(c->local.ss_family == AF_INET6 ? sin6->sin6_port : sin->sin_port);
 }
+#endif
 
 static void send_close(struct qs_client *c)
 {

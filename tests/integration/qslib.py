@@ -5,6 +5,8 @@ Environment:
                default: <repo>/build/bin)
   QS_SANITIZE  "1" when the binaries are built with ASan+UBSan: loads are scaled
                down with scale(), every assertion stays.
+  QS_TEST_HOOKS "0" when the binaries lack the test-only hooks (ctest sets it;
+               default "1"): the tests that need one skip (need_test_hooks).
   QS_KEEP      "1" keeps the temporary directories (for debugging).
 
 Every wait is bounded; every process started here is killed at exit.
@@ -39,6 +41,7 @@ import traceback
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QS_BIN = os.environ.get("QS_BIN") or os.path.join(REPO, "build", "bin")
 SANITIZE = os.environ.get("QS_SANITIZE", "0").strip().lower() in ("1", "on", "true", "yes")
+TEST_HOOKS = os.environ.get("QS_TEST_HOOKS", "1").strip().lower() in ("1", "on", "true", "yes")
 KEEP = os.environ.get("QS_KEEP", "0") == "1"
 QUICSTASHD = os.path.join(QS_BIN, "quicstashd")
 SEND = os.path.join(QS_BIN, "quicstash-send")
@@ -150,6 +153,12 @@ def need_binaries(*names):
     for n in names:
         p = os.path.join(QS_BIN, n)
         check(os.access(p, os.X_OK), "%s is not built (QS_BIN=%s)" % (p, QS_BIN))
+
+
+def need_test_hooks(what):
+    """Skips the test unless the binaries have the test-only hooks (cmake -DQS_TEST_HOOKS=ON; make test)."""
+    if not TEST_HOOKS:
+        raise Skip("needs %s, a test-only hook: this build has QS_TEST_HOOKS off (use make test)" % what)
 
 
 # ---------------------------------------------------------------- ports

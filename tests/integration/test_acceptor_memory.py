@@ -205,6 +205,7 @@ def stalled_spool():
 
 def run():
     q.need_binaries("quicstashd", "quicstash-send")
+    q.need_test_hooks("quicstash-send --test-unread-answers/--test-reset-streams")
     recv = q.Receiver().start()
     server = q.Server(logstash=recv).start()
     acc = server.pids("acceptor")[0]

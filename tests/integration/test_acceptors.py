@@ -384,6 +384,7 @@ def part_shrink(recv, d):
 
 def run():
     qslib.need_binaries("quicstashd", "quicstash-send", "qs_initial_probe")
+    qslib.need_test_hooks("quicstash-send --test-rebind-after")
     recv = qslib.Receiver().start()
     d = qslib.mkdtemp("acceptors")
     only = os.environ.get("QS_ACCEPTORS_ONLY")  # debugging aid: run one part ("reset")

@@ -47,6 +47,7 @@ def shed_count(server):
 
 def run():
     q.need_binaries("quicstashd", "quicstash-send")
+    q.need_test_hooks("quicstash-send --test-hold-streams")
     recv = q.Receiver().start()
     server = q.Server(logstash=recv, extra=["--max-incomplete-bytes", "8M"]).start()
     path = os.path.join(server.dir, "partial.bin")

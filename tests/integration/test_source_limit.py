@@ -141,6 +141,7 @@ def part_rate(recv):
 
 def run():
     q.need_binaries("quicstashd", "quicstash-send")
+    q.need_test_hooks("quicstash-send --test-source-addr/--test-hold-streams")
     recv = q.Receiver().start()
     held, refused, lines = part_connections(recv)
     hs_held, hs_refused, secs = part_rate(recv)
