@@ -387,13 +387,6 @@ def run():
     qslib.need_test_hooks("quicstash-send --test-rebind-after")
     recv = qslib.Receiver().start()
     d = qslib.mkdtemp("acceptors")
-    only = os.environ.get("QS_ACCEPTORS_ONLY")  # debugging aid: run one part ("reset")
-    if only == "reset":
-        return "reset only: %r" % (part_reset(recv, d),)
-    if only == "resetrate":
-        return "reset rate only: %r" % (part_reset_rate(recv),)
-    if only == "shrink":
-        return "shrink only: %r" % (part_shrink(recv, d),)
     s, per_slot = part_spread(recv, d)
     nreb = part_rebind(s, recv, d)
     s.stop()
@@ -409,5 +402,23 @@ def run():
                done, resets, ngone, took, floor))
 
 
+def alone(fn):
+    """A part as a case of its own (--case NAME), with its own receiver and directory."""
+    def case():
+        qslib.need_binaries("quicstashd", "quicstash-send", "qs_initial_probe")
+        return fn(qslib.Receiver().start(), qslib.mkdtemp("acceptors"))
+    return case
+
+
+def spread_and_rebind(recv, d):
+    s, per_slot = part_spread(recv, d)
+    nreb = part_rebind(s, recv, d)
+    s.stop()
+    return per_slot, nreb
+
+
+CASES = [("spread", alone(spread_and_rebind)), ("retry", alone(part_retry)), ("reset", alone(part_reset)),
+         ("reset-rate", alone(lambda recv, d: part_reset_rate(recv))), ("shrink", alone(part_shrink))]
+
 if __name__ == "__main__":
-    qslib.main(run)
+    qslib.main(run, cases=CASES)

@@ -169,5 +169,8 @@ def run():
            "line, the parser's JSON line, the traced half-load run's hops; qs-bench-steady's figures and errors"
 
 
+CASES = [("steady", steady), ("paired-ratios", paired_ratios), ("parse-bench", parse_bench),
+         ("load-generator", load_generator), ("bench-run", bench_run)]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)

@@ -206,5 +206,7 @@ def run():
             "serving; bad reloads and a new spool-dir refused; %d events acknowledged" % n)
 
 
+CASES = [("bad-files", bad_files), ("spool-dir-reload", spool_dir_reload), ("typo-then-crash", typo_then_crash)]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)

@@ -356,5 +356,29 @@ def run():
     return "%d events exactly once, server fields, spoofing, --max-rate, IPv6, file output, bad options, default parsers" % n
 
 
+def alone(fn, *args):
+    """fn as a case of its own (--case NAME): a fresh receiver and server when it needs them (args name
+    what it takes: recv, server, t_start), stopped after it."""
+    def case():
+        q.need_binaries()
+        have = {"t_start": time.time()}
+        if "recv" in args or "server" in args:
+            have["recv"] = q.Receiver().start()
+            have["server"] = q.Server(have["recv"], name="e2e")
+            have["server"].start()
+        r = fn(*(have[a] for a in args))
+        if "server" in have:
+            have["server"].stop()
+        return r
+    return case
+
+
+CASES = [("bad-options", alone(bad_options)), ("default-parsers", alone(default_parsers, "server")),
+         ("bulk", alone(bulk, "recv", "server", "t_start")), ("fidelity", alone(fidelity, "recv", "server")),
+         ("spoof", alone(spoof, "recv", "server", "t_start")), ("large", alone(large, "recv", "server")),
+         ("large-many-streams", alone(large_many_streams, "recv", "server")),
+         ("max-rate", alone(max_rate, "recv", "server")), ("ipv6", alone(ipv6, "t_start")),
+         ("file-output", alone(file_output, "t_start"))]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)

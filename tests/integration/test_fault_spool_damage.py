@@ -117,5 +117,8 @@ def run():
     return "truncated tail: %d record(s) cut; flipped bytes: %d record(s) cut; good records shipped, reported, repaired" % (lt, lf)
 
 
+CASES = [("truncated", lambda: damage_case("truncated", q.scale(5000))),
+         ("flipped", lambda: damage_case("flipped", q.scale(5000)))]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)

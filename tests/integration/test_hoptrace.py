@@ -108,5 +108,7 @@ def run():
            "a trace stops at its cap and the service goes on; no files when off; a clear error without traces"
 
 
+CASES = [("traced", traced), ("capped", capped), ("untraced", untraced)]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)

@@ -204,5 +204,7 @@ def run():
            "client errors %d; bad config/cert refused on reload, fatal at start" % (CLIENTS, dups, pause, errors)
 
 
+CASES = [("bad-reloads", bad_reloads), ("under-load", under_load)]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)

@@ -208,10 +208,14 @@ def crash_with_kept_socket():
     return took, dups
 
 
-def run():
+def need_tools():
     q.need_binaries()
     if not os.access("/usr/bin/systemd-socket-activate", os.X_OK):
         raise q.Skip("systemd-socket-activate is not installed")
+
+
+def run():
+    need_tools()
     socket_activation_and_notify()
     dups = restart_with_kept_socket()
     took, cdups = crash_with_kept_socket()
@@ -220,5 +224,14 @@ def run():
            "after the restart, zero loss, %d duplicates" % (dups, took, cdups)
 
 
+def alone(fn):
+    """fn as a case of its own, checking the tools first as run() does."""
+    return lambda: (need_tools(), fn())[1]
+
+
+CASES = [("socket-activation", alone(socket_activation_and_notify)),
+         ("restart-kept-socket", alone(restart_with_kept_socket)),
+         ("crash-kept-socket", alone(crash_with_kept_socket))]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)
