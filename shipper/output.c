@@ -136,14 +136,15 @@ static void fail(struct qs_output *o, const char *what, int err)
 {
 	const struct qs_config *cfg = o->cfg;
 	unsigned n = cfg->output_is_file ? 1 : cfg->logstash_count, bit = 1u << o->addr;
-	if (o->state == QS_OUT_UP && qs_now_ns() / 1000000 - o->up_since_ms >= HEALTHY_MS) {
+	bool was_up = o->state >= QS_OUT_UP; /* up, or draining after our end of data */
+	if (was_up && qs_now_ns() / 1000000 - o->up_since_ms >= HEALTHY_MS) {
 		o->down_logged = 0;
 		o->failures = 0;
 		o->backoff_ms = BACKOFF_MIN_MS;
 	}
 	/* Losing a connection is always told (its "connected" was); failing to
 	 * make one only the first time in an outage. */
-	bool tell = !(o->down_logged & bit) || o->state == QS_OUT_UP;
+	bool tell = !(o->down_logged & bit) || was_up;
 	const char *sep = err ? ": " : "", *why = err ? strerror(err) : "";
 	if (tell && n > 1)
 		qs_warn("output %s: %s%s%s; trying %s next", o->name, what, sep, why,
