@@ -97,14 +97,21 @@ int acc_tls_keyholder(struct acc *a, const char *sock_path)
 		gnutls_free(pc);
 		return -1;
 	}
-	for (unsigned i = 0; i < a->ncrts; i++)
-		if (gnutls_pcert_import_x509(&pc[i], a->crts[i], 0) != 0) {
-			qs_err("certificate %s: cannot import", a->cfg->cert_path);
-			return -1;
-		}
-	int rc = key_matches_cert(key, a->crts[0]);
-	if (rc < 0) {
+	unsigned imported = 0;
+	int rc = 0;
+	for (; imported < a->ncrts && rc == 0; imported += rc == 0)
+		rc = gnutls_pcert_import_x509(&pc[imported], a->crts[imported], 0);
+	if (rc != 0)
+		qs_err("certificate %s: cannot import", a->cfg->cert_path);
+	else if ((rc = key_matches_cert(key, a->crts[0])) < 0)
 		qs_err("certificate does not match the keyholder's key: %s", gnutls_strerror(rc));
+	if (rc != 0) {
+		/* The acceptor exits on this error: freed anyway, so that a
+		 * sanitizer build reports real leaks only. */
+		for (unsigned i = 0; i < imported; i++)
+			gnutls_pcert_deinit(&pc[i]);
+		gnutls_free(pc);
+		gnutls_privkey_deinit(key);
 		return -1;
 	}
 	gnutls_certificate_set_flags(a->cred, GNUTLS_CERTIFICATE_SKIP_KEY_CERT_MATCH);
