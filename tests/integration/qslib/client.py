@@ -189,19 +189,19 @@ class AsyncSend:
             except OSError:
                 pass
 
-    def stderr(self):
+    @staticmethod
+    def _text(path):
         try:
-            with open(self.err_path, "rb") as f:
+            with open(path, "rb") as f:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
 
+    def stderr(self):
+        return self._text(self.err_path)
+
     def stdout(self):
-        try:
-            with open(self.out_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self._text(self.out_path)
 
 
 class Feeder:
