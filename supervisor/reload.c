@@ -2,7 +2,6 @@
 
 #include <event2/event.h>
 #include <signal.h>
-#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
