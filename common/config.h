@@ -28,7 +28,8 @@ enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 #define QS_MAX_MESSAGE_LIMIT (64u * 1024 * 1024)
 
 struct qs_config {
-	/* user-facing options */
+	/* user-facing options: each declared, with its default, bounds and reload
+	 * scope, in the option table (common/options.c) */
 	char server_addr_text[300];
 	struct qs_addr server_addr;
 	char logstash_text[4096];

@@ -2,7 +2,6 @@
 
 #include <event2/event.h>
 #include <signal.h>
-#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/options.h"
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
 #include "supervisor/proc.h"
@@ -52,33 +52,16 @@ bool qs_reload_active(void)
 
 /* What the supervisor set up once at start (the UDP sockets, the spool and
  * runtime directories it made for the children's user before it dropped its
- * privileges, its table of children): a reload cannot apply a change of
- * these, so it refuses it, naming the option. The rest is applied in full:
- * each child is started again with the new text, and the supervisor's own
- * parts (status, Logstash names, log level) are reconfigured. */
-static const char *fixed_option_changed(const struct qs_config *a, const struct qs_config *b)
-{
-	if (strcmp(a->server_addr_text, b->server_addr_text))
-		return "--server-addr";
-	if (strcmp(a->spool_dir, b->spool_dir))
-		return "--spool-dir";
-	if (strcmp(a->runtime_dir, b->runtime_dir))
-		return "--runtime-dir";
-	if (strcmp(a->user, b->user))
-		return "--user";
-	if (a->acceptors != b->acceptors)
-		return "--acceptors";
-	if (a->parsers != b->parsers)
-		return "--parsers";
-	return NULL;
-}
-
+ * privileges, its table of children) cannot change on a reload: the option
+ * table marks those options QS_SCOPE_RESTART, and a reload changing one is
+ * refused with its name. The rest is applied in full: each child is started
+ * again with the new text, and the supervisor's own parts (status, Logstash
+ * names, log level) are reconfigured. */
 static bool check(const struct qs_config *cfg)
 {
-	const char *fixed = fixed_option_changed(R.running, cfg);
-	if (fixed) {
-		qs_err("reload: %s cannot change while running (restart the service for it); the running "
-		       "generation stays", fixed);
+	char why[256];
+	if (qs_options_restart_needed(R.running, cfg, why, sizeof(why))) {
+		qs_err("reload: %s; the running generation stays", why);
 		return false;
 	}
 	if (qs_cert_check(cfg->cert_path, cfg->key_path) < 0) {

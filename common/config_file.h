@@ -1,0 +1,27 @@
+/* The --config file's reader (common/config_file.c), for common/config.c:
+ * the text comes from the file (the supervisor) or from the sealed copy a
+ * child was handed, and is applied line by line through the option table. */
+#ifndef QS_CONFIG_FILE_H
+#define QS_CONFIG_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct qs_config;
+
+/* The options that decide where the configuration comes from. */
+struct qs_config_args {
+	const char *path; /* --config */
+	int fd;           /* --sealed-config-fd: the sealed copy a child was handed (-2: not a number) */
+	bool child;       /* --role */
+};
+
+/* Reads the configuration text into *text (malloc'd; NULL without a file);
+ * -1 after a one-line error. */
+int qs_config_load(const struct qs_config_args *a, char **text, size_t *len);
+/* Applies the NAME = VALUE lines of text; errors name FILE:LINE (name: the file). */
+int qs_config_apply_text(struct qs_config *cfg, const char *text, size_t len, const char *name);
+/* A sealed memfd holding text, for the children; -1 after an error. */
+int qs_config_seal(const char *text, size_t len);
+
+#endif
