@@ -122,6 +122,23 @@ class Ctx:
     def __init__(self):
         self.recv = q.Receiver().start()
         self.server = q.Server(self.recv, name="conformance").start()
+        self.markers = 0
+
+    def lines_of_case(self, before, name):
+        """The lines stored for the case that began at line `before`: everything up to a marker
+        event sent after it (acknowledged, so behind the case's events in the spool)."""
+        self.markers += 1
+        marker = '{"conformance_marker":%d}' % self.markers
+        rc, out, err = q.send(self.server, [marker], timeout=q.tmo(60), client_timeout=int(q.tmo(20)))
+        check(rc == 0, "%s: the marker event was not acknowledged: %s" % (name, err[-300:]))
+        deadline = time.monotonic() + q.tmo(30)
+        while time.monotonic() < deadline:
+            lines = [bytes(l) for l in self.recv.lines[before:]]
+            for i, l in enumerate(lines):
+                if l.startswith(marker[:-1].encode() + b","):
+                    return lines[:i]
+            time.sleep(0.05)
+        raise q.TestFailure("%s: the marker event never arrived at Logstash" % name)
 
 
 CTX = []
@@ -165,9 +182,7 @@ def play(name):
               "%s: expected the stream/connection to end with %r, got %r" % (name, want_closed, closed))
     stored = case.get("stored")
     count = len(stored) if stored is not None else case.get("stored_count", 0)
-    c.recv.wait_count(before + count, q.tmo(20))
-    time.sleep(0.3)  # anything more than expected would come with them
-    lines = [bytes(l) for l in c.recv.lines[before:]]
+    lines = c.lines_of_case(before, name)
     check(len(lines) == count, "%s: %d events arrived at Logstash, expected %d: %r"
           % (name, len(lines), count, [l[:300] for l in lines]))
     if stored is not None:
