@@ -298,6 +298,8 @@ void acc_stream_free(struct acc_stream *s);
 int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin);
 void acc_stream_advance(struct acc_stream *s);
 void acc_stream_flush_answers(struct acc_stream *s);
+int acc_stream_reset_in(struct acc_stream *s);
+void acc_stream_stop_out(struct acc_stream *s);
 void acc_stream_acked(struct acc_stream *s, uint64_t upto);
 void acc_stream_credit(struct acc_stream *s, uint64_t bytes);
 void acc_stream_goaway(struct acc_stream *s, uint32_t ms);

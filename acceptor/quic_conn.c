@@ -107,20 +107,30 @@ static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint64_t
 	return 0;
 }
 
-/* The client abandoned the stream: nobody will read its answers, so end our side too. */
+/* The client reset its side of the stream (RESET_STREAM): it gets the answers
+ * for what arrived, a cut frame rejected as truncated, then our FIN. */
 static int stream_reset_cb(ngtcp2_conn *qc, int64_t id, uint64_t size, uint64_t err, void *ud, void *sud)
 {
+	(void)qc;
+	(void)id;
 	(void)size;
 	(void)err;
-	(void)sud;
-	ngtcp2_conn_shutdown_stream(qc, 0, id, 0);
-	acc_conn_mark_dirty(ud);
+	(void)ud;
+	if (sud && acc_stream_reset_in(sud))
+		return NGTCP2_ERR_CALLBACK_FAILURE;
 	return 0;
 }
 
+/* The client will not read the answers (STOP_SENDING): the stream is
+ * abandoned both ways (ngtcp2 answers with RESET_STREAM itself). */
 static int stop_sending_cb(ngtcp2_conn *qc, int64_t id, uint64_t err, void *ud, void *sud)
 {
-	return stream_reset_cb(qc, id, 0, err, ud, sud);
+	(void)err;
+	if (sud)
+		acc_stream_stop_out(sud);
+	ngtcp2_conn_shutdown_stream(qc, 0, id, QS_APP_CANCELLED);
+	acc_conn_mark_dirty(ud);
+	return 0;
 }
 
 static int extend_stream_data_cb(ngtcp2_conn *qc, int64_t id, uint64_t max, void *ud, void *sud)

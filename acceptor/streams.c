@@ -287,7 +287,8 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 	case QS_DEC_OVERSIZE:
 		/* The decoder skips the body without buffering it: credit it back at once. */
 		acc_stream_credit(s, 4 + (uint64_t)out->len);
-		snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u", out->len,
+		/* This exact text is documented: it is how a client learns the limit. */
+		snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u bytes", out->len,
 			 a->cfg->max_message_size);
 		return reject_now(s, out->seq, 0, QS_REJ_TOO_LARGE, why);
 	}
@@ -348,6 +349,21 @@ int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool 
 		return 0;
 	}
 	return end_of_stream(s);
+}
+
+/* The client reset its sending side (RESET_STREAM): what arrived in order is
+ * answered as after a FIN (a frame cut short is rejected as truncated), and
+ * the answers still go out: the client can tell what was stored. */
+int acc_stream_reset_in(struct acc_stream *s)
+{
+	return acc_stream_recv(s, NULL, 0, true);
+}
+
+/* The client does not want the answers (STOP_SENDING): none are written;
+ * ngtcp2 has reset our side already. */
+void acc_stream_stop_out(struct acc_stream *s)
+{
+	s->fin_out = s->fin_sent = true;
 }
 
 void acc_stream_acked(struct acc_stream *s, uint64_t upto)

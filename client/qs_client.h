@@ -55,6 +55,11 @@ struct qs_client_opts {
 	 * server has them, as by a client that gives up waiting; then one more
 	 * stream carries them as usual. */
 	unsigned raw_reset_streams;
+	/* TEST HOOK (quicstash-send --test-raw-reset): raw mode on one stream whose
+	 * bytes go without FIN; once the server has them all the client resets its
+	 * sending side (RESET_STREAM, QS_APP_CANCELLED) and keeps reading the
+	 * answers, as a client that abandons a partial frame does (docs/PROTOCOL.md). */
+	bool raw_reset_read;
 	/* TEST HOOK (quicstash-send --test-source-addr IP): the local address to
 	 * send from (e.g. 127.0.0.2), as a client on another host would. */
 	const char *source_addr;

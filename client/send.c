@@ -33,7 +33,8 @@ static const char usage[] =
 	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
 
 enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE,
-       OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET, OPT_TEST_SOURCE };
+       OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET, OPT_TEST_SOURCE,
+       OPT_TEST_RAW_RESET };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -56,6 +57,8 @@ static const struct option long_opts[] = {
 	{"test-unread-answers", no_argument, NULL, OPT_TEST_UNREAD},
 	/* hidden, for tests: --raw, but the first N streams are reset once the server has their bytes */
 	{"test-reset-streams", required_argument, NULL, OPT_TEST_RESET},
+	/* hidden, for tests: --raw without FIN, then RESET_STREAM once the server has the bytes; answers still read */
+	{"test-raw-reset", no_argument, NULL, OPT_TEST_RAW_RESET},
 	/* hidden, for tests: send from this local address (one of 127.0.0.0/8: another source) */
 	{"test-source-addr", required_argument, NULL, OPT_TEST_SOURCE},
 #endif
@@ -104,6 +107,9 @@ static int parse_test_option(struct send_opts *o, int ch, const char *arg)
 		o->raw = true;
 		return raw_streams_count(arg, "--test-reset-streams '%s': expected 1..100", &o->client.raw_reset_streams);
 	case OPT_TEST_SOURCE: o->client.source_addr = arg; return 0;
+	case OPT_TEST_RAW_RESET:
+		o->raw = o->client.raw_reset_read = true;
+		return 0;
 	case OPT_TEST_UNREAD:
 		o->client.unread_answers = true;
 		return 0;

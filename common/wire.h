@@ -35,6 +35,19 @@ enum qs_reject_code {
 
 const char *qs_reject_name(uint16_t code);
 
+/* Application error codes, for CONNECTION_CLOSE (type 0x1d), RESET_STREAM and
+ * STOP_SENDING in both directions (docs/PROTOCOL.md, "Error codes"). A busy or
+ * stopping server refuses with the transport error CONNECTION_REFUSED instead,
+ * and closes after a go-away with the transport error NO_ERROR. */
+enum qs_app_error {
+	QS_APP_NO_ERROR = 0x0,
+	QS_APP_PROTOCOL_ERROR = 0x1, /* the peer broke quicstash/1 (malformed answers, ...) */
+	QS_APP_CANCELLED = 0x2,      /* a stream abandoned: its unanswered frames are not stored by it */
+	QS_APP_INTERNAL = 0x3,       /* the sender failed (not the peer's fault) */
+	QS_APP_AUTH_FIRST = 0x100,   /* 0x100..0x1ff reserved: authentication errors (to come) */
+	QS_APP_AUTH_LAST = 0x1ff,
+};
+
 /* ---- big-endian helpers ---- */
 static inline void qs_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static inline void qs_put_u32(uint8_t *p, uint32_t v)

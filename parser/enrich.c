@@ -151,7 +151,23 @@ static char *rewrite_obj(char *o, const char *val, const char *vend, const char 
 	return o;
 }
 
-/* 0: done, 1: not for this path (use the slow one), -1: out of memory. */
+/* "event" or "source" at the end of the output: the client's object edited,
+ * or one of ours alone. NULL: not for this path. */
+static char *put_server_obj(char *o, bool ev, const struct qs_json_member *m, const struct qs_fields *f)
+{
+	o = ev ? QS_PUTS(o, "\"event\":") : QS_PUTS(o, "\"source\":");
+	if (m)
+		return ev ? rewrite_obj(o, m->val, m->vend, "ingested", 8, "id", 2, qs_put_event_fields, f)
+			  : rewrite_obj(o, m->val, m->vend, "ip", 2, "port", 4, qs_put_source_fields, f);
+	*o++ = '{';
+	o = ev ? qs_put_event_fields(o, f) : qs_put_source_fields(o, f);
+	*o++ = '}';
+	return o;
+}
+
+/* The client's members in their order, then "event" and "source" (as every
+ * path stores them: docs/PROTOCOL.md). 0: done, 1: not for this path (use
+ * the slow one), -1: out of memory. */
 static int splice_path(const char *json, size_t len, const struct qs_fields *f, struct qs_enrich_buf *out)
 {
 	const char *end = json + len, *p = qs_json_skip_ws(json, end);
@@ -160,48 +176,38 @@ static int splice_path(const char *json, size_t len, const struct qs_fields *f, 
 	if (buf_reserve(out, len + 2 * QS_FIELDS_MAX + 64))
 		return -1;
 	char *o = out->data;
-	const char *copied = p;
+	*o++ = '{';
 	struct qs_json_obj_it it = {.p = p + 1, .end = end, .first = true};
-	struct qs_json_member m;
+	struct qs_json_member m, ev_m, src_m;
 	bool have_ev = false, have_src = false;
-	unsigned members = 0;
 	int r;
 	while ((r = qs_json_obj_next(&it, &m)) == 1) {
-		members++;
 		if (m.esc)
 			return 1; /* could spell "event" or a spoofed name */
 		bool ev = qs_json_key_is(&m, "event", 5), src = !ev && qs_json_key_is(&m, "source", 6);
-		if (!ev && !src)
-			continue;
-		if ((ev && have_ev) || (src && have_src) || *m.val != '{')
+		if ((ev && have_ev) || (src && have_src) || ((ev || src) && *m.val != '{'))
 			return 1; /* duplicates are merged, non-objects rejected, by the slow path */
-		o = qs_put(o, copied, (size_t)(m.val - copied));
-		o = ev ? rewrite_obj(o, m.val, m.vend, "ingested", 8, "id", 2, qs_put_event_fields, f)
-		       : rewrite_obj(o, m.val, m.vend, "ip", 2, "port", 4, qs_put_source_fields, f);
-		if (!o)
-			return 1;
-		copied = m.vend;
-		have_ev |= ev;
-		have_src |= src;
+		if (ev || src) {
+			*(ev ? &ev_m : &src_m) = m;
+			have_ev |= ev;
+			have_src |= src;
+			continue;
+		}
+		if (o - out->data > 1)
+			*o++ = ',';
+		o = qs_put(o, m.key - 1, (size_t)(m.vend - (m.key - 1)));
 	}
 	if (r < 0 || qs_json_skip_ws(it.p, end) != end)
 		return 1;
-	o = qs_put(o, copied, (size_t)(it.p - 1 - copied)); /* up to the closing '}' */
-	if (!have_ev) {
-		if (members)
-			*o++ = ',';
-		o = QS_PUTS(o, "\"event\":{");
-		o = qs_put_event_fields(o, f);
-		*o++ = '}';
-		members++;
-	}
-	if (!have_src) {
-		if (members)
-			*o++ = ',';
-		o = QS_PUTS(o, "\"source\":{");
-		o = qs_put_source_fields(o, f);
-		*o++ = '}';
-	}
+	if (o - out->data > 1)
+		*o++ = ',';
+	o = put_server_obj(o, true, have_ev ? &ev_m : NULL, f);
+	if (!o)
+		return 1;
+	*o++ = ',';
+	o = put_server_obj(o, false, have_src ? &src_m : NULL, f);
+	if (!o)
+		return 1;
 	o = QS_PUTS(o, "}\n");
 	out->len = (size_t)(o - out->data);
 	return 0;

@@ -72,9 +72,23 @@ static const char *string_end(const char *p, const char *end, struct qs_json_str
 	}
 }
 
-/* p at '-' or a digit; returns the end of the number, or NULL if it breaks
- * RFC 8259's grammar. */
-static const char *number_end(const char *p, const char *end)
+#define BAD_NUMBER "number not allowed by JSON (leading zero, or '.', '-', 'e' without digits)"
+#define LONG_NUMBER "number longer than " QS_STR(QS_JSON_NUMBER_MAX) " characters"
+#define QS_STR(x) QS_STR2(x)
+#define QS_STR2(x) #x
+
+static const char *number_grammar(const char *p, const char *end);
+
+/* p at '-' or a digit; returns the end of the number, or NULL (with *why) if
+ * it breaks RFC 8259's grammar or is longer than QS_JSON_NUMBER_MAX. */
+static const char *number_end(const char *p, const char *end, const char **why)
+{
+	const char *e = number_grammar(p, end);
+	*why = e ? LONG_NUMBER : BAD_NUMBER;
+	return e && e - p <= QS_JSON_NUMBER_MAX ? e : NULL;
+}
+
+static const char *number_grammar(const char *p, const char *end)
 {
 	if (*p == '-')
 		p++;
@@ -102,7 +116,6 @@ static const char *number_end(const char *p, const char *end)
 	return p;
 }
 
-#define BAD_NUMBER "number not allowed by JSON (leading zero, or '.', '-', 'e' without digits)"
 #define BAD_ESCAPE "\\u must be followed by four hex digits"
 
 /* The first byte of [p, end) that does not start a well-formed UTF-8
@@ -169,10 +182,9 @@ static bool strict_bytes(const char *json, size_t len, struct qs_json_strict *r)
 			}
 			p = q;
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
-			const char *q = number_end(p, end);
+			const char *q = number_end(p, end, &r->why);
 			if (!q) {
 				at = p;
-				r->why = BAD_NUMBER;
 				break;
 			}
 			p = q;
@@ -316,9 +328,8 @@ static bool strict_blocks(void (*classify_fn)(const char *, struct block_masks *
 				}
 				continue;
 			}
-			const char *e = number_end(at, json + len);
+			const char *e = number_end(at, json + len, &r->why);
 			if (!e) {
-				r->why = BAD_NUMBER;
 				r->bad_at = (size_t)(at - json);
 				return false;
 			}

@@ -5,6 +5,8 @@
  *  - a number with a leading zero (01, -01), or a '.' or '-' with no digit
  *    after it (1., 1.e5, -.5);
  *  - a \u escape without four hex digits (cJSON reads "\uZZZZ" as U+0000);
+ *  - a number longer than QS_JSON_NUMBER_MAX characters (docs/PROTOCOL.md:
+ *    a limit on every event, whichever path it takes);
  *  - text that is not UTF-8 (RFC 8259 8.1; cJSON copies any byte, Logstash
  *    would put U+FFFD in place of the bad ones without a word).
  * Still let through, because the output cannot carry them: raw control bytes
@@ -15,6 +17,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#define QS_JSON_NUMBER_MAX 63
 
 struct qs_json_strict {
 	bool control;  /* a byte below 0x20 occurs: the raw paths must not copy the text */

@@ -25,6 +25,9 @@ struct qs_stream {
 	bool raw, fin_sent, blocked, remote_fin;
 	/* TEST HOOK (raw_reset_streams): raw bytes without FIN, reset once QUIC-acked */
 	bool cancel, cancel_due;
+	/* TEST HOOK (raw_reset_read): raw bytes without FIN, then RESET_STREAM once
+	 * QUIC-acked; the answers are still read */
+	bool reset_read;
 	struct qs_answer_decoder dec;
 	struct qs_stream *next;
 };

@@ -50,8 +50,11 @@ void qs_streams_open(struct qs_client *c)
 	if (c->opts.raw) {
 		struct qs_stream *s;
 		for (s = c->streams; s; s = s->next)
-			if (s->cancel_due && !s->fin_sent) {
-				ngtcp2_conn_shutdown_stream(c->conn, 0, s->id, 1);
+			if (s->cancel_due && !s->fin_sent && s->reset_read) {
+				ngtcp2_conn_shutdown_stream_write(c->conn, 0, s->id, QS_APP_CANCELLED);
+				s->fin_sent = true;
+			} else if (s->cancel_due && !s->fin_sent) {
+				ngtcp2_conn_shutdown_stream(c->conn, 0, s->id, QS_APP_CANCELLED);
 				s->fin_sent = true;
 				c->raw_streams--;
 			}
@@ -59,6 +62,7 @@ void qs_streams_open(struct qs_client *c)
 		while (c->raw_given && c->raw_streams < want && (s = stream_new(c, NULL))) {
 			s->raw = true;
 			s->cancel = c->raw_opened++ < c->opts.raw_reset_streams;
+			s->reset_read = c->opts.raw_reset_read;
 			c->raw_streams++;
 		}
 		return;
@@ -73,7 +77,7 @@ void qs_streams_open(struct qs_client *c)
  * holding streams open or cancelling them: test hooks). */
 static bool raw_fin_wanted(const struct qs_client *c, const struct qs_stream *s)
 {
-	return !c->opts.raw_hold_streams && !s->cancel;
+	return !c->opts.raw_hold_streams && !s->cancel && !s->reset_read;
 }
 
 static bool has_data(const struct qs_client *c, const struct qs_stream *s)
@@ -172,7 +176,7 @@ void qs_stream_advance(struct qs_client *c, struct qs_stream *s, size_t n, bool 
 void qs_stream_qacked(struct qs_client *c, struct qs_stream *s, uint64_t acked_end)
 {
 	if (s->raw) {
-		if (s->cancel && acked_end >= c->raw_len && acked_end != UINT64_MAX)
+		if ((s->cancel || s->reset_read) && acked_end >= c->raw_len && acked_end != UINT64_MAX)
 			s->cancel_due = true; /* the server has every byte: reset at the next write */
 		return;
 	}
@@ -231,7 +235,7 @@ void qs_stream_answers(struct qs_client *c, struct qs_stream *s, const uint8_t *
 		size_t used = 0;
 		int rv = qs_answer_decode(&s->dec, data, len, &used, &a);
 		if (rv < 0) {
-			ngtcp2_ccerr_set_application_error(&c->last_error, 1, NULL, 0);
+			ngtcp2_ccerr_set_application_error(&c->last_error, QS_APP_PROTOCOL_ERROR, NULL, 0);
 			qs_client_fail(c, QS_FAIL_LOST, "malformed answer from the server on stream %lld",
 				       (long long)s->id);
 			return;
@@ -263,7 +267,8 @@ void qs_stream_closed(struct qs_client *c, struct qs_stream *s, bool reset, uint
 		/* reset by us: nothing to report */
 	} else if (s->raw && !c->raw_reported) {
 		c->raw_reported = true;
-		bool clean = !(reset && code != 0) && s->fin_sent && s->remote_fin;
+		/* after our own reset, the server's FIN of its answers is a clean end */
+		bool clean = s->reset_read ? s->remote_fin : !(reset && code != 0) && s->fin_sent && s->remote_fin;
 		char why[96] = "";
 		if (!clean)
 			snprintf(why, sizeof(why), reset ? "stream reset by the server (code %llu)"

@@ -381,6 +381,19 @@ static void test_strict_json(void)
 		CHECK(run(bad[i].in) == -1 && res.code == QS_REJ_INVALID_JSON);
 		CHECK(!strncmp(res.reason, want, strlen(want)));
 	}
+	/* numbers of more than 63 characters, on every path (the splice path's
+	 * "event", the slow path's duplicate), straddling a 64-byte block */
+	char doc[400], digits[80];
+	memset(digits, '9', 64);
+	digits[64] = 0;
+	static const char *const long_fmt[] = {"{\"n\":%s}", "{\"event\":{},\"n\":-%.63s}",
+					       "{\"a\":1,\"a\":%.63s.5}", "{\"n\":%.63s}"};
+	for (size_t i = 0; i < sizeof(long_fmt) / sizeof(long_fmt[0]); i++) {
+		snprintf(doc, sizeof(doc), long_fmt[i], digits);
+		bool ok = i == 3; /* 63 characters pass */
+		CHECK(run(doc) == (ok ? 0 : -1));
+		CHECK(ok || (res.code == QS_REJ_INVALID_JSON && strstr(res.reason, "number longer than 63 characters")));
+	}
 	/* the scan goes 64 bytes at a time: a bad number after a string holding
 	 * "01", or escapes (runs of backslashes, an escaped quote, a \u), at
 	 * every offset around the block edges */
