@@ -63,6 +63,7 @@ struct qs_role_sandbox {
 struct qs_role_def {
 	enum qs_role role;
 	int (*main)(const struct qs_config *cfg); /* the entry function, after --role */
+	const char *main_name;                    /* its name, for the docs */
 	enum qs_role_count count;
 	/* Orders, 1 first. Start: downstream first, so nothing is sent towards a role
 	 * not yet there. Reload: one process at a time in this order. Stop: one

@@ -12,6 +12,7 @@
 #include "shipper/shipper.h"
 
 #define BIT QS_CTL_BIT
+#define ENTRY(fn) .main = fn, .main_name = #fn
 
 /* The keyholder: accepts the acceptors on its socket and answers their sign requests. */
 static const char *const keyholder_syscalls[] = {"accept4", "accept", "recvfrom", "sendto", "poll", NULL};
@@ -40,7 +41,7 @@ static const char *const acceptor_syscalls[] = {
 
 const struct qs_role_def qs_roles[] = {
 	{
-		.role = QS_ROLE_KEYHOLDER, .main = keyholder_main, .count = QS_COUNT_ONE,
+		.role = QS_ROLE_KEYHOLDER, ENTRY(keyholder_main), .count = QS_COUNT_ONE,
 		.start = 1, .reload = 1, .stop = 4, .reload_how = QS_RELOAD_RESTART,
 		.fds = QS_FD_CTL | QS_FD_CONFIG,
 		/* holds the TLS private key: no network at all, not dumpable; one thread */
@@ -50,7 +51,7 @@ const struct qs_role_def qs_roles[] = {
 		.ctl_receives = BIT(QS_CTL_SHUTDOWN),
 	},
 	{
-		.role = QS_ROLE_SHIPPER, .main = shipper_main, .count = QS_COUNT_ONE,
+		.role = QS_ROLE_SHIPPER, ENTRY(shipper_main), .count = QS_COUNT_ONE,
 		.start = 2, .reload = 2, .stop = 3, .reload_how = QS_RELOAD_RESTART,
 		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
 		/* the host network (Logstash), the spool; its sync and housekeeping threads */
@@ -61,7 +62,7 @@ const struct qs_role_def qs_roles[] = {
 		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_RESOLVED),
 	},
 	{
-		.role = QS_ROLE_PARSER, .main = parser_main, .count = QS_COUNT_PARSERS,
+		.role = QS_ROLE_PARSER, ENTRY(parser_main), .count = QS_COUNT_PARSERS,
 		.start = 3, .reload = 3, .stop = 2, .reload_how = QS_RELOAD_OVERLAP,
 		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
 		/* untrusted JSON: no network, AF_UNIX only; ZeroMQ's I/O thread */
@@ -71,7 +72,7 @@ const struct qs_role_def qs_roles[] = {
 		.ctl_receives = BIT(QS_CTL_SHUTDOWN),
 	},
 	{
-		.role = QS_ROLE_ACCEPTOR, .main = acceptor_main, .count = QS_COUNT_ACCEPTORS,
+		.role = QS_ROLE_ACCEPTOR, ENTRY(acceptor_main), .count = QS_COUNT_ACCEPTORS,
 		.start = 4, .reload = 4, .stop = 1, .reload_how = QS_RELOAD_GENERATION,
 		.fds = QS_FD_CTL | QS_FD_UDP | QS_FD_CONFIG, .umask0 = true, .hops = true,
 		/* the network through its inherited UDP socket only; TLS session secrets: not
