@@ -23,14 +23,20 @@ void qs_confine_init(const struct qs_role_def *def)
 	self = def;
 }
 
+/* The dispatch sets the role before any entry function runs. */
+static const struct qs_role_sandbox *policy(void)
+{
+	if (!self)
+		qs_err("sandbox: no role to confine as");
+	return self ? &self->sandbox : NULL;
+}
+
 int qs_confine_enter(const struct qs_config *cfg, const char **rundir)
 {
 	char err[256] = "";
-	if (!self) {
-		qs_err("sandbox: no role to confine as");
+	const struct qs_role_sandbox *p = policy();
+	if (!p)
 		return -1;
-	}
-	const struct qs_role_sandbox *p = &self->sandbox;
 	struct qs_sandbox sb = {.user = p->user && cfg->user[0] ? cfg->user : NULL,
 				.chroot_dir = p->chroot ? cfg->runtime_dir : NULL,
 				.new_netns = p->new_netns, .no_dump = !p->dumpable};
@@ -64,7 +70,9 @@ static int probe(void)
 int qs_confine_seccomp(void)
 {
 	char err[256] = "";
-	const struct qs_role_sandbox *p = &self->sandbox;
+	const struct qs_role_sandbox *p = policy();
+	if (!p)
+		return -1;
 	if (qs_seccomp_allow(p->syscalls, p->families, p->tsync, err, sizeof(err)) < 0) {
 		qs_err("seccomp: %s", err);
 		return -1;
