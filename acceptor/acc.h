@@ -244,9 +244,6 @@ void acc_transcript_free(struct acc_conn *c);
 /* secret.c */
 int acc_secret_load(struct acc *a);
 
-/* sandbox_policy.c */
-int acc_sandbox(struct acc *a, bool *chrooted);
-
 /* cidmap.c */
 int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn *c);
 struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, size_t len);

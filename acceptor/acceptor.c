@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "ipc/ctl.h"
 #include "ipc/keysign.h"
+#include "roles/confine.h"
 
 #define ACC_GOAWAY_MS 1000
 #define ACC_GOAWAY_WAIT_NS (1000ull * 1000000)
@@ -225,11 +226,11 @@ static void teardown(struct acc *a)
 /* Confines the process, then connects the key (its socket path is inside the chroot). */
 static int enter_sandbox(struct acc *a)
 {
-	bool chrooted;
+	const char *rundir;
 	char path[4200];
-	if (acc_sandbox(a, &chrooted))
+	if (qs_confine(a->cfg, &rundir))
 		return -1;
-	snprintf(path, sizeof(path), "%s/%s", chrooted ? "" : a->cfg->runtime_dir, QS_KEYSIGN_SOCKET);
+	snprintf(path, sizeof(path), "%s/%s", rundir, QS_KEYSIGN_SOCKET);
 	return acc_tls_keyholder(a, path);
 }
 

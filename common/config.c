@@ -268,13 +268,20 @@ enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *c
 	return r;
 }
 
+static const char *const role_names[QS_ROLE_COUNT] = {
+	[QS_ROLE_SUPERVISOR] = "supervisor", [QS_ROLE_ACCEPTOR] = "acceptor", [QS_ROLE_PARSER] = "parser",
+	[QS_ROLE_SHIPPER] = "shipper",       [QS_ROLE_KEYHOLDER] = "keyholder",
+};
+
 const char *qs_role_name(enum qs_role role)
 {
-	switch (role) {
-	case QS_ROLE_ACCEPTOR: return "acceptor";
-	case QS_ROLE_PARSER: return "parser";
-	case QS_ROLE_SHIPPER: return "shipper";
-	case QS_ROLE_KEYHOLDER: return "keyholder";
-	default: return "supervisor";
-	}
+	return (unsigned)role < QS_ROLE_COUNT ? role_names[role] : "supervisor";
+}
+
+int qs_role_by_name(const char *name)
+{
+	for (int r = QS_ROLE_SUPERVISOR + 1; r < QS_ROLE_COUNT; r++) /* the supervisor is no --role */
+		if (!strcmp(name, role_names[r]))
+			return r;
+	return -1;
 }

@@ -13,7 +13,17 @@
 
 #include "common/addr.h"
 
-enum qs_role { QS_ROLE_SUPERVISOR = 0, QS_ROLE_ACCEPTOR, QS_ROLE_PARSER, QS_ROLE_SHIPPER, QS_ROLE_KEYHOLDER };
+/* The processes of quicstashd. Each child role's properties are its entry in
+ * the role table (roles/table.c); here only the names the command line and
+ * the logs use. */
+enum qs_role {
+	QS_ROLE_SUPERVISOR = 0,
+	QS_ROLE_ACCEPTOR,
+	QS_ROLE_PARSER,
+	QS_ROLE_SHIPPER,
+	QS_ROLE_KEYHOLDER,
+	QS_ROLE_COUNT
+};
 enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
 enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 
@@ -91,6 +101,8 @@ enum qs_config_result { QS_CONFIG_OK = 0, QS_CONFIG_EXIT_OK, QS_CONFIG_ERROR };
 enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg);
 
 const char *qs_role_name(enum qs_role role);
+/* The child role of that name (--role), or -1. */
+int qs_role_by_name(const char *name);
 
 /* A service-wide limit (-m, --max-incomplete-bytes) as each acceptor's share:
  * steering spreads new connections evenly, so each takes ceil(total / N). */

@@ -28,11 +28,10 @@ static void print_version(void)
 
 static int set_role(struct qs_config *cfg, const char *arg)
 {
-	if (!strcmp(arg, "acceptor")) cfg->role = QS_ROLE_ACCEPTOR;
-	else if (!strcmp(arg, "parser")) cfg->role = QS_ROLE_PARSER;
-	else if (!strcmp(arg, "shipper")) cfg->role = QS_ROLE_SHIPPER;
-	else if (!strcmp(arg, "keyholder")) cfg->role = QS_ROLE_KEYHOLDER;
-	else return qs_option_bad("role", arg, "unknown role");
+	int r = qs_role_by_name(arg);
+	if (r < 0)
+		return qs_option_bad("role", arg, "unknown role");
+	cfg->role = (enum qs_role)r;
 	return 0;
 }
 

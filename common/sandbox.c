@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,7 +119,17 @@ static int allow_names(scmp_filter_ctx ctx, const char *const *names, char *err,
 	return 0;
 }
 
-int qs_seccomp_allow(const char *const *extra, bool allow_inet, char *err, size_t errlen)
+/* socket() for the given families only (bit 1 << AF_x each). */
+static int allow_families(scmp_filter_ctx ctx, uint32_t families)
+{
+	for (int af = 0; af < 32; af++)
+		if ((families & (1u << af)) &&
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af)) != 0)
+			return -1;
+	return 0;
+}
+
+int qs_seccomp_allow(const char *const *extra, uint32_t families, bool tsync, char *err, size_t errlen)
 {
 	if (qs_sandbox_leak_check())
 		return 0;
@@ -130,21 +139,16 @@ int qs_seccomp_allow(const char *const *extra, bool allow_inet, char *err, size_
 		return -1;
 	}
 	int rc = -1;
-	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (tsync)
+		seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	if (allow_names(ctx, qs_seccomp_base, err, errlen) || allow_names(ctx, extra, err, errlen))
 		goto out;
 	/* Threads only: a new process could escape the role's confinement. */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 			     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0 ||
-	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0)
+	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0 ||
+	    allow_families(ctx, families) != 0)
 		goto out;
-	if (allow_inet) {
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 0) != 0)
-			goto out;
-	} else if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) != 0) {
-		goto out;
-	}
 	if (seccomp_load(ctx) != 0) {
 		snprintf(err, errlen, "seccomp_load failed");
 		goto out;

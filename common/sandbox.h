@@ -1,12 +1,13 @@
-/* Mechanisms to confine a process; each role decides its own policy (see
- * <role>/sandbox_policy.c). Order in a child: open what it needs, then
- * qs_sandbox_enter() (namespace, chroot, user, no-new-privs), then
- * qs_seccomp_allow(). */
+/* Mechanisms to confine a process; each role's policy is its entry in the
+ * role table (roles/table.c), applied by roles/confine.c. Order in a child:
+ * open what it needs, then qs_sandbox_enter() (namespace, chroot, user,
+ * no-new-privs), then qs_seccomp_allow(). */
 #ifndef QS_SANDBOX_H
 #define QS_SANDBOX_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct qs_sandbox {
 	const char *user;       /* become this user when started as root (NULL: stay) */
@@ -31,11 +32,12 @@ bool qs_sandbox_leak_check(void);
  * signals, threads, epoll/eventfd for libevent and ZeroMQ, exit). */
 extern const char *const qs_seccomp_base[];
 
-/* Installs a seccomp allow-list on every thread of the process (TSYNC): the
- * base list plus `extra` (NULL-terminated names); anything else kills the
- * process (SIGSYS, which the supervisor reports). socket() is allowed for
- * AF_UNIX only unless allow_inet; clone() only for threads; clone3 fails
- * with ENOSYS so glibc falls back to clone. */
-int qs_seccomp_allow(const char *const *extra, bool allow_inet, char *err, size_t errlen);
+/* Installs a seccomp allow-list: the base list plus `extra` (NULL-terminated
+ * names); anything else kills the process (SIGSYS, which the supervisor
+ * reports). socket() is allowed for the families in `families` only (bit
+ * 1 << AF_x for each); clone() only for threads; clone3 fails with ENOSYS so
+ * glibc falls back to clone. With tsync the filter goes on every thread of
+ * the process (SECCOMP_FILTER_FLAG_TSYNC), else on the calling one only. */
+int qs_seccomp_allow(const char *const *extra, uint32_t families, bool tsync, char *err, size_t errlen);
 
 #endif

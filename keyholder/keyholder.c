@@ -14,10 +14,10 @@
 
 #include "common/config.h"
 #include "common/log.h"
-#include "common/sandbox.h"
 #include "common/tlsfiles.h"
 #include "ipc/ctl.h"
 #include "ipc/keysign.h"
+#include "roles/confine.h"
 
 #define MAX_CLIENTS (QS_MAX_ACCEPTORS * 2)
 
@@ -75,8 +75,6 @@ static int listen_socket(const char *dir, const char *user)
 	return fd;
 }
 
-static const char *const keyholder_syscalls[] = {"accept4", "accept", "recvfrom", "sendto", "poll", NULL};
-
 static void serve(int lfd, int ctl, const struct qs_keysign_key *key)
 {
 	struct pollfd pfd[MAX_CLIENTS + 2];
@@ -127,14 +125,9 @@ int keyholder_main(const struct qs_config *cfg)
 	int lfd = listen_socket(cfg->runtime_dir, cfg->user);
 	if (lfd < 0)
 		goto out;
-	char err[256] = "";
-	struct qs_sandbox sb = {.user = cfg->user, .chroot_dir = cfg->runtime_dir, .new_netns = true,
-				.no_dump = true};
-	if (qs_sandbox_enter(&sb, err, sizeof(err)) < 0 ||
-	    qs_seccomp_allow(keyholder_syscalls, false, err, sizeof(err)) < 0) {
-		qs_err("sandbox: %s", err);
+	const char *rundir;
+	if (qs_confine(cfg, &rundir) < 0)
 		goto out;
-	}
 	struct qs_ctl_msg ready = {.type = QS_CTL_READY, .role = QS_ROLE_KEYHOLDER};
 	qs_ctl_send(cfg->ctl_fd, &ready);
 	serve(lfd, cfg->ctl_fd, &ks);

@@ -8,7 +8,6 @@
  * Rejections never stop us: an acceptor that cannot take them for 2 s is
  * treated as gone (it re-sends unresolved frames when it comes back). */
 #include "parser/parser.h"
-#include "parser/sandbox_policy.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -26,6 +25,7 @@
 #include "ipc/zsock.h"
 #include "parser/arena.h"
 #include "parser/enrich.h"
+#include "roles/confine.h"
 
 #define RECV_BUDGET 64          /* FRAMES messages per wake-up */
 #define HWM 64                  /* FRAMES messages */
@@ -334,8 +334,8 @@ int parser_main(const struct qs_config *cfg)
 	qs_enrich_trees_in_arena(true);
 	qs_heap_tune();
 	const char *ep_dir = cfg->runtime_dir;
-	if (qs_child_init(&p.child, cfg, on_stop, &p) || parser_sandbox_enter(cfg, &ep_dir) ||
-	    connect_all(&p, ep_dir) || parser_seccomp()) {
+	if (qs_child_init(&p.child, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
+	    connect_all(&p, ep_dir) || qs_confine_seccomp()) {
 		cleanup(&p);
 		return 1;
 	}

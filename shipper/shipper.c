@@ -8,7 +8,6 @@
  * ZeroMQ high-water marks push back to the acceptors, and QUIC flow control
  * to clients. */
 #include "shipper/shipper.h"
-#include "shipper/sandbox_policy.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -28,6 +27,7 @@
 #include "ipc/msg.h"
 #include "ipc/sendq.h"
 #include "ipc/zsock.h"
+#include "roles/confine.h"
 #include "shipper/output.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
@@ -497,7 +497,7 @@ int shipper_main(const struct qs_config *cfg)
 	if (spool_fd < 0)
 		qs_err("spool %s: %s", cfg->spool_dir, strerror(errno));
 	const char *ep_dir = cfg->runtime_dir;
-	if (file_fd == -1 || (cfg->logstash_tls && !tls) || spool_fd < 0 || shipper_sandbox_enter(cfg, &ep_dir) ||
+	if (file_fd == -1 || (cfg->logstash_tls && !tls) || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) ||
 	    open_spool(&sh, spool_fd) || open_sockets(&sh, ep_dir)) {
 		if (file_fd >= 0)
 			close(file_fd);
@@ -507,7 +507,7 @@ int shipper_main(const struct qs_config *cfg)
 	}
 	make_events(&sh);
 	if (qs_syncer_init(&sh.sync, sh.child.base, on_synced, &sh) ||
-	    qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd, tls) || shipper_seccomp()) {
+	    qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd, tls) || qs_confine_seccomp()) {
 		cleanup(&sh);
 		return 1;
 	}

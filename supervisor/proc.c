@@ -26,45 +26,83 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct qs_procs *cb_procs; /* for the libevent callbacks (one table per process) */
 
+/* How many slots of a role run. */
+static unsigned role_slots(const struct qs_role_def *d, const struct qs_config *cfg, unsigned acceptors)
+{
+	switch (d->count) {
+	case QS_COUNT_PARSERS: return cfg->parsers;
+	case QS_COUNT_ACCEPTORS: return acceptors;
+	case QS_COUNT_ONE: break;
+	}
+	return 1;
+}
+
+/* Appends every slot of the roles of this start rank; returns the new count. */
+static unsigned add_rank(struct qs_procs *p, unsigned n, unsigned rank, const struct qs_config *cfg,
+			 const int *udp_fds)
+{
+	for (unsigned r = 0; r < qs_roles_n; r++) {
+		const struct qs_role_def *d = &qs_roles[r];
+		unsigned slots = d->start == rank ? role_slots(d, cfg, p->acceptors) : 0;
+		for (unsigned s = 0; s < slots; s++)
+			p->proc[n++] = (struct qs_proc){.role = d->role, .def = d, .slot = s, .key = s,
+							 .udp_fd = d->fds & QS_FD_UDP ? udp_fds[s] : -1};
+	}
+	return n;
+}
+
+/* The entries' indices, roles in their reload order (slots in table order). */
+static void order_reload(struct qs_procs *p)
+{
+	unsigned k = 0;
+	for (unsigned rank = 1; rank <= qs_roles_n; rank++)
+		for (unsigned i = 0; i < p->n; i++)
+			if (p->proc[i].def->reload == rank)
+				p->reload_order[k++] = i;
+}
+
 int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acceptors, int argc,
 		  char **argv, const int *udp_fds, struct event_base *base)
 {
-	p->n = 2 + cfg->parsers + acceptors;
 	p->acceptors = acceptors;
-	p->child = calloc(p->n, sizeof(*p->child));
-	if (!p->child)
+	p->n = 0;
+	for (unsigned r = 0; r < qs_roles_n; r++) {
+		p->n += role_slots(&qs_roles[r], cfg, acceptors);
+		if (qs_roles[r].stop > p->stop_phases)
+			p->stop_phases = qs_roles[r].stop;
+	}
+	p->proc = calloc(p->n, sizeof(*p->proc));
+	p->reload_order = calloc(p->n, sizeof(*p->reload_order));
+	if (!p->proc || !p->reload_order)
 		return -1;
 	p->argc = argc;
 	p->argv = argv;
 	p->config_fd = cfg->config_fd;
 	p->base = base;
 	cb_procs = p;
-	unsigned i = 0;
-	p->child[i++] = (struct qs_child){.role = QS_ROLE_KEYHOLDER};
-	p->child[i++] = (struct qs_child){.role = QS_ROLE_SHIPPER};
-	for (unsigned s = 0; s < cfg->parsers; s++)
-		p->child[i++] = (struct qs_child){.role = QS_ROLE_PARSER, .slot = s};
-	for (unsigned s = 0; s < acceptors; s++)
-		p->child[i++] = (struct qs_child){.role = QS_ROLE_ACCEPTOR, .slot = s, .udp_fd = udp_fds[s]};
-	for (i = 0; i < p->n; i++) {
-		p->child[i].ctl = -1;
-		p->child[i].old_ctl = -1;
-		p->child[i].old_udp_fd = -1;
-		p->child[i].key = p->child[i].slot;
-		p->child[i].backoff_ms = BACKOFF_MIN_MS;
-		if (p->child[i].role != QS_ROLE_ACCEPTOR)
-			p->child[i].udp_fd = -1;
-		p->child[i].restart_ev = evtimer_new(base, restart_cb, &p->child[i]);
+	unsigned n = 0;
+	for (unsigned rank = 1; rank <= qs_roles_n; rank++)
+		n = add_rank(p, n, rank, cfg, udp_fds);
+	order_reload(p);
+	for (unsigned i = 0; i < p->n; i++) {
+		p->proc[i].ctl = -1;
+		p->proc[i].old_ctl = -1;
+		p->proc[i].old_udp_fd = -1;
+		p->proc[i].backoff_ms = BACKOFF_MIN_MS;
+		p->proc[i].restart_ev = evtimer_new(base, restart_cb, &p->proc[i]);
 	}
 	return 0;
 }
 
-/* In the child, between fork and exec: the control socket at fd 3, the UDP
- * socket at fd 4 and the configuration's sealed copy at fd 5 (each moved high
- * first, so that none overwrites another), nothing else. */
-static void place_fds(struct qs_procs *p, struct qs_child *c, int ctl)
+/* In the child, between fork and exec: those of the control socket (fd 3),
+ * the UDP socket (fd 4) and the configuration's sealed copy (fd 5) that its
+ * role takes (each moved high first, so that none overwrites another),
+ * nothing else. */
+static void place_fds(struct qs_procs *p, struct qs_proc *c, int ctl)
 {
-	const int src[3] = {ctl, c->udp_fd, p->config_fd};
+	const uint32_t fds = c->def->fds;
+	const int src[3] = {fds & QS_FD_CTL ? ctl : -1, fds & QS_FD_UDP ? c->udp_fd : -1,
+			    fds & QS_FD_CONFIG ? p->config_fd : -1};
 	const int dst[3] = {QS_CHILD_CTL_FD, QS_CHILD_UDP_FD, QS_CHILD_CONFIG_FD};
 	int hi[3], last = QS_CHILD_CTL_FD;
 	for (int i = 0; i < 3; i++)
@@ -84,7 +122,7 @@ static void place_fds(struct qs_procs *p, struct qs_child *c, int ctl)
 
 /* In the child, between fork and exec: place the descriptors, scrub what a
  * child must not inherit, exec ourselves. */
-static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
+static void exec_child(struct qs_procs *p, struct qs_proc *c, int ctl)
 {
 	place_fds(p, c, ctl);
 
@@ -96,11 +134,11 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	unsetenv("WATCHDOG_USEC");
 	unsetenv("WATCHDOG_PID");
 
-	/* An acceptor binds its ipc:// sockets while still root and only then
-	 * becomes the children's user: the socket files must stay connectable by
-	 * that user. The runtime directory (0700, owned by that user) is what
-	 * keeps everyone else out. */
-	if (c->role == QS_ROLE_ACCEPTOR)
+	/* A role that binds its ipc:// sockets while still root and only then
+	 * becomes the children's user (the acceptor): the socket files must stay
+	 * connectable by that user. The runtime directory (0700, owned by that
+	 * user) is what keeps everyone else out. */
+	if (c->def->umask0)
 		umask(0);
 
 #ifdef QS_SANITIZE_BUILD
@@ -147,11 +185,13 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	av[k++] = slot;
 	av[k++] = "--generation";
 	av[k++] = gen;
-	av[k++] = "--ctl-fd";
-	av[k++] = ctlfd;
+	if (c->def->fds & QS_FD_CTL) {
+		av[k++] = "--ctl-fd";
+		av[k++] = ctlfd;
+	}
 	av[k++] = "--steer-key";
 	av[k++] = key;
-	if (p->config_fd >= 0) { /* the child parses this, never the --config path */
+	if (p->config_fd >= 0 && (c->def->fds & QS_FD_CONFIG)) { /* the child parses this, never the --config path */
 		av[k++] = "--sealed-config-fd";
 		av[k++] = cfgfd;
 	}
@@ -160,7 +200,7 @@ static void exec_child(struct qs_procs *p, struct qs_child *c, int ctl)
 	_exit(127);
 }
 
-int qs_proc_start(struct qs_procs *p, struct qs_child *c)
+int qs_proc_start(struct qs_procs *p, struct qs_proc *c)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -191,7 +231,7 @@ int qs_proc_start(struct qs_procs *p, struct qs_child *c)
 	return 0;
 }
 
-int qs_proc_start_overlapping(struct qs_procs *p, struct qs_child *c)
+int qs_proc_start_overlapping(struct qs_procs *p, struct qs_proc *c)
 {
 	if (c->old_pid)
 		return -1; /* one overlap at a time */
@@ -226,14 +266,14 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct qs_child *c = arg;
+	struct qs_proc *c = arg;
 	if (cb_procs->stopping || c->pid)
 		return;
 	if (qs_proc_start(cb_procs, c) < 0)
 		qs_proc_schedule_restart(cb_procs, c);
 }
 
-void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c)
+void qs_proc_schedule_restart(struct qs_procs *p, struct qs_proc *c)
 {
 	(void)p;
 	uint64_t lived = qs_now_ms() - c->started_ms;
@@ -245,11 +285,11 @@ void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c)
 	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid)
+struct qs_proc *qs_procs_find_pid(struct qs_procs *p, pid_t pid)
 {
 	for (unsigned i = 0; i < p->n; i++)
-		if (p->child[i].pid == pid || p->child[i].old_pid == pid)
-			return &p->child[i];
+		if (p->proc[i].pid == pid || p->proc[i].old_pid == pid)
+			return &p->proc[i];
 	return NULL;
 }
 
@@ -258,7 +298,7 @@ void qs_procs_reap(struct qs_procs *p)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct qs_child *c = qs_procs_find_pid(p, pid);
+		struct qs_proc *c = qs_procs_find_pid(p, pid);
 		if (!c)
 			continue;
 		if (c->old_pid == pid) {
@@ -280,7 +320,7 @@ void qs_procs_reap(struct qs_procs *p)
 	}
 }
 
-void qs_proc_ask_stop(struct qs_child *c)
+void qs_proc_ask_stop(struct qs_proc *c)
 {
 	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
 	if (c->pid && qs_ctl_send(c->ctl, &m) != 0)
@@ -288,19 +328,19 @@ void qs_proc_ask_stop(struct qs_child *c)
 	qs_proc_ask_old_stop(c);
 }
 
-static void ask_old(struct qs_child *c, uint32_t type)
+static void ask_old(struct qs_proc *c, uint32_t type)
 {
 	struct qs_ctl_msg m = {.type = type};
 	if (c->old_pid && qs_ctl_send(c->old_ctl, &m) != 0)
 		kill(c->old_pid, SIGTERM);
 }
 
-void qs_proc_ask_old_stop(struct qs_child *c)
+void qs_proc_ask_old_stop(struct qs_proc *c)
 {
 	ask_old(c, QS_CTL_SHUTDOWN);
 }
 
-void qs_proc_ask_old_drain(struct qs_child *c)
+void qs_proc_ask_old_drain(struct qs_proc *c)
 {
 	ask_old(c, QS_CTL_DRAIN);
 }
@@ -309,8 +349,17 @@ unsigned qs_procs_running(const struct qs_procs *p, int role)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < p->n; i++)
-		if (role < 0 || (int)p->child[i].role == role)
-			n += (p->child[i].pid != 0) + (p->child[i].old_pid != 0);
+		if (role < 0 || (int)p->proc[i].role == role)
+			n += (p->proc[i].pid != 0) + (p->proc[i].old_pid != 0);
+	return n;
+}
+
+unsigned qs_procs_running_in_phase(const struct qs_procs *p, unsigned phase)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->proc[i].def->stop == phase)
+			n += (p->proc[i].pid != 0) + (p->proc[i].old_pid != 0);
 	return n;
 }
 
@@ -318,14 +367,14 @@ unsigned qs_procs_count(const struct qs_procs *p, enum qs_role role)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < p->n; i++)
-		n += p->child[i].role == role;
+		n += p->proc[i].role == role;
 	return n;
 }
 
 bool qs_procs_all_ready(const struct qs_procs *p)
 {
 	for (unsigned i = 0; i < p->n; i++)
-		if (!p->child[i].ready)
+		if (!p->proc[i].ready)
 			return false;
 	return true;
 }

@@ -1,5 +1,6 @@
-/* The supervisor's table of children: who runs, how each is started, and
- * restart with backoff. One entry per (role, slot). */
+/* The supervisor's table of child processes: who runs, how each is started,
+ * and restart with backoff. One entry per (role, slot), laid out from the
+ * role table (roles/roles.h) in start order. */
 #ifndef QS_PROC_H
 #define QS_PROC_H
 
@@ -10,12 +11,16 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "ipc/ctl.h"
+#include "roles/roles.h"
 
 struct event_base;
 struct event;
 
-struct qs_child {
+/* One (role, slot): the processes that run it one after the other (restarts),
+ * and during a reload's overlap the previous one too (old_pid). */
+struct qs_proc {
 	enum qs_role role;
+	const struct qs_role_def *def; /* its role's entry in the role table */
 	unsigned slot;
 	unsigned generation; /* bumps on every start (the process generation: docs/ARCHITECTURE.md, "Glossary") */
 	pid_t pid;           /* 0 when not running */
@@ -40,8 +45,10 @@ struct qs_child {
 };
 
 struct qs_procs {
-	struct qs_child *child;
+	struct qs_proc *proc; /* in start order */
 	unsigned n;
+	unsigned *reload_order; /* indices into proc, in reload order */
+	unsigned stop_phases;   /* the highest stop rank of the role table */
 	char **argv; /* the original command line, re-used for every child */
 	int argc;
 	char runtime_dir[4096];
@@ -50,33 +57,36 @@ struct qs_procs {
 	unsigned acceptors; /* running acceptor slots (1 when steering fell back) */
 	struct event_base *base;
 	bool stopping;
-	void (*on_ctl)(struct qs_procs *p, struct qs_child *c); /* a control message is readable */
-	void (*on_exit)(struct qs_procs *p, struct qs_child *c, int status);
-	void (*on_old_exit)(struct qs_procs *p, struct qs_child *c, int status); /* an old_pid ended */
+	void (*on_ctl)(struct qs_procs *p, struct qs_proc *c); /* a control message is readable */
+	void (*on_exit)(struct qs_procs *p, struct qs_proc *c, int status);
+	void (*on_old_exit)(struct qs_procs *p, struct qs_proc *c, int status); /* an old_pid ended */
 };
 
-/* Builds the table: keyholder, shipper, parsers, then acceptors (start order:
- * downstream before upstream, so nothing is sent towards a role not yet there). */
+/* Builds the table from the role table: each role's slots, roles in their
+ * start order (downstream before upstream, so nothing is sent towards a role
+ * not yet there), and the reload order. */
 int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acceptors, int argc,
 		  char **argv, const int *udp_fds, struct event_base *base);
-int qs_proc_start(struct qs_procs *p, struct qs_child *c);
+int qs_proc_start(struct qs_procs *p, struct qs_proc *c);
 /* Starts a new process for the entry while the current one keeps running as
  * old_pid (it is asked to stop once the new one is ready). */
-int qs_proc_start_overlapping(struct qs_procs *p, struct qs_child *c);
+int qs_proc_start_overlapping(struct qs_procs *p, struct qs_proc *c);
 /* Schedules a restart with backoff (100 ms doubling to 10 s; reset after 30 s of health). */
-void qs_proc_schedule_restart(struct qs_procs *p, struct qs_child *c);
+void qs_proc_schedule_restart(struct qs_procs *p, struct qs_proc *c);
 /* Reaps exited children; calls on_exit for each. */
 void qs_procs_reap(struct qs_procs *p);
-struct qs_child *qs_procs_find_pid(struct qs_procs *p, pid_t pid);
+struct qs_proc *qs_procs_find_pid(struct qs_procs *p, pid_t pid);
 unsigned qs_procs_running(const struct qs_procs *p, int role /* -1 = any */);
 bool qs_procs_all_ready(const struct qs_procs *p);
 unsigned qs_procs_count(const struct qs_procs *p, enum qs_role role); /* table entries */
+/* Processes (current and old) of the roles stopped in that stop phase (1..stop_phases). */
+unsigned qs_procs_running_in_phase(const struct qs_procs *p, unsigned phase);
 /* Asks a child to stop cleanly: QS_CTL_SHUTDOWN, or SIGTERM when the control
  * socket cannot take it. Never both: a child that already stopped on the
  * message has given up its handlers, and a late SIGTERM would kill it. */
-void qs_proc_ask_stop(struct qs_child *c); /* the current and any old process */
-void qs_proc_ask_old_stop(struct qs_child *c);
+void qs_proc_ask_stop(struct qs_proc *c); /* the current and any old process */
+void qs_proc_ask_old_stop(struct qs_proc *c);
 /* The old process of an acceptor entry: a new generation serves, move its clients now. */
-void qs_proc_ask_old_drain(struct qs_child *c);
+void qs_proc_ask_old_drain(struct qs_proc *c);
 
 #endif

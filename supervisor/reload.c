@@ -38,6 +38,18 @@ static struct {
 
 static void step_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* The entry replaced at a step: steps follow the role table's reload order. */
+static struct qs_proc *at(unsigned step)
+{
+	return &R.procs->proc[R.procs->reload_order[step]];
+}
+
+/* Its role is replaced a generation at a time (the acceptors, with steering). */
+static bool by_generation(const struct qs_proc *c)
+{
+	return c->def->reload_how == QS_RELOAD_GENERATION;
+}
+
 void qs_reload_init(struct qs_procs *p, const struct qs_config *running, struct event_base *base)
 {
 	R.procs = p;
@@ -127,8 +139,8 @@ static bool start_acceptor_generation(void)
 		return false;
 	unsigned bank = 1 - R.bank, started = 0;
 	for (unsigned i = R.step; i < R.procs->n; i++) {
-		struct qs_child *c = &R.procs->child[i];
-		if (c->role != QS_ROLE_ACCEPTOR || !c->pid || c->old_pid)
+		struct qs_proc *c = at(i);
+		if (!by_generation(c) || !c->pid || c->old_pid)
 			continue;
 		int fd = qs_udp_bind_like(c->udp_fd);
 		unsigned key = bank * QS_KEY_BANK + c->slot;
@@ -173,8 +185,8 @@ static void switch_acceptor_generation(void)
 	R.bank = bank;
 	R.old_waiting = 0;
 	for (unsigned i = 0; i < R.procs->n; i++) {
-		struct qs_child *c = &R.procs->child[i];
-		if (c->role == QS_ROLE_ACCEPTOR && c->old_pid) {
+		struct qs_proc *c = &R.procs->proc[i];
+		if (by_generation(c) && c->old_pid) {
 			qs_proc_ask_old_drain(c); /* go-away to its clients now, finish, exit */
 			R.old_waiting++;
 		}
@@ -191,22 +203,22 @@ static void switch_acceptor_generation(void)
 /* Stops the child at R.step (or finishes); it is restarted when it exits. */
 static void run_step(void)
 {
-	while (R.step < R.procs->n && !R.procs->child[R.step].pid)
+	while (R.step < R.procs->n && !at(R.step)->pid)
 		R.step++; /* not running (crash backoff): its restart picks up the new config */
 	if (R.step >= R.procs->n) {
 		finish();
 		return;
 	}
-	struct qs_child *c = &R.procs->child[R.step];
+	struct qs_proc *c = at(R.step);
 	struct timeval tv = {STEP_TIMEOUT_S, 0};
 	evtimer_add(R.step_timer, &tv);
-	if (c->role == QS_ROLE_ACCEPTOR && start_acceptor_generation())
+	if (by_generation(c) && start_acceptor_generation())
 		return;
 	/* Parsers bind nothing, so two of one slot can run at once: the new one
 	 * serves before the old one is asked to stop. The others own something
 	 * only one process may hold (the spool, the key socket, an acceptor's
 	 * ipc endpoints): stop first, then start. */
-	if (c->role == QS_ROLE_PARSER && qs_proc_start_overlapping(R.procs, c) == 0) {
+	if (c->def->reload_how == QS_RELOAD_OVERLAP && qs_proc_start_overlapping(R.procs, c) == 0) {
 		R.overlapping = true;
 		return;
 	}
@@ -235,11 +247,11 @@ static void step_timeout(evutil_socket_t fd, short what, void *arg)
 		qs_warn("reload: %u old acceptor(s) still draining after %d s: killing them", R.old_waiting,
 			STEP_TIMEOUT_S);
 		for (unsigned i = 0; i < R.procs->n; i++)
-			if (R.procs->child[i].role == QS_ROLE_ACCEPTOR && R.procs->child[i].old_pid)
-				kill(R.procs->child[i].old_pid, SIGKILL);
+			if (by_generation(&R.procs->proc[i]) && R.procs->proc[i].old_pid)
+				kill(R.procs->proc[i].old_pid, SIGKILL);
 		return; /* their exits finish the reload */
 	}
-	struct qs_child *c = &R.procs->child[R.step];
+	struct qs_proc *c = at(R.step);
 	qs_warn("reload: %s %u not ready after %d s; going on", qs_role_name(c->role), c->slot, STEP_TIMEOUT_S);
 	if (c->replacing && c->pid)
 		kill(c->pid, SIGKILL);
@@ -270,16 +282,16 @@ void qs_reload_request(void)
 	run_step();
 }
 
-void qs_reload_child_ready(struct qs_child *c)
+void qs_reload_child_ready(struct qs_proc *c)
 {
-	if (R.active && R.gen_waiting && c->role == QS_ROLE_ACCEPTOR && c->old_pid) {
+	if (R.active && R.gen_waiting && by_generation(c) && c->old_pid) {
 		if (--R.gen_waiting == 0) {
 			evtimer_del(R.step_timer);
 			switch_acceptor_generation();
 		}
 		return;
 	}
-	if (R.active && R.step < R.procs->n && c == &R.procs->child[R.step] && !c->replacing) {
+	if (R.active && R.step < R.procs->n && c == at(R.step) && !c->replacing) {
 		evtimer_del(R.step_timer);
 		if (R.overlapping) {
 			R.overlapping = false;
@@ -289,7 +301,7 @@ void qs_reload_child_ready(struct qs_child *c)
 	}
 }
 
-bool qs_reload_child_exited(struct qs_child *c)
+bool qs_reload_child_exited(struct qs_proc *c)
 {
 	if (!c->replacing)
 		return false;
@@ -304,8 +316,8 @@ bool qs_reload_child_exited(struct qs_child *c)
 	return true;
 }
 
-void qs_reload_old_exited(struct qs_child *c)
+void qs_reload_old_exited(struct qs_proc *c)
 {
-	if (R.active && R.old_waiting && c->role == QS_ROLE_ACCEPTOR && --R.old_waiting == 0)
+	if (R.active && R.old_waiting && by_generation(c) && --R.old_waiting == 0)
 		finish();
 }

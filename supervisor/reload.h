@@ -1,5 +1,6 @@
 /* SIGHUP: validate the new configuration and certificate, then replace the
- * children one at a time (keyholder, shipper, parsers), the next only when
+ * children one at a time in the role table's reload order (roles/table.c:
+ * keyholder, shipper, parsers), the next only when
  * the previous replacement reports ready; a parser's replacement serves
  * before the old one is asked to stop. Acceptors are replaced as a whole
  * generation when connection-ID steering is in use: new sockets at the other
@@ -15,7 +16,7 @@
 #include <stdbool.h>
 
 struct qs_procs;
-struct qs_child;
+struct qs_proc;
 struct event_base;
 
 struct qs_config;
@@ -26,10 +27,10 @@ void qs_reload_init(struct qs_procs *p, const struct qs_config *running, struct 
 void qs_reload_request(void);
 bool qs_reload_active(void);
 /* Hooks from the supervisor's child handling. */
-void qs_reload_child_ready(struct qs_child *c);
+void qs_reload_child_ready(struct qs_proc *c);
 /* Returns true when the exit was a reload's own stop (the child is started again). */
-bool qs_reload_child_exited(struct qs_child *c);
+bool qs_reload_child_exited(struct qs_proc *c);
 /* The previous process of a reloaded entry ended (overlap finished). */
-void qs_reload_old_exited(struct qs_child *c);
+void qs_reload_old_exited(struct qs_proc *c);
 
 #endif

@@ -64,7 +64,7 @@ static void *lookup(void *arg)
 	return NULL;
 }
 
-void qs_resolve_request(const struct qs_child *c, const struct qs_ctl_msg *m)
+void qs_resolve_request(const struct qs_proc *c, const struct qs_ctl_msg *m)
 {
 	char name[sizeof(m->text) + 1];
 	memcpy(name, m->text, sizeof(m->text));
@@ -94,11 +94,11 @@ void qs_resolve_request(const struct qs_child *c, const struct qs_ctl_msg *m)
 	pthread_attr_destroy(&at);
 }
 
-static struct qs_child *shipper(void)
+static struct qs_proc *shipper(void)
 {
 	for (unsigned i = 0; i < R.procs->n; i++)
-		if (R.procs->child[i].role == QS_ROLE_SHIPPER && R.procs->child[i].pid)
-			return &R.procs->child[i];
+		if (R.procs->proc[i].role == QS_ROLE_SHIPPER && R.procs->proc[i].pid)
+			return &R.procs->proc[i];
 	return NULL;
 }
 
@@ -125,7 +125,7 @@ static void on_answer(evutil_socket_t fd, short what, void *arg)
 		} else if (!told) {
 			qs_warn("resolving Logstash %s again: %s; the shipper keeps the last address", a.name, a.err);
 		}
-		struct qs_child *c = shipper();
+		struct qs_proc *c = shipper();
 		if (c)
 			qs_ctl_send(c->ctl, &m);
 	}

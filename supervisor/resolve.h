@@ -15,7 +15,7 @@ int qs_resolve_init(const struct qs_config *cfg, struct qs_procs *p, struct even
 /* The names it may resolve (at start, and from a reload's configuration). */
 void qs_resolve_configure(const struct qs_config *cfg);
 /* A QS_CTL_RESOLVE from child c. */
-void qs_resolve_request(const struct qs_child *c, const struct qs_ctl_msg *m);
+void qs_resolve_request(const struct qs_proc *c, const struct qs_ctl_msg *m);
 void qs_resolve_free(void);
 
 #endif

@@ -23,7 +23,7 @@ static struct {
 	bool have_rate;
 } S;
 
-void qs_status_report(struct qs_child *c, const struct qs_ctl_msg *m)
+void qs_status_report(struct qs_proc *c, const struct qs_ctl_msg *m)
 {
 	/* Totals restart at 0 with every process: count what is new since its last report. */
 	const struct qs_ctl_status *prev = c->have_st && c->st_gen == m->generation ? &c->st : NULL;
@@ -35,7 +35,7 @@ void qs_status_report(struct qs_child *c, const struct qs_ctl_msg *m)
 	c->have_st = true;
 }
 
-void qs_status_gone(struct qs_child *c)
+void qs_status_gone(struct qs_proc *c)
 {
 	c->have_st = false;
 }
@@ -68,7 +68,7 @@ __attribute__((format(printf, 4, 5))) static void add(char *buf, size_t len, siz
 		*off += (size_t)n;
 }
 
-static void format_output(char *buf, size_t len, size_t *off, const struct qs_child *c)
+static void format_output(char *buf, size_t len, size_t *off, const struct qs_proc *c)
 {
 	const struct qs_ctl_status *sh = &c->st;
 	const char *name = strncmp(c->st_text, "logstash ", 9) ? "" : c->st_text + 9;
@@ -93,9 +93,9 @@ void qs_status_format(char *buf, size_t len)
 	struct qs_procs *p = S.procs;
 	size_t off = 0;
 	uint64_t conns = 0;
-	const struct qs_child *sh = NULL;
+	const struct qs_proc *sh = NULL;
 	for (unsigned i = 0; i < p->n; i++) {
-		struct qs_child *c = &p->child[i];
+		struct qs_proc *c = &p->proc[i];
 		if (!c->pid || !c->have_st)
 			continue;
 		if (c->role == QS_ROLE_ACCEPTOR)

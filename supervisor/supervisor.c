@@ -29,7 +29,6 @@
 #include "supervisor/status.h"
 
 #define STOP_PHASE_TIMEOUT_S 15
-#define LAST_PHASE 4 /* acceptors, parsers, shipper, keyholder */
 
 struct sup {
 	const struct qs_config *cfg;
@@ -37,7 +36,7 @@ struct sup {
 	struct event_base *base;
 	struct event *phase_timer;
 	struct event *watchdog;
-	int stop_phase; /* 0 running; 1..LAST_PHASE: stopping that role (phase_role) */
+	unsigned stop_phase; /* 0 running; 1..procs.stop_phases: stopping the roles of that stop rank */
 	bool notified_ready;
 	bool clean;     /* every child stopped with status 0 */
 	unsigned restarts;
@@ -45,20 +44,21 @@ struct sup {
 
 static struct sup S;
 
-/* A parser or the shipper is gone: the frames it held are lost, so the
- * acceptors must re-send what is unresolved. Every acceptor, the previous
- * generation's too while a reload overlaps them: those still wait for the
- * answers their clients are draining for. (Only parsers and the shipper hold
- * frames: a resend after a keyholder's restart would only store events twice.) */
-static void tell_acceptors_peer_restart(const struct qs_child *c)
+/* A role that holds frames (a parser, the shipper) is gone: the frames it
+ * held are lost, so the acceptors (the roles that receive QS_CTL_PEER_RESTART)
+ * must re-send what is unresolved. Every acceptor, the previous generation's
+ * too while a reload overlaps them: those still wait for the answers their
+ * clients are draining for. (A resend after a keyholder's restart would only
+ * store events twice.) */
+static void tell_acceptors_peer_restart(const struct qs_proc *c)
 {
-	if (c->role != QS_ROLE_PARSER && c->role != QS_ROLE_SHIPPER)
+	if (!c->def->holds_frames)
 		return;
 	struct qs_ctl_msg m = {.type = QS_CTL_PEER_RESTART, .role = c->role, .slot = c->slot,
 			       .generation = c->generation};
 	for (unsigned i = 0; i < S.procs.n; i++) {
-		struct qs_child *a = &S.procs.child[i];
-		if (a->role != QS_ROLE_ACCEPTOR)
+		struct qs_proc *a = &S.procs.proc[i];
+		if (!(a->def->ctl_receives & QS_CTL_BIT(QS_CTL_PEER_RESTART)))
 			continue;
 		if (a->pid)
 			qs_ctl_send(a->ctl, &m);
@@ -67,7 +67,7 @@ static void tell_acceptors_peer_restart(const struct qs_child *c)
 	}
 }
 
-static void on_ready(struct qs_child *c)
+static void on_ready(struct qs_proc *c)
 {
 	c->ready = true;
 	/* A restart after an exit: the old process's frames are lost. A reload's
@@ -87,7 +87,7 @@ static void on_ready(struct qs_child *c)
 	qs_status_notify();
 }
 
-static void on_ctl(struct qs_procs *p, struct qs_child *c)
+static void on_ctl(struct qs_procs *p, struct qs_proc *c)
 {
 	(void)p;
 	struct qs_ctl_msg m;
@@ -102,7 +102,7 @@ static void on_ctl(struct qs_procs *p, struct qs_child *c)
 	}
 }
 
-static void describe_exit(const struct qs_child *c, int status, char *buf, size_t len)
+static void describe_exit(const struct qs_proc *c, int status, char *buf, size_t len)
 {
 	if (WIFEXITED(status))
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
@@ -117,7 +117,7 @@ static void describe_exit(const struct qs_child *c, int status, char *buf, size_
 
 static void advance_stop(void);
 
-static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
+static void on_exit_child(struct qs_procs *p, struct qs_proc *c, int status)
 {
 	char how[128];
 	describe_exit(c, status, how, sizeof(how));
@@ -141,7 +141,7 @@ static void on_exit_child(struct qs_procs *p, struct qs_child *c, int status)
 }
 
 /* The previous process of a reloaded entry finished (reload overlap). */
-static void on_old_exit(struct qs_procs *p, struct qs_child *c, int status)
+static void on_old_exit(struct qs_procs *p, struct qs_proc *c, int status)
 {
 	char how[128];
 	describe_exit(c, status, how, sizeof(how));
@@ -161,22 +161,17 @@ static void on_old_exit(struct qs_procs *p, struct qs_child *c, int status)
 	tell_acceptors_peer_restart(c);
 }
 
-static enum qs_role phase_role(int phase)
-{
-	static const enum qs_role order[] = {QS_ROLE_ACCEPTOR, QS_ROLE_PARSER, QS_ROLE_SHIPPER, QS_ROLE_KEYHOLDER};
-	return order[phase - 1];
-}
-
-/* Stops one role at a time, upstream first: acceptors finish answering their
- * clients while parsers and the shipper still run, then parsers, then the
- * shipper (which commits and acknowledges what it holds), then the keyholder. */
-/* Asks every process of the phase's role to stop and arms the phase's deadline. */
-static void start_phase(int phase)
+/* Stops one phase at a time, in the role table's stop order, upstream
+ * first: acceptors finish answering their clients while parsers and the
+ * shipper still run, then parsers, then the shipper (which commits and
+ * acknowledges what it holds), then the keyholder. */
+/* Asks every process of the phase's roles to stop and arms the phase's deadline. */
+static void start_phase(unsigned phase)
 {
 	S.stop_phase = phase;
 	for (unsigned i = 0; i < S.procs.n; i++) {
-		struct qs_child *c = &S.procs.child[i];
-		if ((c->pid || c->old_pid) && c->role == phase_role(phase))
+		struct qs_proc *c = &S.procs.proc[i];
+		if ((c->pid || c->old_pid) && c->def->stop == phase)
 			qs_proc_ask_stop(c);
 	}
 	struct timeval tv = {STOP_PHASE_TIMEOUT_S, 0};
@@ -185,15 +180,15 @@ static void start_phase(int phase)
 
 static void advance_stop(void)
 {
-	while (S.stop_phase >= 1 && S.stop_phase <= LAST_PHASE &&
-	       qs_procs_running(&S.procs, (int)phase_role(S.stop_phase)) == 0) {
-		if (S.stop_phase == LAST_PHASE) {
+	const unsigned last = S.procs.stop_phases;
+	while (S.stop_phase >= 1 && S.stop_phase <= last && qs_procs_running_in_phase(&S.procs, S.stop_phase) == 0) {
+		if (S.stop_phase == last) {
 			S.stop_phase++;
 			break;
 		}
 		start_phase(S.stop_phase + 1);
 	}
-	if (S.stop_phase > LAST_PHASE)
+	if (S.stop_phase > last)
 		event_base_loopexit(S.base, NULL);
 }
 
@@ -205,7 +200,7 @@ static void begin_stop(void)
 	sd_notify(0, "STOPPING=1");
 	S.procs.stopping = true;
 	for (unsigned i = 0; i < S.procs.n; i++)
-		evtimer_del(S.procs.child[i].restart_ev);
+		evtimer_del(S.procs.proc[i].restart_ev);
 	start_phase(1);
 	advance_stop(); /* skips phases with nothing running */
 }
@@ -215,11 +210,10 @@ static void phase_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	enum qs_role r = phase_role(S.stop_phase);
 	for (unsigned i = 0; i < S.procs.n; i++) {
-		struct qs_child *c = &S.procs.child[i];
-		if ((c->pid || c->old_pid) && c->role == r) {
-			qs_warn("%s %u did not stop in %d s: killing it", qs_role_name(r), c->slot,
+		struct qs_proc *c = &S.procs.proc[i];
+		if ((c->pid || c->old_pid) && c->def->stop == S.stop_phase) {
+			qs_warn("%s %u did not stop in %d s: killing it", qs_role_name(c->role), c->slot,
 				STOP_PHASE_TIMEOUT_S);
 			if (c->pid)
 				kill(c->pid, SIGKILL);
@@ -316,8 +310,8 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	qs_info("quicstashd %s starting: udp %s, output %s, spool %s", QS_VERSION, cfg->server_addr_text,
 		cfg->logstash_text, cfg->spool_dir);
 	for (unsigned i = 0; i < S.procs.n; i++)
-		if (qs_proc_start(&S.procs, &S.procs.child[i]) < 0)
-			qs_proc_schedule_restart(&S.procs, &S.procs.child[i]);
+		if (qs_proc_start(&S.procs, &S.procs.proc[i]) < 0)
+			qs_proc_schedule_restart(&S.procs, &S.procs.proc[i]);
 	start_watchdog();
 	event_base_dispatch(S.base);
 	qs_status_free();

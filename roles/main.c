@@ -1,14 +1,13 @@
 /* quicstashd: one binary for every process. The supervisor re-execs this
- * binary with --role for each child; this file only dispatches. */
+ * binary with --role for each child; this file only dispatches, through the
+ * role table (roles/table.c). */
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "acceptor/acceptor.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "keyholder/keyholder.h"
-#include "parser/parser.h"
-#include "shipper/shipper.h"
+#include "roles/confine.h"
+#include "roles/roles.h"
 #include "shipper/spool_check.h"
 #include "supervisor/supervisor.h"
 
@@ -26,12 +25,9 @@ int main(int argc, char **argv)
 	if (cfg.check_spool)
 		return spool_check_main(&cfg);
 	qs_log_init(qs_role_name(cfg.role), cfg.debug);
-	switch (cfg.role) {
-	case QS_ROLE_ACCEPTOR: return acceptor_main(&cfg);
-	case QS_ROLE_PARSER: return parser_main(&cfg);
-	case QS_ROLE_SHIPPER: return shipper_main(&cfg);
-	case QS_ROLE_KEYHOLDER: return keyholder_main(&cfg);
-	case QS_ROLE_SUPERVISOR: break;
-	}
-	return supervisor_main(&cfg, argc, argv);
+	const struct qs_role_def *def = qs_role_def(cfg.role);
+	if (!def)
+		return supervisor_main(&cfg, argc, argv);
+	qs_confine_init(def);
+	return def->main(&cfg);
 }
