@@ -84,7 +84,8 @@ int qs_answers_add(struct qs_answers *a, unsigned chan, uint64_t ticket, uint16_
 	if (chan >= a->n)
 		return -1;
 	struct qs_batch *b = &a->ch[chan].batch;
-	struct qs_answer_rec ar = {.ticket = ticket, .code = code, .reason_len = reason ? (uint16_t)strlen(reason) : 0};
+	struct qs_answer_rec ar = {.ticket = ticket, .code = code};
+	ar.reason_len = reason ? (uint16_t)strlen(reason) : 0;
 	if (!b->len)
 		qs_batch_begin(b, QS_MSG_ANSWERS, a->sender);
 	if (qs_batch_add(b, &ar, sizeof(ar), reason, ar.reason_len)) {
