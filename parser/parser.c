@@ -18,6 +18,7 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "ipc/answers.h"
 #include "ipc/chan.h"
 #include "ipc/child.h"
 #include "ipc/msg.h"
@@ -30,9 +31,7 @@
 #define RECV_BUDGET 64          /* FRAMES messages per wake-up */
 #define HWM 64                  /* FRAMES messages */
 #define EVENTS_LIMIT (4u << 20) /* bytes waiting for the shipper before we hold back */
-#define ANSWERS_LIMIT (1u << 20)
-#define RETRY_MS 20             /* pending sends are retried at least this often */
-#define ANSWER_MAX_AGE_NS 2000000000ull
+#define RETRY_MS 20             /* held events are retried at least this often */
 #define STOP_FLUSH_MS 1000      /* clean stop: how long to try handing over events */
 
 struct parser {
@@ -40,11 +39,9 @@ struct parser {
 	struct qs_child child;
 	void *zctx, *pull;
 	struct qs_chan_out *events_out;
-	struct qs_chan_out *ans_out[QS_ACCEPTOR_CHANNELS_MAX];
+	struct qs_answers *answers; /* rejections, to each acceptor's channel */
 	struct qs_sendq events_q;
-	struct qs_sendq ans_q[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_batch ev_batch;
-	struct qs_batch ans_batch[QS_ACCEPTOR_CHANNELS_MAX];
 	struct qs_zwatch *pull_w;
 	struct event *flow_ev, *retry_ev, *stop_ev;
 	struct qs_enrich_buf line;
@@ -55,14 +52,6 @@ struct parser {
 };
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
-
-static bool answers_pending(struct parser *p)
-{
-	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
-		if (qs_sendq_pending(&p->ans_q[i]))
-			return true;
-	return false;
-}
 
 /* Applies the reading state on the next loop pass: a zwatch must not be
  * freed from inside its own callback. */
@@ -80,13 +69,6 @@ static void flush_events(struct parser *p)
 		qs_debug("shipper is not taking events: holding them, not reading frames");
 }
 
-static void flush_answers(struct parser *p)
-{
-	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
-		if (p->ans_batch[i].count)
-			qs_sendq_push(&p->ans_q[i], &p->ans_batch[i]);
-}
-
 static void add_event(struct parser *p, const struct qs_frame_rec *fr)
 {
 	struct qs_event_rec er = {.ticket = fr->ticket, .acceptor = fr->acceptor, .len = (uint32_t)p->line.len};
@@ -101,16 +83,6 @@ static void add_event(struct parser *p, const struct qs_frame_rec *fr)
 		flush_events(p);
 }
 
-static void add_answer(struct parser *p, const struct qs_frame_rec *fr, uint16_t code, const char *reason)
-{
-	struct qs_batch *b = &p->ans_batch[fr->acceptor];
-	struct qs_answer_rec ar = {.ticket = fr->ticket, .code = code, .reason_len = (uint16_t)strlen(reason)};
-	if (!b->len)
-		qs_batch_begin(b, QS_MSG_ANSWERS, p->cfg->slot);
-	if (qs_batch_add(b, &ar, sizeof(ar), reason, ar.reason_len))
-		qs_err("out of memory batching an answer: dropped");
-}
-
 static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
 {
 	struct qs_enrich_meta m = {.seq = fr->seq, .recv_time_ns = fr->recv_time_ns, .port = fr->port};
@@ -121,9 +93,10 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	if (qs_enrich((const char *)payload, fr->len, &m, &p->line, &res) != 0) {
 		qs_debug("frame %llu from acceptor %u rejected: %s", (unsigned long long)fr->seq, fr->acceptor,
 			 res.reason);
-		add_answer(p, fr, res.code, res.reason);
+		qs_answers_add(p->answers, fr->acceptor, fr->ticket, res.code, res.reason);
 	} else if (p->line.len > p->max_event) {
-		add_answer(p, fr, QS_REJ_TOO_LARGE, "event too large after enrichment");
+		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_TOO_LARGE,
+			       "event too large after enrichment");
 	} else {
 		add_event(p, fr);
 	}
@@ -154,7 +127,7 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	/* Each acceptor batch goes on as soon as it is done: holding it for the
 	 * rest of the burst would make its first events wait for all of them. */
 	flush_events(p);
-	flush_answers(p);
+	qs_answers_flush(p->answers);
 }
 
 /* Frames are read only while the shipper takes what they become. */
@@ -168,7 +141,7 @@ static int on_frames(void *sock, void *arg)
 {
 	struct parser *p = arg;
 	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, handle_message, p);
-	if (qs_sendq_pending(&p->events_q) || answers_pending(p))
+	if (qs_sendq_pending(&p->events_q))
 		flow_update(p);
 	return n == RECV_BUDGET ? QS_ZWATCH_MORE : 0;
 }
@@ -178,13 +151,6 @@ static void on_events_writable(void *arg)
 	struct parser *p = arg;
 	if (qs_sendq_pending(&p->events_q) && !qs_sendq_flush(&p->events_q))
 		flow_update(p);
-}
-
-static void on_answers_writable(void *arg)
-{
-	struct parser *p = arg;
-	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
-		qs_sendq_flush(&p->ans_q[i]);
 }
 
 static bool can_read(struct parser *p)
@@ -208,7 +174,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	 * channel still holds: the shipper would otherwise only get them from
 	 * the acceptors' resend. */
 	bool unsent = qs_chan_unsent(p->events_out) > 0;
-	bool pending = qs_sendq_pending(&p->events_q) || answers_pending(p) || (p->stopping && unsent);
+	bool pending = qs_sendq_pending(&p->events_q) || (p->stopping && unsent);
 	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
 		struct timeval tv = {0, RETRY_MS * 1000};
 		evtimer_add(p->retry_ev, &tv);
@@ -217,20 +183,13 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(p->child.base, NULL);
 }
 
-/* Retries everything that is held, and gives up on answers that an
- * acceptor has not taken for a while. */
+/* Retries the events that are held (answers retry on their own: ipc/answers.h). */
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
 	qs_sendq_flush(&p->events_q);
-	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++) {
-		qs_sendq_flush(&p->ans_q[i]);
-		size_t n = qs_sendq_drop_stale(&p->ans_q[i], ANSWER_MAX_AGE_NS);
-		if (n)
-			qs_warn("acceptor %u takes no answers for 2 s: dropped %zu messages (it resends)", i, n);
-	}
 	on_flow(-1, 0, p);
 }
 
@@ -284,15 +243,13 @@ static int connect_all(struct parser *p, const char *dir)
 	p->pull = p->zctx ? qs_zsock_new(p->zctx, ZMQ_PULL, HWM, maxmsg) : NULL;
 	if (!p->pull)
 		return -1;
-	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
+	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++)
 		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, i) ||
 		    qs_zsock_connect(p->pull, ep))
 			return -1;
-		if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
-		    !(p->ans_out[i] = qs_chan_connect(base, ep, ANSWERS_LIMIT, on_answers_writable, p)))
-			return -1;
-		qs_sendq_init(&p->ans_q[i], p->ans_out[i]);
-	}
+	p->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), cfg->slot);
+	if (!p->answers)
+		return -1;
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(p->events_out = qs_chan_connect(base, ep, EVENTS_LIMIT, on_events_writable, p)))
 		return -1;
@@ -308,11 +265,7 @@ static void cleanup(struct parser *p)
 	if (p->stop_ev) event_free(p->stop_ev);
 	qs_sendq_free(&p->events_q);
 	qs_batch_free(&p->ev_batch);
-	for (unsigned i = 0; i < QS_ACCEPTOR_CHANNELS_MAX; i++) {
-		qs_sendq_free(&p->ans_q[i]);
-		qs_batch_free(&p->ans_batch[i]);
-		qs_chan_out_free(p->ans_out[i]);
-	}
+	qs_answers_free(p->answers);
 	qs_chan_out_free(p->events_out);
 	if (p->pull)
 		zmq_close(p->pull);
@@ -346,9 +299,7 @@ int parser_main(const struct qs_config *cfg)
 	qs_child_ready(&p.child, cfg);
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);
 	event_base_dispatch(p.child.base);
-	flush_answers(&p);
-	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++)
-		qs_sendq_flush(&p.ans_q[i]);
+	qs_answers_flush(p.answers);
 	cleanup(&p);
 	qs_info("parser %u stopped", cfg->slot);
 	return 0;

@@ -51,7 +51,7 @@ struct qs_output {
 	uint64_t unanswered_since_ms; /* first tick with retransmissions or probes unanswered, 0: none */
 	uint64_t drain_since_ms;      /* DRAINING: when our FIN went out */
 	uint64_t last_write_ms;       /* when bytes last went to Logstash */
-	uint64_t unproven_since_ms;   /* last tick with nothing unproven (output.c, tail_stale) */
+	uint64_t unproven_since_ms;   /* last tick with nothing unproven (output_settle.c, tail_stale) */
 	bool idle;                    /* the last pass found nothing more to write */
 	bool drained;                 /* frozen, and Logstash proved it read all up to the limit */
 	bool redial;                  /* reconnecting after a drain: no "connected" line */

@@ -7,7 +7,7 @@
  *
  *  - depth: the peer's TCP acknowledged at least unread_max more bytes after
  *    it, where unread_max bounds what the peer can hold unread (its receive
- *    buffer; output.c derives it from the window scale the peer announced);
+ *    buffer; peer.h derives it from the window scale the peer announced);
  *  - drain: after our FIN, the peer closed cleanly (its FIN, not a reset) with
  *    everything acknowledged: a socket closed with unread data sends a reset
  *    (RFC 1122 4.2.2.13), so every byte sent was read.

@@ -21,11 +21,11 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "ipc/answers.h"
 #include "ipc/chan.h"
 #include "ipc/child.h"
 #include "ipc/ctl.h"
 #include "ipc/msg.h"
-#include "ipc/sendq.h"
 #include "ipc/zsock.h"
 #include "roles/confine.h"
 #include "shipper/output.h"
@@ -36,12 +36,9 @@
 #include "shipper/tls_out.h"
 
 #define STAGE_MAX (16u * 1024 * 1024)    /* stop reading while this much waits for a commit */
-#define ANSWERS_LIMIT (1u << 20)         /* bytes waiting for an acceptor before answers queue here */
 #define REFUSE_RETRY_MS 500
 #define STATUS_MS 1000
 #define CURSOR_MS 200
-#define ANSWER_RETRY_MS 20
-#define ANSWER_MAX_AGE_NS 2000000000ull
 #define STOP_POLL_MS 50
 #define STOP_FLUSH_NS 2000000000ull
 
@@ -49,15 +46,13 @@ struct shipper {
 	const struct qs_config *cfg;
 	struct qs_child child;
 	struct qs_chan_in *events_in;
-	struct qs_chan_out *ans_out[QS_ACCEPTOR_CHANNELS_MAX];
-	struct qs_sendq ans_q[QS_ACCEPTOR_CHANNELS_MAX];
-	struct qs_batch ans_batch[QS_ACCEPTOR_CHANNELS_MAX];
+	struct qs_answers *answers; /* acknowledgements and STATUS, to each acceptor's channel */
 	struct qs_spool spool;
 	struct qs_output out;
 	struct qs_stage st;
 	struct qs_syncer sync;
 	struct qs_reaper reaper;
-	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *ans_ev, *stop_ev;
+	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
 	uint64_t stop_deadline;
 };
@@ -78,9 +73,7 @@ static void send_status(struct shipper *sh)
 		return;
 	}
 	/* A status that cannot go now is simply skipped: the next one follows in a second. */
-	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
-		if (!qs_sendq_pending(&sh->ans_q[i]))
-			qs_chan_send(sh->ans_out[i], b.buf, b.len);
+	qs_answers_send_all(sh->answers, b.buf, b.len);
 	qs_batch_free(&b);
 }
 
@@ -112,18 +105,6 @@ static void set_accepting(struct shipper *sh)
 	flow_update(sh);
 }
 
-static void push_answers(struct shipper *sh)
-{
-	bool pending = false;
-	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++) {
-		if (sh->ans_batch[i].count)
-			qs_sendq_push(&sh->ans_q[i], &sh->ans_batch[i]);
-		pending |= qs_sendq_pending(&sh->ans_q[i]);
-	}
-	if (pending && !evtimer_pending(sh->ans_ev, NULL))
-		timer_ms(sh->ans_ev, ANSWER_RETRY_MS);
-}
-
 /* Acknowledges the first k staged records, which are durable now. */
 static void ack(struct shipper *sh, size_t k)
 {
@@ -131,16 +112,10 @@ static void ack(struct shipper *sh, size_t k)
 		const struct qs_staged *t = &sh->st.t[i];
 		if (t->acceptor >= qs_acceptor_channels(sh->cfg->acceptors))
 			continue;
-		struct qs_batch *b = &sh->ans_batch[t->acceptor];
-		struct qs_answer_rec ar = {.ticket = t->ticket, .code = 0};
 		qs_hop(QS_HOP_S_ACKED, t->acceptor, t->ticket);
-		if (!b->len)
-			qs_batch_begin(b, QS_MSG_ANSWERS, 0);
-		qs_batch_add(b, &ar, sizeof(ar), NULL, 0);
-		if (b->len >= QS_BATCH_SOFT_BYTES)
-			qs_sendq_push(&sh->ans_q[t->acceptor], b);
+		qs_answers_add(sh->answers, t->acceptor, t->ticket, 0, NULL);
 	}
-	push_answers(sh);
+	qs_answers_flush(sh->answers);
 }
 
 static void refuse_full(struct shipper *sh)
@@ -316,31 +291,9 @@ static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
 	persist(arg);
 }
 
-static void on_answers_writable(void *arg)
-{
-	struct shipper *sh = arg;
-	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
-		qs_sendq_flush(&sh->ans_q[i]);
-}
-
-static void on_answer_retry(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct shipper *sh = arg;
-	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++) {
-		qs_sendq_flush(&sh->ans_q[i]);
-		size_t n = qs_sendq_drop_stale(&sh->ans_q[i], ANSWER_MAX_AGE_NS);
-		if (n)
-			qs_warn("acceptor %u takes no answers for 2 s: dropped %zu messages (it resends)", i, n);
-	}
-	push_answers(sh);
-}
-
 static void finish(struct shipper *sh)
 {
-	for (unsigned i = 0; i < qs_acceptor_channels(sh->cfg->acceptors); i++)
-		qs_sendq_flush(&sh->ans_q[i]);
+	qs_answers_flush(sh->answers);
 	persist(sh);
 	event_base_loopexit(sh->child.base, NULL);
 }
@@ -402,13 +355,8 @@ static int open_sockets(struct shipper *sh, const char *dir)
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(sh->events_in = qs_chan_listen(base, ep, maxmsg, stage_message, sh)))
 		return -1;
-	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++) {
-		if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, i) ||
-		    !(sh->ans_out[i] = qs_chan_connect(base, ep, ANSWERS_LIMIT, on_answers_writable, sh)))
-			return -1;
-		qs_sendq_init(&sh->ans_q[i], sh->ans_out[i]);
-	}
-	return 0;
+	sh->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), 0);
+	return sh->answers ? 0 : -1;
 }
 
 static int open_spool(struct shipper *sh, int dirfd)
@@ -439,7 +387,6 @@ static void make_events(struct shipper *sh)
 	sh->refuse_ev = evtimer_new(b, on_refuse_retry, sh);
 	sh->status_ev = event_new(b, -1, EV_PERSIST, on_status, sh);
 	sh->cursor_ev = event_new(b, -1, EV_PERSIST, on_cursor_timer, sh);
-	sh->ans_ev = evtimer_new(b, on_answer_retry, sh);
 	sh->stop_ev = evtimer_new(b, on_stop_poll, sh);
 	timer_ms(sh->status_ev, STATUS_MS);
 	timer_ms(sh->cursor_ev, CURSOR_MS);
@@ -448,7 +395,7 @@ static void make_events(struct shipper *sh)
 static void cleanup(struct shipper *sh)
 {
 	struct event *evs[] = {sh->flow_ev, sh->drain_ev, sh->refuse_ev, sh->status_ev,
-			       sh->cursor_ev, sh->ans_ev, sh->stop_ev};
+			       sh->cursor_ev, sh->stop_ev};
 	qs_syncer_free(&sh->sync);
 	if (sh->out.rd.shipped)
 		qs_info("output: %" PRIu64 " events shipped; %" PRIu64 " groups from memory, %" PRIu64
@@ -457,11 +404,7 @@ static void cleanup(struct shipper *sh)
 		if (evs[i])
 			event_free(evs[i]);
 	qs_output_free(&sh->out);
-	for (unsigned i = 0; i < QS_ACCEPTOR_CHANNELS_MAX; i++) {
-		qs_sendq_free(&sh->ans_q[i]);
-		qs_batch_free(&sh->ans_batch[i]);
-		qs_chan_out_free(sh->ans_out[i]);
-	}
+	qs_answers_free(sh->answers);
 	qs_chan_in_free(sh->events_in);
 	qs_reaper_stop(&sh->reaper);
 	if (sh->spool_open && sh->spool.reaper) {

@@ -1,0 +1,63 @@
+/* The output's parts, one file per job, and what they share. output.h is
+ * the API the shipper uses; these are for the output's own files:
+ *
+ *   output.c           the API: init, new commits, freeze, caught up, free
+ *   output_connect.c   the connection: socket, connect, keepalives, up, loss
+ *   output_failover.c  after a failure: log once, next address, backoff, DNS
+ *   output_tls.c       TLS on the connection (the session itself: tls_out.c)
+ *   output_write.c     the write loop: spool records out to socket or file
+ *   output_settle.c    the cursor past what Logstash proved it read; drains
+ *   output_file.c      the file output (-l file:PATH)
+ *
+ * One struct qs_output (output.h) is their common state; everything runs on
+ * the shipper's loop. */
+#ifndef QS_SHIPPER_OUTPUT_PARTS_H
+#define QS_SHIPPER_OUTPUT_PARTS_H
+
+#include <event2/util.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "shipper/output.h"
+
+#define BACKOFF_MIN_MS 100
+#define TLS_CHUNK 16384 /* one TLS record of plaintext */
+
+/* output_connect.c */
+void out_start(struct qs_output *o);
+void out_up(struct qs_output *o);
+void out_close(struct qs_output *o);
+void out_watch_peer(struct qs_output *o);
+void out_on_writable(evutil_socket_t fd, short what, void *arg);
+void out_on_readable(evutil_socket_t fd, short what, void *arg);
+void out_on_establish_timeout(evutil_socket_t fd, short what, void *arg);
+void out_on_retry(evutil_socket_t fd, short what, void *arg);
+
+/* output_failover.c */
+void out_fail(struct qs_output *o, const char *what, int err);
+
+/* output_tls.c */
+void out_tls_start(struct qs_output *o);
+void out_tls_handshake(struct qs_output *o);
+void out_tls_readable(struct qs_output *o);
+ssize_t out_tls_write(struct qs_output *o, const struct iovec *iov, int n);
+size_t out_tls_on_wire(struct qs_output *o, size_t w);
+
+/* output_write.c */
+void out_run(struct qs_output *o);
+void out_written(struct qs_output *o, size_t n, struct qs_pos pos);
+bool out_past_limit(const struct qs_output *o);
+void out_on_run(evutil_socket_t fd, short what, void *arg);
+
+/* output_settle.c */
+void out_settle(struct qs_output *o);
+void out_drain_tick(struct qs_output *o);
+void out_drain_read(struct qs_output *o);
+void out_on_settle(evutil_socket_t fd, short what, void *arg);
+
+/* output_file.c */
+void out_file_start(struct qs_output *o);
+
+#endif
