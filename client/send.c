@@ -13,10 +13,10 @@ static const char usage[] =
 	"usage: quicstash-send [options] [FILE...]\n"
 	"Sends one event per line of newline-delimited JSON (FILEs in order, or stdin) to\n"
 	"quicstashd over QUIC and waits until each is acknowledged (durable) or rejected.\n"
-	"Blank lines are skipped but counted. Prints 'sent N acked A rejected R in T s (X/s)'\n"
-	"on stderr (sent: events that left; X: answers a second), and one line per\n"
-	"rejection with its input line. SIGINT (Ctrl-C) or SIGTERM: closes the connection,\n"
-	"prints that line so far and exits 2.\n\n"
+	"Blank lines are skipped but counted. Prints one line per rejection with its input\n"
+	"line, and 'sent N acked A rejected R in T s (X/s)' on stderr (sent: events that\n"
+	"left; X: answers a second). SIGINT (Ctrl-C) or SIGTERM closes the connection,\n"
+	"prints that line as it stands and exits 2.\n\n"
 	"  -s, --server-addr HOST:PORT  server (default 127.0.0.1:4433; [v6]:port, names)\n"
 	"  -c, --cert FILE              trust: the server's certificate or a PEM CA bundle\n"
 	"                               (default server_cert.der)\n"
@@ -44,7 +44,7 @@ static const char usage[] =
 	"  -q, --quiet                  no summary, progress or reconnect notices\n"
 	"  -h, --help                   this help\n"
 	"  -V, --version                print the version\n\n"
-	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
+	"Exit: 0 all acknowledged, 1 some rejected, 2 error, timeout or interrupted.\n";
 
 enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_RESUME, OPT_HS_RETRIES, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE,
        OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET, OPT_TEST_SOURCE };
