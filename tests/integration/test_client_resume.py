@@ -6,8 +6,8 @@
    line acknowledged by the first run is sent again (each arrives once).
 2. sigint-resume: the same after SIGINT (Ctrl-C): the client closes, prints the summary so far (with
    elapsed time and rate; its acked count is the ack log's) and exits 2.
-3. unsent: Ctrl-C while nothing could leave (no server yet): 'sent 0', exit 2 (lines that never left
-   are not counted as sent).
+3. unsent: Ctrl-C (and SIGTERM) while nothing could leave (no server yet): 'sent 0', exit 2 (lines
+   that never left are not counted as sent).
 4. torn: an ack log whose last line is torn (no newline): cut off and reported, the line it was part
    of is sent, every line is in the log once afterwards; a log that is not of this input, a symlink,
    and --resume without --ack-log are refused (exit 2).
@@ -107,23 +107,25 @@ def sigint_resume():
 
 
 def unsent():
-    """Nothing listens (the client retries a refused first handshake): Ctrl-C, nothing left."""
+    """Nothing listens (the client retries a refused first handshake): Ctrl-C (or SIGTERM), nothing left."""
     d = q.mkdtemp("unsent")
     addr = "127.0.0.1:%d" % q.free_port("udp")
     inp = q.write_lines(os.path.join(d, "in.jsonl"), q.gen_events(100))
     recv, server = start("unsent-cert")  # only for a certificate to trust
-    c = q.AsyncSend(addr, inp, os.path.join(d, "acks"), cert=server.cert)
-    time.sleep(1.0)
-    check(c.running(), "the client gave up at once on a port where nothing listens:\n%s" % c.stderr()[-800:])
-    c.proc.send_signal(signal.SIGINT)
-    rc = c.wait(q.tmo(10))
-    err = c.stderr()
-    sent, acked, rejected, _, _ = final_line(err, "SIGINT before connecting")
-    check(rc == 2 and (sent, acked, rejected) == (0, 0, 0),
-          "SIGINT before any connection: exit %r, summary sent %d acked %d rejected %d (expected exit 2, all 0: "
-          "100 lines queued never left)\n%s" % (rc, sent, acked, rejected, err[-800:]))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        name = signal.Signals(sig).name
+        c = q.AsyncSend(addr, inp, os.path.join(d, "acks-" + name), cert=server.cert)
+        time.sleep(1.0)
+        check(c.running(), "the client gave up at once on a port where nothing listens:\n%s" % c.stderr()[-800:])
+        c.proc.send_signal(sig)
+        rc = c.wait(q.tmo(10))
+        err = c.stderr()
+        sent, acked, rejected, _, _ = final_line(err, name + " before connecting")
+        check(rc == 2 and (sent, acked, rejected) == (0, 0, 0) and "interrupted (%s)" % name in err,
+              "%s before any connection: exit %r, summary sent %d acked %d rejected %d (expected exit 2, all 0: "
+              "100 lines queued never left)\n%s" % (name, rc, sent, acked, rejected, err[-800:]))
     server.stop()
-    return "100 lines queued, none left: 'sent 0', exit 2"
+    return "100 lines queued, none left: 'sent 0', exit 2 (SIGINT and SIGTERM)"
 
 
 def refused(server, argv_extra, ack, inp, want, what):
