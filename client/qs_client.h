@@ -27,6 +27,8 @@ enum qs_client_state {
 	QS_CLIENT_CLOSED,    /* after qs_client_close() */
 };
 
+#define QS_CLIENT_NO_RETRY UINT32_MAX
+
 struct qs_client_opts {
 	const char *server_addr; /* "host:port", "[v6]:port", "name:port" */
 	const char *trust_file;  /* the server's certificate (DER/PEM) or a PEM CA bundle */
@@ -39,6 +41,15 @@ struct qs_client_opts {
 	uint32_t range_events;   /* events per stream before FIN; 0: 4096 */
 	uint32_t range_bytes;    /* bytes per stream before FIN; 0: 4 MiB */
 	bool raw;                /* one stream of caller-given bytes, no header; no reconnect */
+	/* Before the first handshake succeeds, a failure on the server's side that
+	 * passes (its TLS internal_error alert, e.g. while its keyholder restarts;
+	 * an ICMP "port unreachable" while it restarts) is retried with jittered
+	 * exponential backoff at most this many times (0: 8; QS_CLIENT_NO_RETRY:
+	 * none) and for at most this long since the first of them (0: 30000 ms).
+	 * CONNECTION_REFUSED (busy) is always retried; other handshake failures
+	 * (a certificate that does not verify) never are. */
+	unsigned handshake_retries;
+	unsigned handshake_retry_ms;
 	/* The TEST HOOK fields below stay in every build (the library's layout
 	 * does not depend on QS_TEST_HOOKS) but only quicstash-send's hidden
 	 * options, compiled into test builds alone, set them. */
@@ -89,7 +100,10 @@ void qs_client_flush(struct qs_client *c);
 int qs_client_send_raw(struct qs_client *c, const void *data, size_t len);
 
 size_t qs_client_buffered_bytes(const struct qs_client *c); /* event bytes held */
-uint64_t qs_client_unresolved(const struct qs_client *c);   /* sent, neither acked nor rejected */
+uint64_t qs_client_unresolved(const struct qs_client *c);   /* queued, neither acked nor rejected */
+/* Events whose whole frame was handed to QUIC at least once (a resend counts once);
+ * events still queued when the client stops never left. */
+uint64_t qs_client_sent(const struct qs_client *c);
 bool qs_client_connected(const struct qs_client *c);
 /* The largest UDP payload the connection sends now: 1200 at first, then what
  * path MTU discovery found (ngtcp2's probes stop at 1444); 0 while not connected. */

@@ -13,8 +13,10 @@ static const char usage[] =
 	"usage: quicstash-send [options] [FILE...]\n"
 	"Sends one event per line of newline-delimited JSON (FILEs in order, or stdin) to\n"
 	"quicstashd over QUIC and waits until each is acknowledged (durable) or rejected.\n"
-	"Blank lines are skipped but counted. Prints 'sent N acked A rejected R' on stderr,\n"
-	"and one line per rejection with its input line.\n\n"
+	"Blank lines are skipped but counted. Prints one line per rejection with its input\n"
+	"line, and 'sent N acked A rejected R in T s (X/s)' on stderr (sent: events that\n"
+	"left; X: answers a second). SIGINT (Ctrl-C) or SIGTERM closes the connection,\n"
+	"prints that line as it stands and exits 2.\n\n"
 	"  -s, --server-addr HOST:PORT  server (default 127.0.0.1:4433; [v6]:port, names)\n"
 	"  -c, --cert FILE              trust: the server's certificate or a PEM CA bundle\n"
 	"                               (default server_cert.der)\n"
@@ -24,16 +26,28 @@ static const char usage[] =
 	"      --max-rate N             send at most N events per second on average (default:\n"
 	"                               as fast as the server acknowledges)\n"
 	"      --ack-log FILE           append the line number of each acknowledged event\n"
-	"                               (FILE:LINE with several input files), flushed at once\n"
+	"                               (FILE:LINE with several input files) as it comes:\n"
+	"                               written at once (a killed client keeps them),\n"
+	"                               fdatasync'ed every 0.25 s and at exit; a torn last\n"
+	"                               line is cut off; a regular file, no symlink, one\n"
+	"                               quicstash-send at a time\n"
+	"      --resume                 with --ack-log: skip the input lines it holds (sent\n"
+	"                               and acknowledged by an earlier run on the same input,\n"
+	"                               in the same order); the rest is sent ('skipped K')\n"
+	"      --handshake-retries N    a first handshake that fails on the server's side\n"
+	"                               (its TLS internal_error, connection refused) is\n"
+	"                               retried up to N times within 30 s, backing off from\n"
+	"                               0.1 s to 2 s with jitter (default 8; 0: never). A busy\n"
+	"                               server is always retried, a bad certificate never\n"
 	"      --raw                    send the input bytes as they are on one stream (no\n"
 	"                               header, no framing) and print every answer on stdout\n"
 	"  -q, --quiet                  no summary, progress or reconnect notices\n"
 	"  -h, --help                   this help\n"
 	"  -V, --version                print the version\n\n"
-	"Exit: 0 all acknowledged, 1 some rejected, 2 error or timeout.\n";
+	"Exit: 0 all acknowledged, 1 some rejected, 2 error, timeout or interrupted.\n";
 
-enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW, OPT_TEST_REBIND, OPT_MAX_RATE,
-       OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET, OPT_TEST_SOURCE,
+enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_RESUME, OPT_HS_RETRIES, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW,
+       OPT_TEST_REBIND, OPT_MAX_RATE, OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET, OPT_TEST_SOURCE,
        OPT_TEST_RAW_RESET };
 
 static const struct option long_opts[] = {
@@ -43,6 +57,8 @@ static const struct option long_opts[] = {
 	{"streams", required_argument, NULL, OPT_STREAMS},
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"ack-log", required_argument, NULL, OPT_ACK_LOG},
+	{"resume", no_argument, NULL, OPT_RESUME},
+	{"handshake-retries", required_argument, NULL, OPT_HS_RETRIES},
 	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	{"raw", no_argument, NULL, OPT_RAW},
 	{"quiet", no_argument, NULL, 'q'},
@@ -131,6 +147,14 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 	case 'c': o->client.trust_file = arg; return 0;
 	case OPT_SERVER_NAME: o->client.server_name = arg; return 0;
 	case OPT_ACK_LOG: o->ack_log = arg; return 0;
+	case OPT_RESUME: o->resume = true; return 0;
+	case OPT_HS_RETRIES: {
+		long n = strtol(arg, &end, 10);
+		if (*arg == 0 || *end != 0 || n < 0 || n > 1000)
+			return bad("--handshake-retries '%s': expected 0..1000", arg);
+		o->client.handshake_retries = n ? (unsigned)n : QS_CLIENT_NO_RETRY;
+		return 0;
+	}
 	case OPT_RAW: o->raw = true; return 0;
 	case 'q': o->quiet = true; return 0;
 	case OPT_STREAMS: {
@@ -169,6 +193,8 @@ static int parse_args(struct send_opts *o, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":s:c:qhV", long_opts, NULL)) != -1)
 		if (parse_one(o, ch, optarg, argv) < 0)
 			return -1;
+	if (o->resume && (!o->ack_log || o->raw))
+		return bad("%s", o->raw ? "--resume does not go with --raw" : "--resume needs --ack-log FILE");
 	o->client.debug = getenv("QUICSTASH_DEBUG") != NULL; /* ngtcp2's packet log */
 	o->files = argv + optind;
 	o->nfiles = argc - optind;

@@ -11,6 +11,7 @@ struct send_opts {
 	struct qs_client_opts client;
 	double timeout_s;   /* no progress for this long: exit 2 */
 	const char *ack_log;
+	bool resume;        /* skip the input lines ack_log holds */
 	bool quiet, raw;
 	char **files;
 	int nfiles;

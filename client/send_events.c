@@ -2,12 +2,14 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client/send.h"
+#include "client/send_acklog.h"
 #include "client/send_input.h"
 
 #define MAX_EVENTS_HELD (1u << 20)
@@ -20,10 +22,12 @@ struct sender {
 	struct event_base *base;
 	struct qs_client *c;
 	struct qs_input in;
-	struct event *pump_ev, *tick_ev, *rate_ev;
+	struct event *pump_ev, *tick_ev, *rate_ev, *sigint_ev, *sigterm_ev;
 	double rate_start; /* --max-rate: when the first event went out */
-	int ack_fd;
-	uint64_t sent, acked, rejected;
+	struct send_acklog log;
+	uint64_t queued;   /* events given to the library (sent: qs_client_sent, what left) */
+	uint64_t skipped;  /* --resume: lines the ack log holds */
+	uint64_t acked, rejected;
 	bool input_done, connected_once, finished;
 	unsigned connects; /* handshakes completed (1 + reconnects) */
 	bool rebound;      /* --test-rebind-after done */
@@ -68,9 +72,9 @@ static bool rate_wait(struct sender *s)
 	if (s->o->max_rate <= 0)
 		return false;
 	double now = send_now();
-	if (!s->sent)
+	if (!s->queued)
 		s->rate_start = now;
-	double due = s->rate_start + (double)s->sent / s->o->max_rate;
+	double due = s->rate_start + (double)s->queued / s->o->max_rate;
 	if (due <= now)
 		return false;
 	if (!evtimer_pending(s->rate_ev, NULL)) {
@@ -108,6 +112,10 @@ static void pump(struct sender *s)
 			len--;
 		if (blank(line, len))
 			continue;
+		if (acklog_done(&s->log, s->in.cur, s->in.line)) {
+			s->skipped++; /* --resume: stored by an earlier run */
+			continue;
+		}
 		if (qs_client_unresolved(s->c) == 0)
 			s->last_progress = send_now(); /* the clock runs only while something waits */
 		if (qs_client_send(s->c, line, (uint32_t)len, TAG(s->in.cur, s->in.line)) < 0) {
@@ -115,7 +123,7 @@ static void pump(struct sender *s)
 			finish(s, SEND_EXIT_ERROR);
 			return;
 		}
-		s->sent++;
+		s->queued++;
 	}
 }
 
@@ -166,12 +174,10 @@ static void on_ack(void *ud, uint64_t seq, uint64_t tag)
 	}
 #endif
 	s->last_progress = send_now();
-	if (s->ack_fd >= 0) {
+	if (s->log.fd >= 0) {
 		char line[4200];
-		where(s, tag, line, sizeof(line) - 1);
-		size_t n = strlen(line);
-		line[n++] = '\n';
-		if (write(s->ack_fd, line, n) != (ssize_t)n) {
+		where(s, tag, line, sizeof(line));
+		if (acklog_append(&s->log, line) < 0) {
 			/* a failing ack log must not go unnoticed: it is the caller's safety record */
 			fprintf(stderr, "quicstash-send: --ack-log: write failed\n");
 			finish(s, SEND_EXIT_ERROR);
@@ -230,12 +236,36 @@ static void on_state(void *ud, enum qs_client_state st, const char *why)
 	}
 }
 
-static void show_progress(struct sender *s)
+/* "sent N acked A rejected R[ skipped K]" and the time so far, with the rate of
+ * answers: the progress line (tty) and the summary. */
+static void print_counts(struct sender *s, const char *prefix, const char *end)
 {
 	double t = send_now() - s->started;
-	fprintf(stderr, "\r\033[Ksent %" PRIu64 " acked %" PRIu64 " rejected %" PRIu64 "  %.0f/s", s->sent,
-		s->acked, s->rejected, t > 0 ? (double)(s->acked + s->rejected) / t : 0.0);
+	fprintf(stderr, "%ssent %" PRIu64 " acked %" PRIu64 " rejected %" PRIu64, prefix, qs_client_sent(s->c),
+		s->acked, s->rejected);
+	if (s->o->resume)
+		fprintf(stderr, " skipped %" PRIu64, s->skipped);
+	fprintf(stderr, " in %.1f s (%.0f/s)%s", t, t > 0 ? (double)(s->acked + s->rejected) / t : 0.0, end);
+}
+
+static void show_progress(struct sender *s)
+{
+	print_counts(s, "\r\033[K", "");
 	s->progress_shown = true;
+}
+
+/* SIGINT/SIGTERM: stop sending, close the connection, print what was done (exit 2).
+ * Events still unresolved are not in the ack log: --resume sends them again. */
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct sender *s = arg;
+	clear_progress(s);
+	fprintf(stderr, "quicstash-send: interrupted (%s): %" PRIu64 " events unresolved\n",
+		sig == SIGINT ? "SIGINT" : "SIGTERM", qs_client_unresolved(s->c));
+	if (s->finished) /* already ending (a second Ctrl-C): now, with the exit status decided */
+		event_base_loopbreak(s->base);
+	finish(s, SEND_EXIT_ERROR);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -255,6 +285,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->tty && !s->o->quiet && !s->finished)
 		show_progress(s);
+	acklog_sync(&s->log); /* at most a tick of acks lost to a machine crash: resent, not lost */
 	schedule_pump(s); /* bytes freed by late QUIC acks come with no callback */
 }
 
@@ -262,12 +293,15 @@ static int setup(struct sender *s, const struct send_opts *o)
 {
 	char err[512];
 	s->o = o;
-	s->ack_fd = -1;
+	s->log.fd = -1;
 	s->base = event_base_new();
-	if (o->ack_log && (s->ack_fd = open(o->ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
-		fprintf(stderr, "quicstash-send: --ack-log %s: %m\n", o->ack_log);
+	if (o->ack_log && acklog_open(&s->log, o->ack_log, o->resume, o->files, o->nfiles, err, sizeof(err)) < 0) {
+		fprintf(stderr, "quicstash-send: %s\n", err);
 		return -1;
 	}
+	if (o->resume && !o->quiet)
+		fprintf(stderr, "quicstash-send: resuming: %" PRIu64 " lines acknowledged before are skipped\n",
+			s->log.entries);
 	struct qs_client_callbacks cb = {.on_ack = on_ack, .on_reject = on_reject, .on_state = on_state};
 	s->c = qs_client_new(s->base, &o->client, &cb, s, err, sizeof(err));
 	if (!s->c) {
@@ -281,6 +315,10 @@ static int setup(struct sender *s, const struct send_opts *o)
 	s->pump_ev = event_new(s->base, -1, 0, pump_cb, s);
 	s->rate_ev = evtimer_new(s->base, pump_cb, s);
 	s->tick_ev = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
+	s->sigint_ev = evsignal_new(s->base, SIGINT, signal_cb, s);
+	s->sigterm_ev = evsignal_new(s->base, SIGTERM, signal_cb, s);
+	event_add(s->sigint_ev, NULL);
+	event_add(s->sigterm_ev, NULL);
 	struct timeval tv = {0, 250000};
 	event_add(s->tick_ev, &tv);
 	s->tty = isatty(STDERR_FILENO);
@@ -298,8 +336,7 @@ int send_events(const struct send_opts *o)
 		rc = s.exit_code;
 		clear_progress(&s);
 		if (!o->quiet)
-			fprintf(stderr, "sent %" PRIu64 " acked %" PRIu64 " rejected %" PRIu64 "\n", s.sent, s.acked,
-				s.rejected);
+			print_counts(&s, "", "\n");
 		if (o->test_rebind_after)
 			fprintf(stderr, "quicstash-send: test: connections %u\n", s.connects);
 	}
@@ -311,8 +348,11 @@ int send_events(const struct send_opts *o)
 		event_free(s.rate_ev);
 	if (s.tick_ev)
 		event_free(s.tick_ev);
-	if (s.ack_fd >= 0)
-		close(s.ack_fd);
+	if (s.sigint_ev)
+		event_free(s.sigint_ev);
+	if (s.sigterm_ev)
+		event_free(s.sigterm_ev);
+	acklog_close(&s.log);
 	if (s.base)
 		event_base_free(s.base);
 	return rc;

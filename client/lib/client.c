@@ -9,6 +9,8 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
+#define HANDSHAKE_RETRIES 8
+#define HANDSHAKE_RETRY_MS 30000
 
 static void state(struct qs_client *c, enum qs_client_state st, const char *why)
 {
@@ -44,25 +46,51 @@ static void schedule_connect(struct qs_client *c, unsigned ms)
 	evtimer_add(c->retry_ev, &tv);
 }
 
+/* Exponential backoff with "equal jitter": half the step fixed, half random,
+ * so clients refused together do not come back together. */
 static unsigned next_backoff(struct qs_client *c)
 {
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_FIRST_MS;
 	if (c->backoff_ms > BACKOFF_MAX_MS)
 		c->backoff_ms = BACKOFF_MAX_MS;
-	return c->backoff_ms;
+	uint32_t r = 0;
+	(void)gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r));
+	return c->backoff_ms / 2 + r % (c->backoff_ms / 2 + 1);
+}
+
+/* A TRANSIENT failure: whether the retry budget (count and time) allows another
+ * try; the reason gets the count. */
+static bool transient_retry(struct qs_client *c, char *why, size_t len)
+{
+	unsigned max = c->opts.handshake_retries ? c->opts.handshake_retries : HANDSHAKE_RETRIES;
+	unsigned max_ms = c->opts.handshake_retry_ms ? c->opts.handshake_retry_ms : HANDSHAKE_RETRY_MS;
+	uint64_t now = qs_now();
+	if (c->transient_fails++ == 0)
+		c->transient_since = now;
+	if (max == QS_CLIENT_NO_RETRY)
+		return false;
+	size_t n = strlen(why);
+	if (c->transient_fails > max || now - c->transient_since > (uint64_t)max_ms * 1000000u) {
+		snprintf(why + n, len - n, " (gave up after %u attempts in %.1f s)", c->transient_fails,
+			 (double)(now - c->transient_since) / 1e9);
+		return false;
+	}
+	snprintf(why + n, len - n, " (retry %u of %u)", c->transient_fails, max);
+	return true;
 }
 
 /* Tears the failed connection down and decides: retry, move on (goaway), or give up. */
 static void handle_failure(struct qs_client *c)
 {
 	enum qs_fail_kind kind = c->fail;
-	char why[sizeof(c->fail_reason)];
-	memcpy(why, c->fail_reason, sizeof(why));
+	char why[sizeof(c->fail_reason) + 64];
+	snprintf(why, sizeof(why), "%s", c->fail_reason);
 	qs_conn_teardown(c, true);
 	if (c->goaway_ev)
 		event_del(c->goaway_ev);
 	c->fail = QS_FAIL_NONE;
-	bool retry = kind == QS_FAIL_BUSY || kind == QS_FAIL_GOAWAY || (kind == QS_FAIL_LOST && c->ever_connected);
+	bool retry = kind == QS_FAIL_BUSY || kind == QS_FAIL_GOAWAY || (kind == QS_FAIL_LOST && c->ever_connected) ||
+		     (kind == QS_FAIL_TRANSIENT && !c->opts.raw && transient_retry(c, why, sizeof(why)));
 	if (c->opts.raw || !retry) {
 		c->failed = true;
 		state(c, QS_CLIENT_FAILED, why);
@@ -107,6 +135,7 @@ void qs_client_after_io(struct qs_client *c)
 void qs_client_on_handshake(struct qs_client *c)
 {
 	c->handshake_done = c->ever_connected = true;
+	c->transient_fails = 0;
 	state(c, QS_CLIENT_CONNECTED, "connected");
 	qs_io_schedule_write(c);
 }
@@ -218,6 +247,11 @@ size_t qs_client_buffered_bytes(const struct qs_client *c)
 uint64_t qs_client_unresolved(const struct qs_client *c)
 {
 	return c->win.unresolved;
+}
+
+uint64_t qs_client_sent(const struct qs_client *c)
+{
+	return c->sent_events;
 }
 
 bool qs_client_connected(const struct qs_client *c)

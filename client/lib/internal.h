@@ -38,8 +38,14 @@ struct qs_stream {
 #define QS_KEEPALIVE_IDLE (10 * NGTCP2_SECONDS)   /* conn.c: qs_conn_keepalive */
 #define QS_KEEPALIVE_WAITING (1 * NGTCP2_SECONDS)
 
-/* LOST: retried once a connection has worked; BUSY (CONNECTION_REFUSED): always retried. */
-enum qs_fail_kind { QS_FAIL_NONE = 0, QS_FAIL_LOST, QS_FAIL_BUSY, QS_FAIL_GOAWAY, QS_FAIL_FATAL };
+/* LOST: retried once a connection has worked; BUSY (CONNECTION_REFUSED): always retried;
+ * TRANSIENT: a first handshake failing on the server's side (its TLS internal_error
+ * alert, an ICMP "port unreachable"), retried within opts.handshake_retries/_ms. */
+enum qs_fail_kind { QS_FAIL_NONE = 0, QS_FAIL_LOST, QS_FAIL_BUSY, QS_FAIL_GOAWAY, QS_FAIL_TRANSIENT, QS_FAIL_FATAL };
+
+/* The kind for a failure that passes once the server is back: TRANSIENT until a
+ * handshake has worked, LOST (retried without bound) after. */
+#define QS_FAIL_PASSING(c) ((c)->ever_connected ? QS_FAIL_LOST : QS_FAIL_TRANSIENT)
 
 struct qs_client {
 	struct event_base *base;
@@ -79,6 +85,9 @@ struct qs_client {
 	bool probing;              /* keep-alive at QS_KEEPALIVE_WAITING: answers are due */
 	bool closing, closed, failed;
 	unsigned backoff_ms;
+	unsigned transient_fails;  /* TRANSIENT failures in a row (reset by a handshake) */
+	uint64_t transient_since;  /* when the first of them happened (qs_now) */
+	uint64_t sent_events;      /* events whose frame was handed to QUIC at least once */
 
 	uint8_t *raw;
 	size_t raw_len;

@@ -26,7 +26,10 @@ static void explain_read_error(struct qs_client *c, int rv)
 				       ce->reason ? (const char *)ce->reason : "");
 		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == 0x100) {
 			const char *n = gnutls_alert_get_name((gnutls_alert_description_t)(ce->error_code & 0xff));
-			qs_client_fail(c, c->ever_connected ? QS_FAIL_LOST : QS_FAIL_FATAL,
+			/* internal_error: the server could not finish (its keyholder being
+			 * replaced or restarted, say): worth another try; others are final. */
+			bool passing = (ce->error_code & 0xff) == GNUTLS_A_INTERNAL_ERROR;
+			qs_client_fail(c, passing || c->ever_connected ? QS_FAIL_PASSING(c) : QS_FAIL_FATAL,
 				       "server rejected the TLS handshake: %s", n ? n : "alert");
 		} else {
 			qs_client_fail(c, c->goaway ? QS_FAIL_GOAWAY : QS_FAIL_LOST,
@@ -63,7 +66,7 @@ void qs_io_read_cb(evutil_socket_t fd, short what, void *arg)
 			if (errno == EMSGSIZE)
 				continue; /* an ICMP "too big" for a PMTU probe: the probe is lost, no more */
 			if (errno == ECONNREFUSED)
-				qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused",
+				qs_client_fail(c, QS_FAIL_PASSING(c), "cannot connect to %s: connection refused",
 					       c->opts.server_addr);
 			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				qs_client_fail(c, QS_FAIL_LOST, "receive: %s", strerror(errno));
@@ -175,7 +178,7 @@ static int send_failed(struct qs_client *c)
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return 0;
 	if (errno == ECONNREFUSED)
-		qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: connection refused", c->opts.server_addr);
+		qs_client_fail(c, QS_FAIL_PASSING(c), "cannot connect to %s: connection refused", c->opts.server_addr);
 	else
 		qs_client_fail(c, QS_FAIL_LOST, "send: %s", strerror(errno));
 	return -1;

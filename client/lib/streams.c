@@ -167,6 +167,9 @@ void qs_stream_advance(struct qs_client *c, struct qs_stream *s, size_t n, bool 
 		s->write_off += take;
 		n -= take;
 		if (s->write_off == e->size) {
+			if (!e->left)
+				c->sent_events++;
+			e->left = true;
 			s->write_seq++;
 			s->write_off = 0;
 		}

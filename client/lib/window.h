@@ -27,6 +27,7 @@ struct qs_event {
 	uint8_t state;    /* enum qs_ev_state */
 	bool covered;     /* an 'A' covers it: it will never be sent again */
 	bool in_flight;   /* ngtcp2 may still retransmit from buf (not yet QUIC-acked) */
+	bool left;        /* its whole frame was handed to QUIC once (counted as sent) */
 	uint64_t tag;     /* the caller's value, handed back in callbacks */
 	uint64_t end_off; /* offset just past this frame on the stream that last wrote it */
 };
