@@ -135,8 +135,8 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	struct parser *p = arg;
 	struct qs_batch_iter it;
 	const char *why;
-	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_FRAMES) {
-		qs_warn("dropping a malformed message on the frames socket: %s", why ? why : "not FRAMES");
+	if (qs_batch_receive(&it, QS_INBOX_FRAMES, msg, len, &why) != 0) {
+		qs_warn("dropping a malformed message on the frames socket: %s", why);
 		return;
 	}
 	struct qs_frame_rec fr;

@@ -219,8 +219,8 @@ static void stage_message(void *arg, const void *msg, size_t len)
 	struct shipper *sh = arg;
 	struct qs_batch_iter it;
 	const char *why = NULL;
-	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_EVENTS) {
-		qs_warn("dropping a malformed message on the events socket: %s", why ? why : "not EVENTS");
+	if (qs_batch_receive(&it, QS_INBOX_EVENTS, msg, len, &why) != 0) {
+		qs_warn("dropping a malformed message on the events socket: %s", why);
 		return;
 	}
 	uint64_t now = qs_realtime_ns();

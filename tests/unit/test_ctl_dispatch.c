@@ -9,6 +9,8 @@
  *  - the child runtime (ipc/runtime.c, qs_child_accepts): acted on exactly
  *    when the table has the type, the size is exact and the header names the
  *    supervisor; every other one is refused and counted.
+ * And the data messages' endpoints (ipc/msg.h, qs_batch_receive) take only
+ * their hop's types.
  * The expectations come from the real tables, plus the policy they must
  * carry (only the shipper may ask for a lookup, no child may send what only
  * the supervisor sends, a child takes nothing a child sends), so a broken
@@ -28,6 +30,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "ipc/ctl.h"
+#include "ipc/msg.h"
 #include "ipc/runtime.h"
 #include "supervisor/control.h"
 #include "supervisor/proc.h"
@@ -297,6 +300,31 @@ static void test_child_unregistered(void)
 	close(sv[1]);
 }
 
+/* The data messages' endpoints (ipc/msg.c): each takes its hop's types only. */
+static void test_inboxes(void)
+{
+	current_test = "data message inboxes";
+	static const struct {
+		enum qs_msg_inbox inbox;
+		uint32_t takes; /* bits 1 << enum qs_msg_type */
+	} want[] = {
+		{QS_INBOX_FRAMES, 1u << QS_MSG_FRAMES},
+		{QS_INBOX_EVENTS, 1u << QS_MSG_EVENTS},
+		{QS_INBOX_ANSWERS, 1u << QS_MSG_ANSWERS | 1u << QS_MSG_STATUS},
+	};
+	struct qs_batch b = {0};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		for (int type = QS_MSG_FRAMES; type <= QS_MSG_STATUS; type++) {
+			CHECK(qs_batch_begin(&b, (enum qs_msg_type)type, 0) == 0);
+			struct qs_batch_iter it;
+			const char *why = NULL;
+			int rc = qs_batch_receive(&it, want[i].inbox, b.buf, b.len, &why);
+			CHECK_EQ(rc, (want[i].takes >> type & 1) ? 0 : -1);
+			CHECK(rc == 0 || (why && why[0]));
+		}
+	qs_batch_free(&b);
+}
+
 int main(void)
 {
 	qs_log_init("test", false);
@@ -304,5 +332,6 @@ int main(void)
 	test_supervisor_stops_reading();
 	test_child();
 	test_child_unregistered();
+	test_inboxes();
 	return check_report();
 }
