@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "common/addr.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "ipc/ctl.h"
-#include "ipc/runtime.h"
 #include "shipper/peer.h"
 #include "shipper/spool.h"
 #include "shipper/tls_out.h"
