@@ -20,6 +20,7 @@
 #include "common/wire.h"
 #include "ipc/zsock.h"
 #include "ipc/msg.h"
+#include "ipc/runtime.h"
 
 struct event;
 struct event_base;
@@ -161,7 +162,8 @@ struct acc_cidmap {
 
 struct acc {
 	const struct qs_config *cfg;
-	struct event_base *base;
+	struct qs_runtime rt;     /* event loop, signals, control socket (ipc/runtime.h) */
+	struct event_base *base; /* rt.base */
 	int udp_fd;
 	struct sockaddr_storage local;
 	socklen_t local_len;
@@ -193,7 +195,7 @@ struct acc {
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
-	struct event *udp_ev, *flush_ev, *ctl_ev, *sig_ev[2], *tick_ev;
+	struct event *udp_ev, *flush_ev, *tick_ev;
 
 	void *zctx, *push;
 	struct qs_zwatch *push_w;

@@ -3,11 +3,9 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <gnutls/crypto.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 
 #include "acceptor/acc.h"
@@ -15,7 +13,6 @@
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
-#include "ipc/ctl.h"
 #include "ipc/keysign.h"
 #include "roles/confine.h"
 
@@ -119,11 +116,11 @@ static void begin_stop(struct acc *a, const char *why, bool drain)
 static void report(struct acc *a)
 {
 	uint64_t now = qs_now_ns();
-	if (a->cfg->ctl_fd < 0 || now - a->report_mono < 1000000000ull)
+	if (now - a->report_mono < 1000000000ull)
 		return;
 	a->report_mono = now;
 	struct qs_ctl_status st = {.acked = a->n_acked, .rejected = a->n_rejected, .connections = a->nconns};
-	qs_ctl_report(a->cfg->ctl_fd, QS_ROLE_ACCEPTOR, a->cfg->slot, a->cfg->generation, &st, NULL);
+	qs_runtime_report(&a->rt, &st, NULL);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -139,31 +136,30 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		acc_frames_tick(a);
 }
 
-static void sig_cb(evutil_socket_t sig, short what, void *arg)
+/* The supervisor is gone (urgent): close at once; else stop in steps. */
+static void on_stop(void *arg, bool urgent, const char *why)
 {
-	(void)what;
-	begin_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT", false);
+	struct acc *a = arg;
+	if (!urgent) {
+		begin_stop(a, why, false);
+		return;
+	}
+	close_all(a);
+	event_base_loopexit(a->base, NULL);
 }
 
-static void ctl_cb(evutil_socket_t fd, short what, void *arg)
+static int on_drain(void *arg, const void *msg)
 {
-	(void)what;
-	struct acc *a = arg;
-	struct qs_ctl_msg m;
-	int rc;
-	while ((rc = qs_ctl_recv(fd, &m)) == 0) {
-		switch (m.type) {
-		case QS_CTL_PEER_RESTART: acc_frames_resend_all(a); break;
-		case QS_CTL_SHUTDOWN: begin_stop(a, "shutdown requested", false); break;
-		case QS_CTL_DRAIN: begin_stop(a, "drain requested", true); break;
-		default: qs_warn("unexpected control message %u", m.type); break;
-		}
-	}
-	if (rc < 0) {
-		qs_info("control channel closed: supervisor gone, exiting");
-		close_all(a);
-		event_base_loopexit(a->base, NULL);
-	}
+	(void)msg;
+	begin_stop(arg, "drain requested", true);
+	return 0;
+}
+
+static int on_peer_restart(void *arg, const void *msg)
+{
+	(void)msg;
+	acc_frames_resend_all(arg);
+	return 0;
 }
 
 static void ready_cb(evutil_socket_t fd, short what, void *arg)
@@ -171,17 +167,10 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct acc *a = arg;
-	struct qs_ctl_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = QS_CTL_READY;
-	m.role = QS_ROLE_ACCEPTOR;
-	m.slot = a->cfg->slot;
-	m.generation = a->cfg->generation;
 	/* Logged before READY: the supervisor may act on READY at once. */
 	qs_info("serving QUIC (slot %u, key %u, generation %u)", a->cfg->slot, a->cfg->steer_key,
 		a->cfg->generation);
-	if (a->cfg->ctl_fd >= 0 && qs_ctl_send(a->cfg->ctl_fd, &m) != 0)
-		qs_warn("could not send READY to the supervisor");
+	qs_runtime_ready(&a->rt);
 }
 
 static int setup_events(struct acc *a)
@@ -189,18 +178,11 @@ static int setup_events(struct acc *a)
 	static const struct timeval step = {0, 100000}, zero = {0, 0};
 	a->flush_ev = event_new(a->base, -1, 0, flush_cb, a);
 	a->tick_ev = event_new(a->base, -1, EV_PERSIST, tick_cb, a);
-	a->sig_ev[0] = evsignal_new(a->base, SIGTERM, sig_cb, a);
-	a->sig_ev[1] = evsignal_new(a->base, SIGINT, sig_cb, a);
-	if (!a->flush_ev || !a->tick_ev || !a->sig_ev[0] || !a->sig_ev[1])
+	if (!a->flush_ev || !a->tick_ev)
 		return -1;
 	event_add(a->tick_ev, &step); /* 100 ms: shutdown steps; resend scan is cheap */
-	event_add(a->sig_ev[0], NULL);
-	event_add(a->sig_ev[1], NULL);
-	if (a->cfg->ctl_fd >= 0) {
-		a->ctl_ev = event_new(a->base, a->cfg->ctl_fd, EV_READ | EV_PERSIST, ctl_cb, a);
-		if (!a->ctl_ev || event_add(a->ctl_ev, NULL))
-			return -1;
-	}
+	qs_runtime_on(&a->rt, QS_CTL_DRAIN, on_drain);
+	qs_runtime_on(&a->rt, QS_CTL_PEER_RESTART, on_peer_restart);
 	return event_base_once(a->base, -1, EV_TIMEOUT, ready_cb, a, &zero);
 }
 
@@ -213,14 +195,13 @@ static void teardown(struct acc *a)
 	acc_ipc_free(a);
 	acc_cidmap_free(&a->map);
 	acc_src_free(a);
-	struct event *evs[] = {a->udp_ev, a->flush_ev, a->tick_ev, a->ctl_ev, a->sig_ev[0], a->sig_ev[1]};
+	struct event *evs[] = {a->udp_ev, a->flush_ev, a->tick_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
 	if (a->cred)
 		gnutls_certificate_free_credentials(a->cred);
-	if (a->base)
-		event_base_free(a->base);
+	qs_runtime_free(&a->rt);
 }
 
 /* Confines the process, then connects the key (its socket path is inside the chroot). */
@@ -236,8 +217,6 @@ static int enter_sandbox(struct acc *a)
 
 int acceptor_main(const struct qs_config *cfg)
 {
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	signal(SIGPIPE, SIG_IGN);
 	static struct acc a;
 	a.cfg = cfg;
 	qs_heap_tune();
@@ -249,11 +228,13 @@ int acceptor_main(const struct qs_config *cfg)
 	a.conn_frames_cap = (uint32_t)(a.conn_window / 512);
 	a.incomplete_cap = qs_config_acceptor_share(cfg, cfg->max_incomplete_bytes);
 	int rc = 1;
+	if (qs_runtime_init(&a.rt, cfg, on_stop, &a) != 0)
+		goto out;
+	a.base = a.rt.base;
 	/* Shared by all acceptors (acceptor/secret.c); read before the chroot. */
 	if (acc_secret_load(&a) != 0)
 		goto out;
-	a.base = event_base_new();
-	if (!a.base || acc_src_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
+	if (acc_src_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
 	    setup_events(&a)) {
 		qs_err("acceptor setup failed");
 		goto out;

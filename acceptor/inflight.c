@@ -372,7 +372,7 @@ static void on_message(void *arg, const void *msg, size_t len)
 	struct acc *a = arg;
 	struct qs_batch_iter it;
 	const char *why = NULL;
-	if (qs_batch_open(&it, msg, len, &why)) {
+	if (qs_batch_receive(&it, QS_INBOX_ANSWERS, msg, len, &why)) {
 		warn_malformed(why);
 		return;
 	}
@@ -388,8 +388,6 @@ static void on_message(void *arg, const void *msg, size_t len)
 		a->accepting = st.accepting != 0;
 		a->status_seen = true;
 		a->status_mono = qs_now_ns();
-	} else {
-		warn_malformed("unexpected message type");
 	}
 }
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "ipc/child.h"
+#include "common/clock.h"
 
 #define READ_MAX (1024 * 1024) /* bytes read per wake-up and sender */
 #define RECONNECT_MIN_MS 10

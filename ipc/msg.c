@@ -82,6 +82,25 @@ int qs_batch_open(struct qs_batch_iter *it, const void *msg, size_t len, const c
 	return 0;
 }
 
+/* What each inbox takes: bits 1 << enum qs_msg_type. */
+static const uint32_t inboxes[] = {
+	[QS_INBOX_FRAMES] = 1u << QS_MSG_FRAMES,
+	[QS_INBOX_EVENTS] = 1u << QS_MSG_EVENTS,
+	[QS_INBOX_ANSWERS] = 1u << QS_MSG_ANSWERS | 1u << QS_MSG_STATUS,
+};
+
+int qs_batch_receive(struct qs_batch_iter *it, enum qs_msg_inbox inbox, const void *msg, size_t len,
+		     const char **why)
+{
+	if (qs_batch_open(it, msg, len, why) != 0)
+		return -1;
+	if (!(inboxes[inbox] & 1u << it->type)) {
+		*why = "a message type this endpoint does not take";
+		return -1;
+	}
+	return 0;
+}
+
 int qs_batch_next(struct qs_batch_iter *it, void *rec, size_t rec_len,
 		  size_t (*payload_len)(const void *rec), const uint8_t **payload)
 {

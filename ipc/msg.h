@@ -96,6 +96,19 @@ struct qs_batch_iter {
 
 /* Validates the header; returns 0, or -1 with a reason for the log. */
 int qs_batch_open(struct qs_batch_iter *it, const void *msg, size_t len, const char **why);
+
+/* Where messages are received. Each endpoint is reached by one pipeline hop,
+ * so it fixes the role at the other end, and takes only that hop's types
+ * (msg.c, inboxes[]); anything else is refused, for the receiver to log and drop. */
+enum qs_msg_inbox {
+	QS_INBOX_FRAMES,  /* a parser's PULL socket: FRAMES, from acceptors */
+	QS_INBOX_EVENTS,  /* the shipper's events channel: EVENTS, from parsers */
+	QS_INBOX_ANSWERS, /* an acceptor's answers channel: ANSWERS from parsers and the shipper,
+			   * STATUS from the shipper */
+};
+/* qs_batch_open, and the type must be one the inbox takes. */
+int qs_batch_receive(struct qs_batch_iter *it, enum qs_msg_inbox inbox, const void *msg, size_t len,
+		     const char **why);
 /* Next record of size rec_len (copied to rec) and its payload, whose length
  * the caller's record declared: payload_len() reads it from rec.
  * Returns 1 with a record, 0 at the end, -1 when the message is malformed. */

@@ -5,7 +5,7 @@
 
 #include "common/log.h"
 #include "ipc/chan.h"
-#include "ipc/child.h"
+#include "common/clock.h"
 #include "ipc/msg.h"
 
 struct qs_sendq_msg {

@@ -1,12 +1,10 @@
 #include "keyholder/keyholder.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <event2/event.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,19 +13,11 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/tlsfiles.h"
-#include "ipc/ctl.h"
 #include "ipc/keysign.h"
+#include "ipc/runtime.h"
 #include "roles/confine.h"
 
 #define MAX_CLIENTS (QS_MAX_ACCEPTORS * 2)
-
-static volatile sig_atomic_t stop;
-
-static void on_term(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 static int load_key(const char *path, gnutls_privkey_t *key)
 {
@@ -75,42 +65,83 @@ static int listen_socket(const char *dir, const char *user)
 	return fd;
 }
 
-static void serve(int lfd, int ctl, const struct qs_keysign_key *key)
+/* The acceptors connected now (at most MAX_CLIENTS), each a request at a time. */
+struct keyholder {
+	struct qs_runtime rt;
+	const struct qs_keysign_key *key;
+	struct event *listen_ev;
+	struct event *client_ev[MAX_CLIENTS];
+	unsigned n;
+};
+
+static void drop_client(struct keyholder *k, unsigned i)
 {
-	struct pollfd pfd[MAX_CLIENTS + 2];
-	int n = 2;
-	pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
-	pfd[1] = (struct pollfd){.fd = ctl, .events = POLLIN};
-	static struct qs_keysign_rep rep;
-	static uint8_t req[sizeof(struct qs_keysign_req) + 1];
-	while (!stop) {
-		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents & (POLLIN | POLLHUP))
-			break; /* the supervisor spoke (only shutdown is defined) or went away */
-		if ((pfd[0].revents & POLLIN) && n < MAX_CLIENTS + 2) {
-			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (c >= 0)
-				pfd[n++] = (struct pollfd){.fd = c, .events = POLLIN};
-		}
-		for (int i = 2; i < n; i++) {
-			if (!pfd[i].revents)
-				continue;
-			ssize_t r = recv(pfd[i].fd, req, sizeof(req), 0);
-			ssize_t w = r > 0 ? qs_keysign_serve(key, req, (size_t)r, &rep) : -1;
-			if (w < 0 || send(pfd[i].fd, &rep, (size_t)w, MSG_NOSIGNAL) != w) {
-				close(pfd[i].fd);
-				pfd[i--] = pfd[--n];
-			}
-		}
-	}
+	close(event_get_fd(k->client_ev[i]));
+	event_free(k->client_ev[i]);
+	k->client_ev[i] = k->client_ev[--k->n];
+	k->client_ev[k->n] = NULL;
 }
 
-int keyholder_main(const struct qs_config *cfg)
+/* One request, one answer; a bad request or a failed send ends the connection. */
+static void on_request(evutil_socket_t fd, short what, void *arg)
 {
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	signal(SIGTERM, on_term);
-	signal(SIGINT, on_term);
+	(void)what;
+	struct keyholder *k = arg;
+	static struct qs_keysign_rep rep;
+	static uint8_t req[sizeof(struct qs_keysign_req) + 1];
+	ssize_t r = recv(fd, req, sizeof(req), 0);
+	ssize_t w = r > 0 ? qs_keysign_serve(k->key, req, (size_t)r, &rep) : -1;
+	if (w >= 0 && send(fd, &rep, (size_t)w, MSG_NOSIGNAL) == w)
+		return;
+	for (unsigned i = 0; i < k->n; i++)
+		if (event_get_fd(k->client_ev[i]) == fd)
+			return drop_client(k, i);
+}
+
+static void on_connect(evutil_socket_t lfd, short what, void *arg)
+{
+	(void)what;
+	struct keyholder *k = arg;
+	if (k->n >= MAX_CLIENTS)
+		return; /* the connection waits in the backlog until one leaves */
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	struct event *ev = event_new(k->rt.base, c, EV_READ | EV_PERSIST, on_request, k);
+	if (!ev || event_add(ev, NULL) != 0) {
+		if (ev)
+			event_free(ev);
+		close(c);
+		return;
+	}
+	k->client_ev[k->n++] = ev;
+}
+
+static void on_stop(void *arg, bool urgent, const char *why)
+{
+	(void)urgent;
+	(void)why;
+	struct keyholder *k = arg;
+	event_base_loopexit(k->rt.base, NULL);
+}
+
+static void serve(struct keyholder *k, int lfd)
+{
+	k->listen_ev = event_new(k->rt.base, lfd, EV_READ | EV_PERSIST, on_connect, k);
+	if (!k->listen_ev || event_add(k->listen_ev, NULL) != 0) {
+		qs_err("cannot watch the keyholder socket");
+		return;
+	}
+	qs_runtime_ready(&k->rt);
+	event_base_dispatch(k->rt.base);
+	while (k->n)
+		drop_client(k, k->n - 1);
+	event_free(k->listen_ev);
+}
+
+/* Loads the key, confines the process and serves until told to stop. */
+static int run(struct keyholder *k, const struct qs_config *cfg)
+{
 	gnutls_privkey_t key;
 	if (load_key(cfg->key_path, &key) < 0)
 		return 1;
@@ -121,6 +152,7 @@ int keyholder_main(const struct qs_config *cfg)
 		gnutls_privkey_deinit(key);
 		return 1;
 	}
+	k->key = &ks;
 	rc = 1;
 	int lfd = listen_socket(cfg->runtime_dir, cfg->user);
 	if (lfd < 0)
@@ -128,12 +160,18 @@ int keyholder_main(const struct qs_config *cfg)
 	const char *rundir;
 	if (qs_confine(cfg, &rundir) < 0)
 		goto out;
-	struct qs_ctl_msg ready = {.type = QS_CTL_READY, .role = QS_ROLE_KEYHOLDER};
-	qs_ctl_send(cfg->ctl_fd, &ready);
-	serve(lfd, cfg->ctl_fd, &ks);
+	serve(k, lfd);
 	rc = 0;
 out:
 	qs_keysign_key_deinit(&ks);
 	gnutls_privkey_deinit(key); /* and the x509 key it owns (AUTO_RELEASE) */
+	return rc;
+}
+
+int keyholder_main(const struct qs_config *cfg)
+{
+	static struct keyholder k;
+	int rc = qs_runtime_init(&k.rt, cfg, on_stop, &k) == 0 ? run(&k, cfg) : 1;
+	qs_runtime_free(&k.rt);
 	return rc;
 }

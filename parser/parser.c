@@ -20,7 +20,7 @@
 #include "common/log.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
-#include "ipc/child.h"
+#include "ipc/runtime.h"
 #include "ipc/msg.h"
 #include "ipc/sendq.h"
 #include "ipc/zsock.h"
@@ -36,7 +36,7 @@
 
 struct parser {
 	const struct qs_config *cfg;
-	struct qs_child child;
+	struct qs_runtime rt;
 	void *zctx, *pull;
 	struct qs_chan_out *events_out;
 	struct qs_answers *answers; /* rejections, to each acceptor's channel */
@@ -108,8 +108,8 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	struct parser *p = arg;
 	struct qs_batch_iter it;
 	const char *why;
-	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_FRAMES) {
-		qs_warn("dropping a malformed message on the frames socket: %s", why ? why : "not FRAMES");
+	if (qs_batch_receive(&it, QS_INBOX_FRAMES, msg, len, &why) != 0) {
+		qs_warn("dropping a malformed message on the frames socket: %s", why);
 		return;
 	}
 	struct qs_frame_rec fr;
@@ -165,7 +165,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	struct parser *p = arg;
 	if (can_read(p) && !p->pull_w) { /* never after a stop closed p->pull */
 		qs_debug("reading frames again");
-		p->pull_w = qs_zwatch_new(p->child.base, p->pull, on_frames, p);
+		p->pull_w = qs_zwatch_new(p->rt.base, p->pull, on_frames, p);
 	} else if (!can_read(p) && p->pull_w) {
 		qs_zwatch_free(p->pull_w);
 		p->pull_w = NULL;
@@ -180,7 +180,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(p->retry_ev, &tv);
 	}
 	if (p->stopping && !qs_sendq_pending(&p->events_q) && !unsent)
-		event_base_loopexit(p->child.base, NULL);
+		event_base_loopexit(p->rt.base, NULL);
 }
 
 /* Retries the events that are held (answers retry on their own: ipc/answers.h). */
@@ -200,7 +200,7 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	struct parser *p = arg;
 	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out))
 		qs_warn("shipper did not take the last events before the deadline (the acceptors resend)");
-	event_base_loopexit(p->child.base, NULL);
+	event_base_loopexit(p->rt.base, NULL);
 }
 
 /* Takes no more frames, at once: closing the PULL socket makes the acceptors'
@@ -219,13 +219,14 @@ static void close_frames(struct parser *p)
 	p->pull = NULL;
 }
 
-static void on_stop(void *arg, bool urgent)
+static void on_stop(void *arg, bool urgent, const char *why)
 {
+	(void)why;
 	struct parser *p = arg;
 	p->stopping = true;
 	close_frames(p);
 	if (urgent) {
-		event_base_loopexit(p->child.base, NULL);
+		event_base_loopexit(p->rt.base, NULL);
 		return;
 	}
 	struct timeval tv = {0, STOP_FLUSH_MS * 1000};
@@ -237,7 +238,7 @@ static int connect_all(struct parser *p, const char *dir)
 {
 	const struct qs_config *cfg = p->cfg;
 	long long maxmsg = (long long)cfg->max_message_size + 1024 * 1024;
-	struct event_base *base = p->child.base;
+	struct event_base *base = p->rt.base;
 	char ep[256];
 	p->zctx = zmq_ctx_new();
 	p->pull = p->zctx ? qs_zsock_new(p->zctx, ZMQ_PULL, HWM, maxmsg) : NULL;
@@ -273,7 +274,7 @@ static void cleanup(struct parser *p)
 		zmq_ctx_term(p->zctx);
 	qs_enrich_buf_free(&p->line);
 	qs_json_arena_free();
-	qs_child_free(&p->child);
+	qs_runtime_free(&p->rt);
 }
 
 int parser_main(const struct qs_config *cfg)
@@ -287,18 +288,18 @@ int parser_main(const struct qs_config *cfg)
 	qs_enrich_trees_in_arena(true);
 	qs_heap_tune();
 	const char *ep_dir = cfg->runtime_dir;
-	if (qs_child_init(&p.child, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
+	if (qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || qs_confine_seccomp()) {
 		cleanup(&p);
 		return 1;
 	}
-	p.flow_ev = event_new(p.child.base, -1, 0, on_flow, &p);
-	p.retry_ev = evtimer_new(p.child.base, on_retry, &p);
-	p.stop_ev = evtimer_new(p.child.base, on_stop_deadline, &p);
-	p.pull_w = qs_zwatch_new(p.child.base, p.pull, on_frames, &p);
-	qs_child_ready(&p.child, cfg);
+	p.flow_ev = event_new(p.rt.base, -1, 0, on_flow, &p);
+	p.retry_ev = evtimer_new(p.rt.base, on_retry, &p);
+	p.stop_ev = evtimer_new(p.rt.base, on_stop_deadline, &p);
+	p.pull_w = qs_zwatch_new(p.rt.base, p.pull, on_frames, &p);
+	qs_runtime_ready(&p.rt);
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);
-	event_base_dispatch(p.child.base);
+	event_base_dispatch(p.rt.base);
 	qs_answers_flush(p.answers);
 	cleanup(&p);
 	qs_info("parser %u stopped", cfg->slot);

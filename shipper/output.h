@@ -92,7 +92,7 @@ int qs_output_sync(struct qs_output *o); /* 0, or -1: do not persist the cursor 
 void qs_output_free(struct qs_output *o);
 /* The supervisor's answer to a QS_CTL_RESOLVE the output sent: the next
  * connect to that entry goes to the address it resolves to now. */
-struct qs_ctl_msg;
-void qs_output_resolved(struct qs_output *o, const struct qs_ctl_msg *m);
+struct qs_ctl_resolved;
+void qs_output_resolved(struct qs_output *o, const struct qs_ctl_resolved *m);
 
 #endif

@@ -33,15 +33,13 @@ static void ask_resolve(struct qs_output *o, unsigned i)
 	char host[256];
 	if (o->ctl_fd < 0 || qs_addr_host(o->cfg->logstash_name[i], host, sizeof(host)) < 0 || qs_addr_is_ip(host))
 		return;
-	struct qs_ctl_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = QS_CTL_RESOLVE;
-	m.role = QS_ROLE_SHIPPER;
+	struct qs_ctl_resolve m;
+	qs_ctl_init(&m, sizeof(m), QS_CTL_RESOLVE, o->cfg);
 	snprintf(m.text, sizeof(m.text), "%s", o->cfg->logstash_name[i]);
-	(void)qs_ctl_send(o->ctl_fd, &m);
+	(void)qs_ctl_send(o->ctl_fd, &m, sizeof(m));
 }
 
-void qs_output_resolved(struct qs_output *o, const struct qs_ctl_msg *m)
+void qs_output_resolved(struct qs_output *o, const struct qs_ctl_resolved *m)
 {
 	if (m->addr_len == 0 || m->addr_len > sizeof(m->addr))
 		return; /* it did not resolve (the supervisor logged why): keep the last address */

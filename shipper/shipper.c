@@ -23,7 +23,7 @@
 #include "common/log.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
-#include "ipc/child.h"
+#include "ipc/runtime.h"
 #include "ipc/ctl.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
@@ -44,7 +44,7 @@
 
 struct shipper {
 	const struct qs_config *cfg;
-	struct qs_child child;
+	struct qs_runtime rt;
 	struct qs_chan_in *events_in;
 	struct qs_answers *answers; /* acknowledgements and STATUS, to each acceptor's channel */
 	struct qs_spool spool;
@@ -194,8 +194,8 @@ static void stage_message(void *arg, const void *msg, size_t len)
 	struct shipper *sh = arg;
 	struct qs_batch_iter it;
 	const char *why = NULL;
-	if (qs_batch_open(&it, msg, len, &why) != 0 || it.type != QS_MSG_EVENTS) {
-		qs_warn("dropping a malformed message on the events socket: %s", why ? why : "not EVENTS");
+	if (qs_batch_receive(&it, QS_INBOX_EVENTS, msg, len, &why) != 0) {
+		qs_warn("dropping a malformed message on the events socket: %s", why);
 		return;
 	}
 	uint64_t now = qs_realtime_ns();
@@ -260,11 +260,11 @@ static void on_refuse_retry(evutil_socket_t fd, short what, void *arg)
 		timer_ms(sh->refuse_ev, REFUSE_RETRY_MS);
 }
 
-static void on_ctl_msg(void *arg, const struct qs_ctl_msg *m)
+static int on_resolved(void *arg, const void *m)
 {
 	struct shipper *sh = arg;
-	if (m->type == QS_CTL_RESOLVED)
-		qs_output_resolved(&sh->out, m);
+	qs_output_resolved(&sh->out, m);
+	return 0;
 }
 
 /* Once a second: the spool and the output, for the service's status line. */
@@ -273,7 +273,7 @@ static void report(struct shipper *sh)
 	struct qs_ctl_status st = {.backlog = qs_output_unsent(&sh->out), .spool_bytes = sh->spool.total,
 				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state >= QS_OUT_UP || sh->out.redial,
 				   .accepting = !sh->refusing};
-	qs_ctl_report(sh->child.ctl_fd, QS_ROLE_SHIPPER, sh->cfg->slot, sh->cfg->generation, &st, sh->out.name);
+	qs_runtime_report(&sh->rt, &st, sh->out.name);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)
@@ -295,7 +295,7 @@ static void finish(struct shipper *sh)
 {
 	qs_answers_flush(sh->answers);
 	persist(sh);
-	event_base_loopexit(sh->child.base, NULL);
+	event_base_loopexit(sh->rt.base, NULL);
 }
 
 /* Commits everything staged and waits for it (on_synced starts each next group). */
@@ -333,8 +333,9 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
  * FIN; settle.h), so that the next shipper does not send it again, while this
  * one goes on taking and acknowledging events (the next one ships those): a
  * reload then holds no acknowledgement meanwhile. */
-static void on_stop(void *arg, bool urgent)
+static void on_stop(void *arg, bool urgent, const char *why)
 {
+	(void)why;
 	struct shipper *sh = arg;
 	if (urgent) {
 		stop_intake(sh);
@@ -350,7 +351,7 @@ static int open_sockets(struct shipper *sh, const char *dir)
 {
 	const struct qs_config *cfg = sh->cfg;
 	size_t maxmsg = (size_t)cfg->max_message_size + 1024 * 1024;
-	struct event_base *base = sh->child.base;
+	struct event_base *base = sh->rt.base;
 	char ep[256];
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(sh->events_in = qs_chan_listen(base, ep, maxmsg, stage_message, sh)))
@@ -381,7 +382,7 @@ static int open_spool(struct shipper *sh, int dirfd)
 
 static void make_events(struct shipper *sh)
 {
-	struct event_base *b = sh->child.base;
+	struct event_base *b = sh->rt.base;
 	sh->flow_ev = event_new(b, -1, 0, on_flow, sh);
 	sh->drain_ev = event_new(b, -1, 0, on_drained, sh);
 	sh->refuse_ev = evtimer_new(b, on_refuse_retry, sh);
@@ -418,7 +419,7 @@ static void cleanup(struct shipper *sh)
 	if (sh->spool_open)
 		qs_spool_close(&sh->spool);
 	qs_stage_free(&sh->st);
-	qs_child_free(&sh->child);
+	qs_runtime_free(&sh->rt);
 }
 
 int shipper_main(const struct qs_config *cfg)
@@ -427,7 +428,7 @@ int shipper_main(const struct qs_config *cfg)
 	memset(&sh, 0, sizeof(sh));
 	sh.cfg = cfg;
 	qs_heap_tune();
-	if (qs_child_init(&sh.child, cfg, on_stop, &sh)) {
+	if (qs_runtime_init(&sh.rt, cfg, on_stop, &sh)) {
 		cleanup(&sh);
 		return 1;
 	}
@@ -449,16 +450,16 @@ int shipper_main(const struct qs_config *cfg)
 		return 1;
 	}
 	make_events(&sh);
-	if (qs_syncer_init(&sh.sync, sh.child.base, on_synced, &sh) ||
-	    qs_output_init(&sh.out, cfg, sh.child.base, &sh.spool, file_fd, tls) || qs_confine_seccomp()) {
+	if (qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
+	    qs_output_init(&sh.out, cfg, sh.rt.base, &sh.spool, file_fd, tls) || qs_confine_seccomp()) {
 		cleanup(&sh);
 		return 1;
 	}
-	sh.out.ctl_fd = sh.child.ctl_fd;
-	sh.child.on_msg = on_ctl_msg;
-	qs_child_ready(&sh.child, cfg);
+	sh.out.ctl_fd = sh.rt.ctl_fd;
+	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
+	qs_runtime_ready(&sh.rt);
 	send_status(&sh);
-	event_base_dispatch(sh.child.base);
+	event_base_dispatch(sh.rt.base);
 	cleanup(&sh);
 	qs_info("shipper stopped");
 	return 0;

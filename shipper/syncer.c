@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "ipc/child.h"
+#include "common/clock.h"
 
 static void *sync_thread(void *p)
 {

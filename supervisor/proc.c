@@ -322,16 +322,18 @@ void qs_procs_reap(struct qs_procs *p)
 
 void qs_proc_ask_stop(struct qs_proc *c)
 {
-	struct qs_ctl_msg m = {.type = QS_CTL_SHUTDOWN};
-	if (c->pid && qs_ctl_send(c->ctl, &m) != 0)
+	struct qs_ctl_hdr m;
+	qs_ctl_init(&m, sizeof(m), QS_CTL_SHUTDOWN, NULL);
+	if (c->pid && qs_ctl_send(c->ctl, &m, sizeof(m)) != 0)
 		kill(c->pid, SIGTERM);
 	qs_proc_ask_old_stop(c);
 }
 
 static void ask_old(struct qs_proc *c, uint32_t type)
 {
-	struct qs_ctl_msg m = {.type = type};
-	if (c->old_pid && qs_ctl_send(c->old_ctl, &m) != 0)
+	struct qs_ctl_hdr m;
+	qs_ctl_init(&m, sizeof(m), type, NULL);
+	if (c->old_pid && qs_ctl_send(c->old_ctl, &m, sizeof(m)) != 0)
 		kill(c->old_pid, SIGTERM);
 }
 
@@ -343,6 +345,14 @@ void qs_proc_ask_old_stop(struct qs_proc *c)
 void qs_proc_ask_old_drain(struct qs_proc *c)
 {
 	ask_old(c, QS_CTL_DRAIN);
+}
+
+void qs_proc_kill(struct qs_proc *c)
+{
+	if (c->ctl_ev)
+		event_del(c->ctl_ev); /* nothing more from it is read */
+	if (c->pid)
+		kill(c->pid, SIGKILL);
 }
 
 unsigned qs_procs_running(const struct qs_procs *p, int role)

@@ -40,7 +40,7 @@ struct qs_proc {
 	struct event *restart_ev;
 	struct qs_ctl_status st; /* the current process's last report (status.h) */
 	unsigned st_gen;         /* generation that sent it */
-	char st_text[sizeof(((struct qs_ctl_msg *)0)->text)];
+	char st_text[QS_CTL_TEXT];
 	bool have_st;
 };
 
@@ -88,5 +88,8 @@ void qs_proc_ask_stop(struct qs_proc *c); /* the current and any old process */
 void qs_proc_ask_old_stop(struct qs_proc *c);
 /* The old process of an acceptor entry: a new generation serves, move its clients now. */
 void qs_proc_ask_old_drain(struct qs_proc *c);
+/* Kills the current process (SIGKILL) and stops listening to it; the normal
+ * restart path follows when it is reaped. */
+void qs_proc_kill(struct qs_proc *c);
 
 #endif

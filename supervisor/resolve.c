@@ -64,7 +64,7 @@ static void *lookup(void *arg)
 	return NULL;
 }
 
-void qs_resolve_request(const struct qs_proc *c, const struct qs_ctl_msg *m)
+void qs_resolve_request(const struct qs_proc *c, const struct qs_ctl_resolve *m)
 {
 	char name[sizeof(m->text) + 1];
 	memcpy(name, m->text, sizeof(m->text));
@@ -115,9 +115,8 @@ static void on_answer(evutil_socket_t fd, short what, void *arg)
 			R.busy[i] = false;
 			R.failed[i] = !a.ok;
 		}
-		struct qs_ctl_msg m;
-		memset(&m, 0, sizeof(m));
-		m.type = QS_CTL_RESOLVED;
+		struct qs_ctl_resolved m;
+		qs_ctl_init(&m, sizeof(m), QS_CTL_RESOLVED, NULL);
 		snprintf(m.text, sizeof(m.text), "%s", a.name);
 		if (a.ok) {
 			memcpy(&m.addr, &a.addr.ss, a.addr.len);
@@ -127,7 +126,7 @@ static void on_answer(evutil_socket_t fd, short what, void *arg)
 		}
 		struct qs_proc *c = shipper();
 		if (c)
-			qs_ctl_send(c->ctl, &m);
+			qs_ctl_send(c->ctl, &m, sizeof(m));
 	}
 }
 

@@ -14,8 +14,8 @@ struct event_base;
 int qs_resolve_init(const struct qs_config *cfg, struct qs_procs *p, struct event_base *base);
 /* The names it may resolve (at start, and from a reload's configuration). */
 void qs_resolve_configure(const struct qs_config *cfg);
-/* A QS_CTL_RESOLVE from child c. */
-void qs_resolve_request(const struct qs_proc *c, const struct qs_ctl_msg *m);
+/* A QS_CTL_RESOLVE from child c (supervisor/control.c lets only the shipper send it). */
+void qs_resolve_request(const struct qs_proc *c, const struct qs_ctl_resolve *m);
 void qs_resolve_free(void);
 
 #endif

@@ -23,15 +23,15 @@ static struct {
 	bool have_rate;
 } S;
 
-void qs_status_report(struct qs_proc *c, const struct qs_ctl_msg *m)
+void qs_status_report(struct qs_proc *c, const struct qs_ctl_status_msg *m)
 {
 	/* Totals restart at 0 with every process: count what is new since its last report. */
-	const struct qs_ctl_status *prev = c->have_st && c->st_gen == m->generation ? &c->st : NULL;
+	const struct qs_ctl_status *prev = c->have_st && c->st_gen == m->h.generation ? &c->st : NULL;
 	S.acked += m->st.acked - (prev && prev->acked <= m->st.acked ? prev->acked : 0);
 	S.rejected += m->st.rejected - (prev && prev->rejected <= m->st.rejected ? prev->rejected : 0);
 	c->st = m->st;
 	memcpy(c->st_text, m->text, sizeof(c->st_text));
-	c->st_gen = m->generation;
+	c->st_gen = m->h.generation;
 	c->have_st = true;
 }
 

@@ -18,7 +18,7 @@ int qs_status_init(const struct qs_config *cfg, struct qs_procs *p, struct event
 /* Takes the options it uses (at start, and from a reload's configuration). */
 void qs_status_configure(const struct qs_config *cfg);
 /* A child's report (from its current process). */
-void qs_status_report(struct qs_proc *c, const struct qs_ctl_msg *m);
+void qs_status_report(struct qs_proc *c, const struct qs_ctl_status_msg *m);
 /* The child's process ended: what it held is gone with it. */
 void qs_status_gone(struct qs_proc *c);
 /* Sends the line now (a child started, stopped or became ready). */

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
+#include "supervisor/control.h"
 #include "supervisor/privs.h"
 #include "supervisor/proc.h"
 #include "supervisor/reload.h"
@@ -54,20 +55,23 @@ static void tell_acceptors_peer_restart(const struct qs_proc *c)
 {
 	if (!c->def->holds_frames)
 		return;
-	struct qs_ctl_msg m = {.type = QS_CTL_PEER_RESTART, .role = c->role, .slot = c->slot,
-			       .generation = c->generation};
+	struct qs_ctl_peer m;
+	qs_ctl_init(&m, sizeof(m), QS_CTL_PEER_RESTART, NULL);
+	m.role = c->role;
+	m.slot = c->slot;
+	m.generation = c->generation;
 	for (unsigned i = 0; i < S.procs.n; i++) {
 		struct qs_proc *a = &S.procs.proc[i];
 		if (!(a->def->ctl_receives & QS_CTL_BIT(QS_CTL_PEER_RESTART)))
 			continue;
 		if (a->pid)
-			qs_ctl_send(a->ctl, &m);
+			qs_ctl_send(a->ctl, &m, sizeof(m));
 		if (a->old_pid)
-			qs_ctl_send(a->old_ctl, &m);
+			qs_ctl_send(a->old_ctl, &m, sizeof(m));
 	}
 }
 
-static void on_ready(struct qs_proc *c)
+void qs_supervisor_child_ready(struct qs_proc *c)
 {
 	c->ready = true;
 	/* A restart after an exit: the old process's frames are lost. A reload's
@@ -85,21 +89,6 @@ static void on_ready(struct qs_proc *c)
 	}
 	qs_reload_child_ready(c);
 	qs_status_notify();
-}
-
-static void on_ctl(struct qs_procs *p, struct qs_proc *c)
-{
-	(void)p;
-	struct qs_ctl_msg m;
-	int rc;
-	while ((rc = qs_ctl_recv(c->ctl, &m)) == 0) {
-		if (m.type == QS_CTL_READY)
-			on_ready(c);
-		else if (m.type == QS_CTL_STATUS)
-			qs_status_report(c, &m);
-		else if (m.type == QS_CTL_RESOLVE)
-			qs_resolve_request(c, &m);
-	}
 }
 
 static void describe_exit(const struct qs_proc *c, int status, char *buf, size_t len)
@@ -301,7 +290,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	if (qs_own_dir(rundir, S.procs.user, 0) < 0 || qs_own_dir(cfg->spool_dir, S.procs.user, 1) < 0)
 		return 1;
 	qs_supervisor_drop_caps();
-	S.procs.on_ctl = on_ctl;
+	S.procs.on_ctl = qs_control_read;
 	S.procs.on_exit = on_exit_child;
 	S.procs.on_old_exit = on_old_exit;
 	qs_reload_init(&S.procs, cfg, S.base);

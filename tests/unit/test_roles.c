@@ -12,6 +12,8 @@
 
 #include "check.h"
 #include "roles/roles.h"
+#include "ipc/runtime.h"
+#include "supervisor/control.h"
 #include "supervisor/proc.h"
 
 #define BEGIN_MARK "<!-- role-table begin"
@@ -228,6 +230,38 @@ static void descriptors_and_messages(void)
 	CHECK(!frames_held || resend_told);
 }
 
+static const struct qs_ctl_rule *rule_for(const struct qs_ctl_rule *t, size_t n, int type)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((int)t[i].type == type)
+			return &t[i];
+	return NULL;
+}
+
+/* The receivers' dispatch tables (supervisor/control.c, ipc/runtime.c) and
+ * the role table say the same: a role may send a type exactly when the
+ * supervisor's table takes it from that role, and the supervisor sends a
+ * role only types the child runtime's table takes from the supervisor. */
+static void dispatch_tables_agree(void)
+{
+	current_test = "dispatch tables agree with the role table";
+	for (unsigned i = 0; i < qs_roles_n; i++) {
+		const struct qs_role_def *d = &qs_roles[i];
+		for (int t = QS_CTL_READY; t <= QS_CTL_LAST; t++) {
+			const struct qs_ctl_rule *up = rule_for(qs_sup_accepts, qs_sup_accepts_n, t);
+			const struct qs_ctl_rule *down = rule_for(qs_child_accepts, qs_child_accepts_n, t);
+			bool sends = (d->ctl_sends & QS_CTL_BIT(t)) != 0;
+			bool taken = up && (up->senders & QS_CTL_FROM(d->role));
+			if (sends != taken)
+				fprintf(stderr, "  %s, control type %d: role table sends=%d, supervisor's table takes=%d\n",
+					qs_role_name(d->role), t, sends, taken);
+			CHECK(sends == taken);
+			if (d->ctl_receives & QS_CTL_BIT(t))
+				CHECK(down && (down->senders & QS_CTL_FROM(QS_ROLE_SUPERVISOR)));
+		}
+	}
+}
+
 static void sandboxes(void)
 {
 	current_test = "sandboxes";
@@ -329,6 +363,7 @@ int main(int argc, char **argv)
 	every_role_once();
 	orders();
 	descriptors_and_messages();
+	dispatch_tables_agree();
 	sandboxes();
 	supervisor_layout();
 	docs_agree();
