@@ -132,6 +132,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct acc *a = arg;
 	acc_dispatch_stats(a);
 	report(a);
+	qs_log_tick();
 	if (a->stopping)
 		stop_step(a);
 	else

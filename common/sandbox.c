@@ -88,6 +88,9 @@ int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen)
 		setrlimit(RLIMIT_CORE, &none);
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	}
+	/* journald's socket is named by a path: bound into the chroot first. */
+	if (sb->chrooted)
+		qs_log_before_chroot(chroot_dir);
 	if (root && sb->user && drop_user(sb->user, chroot_dir, err, errlen) != 0)
 		return -1;
 	/* Changing user cleared the dumpable flag, and LeakSanitizer's tracer

@@ -38,6 +38,14 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void on_log_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	qs_log_tick();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -63,6 +71,10 @@ int qs_child_init(struct qs_child *c, const struct qs_config *cfg, qs_child_stop
 	c->sig_ev[1] = evsignal_new(c->base, SIGINT, on_signal, c);
 	for (int i = 0; i < 2; i++)
 		event_add(c->sig_ev[i], NULL);
+	static const struct timeval second = {1, 0};
+	c->log_ev = event_new(c->base, -1, EV_PERSIST, on_log_tick, NULL);
+	if (c->log_ev)
+		event_add(c->log_ev, &second);
 	if (c->ctl_fd >= 0) {
 		c->ctl_ev = event_new(c->base, c->ctl_fd, EV_READ | EV_PERSIST, on_ctl, c);
 		event_add(c->ctl_ev, NULL);
@@ -83,6 +95,8 @@ void qs_child_free(struct qs_child *c)
 {
 	if (c->ctl_ev)
 		event_free(c->ctl_ev);
+	if (c->log_ev)
+		event_free(c->log_ev);
 	for (int i = 0; i < 2; i++)
 		if (c->sig_ev[i])
 			event_free(c->sig_ev[i]);

@@ -24,6 +24,7 @@ struct qs_child {
 	int ctl_fd;
 	struct event *ctl_ev;
 	struct event *sig_ev[2];
+	struct event *log_ev; /* once a second: qs_log_tick() */
 	qs_child_stop_fn on_stop;
 	void *arg;
 	bool stop_called;

@@ -146,11 +146,12 @@ static void fail(struct qs_output *o, const char *what, int err)
 	 * make one only the first time in an outage. */
 	bool tell = !(o->down_logged & bit) || was_up;
 	const char *sep = err ? ": " : "", *why = err ? strerror(err) : "";
+	const struct qs_log_kv *kv = QS_KV({QS_LOG_PEER, o->name}, {QS_LOG_CODE, qs_log_errno_name(err)});
 	if (tell && n > 1)
-		qs_warn("output %s: %s%s%s; trying %s next", o->name, what, sep, why,
+		qs_warn_kv(kv, "output %s: %s%s%s; trying %s next", o->name, what, sep, why,
 			cfg->logstash_name[(o->addr + 1) % n]);
 	else if (tell)
-		qs_warn("output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why, BACKOFF_MIN_MS,
+		qs_warn_kv(kv, "output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why, BACKOFF_MIN_MS,
 			BACKOFF_MAX_MS);
 	o->down_logged |= bit;
 	close_fd(o);
@@ -630,7 +631,8 @@ int qs_output_sync(struct qs_output *o)
 {
 	if (o->cfg->output_is_file && o->dirty && o->fd >= 0 && o->cfg->durability == QS_DURABILITY_FSYNC &&
 	    fdatasync(o->fd) != 0) {
-		qs_err("output %s: fdatasync: %s", o->name, strerror(errno));
+		qs_err_kv(QS_KV({QS_LOG_PEER, o->name}, {QS_LOG_CODE, qs_log_errno_name(errno)}), "output %s: fdatasync: %s",
+			  o->name, strerror(errno));
 		return -1;
 	}
 	o->dirty = false;
