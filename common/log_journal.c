@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#define SD_JOURNAL_SUPPRESS_LOCATION /* the caller's CODE_FILE/LINE/FUNC, not this file's */
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -76,12 +77,18 @@ int qs_journal_send(const struct qs_journal_msg *m)
 	return sd_journal_sendv(f.iov, f.n);
 }
 
-/* One directory level below DIRFD, made if missing, never through a link. */
+/* One directory level below DIRFD, made if missing, never through a link;
+ * 0755 whatever the umask: the children's user must get through it. */
 static int sub_dir(int dirfd, const char *name)
 {
 	if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
 		return -1;
-	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && fchmod(fd, 0755) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int qs_journal_into_root(const char *root, char *err, size_t errlen)
@@ -89,6 +96,12 @@ int qs_journal_into_root(const char *root, char *err, size_t errlen)
 	struct stat st;
 	if (stat(QS_JOURNAL_SOCKET, &st) != 0 || !S_ISSOCK(st.st_mode)) {
 		snprintf(err, errlen, "%s: %s", QS_JOURNAL_SOCKET, errno ? strerror(errno) : "not a socket");
+		return -1;
+	}
+	/* The namespace first: a mount point is the file as seen in the namespace
+	 * that mounts on it (a file opened before unshare() gives EINVAL). */
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		snprintf(err, errlen, "a private mount namespace: %s", strerror(errno));
 		return -1;
 	}
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -107,15 +120,9 @@ int qs_journal_into_root(const char *root, char *err, size_t errlen)
 	}
 	char at[64];
 	snprintf(at, sizeof(at), "/proc/self/fd/%d", target); /* the file just opened, whatever the path does now */
-	int rc = -1;
-	if (unshare(CLONE_NEWNS) != 0)
-		snprintf(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
-	else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-		snprintf(err, errlen, "making the mounts private: %s", strerror(errno));
-	else if (mount(QS_JOURNAL_SOCKET, at, NULL, MS_BIND, NULL) != 0)
+	int rc = mount(QS_JOURNAL_SOCKET, at, NULL, MS_BIND, NULL);
+	if (rc != 0)
 		snprintf(err, errlen, "binding %s into %s: %s", QS_JOURNAL_SOCKET, root, strerror(errno));
-	else
-		rc = 0;
 	close(target);
 	return rc;
 }

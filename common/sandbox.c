@@ -27,7 +27,11 @@ const char *const qs_seccomp_base[] = {
 	"pselect6", "eventfd2", "pipe2", "fcntl", "getrandom", "prctl", "uname", "fstat", "newfstatat",
 	"lseek", "dup", "dup3", "getsockopt", "setsockopt", "getsockname", "getpeername", "recvfrom",
 	"sendto", "recvmsg", "sendmsg", "shutdown", "ioctl", "timerfd_create", "timerfd_settime",
-	"set_tid_address", "membarrier", "sysinfo", NULL,
+	"set_tid_address", "membarrier", "sysinfo",
+	/* journald (common/log_journal.c): sd_journal_sendv() sends with sendmsg() on an AF_UNIX
+	 * datagram socket it makes on first use, and passes a line the socket will not take
+	 * (ENOBUFS, EMSGSIZE) as a sealed memfd instead: without this a log line could kill. */
+	"memfd_create", NULL,
 };
 
 static int drop_user(const char *user, const char *root, char *err, size_t errlen)

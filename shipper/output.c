@@ -132,6 +132,13 @@ void qs_output_resolved(struct qs_output *o, const struct qs_ctl_msg *m)
  * the list: at once while this outage has not yet tried every one, else
  * after a backoff. Resends from the cursor (what was fully written before
  * stays shipped). Each address's first failure in an outage is logged. */
+/* QS_LOG_PEER: the output's name without its kind ("logstash HOST:PORT", "file PATH"). */
+static const char *log_peer(const struct qs_output *o)
+{
+	const char *sp = strchr(o->name, ' ');
+	return sp ? sp + 1 : o->name;
+}
+
 static void fail(struct qs_output *o, const char *what, int err)
 {
 	const struct qs_config *cfg = o->cfg;
@@ -146,7 +153,7 @@ static void fail(struct qs_output *o, const char *what, int err)
 	 * make one only the first time in an outage. */
 	bool tell = !(o->down_logged & bit) || was_up;
 	const char *sep = err ? ": " : "", *why = err ? strerror(err) : "";
-	const struct qs_log_kv *kv = QS_KV({QS_LOG_PEER, o->name}, {QS_LOG_CODE, qs_log_errno_name(err)});
+	const struct qs_log_kv *kv = QS_KV({QS_LOG_PEER, log_peer(o)}, {QS_LOG_CODE, qs_log_errno_name(err)});
 	if (tell && n > 1)
 		qs_warn_kv(kv, "output %s: %s%s%s; trying %s next", o->name, what, sep, why,
 			cfg->logstash_name[(o->addr + 1) % n]);
@@ -631,8 +638,8 @@ int qs_output_sync(struct qs_output *o)
 {
 	if (o->cfg->output_is_file && o->dirty && o->fd >= 0 && o->cfg->durability == QS_DURABILITY_FSYNC &&
 	    fdatasync(o->fd) != 0) {
-		qs_err_kv(QS_KV({QS_LOG_PEER, o->name}, {QS_LOG_CODE, qs_log_errno_name(errno)}), "output %s: fdatasync: %s",
-			  o->name, strerror(errno));
+		qs_err_kv(QS_KV({QS_LOG_PEER, log_peer(o)}, {QS_LOG_CODE, qs_log_errno_name(errno)}),
+			  "output %s: fdatasync: %s", o->name, strerror(errno));
 		return -1;
 	}
 	o->dirty = false;
