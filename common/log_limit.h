@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define QS_LOG_BURST 10u
+#define QS_LOG_BURST 20u
 #define QS_LOG_INTERVAL_NS (10ull * 1000000000ull)
 #define QS_LOG_SITES 128 /* call sites tracked; past that a site is not limited */
 #define QS_LOG_LAST 240  /* bytes of the last suppressed message kept for the report */
