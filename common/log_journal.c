@@ -91,9 +91,38 @@ static int sub_dir(int dirfd, const char *name)
 	return fd;
 }
 
+/* ROOT/run/systemd/journal/socket, an empty regular file, made if missing and
+ * held by O_PATH: whatever the children's user put there instead is never
+ * opened (a FIFO would block an open for writing). -1 with errno. */
+static int open_target(const char *root)
+{
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	const char *parts[] = {"run", "systemd", "journal"};
+	for (size_t i = 0; i < 3 && fd >= 0; i++) {
+		int next = sub_dir(fd, parts[i]);
+		close(fd);
+		fd = next;
+	}
+	if (fd < 0)
+		return -1;
+	int made = openat(fd, "socket", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (made >= 0)
+		close(made);
+	int target = openat(fd, "socket", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	close(fd);
+	struct stat st;
+	if (target >= 0 && (fstat(target, &st) != 0 || !S_ISREG(st.st_mode))) {
+		close(target);
+		errno = EEXIST;
+		return -1;
+	}
+	return target;
+}
+
 int qs_journal_into_root(const char *root, char *err, size_t errlen)
 {
 	struct stat st;
+	errno = 0;
 	if (stat(QS_JOURNAL_SOCKET, &st) != 0 || !S_ISSOCK(st.st_mode)) {
 		snprintf(err, errlen, "%s: %s", QS_JOURNAL_SOCKET, errno ? strerror(errno) : "not a socket");
 		return -1;
@@ -104,16 +133,7 @@ int qs_journal_into_root(const char *root, char *err, size_t errlen)
 		snprintf(err, errlen, "a private mount namespace: %s", strerror(errno));
 		return -1;
 	}
-	int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	const char *parts[] = {"run", "systemd", "journal"};
-	for (size_t i = 0; i < 3 && fd >= 0; i++) {
-		int next = sub_dir(fd, parts[i]);
-		close(fd);
-		fd = next;
-	}
-	int target = fd < 0 ? -1 : openat(fd, "socket", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd >= 0)
-		close(fd);
+	int target = open_target(root);
 	if (target < 0) {
 		snprintf(err, errlen, "%s/run/systemd/journal/socket: %s", root, strerror(errno));
 		return -1;
