@@ -81,7 +81,8 @@ def one(entries, what, pred):
     return hits[0]
 
 
-def fallback(jd):
+def fallback(jd=None):
+    jd = jd or journald()
     server = q.Server(None, name="journald-fallback", confined=True)
     rundir = os.path.join(server.dir, "run")
     os.makedirs(os.path.join(rundir, "run/systemd/journal"))
@@ -103,9 +104,11 @@ def fallback(jd):
     check(e.get("_TRANSPORT") == "stdout" and e.get("PRIORITY") == "6",
           "the acceptor's line after the fallback: %r" % e)
     log("fallback: the acceptor's %d lines came through stderr" % len(es))
+    return "the acceptor fell back to stderr, said so, and lost no line"
 
 
-def run():
+def journald():
+    """A journald of the test's own, or Skip."""
     q.need_binaries()
     if os.geteuid() != 0:
         raise q.Skip("needs root: a mount namespace for journald, chrooted children")
@@ -114,9 +117,13 @@ def run():
             raise q.Skip("%s is not installed" % tool)
     if not os.access(JOURNALD, os.X_OK):
         raise q.Skip("%s is not installed (package systemd)" % JOURNALD)
+    return Journald(q.mkdtemp("journald"))
+
+
+def native(jd=None):
+    jd = jd or journald()
     # confined: the children chroot also under ASan, the binding into the chroot is what is tested
     server = q.Server(None, extra=["--debug"], name="journald", confined=True)
-    jd = Journald(server.dir)
     server.wrap = jd.enter() + ["systemd-cat", "-t", "quicstashd", "sh", "-c", STREAM, "journal-stream"]
     server.start()
     pids = {r: server.pids(r) for r in ("keyholder", "acceptor", "parser", "shipper")}
@@ -165,9 +172,15 @@ def run():
     e = one(es, "with QUICSTASH_SUPPRESSED", lambda e: e.get("QUICSTASH_SUPPRESSED"))
     check(len(shown) + int(e["QUICSTASH_SUPPRESSED"]) == N_BAD and "similar messages suppressed" in e["MESSAGE"],
           "%d rejection entries shown + %s suppressed != %d: %r" % (len(shown), e["QUICSTASH_SUPPRESSED"], N_BAD, e))
-    fallback(jd)
     return "%d native entries from 5 roles with pids, priorities, peer/code fields and a suppressed count" % len(es)
 
 
+def run():
+    jd = journald()
+    return "%s; %s" % (native(jd), fallback(jd))
+
+
+CASES = [("native", native), ("fallback", fallback)]
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)
