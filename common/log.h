@@ -10,10 +10,10 @@
  *
  * Fields: qs_warn_kv(QS_KV({QS_LOG_PEER, addr}, {QS_LOG_CODE, "too_large"}), fmt, ...)
  * attaches journal fields to one message (KEY: A-Z, 0-9, _; a value may hold
- * anything but NUL; a NULL value is left out). They cost a compound literal on the caller's stack and are
- * not shown on stderr, where the message text says it all. Every message also
- * carries SYSLOG_IDENTIFIER=quicstashd, QUICSTASH_ROLE, CODE_FILE/LINE/FUNC;
- * journald adds _PID and the rest. */
+ * anything but NUL; a NULL value is left out). They cost a compound literal on
+ * the caller's stack and are not shown on stderr, where the message text says
+ * it all. Every message also carries SYSLOG_IDENTIFIER=quicstashd,
+ * QUICSTASH_ROLE, CODE_FILE/LINE/FUNC; journald adds _PID and the rest. */
 #ifndef QS_LOG_H
 #define QS_LOG_H
 
