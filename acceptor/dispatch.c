@@ -58,7 +58,8 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	a->refused++;
 	uint64_t now = qs_now_ns();
 	if (now - a->refuse_log_mono >= ACC_REFUSE_LOG_NS || !a->refuse_log_mono) {
-		qs_info("refused %u new connection(s): %s (limit %u)", a->refused,
+		qs_info_kv(QS_KV({QS_LOG_CODE, a->stopping ? "shutting_down" : "connection_limit"}),
+			   "refused %u new connection(s): %s (limit %u)", a->refused,
 			a->stopping ? "shutting down" : "connection limit reached", conn_limit(a));
 		a->refused = 0;
 		a->refuse_log_mono = now;

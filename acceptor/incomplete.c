@@ -62,7 +62,10 @@ void acc_incomplete_shed(struct acc *a)
 			char ip[64];
 			unsigned port = 0;
 			qs_addr_ip_string(ngtcp2_conn_get_path(c->qc)->remote.addr, ip, sizeof(ip), &port);
-			qs_warn("closing the connection from %s port %u: it holds %llu bytes of incomplete frames, "
+			char ports[8];
+			snprintf(ports, sizeof(ports), "%u", port);
+			qs_warn_kv(QS_KV({QS_LOG_PEER, ip}, {QS_LOG_PORT, ports}, {QS_LOG_CODE, "incomplete_frames"}),
+				   "closing the connection from %s port %u: it holds %llu bytes of incomplete frames, "
 				"and this acceptor's %llu of --max-incomplete-bytes are used up",
 				ip, port, (unsigned long long)c->incomplete, (unsigned long long)a->incomplete_cap);
 			a->shed_log_mono = now;

@@ -4,10 +4,12 @@
  * level (packet dispatch or its timer), never inside an ngtcp2 callback. */
 #include <event2/event.h>
 #include <gnutls/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "acceptor/acc.h"
+#include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/steer_cid.h"
@@ -338,7 +340,14 @@ void acc_conn_refuse(struct acc_conn *c, const char *reason)
 
 void acc_conn_fail(struct acc_conn *c, int rv)
 {
-	qs_debug("connection error: %s", ngtcp2_strerror(rv));
+	if (qs_log_debug_enabled()) {
+		char ip[64], ports[8];
+		unsigned port = 0;
+		qs_addr_ip_string(ngtcp2_conn_get_path(c->qc)->remote.addr, ip, sizeof(ip), &port);
+		snprintf(ports, sizeof(ports), "%u", port);
+		qs_debug_kv(QS_KV({QS_LOG_PEER, ip}, {QS_LOG_PORT, ports}, {QS_LOG_CODE, ngtcp2_strerror(rv)}),
+			    "connection error from %s port %u: %s", ip, port, ngtcp2_strerror(rv));
+	}
 	if (!c->err.error_code) {
 		if (rv == NGTCP2_ERR_CRYPTO)
 			ngtcp2_ccerr_set_tls_alert(&c->err, ngtcp2_conn_get_tls_alert(c->qc), NULL, 0);

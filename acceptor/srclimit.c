@@ -251,7 +251,8 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why)
 	t->lines++;
 	char src[INET6_ADDRSTRLEN + 4];
 	format_source(e->key, src, sizeof(src));
-	qs_info("refused %u new connection(s) from %s: %s (%u open; per source and acceptor: %u connections, "
+	qs_info_kv(QS_KV({QS_LOG_PEER, src}, {QS_LOG_CODE, "source_limit"}),
+		   "refused %u new connection(s) from %s: %s (%u open; per source and acceptor: %u connections, "
 		"%u new a second; 0: no limit)", e->refused, src, why, e->conns, t->cap_conns, t->rate);
 	e->refused = 0;
 	e->log_mono = now;

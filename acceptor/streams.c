@@ -252,7 +252,8 @@ static int reject_now(struct acc_stream *s, uint64_t seq, uint32_t credit, uint1
 	int32_t idx = acc_frame_new(s->c->a, s, seq, credit);
 	if (idx < 0)
 		return -1;
-	qs_debug("stream %lld seq %llu rejected: %s", (long long)s->id, (unsigned long long)seq, reason);
+	qs_debug_kv(QS_KV({QS_LOG_CODE, qs_reject_name(code)}), "stream %lld seq %llu rejected: %s", (long long)s->id,
+		    (unsigned long long)seq, reason);
 	acc_frame_resolve(s->c->a, idx, code, reason, strlen(reason));
 	return 0;
 }

@@ -26,7 +26,11 @@ const char *const qs_seccomp_base[] = {
 	"pselect6", "eventfd2", "pipe2", "fcntl", "getrandom", "prctl", "uname", "fstat", "newfstatat",
 	"lseek", "dup", "dup3", "getsockopt", "setsockopt", "getsockname", "getpeername", "recvfrom",
 	"sendto", "recvmsg", "sendmsg", "shutdown", "ioctl", "timerfd_create", "timerfd_settime",
-	"set_tid_address", "membarrier", "sysinfo", NULL,
+	"set_tid_address", "membarrier", "sysinfo",
+	/* journald (common/log_journal.c): sd_journal_sendv() sends with sendmsg() on an AF_UNIX
+	 * datagram socket it makes on first use, and passes a line the socket will not take
+	 * (ENOBUFS, EMSGSIZE) as a sealed memfd instead: without this a log line could kill. */
+	"memfd_create", NULL,
 };
 
 static int drop_user(const char *user, const char *root, char *err, size_t errlen)
@@ -87,6 +91,9 @@ int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen)
 		setrlimit(RLIMIT_CORE, &none);
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	}
+	/* journald's socket is named by a path: bound into the chroot first. */
+	if (sb->chrooted)
+		qs_log_before_chroot(chroot_dir);
 	if (root && sb->user && drop_user(sb->user, chroot_dir, err, errlen) != 0)
 		return -1;
 	/* Changing user cleared the dumpable flag, and LeakSanitizer's tracer

@@ -64,6 +64,14 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void on_log_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	qs_log_tick();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -91,6 +99,10 @@ int qs_runtime_init(struct qs_runtime *rt, const struct qs_config *cfg, qs_runti
 	for (int i = 0; i < 2; i++)
 		if (!rt->sig_ev[i] || event_add(rt->sig_ev[i], NULL) != 0)
 			return -1;
+	static const struct timeval second = {1, 0};
+	rt->log_ev = event_new(rt->base, -1, EV_PERSIST, on_log_tick, NULL);
+	if (rt->log_ev)
+		event_add(rt->log_ev, &second);
 	if (rt->ctl_fd >= 0) {
 		rt->ctl_ev = event_new(rt->base, rt->ctl_fd, EV_READ | EV_PERSIST, on_ctl, rt);
 		if (!rt->ctl_ev || event_add(rt->ctl_ev, NULL) != 0)
@@ -148,6 +160,8 @@ void qs_runtime_free(struct qs_runtime *rt)
 {
 	if (rt->ctl_ev)
 		event_free(rt->ctl_ev);
+	if (rt->log_ev)
+		event_free(rt->log_ev);
 	for (int i = 0; i < 2; i++)
 		if (rt->sig_ev[i])
 			event_free(rt->sig_ev[i]);

@@ -32,6 +32,7 @@ struct qs_runtime {
 	int ctl_fd;
 	struct event *ctl_ev;
 	struct event *sig_ev[2];
+	struct event *log_ev; /* once a second: qs_log_tick() (reports suppressed lines) */
 	qs_runtime_stop_fn on_stop;
 	void *arg;
 	bool stop_called;

@@ -9,15 +9,19 @@
  * treated as gone (it re-sends unresolved frames when it comes back). */
 #include "parser/parser.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "common/addr.h"
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
 #include "ipc/runtime.h"
@@ -83,6 +87,21 @@ static void add_event(struct parser *p, const struct qs_frame_rec *fr)
 		flush_events(p);
 }
 
+/* --debug: a line per rejected frame (rate-limited like every line), with the
+ * client's address and the code as journal fields. */
+static void log_rejected(const struct qs_frame_rec *fr, const struct qs_enrich_result *res)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(fr->port)};
+	memcpy(&sa.sin6_addr, fr->ip, sizeof(sa.sin6_addr));
+	char ip[64], port[8];
+	unsigned p = 0;
+	qs_addr_ip_string((const struct sockaddr *)&sa, ip, sizeof(ip), &p);
+	snprintf(port, sizeof(port), "%u", p);
+	qs_debug_kv(QS_KV({QS_LOG_PEER, ip}, {QS_LOG_PORT, port}, {QS_LOG_CODE, qs_reject_name(res->code)}),
+		    "frame %llu from acceptor %u (client %s port %u) rejected: %s", (unsigned long long)fr->seq,
+		    fr->acceptor, ip, p, res->reason);
+}
+
 static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
 {
 	struct qs_enrich_meta m = {.seq = fr->seq, .recv_time_ns = fr->recv_time_ns, .port = fr->port};
@@ -91,8 +110,8 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	struct qs_enrich_result res;
 	qs_hop(QS_HOP_P_RECV, fr->acceptor, fr->ticket);
 	if (qs_enrich((const char *)payload, fr->len, &m, &p->line, &res) != 0) {
-		qs_debug("frame %llu from acceptor %u rejected: %s", (unsigned long long)fr->seq, fr->acceptor,
-			 res.reason);
+		if (qs_log_debug_enabled())
+			log_rejected(fr, &res);
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, res.code, res.reason);
 	} else if (p->line.len > p->max_event) {
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_TOO_LARGE,

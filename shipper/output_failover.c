@@ -61,6 +61,13 @@ void qs_output_resolved(struct qs_output *o, const struct qs_ctl_resolved *m)
 	}
 }
 
+/* QS_LOG_PEER: the output's name without its kind ("logstash HOST:PORT", "file PATH"). */
+const char *out_log_peer(const struct qs_output *o)
+{
+	const char *sp = strchr(o->name, ' ');
+	return sp ? sp + 1 : o->name;
+}
+
 /* Gives up on the current connection or file and tries the next address of
  * the list: at once while this outage has not yet tried every one, else
  * after a backoff. Resends from the cursor (what was fully written before
@@ -79,12 +86,13 @@ void out_fail(struct qs_output *o, const char *what, int err)
 	 * make one only the first time in an outage. */
 	bool tell = !(o->down_logged & bit) || was_up;
 	const char *sep = err ? ": " : "", *why = err ? strerror(err) : "";
+	const struct qs_log_kv *kv = QS_KV({QS_LOG_PEER, out_log_peer(o)}, {QS_LOG_CODE, qs_log_errno_name(err)});
 	if (tell && n > 1)
-		qs_warn("output %s: %s%s%s; trying %s next", o->name, what, sep, why,
-			cfg->logstash_name[(o->addr + 1) % n]);
+		qs_warn_kv(kv, "output %s: %s%s%s; trying %s next", o->name, what, sep, why,
+			   cfg->logstash_name[(o->addr + 1) % n]);
 	else if (tell)
-		qs_warn("output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why, BACKOFF_MIN_MS,
-			BACKOFF_MAX_MS);
+		qs_warn_kv(kv, "output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why,
+			   BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	o->down_logged |= bit;
 	out_close(o);
 	o->state = QS_OUT_DOWN;

@@ -39,7 +39,8 @@ int qs_output_sync(struct qs_output *o)
 {
 	if (o->cfg->output_is_file && o->dirty && o->fd >= 0 && o->cfg->durability == QS_DURABILITY_FSYNC &&
 	    fdatasync(o->fd) != 0) {
-		qs_err("output %s: fdatasync: %s", o->name, strerror(errno));
+		qs_err_kv(QS_KV({QS_LOG_PEER, out_log_peer(o)}, {QS_LOG_CODE, qs_log_errno_name(errno)}),
+			  "output %s: fdatasync: %s", o->name, strerror(errno));
 		return -1;
 	}
 	o->dirty = false;

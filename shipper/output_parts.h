@@ -36,6 +36,8 @@ void out_on_establish_timeout(evutil_socket_t fd, short what, void *arg);
 void out_on_retry(evutil_socket_t fd, short what, void *arg);
 
 /* output_failover.c */
+/* The output's name without its kind, for the log's peer field. */
+const char *out_log_peer(const struct qs_output *o);
 void out_fail(struct qs_output *o, const char *what, int err);
 
 /* output_tls.c */

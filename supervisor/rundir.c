@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/log_journal.h"
 #include "ipc/keysign.h"
 
 int qs_rundir_prepare(const char *configured, char *out, size_t outlen, bool *made)
@@ -45,6 +46,7 @@ static bool is_socket_name(const char *name)
 
 void qs_rundir_cleanup(const char *dir, bool made)
 {
+	qs_journal_root_cleanup(dir); /* a directory, left by the children's journald binding */
 	DIR *d = opendir(dir);
 	if (d) {
 		struct dirent *e;

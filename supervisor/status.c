@@ -151,6 +151,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		S.have_rate = true;
 	}
 	log_stats(now);
+	qs_log_tick();
 	S.acked = S.rejected = 0;
 	S.window_start_ms = now;
 	qs_status_notify();

@@ -64,9 +64,15 @@ void __wrap_qs_proc_kill(struct qs_proc *c) { (void)c; kills++; }
 /* The log: counted, the last line kept for a failure's report. */
 static unsigned warnings;
 static char last_line[512];
-void __wrap_qs_log(enum qs_log_level lvl, const char *fmt, ...);
-void __wrap_qs_log(enum qs_log_level lvl, const char *fmt, ...)
+void __wrap_qs_log_at(enum qs_log_level lvl, const struct qs_log_kv *kv, const char *file, int line,
+		      const char *func, const char *fmt, ...);
+void __wrap_qs_log_at(enum qs_log_level lvl, const struct qs_log_kv *kv, const char *file, int line,
+		      const char *func, const char *fmt, ...)
 {
+	(void)kv;
+	(void)file;
+	(void)line;
+	(void)func;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(last_line, sizeof(last_line), fmt, ap);
