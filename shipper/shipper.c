@@ -28,6 +28,7 @@
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
 #include "roles/confine.h"
+#include "shipper/backlog.h"
 #include "shipper/output.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
@@ -377,6 +378,7 @@ static int open_spool(struct shipper *sh, int dirfd)
 		" offset %" PRIu64 " (durability %s)",
 		cfg->spool_dir, sh->spool.nsegs, sh->spool.total, sh->spool.cursor.seg, sh->spool.cursor.off,
 		o.fsync ? "fsync" : "write");
+	qs_backlog_report(&sh->spool, cfg->logstash_text);
 	return 0;
 }
 
