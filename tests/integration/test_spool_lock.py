@@ -9,10 +9,14 @@
                    a plain check runs and notes that the spool is in use;
   released:        once the first has stopped (SIGTERM), or was killed with all its children, a
                    new instance starts on the spool;
+  orphan:          the supervisor killed alone while its shipper is still stopping (held stopped
+                   here): the next instance's shipper waits for it (the spool directory's flock)
+                   instead of writing the spool beside it, then serves;
   planted-link:    a symbolic link where the lock file goes is refused, never followed.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -98,6 +102,30 @@ def released(recv=None):
     return "the lock goes with its holder"
 
 
+def orphan(recv=None):
+    recv = recv or q.Receiver().start()
+    first = q.Server(recv, name="orphan").start()
+    send_and_deliver(first, recv, 6 * N, "before the supervisor is killed")
+    shipper = first.pids("shipper")[0]
+    os.kill(shipper, signal.SIGSTOP)  # still stopping when the next instance starts
+    os.kill(first.pid, signal.SIGKILL)
+    first.proc.wait(timeout=q.tmo(10))
+    second = second_on(first, recv, q.free_port("udp"))
+    second.start(wait_ready=False)
+    deadline = time.monotonic() + q.tmo(8)
+    while "held by an earlier shipper" not in second.log(since_start=True) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ready = any("READY=1" in m for m in second.notify_msgs)
+    waiting = "held by an earlier shipper" in second.log(since_start=True)
+    os.kill(shipper, signal.SIGCONT)  # its pending SIGTERM (PR_SET_PDEATHSIG) ends it
+    check(waiting and not ready, "the new shipper did not wait for the earlier one (waiting %s, ready %s); log:\n%s"
+          % (waiting, ready, second.log_tail()))
+    second.wait_ready(q.tmo(30))
+    send_and_deliver(second, recv, 7 * N, "after the earlier shipper let the spool go")
+    second.stop()
+    return "a new shipper waited for the orphaned one"
+
+
 def planted_link(recv=None):
     recv = recv or q.Receiver().start()
     first = q.Server(recv, name="link")
@@ -116,7 +144,7 @@ def planted_link(recv=None):
 
 
 CASES = [("second-instance", second_instance), ("check-spool", check_spool), ("released", released),
-         ("planted-link", planted_link)]
+         ("orphan", orphan), ("planted-link", planted_link)]
 
 
 def run():
