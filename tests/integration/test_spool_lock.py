@@ -9,6 +9,8 @@
                    a plain check runs and notes that the spool is in use;
   released:        once the first has stopped (SIGTERM), or was killed with all its children, a
                    new instance starts on the spool;
+  survives:        after the shipper was killed and restarted, and after a reload (SIGHUP), a
+                   second instance is still refused;
   orphan:          the supervisor killed alone while its shipper is still stopping (held stopped
                    here): the next instance's shipper waits for it (the spool directory's flock)
                    instead of writing the spool beside it, then serves;
@@ -102,6 +104,33 @@ def released(recv=None):
     return "the lock goes with its holder"
 
 
+def refused(first, recv):
+    """A second instance on first's spool exits non-zero with one line naming first."""
+    second = second_on(first, recv, q.free_port("udp"))
+    second.start(wait_ready=False)
+    rc = wait_exit(second, q.tmo(20))
+    text = second.log(since_start=True)
+    check(rc not in (None, 0) and "is in use by quicstashd" in text and "pid %d" % first.pid in text,
+          "a second instance was not refused (exit %r):\n%s" % (rc, text[-2000:]))
+
+
+def survives(recv=None):
+    recv = recv or q.Receiver().start()
+    first = q.Server(recv, name="survives").start()
+    old = first.kill_child("shipper")
+    first.wait_respawn("shipper", old, 1)
+    refused(first, recv)
+    first.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + q.tmo(30)
+    while "reload 1 complete" not in first.log(since_start=True) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check("reload 1 complete" in first.log(since_start=True), "the reload did not complete:\n%s" % first.log_tail())
+    refused(first, recv)
+    send_and_deliver(first, recv, 8 * N, "after a shipper restart and a reload")
+    first.stop()
+    return "held across a shipper crash and a reload"
+
+
 def orphan(recv=None):
     recv = recv or q.Receiver().start()
     first = q.Server(recv, name="orphan").start()
@@ -144,7 +173,7 @@ def planted_link(recv=None):
 
 
 CASES = [("second-instance", second_instance), ("check-spool", check_spool), ("released", released),
-         ("orphan", orphan), ("planted-link", planted_link)]
+         ("survives", survives), ("orphan", orphan), ("planted-link", planted_link)]
 
 
 def run():
