@@ -84,7 +84,7 @@ static void field_name(char *out, size_t cap, const char *key)
 
 static bool add_clean(cJSON *o, const char *name, const char *val)
 {
-	char clean[1536];
+	char clean[4096]; /* a 1 KiB message, every byte turned into U+FFFD */
 	qs_utf8_clean(clean, sizeof(clean), val);
 	return cJSON_AddStringToObject(o, name, clean) != NULL;
 }
