@@ -96,6 +96,13 @@ static void test_json_long(void)
 	CHECK_STR(str(o, "level"), "error");
 	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "suppressed")) == 7);
 	cJSON_Delete(o);
+	/* every byte not UTF-8: each becomes U+FFFD, none is lost */
+	memset(msg, 0xff, sizeof(msg) - 1);
+	n = fmt(QS_LOG_STYLE_JSON, &m);
+	check_one_line(n);
+	o = cJSON_Parse(out);
+	CHECK_EQ(strlen(str(o, "message")), 3 * (sizeof(msg) - 1));
+	cJSON_Delete(o);
 }
 
 int main(void)
