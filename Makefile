@@ -8,7 +8,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan fuzz clean bench
+.PHONY: all deps configure build run test test-asan fuzz clean bench
 
 all: build
 
@@ -19,11 +19,17 @@ deps:
 # (QS_TEST_HOOKS; inert unless a QS_TEST_* variable or --test-* option is given).
 # A plain cmake build, the one users and packagers make, has none
 # (docs/ARCHITECTURE.md, "Test-only hooks").
-build: deps
+# Configuring again with the same options changes no compile flag (a second
+# build compiles nothing; integration/test_rebuild checks it).
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQS_WERROR=ON -DQS_TEST_HOOKS=ON >/dev/null
+
+build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# Only the server it runs and the client README's "Trying it" uses next; no tests, no bench.
+run: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target quicstashd quicstash-send
 	$(BUILD)/bin/quicstashd $(ARGS)
 
 test: build
