@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Issue 23: the Debian package, built and installed as an operator would.
-1. scripts/build-deb builds the .deb with dpkg-buildpackage in <build>/deb (kept: the second run
+"""Issue 23: installation, and the Debian package built and installed as an operator would.
+0. (case install) `cmake --install` of this build with DESTDIR puts every file below DESTDIR: the
+   programs, the man pages, the units (ExecStart naming the installed quicstashd and the installed
+   configuration file), the sysusers entry, quicstash.conf and the docs.
+1. (case deb, with 2-4) scripts/build-deb builds the .deb with dpkg-buildpackage in <build>/deb (kept: the second run
    recompiles only what changed) and fails on any lintian error or warning.
 2. `dpkg --root` installs it into a fresh root (maintainer scripts run with DPKG_ROOT, as dpkg
    does for chrootless installs): the user comes from sysusers, /etc/quicstash/quicstash.conf is a
@@ -148,7 +151,32 @@ def purge_shipped(root, deb):
     check(not left, "purge left %s" % left)
 
 
-def test():
+def case_install():
+    build = os.path.dirname(q.QS_BIN)
+    dest = q.mkdtemp("destdir")
+    _, out = run(["cmake", "--install", build], env=dict(os.environ, DESTDIR=dest), timeout=120)
+    with open(os.path.join(build, "CMakeCache.txt")) as f:
+        cache = dict(re.findall(r"^(CMAKE_INSTALL_PREFIX|QS_SYSTEMD_UNITDIR|QS_SYSUSERSDIR):PATH=(.*)$", f.read(), re.M))
+    prefix = cache["CMAKE_INSTALL_PREFIX"]
+    etc = "/etc" if prefix == "/usr" else prefix + "/etc"
+    want = [prefix + "/sbin/quicstashd", prefix + "/bin/quicstash-send", prefix + "/share/man/man8/quicstashd.8",
+            prefix + "/share/man/man5/quicstash.conf.5", prefix + "/share/man/man1/quicstash-send.1",
+            prefix + "/share/man/man1/quicstash-bench.1", prefix + "/share/doc/quicstash/ARCHITECTURE.md",
+            cache["QS_SYSTEMD_UNITDIR"] + "/quicstash.service", cache["QS_SYSTEMD_UNITDIR"] + "/quicstash.socket",
+            cache["QS_SYSUSERSDIR"] + "/quicstash.conf", etc + "/quicstash/quicstash.conf"]
+    missing = [w for w in want if not os.path.exists(dest + w)]
+    check(not missing, "not installed below DESTDIR: %s\n%s" % (missing, out[-2000:]))
+    outside = [line for line in out.splitlines() if line.startswith("-- Install") and dest not in line
+               and "configuration" not in line]
+    check(not outside, "installed outside DESTDIR: %s" % outside)
+    with open(dest + cache["QS_SYSTEMD_UNITDIR"] + "/quicstash.service") as f:
+        unit = f.read()
+    start = "ExecStart=%s/sbin/quicstashd --config %s/quicstash/quicstash.conf " % (prefix, etc)
+    check(start in unit, "the installed unit does not start %r:\n%s" % (start, unit))
+    return "%d files below DESTDIR, the unit names them" % len(want)
+
+
+def case_deb():
     missing = [t for t in TOOLS if not shutil.which(t)]
     if missing:
         raise q.Skip("%s not installed (scripts/install-deps installs them)" % ", ".join(missing))
@@ -162,5 +190,12 @@ def test():
     return "lintian clean; installed, verified (exposure %s), purged (a spool with %d pending kept)" % (level, n)
 
 
+CASES = [("install", case_install), ("deb", case_deb)]
+
+
+def test():
+    return "; ".join("%s: %s" % (n, f()) for n, f in CASES)
+
+
 if __name__ == "__main__":
-    q.main(test)
+    q.main(test, cases=CASES)
