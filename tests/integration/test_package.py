@@ -93,6 +93,10 @@ def check_installed(root):
         _, out = run(["man", "--warnings", "-l", at("usr/share/man/" + page)],
                      env=dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80", MANPAGER="cat", PAGER="cat"))
         check("warning" not in out.lower() and "QUICSTASH" in out, "man %s:\n%s" % (page, out[:1500]))
+    with open(at("lib/systemd/system/quicstash.service")) as f:
+        docs = re.findall(r"file:(/\S+)", re.search(r"^Documentation=(.*)$", f.read(), re.M).group(1))
+    missing = [d for d in docs if not os.path.exists(at(d.lstrip("/")))]
+    check(docs and not missing, "the unit's Documentation= files are not installed: %s" % missing)
     # Documentation=man:... is looked up through MANPATH
     env = dict(os.environ, MANPATH=at("usr/share/man"))
     _, out = run(["systemd-analyze", "verify", "--root=" + root, "quicstash.socket", "quicstash.service"], env=env)
