@@ -4,7 +4,10 @@ configured whose ExecStart points at the binary under test), hardened as documen
 activation matches the daemon: one datagram socket with ReusePort (the supervisor adds its own
 acceptor sockets to the group) on the daemon's default address. The addresses are in the
 configuration file (deploy/quicstash.conf), which the unit reads, not in the unit; the file's
-addresses are the daemon's defaults too. (test_package checks the units as the package installs them.)"""
+addresses are the daemon's defaults too. (test_package checks the units as the package installs them.)
+Case families: quicstashd runs under the unit's RestrictAddressFamilies= (tests/tools/qs_restrict_af
+installs the same seccomp rule systemd would), resolves its Logstash by name, acknowledges and
+delivers events."""
 import os
 import re
 import shutil
@@ -20,13 +23,36 @@ HARDENING = ["ProtectSystem=strict", "StateDirectory=quicstash", "RuntimeDirecto
              "ProtectHome=yes", "Type=notify", "WatchdogSec=", "ExecReload="]
 
 
-def run():
+FAMILIES = {"AF_UNIX": "unix", "AF_INET": "inet", "AF_INET6": "inet6", "AF_NETLINK": "netlink"}
+
+
+def unit_text():
+    with open(os.path.join(os.path.dirname(q.QS_BIN), "deploy", "quicstash.service")) as f:
+        return f.read()
+
+
+def case_families():
+    q.need_binaries("quicstashd", "quicstash-send", "qs_restrict_af")
+    allowed = re.search(r"^RestrictAddressFamilies=(.*)$", unit_text(), re.M).group(1).split()
+    check(allowed and all(a in FAMILIES for a in allowed), "unexpected RestrictAddressFamilies=%s" % allowed)
+    recv = q.Receiver().start()
+    server = q.Server(logstash="localhost:%d" % recv.port)  # by name: getaddrinfo under the filter
+    server.wrap = [os.path.join(q.QS_BIN, "qs_restrict_af"), ",".join(FAMILIES[a] for a in allowed)]
+    server.start()
+    n = 200
+    q.send_acked(server, q.gen_events(n), "under RestrictAddressFamilies=%s" % " ".join(allowed))
+    q.verify_delivery(recv, range(n), q.tmo(30))
+    server.stop()
+    return "served and delivered %d events with only %s" % (n, " ".join(allowed))
+
+
+def case_units():
     q.need_binaries("quicstashd")
     if not shutil.which("systemd-analyze"):
         raise q.Skip("systemd-analyze is not installed")
     src = os.path.join(q.REPO, "deploy")
     d = q.mkdtemp("deploy")
-    svc = open(os.path.join(os.path.dirname(q.QS_BIN), "deploy", "quicstash.service")).read()
+    svc = unit_text()
     sock = open(os.path.join(src, "quicstash.socket")).read()
     conf = open(os.path.join(src, "quicstash.conf")).read()
     for h in HARDENING:
@@ -65,5 +91,12 @@ def run():
     return "units verify clean; hardening options present; addresses in the file, the socket's the default"
 
 
+CASES = [("units", case_units), ("families", case_families)]
+
+
+def run():
+    return "; ".join("%s: %s" % (n, f()) for n, f in CASES)
+
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)
