@@ -256,16 +256,29 @@ static void child_case(struct qs_runtime *rt, int peer, uint32_t type, uint32_t 
 	}
 }
 
-static void test_child(void)
+/* A parser's runtime on one end of a socketpair; sv[0] plays the supervisor. */
+static void parser_runtime(struct qs_runtime *rt, int sv[2])
 {
-	current_test = "child runtime table";
-	int sv[2];
 	CHECK(pair(sv) == 0);
 	static struct qs_config cfg;
 	cfg.role = QS_ROLE_PARSER;
 	cfg.ctl_fd = sv[1];
+	CHECK(qs_runtime_init(rt, &cfg, count_stop, NULL) == 0);
+}
+
+static void parser_runtime_end(struct qs_runtime *rt, int sv[2])
+{
+	qs_runtime_free(rt);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_child(void)
+{
+	current_test = "child runtime table";
+	int sv[2];
 	struct qs_runtime rt;
-	CHECK(qs_runtime_init(&rt, &cfg, count_stop, NULL) == 0);
+	parser_runtime(&rt, sv);
 	for (uint32_t t = QS_CTL_READY; t <= QS_CTL_LAST; t++)
 		qs_runtime_on(&rt, (enum qs_ctl_type)t, count_msg);
 	for (int claim = 0; claim < NROLES; claim++)
@@ -280,9 +293,7 @@ static void test_child(void)
 	child_case(&rt, sv[0], QS_CTL_PEER_RESTART, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_RESOLVED, QS_ROLE_SUPERVISOR, EXACT);
 	CHECK_EQ(role_calls, 3);
-	qs_runtime_free(&rt);
-	close(sv[0]);
-	close(sv[1]);
+	parser_runtime_end(&rt, sv);
 }
 
 /* A role that registered no handler for a message refuses it (a parser told to drain). */
@@ -290,20 +301,14 @@ static void test_child_unregistered(void)
 {
 	current_test = "child without a handler";
 	int sv[2];
-	CHECK(pair(sv) == 0);
-	static struct qs_config cfg;
-	cfg.role = QS_ROLE_PARSER;
-	cfg.ctl_fd = sv[1];
 	struct qs_runtime rt;
-	CHECK(qs_runtime_init(&rt, &cfg, count_stop, NULL) == 0);
+	parser_runtime(&rt, sv);
 	unsigned calls0 = role_calls;
 	send_msg(sv[0], QS_CTL_DRAIN, QS_ROLE_SUPERVISOR, 0, 0, EXACT);
 	event_base_loop(rt.base, EVLOOP_NONBLOCK);
 	CHECK_EQ(rt.refused, 1);
 	CHECK_EQ(role_calls, calls0);
-	qs_runtime_free(&rt);
-	close(sv[0]);
-	close(sv[1]);
+	parser_runtime_end(&rt, sv);
 }
 
 /* The data messages' endpoints (ipc/msg.c): each takes its hop's types only. */
