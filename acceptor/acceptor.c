@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "acceptor/acceptor.h"
 #include "common/config.h"
@@ -120,6 +121,9 @@ static void report(struct acc *a)
 		return;
 	a->report_mono = now;
 	struct qs_ctl_status st = {.acked = a->n_acked, .rejected = a->n_rejected, .connections = a->nconns};
+	qs_mp_set(QS_M_CONN_OPEN, a->nconns);
+	qs_mp_set(QS_M_ACC_UNRESOLVED, acc_frames_unresolved(a));
+	qs_mp_set(QS_M_ACC_HELD_BYTES, a->held);
 	qs_runtime_report(&a->rt, &st, NULL);
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/addr.h"
 #include "common/log.h"
@@ -74,5 +75,6 @@ void acc_incomplete_shed(struct acc *a)
 		for (struct acc_stream *s = c->streams; s; s = s->next)
 			acc_incomplete_release(s);
 		a->n_shed++;
+		qs_mp_add(QS_M_CONN_HOARDING, 1);
 	}
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/log.h"
 
@@ -240,6 +241,7 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why)
 	uint64_t now = qs_now_ns();
 	e->refused++;
 	a->n_src_refused++;
+	qs_mp_add(strstr(why, "new connections") ? QS_M_REFUSED_RATE : QS_M_REFUSED_SOURCE, 1);
 	if (e->log_mono && now - e->log_mono < ACC_SRC_LOG_NS)
 		return;
 	if (now - t->lines_mono >= ACC_SRC_LOG_NS) {

@@ -1,3 +1,4 @@
+#include "common/metrics_page.h"
 #include "shipper/reader.h"
 
 #include <errno.h>
@@ -197,6 +198,7 @@ void qs_reader_consume(struct qs_reader *r, size_t n)
 		r->partial = 0;
 		r->idx++;
 		r->shipped++;
+		qs_mp_add(QS_M_OUT_EVENTS, 1);
 	}
 }
 

@@ -7,6 +7,7 @@
  * stops acknowledging and stops reading its channel: the parsers hold back,
  * ZeroMQ high-water marks push back to the acceptors, and QUIC flow control
  * to clients. */
+#include "common/metrics_page.h"
 #include "shipper/shipper.h"
 
 #include <errno.h>
@@ -101,6 +102,9 @@ static void set_accepting(struct shipper *sh)
 	qs_info("accepting events again (spool %" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
 		sh->spool.max_bytes);
 	sh->refusing = false;
+	qs_mp_set(QS_M_SPOOL_FULL, 0);
+	qs_mp_set(QS_M_SPOOL_ERROR, 0);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 1);
 	send_status(sh);
 	flow_update(sh);
 }
@@ -113,6 +117,7 @@ static void ack(struct shipper *sh, size_t k)
 		if (t->acceptor >= qs_acceptor_channels(sh->cfg->acceptors))
 			continue;
 		qs_hop(QS_HOP_S_ACKED, t->acceptor, t->ticket);
+		qs_mp_add(QS_M_SPOOL_EVENTS, 1);
 		qs_answers_add(sh->answers, t->acceptor, t->ticket, 0, NULL);
 	}
 	qs_answers_flush(sh->answers);
@@ -123,6 +128,8 @@ static void refuse_full(struct shipper *sh)
 	char why[160];
 	snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
 		 sh->spool.max_bytes);
+	qs_mp_set(QS_M_SPOOL_FULL, 1);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 0);
 	set_refusing(sh, why);
 }
 
@@ -130,6 +137,8 @@ static void refuse_failed(struct shipper *sh, const char *what, int err)
 {
 	char why[160];
 	snprintf(why, sizeof(why), "spool %s failed: %s", what, strerror(err));
+	qs_mp_set(QS_M_SPOOL_ERROR, 1);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 0);
 	set_refusing(sh, why);
 }
 
@@ -274,6 +283,12 @@ static void report(struct shipper *sh)
 				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state >= QS_OUT_UP || sh->out.redial,
 				   .accepting = !sh->refusing};
 	qs_runtime_report(&sh->rt, &st, sh->out.name);
+	qs_mp_set(QS_M_SPOOL_BYTES, st.spool_bytes);
+	qs_mp_set(QS_M_SPOOL_LIMIT, st.spool_limit);
+	qs_mp_set(QS_M_SPOOL_SEGMENTS, sh->spool.nsegs);
+	qs_mp_set(QS_M_SPOOL_UNSHIPPED, st.backlog);
+	qs_mp_set(QS_M_OUT_UP, st.output_up);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, st.accepting);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)
