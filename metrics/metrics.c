@@ -128,6 +128,8 @@ int metrics_main(const struct qs_config *cfg)
 	int rc = qs_runtime_init(&m.rt, cfg, on_stop, &m) == 0 ? serve(&m, cfg) : 1;
 	if (m.http)
 		evhttp_free(m.http);
+	free(m.view.page);
+	free(m.view.dir);
 	qs_runtime_free(&m.rt);
 	return rc;
 }
