@@ -92,6 +92,10 @@
 	X(QS_M_SPOOL_SEGMENTS, "quicstash_spool_segments", G, "", "Spool segment files")                  \
 	X(QS_M_SPOOL_UNSHIPPED, "quicstash_spool_unshipped_bytes", G, "",                                  \
 	  "Spool bytes not yet taken by the output")                                                       \
+	X(QS_M_SPOOL_OLDEST, "quicstash_spool_oldest_unshipped_age_seconds", G, "",                        \
+	  "Seconds since the oldest event the output has not taken was spooled (0: none)")                \
+	X(QS_M_SHIPPER_STAGED, "quicstash_shipper_staged_events", G, "",                                   \
+	  "Events the shipper received and has not made durable yet (its group commit)")                  \
 	X(QS_M_SPOOL_ACCEPTING, "quicstash_spool_accepting", G, "",                                        \
 	  "1 while the shipper takes events; 0 while it refuses them (see quicstash_spool_refusing)")      \
 	X(QS_M_SPOOL_FULL, "quicstash_spool_refusing", G, "reason=\"full\"",                               \

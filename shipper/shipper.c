@@ -32,6 +32,7 @@
 #include "shipper/output.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
+#include "shipper/spool_age.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
 #include "shipper/tls_out.h"
@@ -289,6 +290,9 @@ static void report(struct shipper *sh)
 	qs_mp_set(QS_M_SPOOL_UNSHIPPED, st.backlog);
 	qs_mp_set(QS_M_OUT_UP, st.output_up);
 	qs_mp_set(QS_M_SPOOL_ACCEPTING, st.accepting);
+	qs_mp_set(QS_M_SHIPPER_STAGED, sh->st.n);
+	uint64_t oldest = st.backlog ? qs_spool_oldest_ns(&sh->spool) : 0, now = qs_realtime_ns();
+	qs_mp_set(QS_M_SPOOL_OLDEST, oldest && now > oldest ? (now - oldest) / 1000000000u : 0);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)

@@ -14,7 +14,8 @@ Cases:
   reload       SIGHUP under load: acknowledged exact, reloads_total 1, no restart counted.
   readyz_spool Logstash down, --spool-max-bytes 2M: /readyz turns 503 saying "spool full" (while
                /healthz stays 200: the tree is up); once Logstash is back and the spool drains,
-               200 again and every event is acknowledged and counted."""
+               200 again and every event is acknowledged and counted; the oldest unshipped event's
+               age grows while Logstash is down and is 0 once drained."""
 import os
 import signal
 import sys
@@ -190,9 +191,14 @@ def case_readyz_spool():
           "spool gauges while full: refusing %r accepting %r" % (s.get('quicstash_spool_refusing{reason="full"}'),
                                                                 s.get("quicstash_spool_accepting")))
     check(s.get("quicstash_output_up") == 0, "output_up %r with Logstash down" % s.get("quicstash_output_up"))
+    # the first event waits since before the 3 s without acknowledgements
+    age = s.get("quicstash_spool_oldest_unshipped_age_seconds", 0)
+    check(age >= 2, "oldest unshipped event %r s old with Logstash down for over 3 s" % age)
     recv.start()
     st, body = q.wait_http(port, "/readyz", 200, q.tmo(60))
     check(st == 200 and body.strip() == "ok", "/readyz after the spool drained: %r %r" % (st, body))
+    age = q.wait_metric(port, "quicstash_spool_oldest_unshipped_age_seconds", 0, q.tmo(30))
+    check(age == 0, "oldest unshipped event %r s old after draining" % age)
     q.finish_client(load)
     got = exact_acked(port, load, "after draining")
     check(got == n, "the client got %d of %d acknowledged" % (got, n))
