@@ -312,6 +312,17 @@ static void supervisor_layout(void)
 		event_free(p.proc[i].restart_ev);
 	free(p.proc);
 	free(p.reload_order);
+	/* --metrics-addr: one metrics process more, started first (it depends on no one) */
+	snprintf(cfg.metrics_addr, sizeof(cfg.metrics_addr), "9464");
+	struct qs_procs m = {0};
+	CHECK(qs_procs_init(&m, &cfg, 3, 0, NULL, udp, base) == 0);
+	CHECK_EQ(m.n, 8);
+	CHECK_EQ(m.proc[0].role, QS_ROLE_METRICS);
+	CHECK_EQ(qs_procs_count(&m, QS_ROLE_METRICS), 1);
+	for (unsigned i = 0; i < m.n; i++)
+		event_free(m.proc[i].restart_ev);
+	free(m.proc);
+	free(m.reload_order);
 	event_base_free(base);
 }
 
