@@ -8,12 +8,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "acceptor/acceptor.h"
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "ipc/keysign.h"
 #include "roles/confine.h"
 

@@ -7,10 +7,10 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/steer_cid.h"
 #include "ipc/zsock.h"
 

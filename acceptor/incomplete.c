@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 
 #define ACC_DEC_KEEP (64 * 1024) /* a stream keeps a decoder buffer up to this between frames */
 

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "ipc/chan.h"
 #include "ipc/zsock.h"
 
@@ -181,8 +181,7 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 	struct acc_frame *f = &a->pool[idx];
 	f->resolved = true;
 	f->code = code;
-	qs_mp_add(code ? QS_M_REJ_INVALID_JSON + (code <= QS_REJ_INTERNAL ? code : QS_REJ_INTERNAL) - 1
-		       : QS_M_FRAMES_ACKED, 1);
+	qs_mp_add(code ? qs_m_rejected(code) : QS_M_FRAMES_ACKED, 1);
 	if (f->recv_ns) { /* its answer goes out in this loop pass */
 		if (!a->pass_real_ns)
 			a->pass_real_ns = qs_realtime_ns();

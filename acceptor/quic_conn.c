@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/steer_cid.h"
 
 #define ACC_MAX_PKTS_PER_WRITE 64

@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 
 #define ACC_SRC_IDLE 4096
 #define ACC_SRC_LOG_NS (10ull * 1000000000)

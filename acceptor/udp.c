@@ -10,11 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/metrics_page.h"
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 
 #define ACC_RX_BATCH 64
 #define ACC_RX_BUF 65536    /* a UDP GRO datagram: many packets of one sender, at most 64 KiB */

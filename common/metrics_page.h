@@ -188,6 +188,13 @@ static inline uint64_t qs_mp_get(const struct qs_mpage *p, unsigned m)
 	return atomic_load_explicit(&((struct qs_mpage *)p)->v[m], memory_order_relaxed);
 }
 
+/* The row of a rejection code (QS_REJ_*, common/wire.h: 1..7, in that order
+ * in QS_METRICS); an unknown one counts as internal. */
+static inline enum qs_metric qs_m_rejected(unsigned code)
+{
+	return code >= 1 && code <= 7 ? (enum qs_metric)(QS_M_REJ_INVALID_JSON + code - 1) : QS_M_REJ_INTERNAL;
+}
+
 /* One acknowledgement latency observation. */
 void qs_mp_observe_ack_ns(uint64_t ns);
 

@@ -7,7 +7,6 @@
  * longer read, so frames queue in ZeroMQ and then in the acceptors.
  * Rejections never stop us: an acceptor that cannot take them for 2 s is
  * treated as gone (it re-sends unresolved frames when it comes back). */
-#include "common/metrics_page.h"
 #include "parser/parser.h"
 
 #include <arpa/inet.h>
@@ -22,6 +21,7 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"

@@ -1,4 +1,3 @@
-#include "common/metrics_page.h"
 #include "shipper/reader.h"
 
 #include <errno.h>
@@ -8,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "shipper/record.h"
 #include "shipper/spool.h"
 #include "shipper/spool_file.h"

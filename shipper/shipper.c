@@ -7,7 +7,6 @@
  * stops acknowledging and stops reading its channel: the parsers hold back,
  * ZeroMQ high-water marks push back to the acceptors, and QUIC flow control
  * to clients. */
-#include "common/metrics_page.h"
 #include "shipper/shipper.h"
 
 #include <errno.h>
@@ -22,6 +21,7 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
 #include "ipc/runtime.h"
@@ -113,12 +113,12 @@ static void set_accepting(struct shipper *sh)
 /* Acknowledges the first k staged records, which are durable now. */
 static void ack(struct shipper *sh, size_t k)
 {
+	qs_mp_add(QS_M_SPOOL_EVENTS, k);
 	for (size_t i = 0; i < k; i++) {
 		const struct qs_staged *t = &sh->st.t[i];
 		if (t->acceptor >= qs_acceptor_channels(sh->cfg->acceptors))
 			continue;
 		qs_hop(QS_HOP_S_ACKED, t->acceptor, t->ticket);
-		qs_mp_add(QS_M_SPOOL_EVENTS, 1);
 		qs_answers_add(sh->answers, t->acceptor, t->ticket, 0, NULL);
 	}
 	qs_answers_flush(sh->answers);

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "common/metrics_page.h"
+#include "common/wire.h"
 #include "metrics/metrics.h"
 
 #define BEGIN_MARK "<!-- metrics-list begin"
@@ -104,6 +105,18 @@ static void exposition(void)
 	size_t n = strlen(s);
 	CHECK(n > 6 && !strcmp(s + n - 6, "# EOF\n"));
 	free(s);
+}
+
+/* Each rejection code's row is labelled with the code's name (common/wire.c). */
+static void reject_rows(void)
+{
+	current_test = "rejection rows";
+	for (unsigned c = QS_REJ_INVALID_JSON; c <= QS_REJ_INTERNAL; c++) {
+		char want[64];
+		snprintf(want, sizeof(want), "code=\"%s\"", qs_reject_name((uint16_t)c));
+		CHECK(!strcmp(qs_metric_defs[qs_m_rejected(c)].label, want));
+	}
+	CHECK_EQ(qs_m_rejected(99), QS_M_REJ_INTERNAL);
 }
 
 static void health(void)
@@ -207,6 +220,7 @@ int main(int argc, char **argv)
 	}
 	seals();
 	exposition();
+	reject_rows();
 	health();
 	docs_agree();
 	return check_report();
