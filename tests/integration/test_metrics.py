@@ -12,6 +12,9 @@ Cases:
                restart; restarts{role="parser"} is 1.
   kill_shipper the same for the shipper.
   reload       SIGHUP under load: acknowledged exact, reloads_total 1, no restart counted.
+  sandbox      (root) the metrics process is confined like the other children: not root, no
+               capabilities, seccomp, chrooted, a network namespace of its own, and none of its
+               descriptors is the spool, the key or a segment; its pages are mapped read-only.
   readyz_spool Logstash down, --spool-max-bytes 2M: /readyz turns 503 saying "spool full" (while
                /healthz stays 200: the tree is up); once Logstash is back and the spool drains,
                200 again and every event is acknowledged and counted; the oldest unshipped event's
@@ -206,8 +209,54 @@ def case_readyz_spool():
     return "/readyz 503 %r with a full spool, 200 once drained; %s = %d" % (body.strip() and "spool full", ACKED, got)
 
 
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def case_sandbox():
+    if os.geteuid() != 0:
+        raise q.Skip("the sandbox applies when started as root")
+    q.need_binaries()
+    recv = q.Receiver().start()
+    port, args = q.metrics_server_args()
+    server = q.Server(recv, extra=args, name="metrics-sandbox", confined=True)
+    server.start()
+    q.send_acked(server, q.gen_events(100), "100 events")
+    pid = server.pids("metrics")
+    check(len(pid) == 1, "metrics processes: %r" % pid)
+    pid = pid[0]
+    st = proc_status(pid)
+    check(all(int(u) != 0 for u in st["Uid"].split()), "metrics runs as uid %s" % st["Uid"])
+    check(int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, "metrics has capabilities %s" % st["CapEff"])
+    check(st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", "metrics: Seccomp %s NoNewPrivs %s"
+          % (st["Seccomp"], st["NoNewPrivs"]))
+    check(os.readlink("/proc/%d/root" % pid) != "/", "metrics is not chrooted")
+    check(os.readlink("/proc/%d/ns/net" % pid) != os.readlink("/proc/%d/ns/net" % server.pid),
+          "metrics shares the supervisor's network namespace")
+    fds = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            pass
+    spool, key = os.path.realpath(server.spool), os.path.realpath(server.key)
+    bad = {fd: t for fd, t in fds.items() if t.startswith(spool) or t == key or t.endswith(".seg")}
+    check(not bad, "metrics holds %r" % bad)
+    with open("/proc/%d/maps" % pid) as f:
+        pages = [line for line in f if "quicstash-metrics" in line]
+    check(pages and all(line.split()[1].startswith("r--") for line in pages),
+          "metrics pages mapped %r (expected read-only, shared)" % [line.split()[1] for line in pages])
+    s = q.scrape(port)
+    check(s.get(ACKED) == 100, "%s = %r after 100 events" % (ACKED, s.get(ACKED)))
+    server.stop()
+    return "metrics: uid %s, no capabilities, seccomp, chrooted, own netns, %d pages read-only, %d descriptors, none of spool or key" % (
+        st["Uid"].split()[0], len(pages), len(fds))
+
+
 CASES = [("prometheus", case_prometheus), ("promtool", case_promtool), ("kill_parser", case_kill_parser),
-         ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("readyz_spool", case_readyz_spool)]
+         ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("sandbox", case_sandbox),
+         ("readyz_spool", case_readyz_spool)]
 
 
 def run():
