@@ -476,6 +476,7 @@ int shipper_main(const struct qs_config *cfg)
 	}
 	sh.out.ctl_fd = sh.rt.ctl_fd;
 	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, !sh.refusing); /* its gauges were cleared when the last one ended */
 	qs_runtime_ready(&sh.rt);
 	send_status(&sh);
 	event_base_dispatch(sh.rt.base);

@@ -89,8 +89,10 @@ void qs_sup_metrics_ready(const struct qs_procs *p)
 		[QS_ROLE_METRICS] = QS_M_READY_METRICS,
 	};
 	unsigned n[QS_ROLE_COUNT] = {0};
+	/* A reload's previous process still serves until its replacement has
+	 * taken over (parsers) or it has drained (acceptors): it counts. */
 	for (unsigned i = 0; i < p->n; i++)
-		n[p->proc[i].role] += p->proc[i].ready && p->proc[i].pid;
+		n[p->proc[i].role] += (p->proc[i].ready && p->proc[i].pid) + (p->proc[i].old_pid != 0);
 	for (int r = QS_ROLE_SUPERVISOR + 1; r < QS_ROLE_COUNT; r++)
 		qs_mp_set(ready[r], n[r]);
 }

@@ -138,6 +138,7 @@ static void on_old_exit(struct qs_procs *p, struct qs_proc *c, int status)
 {
 	char how[128];
 	describe_exit(c, status, how, sizeof(how));
+	qs_sup_metrics_ready(p);
 	if (p->stopping) {
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 			S.clean = false;

@@ -11,7 +11,8 @@ Cases:
                got acknowledged, exactly; the parser's own counter never went backwards across its
                restart; restarts{role="parser"} is 1.
   kill_shipper the same for the shipper.
-  reload       SIGHUP under load: acknowledged exact, reloads_total 1, no restart counted.
+  reload       SIGHUP under load: acknowledged exact, reloads_total 1, no restart counted, no counter
+               went backwards, and /readyz never said an acceptor or a parser was missing.
   sandbox      (root) the metrics process is confined like the other children: not root, no
                capabilities, seccomp, chrooted, a network namespace of its own, and none of its
                descriptors is the spool, the key or a segment; its pages are mapped read-only.
@@ -22,6 +23,7 @@ Cases:
 import os
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,6 +142,16 @@ def case_kill_shipper():
     return kill_case("shipper", "quicstash_spool_events_written_total")
 
 
+def poll_readyz(port, stop, seen):
+    while not stop.is_set():
+        try:
+            st, body, _ = q.http_get(port, "/readyz", timeout=2.0)
+            seen.append((st, body))
+        except OSError as e:
+            seen.append((None, str(e)))
+        time.sleep(0.01)
+
+
 def case_reload():
     q.need_binaries()
     recv = q.Receiver().start()
@@ -149,11 +161,21 @@ def case_reload():
     load.start_client()
     q.mid_stream(load, 0.2)
     before = q.scrape(port)
+    # /readyz through the reload: the acceptors' and parsers' previous processes serve until their
+    # replacements do, so neither role may be missing (the shipper's restart is a real gap)
+    stop, seen = threading.Event(), []
+    poller = threading.Thread(target=poll_readyz, args=(port, stop, seen), daemon=True)
+    poller.start()
     server.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + q.tmo(30)
     while "reload 1 complete" not in server.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     check("reload 1 complete" in server.log(), "the reload did not complete:\n%s" % server.log_tail())
+    stop.set()
+    poller.join()
+    gaps = [b for st, b in seen if st != 200 and ("acceptor" in b or "parser" in b)]
+    check(not gaps, "/readyz during the reload: %r" % gaps[:3])
+    log("/readyz polled %d times during the reload: %s" % (len(seen), sorted({b.strip() for _, b in seen})))
     q.wait_http(port, "/healthz", 200, q.tmo(20))
     after = q.scrape(port)
     for series, v in before.items():
