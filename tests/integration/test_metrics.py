@@ -113,8 +113,9 @@ def kill_case(role, counter):
     load.start_client()
     q.mid_stream(load, 0.2)
     before = q.scrape(port)
+    running = len(server.pids(role))
     old = server.kill_child(role)
-    server.wait_respawn(role, old, len(server.pids(role)) + 1 if role == "parser" else 1)
+    server.wait_respawn(role, old, running)
     q.wait_http(port, "/healthz", 200, q.tmo(20))
     after = q.scrape(port)
     for series in (counter, ACKED):
