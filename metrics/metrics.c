@@ -7,9 +7,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -19,10 +21,16 @@
 
 #define HTTP_TIMEOUT_S 10
 #define HTTP_MAX_HEADERS 8192
+/* Descriptors this process may hold: its pages are closed once mapped, so
+ * this bounds connections open at once (each lives at most HTTP_TIMEOUT_S). */
+#define METRICS_MAX_FDS 256
+#define ACCEPT_PAUSE_MS 1000
 
 struct metrics {
 	struct qs_runtime rt;
 	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *resume_ev;
 	struct qs_mview view;
 };
 
@@ -71,7 +79,8 @@ static void reply(struct evhttp_request *req, int code, const char *type, struct
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct metrics *m = arg;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct evbuffer *body = evbuffer_new();
 	if (!body)
 		return;
@@ -92,6 +101,45 @@ static void on_request(struct evhttp_request *req, void *arg)
 	evbuffer_free(body);
 }
 
+/* Out of descriptors (a flood of connections): the listening socket stays
+ * readable, and libevent would retry accept() in a busy loop on a CPU the
+ * data path needs. Stop accepting for a while instead; connections wait in
+ * the backlog, and the open ones end by their timeout. */
+static struct metrics *self; /* the listener's callback argument is evhttp's */
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)arg;
+	struct metrics *m = self;
+	const struct timeval tv = {.tv_sec = ACCEPT_PAUSE_MS / 1000, .tv_usec = ACCEPT_PAUSE_MS % 1000 * 1000};
+	qs_warn("metrics: cannot accept a connection (%s): pausing %d ms",
+		evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ACCEPT_PAUSE_MS);
+	evconnlistener_disable(l);
+	evtimer_add(m->resume_ev, &tv);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct metrics *m = arg;
+	evconnlistener_enable(m->listener);
+}
+
+static int listen_http(struct metrics *m)
+{
+	fcntl(QS_CHILD_LISTEN_FD, F_SETFL, fcntl(QS_CHILD_LISTEN_FD, F_GETFL) | O_NONBLOCK);
+	struct evhttp_bound_socket *b = evhttp_accept_socket_with_handle(m->http, QS_CHILD_LISTEN_FD);
+	if (!b || !(m->resume_ev = evtimer_new(m->rt.base, on_resume, m))) {
+		qs_err("cannot serve HTTP on fd %d", QS_CHILD_LISTEN_FD);
+		return -1;
+	}
+	self = m;
+	m->listener = evhttp_bound_socket_get_listener(b);
+	evconnlistener_set_error_cb(m->listener, on_accept_error);
+	return 0;
+}
+
 static void on_stop(void *arg, bool urgent, const char *why)
 {
 	(void)urgent;
@@ -103,7 +151,8 @@ static void on_stop(void *arg, bool urgent, const char *why)
 static int serve(struct metrics *m, const struct qs_config *cfg)
 {
 	const char *rundir;
-	if (map_pages(&m->view, cfg) < 0 || qs_confine(cfg, &rundir) < 0)
+	const struct rlimit fds = {METRICS_MAX_FDS, METRICS_MAX_FDS};
+	if (map_pages(&m->view, cfg) < 0 || setrlimit(RLIMIT_NOFILE, &fds) != 0 || qs_confine(cfg, &rundir) < 0)
 		return 1;
 	if (!(m->http = evhttp_new(m->rt.base)))
 		return 1;
@@ -112,11 +161,8 @@ static int serve(struct metrics *m, const struct qs_config *cfg)
 	evhttp_set_max_body_size(m->http, 0);
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(m->http, on_request, m);
-	fcntl(QS_CHILD_LISTEN_FD, F_SETFL, fcntl(QS_CHILD_LISTEN_FD, F_GETFL) | O_NONBLOCK);
-	if (evhttp_accept_socket(m->http, QS_CHILD_LISTEN_FD) != 0) {
-		qs_err("cannot serve HTTP on fd %d", QS_CHILD_LISTEN_FD);
+	if (listen_http(m) < 0)
 		return 1;
-	}
 	qs_runtime_ready(&m->rt);
 	event_base_dispatch(m->rt.base);
 	return 0;
@@ -128,6 +174,8 @@ int metrics_main(const struct qs_config *cfg)
 	int rc = qs_runtime_init(&m.rt, cfg, on_stop, &m) == 0 ? serve(&m, cfg) : 1;
 	if (m.http)
 		evhttp_free(m.http);
+	if (m.resume_ev)
+		event_free(m.resume_ev);
 	free(m.view.page);
 	free(m.view.dir);
 	qs_runtime_free(&m.rt);

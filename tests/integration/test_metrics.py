@@ -16,12 +16,16 @@ Cases:
   sandbox      (root) the metrics process is confined like the other children: not root, no
                capabilities, seccomp, chrooted, a network namespace of its own, and none of its
                descriptors is the spool, the key or a segment; its pages are mapped read-only.
+  flood        400 idle connections to the endpoint (more than the process may hold): it pauses
+               accepting instead of spinning on accept() (its CPU stays low), events still flow,
+               and once they are gone a scrape works again.
   readyz_spool Logstash down, --spool-max-bytes 2M: /readyz turns 503 saying "spool full" (while
                /healthz stays 200: the tree is up); once Logstash is back and the spool drains,
                200 again and every event is acknowledged and counted; the oldest unshipped event's
                age grows while Logstash is down and is 0 once drained."""
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -277,8 +281,41 @@ def case_sandbox():
         st["Uid"].split()[0], len(pages), len(fds))
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def case_flood():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-flood")
+    pid = server.pids("metrics")[0]
+    conns = []
+    for _ in range(400):  # the process holds at most 256 descriptors; the rest wait in the backlog or in SYN
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        conns.append(c)
+    time.sleep(1.0)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    q.send_acked(server, q.gen_events(2000), "2000 events during the flood")
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
+    busy = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    check(busy < 0.2, "the metrics process used %.0f%% of a CPU while flooded with idle connections" % (busy * 100))
+    check("pausing" in server.log(), "no pause of accept() logged:\n%s" % server.log_tail())
+    for c in conns:
+        c.close()
+    st, body = q.wait_http(port, "/healthz", 200, q.tmo(15))
+    check(st == 200, "/healthz after the flood: %r %r" % (st, body))
+    check(q.scrape(port).get(ACKED) == 2000, "acknowledged after the flood: %r" % q.scrape(port).get(ACKED))
+    server.stop()
+    return "400 idle connections: accept paused, %.1f%% CPU, 2000 events acknowledged meanwhile, scrapes again after" % (busy * 100)
+
+
 CASES = [("prometheus", case_prometheus), ("promtool", case_promtool), ("kill_parser", case_kill_parser),
-         ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("sandbox", case_sandbox),
+         ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("sandbox", case_sandbox), ("flood", case_flood),
          ("readyz_spool", case_readyz_spool)]
 
 
