@@ -45,12 +45,9 @@ static int map_pages(struct qs_mview *v, const struct qs_config *cfg)
 	unsigned n = atomic_load(&((struct qs_mpage *)v->sup)->dir_n);
 	if (n > QS_MP_DIR_MAX)
 		n = QS_MP_DIR_MAX;
-	v->page = calloc(n ? n : 1, sizeof(*v->page));
-	v->dir = calloc(n ? n : 1, sizeof(*v->dir));
-	if (!v->page || !v->dir)
+	if (!(v->page = calloc(n ? n : 1, sizeof(*v->page))))
 		return -1;
 	for (unsigned i = 0; i < n; i++) {
-		v->dir[i] = v->sup->dir[i];
 		if (!(v->page[v->n] = qs_mp_map(QS_CHILD_PAGE_FD + 1 + (int)i, false))) {
 			qs_err("metrics page %u at fd %d is not one", i, QS_CHILD_PAGE_FD + 1 + (int)i);
 			return -1;
@@ -177,7 +174,6 @@ int metrics_main(const struct qs_config *cfg)
 	if (m.resume_ev)
 		event_free(m.resume_ev);
 	free(m.view.page);
-	free(m.view.dir);
 	qs_runtime_free(&m.rt);
 	return rc;
 }

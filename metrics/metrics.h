@@ -15,11 +15,11 @@ struct evbuffer;
  * neither the key nor the spool and sends nothing to anyone per scrape. */
 int metrics_main(const struct qs_config *cfg);
 
-/* The pages it reads: the supervisor's, then each slot's (dir[i] says whose). */
+/* The pages it reads: the supervisor's, then each slot's lanes (the
+ * supervisor's directory, sup->dir, says whose: for per-process views later). */
 struct qs_mview {
 	const struct qs_mpage *sup;
 	const struct qs_mpage **page;
-	struct qs_mp_dirent *dir;
 	unsigned n;
 	unsigned want_parsers, want_acceptors; /* the processes a whole tree runs */
 };
