@@ -298,7 +298,9 @@ def case_flood():
         c.setblocking(False)
         c.connect_ex(("127.0.0.1", port))
         conns.append(c)
-    time.sleep(1.0)
+    deadline = time.monotonic() + q.tmo(10)
+    while "pausing" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     q.send_acked(server, q.gen_events(2000), "2000 events during the flood")
     time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
