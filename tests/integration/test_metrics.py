@@ -5,7 +5,9 @@ real Prometheus (Debian's package, started here on its own port, configuration a
 Cases:
   prometheus   Prometheus scrapes quicstashd every second during an end-to-end run; its HTTP API
                must give quicstash_frames_acknowledged_total = exactly the number of events sent
-               (and the two rejected frames by their code).
+               (and the two rejected frames by their code). Prometheus 2.42 asks for OpenMetrics
+               first (Accept: application/openmetrics-text;version=1.0.0,...), so this reads that
+               exposition through its strict parser; promtool below checks the text format.
   promtool     `promtool check metrics` passes on a scrape taken under load; OpenMetrics when asked.
   kill_parser  kill -9 of a parser under load: the acknowledged counter equals the events the client
                got acknowledged, exactly; the parser's own counter never went backwards across its
