@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "ipc/keysign.h"
 #include "roles/confine.h"
 
@@ -120,6 +121,9 @@ static void report(struct acc *a)
 		return;
 	a->report_mono = now;
 	struct qs_ctl_status st = {.acked = a->n_acked, .rejected = a->n_rejected, .connections = a->nconns};
+	qs_mp_set(QS_M_CONN_OPEN, a->nconns);
+	qs_mp_set(QS_M_ACC_UNRESOLVED, acc_frames_unresolved(a));
+	qs_mp_set(QS_M_ACC_HELD_BYTES, a->held);
 	qs_runtime_report(&a->rt, &st, NULL);
 }
 

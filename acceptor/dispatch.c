@@ -10,6 +10,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/steer_cid.h"
 #include "ipc/zsock.h"
 
@@ -56,6 +57,7 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED,
 		   a->stopping ? "busy: shutting down" : "busy: connection limit reached");
 	a->refused++;
+	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
 	uint64_t now = qs_now_ns();
 	if (now - a->refuse_log_mono >= ACC_REFUSE_LOG_NS || !a->refuse_log_mono) {
 		qs_info_kv(QS_KV({QS_LOG_CODE, a->stopping ? "shutting_down" : "connection_limit"}),
@@ -343,6 +345,7 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		return;
 	}
 	a->n_accepted++;
+	qs_mp_add(QS_M_CONN_ACCEPTED, 1);
 	c->src = acc_src_admit(a, from); /* after validation: spoofed first Initials use up nobody's rate */
 	acc_conn_read(c, from, fromlen, pkt, len);
 }

@@ -16,6 +16,7 @@
 #include "acceptor/acc.h"
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 
 #define ACC_DEC_KEEP (64 * 1024) /* a stream keeps a decoder buffer up to this between frames */
 
@@ -74,5 +75,6 @@ void acc_incomplete_shed(struct acc *a)
 		for (struct acc_stream *s = c->streams; s; s = s->next)
 			acc_incomplete_release(s);
 		a->n_shed++;
+		qs_mp_add(QS_M_CONN_HOARDING, 1);
 	}
 }

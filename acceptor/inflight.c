@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "ipc/chan.h"
 #include "ipc/zsock.h"
 
@@ -44,6 +45,7 @@ int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_
 	f->gen = gen;
 	f->in_use = true;
 	f->st = s;
+	qs_mp_add(QS_M_FRAMES_IN, 1);
 	f->seq = seq;
 	f->credit = credit;
 	f->next = f->q_prev = f->q_next = ACC_NONE;
@@ -179,6 +181,12 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 	struct acc_frame *f = &a->pool[idx];
 	f->resolved = true;
 	f->code = code;
+	qs_mp_add(code ? qs_m_rejected(code) : QS_M_FRAMES_ACKED, 1);
+	if (f->recv_ns) { /* its answer goes out in this loop pass */
+		if (!a->pass_real_ns)
+			a->pass_real_ns = qs_realtime_ns();
+		qs_mp_observe_ack_ns(a->pass_real_ns > f->recv_ns ? a->pass_real_ns - f->recv_ns : 0);
+	}
 	if (!code)
 		a->n_acked++;
 	if (code) {

@@ -12,6 +12,7 @@
 #include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/steer_cid.h"
 
 #define ACC_MAX_PKTS_PER_WRITE 64
@@ -69,6 +70,7 @@ static int stream_open_cb(ngtcp2_conn *qc, int64_t id, void *ud)
 	struct acc_stream *s = acc_stream_new(ud, id);
 	if (!s)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
+	qs_mp_add(QS_M_STREAMS, 1);
 	ngtcp2_conn_set_stream_user_data(qc, id, s);
 	return 0;
 }
@@ -154,6 +156,7 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 	if (!c->hs_done) {
 		c->hs_done = true;
 		a->handshaking--;
+		qs_mp_add(QS_M_HANDSHAKES, 1);
 	}
 	const ngtcp2_path *p = ngtcp2_conn_get_path(qc);
 	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];

@@ -23,6 +23,7 @@
 
 #include "acceptor/acc.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 
 #define ACC_SRC_IDLE 4096
 #define ACC_SRC_LOG_NS (10ull * 1000000000)
@@ -240,6 +241,7 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why)
 	uint64_t now = qs_now_ns();
 	e->refused++;
 	a->n_src_refused++;
+	qs_mp_add(strstr(why, "new connections") ? QS_M_REFUSED_RATE : QS_M_REFUSED_SOURCE, 1);
 	if (e->log_mono && now - e->log_mono < ACC_SRC_LOG_NS)
 		return;
 	if (now - t->lines_mono >= ACC_SRC_LOG_NS) {

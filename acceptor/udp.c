@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 
 #define ACC_RX_BATCH 64
 #define ACC_RX_BUF 65536    /* a UDP GRO datagram: many packets of one sender, at most 64 KiB */
@@ -98,8 +99,10 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		qs_hop(QS_HOP_A_RECV, acc_channel(a), 0);
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			qs_mp_add(QS_M_UDP_IN_BYTES, msgs[i].msg_len);
 			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
+		}
 		if (n < ACC_RX_BATCH)
 			break;
 	}
@@ -172,6 +175,8 @@ void acc_udp_flush(struct acc *a)
 	while (done < tx.n) {
 		int n = sendmmsg(a->udp_fd, tx.msgs + done, tx.n - done, MSG_DONTWAIT);
 		if (n > 0) {
+			for (int i = 0; i < n; i++)
+				qs_mp_add(QS_M_UDP_OUT_BYTES, tx.msgs[done + (unsigned)i].msg_len);
 			done += (unsigned)n;
 			continue;
 		}

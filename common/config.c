@@ -271,6 +271,7 @@ enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *c
 static const char *const role_names[QS_ROLE_COUNT] = {
 	[QS_ROLE_SUPERVISOR] = "supervisor", [QS_ROLE_ACCEPTOR] = "acceptor", [QS_ROLE_PARSER] = "parser",
 	[QS_ROLE_SHIPPER] = "shipper",       [QS_ROLE_KEYHOLDER] = "keyholder",
+	[QS_ROLE_METRICS] = "metrics",
 };
 
 const char *qs_role_name(enum qs_role role)

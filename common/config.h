@@ -22,6 +22,7 @@ enum qs_role {
 	QS_ROLE_PARSER,
 	QS_ROLE_SHIPPER,
 	QS_ROLE_KEYHOLDER,
+	QS_ROLE_METRICS,
 	QS_ROLE_COUNT
 };
 enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
@@ -75,6 +76,7 @@ struct qs_config {
 	enum qs_retry retry;
 	unsigned idle_timeout_s;
 	unsigned stats_interval_s;  /* a stats line in the log this often; 0: never */
+	char metrics_addr[300];     /* --metrics-addr [HOST:]PORT; empty: no metrics endpoint */
 
 	char config_path[4096];     /* --config FILE, re-read on SIGHUP (by the supervisor only) */
 	/* The supervisor: a sealed memfd with the text of the file it validated
@@ -120,3 +122,8 @@ static inline uint64_t qs_config_acceptor_share(const struct qs_config *cfg, uin
 #define QS_CHILD_CTL_FD 3 /* control socketpair to the supervisor */
 #define QS_CHILD_UDP_FD 4 /* acceptors: the UDP socket of their slot */
 #define QS_CHILD_CONFIG_FD 5 /* the supervisor's sealed copy of the --config text */
+#define QS_CHILD_LISTEN_FD 4 /* the metrics process: its TCP listening socket */
+/* With --metrics-addr: a child's own metrics page (common/metrics_page.h),
+ * writable; the metrics process finds the supervisor's page here and every
+ * page its directory lists after it, read-only. */
+#define QS_CHILD_PAGE_FD 6

@@ -106,6 +106,8 @@ const struct qs_option qs_options[] = {
 	{"stats-interval", 0, QS_OPT_UINT, FILE_RELOAD, FIELD(stats_interval_s),
 	 BOUNDS(0, 86400, "expected 0..86400 seconds"), .def = "300", .arg = "S",
 	 .help = "log the status line and the events counted since the last one every S seconds (0: never)"},
+	{"metrics-addr", 0, QS_OPT_STR, FILE_RESTART, FIELD(metrics_addr), .def_help = "off", .arg = "[HOST:]PORT",
+	 .help = "serve Prometheus metrics, /healthz and /readyz over HTTP here (host: 127.0.0.1 unless given)"},
 	{"runtime-dir", 0, QS_OPT_STR, FILE_RESTART, FIELD(runtime_dir), .def_help = "a fresh one", .arg = "DIR",
 	 .help = "private directory for IPC sockets"},
 	{"user", 0, QS_OPT_STR, FILE_RESTART, FIELD(user), .def = "nobody", .arg = "NAME",

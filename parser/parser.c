@@ -21,6 +21,7 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
@@ -109,9 +110,11 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	memcpy(m.ip, fr->ip, sizeof(m.ip));
 	struct qs_enrich_result res;
 	qs_hop(QS_HOP_P_RECV, fr->acceptor, fr->ticket);
+	qs_mp_add(QS_M_PARSED, 1);
 	if (qs_enrich((const char *)payload, fr->len, &m, &p->line, &res) != 0) {
 		if (qs_log_debug_enabled())
 			log_rejected(fr, &res);
+		qs_mp_add(QS_M_PARSE_REJECTED, 1);
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, res.code, res.reason);
 	} else if (p->line.len > p->max_event) {
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_TOO_LARGE,

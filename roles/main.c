@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "roles/confine.h"
 #include "roles/roles.h"
 #include "shipper/spool_check.h"
@@ -30,5 +31,7 @@ int main(int argc, char **argv)
 	if (!def)
 		return supervisor_main(&cfg, argc, argv);
 	qs_confine_init(def);
+	if (def->fds & QS_FD_PAGE) /* with --metrics-addr; else counters stay in private memory */
+		qs_mp_attach(QS_CHILD_PAGE_FD);
 	return def->main(&cfg);
 }

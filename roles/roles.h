@@ -29,6 +29,9 @@ enum qs_role_fd {
 	QS_FD_CTL = 1u << 0,    /* QS_CHILD_CTL_FD: the control socketpair to the supervisor */
 	QS_FD_UDP = 1u << 1,    /* QS_CHILD_UDP_FD: the UDP socket of its slot */
 	QS_FD_CONFIG = 1u << 2, /* QS_CHILD_CONFIG_FD: the sealed --config text, when there is one */
+	QS_FD_PAGE = 1u << 3,   /* QS_CHILD_PAGE_FD: its slot's metrics page, writable (--metrics-addr) */
+	QS_FD_LISTEN = 1u << 4, /* QS_CHILD_LISTEN_FD: the metrics listening socket */
+	QS_FD_PAGES = 1u << 5,  /* QS_CHILD_PAGE_FD on: the supervisor's page, then every page, read-only */
 };
 
 /* How many processes of a role the supervisor runs. */
@@ -36,6 +39,7 @@ enum qs_role_count {
 	QS_COUNT_ONE = 0,
 	QS_COUNT_PARSERS,   /* --parsers */
 	QS_COUNT_ACCEPTORS, /* --acceptors (1 when connection-ID steering is unavailable) */
+	QS_COUNT_METRICS,   /* 1 with --metrics-addr, else none */
 };
 
 /* How a reload replaces a role's processes. */

@@ -8,6 +8,7 @@
 
 #include "acceptor/acceptor.h"
 #include "keyholder/keyholder.h"
+#include "metrics/metrics.h"
 #include "parser/parser.h"
 #include "shipper/shipper.h"
 
@@ -39,11 +40,14 @@ static const char *const acceptor_syscalls[] = {
 	"sched_getparam", "sched_getscheduler", "sched_setscheduler", NULL,
 };
 
+/* The metrics endpoint: HTTP on its inherited listening socket (libevent's evhttp). */
+static const char *const metrics_syscalls[] = {"accept4", "accept", NULL};
+
 const struct qs_role_def qs_roles[] = {
 	{
 		.role = QS_ROLE_KEYHOLDER, ENTRY(keyholder_main), .count = QS_COUNT_ONE,
-		.start = 1, .reload = 1, .stop = 4, .reload_how = QS_RELOAD_RESTART,
-		.fds = QS_FD_CTL | QS_FD_CONFIG,
+		.start = 2, .reload = 2, .stop = 4, .reload_how = QS_RELOAD_RESTART,
+		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE,
 		/* holds the TLS private key: no network at all, not dumpable; one thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = false,
 			    .families = QS_AF(AF_UNIX), .tsync = false, .syscalls = keyholder_syscalls},
@@ -52,8 +56,8 @@ const struct qs_role_def qs_roles[] = {
 	},
 	{
 		.role = QS_ROLE_SHIPPER, ENTRY(shipper_main), .count = QS_COUNT_ONE,
-		.start = 2, .reload = 2, .stop = 3, .reload_how = QS_RELOAD_RESTART,
-		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
+		.start = 3, .reload = 3, .stop = 3, .reload_how = QS_RELOAD_RESTART,
+		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE, .holds_frames = true, .hops = true,
 		/* the host network (Logstash), the spool; its sync and housekeeping threads */
 		.sandbox = {.user = true, .chroot = true, .new_netns = false, .dumpable = true,
 			    .families = QS_AF(AF_UNIX) | QS_AF(AF_INET) | QS_AF(AF_INET6), .tsync = true,
@@ -63,8 +67,8 @@ const struct qs_role_def qs_roles[] = {
 	},
 	{
 		.role = QS_ROLE_PARSER, ENTRY(parser_main), .count = QS_COUNT_PARSERS,
-		.start = 3, .reload = 3, .stop = 2, .reload_how = QS_RELOAD_OVERLAP,
-		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
+		.start = 4, .reload = 4, .stop = 2, .reload_how = QS_RELOAD_OVERLAP,
+		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE, .holds_frames = true, .hops = true,
 		/* untrusted JSON: no network, AF_UNIX only; ZeroMQ's I/O thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = parser_syscalls},
@@ -73,14 +77,25 @@ const struct qs_role_def qs_roles[] = {
 	},
 	{
 		.role = QS_ROLE_ACCEPTOR, ENTRY(acceptor_main), .count = QS_COUNT_ACCEPTORS,
-		.start = 4, .reload = 4, .stop = 1, .reload_how = QS_RELOAD_GENERATION,
-		.fds = QS_FD_CTL | QS_FD_UDP | QS_FD_CONFIG, .umask0 = true, .hops = true,
+		.start = 5, .reload = 5, .stop = 1, .reload_how = QS_RELOAD_GENERATION,
+		.fds = QS_FD_CTL | QS_FD_UDP | QS_FD_CONFIG | QS_FD_PAGE, .umask0 = true, .hops = true,
 		/* the network through its inherited UDP socket only; TLS session secrets: not
 		 * dumpable; ZeroMQ's I/O thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = false, .dumpable = false,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = acceptor_syscalls},
 		.ctl_sends = BIT(QS_CTL_READY) | BIT(QS_CTL_STATUS),
 		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_DRAIN) | BIT(QS_CTL_PEER_RESTART),
+	},
+	{
+		.role = QS_ROLE_METRICS, ENTRY(metrics_main), .count = QS_COUNT_METRICS,
+		.start = 1, .reload = 1, .stop = 5, .reload_how = QS_RELOAD_RESTART,
+		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_LISTEN | QS_FD_PAGES,
+		/* reads the pages, holds neither key nor spool: no network of its own (its
+		 * listening socket was made outside), not on the data path */
+		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,
+			    .families = QS_AF(AF_UNIX), .tsync = false, .syscalls = metrics_syscalls},
+		.ctl_sends = BIT(QS_CTL_READY),
+		.ctl_receives = BIT(QS_CTL_SHUTDOWN),
 	},
 };
 

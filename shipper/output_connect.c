@@ -2,6 +2,7 @@
  * with a deadline, keepalives, "up" (shipping starts from the cursor), and
  * noticing that the peer closed, reset or vanished. What happens after a
  * failure is output_failover.c's; the TLS layer's, output_tls.c's. */
+#include "common/metrics_page.h"
 #include "shipper/output_parts.h"
 
 #include <errno.h>
@@ -42,6 +43,7 @@ void out_close(struct qs_output *o)
 void out_up(struct qs_output *o)
 {
 	o->state = QS_OUT_UP;
+	qs_mp_add(QS_M_OUT_CONNECTS, 1);
 	o->up_since_ms = qs_now_ns() / 1000000;
 	uint64_t unread_max = o->cfg->output_is_file ? 0 : qs_peer_unread_max(o->fd);
 	if (o->redial)

@@ -2,6 +2,7 @@
  * group just committed from memory, reader.h) and writes the records to the
  * socket, the TLS session or the file, up to a budget per loop pass, until
  * caught up, the peer's buffer is full, or a stop's limit is reached. */
+#include "common/metrics_page.h"
 #include "shipper/output_parts.h"
 
 #include <errno.h>
@@ -74,6 +75,7 @@ void out_run(struct qs_output *o)
 		if (w < 0)
 			return out_fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
+		qs_mp_add(QS_M_OUT_BYTES, (uint64_t)w);
 		out_written(o, out_tls_on_wire(o, (size_t)w), qs_reader_done(&o->rd));
 		o->last_write_ms = qs_now_ns() / 1000000;
 		o->dirty = true;

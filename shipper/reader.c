@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "shipper/record.h"
 #include "shipper/spool.h"
 #include "shipper/spool_file.h"
@@ -197,6 +198,7 @@ void qs_reader_consume(struct qs_reader *r, size_t n)
 		r->partial = 0;
 		r->idx++;
 		r->shipped++;
+		qs_mp_add(QS_M_OUT_EVENTS, 1);
 	}
 }
 

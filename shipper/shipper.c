@@ -22,6 +22,7 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
 #include "ipc/runtime.h"
@@ -33,6 +34,7 @@
 #include "shipper/output.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
+#include "shipper/spool_age.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
 #include "shipper/tls_out.h"
@@ -105,6 +107,9 @@ static void set_accepting(struct shipper *sh)
 	qs_info("accepting events again (spool %" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
 		sh->spool.max_bytes);
 	sh->refusing = false;
+	qs_mp_set(QS_M_SPOOL_FULL, 0);
+	qs_mp_set(QS_M_SPOOL_ERROR, 0);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 1);
 	send_status(sh);
 	flow_update(sh);
 }
@@ -112,6 +117,7 @@ static void set_accepting(struct shipper *sh)
 /* Acknowledges the first k staged records, which are durable now. */
 static void ack(struct shipper *sh, size_t k)
 {
+	qs_mp_add(QS_M_SPOOL_EVENTS, k);
 	for (size_t i = 0; i < k; i++) {
 		const struct qs_staged *t = &sh->st.t[i];
 		if (t->acceptor >= qs_acceptor_channels(sh->cfg->acceptors))
@@ -127,6 +133,8 @@ static void refuse_full(struct shipper *sh)
 	char why[160];
 	snprintf(why, sizeof(why), "spool full (%" PRIu64 " of %" PRIu64 " bytes)", sh->spool.total,
 		 sh->spool.max_bytes);
+	qs_mp_set(QS_M_SPOOL_FULL, 1);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 0);
 	set_refusing(sh, why);
 }
 
@@ -134,6 +142,8 @@ static void refuse_failed(struct shipper *sh, const char *what, int err)
 {
 	char why[160];
 	snprintf(why, sizeof(why), "spool %s failed: %s", what, strerror(err));
+	qs_mp_set(QS_M_SPOOL_ERROR, 1);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 0);
 	set_refusing(sh, why);
 }
 
@@ -278,6 +288,15 @@ static void report(struct shipper *sh)
 				   .spool_limit = sh->spool.max_bytes, .output_up = sh->out.state >= QS_OUT_UP || sh->out.redial,
 				   .accepting = !sh->refusing};
 	qs_runtime_report(&sh->rt, &st, sh->out.name);
+	qs_mp_set(QS_M_SPOOL_BYTES, st.spool_bytes);
+	qs_mp_set(QS_M_SPOOL_LIMIT, st.spool_limit);
+	qs_mp_set(QS_M_SPOOL_SEGMENTS, sh->spool.nsegs);
+	qs_mp_set(QS_M_SPOOL_UNSHIPPED, st.backlog);
+	qs_mp_set(QS_M_OUT_UP, st.output_up);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, st.accepting);
+	qs_mp_set(QS_M_SHIPPER_STAGED, sh->st.n);
+	uint64_t oldest = st.backlog ? qs_spool_oldest_ns(&sh->spool) : 0, now = qs_realtime_ns();
+	qs_mp_set(QS_M_SPOOL_OLDEST, oldest && now > oldest ? (now - oldest) / 1000000000u : 0);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)
@@ -486,6 +505,7 @@ int shipper_main(const struct qs_config *cfg)
 	}
 	sh.out.ctl_fd = sh.rt.ctl_fd;
 	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, !sh.refusing); /* its gauges were cleared when the last one ended */
 	qs_runtime_ready(&sh.rt);
 	send_status(&sh);
 	event_base_dispatch(sh.rt.base);

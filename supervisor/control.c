@@ -9,7 +9,7 @@
 
 #define ANY_CHILD                                                                                          \
 	(QS_CTL_FROM(QS_ROLE_KEYHOLDER) | QS_CTL_FROM(QS_ROLE_SHIPPER) | QS_CTL_FROM(QS_ROLE_PARSER) |    \
-	 QS_CTL_FROM(QS_ROLE_ACCEPTOR))
+	 QS_CTL_FROM(QS_ROLE_ACCEPTOR) | QS_CTL_FROM(QS_ROLE_METRICS))
 
 static int ready(void *c, const void *m)
 {

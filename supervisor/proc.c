@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/sandbox.h"
 #include "ipc/ctl.h"
 
@@ -32,6 +33,7 @@ static unsigned role_slots(const struct qs_role_def *d, const struct qs_config *
 	switch (d->count) {
 	case QS_COUNT_PARSERS: return cfg->parsers;
 	case QS_COUNT_ACCEPTORS: return acceptors;
+	case QS_COUNT_METRICS: return cfg->metrics_addr[0] ? 1 : 0;
 	case QS_COUNT_ONE: break;
 	}
 	return 1;
@@ -90,25 +92,32 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 		p->proc[i].old_udp_fd = -1;
 		p->proc[i].backoff_ms = BACKOFF_MIN_MS;
 		p->proc[i].restart_ev = evtimer_new(base, restart_cb, &p->proc[i]);
+		p->proc[i].page_fd[0] = p->proc[i].page_fd[1] = -1;
 	}
+	p->listen_fd = p->sup_page_ro = -1;
 	return 0;
 }
 
 /* In the child, between fork and exec: those of the control socket (fd 3),
- * the UDP socket (fd 4) and the configuration's sealed copy (fd 5) that its
- * role takes (each moved high first, so that none overwrites another),
- * nothing else. */
+ * the UDP or listening socket (fd 4), the configuration's sealed copy (fd 5)
+ * and the metrics pages (fd 6 on) that its role takes (each moved high first,
+ * so that none overwrites another), nothing else. */
 static void place_fds(struct qs_procs *p, struct qs_proc *c, int ctl)
 {
+	static int src[QS_MP_DIR_MAX + 4], dst[QS_MP_DIR_MAX + 4], hi[QS_MP_DIR_MAX + 4];
 	const uint32_t fds = c->def->fds;
-	const int src[3] = {fds & QS_FD_CTL ? ctl : -1, fds & QS_FD_UDP ? c->udp_fd : -1,
-			    fds & QS_FD_CONFIG ? p->config_fd : -1};
-	const int dst[3] = {QS_CHILD_CTL_FD, QS_CHILD_UDP_FD, QS_CHILD_CONFIG_FD};
-	int hi[3], last = QS_CHILD_CTL_FD;
-	for (int i = 0; i < 3; i++)
-		if ((hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD, 100) : -1) < 0 && src[i] >= 0)
+	int n = 0, last = QS_CHILD_CTL_FD;
+	src[n] = fds & QS_FD_CTL ? ctl : -1, dst[n++] = QS_CHILD_CTL_FD;
+	src[n] = fds & QS_FD_UDP ? c->udp_fd : fds & QS_FD_LISTEN ? p->listen_fd : -1, dst[n++] = QS_CHILD_UDP_FD;
+	src[n] = fds & QS_FD_CONFIG ? p->config_fd : -1, dst[n++] = QS_CHILD_CONFIG_FD;
+	src[n] = fds & QS_FD_PAGE ? c->page_fd[c->lane] : fds & QS_FD_PAGES ? p->sup_page_ro : -1;
+	dst[n++] = QS_CHILD_PAGE_FD;
+	for (unsigned i = 0; (fds & QS_FD_PAGES) && i < p->npages_ro; i++)
+		src[n] = p->pages_ro[i], dst[n] = QS_CHILD_PAGE_FD + n - 3, n++;
+	for (int i = 0; i < n; i++)
+		if ((hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD, dst[n - 1] + 1) : -1) < 0 && src[i] >= 0)
 			_exit(127);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < n; i++) {
 		if (hi[i] < 0) {
 			close(dst[i]); /* a hole: never another child's descriptor */
 			continue;
@@ -242,10 +251,13 @@ int qs_proc_start_overlapping(struct qs_procs *p, struct qs_proc *c)
 	}
 	c->old_pid = c->pid;
 	c->old_ctl = c->ctl;
+	c->old_lane = c->lane;
+	c->lane ^= 1; /* its own metrics page: the old process still writes the other */
 	c->pid = 0;
 	c->ctl = -1;
 	if (qs_proc_start(p, c) == 0)
 		return 0;
+	c->lane = c->old_lane;
 	c->pid = c->old_pid; /* could not fork: keep the old one as the current */
 	c->ctl = c->old_ctl;
 	c->old_pid = 0;
@@ -305,11 +317,15 @@ void qs_procs_reap(struct qs_procs *p)
 			close(c->old_ctl);
 			c->old_ctl = -1;
 			c->old_pid = 0;
+			if (c->page[c->old_lane]) /* its gauges described it; its counters stay */
+				qs_mp_clear_gauges(c->page[c->old_lane]);
 			p->on_old_exit(p, c, status);
 			continue;
 		}
 		c->pid = 0;
 		c->ready = false;
+		if (c->page[c->lane])
+			qs_mp_clear_gauges(c->page[c->lane]);
 		if (c->ctl_ev) {
 			event_free(c->ctl_ev);
 			c->ctl_ev = NULL;

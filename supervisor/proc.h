@@ -42,6 +42,12 @@ struct qs_proc {
 	unsigned st_gen;         /* generation that sent it */
 	char st_text[QS_CTL_TEXT];
 	bool have_st;
+	/* --metrics-addr: the slot's two metrics pages (common/metrics_page.h), -1
+	 * without; the current process writes page[lane], a reload's old one
+	 * page[old_lane] (the other), so each page has one writer */
+	int page_fd[2];
+	struct qs_mpage *page[2];
+	unsigned lane, old_lane;
 };
 
 struct qs_procs {
@@ -57,6 +63,12 @@ struct qs_procs {
 	unsigned acceptors; /* running acceptor slots (1 when steering fell back) */
 	struct event_base *base;
 	bool stopping;
+	/* --metrics-addr: the metrics process's listening socket and the pages it
+	 * reads (read-only descriptors: the supervisor's, then the directory's order) */
+	int listen_fd;
+	int sup_page_ro;
+	int *pages_ro;
+	unsigned npages_ro;
 	void (*on_ctl)(struct qs_procs *p, struct qs_proc *c); /* a control message is readable */
 	void (*on_exit)(struct qs_procs *p, struct qs_proc *c, int status);
 	void (*on_old_exit)(struct qs_procs *p, struct qs_proc *c, int status); /* an old_pid ended */

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/options.h"
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
@@ -274,8 +275,10 @@ void qs_reload_request(void)
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(qs_now_ns() / 1000));
 	if (!validate()) {
 		sd_notify(0, "READY=1\nSTATUS=reload refused: bad configuration or certificate");
+		qs_mp_add(QS_M_RELOADS_REFUSED, 1);
 		return;
 	}
+	qs_mp_add(QS_M_RELOADS, 1);
 	R.active = true;
 	R.generation++;
 	R.step = 0;

@@ -21,6 +21,7 @@
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
 #include "supervisor/control.h"
+#include "supervisor/metrics.h"
 #include "supervisor/privs.h"
 #include "supervisor/proc.h"
 #include "supervisor/reload.h"
@@ -89,6 +90,7 @@ void qs_supervisor_child_ready(struct qs_proc *c)
 		sd_notify(0, "READY=1");
 	}
 	qs_reload_child_ready(c);
+	qs_sup_metrics_ready(&S.procs);
 	qs_status_notify();
 }
 
@@ -112,6 +114,7 @@ static void on_exit_child(struct qs_procs *p, struct qs_proc *c, int status)
 	char how[128];
 	describe_exit(c, status, how, sizeof(how));
 	qs_status_gone(c);
+	qs_sup_metrics_ready(p);
 	if (p->stopping) {
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 			S.clean = false;
@@ -125,6 +128,7 @@ static void on_exit_child(struct qs_procs *p, struct qs_proc *c, int status)
 		return;
 	}
 	S.restarts++;
+	qs_sup_metrics_restart(c->role);
 	qs_warn("%s %u %s", qs_role_name(c->role), c->slot, how);
 	qs_proc_schedule_restart(p, c);
 	qs_status_notify();
@@ -135,6 +139,7 @@ static void on_old_exit(struct qs_procs *p, struct qs_proc *c, int status)
 {
 	char how[128];
 	describe_exit(c, status, how, sizeof(how));
+	qs_sup_metrics_ready(p);
 	if (p->stopping) {
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 			S.clean = false;
@@ -292,7 +297,8 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 		return 1;
 	}
 	S.phase_timer = evtimer_new(S.base, phase_timeout, NULL);
-	if (qs_procs_init(&S.procs, cfg, acceptors, argc, argv, udp_fds, S.base) < 0)
+	if (qs_procs_init(&S.procs, cfg, acceptors, argc, argv, udp_fds, S.base) < 0 ||
+	    qs_sup_metrics_init(&S.procs, cfg) < 0)
 		return 1;
 	snprintf(S.procs.runtime_dir, sizeof(S.procs.runtime_dir), "%s", rundir);
 	qs_child_user(cfg, S.procs.user, sizeof(S.procs.user));

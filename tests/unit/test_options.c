@@ -288,7 +288,7 @@ static void test_file_whole(void)
 
 /* What a reload may not change: the options of issue 26's list, no more. */
 static const char *const restart_needed[] = {"server-addr", "spool-dir", "runtime-dir", "user", "acceptors",
-					     "parsers", NULL};
+					     "parsers", "metrics-addr", NULL};
 
 static bool listed(const char *name)
 {

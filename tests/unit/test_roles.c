@@ -49,7 +49,10 @@ static void mask(FILE *f, uint32_t m)
 
 static const char *count_text(enum qs_role_count c)
 {
-	return c == QS_COUNT_PARSERS ? "`--parsers`" : c == QS_COUNT_ACCEPTORS ? "`--acceptors`" : "1";
+	return c == QS_COUNT_PARSERS	 ? "`--parsers`"
+	       : c == QS_COUNT_ACCEPTORS ? "`--acceptors`"
+	       : c == QS_COUNT_METRICS	 ? "1 with `--metrics-addr`"
+					 : "1";
 }
 
 static const char *reload_text(enum qs_role_reload r)
@@ -59,8 +62,9 @@ static const char *reload_text(enum qs_role_reload r)
 
 static void fds_text(FILE *f, uint32_t fds)
 {
-	fprintf(f, "%s%s%s |", fds & QS_FD_CTL ? " ctl 3" : "", fds & QS_FD_UDP ? ", UDP 4" : "",
-		fds & QS_FD_CONFIG ? ", config 5" : "");
+	fprintf(f, "%s%s%s%s%s%s |", fds & QS_FD_CTL ? " ctl 3" : "", fds & QS_FD_UDP ? ", UDP 4" : "",
+		fds & QS_FD_LISTEN ? ", TCP listen 4" : "", fds & QS_FD_CONFIG ? ", config 5" : "",
+		fds & QS_FD_PAGE ? ", own page 6" : "", fds & QS_FD_PAGES ? ", all pages 6.. read-only" : "");
 }
 
 static void notes_text(FILE *f, const struct qs_role_def *d)
@@ -295,7 +299,7 @@ static void supervisor_layout(void)
 				     QS_ROLE_ACCEPTOR, QS_ROLE_ACCEPTOR, QS_ROLE_ACCEPTOR};
 	const unsigned slot[] = {0, 0, 0, 1, 0, 1, 2};
 	CHECK_EQ(p.n, 7);
-	CHECK_EQ(p.stop_phases, 4);
+	CHECK_EQ(p.stop_phases, 5);
 	for (unsigned i = 0; i < p.n && i < 7; i++) {
 		CHECK_EQ(p.proc[i].role, want[i]);
 		CHECK_EQ(p.proc[i].slot, slot[i]);
@@ -308,6 +312,17 @@ static void supervisor_layout(void)
 		event_free(p.proc[i].restart_ev);
 	free(p.proc);
 	free(p.reload_order);
+	/* --metrics-addr: one metrics process more, started first (it depends on no one) */
+	snprintf(cfg.metrics_addr, sizeof(cfg.metrics_addr), "9464");
+	struct qs_procs m = {0};
+	CHECK(qs_procs_init(&m, &cfg, 3, 0, NULL, udp, base) == 0);
+	CHECK_EQ(m.n, 8);
+	CHECK_EQ(m.proc[0].role, QS_ROLE_METRICS);
+	CHECK_EQ(qs_procs_count(&m, QS_ROLE_METRICS), 1);
+	for (unsigned i = 0; i < m.n; i++)
+		event_free(m.proc[i].restart_ev);
+	free(m.proc);
+	free(m.reload_order);
 	event_base_free(base);
 }
 

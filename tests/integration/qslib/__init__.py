@@ -26,6 +26,7 @@ One module per job; this file only re-exports them, so `import qslib as q; q.Ser
   client    send, AsyncSend, Feeder, ack logs, verify_delivery
   faults    Load, mid-stream faults, kill -9 of a child
   disk      spool files, tmpfs mounts
+  metrics   scrapes of --metrics-addr, promtool, Prometheus (a real one on a loopback port)
   runner    main: the verdict, the exit status and the case selector
 """
 
@@ -44,4 +45,6 @@ from .client import (  # noqa: F401
     send, SUMMARY_RE, send_acked, arrived, summary, AsyncSend, Feeder, read_ack_log, verify_delivery)
 from .faults import Load, paced, mid_stream, finish_client, finish_after_kills, fault_kill_child_case  # noqa: F401
 from .disk import spool_files, spool_bytes, mount_tmpfs, remount_tmpfs  # noqa: F401
+from .metrics import (  # noqa: F401
+    metrics_server_args, http_get, scrape, wait_metric, wait_http, promtool_check, Prometheus)
 from .runner import main  # noqa: F401

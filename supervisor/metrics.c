@@ -1,0 +1,109 @@
+#include "supervisor/metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "common/metrics_page.h"
+
+/* [HOST:]PORT, HOST 127.0.0.1 when left out: never on every address by accident. */
+static int listen_on(const char *text)
+{
+	char full[320], err[256];
+	struct qs_addr a;
+	snprintf(full, sizeof(full), "%s%s", strchr(text, ':') ? "" : "127.0.0.1:", text);
+	if (qs_addr_parse(full, &a, err, sizeof(err)) != 0) {
+		qs_err("--metrics-addr %s: %s", text, err);
+		return -1;
+	}
+	int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	    bind(fd, (struct sockaddr *)&a.ss, a.len) != 0 || listen(fd, 64) != 0) {
+		qs_err("--metrics-addr %s: %s", text, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A read-only descriptor of the same page, for the metrics process. */
+static int read_only(int fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static struct qs_mpage *new_page(int *fd, int *ro)
+{
+	struct qs_mpage *pg = NULL;
+	if ((*fd = qs_mp_create()) < 0 || !(pg = qs_mp_map(*fd, true)) || (*ro = read_only(*fd)) < 0) {
+		qs_err("metrics page: %s", strerror(errno));
+		return NULL;
+	}
+	return pg;
+}
+
+int qs_sup_metrics_init(struct qs_procs *p, const struct qs_config *cfg)
+{
+	if (!cfg->metrics_addr[0])
+		return 0;
+	int sup_fd;
+	struct qs_mpage *sup = new_page(&sup_fd, &p->sup_page_ro);
+	if (!sup || (p->listen_fd = listen_on(cfg->metrics_addr)) < 0)
+		return -1;
+	p->pages_ro = calloc(2 * (size_t)p->n, sizeof(int));
+	if (!p->pages_ro)
+		return -1;
+	for (unsigned i = 0; i < p->n; i++) {
+		struct qs_proc *c = &p->proc[i];
+		for (unsigned lane = 0; lane < 2 && (c->def->fds & QS_FD_PAGE); lane++) {
+			unsigned k = p->npages_ro;
+			if (k >= QS_MP_DIR_MAX || !(c->page[lane] = new_page(&c->page_fd[lane], &p->pages_ro[k])))
+				return -1;
+			sup->dir[k] = (struct qs_mp_dirent){.role = (uint8_t)c->role, .lane = (uint8_t)lane,
+							    .slot = (uint16_t)c->slot};
+			p->npages_ro++;
+		}
+	}
+	atomic_store(&sup->dir_n, p->npages_ro);
+	qs_mp = sup; /* the supervisor's own counters */
+	(void)sup_fd; /* kept open: the mapping is what counts, the read-only copy goes to the child */
+	qs_info("metrics on %s: %u pages", cfg->metrics_addr, p->npages_ro);
+	return 0;
+}
+
+void qs_sup_metrics_ready(const struct qs_procs *p)
+{
+	static const enum qs_metric ready[QS_ROLE_COUNT] = {
+		[QS_ROLE_KEYHOLDER] = QS_M_READY_KEYHOLDER, [QS_ROLE_SHIPPER] = QS_M_READY_SHIPPER,
+		[QS_ROLE_PARSER] = QS_M_READY_PARSER,       [QS_ROLE_ACCEPTOR] = QS_M_READY_ACCEPTOR,
+		[QS_ROLE_METRICS] = QS_M_READY_METRICS,
+	};
+	unsigned n[QS_ROLE_COUNT] = {0};
+	/* A reload's previous process still serves until its replacement has
+	 * taken over (parsers) or it has drained (acceptors): it counts. */
+	for (unsigned i = 0; i < p->n; i++)
+		n[p->proc[i].role] += (p->proc[i].ready && p->proc[i].pid) + (p->proc[i].old_pid != 0);
+	for (int r = QS_ROLE_SUPERVISOR + 1; r < QS_ROLE_COUNT; r++)
+		qs_mp_set(ready[r], n[r]);
+}
+
+void qs_sup_metrics_restart(enum qs_role role)
+{
+	static const enum qs_metric restart[QS_ROLE_COUNT] = {
+		[QS_ROLE_KEYHOLDER] = QS_M_RESTART_KEYHOLDER, [QS_ROLE_SHIPPER] = QS_M_RESTART_SHIPPER,
+		[QS_ROLE_PARSER] = QS_M_RESTART_PARSER,       [QS_ROLE_ACCEPTOR] = QS_M_RESTART_ACCEPTOR,
+		[QS_ROLE_METRICS] = QS_M_RESTART_METRICS,
+	};
+	if (role > QS_ROLE_SUPERVISOR && role < QS_ROLE_COUNT)
+		qs_mp_add(restart[role], 1);
+}

@@ -1,0 +1,18 @@
+/* The supervisor's part of the metrics endpoint (--metrics-addr): the TCP
+ * listening socket, the metrics pages of every process slot (two each: a
+ * reload's overlap runs two processes of a slot) and its own page, with the
+ * directory that tells the metrics process whose page is whose. Without the
+ * option nothing is made and the children count into private memory. */
+#ifndef QS_SUPERVISOR_METRICS_H
+#define QS_SUPERVISOR_METRICS_H
+
+#include "supervisor/proc.h"
+
+/* Before any child starts. 0, or -1 with the reason logged (exit 1). */
+int qs_sup_metrics_init(struct qs_procs *p, const struct qs_config *cfg);
+/* The ready processes of each role, after any change. */
+void qs_sup_metrics_ready(const struct qs_procs *p);
+/* A child ended unexpectedly and is restarted. */
+void qs_sup_metrics_restart(enum qs_role role);
+
+#endif

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""The metrics endpoint, /healthz and /readyz (issue 22 items 1-3), against the real server and a
+real Prometheus (Debian's package, started here on its own port, configuration and data directory).
+
+Cases:
+  prometheus   Prometheus scrapes quicstashd every second during an end-to-end run; its HTTP API
+               must give quicstash_frames_acknowledged_total = exactly the number of events sent
+               (and the two rejected frames by their code). Prometheus 2.42 asks for OpenMetrics
+               first (Accept: application/openmetrics-text;version=1.0.0,...), so this reads that
+               exposition through its strict parser; promtool below checks the text format.
+  promtool     `promtool check metrics` passes on a scrape taken under load; OpenMetrics when asked.
+  kill_parser  kill -9 of a parser under load: the acknowledged counter equals the events the client
+               got acknowledged, exactly; the parser's own counter never went backwards across its
+               restart; restarts{role="parser"} is 1.
+  kill_shipper the same for the shipper.
+  reload       SIGHUP under load: acknowledged exact, reloads_total 1, no restart counted, no counter
+               went backwards, and /readyz never said an acceptor or a parser was missing.
+  sandbox      (root) the metrics process is confined like the other children: not root, no
+               capabilities, seccomp, chrooted, a network namespace of its own, and none of its
+               descriptors is the spool, the key or a segment; its pages are mapped read-only.
+  flood        400 idle connections to the endpoint (more than the process may hold): it pauses
+               accepting instead of spinning on accept() (its CPU stays low), events still flow,
+               and once they are gone a scrape works again.
+  readyz_spool Logstash down, --spool-max-bytes 2M: /readyz turns 503 saying "spool full" (while
+               /healthz stays 200: the tree is up); once Logstash is back and the spool drains,
+               200 again and every event is acknowledged and counted; the oldest unshipped event's
+               age grows while Logstash is down and is 0 once drained."""
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qslib as q
+from qslib import check, log
+
+ACKED = "quicstash_frames_acknowledged_total"
+
+
+def metrics_server(recv, name, extra=()):
+    port, args = q.metrics_server_args()
+    server = q.Server(recv, extra=args + list(extra), name=name)
+    server.start()
+    st, body = q.wait_http(port, "/healthz", 200, q.tmo(10))
+    check(st == 200, "/healthz not 200 after READY: %r %r" % (st, body))
+    return server, port
+
+
+def exact_acked(port, load, what):
+    """The acknowledged counter equals the client's acknowledged events (bounded wait for the
+    acceptor's last answers to be counted; it counts when it answers, before the client reads)."""
+    n = len(load.acked_numbers())
+    got = q.wait_metric(port, ACKED, n, q.tmo(10))
+    check(got == n, "%s: %s = %r, the client got %d acknowledged" % (what, ACKED, got, n))
+    return n
+
+
+def case_prometheus():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-prom")
+    prom = q.Prometheus(["127.0.0.1:%d" % port]).start()
+    n = q.scale(20000)
+    lines = q.gen_events(n) + ["not json", "[1]"]
+    rc, out, err = q.send(server, lines, timeout=q.tmo(120), client_timeout=int(q.tmo(60)))
+    check(rc == 1 or rc == 0, "quicstash-send exit %r: %s" % (rc, err[-500:]))
+    check(q.summary(err) == (n + 2, n, 2), "client summary %r, expected (%d, %d, 2)" % (q.summary(err), n + 2, n))
+    got = prom.wait_value(ACKED, n, q.tmo(30))
+    check(len(got) == 1 and got[0][1] == n,
+          "Prometheus says %s = %r, %d events were acknowledged; its log:\n%s" % (ACKED, got, n, prom.log()[-1500:]))
+    labels = got[0][0]
+    check(labels.get("job") == "quicstash" and labels.get("instance") == "127.0.0.1:%d" % port,
+          "unexpected labels %r" % labels)
+    rej = prom.wait_value('sum(quicstash_frames_rejected_total)', 2, q.tmo(10))
+    check(rej and rej[0][1] == 2, "Prometheus: rejected frames %r, expected 2" % rej)
+    bad = prom.query('quicstash_frames_rejected_total{code="not_object"}')
+    check(bad and bad[0][1] == 1, "rejected not_object %r, expected 1" % bad)
+    up = prom.query('up{job="quicstash"}')
+    check(up and up[0][1] == 1, "the target is not up in Prometheus: %r" % up)
+    server.stop()
+    return "Prometheus read %s = %d, exactly the events acknowledged" % (ACKED, n)
+
+
+def case_promtool():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-promtool")
+    n = q.scale(20000)
+    load = q.Load(server, n, client_timeout=int(q.tmo(90)), feed_rate=n / 4)
+    load.start_client()
+    q.mid_stream(load, 0.2)
+    st, body, ctype = q.http_get(port, "/metrics")
+    check(st == 200 and ctype.startswith("text/plain; version=0.0.4"), "GET /metrics: %d %r" % (st, ctype))
+    rc, out = q.promtool_check(body)
+    check(rc == 0, "promtool check metrics: exit %d\n%s\n--- scrape:\n%s" % (rc, out, body[:3000]))
+    # a gauge the acceptor sets once a second
+    check(q.wait_metric(port, "quicstash_connections_open", 1, q.tmo(5)) == 1, "connections_open is not 1 under load")
+    st, om, ctype = q.http_get(port, "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+    check(st == 200 and ctype.startswith("application/openmetrics-text") and om.endswith("# EOF\n"),
+          "OpenMetrics: %d %r, ends %r" % (st, ctype, om[-20:]))
+    check("# TYPE quicstash_frames_acknowledged counter\n" in om, "OpenMetrics counter family named with _total")
+    st, _, _ = q.http_get(port, "/nothing")
+    check(st == 404, "GET /nothing: %d" % st)
+    q.finish_client(load)
+    exact_acked(port, load, "after the load")
+    server.stop()
+    return "promtool check metrics passes on a scrape under load (%d lines)%s" % (
+        len(body.splitlines()), (": " + out.strip()) if out.strip() else "")
+
+
+def kill_case(role, counter):
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-kill-" + role)
+    n = q.scale(40000)
+    load = q.Load(server, n, client_timeout=int(q.tmo(90)), feed_rate=n / 4)
+    load.start_client()
+    q.mid_stream(load, 0.2)
+    before = q.scrape(port)
+    running = len(server.pids(role))
+    old = server.kill_child(role)
+    server.wait_respawn(role, old, running)
+    q.wait_http(port, "/healthz", 200, q.tmo(20))
+    after = q.scrape(port)
+    for series in (counter, ACKED):
+        check(after.get(series, -1) >= before.get(series, 0),
+              "%s went backwards across the %s's kill -9: %r -> %r" % (series, role, before.get(series), after.get(series)))
+    q.finish_client(load)
+    acked = exact_acked(port, load, "after kill -9 of the " + role)
+    check(acked == n, "the client got %d of %d acknowledged" % (acked, n))
+    s = q.scrape(port)
+    restarts = 'quicstash_child_restarts_total{role="%s"}' % role
+    check(s.get(restarts) == 1, "%s = %r after one kill -9" % (restarts, s.get(restarts)))
+    stored = s.get("quicstash_spool_events_written_total", 0)
+    check(stored >= n, "spool_events_written %r < %d acknowledged" % (stored, n))
+    dups = q.verify_delivery(recv, load.acked_numbers(), q.tmo(60))
+    server.stop()
+    return "kill -9 of the %s: %s = %d exactly, %s never went backwards (%d -> %d), %d stored (%d duplicates at the receiver)" % (
+        role, ACKED, acked, counter, before.get(counter, 0), after.get(counter, 0), stored, dups)
+
+
+def case_kill_parser():
+    return kill_case("parser", "quicstash_parser_frames_total")
+
+
+def case_kill_shipper():
+    return kill_case("shipper", "quicstash_spool_events_written_total")
+
+
+def poll_readyz(port, stop, seen):
+    while not stop.is_set():
+        try:
+            st, body, _ = q.http_get(port, "/readyz", timeout=2.0)
+            seen.append((st, body))
+        except OSError as e:
+            seen.append((None, str(e)))
+        time.sleep(0.01)
+
+
+def case_reload():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-reload")
+    n = q.scale(40000)
+    load = q.Load(server, n, client_timeout=int(q.tmo(90)), feed_rate=n / 4)
+    load.start_client()
+    q.mid_stream(load, 0.2)
+    before = q.scrape(port)
+    # /readyz through the reload: the acceptors' and parsers' previous processes serve until their
+    # replacements do, so neither role may be missing (the shipper's restart is a real gap)
+    stop, seen = threading.Event(), []
+    poller = threading.Thread(target=poll_readyz, args=(port, stop, seen), daemon=True)
+    poller.start()
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + q.tmo(30)
+    while "reload 1 complete" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check("reload 1 complete" in server.log(), "the reload did not complete:\n%s" % server.log_tail())
+    stop.set()
+    poller.join()
+    gaps = [b for st, b in seen if st != 200 and ("acceptor" in b or "parser" in b)]
+    check(not gaps, "/readyz during the reload: %r" % gaps[:3])
+    log("/readyz polled %d times during the reload: %s" % (len(seen), sorted({b.strip() for _, b in seen})))
+    q.wait_http(port, "/healthz", 200, q.tmo(20))
+    after = q.scrape(port)
+    for series, v in before.items():
+        if series.endswith("_total") or "_bucket" in series:
+            check(after.get(series, -1) >= v, "%s went backwards across the reload: %r -> %r"
+                  % (series, v, after.get(series)))
+    q.finish_client(load)
+    acked = exact_acked(port, load, "after a reload")
+    check(acked == n, "the client got %d of %d acknowledged" % (acked, n))
+    s = q.scrape(port)
+    check(s.get("quicstash_reloads_total") == 1, "reloads_total = %r" % s.get("quicstash_reloads_total"))
+    restarted = {k: v for k, v in s.items() if k.startswith("quicstash_child_restarts_total") and v}
+    check(not restarted, "a reload counted as restarts: %r" % restarted)
+    check(s.get('quicstash_children_ready{role="acceptor"}') == 1, "acceptors ready after the reload: %r"
+          % s.get('quicstash_children_ready{role="acceptor"}'))
+    server.stop()
+    return "SIGHUP under load: %s = %d exactly, reloads_total 1, no counter went backwards" % (ACKED, acked)
+
+
+def case_readyz_spool():
+    q.need_binaries()
+    recv = q.Receiver()  # down
+    server, port = metrics_server(recv, "metrics-readyz", ["--spool-max-bytes", "2M"])
+    st, body = q.wait_http(port, "/readyz", 200, q.tmo(10))
+    check(st == 200, "/readyz before the load: %r %r" % (st, body))
+    n = 40000  # ~8 MB: 4x the limit (not scaled: the limit is the point)
+    load = q.Load(server, n, client_timeout=int(q.tmo(120)))
+    load.start_client()
+    acked, stalled = load.client.wait_stall(quiet=3.0, timeout=q.tmo(90))
+    check(stalled and acked < n, "acknowledgements did not stall with Logstash down (%d of %d)" % (acked, n))
+    st, body = q.wait_http(port, "/readyz", 503, q.tmo(5))
+    check(st == 503 and "spool full" in body, "/readyz with a full spool: %r %r" % (st, body))
+    log("/readyz: %d %s" % (st, body.strip()))
+    st2, body2, _ = q.http_get(port, "/healthz")
+    check(st2 == 200, "/healthz with a full spool (the tree is up): %d %r" % (st2, body2))
+    s = q.scrape(port)
+    check(s.get('quicstash_spool_refusing{reason="full"}') == 1 and s.get("quicstash_spool_accepting") == 0,
+          "spool gauges while full: refusing %r accepting %r" % (s.get('quicstash_spool_refusing{reason="full"}'),
+                                                                s.get("quicstash_spool_accepting")))
+    check(s.get("quicstash_output_up") == 0, "output_up %r with Logstash down" % s.get("quicstash_output_up"))
+    # the first event waits since before the 3 s without acknowledgements
+    age = s.get("quicstash_spool_oldest_unshipped_age_seconds", 0)
+    check(age >= 2, "oldest unshipped event %r s old with Logstash down for over 3 s" % age)
+    recv.start()
+    st, body = q.wait_http(port, "/readyz", 200, q.tmo(60))
+    check(st == 200 and body.strip() == "ok", "/readyz after the spool drained: %r %r" % (st, body))
+    age = q.wait_metric(port, "quicstash_spool_oldest_unshipped_age_seconds", 0, q.tmo(30))
+    check(age == 0, "oldest unshipped event %r s old after draining" % age)
+    q.finish_client(load)
+    got = exact_acked(port, load, "after draining")
+    check(got == n, "the client got %d of %d acknowledged" % (got, n))
+    server.stop()
+    return "/readyz 503 %r with a full spool, 200 once drained; %s = %d" % (body.strip() and "spool full", ACKED, got)
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def case_sandbox():
+    if os.geteuid() != 0:
+        raise q.Skip("the sandbox applies when started as root")
+    q.need_binaries()
+    recv = q.Receiver().start()
+    port, args = q.metrics_server_args()
+    server = q.Server(recv, extra=args, name="metrics-sandbox", confined=True)
+    server.start()
+    q.send_acked(server, q.gen_events(100), "100 events")
+    pid = server.pids("metrics")
+    check(len(pid) == 1, "metrics processes: %r" % pid)
+    pid = pid[0]
+    st = proc_status(pid)
+    check(all(int(u) != 0 for u in st["Uid"].split()), "metrics runs as uid %s" % st["Uid"])
+    check(int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, "metrics has capabilities %s" % st["CapEff"])
+    check(st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", "metrics: Seccomp %s NoNewPrivs %s"
+          % (st["Seccomp"], st["NoNewPrivs"]))
+    check(os.readlink("/proc/%d/root" % pid) != "/", "metrics is not chrooted")
+    check(os.readlink("/proc/%d/ns/net" % pid) != os.readlink("/proc/%d/ns/net" % server.pid),
+          "metrics shares the supervisor's network namespace")
+    fds = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            pass
+    spool, key = os.path.realpath(server.spool), os.path.realpath(server.key)
+    bad = {fd: t for fd, t in fds.items() if t.startswith(spool) or t == key or t.endswith(".seg")}
+    check(not bad, "metrics holds %r" % bad)
+    with open("/proc/%d/maps" % pid) as f:
+        pages = [line for line in f if "quicstash-metrics" in line]
+    check(pages and all(line.split()[1].startswith("r--") for line in pages),
+          "metrics pages mapped %r (expected read-only, shared)" % [line.split()[1] for line in pages])
+    s = q.scrape(port)
+    check(s.get(ACKED) == 100, "%s = %r after 100 events" % (ACKED, s.get(ACKED)))
+    server.stop()
+    return "metrics: uid %s, no capabilities, seccomp, chrooted, own netns, %d pages read-only, %d descriptors, none of spool or key" % (
+        st["Uid"].split()[0], len(pages), len(fds))
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def case_flood():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-flood")
+    pid = server.pids("metrics")[0]
+    conns = []
+    for _ in range(400):  # the process holds at most 256 descriptors; the rest wait in the backlog or in SYN
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        conns.append(c)
+    deadline = time.monotonic() + q.tmo(10)
+    while "pausing" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    q.send_acked(server, q.gen_events(2000), "2000 events during the flood")
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
+    busy = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    check(busy < 0.2, "the metrics process used %.0f%% of a CPU while flooded with idle connections" % (busy * 100))
+    check("pausing" in server.log(), "no pause of accept() logged:\n%s" % server.log_tail())
+    for c in conns:
+        c.close()
+    st, body = q.wait_http(port, "/healthz", 200, q.tmo(15))
+    check(st == 200, "/healthz after the flood: %r %r" % (st, body))
+    check(q.scrape(port).get(ACKED) == 2000, "acknowledged after the flood: %r" % q.scrape(port).get(ACKED))
+    server.stop()
+    return "400 idle connections: accept paused, %.1f%% CPU, 2000 events acknowledged meanwhile, scrapes again after" % (busy * 100)
+
+
+CASES = [("prometheus", case_prometheus), ("promtool", case_promtool), ("kill_parser", case_kill_parser),
+         ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("sandbox", case_sandbox), ("flood", case_flood),
+         ("readyz_spool", case_readyz_spool)]
+
+
+def run():
+    return "; ".join(fn() for _, fn in CASES)
+
+
+if __name__ == "__main__":
+    q.main(run, cases=CASES)

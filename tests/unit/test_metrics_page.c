@@ -1,0 +1,227 @@
+/* Metrics pages (common/metrics_page.h) and what the metrics process makes of
+ * them (metrics/expose.c, metrics/health.c): the seals a reader relies on, a
+ * read-only copy that cannot write, counters kept and gauges cleared when a
+ * writer is gone, the exposition summed over pages, /readyz's reasons, and
+ * docs/METRICS.md's list of metrics (`test_metrics_page --print` prints it). */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "common/metrics_page.h"
+#include "common/wire.h"
+#include "metrics/metrics.h"
+
+#define BEGIN_MARK "<!-- metrics-list begin"
+#define END_MARK "<!-- metrics-list end -->"
+
+static int ro_copy(int fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static void seals(void)
+{
+	current_test = "seals and read-only copies";
+	int fd = qs_mp_create();
+	CHECK(fd >= 0);
+	struct qs_mpage *w = qs_mp_map(fd, true);
+	CHECK(w != NULL);
+	CHECK(ftruncate(fd, 100) != 0 && errno == EPERM);              /* cannot shrink under a reader */
+	CHECK(ftruncate(fd, 2 * QS_MP_SIZE) != 0 && errno == EPERM);   /* nor grow */
+	int ro = ro_copy(fd);
+	CHECK(mmap(NULL, QS_MP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED);
+	const struct qs_mpage *r = qs_mp_map(ro, false);
+	CHECK(r != NULL);
+	struct qs_mpage *saved = qs_mp;
+	qs_mp = w;
+	qs_mp_add(QS_M_FRAMES_ACKED, 5);
+	qs_mp_set(QS_M_CONN_OPEN, 3);
+	CHECK_EQ(qs_mp_get(r, QS_M_FRAMES_ACKED), 5);
+	qs_mp_clear_gauges(w); /* its writer is gone: counters stay, gauges go */
+	CHECK_EQ(qs_mp_get(r, QS_M_FRAMES_ACKED), 5);
+	CHECK_EQ(qs_mp_get(r, QS_M_CONN_OPEN), 0);
+	qs_mp = saved;
+	/* an unsealed memfd is refused: it could shrink under the reader */
+	int plain = memfd_create("plain", MFD_CLOEXEC);
+	CHECK(plain >= 0 && ftruncate(plain, QS_MP_SIZE) == 0 && qs_mp_map(plain, false) == NULL);
+	close(plain);
+	close(ro);
+	close(fd);
+}
+
+static struct qs_mpage pages[3]; /* supervisor, two lanes of one slot */
+
+static char *text(const struct qs_mview *v, bool om)
+{
+	struct evbuffer *b = evbuffer_new();
+	qs_expose(v, b, om);
+	size_t n = evbuffer_get_length(b);
+	char *s = calloc(1, n + 1);
+	evbuffer_remove(b, s, n);
+	evbuffer_free(b);
+	return s;
+}
+
+static void exposition(void)
+{
+	current_test = "exposition";
+	const struct qs_mpage *pp[2] = {&pages[1], &pages[2]};
+	struct qs_mview v = {.sup = &pages[0], .page = pp, .n = 2, .want_parsers = 2, .want_acceptors = 1};
+	struct qs_mpage *saved = qs_mp;
+	qs_mp = &pages[1];
+	qs_mp_add(QS_M_FRAMES_ACKED, 7);
+	qs_mp_observe_ack_ns(400000);   /* 0.4 ms */
+	qs_mp_observe_ack_ns(3000000);  /* 3 ms */
+	qs_mp = &pages[2];
+	qs_mp_add(QS_M_FRAMES_ACKED, 4); /* the other lane (a reload's overlap) adds up */
+	qs_mp_add(QS_M_REJ_TRUNCATED, 2);
+	qs_mp_observe_ack_ns(20000000000ull); /* 20 s: only +Inf */
+	qs_mp = &pages[0];
+	qs_mp_add(QS_M_RESTART_PARSER, 1);
+	qs_mp = saved;
+	char *s = text(&v, false);
+	CHECK(strstr(s, "\nquicstash_frames_acknowledged_total 11\n"));
+	CHECK(strstr(s, "# TYPE quicstash_frames_acknowledged_total counter\n"));
+	CHECK(strstr(s, "quicstash_frames_rejected_total{code=\"truncated\"} 2\n"));
+	CHECK(strstr(s, "quicstash_child_restarts_total{role=\"parser\"} 1\n"));
+	CHECK(strstr(s, "quicstash_ack_latency_seconds_bucket{le=\"0.0005\"} 1\n"));
+	CHECK(strstr(s, "quicstash_ack_latency_seconds_bucket{le=\"0.005\"} 2\n"));
+	CHECK(strstr(s, "quicstash_ack_latency_seconds_bucket{le=\"10\"} 2\n"));
+	CHECK(strstr(s, "quicstash_ack_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
+	CHECK(strstr(s, "quicstash_ack_latency_seconds_sum 20.003400000\n"));
+	CHECK(strstr(s, "quicstash_ack_latency_seconds_count 3\n"));
+	CHECK(!strstr(s, "# EOF"));
+	free(s);
+	s = text(&v, true);
+	CHECK(strstr(s, "# TYPE quicstash_frames_acknowledged counter\nquicstash_frames_acknowledged_total 11\n"));
+	size_t n = strlen(s);
+	CHECK(n > 6 && !strcmp(s + n - 6, "# EOF\n"));
+	free(s);
+}
+
+/* Each rejection code's row is labelled with the code's name (common/wire.c). */
+static void reject_rows(void)
+{
+	current_test = "rejection rows";
+	for (unsigned c = QS_REJ_INVALID_JSON; c <= QS_REJ_INTERNAL; c++) {
+		char want[64];
+		snprintf(want, sizeof(want), "code=\"%s\"", qs_reject_name((uint16_t)c));
+		CHECK(!strcmp(qs_metric_defs[qs_m_rejected(c)].label, want));
+	}
+	CHECK_EQ(qs_m_rejected(99), QS_M_REJ_INTERNAL);
+}
+
+static void health(void)
+{
+	current_test = "health";
+	memset(pages, 0, sizeof(pages));
+	const struct qs_mpage *pp[2] = {&pages[1], &pages[2]};
+	struct qs_mview v = {.sup = &pages[0], .page = pp, .n = 2, .want_parsers = 2, .want_acceptors = 1};
+	char why[256];
+	CHECK(qs_health(&v, false, why, sizeof(why)) < 0 && strstr(why, "keyholder: 0 of 1"));
+	struct qs_mpage *saved = qs_mp;
+	qs_mp = &pages[0];
+	qs_mp_set(QS_M_READY_KEYHOLDER, 1);
+	qs_mp_set(QS_M_READY_SHIPPER, 1);
+	qs_mp_set(QS_M_READY_PARSER, 1);
+	qs_mp_set(QS_M_READY_ACCEPTOR, 1);
+	qs_mp = &pages[1];
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 1);
+	CHECK(qs_health(&v, false, why, sizeof(why)) < 0 && strstr(why, "parser: 1 of 2"));
+	CHECK(qs_health(&v, true, why, sizeof(why)) == 0); /* one parser is enough to be ready */
+	qs_mp_set(QS_M_SPOOL_ACCEPTING, 0);
+	qs_mp_set(QS_M_SPOOL_FULL, 1);
+	qs_mp_set(QS_M_SPOOL_BYTES, 2000);
+	qs_mp_set(QS_M_SPOOL_LIMIT, 2048);
+	CHECK(qs_health(&v, true, why, sizeof(why)) < 0 && strstr(why, "spool full (2000 of 2048 bytes)"));
+	qs_mp_set(QS_M_SPOOL_FULL, 0);
+	qs_mp_set(QS_M_SPOOL_ERROR, 1);
+	CHECK(qs_health(&v, true, why, sizeof(why)) < 0 && strstr(why, "spool write error"));
+	qs_mp = &pages[0];
+	qs_mp_set(QS_M_READY_PARSER, 0);
+	CHECK(qs_health(&v, true, why, sizeof(why)) < 0 && strstr(why, "parser: 0 of 1"));
+	qs_mp = saved;
+}
+
+/* ----- docs/METRICS.md's list ----- */
+
+static const char *type_name(enum qs_metric_type t)
+{
+	return t == QS_MT_C ? "counter" : t == QS_MT_G ? "gauge" : "histogram";
+}
+
+static char *render(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char *prev = "";
+	fprintf(f, "| name | type | labels | meaning |\n|---|---|---|---|\n");
+	for (unsigned m = 0; m < QS_M_COUNT; m++) {
+		const struct qs_metric_def *d = &qs_metric_defs[m];
+		if (d->type == QS_MT_S || (d->type == QS_MT_H && m != QS_M_ACKLAT_0))
+			continue;
+		if (!strcmp(prev, d->name)) {
+			fprintf(f, "| | | `%s` | %s |\n", d->label, d->help);
+			continue;
+		}
+		prev = d->name;
+		if (d->type == QS_MT_H)
+			fprintf(f, "| `%s` | histogram | `le` 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 "
+				   "10 +Inf | %s |\n", d->name, d->help);
+		else
+			fprintf(f, "| `%s` | %s | %s%s%s | %s |\n", d->name, type_name(d->type), *d->label ? "`" : "",
+				d->label, *d->label ? "`" : "", d->help);
+	}
+	fclose(f);
+	return buf;
+}
+
+static void docs_agree(void)
+{
+	current_test = "docs/METRICS.md lists every metric";
+	const char *path = QS_SOURCE_DIR "/docs/METRICS.md";
+	FILE *f = fopen(path, "r");
+	char *doc = NULL, *want = render();
+	size_t cap = 0;
+	CHECK(f && getdelim(&doc, &cap, '\0', f) > 0);
+	if (f)
+		fclose(f);
+	char *b = doc ? strstr(doc, BEGIN_MARK) : NULL, *e = doc ? strstr(doc, END_MARK) : NULL;
+	char *nl = b ? strchr(b, '\n') : NULL;
+	CHECK(nl && e && nl < e);
+	if (nl && e && nl < e) {
+		*e = 0;
+		bool same = !strcmp(nl + 1, want);
+		if (!same)
+			fprintf(stderr, "%s: the list differs from common/metrics_page.h; it should read:\n%s\n"
+					"(tests/test_metrics_page --print prints it)\n", path, want);
+		CHECK(same);
+	}
+	free(doc);
+	free(want);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--print")) {
+		char *s = render();
+		fputs(s, stdout);
+		free(s);
+		return 0;
+	}
+	seals();
+	exposition();
+	reject_rows();
+	health();
+	docs_agree();
+	return check_report();
+}
