@@ -136,6 +136,8 @@ struct acc_conn {
 	bool answers_full;   /* credit is held back until the client reads its answers */
 	uint64_t conn_debt;  /* connection credit given early for frames now complete */
 	int32_t src;         /* its entry in the per-source table, ACC_NONE: not counted */
+	const struct qs_tenant *tenant; /* authenticated as (auth.c); NULL: not (yet), or --auth none */
+	char close_reason[QS_REASON_MAX + 1]; /* a refusal's reason, kept until the close is written */
 };
 
 /* Per-source limits (srclimit.c): a bounded table of sources. */
@@ -193,6 +195,7 @@ struct acc {
 	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;
 	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
+	uint64_t n_auth_refused;      /* connections refused authentication (auth.c) */
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
@@ -242,6 +245,15 @@ int acc_tls_session(struct acc *a, struct acc_conn *c);
 int acc_transcript_hook(gnutls_session_t session, unsigned htype, unsigned when, bool incoming,
 			const gnutls_datum_t *msg);
 void acc_transcript_free(struct acc_conn *c);
+
+/* auth.c: the connection's tenant. The int functions return -1 after setting
+ * the connection's close error (inside ngtcp2 callbacks: fail the callback). */
+struct qs_tenant;
+int acc_auth_load(struct acc *a);                       /* --client-ca into the credentials */
+void acc_auth_session(struct acc *a, struct acc_conn *c); /* asks for a client certificate */
+int acc_auth_handshake(struct acc_conn *c);             /* the certificate, once the handshake is done */
+int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out); /* QS_DEC_AUTH */
+int acc_auth_require(struct acc_conn *c);               /* before anything is taken from a stream */
 
 /* secret.c */
 int acc_secret_load(struct acc *a);
@@ -302,6 +314,7 @@ void acc_stream_stop_out(struct acc_stream *s);
 void acc_stream_acked(struct acc_stream *s, uint64_t upto);
 void acc_stream_credit(struct acc_stream *s, uint64_t bytes);
 void acc_stream_goaway(struct acc_stream *s, uint32_t ms);
+void acc_stream_auth_ok(struct acc_stream *s, const char *tenant); /* the 'K' answer */
 bool acc_stream_wants_write(const struct acc_stream *s);
 size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
 void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin);

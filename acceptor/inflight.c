@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/tenants.h"
 #include "ipc/chan.h"
 #include "ipc/zsock.h"
 
@@ -240,6 +241,7 @@ static int batch_add(struct acc *a, int32_t idx)
 	r.recv_time_ns = f->recv_ns;
 	memcpy(r.session, f->st->session, sizeof(r.session));
 	fill_origin(&r, f->st->c);
+	r.tenant = f->st->c->tenant ? f->st->c->tenant->id : 0;
 	r.acceptor = (uint8_t)acc_channel(a);
 	r.len = f->len;
 	return qs_batch_add(&a->batch, &r, sizeof(r), f->data, f->len);

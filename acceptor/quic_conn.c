@@ -155,6 +155,8 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		c->hs_done = true;
 		a->handshaking--;
 	}
+	if (acc_auth_handshake(c))
+		return NGTCP2_ERR_CALLBACK_FAILURE;
 	const ngtcp2_path *p = ngtcp2_conn_get_path(qc);
 	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
 	ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(token, a->secret, sizeof(a->secret), p->remote.addr,

@@ -14,6 +14,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/tenants.h"
 
 #define ACC_CHUNK_MIN 4096
 
@@ -246,6 +247,12 @@ void acc_stream_goaway(struct acc_stream *s, uint32_t ms)
 	s->goaway = true;
 }
 
+void acc_stream_auth_ok(struct acc_stream *s, const char *tenant)
+{
+	uint8_t buf[2 + 255];
+	stream_write(s, buf, qs_answer_auth_ok(buf, tenant));
+}
+
 /* An entry that is rejected before it was ever forwarded. */
 static int reject_now(struct acc_stream *s, uint64_t seq, uint32_t credit, uint16_t code, const char *reason)
 {
@@ -262,11 +269,17 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 {
 	struct acc *a = s->c->a;
 	char why[128];
+	if (ev == QS_DEC_AUTH)
+		return acc_auth_token(s, out);
+	if (acc_auth_require(s->c))
+		return -1;
+	/* The tenant's name scopes event.id: tenants' ids stay apart whatever session ids they choose. */
+	const char *scope = s->c->tenant ? s->c->tenant->name : NULL;
 	switch (ev) {
 	case QS_DEC_HEADER:
 		/* The client's session id stays here: downstream sees only its keyed
 		 * hash, which no client can compute for a session of its choosing. */
-		if (qs_eventid_session(a->eventid_key, NULL, 0, out->session, s->session) != 0) {
+		if (qs_eventid_session(a->eventid_key, scope, scope ? strlen(scope) : 0, out->session, s->session) != 0) {
 			qs_err("stream %lld: cannot derive its event id session", (long long)s->id);
 			return -1;
 		}

@@ -43,6 +43,9 @@ struct opts {
 	const char *server;
 	const char *cert;
 	const char *server_name;
+	const char *token_file, *client_cert, *client_key; /* authentication (docs/TENANTS.md) */
+	char token[QS_AUTH_TOKEN_MAX];
+	size_t token_len;
 	unsigned connections;
 	unsigned streams;
 	unsigned threads;
@@ -82,6 +85,9 @@ static void usage(FILE *f)
 		"  -s, --server ADDR          quicstashd address host:port (127.0.0.1:4433)\n"
 		"      --cert FILE            the server's certificate (or a CA bundle) to trust\n"
 		"      --server-name NAME     name to verify in the certificate (host of --server)\n"
+		"      --token-file FILE      authenticate with this bearer token (default: QUICSTASH_TOKEN)\n"
+		"      --client-cert FILE     authenticate with this PEM client certificate,\n"
+		"      --client-key FILE      and its PEM key\n"
 		"  -c, --connections C        QUIC connections (4)\n"
 		"  -S, --streams S            concurrent streams per connection (4)\n"
 		"  -T, --threads T            sending threads, one event loop each (1)\n"
@@ -129,12 +135,15 @@ static int parse_opts(int argc, char **argv)
 {
 	enum {
 		OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_STO, OPT_RANGE, OPT_LABEL,
-		OPT_JSON, OPT_PROG, OPT_WARM
+		OPT_JSON, OPT_PROG, OPT_WARM, OPT_TOKEN, OPT_CCERT, OPT_CKEY
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, 's'},
 		{"cert", required_argument, NULL, OPT_CERT},
 		{"server-name", required_argument, NULL, OPT_NAME},
+		{"token-file", required_argument, NULL, OPT_TOKEN},
+		{"client-cert", required_argument, NULL, OPT_CCERT},
+		{"client-key", required_argument, NULL, OPT_CKEY},
 		{"connections", required_argument, NULL, 'c'},
 		{"streams", required_argument, NULL, 'S'},
 		{"threads", required_argument, NULL, 'T'},
@@ -162,6 +171,9 @@ static int parse_opts(int argc, char **argv)
 		case 's': O.server = optarg; break;
 		case OPT_CERT: O.cert = optarg; break;
 		case OPT_NAME: O.server_name = optarg; break;
+		case OPT_TOKEN: O.token_file = optarg; break;
+		case OPT_CCERT: O.client_cert = optarg; break;
+		case OPT_CKEY: O.client_key = optarg; break;
 		case 'c':
 			if (!parse_u64(optarg, 1, 10000, &u)) goto bad;
 			O.connections = (unsigned)u;
@@ -225,6 +237,11 @@ static int parse_opts(int argc, char **argv)
 	}
 	if (O.threads > O.connections)
 		O.threads = O.connections;
+	char err[400];
+	if (qs_client_token(O.token_file, O.token, sizeof(O.token), &O.token_len, err, sizeof(err)) < 0) {
+		fprintf(stderr, "quicstash-bench: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -737,6 +754,10 @@ static bool setup_workers(struct worker *ws, unsigned T)
 				.server_addr = O.server,
 				.trust_file = O.cert,
 				.server_name = O.server_name,
+				.token = O.token_len ? O.token : NULL,
+				.token_len = O.token_len,
+				.client_cert = O.client_cert,
+				.client_key = O.client_key,
 				.streams = O.streams,
 				.range_events = O.range_events,
 			};

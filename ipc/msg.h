@@ -46,6 +46,8 @@ struct qs_frame_rec {
 	uint8_t acceptor;      /* slot of the acceptor that owns the stream */
 	uint8_t flags;
 	uint32_t len;
+	uint64_t tenant;       /* the authenticated tenant's id (common/tenants.h), 0: none. The
+				* parser takes the name from its own tenants file, never from here */
 };
 
 /* EVENTS record, followed by len bytes: one JSON line ending in '\n'. */

@@ -21,6 +21,7 @@
 #include "common/heap.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
+#include "common/tenants.h"
 #include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
@@ -40,6 +41,8 @@
 
 struct parser {
 	const struct qs_config *cfg;
+	const struct qs_tenant *last_tenant; /* the last frame's, looked up again when the id changes */
+	uint64_t last_tenant_id;
 	struct qs_runtime rt;
 	void *zctx, *pull;
 	struct qs_chan_out *events_out;
@@ -102,9 +105,36 @@ static void log_rejected(const struct qs_frame_rec *fr, const struct qs_enrich_r
 		    fr->acceptor, ip, p, res->reason);
 }
 
+/* The frame's tenant, by the id the acceptor gives, from this parser's own
+ * tenants file: the acceptor names a tenant, the name written is ours. -1:
+ * a tenant this file does not have (removed by a reload while the acceptor
+ * that authenticated it still runs), or none where one is required. */
+static int frame_tenant(struct parser *p, const struct qs_frame_rec *fr, const char **name)
+{
+	*name = NULL;
+	if (p->cfg->auth == QS_AUTH_NONE)
+		return 0;
+	if (fr->tenant && fr->tenant == p->last_tenant_id) {
+		*name = p->last_tenant->name;
+		return 0;
+	}
+	const struct qs_tenant *t = fr->tenant ? qs_tenants_by_id(p->cfg->tenants, fr->tenant) : NULL;
+	if (!t)
+		return -1;
+	p->last_tenant = t;
+	p->last_tenant_id = t->id;
+	*name = t->name;
+	return 0;
+}
+
 static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
 {
 	struct qs_enrich_meta m = {.seq = fr->seq, .recv_time_ns = fr->recv_time_ns, .port = fr->port};
+	if (frame_tenant(p, fr, &m.tenant) < 0) {
+		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_UNAUTHENTICATED,
+			       "unauthenticated: the tenant is no longer configured");
+		return;
+	}
 	memcpy(m.session, fr->session, sizeof(m.session));
 	memcpy(m.ip, fr->ip, sizeof(m.ip));
 	struct qs_enrich_result res;
