@@ -132,15 +132,17 @@ int acc_auth_handshake(struct acc_conn *c)
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
 	if (!chain || !n) /* --auth any: a token may follow; mtls: refused at the first frame */
 		return a->cfg->auth == QS_AUTH_MTLS ? refuse(c, QS_APP_UNAUTHENTICATED,
-							     "unauthenticated: a client certificate is required", NULL)
+							     "unauthenticated: a client certificate from the client CA is required", NULL)
 						    : 0;
 	unsigned status = 0;
 	if (gnutls_certificate_verify_peers2(c->tls, &status) != 0 || status) {
 		gnutls_datum_t out = {0};
 		char why[QS_REASON_MAX];
-		if (status && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0)
+		if (status && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0) {
 			snprintf(why, sizeof(why), "certificate refused: %s", (const char *)out.data);
-		else
+			for (size_t n = strlen(why); n && why[n - 1] == ' ';)
+				why[--n] = 0;
+		} else
 			snprintf(why, sizeof(why), "certificate refused");
 		gnutls_free(out.data);
 		/* the reason must outlive this frame: ngtcp2 keeps the pointer until the close is written */

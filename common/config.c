@@ -164,8 +164,6 @@ static int check_auth(struct qs_config *cfg)
 		why = "needs --tenants FILE (the tenants clients authenticate as)";
 	else if (cfg->auth == QS_AUTH_MTLS && !cfg->client_ca[0])
 		why = "needs --client-ca FILE";
-	else if (cfg->client_ca[0] && cfg->auth != QS_AUTH_MTLS && cfg->auth != QS_AUTH_ANY)
-		why = "and --client-ca: the CA is for --auth mtls or any";
 	if (why)
 		fprintf(stderr, "quicstashd: --auth %s %s\n", names[cfg->auth], why);
 	else if (cfg->client_ca[0] && cfg->role == QS_ROLE_SUPERVISOR && qs_file_check(cfg->client_ca, SIZE_MAX, false) < 0) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -277,6 +278,10 @@ static void test_file_whole(void)
 	FILE *f = fopen("all.conf", "w");
 	CHECK(f && fwrite(text, 1, len, f) == len);
 	fclose(f);
+	f = fopen("127.0.0.1:7", "w"); /* the value of every path: --tenants (empty) and --client-ca are read */
+	CHECK(f != NULL);
+	fclose(f);
+	chmod("127.0.0.1:7", 0600); /* and --key-path, a private key */
 	CHECK_EQ(qs_config_parse(argc, argv, &from_argv), QS_CONFIG_OK);
 	CHECK_EQ(qs_config_parse(3, fargv, &from_file_cfg), QS_CONFIG_OK);
 	close(from_file_cfg.config_fd);
@@ -284,6 +289,7 @@ static void test_file_whole(void)
 	memset(from_file_cfg.config_path, 0, sizeof(from_file_cfg.config_path));
 	CHECK(memcmp(&from_argv, &from_file_cfg, sizeof(from_argv)) == 0);
 	unlink("all.conf");
+	unlink("127.0.0.1:7");
 }
 
 /* What a reload may not change: the options of issue 26's list, no more. */
