@@ -195,7 +195,9 @@ struct acc {
 	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;
 	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
-	uint64_t n_auth_refused;      /* connections refused authentication (auth.c) */
+	uint64_t n_auth_refused, logged_auth_refused; /* connections refused authentication (auth.c) */
+	struct acc_tenant_count *tcount; /* per tenant of cfg->tenants (tenant_count.c) */
+	uint64_t tcount_log_mono;
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
@@ -254,6 +256,14 @@ void acc_auth_session(struct acc *a, struct acc_conn *c); /* asks for a client c
 int acc_auth_handshake(struct acc_conn *c);             /* the certificate, once the handshake is done */
 int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out); /* QS_DEC_AUTH */
 int acc_auth_require(struct acc_conn *c);               /* before anything is taken from a stream */
+
+/* tenant_count.c: per-tenant counters, logged every --stats-interval */
+struct acc_tenant_count;
+int acc_tenant_count_init(struct acc *a);
+void acc_tenant_count_free(struct acc *a);
+void acc_tenant_count_conn(const struct acc_conn *c, int delta); /* +1 authenticated, -1 gone */
+void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t bytes);
+void acc_tenant_count_log(struct acc *a);
 
 /* secret.c */
 int acc_secret_load(struct acc *a);

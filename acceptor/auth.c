@@ -26,6 +26,8 @@ static bool ca_wanted(const struct acc *a)
 
 int acc_auth_load(struct acc *a)
 {
+	if (acc_tenant_count_init(a))
+		return -1;
 	if (!ca_wanted(a))
 		return 0;
 	int n = gnutls_certificate_set_x509_trust_file(a->cred, a->cfg->client_ca, GNUTLS_X509_FMT_PEM);
@@ -82,7 +84,10 @@ int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out)
 	if (c->tenant && c->tenant != t)
 		return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated: token and certificate name different tenants",
 			      t->name);
+	bool first = !c->tenant;
 	c->tenant = t;
+	if (first)
+		acc_tenant_count_conn(c, +1);
 	acc_stream_auth_ok(s, t ? t->name : "");
 	return 0;
 }
@@ -172,5 +177,6 @@ int acc_auth_handshake(struct acc_conn *c)
 	}
 	gnutls_free(dn.data);
 	c->tenant = t;
+	acc_tenant_count_conn(c, +1);
 	return 0;
 }

@@ -180,6 +180,7 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 	struct acc_frame *f = &a->pool[idx];
 	f->resolved = true;
 	f->code = code;
+	acc_tenant_count_frame(f->st->c, code, f->len);
 	if (!code)
 		a->n_acked++;
 	if (code) {

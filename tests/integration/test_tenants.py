@@ -180,7 +180,7 @@ def case_tagging():
 def case_token():
     recv = q.Receiver().start()
     d = q.mkdtemp("tenants-token")
-    server = token_server(d, recv, EXAMPLE)
+    server = token_server(d, recv, EXAMPLE, extra=["--stats-interval", "1"])
     expect_refused(server, recv, events(0, 10), "unauthenticated", "no token")
     expect_refused(server, recv, events(10, 10), "unknown token", "unknown token",
                    token=token_file(d, "bad", "not-a-token"))
@@ -195,6 +195,10 @@ def case_token():
           "QUICSTASH_TOKEN: exit %r %s" % (p.returncode, p.stderr[-300:]))
     check("authentication refused for 127.0.0.1" in server.log() and "unknown token" in server.log(),
           "the refusals were not logged with the peer:\n%s" % server.log_tail())
+    # the counters: refusals in the acceptor's stats line, acme's line every --stats-interval
+    want = "tenant acme: connections 3 (open 0), events acknowledged 410, rejected 0"
+    check(server.wait_log(want, 0, q.tmo(10)) and server.wait_log("refused authentication 2", 0, q.tmo(5)),
+          "no per-tenant counters (%r) or refusal count in the log:\n%s" % (want, server.log_tail()))
     server.stop()
     log("token: none and unknown refused with their reason, nothing delivered; both rotated tokens delivered")
 
