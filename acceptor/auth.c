@@ -16,6 +16,7 @@
 #include "acceptor/acc.h"
 #include "common/log.h"
 #include "common/tenants.h"
+#include "common/tlsfiles.h"
 
 #define SAN_MAX 16
 
@@ -30,9 +31,9 @@ int acc_auth_load(struct acc *a)
 		return -1;
 	if (!ca_wanted(a))
 		return 0;
-	int n = gnutls_certificate_set_x509_trust_file(a->cred, a->cfg->client_ca, GNUTLS_X509_FMT_PEM);
-	if (n <= 0) {
-		qs_err("--client-ca %s: %s", a->cfg->client_ca, n < 0 ? gnutls_strerror(n) : "no certificate in it");
+	char err[512];
+	if (qs_tls_add_trust(a->cred, a->cfg->client_ca, err, sizeof(err)) < 0) {
+		qs_err("--client-ca %s", err);
 		return -1;
 	}
 	return 0;

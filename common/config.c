@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
 #include <sched.h> /* sched_getaffinity, CPU_COUNT (_GNU_SOURCE comes from the build) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "common/options.h"
 #include "common/secretfile.h"
 #include "common/tenants.h"
+#include "common/tlsfiles.h"
 
 /* A cgroup v2 CPU quota (a container's --cpus, systemd's CPUQuota=) in whole
  * CPUs rounded up, or 0 when there is none or it cannot be read. */
@@ -152,6 +154,25 @@ static int check_files(const struct qs_config *cfg)
 	return 0;
 }
 
+/* The acceptors load --client-ca (a PEM bundle or a DER certificate): one they could not load
+ * would leave them in a restart loop, so the supervisor tries it first. */
+static int check_client_ca(const char *path)
+{
+	gnutls_certificate_credentials_t cred;
+	if (qs_file_check(path, SIZE_MAX, false) < 0) {
+		fprintf(stderr, "quicstashd: --client-ca %s: %s\n", path, qs_private_strerror(errno));
+		return -1;
+	}
+	char err[512];
+	if (gnutls_certificate_allocate_credentials(&cred) != 0)
+		return -1;
+	int rc = qs_tls_add_trust(cred, path, err, sizeof(err));
+	gnutls_certificate_free_credentials(cred);
+	if (rc < 0)
+		fprintf(stderr, "quicstashd: --client-ca %s\n", err);
+	return rc;
+}
+
 /* --auth and its companions; without --auth, a tenants file means every
  * client must authenticate, by either means. */
 static int check_auth(struct qs_config *cfg)
@@ -166,10 +187,8 @@ static int check_auth(struct qs_config *cfg)
 		why = "needs --client-ca FILE";
 	if (why)
 		fprintf(stderr, "quicstashd: --auth %s %s\n", names[cfg->auth], why);
-	else if (cfg->client_ca[0] && cfg->role == QS_ROLE_SUPERVISOR && qs_file_check(cfg->client_ca, SIZE_MAX, false) < 0) {
-		fprintf(stderr, "quicstashd: --client-ca %s: %s\n", cfg->client_ca, qs_private_strerror(errno));
-		return -1;
-	}
+	else if (cfg->client_ca[0] && cfg->role == QS_ROLE_SUPERVISOR)
+		return check_client_ca(cfg->client_ca);
 	return why ? -1 : 0;
 }
 

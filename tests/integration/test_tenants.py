@@ -87,6 +87,9 @@ def case_check_config():
     rc, err = check_config("--config", conf)
     check(rc == 0, "tenants = FILE in --config: exit %d\n%s" % (rc, err))
     check(hash_token("foo") == "token-sha256 = " + FOO, "--hash-token foo: %r" % hash_token("foo"))
+    # a client CA the acceptors could not load is the supervisor's error, never theirs in a restart loop
+    rc, err = check_config("--tenants", good, "--client-ca", write(os.path.join(d, "ca.pem"), "not a certificate\n"))
+    check(rc == 1 and "--client-ca" in err, "unusable --client-ca: exit %d %r" % (rc, err))
     for i, (text, want) in enumerate(BROKEN):
         path = write(os.path.join(d, "bad%d.conf" % i), text)
         rc, err = check_config("--tenants", path)
