@@ -83,7 +83,7 @@ int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out)
 	if (cfg->auth != QS_AUTH_NONE && !t)
 		return refuse(c, QS_APP_UNKNOWN_TOKEN, "unknown token", NULL);
 	if (c->tenant && c->tenant != t)
-		return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated: token and certificate name different tenants",
+		return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated: this credential names another tenant than the first",
 			      t->name);
 	bool first = !c->tenant;
 	c->tenant = t;

@@ -334,7 +334,8 @@ static int end_of_stream(struct acc_stream *s)
 	s->fin_pending = false;
 	s->fin_in = true;
 	if (qs_frame_decoder_cut_unreported(&s->dec) &&
-	    reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame"))
+	    (acc_auth_require(s->c) || /* a cut token, or a cut frame before authenticating */
+	     reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame")))
 		return -1;
 	acc_stream_advance(s);
 	acc_conn_mark_dirty(s->c);

@@ -12,7 +12,7 @@
 
 struct acc_tenant_count {
 	uint64_t conns, open, acked, rejected, bytes;
-	uint64_t logged_conns, logged_acked, logged_rejected;
+	uint64_t logged_conns, logged_open, logged_acked, logged_rejected;
 };
 
 int acc_tenant_count_init(struct acc *a)
@@ -69,7 +69,8 @@ void acc_tenant_count_log(struct acc *a)
 	a->tcount_log_mono = now;
 	for (size_t i = 0; i < a->cfg->tenants->n; i++) {
 		struct acc_tenant_count *t = &a->tcount[i];
-		if (t->conns == t->logged_conns && t->acked == t->logged_acked && t->rejected == t->logged_rejected)
+		if (t->conns == t->logged_conns && t->open == t->logged_open && t->acked == t->logged_acked &&
+		    t->rejected == t->logged_rejected)
 			continue;
 		const char *name = a->cfg->tenants->t[i].name;
 		qs_info_kv(QS_KV({QS_LOG_TENANT, name}),
@@ -77,6 +78,7 @@ void acc_tenant_count_log(struct acc *a)
 			   ", rejected %" PRIu64 ", bytes %" PRIu64,
 			   a->cfg->slot, name, t->conns, t->open, t->acked, t->rejected, t->bytes);
 		t->logged_conns = t->conns;
+		t->logged_open = t->open;
 		t->logged_acked = t->acked;
 		t->logged_rejected = t->rejected;
 	}

@@ -187,6 +187,11 @@ def case_token():
     expect_refused(server, recv, events(0, 10), "unauthenticated", "no token")
     expect_refused(server, recv, events(10, 10), "unknown token", "unknown token",
                    token=token_file(d, "bad", "not-a-token"))
+    # a token cut short by the stream's FIN, and a token of 0 bytes: the connection is refused
+    for raw, reason in ((b"QSA1\x00\x05fo", "unauthenticated"), (b"QSA1\x00\x00", "malformed authentication")):
+        rc, out, err = q.send(server, raw, extra_args=["--raw"], timeout=q.tmo(60), client_timeout=int(q.tmo(30)))
+        check(rc == 2 and ("server refused authentication: " + reason) in err,
+              "raw %r: exit %r, expected the refusal %r;\n%s%s" % (raw, rc, reason, out[-300:], err[-300:]))
     expect_delivered(server, recv, events(20, 200), "acme's first token", "acme", token=token_file(d, "foo", "foo"))
     expect_delivered(server, recv, events(220, 200), "acme's second token", "acme", token=token_file(d, "bar", "bar"))
     # the variable, when no --token-file is given
@@ -200,7 +205,7 @@ def case_token():
           "the refusals were not logged with the peer:\n%s" % server.log_tail())
     # the counters: refusals in the acceptor's stats line, acme's line every --stats-interval
     want = "tenant acme: connections 3 (open 0), events acknowledged 410, rejected 0"
-    check(server.wait_log(want, 0, q.tmo(10)) and server.wait_log("refused authentication 2", 0, q.tmo(5)),
+    check(server.wait_log(want, 0, q.tmo(10)) and server.wait_log("refused authentication 4", 0, q.tmo(5)),
           "no per-tenant counters (%r) or refusal count in the log:\n%s" % (want, server.log_tail()))
     server.stop()
     log("token: none and unknown refused with their reason, nothing delivered; both rotated tokens delivered")
