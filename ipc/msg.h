@@ -55,6 +55,8 @@ struct qs_event_rec {
 	uint64_t ticket;
 	uint32_t acceptor;
 	uint32_t len;
+	uint64_t tenant; /* the tenant's id as the parser checked it against its tenants file, 0: none
+			  * (for the shipper's per-tenant work to come: spool quota, fairness) */
 };
 
 /* ANSWERS record, followed by reason_len bytes of reason (no NUL). */

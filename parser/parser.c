@@ -76,9 +76,10 @@ static void flush_events(struct parser *p)
 		qs_debug("shipper is not taking events: holding them, not reading frames");
 }
 
-static void add_event(struct parser *p, const struct qs_frame_rec *fr)
+static void add_event(struct parser *p, const struct qs_frame_rec *fr, bool tenant)
 {
-	struct qs_event_rec er = {.ticket = fr->ticket, .acceptor = fr->acceptor, .len = (uint32_t)p->line.len};
+	struct qs_event_rec er = {.ticket = fr->ticket, .acceptor = fr->acceptor, .len = (uint32_t)p->line.len,
+				  .tenant = tenant ? fr->tenant : 0};
 	size_t need = pad8(sizeof(er)) + pad8(er.len);
 	if (p->ev_batch.len && p->ev_batch.len + need > p->max_batch)
 		flush_events(p);
@@ -147,7 +148,7 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_TOO_LARGE,
 			       "event too large after enrichment");
 	} else {
-		add_event(p, fr);
+		add_event(p, fr, m.tenant != NULL);
 	}
 	qs_json_arena_reset(); /* the frame's cJSON tree is gone now */
 }
