@@ -137,6 +137,8 @@ struct acc_conn {
 	uint64_t conn_debt;  /* connection credit given early for frames now complete */
 	int32_t src;         /* its entry in the per-source table, ACC_NONE: not counted */
 	const struct qs_tenant *tenant; /* authenticated as (auth.c); NULL: not (yet), or --auth none */
+	uint64_t credential;            /* the credential's id (common/tenants.h), in its frames' records */
+	bool revoked;                   /* a parser said the credential is gone: close once answered */
 	char close_reason[QS_REASON_MAX + 1]; /* a refusal's reason, kept until the close is written */
 };
 
@@ -256,6 +258,8 @@ void acc_auth_session(struct acc *a, struct acc_conn *c); /* asks for a client c
 int acc_auth_handshake(struct acc_conn *c);             /* the certificate, once the handshake is done */
 int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out); /* QS_DEC_AUTH */
 int acc_auth_require(struct acc_conn *c);               /* before anything is taken from a stream */
+void acc_auth_revoke(struct acc_conn *c);               /* a frame was rejected unauthenticated */
+bool acc_auth_close_revoked(struct acc_conn *c);        /* closes it once all is answered: true */
 
 /* tenant_count.c: per-tenant counters, logged every --stats-interval */
 struct acc_tenant_count;
@@ -307,6 +311,8 @@ void acc_conn_send_close(struct acc_conn *c);
 void acc_conn_mark_dirty(struct acc_conn *c);
 void acc_conn_write(struct acc_conn *c);
 void acc_conn_close(struct acc_conn *c, uint64_t app_error);
+/* Closes with an application error and its reason (a static string). */
+void acc_conn_close_reason(struct acc_conn *c, uint64_t app_error, const char *reason);
 /* Closes with CONNECTION_REFUSED (retry later) and a reason for the peer. */
 void acc_conn_refuse(struct acc_conn *c, const char *reason);
 void acc_conn_free(struct acc_conn *c);

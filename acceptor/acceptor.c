@@ -70,7 +70,7 @@ static bool all_answers_acked(const struct acc *a)
 static void goaway_all(struct acc *a)
 {
 	for (struct acc_conn *c = a->conns; c; c = c->next)
-		for (struct acc_stream *s = c->streams; s; s = s->next)
+		for (struct acc_stream *s = c->streams; !c->revoked && s; s = s->next) /* revoked: closed, not moved */
 			acc_stream_goaway(s, ACC_GOAWAY_MS);
 	a->goaway_sent = true;
 }

@@ -62,6 +62,36 @@ static int refuse(struct acc_conn *c, uint64_t code, const char *reason, const c
 	return -1;
 }
 
+/* A parser with a newer tenants file rejected a frame as unauthenticated: its
+ * credential was revoked (or its tenant removed) by a reload. The connection
+ * decodes no more frames (streams.c), and is closed with
+ * unauthenticated once every frame it sent is answered and its client has
+ * the answers (acc_auth_close_revoked). */
+void acc_auth_revoke(struct acc_conn *c)
+{
+	if (c->revoked || c->state != ACC_CONN_ACTIVE)
+		return;
+	c->revoked = true;
+	char ip[64] = "?";
+	unsigned port = 0;
+	qs_addr_ip_string(ngtcp2_conn_get_path(c->qc)->remote.addr, ip, sizeof(ip), &port);
+	qs_warn_kv(QS_KV({QS_LOG_PEER, ip}, {QS_LOG_TENANT, c->tenant ? c->tenant->name : NULL}),
+		   "tenant %s: the credential of the connection from %s port %u was revoked; closing it once answered",
+		   c->tenant ? c->tenant->name : "?", ip, port);
+}
+
+bool acc_auth_close_revoked(struct acc_conn *c)
+{
+	if (!c->revoked || c->frames)
+		return false;
+	/* every answer written (no ack still to coalesce) and acknowledged by the client */
+	for (const struct acc_stream *s = c->streams; s; s = s->next)
+		if (s->ack_dirty || s->next_ack > s->ack_sent || s->tx.acked < s->tx.end)
+			return false;
+	acc_conn_close_reason(c, QS_APP_UNAUTHENTICATED, "unauthenticated: credential revoked");
+	return true;
+}
+
 int acc_auth_require(struct acc_conn *c)
 {
 	if (c->a->cfg->auth == QS_AUTH_NONE || c->tenant)
@@ -78,14 +108,17 @@ int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out)
 	if (cfg->auth == QS_AUTH_MTLS)
 		return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated: this server takes client certificates only",
 			      NULL);
+	uint64_t cred = 0;
 	const struct qs_tenant *t = cfg->auth == QS_AUTH_NONE ? NULL
-				    : qs_tenants_by_token(cfg->tenants, out->data, out->len);
+				    : qs_tenants_by_token(cfg->tenants, out->data, out->len, &cred);
 	if (cfg->auth != QS_AUTH_NONE && !t)
 		return refuse(c, QS_APP_UNKNOWN_TOKEN, "unknown token", NULL);
 	if (c->tenant && c->tenant != t)
 		return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated: this credential names another tenant than the first",
 			      t->name);
 	bool first = !c->tenant;
+	if (first)
+		c->credential = cred;
 	c->tenant = t;
 	if (first)
 		acc_tenant_count_conn(c, +1);
@@ -160,13 +193,14 @@ int acc_auth_handshake(struct acc_conn *c)
 	char sans[SAN_MAX][256];
 	size_t nsans = 0;
 	const struct qs_tenant *t = NULL;
+	uint64_t cred = 0;
 	if (gnutls_x509_crt_init(&crt) == 0) {
 		if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
 		    cert_names(crt, &dn, sans, &nsans) == 0) {
 			const char *list[SAN_MAX];
 			for (size_t i = 0; i < nsans; i++)
 				list[i] = sans[i];
-			t = qs_tenants_by_cert(a->cfg->tenants, (const char *)dn.data, list, nsans);
+			t = qs_tenants_by_cert(a->cfg->tenants, (const char *)dn.data, list, nsans, &cred);
 		}
 		gnutls_x509_crt_deinit(crt);
 	}
@@ -178,6 +212,7 @@ int acc_auth_handshake(struct acc_conn *c)
 	}
 	gnutls_free(dn.data);
 	c->tenant = t;
+	c->credential = cred;
 	acc_tenant_count_conn(c, +1);
 	return 0;
 }

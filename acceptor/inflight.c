@@ -181,6 +181,8 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 	f->resolved = true;
 	f->code = code;
 	acc_tenant_count_frame(f->st->c, code, f->len);
+	if (code == QS_REJ_UNAUTHENTICATED)
+		acc_auth_revoke(f->st->c);
 	if (!code)
 		a->n_acked++;
 	if (code) {
@@ -243,6 +245,7 @@ static int batch_add(struct acc *a, int32_t idx)
 	memcpy(r.session, f->st->session, sizeof(r.session));
 	fill_origin(&r, f->st->c);
 	r.tenant = f->st->c->tenant ? f->st->c->tenant->id : 0;
+	r.credential = f->st->c->credential;
 	r.acceptor = (uint8_t)acc_channel(a);
 	r.len = f->len;
 	return qs_batch_add(&a->batch, &r, sizeof(r), f->data, f->len);

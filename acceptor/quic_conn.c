@@ -334,6 +334,12 @@ void acc_conn_close(struct acc_conn *c, uint64_t app_error)
 	start_closing(c);
 }
 
+void acc_conn_close_reason(struct acc_conn *c, uint64_t app_error, const char *reason)
+{
+	ngtcp2_ccerr_set_application_error(&c->err, app_error, (const uint8_t *)reason, strlen(reason));
+	start_closing(c);
+}
+
 void acc_conn_refuse(struct acc_conn *c, const char *reason)
 {
 	ngtcp2_ccerr_set_transport_error(&c->err, NGTCP2_CONNECTION_REFUSED, (const uint8_t *)reason, strlen(reason));
@@ -414,7 +420,7 @@ static struct acc_stream *next_writer(struct acc_stream *s)
 /* Packs pending stream data of every stream into packets, up to a burst limit. */
 void acc_conn_write(struct acc_conn *c)
 {
-	if (c->state != ACC_CONN_ACTIVE)
+	if (c->state != ACC_CONN_ACTIVE || acc_auth_close_revoked(c))
 		return;
 	uint8_t buf[65536];
 	size_t maxpl = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);

@@ -312,7 +312,8 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, size_t *usedp)
 {
 	size_t total = 0;
-	while (total < len && !acc_conn_frames_full(s->c)) {
+	/* a revoked connection decodes nothing more: it closes once what it sent is answered */
+	while (total < len && !acc_conn_frames_full(s->c) && !s->c->revoked) {
 		size_t used = 0;
 		struct qs_dec_out out;
 		int ev = qs_frame_decode(&s->dec, data + total, len - total, &used, &out);
@@ -350,8 +351,8 @@ void acc_stream_pending_done(struct acc_stream *s)
 
 int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
 {
-	if (s->c->a->stopping || s->fin_in || s->fin_pending)
-		return 0; /* shutting down: new frames are not read (the client resends them) */
+	if (s->c->a->stopping || s->c->revoked || s->fin_in || s->fin_pending)
+		return 0; /* shutting down, or revoked: new frames are not read (the client resends them) */
 	size_t used = 0;
 	if (acc_pending_empty(s) && acc_stream_decode(s, data, len, &used))
 		return -1;

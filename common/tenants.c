@@ -266,6 +266,51 @@ static void key_value(struct parse *p, char *line)
 		add_name(p, t, key, v, !strcmp(key, "cert-subject"));
 }
 
+uint64_t qs_credential_id(const uint8_t hash[QS_TOKEN_HASH_LEN])
+{
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | hash[i];
+	return id;
+}
+
+static uint64_t cert_credential(const char *name)
+{
+	uint8_t h[QS_TOKEN_HASH_LEN];
+	char buf[5 + LINE_MAX_BYTES + 1];
+	int n = snprintf(buf, sizeof(buf), "cert %s", name);
+	if (n < 0 || gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, (size_t)n, h) != 0)
+		return 0;
+	return qs_credential_id(h);
+}
+
+bool qs_tenant_has_credential(const struct qs_tenant *t, uint64_t cred)
+{
+	for (size_t i = 0; i < t->ncreds; i++)
+		if (t->creds[i] == cred)
+			return true;
+	return false;
+}
+
+/* Every tenant's credential ids, once the file is read. */
+static int credentials(struct qs_tenants *ts)
+{
+	for (size_t i = 0; i < ts->n; i++) {
+		struct qs_tenant *t = &ts->t[i];
+		size_t n = t->ntokens + t->nsubjects + t->nsans, k = 0;
+		if (n && !(t->creds = malloc(n * sizeof(*t->creds))))
+			return -1;
+		for (size_t j = 0; j < t->ntokens; j++)
+			t->creds[k++] = qs_credential_id(t->tokens[j]);
+		for (size_t j = 0; j < t->nsubjects; j++)
+			t->creds[k++] = cert_credential(t->subjects[j]);
+		for (size_t j = 0; j < t->nsans; j++)
+			t->creds[k++] = cert_credential(t->sans[j]);
+		t->ncreds = k;
+	}
+	return 0;
+}
+
 /* A key a tenant does not set comes from [defaults]. */
 static void inherit(struct qs_tenants *ts)
 {
@@ -320,6 +365,13 @@ struct qs_tenants *qs_tenants_parse(const char *text, size_t len, const char *na
 		return NULL;
 	}
 	inherit(p.ts);
+	if (credentials(p.ts) < 0) {
+		fprintf(stderr, "%s%s: out of memory\n", prefix, name);
+		qs_tenants_free(p.ts);
+		if (errors)
+			*errors = 1;
+		return NULL;
+	}
 	return p.ts;
 }
 
@@ -357,6 +409,7 @@ void qs_tenants_free(struct qs_tenants *ts)
 		return;
 	for (size_t i = 0; i < ts->n; i++) {
 		free(ts->t[i].tokens);
+		free(ts->t[i].creds);
 		free_list(ts->t[i].subjects, ts->t[i].nsubjects);
 		free_list(ts->t[i].sans, ts->t[i].nsans);
 	}
@@ -365,12 +418,14 @@ void qs_tenants_free(struct qs_tenants *ts)
 	free(ts);
 }
 
-const struct qs_tenant *qs_tenants_by_token(const struct qs_tenants *ts, const void *token, size_t len)
+const struct qs_tenant *qs_tenants_by_token(const struct qs_tenants *ts, const void *token, size_t len,
+					    uint64_t *cred)
 {
 	uint8_t h[QS_TOKEN_HASH_LEN];
 	const struct qs_tenant *found = NULL;
 	if (!ts || gnutls_hash_fast(GNUTLS_DIG_SHA256, token, len, h) != 0)
 		return NULL;
+	*cred = qs_credential_id(h);
 	/* No early exit: the time taken does not tell which hash, if any, matched. */
 	for (size_t i = 0; i < ts->n; i++)
 		for (size_t k = 0; k < ts->t[i].ntokens; k++)
@@ -380,17 +435,22 @@ const struct qs_tenant *qs_tenants_by_token(const struct qs_tenants *ts, const v
 }
 
 const struct qs_tenant *qs_tenants_by_cert(const struct qs_tenants *ts, const char *dn, const char *const *sans,
-					   size_t nsans)
+					   size_t nsans, uint64_t *cred)
 {
 	for (size_t i = 0; ts && i < ts->n; i++) {
 		const struct qs_tenant *t = &ts->t[i];
-		for (size_t k = 0; dn && k < t->nsubjects; k++)
+		const char *hit = NULL;
+		for (size_t k = 0; dn && k < t->nsubjects && !hit; k++)
 			if (!strcmp(t->subjects[k], dn))
-				return t;
-		for (size_t k = 0; k < t->nsans; k++)
-			for (size_t j = 0; j < nsans; j++)
+				hit = dn;
+		for (size_t k = 0; k < t->nsans && !hit; k++)
+			for (size_t j = 0; j < nsans && !hit; j++)
 				if (!strcmp(t->sans[k], sans[j]))
-					return t;
+					hit = sans[j];
+		if (hit) {
+			*cred = cert_credential(hit);
+			return t;
+		}
 	}
 	return NULL;
 }

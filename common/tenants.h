@@ -42,6 +42,8 @@ struct qs_tenant {
 	size_t nsubjects, nsans;
 	struct qs_tenant_limits lim;
 	unsigned line;
+	uint64_t *creds; /* the credential ids of its tokens, subjects and SANs (qs_credential_id) */
+	size_t ncreds;
 };
 
 struct qs_tenants {
@@ -64,12 +66,20 @@ void qs_tenants_free(struct qs_tenants *ts);
 
 /* A tenant's id from its name: the first 8 bytes of SHA-256("quicstash tenant" || name), never 0. */
 uint64_t qs_tenant_id(const char *name);
-/* The tenant presenting this bearer token, or NULL. Every configured hash is
- * compared, each in constant time. */
-const struct qs_tenant *qs_tenants_by_token(const struct qs_tenants *ts, const void *token, size_t len);
-/* The tenant whose cert-subject is dn or one of whose cert-san is in sans, or NULL. */
+/* A credential's id, which names it across processes (the FRAMES record) so
+ * that a parser holding a newer tenants file can tell a revoked one: the first
+ * 8 bytes of the token's SHA-256, or of SHA-256("cert " || subject or SAN). */
+uint64_t qs_credential_id(const uint8_t hash[QS_TOKEN_HASH_LEN]);
+/* Whether the tenant still has that credential. */
+bool qs_tenant_has_credential(const struct qs_tenant *t, uint64_t cred);
+/* The tenant presenting this bearer token, or NULL; *cred: its credential id.
+ * Every configured hash is compared, each in constant time. */
+const struct qs_tenant *qs_tenants_by_token(const struct qs_tenants *ts, const void *token, size_t len,
+					    uint64_t *cred);
+/* The tenant whose cert-subject is dn or one of whose cert-san is in sans, or
+ * NULL; *cred: the id of the name that matched. */
 const struct qs_tenant *qs_tenants_by_cert(const struct qs_tenants *ts, const char *dn, const char *const *sans,
-					   size_t nsans);
+					   size_t nsans, uint64_t *cred);
 const struct qs_tenant *qs_tenants_by_id(const struct qs_tenants *ts, uint64_t id);
 
 /* --hash-token: reads one token line on stdin, prints its token-sha256 line. */

@@ -48,6 +48,8 @@ struct qs_frame_rec {
 	uint32_t len;
 	uint64_t tenant;       /* the authenticated tenant's id (common/tenants.h), 0: none. The
 				* parser takes the name from its own tenants file, never from here */
+	uint64_t credential;   /* the id of the credential it authenticated with: a parser whose
+				* tenants file no longer has it rejects the frame (revoked by a reload) */
 };
 
 /* EVENTS record, followed by len bytes: one JSON line ending in '\n'. */

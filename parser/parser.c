@@ -42,7 +42,7 @@
 struct parser {
 	const struct qs_config *cfg;
 	const struct qs_tenant *last_tenant; /* the last frame's, looked up again when the id changes */
-	uint64_t last_tenant_id;
+	uint64_t last_tenant_id, last_credential;
 	struct qs_runtime rt;
 	void *zctx, *pull;
 	struct qs_chan_out *events_out;
@@ -109,21 +109,23 @@ static void log_rejected(const struct qs_frame_rec *fr, const struct qs_enrich_r
 /* The frame's tenant, by the id the acceptor gives, from this parser's own
  * tenants file: the acceptor names a tenant, the name written is ours. -1:
  * a tenant this file does not have (removed by a reload while the acceptor
- * that authenticated it still runs), or none where one is required. */
+ * that authenticated it still runs), a credential it no longer lists (revoked),
+ * or none where one is required. */
 static int frame_tenant(struct parser *p, const struct qs_frame_rec *fr, const char **name)
 {
 	*name = NULL;
 	if (p->cfg->auth == QS_AUTH_NONE)
 		return 0;
-	if (fr->tenant && fr->tenant == p->last_tenant_id) {
+	if (fr->tenant && fr->tenant == p->last_tenant_id && fr->credential == p->last_credential) {
 		*name = p->last_tenant->name;
 		return 0;
 	}
 	const struct qs_tenant *t = fr->tenant ? qs_tenants_by_id(p->cfg->tenants, fr->tenant) : NULL;
-	if (!t)
+	if (!t || !qs_tenant_has_credential(t, fr->credential))
 		return -1;
 	p->last_tenant = t;
 	p->last_tenant_id = t->id;
+	p->last_credential = fr->credential;
 	*name = t->name;
 	return 0;
 }
@@ -133,7 +135,7 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	struct qs_enrich_meta m = {.seq = fr->seq, .recv_time_ns = fr->recv_time_ns, .port = fr->port};
 	if (frame_tenant(p, fr, &m.tenant) < 0) {
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_UNAUTHENTICATED,
-			       "unauthenticated: the tenant is no longer configured");
+			       "unauthenticated: the tenant or its credential is no longer configured");
 		return;
 	}
 	memcpy(m.session, fr->session, sizeof(m.session));

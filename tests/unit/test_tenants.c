@@ -40,11 +40,17 @@ static void test_example(void)
 	CHECK_EQ_U64(globex->lim.events_per_second, 20000);
 	CHECK_EQ_U64(globex->lim.spool_quota, 256u << 20);
 	CHECK_EQ_U64(globex->lim.max_connections, 200);
-	CHECK(qs_tenants_by_token(ts, "foo", 3) == acme); /* sha256("foo") is the first hash */
-	CHECK(qs_tenants_by_token(ts, "bar", 3) == acme); /* and sha256("bar") the second: rotation */
-	CHECK(qs_tenants_by_token(ts, "fo", 2) == NULL);
-	CHECK(qs_tenants_by_cert(ts, "CN=globex-edge", NULL, 0) == globex);
-	CHECK(qs_tenants_by_cert(ts, "CN=globex", NULL, 0) == NULL);
+	uint64_t foo = 0, bar = 0, cert = 0, none = 0;
+	CHECK(qs_tenants_by_token(ts, "foo", 3, &foo) == acme); /* sha256("foo") is the first hash */
+	CHECK(qs_tenants_by_token(ts, "bar", 3, &bar) == acme); /* and sha256("bar") the second: rotation */
+	CHECK(qs_tenants_by_token(ts, "fo", 2, &none) == NULL);
+	CHECK(qs_tenants_by_cert(ts, "CN=globex-edge", NULL, 0, &cert) == globex);
+	CHECK(qs_tenants_by_cert(ts, "CN=globex", NULL, 0, &none) == NULL);
+	/* credential ids: each names its credential, and only its tenant has it */
+	CHECK_EQ_U64(foo, 0x2c26b46b68ffc68full);
+	CHECK(foo != bar && qs_tenant_has_credential(acme, foo) && qs_tenant_has_credential(acme, bar));
+	CHECK(qs_tenant_has_credential(globex, cert) && !qs_tenant_has_credential(acme, cert));
+	CHECK(!qs_tenant_has_credential(globex, foo));
 	CHECK(qs_tenants_by_id(ts, qs_tenant_id("globex")) == globex);
 	CHECK(qs_tenants_by_id(ts, qs_tenant_id("initech")) == NULL);
 	CHECK(qs_tenant_id("acme") != qs_tenant_id("globex") && qs_tenant_id("acme") != 0);
