@@ -136,6 +136,10 @@ struct acc_conn {
 	bool answers_full;   /* credit is held back until the client reads its answers */
 	uint64_t conn_debt;  /* connection credit given early for frames now complete */
 	int32_t src;         /* its entry in the per-source table, ACC_NONE: not counted */
+	const struct qs_tenant *tenant; /* authenticated as (auth.c); NULL: not (yet), or --auth none */
+	uint64_t credential;            /* the credential's id (common/tenants.h), in its frames' records */
+	bool revoked;                   /* a parser said the credential is gone: close once answered */
+	char close_reason[QS_REASON_MAX + 1]; /* a refusal's reason, kept until the close is written */
 };
 
 /* Per-source limits (srclimit.c): a bounded table of sources. */
@@ -193,6 +197,9 @@ struct acc {
 	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;
 	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
+	uint64_t n_auth_refused, logged_auth_refused; /* connections refused authentication (auth.c) */
+	struct acc_tenant_count *tcount; /* per tenant of cfg->tenants (tenant_count.c) */
+	uint64_t tcount_log_mono;
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
@@ -243,6 +250,25 @@ int acc_transcript_hook(gnutls_session_t session, unsigned htype, unsigned when,
 			const gnutls_datum_t *msg);
 void acc_transcript_free(struct acc_conn *c);
 
+/* auth.c: the connection's tenant. The int functions return -1 after setting
+ * the connection's close error (inside ngtcp2 callbacks: fail the callback). */
+struct qs_tenant;
+int acc_auth_load(struct acc *a);                       /* --client-ca into the credentials */
+void acc_auth_session(struct acc *a, struct acc_conn *c); /* asks for a client certificate */
+int acc_auth_handshake(struct acc_conn *c);             /* the certificate, once the handshake is done */
+int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out); /* QS_DEC_AUTH */
+int acc_auth_require(struct acc_conn *c);               /* before anything is taken from a stream */
+void acc_auth_revoke(struct acc_conn *c);               /* a frame was rejected unauthenticated */
+bool acc_auth_close_revoked(struct acc_conn *c);        /* closes it once all is answered: true */
+
+/* tenant_count.c: per-tenant counters, logged every --stats-interval */
+struct acc_tenant_count;
+int acc_tenant_count_init(struct acc *a);
+void acc_tenant_count_free(struct acc *a);
+void acc_tenant_count_conn(const struct acc_conn *c, int delta); /* +1 authenticated, -1 gone */
+void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t bytes);
+void acc_tenant_count_log(struct acc *a);
+
 /* secret.c */
 int acc_secret_load(struct acc *a);
 
@@ -285,6 +311,8 @@ void acc_conn_send_close(struct acc_conn *c);
 void acc_conn_mark_dirty(struct acc_conn *c);
 void acc_conn_write(struct acc_conn *c);
 void acc_conn_close(struct acc_conn *c, uint64_t app_error);
+/* Closes with an application error and its reason (a static string). */
+void acc_conn_close_reason(struct acc_conn *c, uint64_t app_error, const char *reason);
 /* Closes with CONNECTION_REFUSED (retry later) and a reason for the peer. */
 void acc_conn_refuse(struct acc_conn *c, const char *reason);
 void acc_conn_free(struct acc_conn *c);
@@ -302,6 +330,7 @@ void acc_stream_stop_out(struct acc_stream *s);
 void acc_stream_acked(struct acc_stream *s, uint64_t upto);
 void acc_stream_credit(struct acc_stream *s, uint64_t bytes);
 void acc_stream_goaway(struct acc_stream *s, uint32_t ms);
+void acc_stream_auth_ok(struct acc_stream *s, const char *tenant); /* the 'K' answer */
 bool acc_stream_wants_write(const struct acc_stream *s);
 size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
 void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin);

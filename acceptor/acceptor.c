@@ -71,7 +71,7 @@ static bool all_answers_acked(const struct acc *a)
 static void goaway_all(struct acc *a)
 {
 	for (struct acc_conn *c = a->conns; c; c = c->next)
-		for (struct acc_stream *s = c->streams; s; s = s->next)
+		for (struct acc_stream *s = c->streams; !c->revoked && s; s = s->next) /* revoked: closed, not moved */
 			acc_stream_goaway(s, ACC_GOAWAY_MS);
 	a->goaway_sent = true;
 }
@@ -133,6 +133,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct acc *a = arg;
 	acc_dispatch_stats(a);
+	acc_tenant_count_log(a);
 	report(a);
 	if (a->stopping)
 		stop_step(a);
@@ -199,6 +200,7 @@ static void teardown(struct acc *a)
 	acc_ipc_free(a);
 	acc_cidmap_free(&a->map);
 	acc_src_free(a);
+	acc_tenant_count_free(a);
 	struct event *evs[] = {a->udp_ev, a->flush_ev, a->tick_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

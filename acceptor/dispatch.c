@@ -284,14 +284,16 @@ void acc_dispatch_stats(struct acc *a)
 		return;
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
 	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed &&
-	    a->n_src_refused == a->logged_src_refused)
+	    a->n_src_refused == a->logged_src_refused && a->n_auth_refused == a->logged_auth_refused)
 		return;
 	a->stat_log_mono = now;
 	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
 		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64
-		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64,
+		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
+		", refused authentication %" PRIu64,
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
-		a->n_src_refused);
+		a->n_src_refused, a->n_auth_refused);
+	a->logged_auth_refused = a->n_auth_refused;
 	a->logged_src_refused = a->n_src_refused;
 	a->logged_shed = a->n_shed;
 	a->logged_accepted = a->n_accepted;

@@ -14,6 +14,7 @@
 #include "common/hoptrace.h"
 #include "common/log.h"
 #include "common/metrics_page.h"
+#include "common/tenants.h"
 #include "ipc/chan.h"
 #include "ipc/zsock.h"
 
@@ -187,6 +188,9 @@ void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *re
 			a->pass_real_ns = qs_realtime_ns();
 		qs_mp_observe_ack_ns(a->pass_real_ns > f->recv_ns ? a->pass_real_ns - f->recv_ns : 0);
 	}
+	acc_tenant_count_frame(f->st->c, code, f->len);
+	if (code == QS_REJ_UNAUTHENTICATED)
+		acc_auth_revoke(f->st->c);
 	if (!code)
 		a->n_acked++;
 	if (code) {
@@ -248,6 +252,8 @@ static int batch_add(struct acc *a, int32_t idx)
 	r.recv_time_ns = f->recv_ns;
 	memcpy(r.session, f->st->session, sizeof(r.session));
 	fill_origin(&r, f->st->c);
+	r.tenant = f->st->c->tenant ? f->st->c->tenant->id : 0;
+	r.credential = f->st->c->credential;
 	r.acceptor = (uint8_t)acc_channel(a);
 	r.len = f->len;
 	return qs_batch_add(&a->batch, &r, sizeof(r), f->data, f->len);

@@ -158,6 +158,8 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		a->handshaking--;
 		qs_mp_add(QS_M_HANDSHAKES, 1);
 	}
+	if (acc_auth_handshake(c))
+		return NGTCP2_ERR_CALLBACK_FAILURE;
 	const ngtcp2_path *p = ngtcp2_conn_get_path(qc);
 	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
 	ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(token, a->secret, sizeof(a->secret), p->remote.addr,
@@ -335,6 +337,12 @@ void acc_conn_close(struct acc_conn *c, uint64_t app_error)
 	start_closing(c);
 }
 
+void acc_conn_close_reason(struct acc_conn *c, uint64_t app_error, const char *reason)
+{
+	ngtcp2_ccerr_set_application_error(&c->err, app_error, (const uint8_t *)reason, strlen(reason));
+	start_closing(c);
+}
+
 void acc_conn_refuse(struct acc_conn *c, const char *reason)
 {
 	ngtcp2_ccerr_set_transport_error(&c->err, NGTCP2_CONNECTION_REFUSED, (const uint8_t *)reason, strlen(reason));
@@ -415,7 +423,7 @@ static struct acc_stream *next_writer(struct acc_stream *s)
 /* Packs pending stream data of every stream into packets, up to a burst limit. */
 void acc_conn_write(struct acc_conn *c)
 {
-	if (c->state != ACC_CONN_ACTIVE)
+	if (c->state != ACC_CONN_ACTIVE || acc_auth_close_revoked(c))
 		return;
 	uint8_t buf[65536];
 	size_t maxpl = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
@@ -473,6 +481,7 @@ void acc_conn_mark_dirty(struct acc_conn *c)
 void acc_conn_free(struct acc_conn *c)
 {
 	struct acc *a = c->a;
+	acc_tenant_count_conn(c, -1);
 	while (c->streams)
 		acc_stream_free(c->streams);
 	if (c->qc) {

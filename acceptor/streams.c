@@ -14,6 +14,7 @@
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/tenants.h"
 
 #define ACC_CHUNK_MIN 4096
 
@@ -246,6 +247,12 @@ void acc_stream_goaway(struct acc_stream *s, uint32_t ms)
 	s->goaway = true;
 }
 
+void acc_stream_auth_ok(struct acc_stream *s, const char *tenant)
+{
+	uint8_t buf[2 + 255];
+	stream_write(s, buf, qs_answer_auth_ok(buf, tenant));
+}
+
 /* An entry that is rejected before it was ever forwarded. */
 static int reject_now(struct acc_stream *s, uint64_t seq, uint32_t credit, uint16_t code, const char *reason)
 {
@@ -262,11 +269,17 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 {
 	struct acc *a = s->c->a;
 	char why[128];
+	if (ev == QS_DEC_AUTH)
+		return acc_auth_token(s, out);
+	if (acc_auth_require(s->c))
+		return -1;
+	/* The tenant's name scopes event.id: tenants' ids stay apart whatever session ids they choose. */
+	const char *scope = s->c->tenant ? s->c->tenant->name : NULL;
 	switch (ev) {
 	case QS_DEC_HEADER:
 		/* The client's session id stays here: downstream sees only its keyed
 		 * hash, which no client can compute for a session of its choosing. */
-		if (qs_eventid_session(a->eventid_key, NULL, 0, out->session, s->session) != 0) {
+		if (qs_eventid_session(a->eventid_key, scope, scope ? strlen(scope) : 0, out->session, s->session) != 0) {
 			qs_err("stream %lld: cannot derive its event id session", (long long)s->id);
 			return -1;
 		}
@@ -299,7 +312,8 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, size_t *usedp)
 {
 	size_t total = 0;
-	while (total < len && !acc_conn_frames_full(s->c)) {
+	/* a revoked connection decodes nothing more: it closes once what it sent is answered */
+	while (total < len && !acc_conn_frames_full(s->c) && !s->c->revoked) {
 		size_t used = 0;
 		struct qs_dec_out out;
 		int ev = qs_frame_decode(&s->dec, data + total, len - total, &used, &out);
@@ -321,7 +335,8 @@ static int end_of_stream(struct acc_stream *s)
 	s->fin_pending = false;
 	s->fin_in = true;
 	if (qs_frame_decoder_cut_unreported(&s->dec) &&
-	    reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame"))
+	    (acc_auth_require(s->c) || /* a cut token, or a cut frame before authenticating */
+	     reject_now(s, s->dec.next_seq, 0, QS_REJ_TRUNCATED, "stream ended inside a frame")))
 		return -1;
 	acc_stream_advance(s);
 	acc_conn_mark_dirty(s->c);
@@ -336,8 +351,8 @@ void acc_stream_pending_done(struct acc_stream *s)
 
 int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
 {
-	if (s->c->a->stopping || s->fin_in || s->fin_pending)
-		return 0; /* shutting down: new frames are not read (the client resends them) */
+	if (s->c->a->stopping || s->c->revoked || s->fin_in || s->fin_pending)
+		return 0; /* shutting down, or revoked: new frames are not read (the client resends them) */
 	size_t used = 0;
 	if (acc_pending_empty(s) && acc_stream_decode(s, data, len, &used))
 		return -1;

@@ -42,6 +42,8 @@ int acc_tls_load(struct acc *a)
 		qs_err("gnutls_certificate_allocate_credentials failed");
 		return -1;
 	}
+	if (acc_auth_load(a))
+		return -1;
 	a->use_keyholder = keyholder_present(a->cfg->runtime_dir);
 	if (a->use_keyholder) {
 		/* The certificate is public; the private key stays in the keyholder. */
@@ -178,6 +180,7 @@ int acc_tls_session(struct acc *a, struct acc_conn *c)
 	gnutls_session_set_ptr(c->tls, &c->ref);
 	if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, a->cred) != 0)
 		return -1;
+	acc_auth_session(a, c);
 	gnutls_datum_t alpn = {.data = (unsigned char *)QS_ALPN, .size = (unsigned)strlen(QS_ALPN)};
 	if (gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE))
 		return -1;

@@ -39,10 +39,17 @@
 
 /* ---------- options ---------- */
 
+#define BENCH_MAX_TOKENS 16
+
 struct opts {
 	const char *server;
 	const char *cert;
 	const char *server_name;
+	/* authentication (docs/TENANTS.md): connection i presents token i mod ntokens */
+	const char *token_file[BENCH_MAX_TOKENS], *client_cert, *client_key;
+	unsigned ntoken_files, ntokens;
+	char token[BENCH_MAX_TOKENS][QS_AUTH_TOKEN_MAX];
+	size_t token_len[BENCH_MAX_TOKENS];
 	unsigned connections;
 	unsigned streams;
 	unsigned threads;
@@ -82,6 +89,10 @@ static void usage(FILE *f)
 		"  -s, --server ADDR          quicstashd address host:port (127.0.0.1:4433)\n"
 		"      --cert FILE            the server's certificate (or a CA bundle) to trust\n"
 		"      --server-name NAME     name to verify in the certificate (host of --server)\n"
+		"      --token-file FILE      authenticate with this bearer token (default: QUICSTASH_TOKEN);\n"
+		"                             repeatable (up to 16): connection i uses the (i mod N)th\n"
+		"      --client-cert FILE     authenticate with this PEM client certificate,\n"
+		"      --client-key FILE      and its PEM key\n"
 		"  -c, --connections C        QUIC connections (4)\n"
 		"  -S, --streams S            concurrent streams per connection (4)\n"
 		"  -T, --threads T            sending threads, one event loop each (1)\n"
@@ -129,12 +140,15 @@ static int parse_opts(int argc, char **argv)
 {
 	enum {
 		OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_STO, OPT_RANGE, OPT_LABEL,
-		OPT_JSON, OPT_PROG, OPT_WARM
+		OPT_JSON, OPT_PROG, OPT_WARM, OPT_TOKEN, OPT_CCERT, OPT_CKEY
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, 's'},
 		{"cert", required_argument, NULL, OPT_CERT},
 		{"server-name", required_argument, NULL, OPT_NAME},
+		{"token-file", required_argument, NULL, OPT_TOKEN},
+		{"client-cert", required_argument, NULL, OPT_CCERT},
+		{"client-key", required_argument, NULL, OPT_CKEY},
 		{"connections", required_argument, NULL, 'c'},
 		{"streams", required_argument, NULL, 'S'},
 		{"threads", required_argument, NULL, 'T'},
@@ -162,6 +176,12 @@ static int parse_opts(int argc, char **argv)
 		case 's': O.server = optarg; break;
 		case OPT_CERT: O.cert = optarg; break;
 		case OPT_NAME: O.server_name = optarg; break;
+		case OPT_TOKEN:
+			if (O.ntoken_files == BENCH_MAX_TOKENS) goto bad;
+			O.token_file[O.ntoken_files++] = optarg;
+			break;
+		case OPT_CCERT: O.client_cert = optarg; break;
+		case OPT_CKEY: O.client_key = optarg; break;
 		case 'c':
 			if (!parse_u64(optarg, 1, 10000, &u)) goto bad;
 			O.connections = (unsigned)u;
@@ -225,6 +245,15 @@ static int parse_opts(int argc, char **argv)
 	}
 	if (O.threads > O.connections)
 		O.threads = O.connections;
+	char err[400];
+	for (unsigned i = 0; i < (O.ntoken_files ? O.ntoken_files : 1); i++) {
+		if (qs_client_token(O.ntoken_files ? O.token_file[i] : NULL, O.token[i], sizeof(O.token[i]), &O.token_len[i],
+				    err, sizeof(err)) < 0) {
+			fprintf(stderr, "quicstash-bench: %s\n", err);
+			return -1;
+		}
+		O.ntokens += O.token_len[i] != 0;
+	}
 	return 0;
 }
 
@@ -713,6 +742,7 @@ static void json_str(FILE *f, const char *s)
  * failure (said on stderr). */
 static bool setup_workers(struct worker *ws, unsigned T)
 {
+	unsigned nth = 0; /* the connection's number over all workers: its token */
 	for (unsigned t = 0; t < T; t++) {
 		struct worker *w = &ws[t];
 		w->id = t;
@@ -737,12 +767,17 @@ static bool setup_workers(struct worker *ws, unsigned T)
 				.server_addr = O.server,
 				.trust_file = O.cert,
 				.server_name = O.server_name,
+				.token = O.ntokens ? O.token[nth % O.ntokens] : NULL,
+				.token_len = O.ntokens ? O.token_len[nth % O.ntokens] : 0,
+				.client_cert = O.client_cert,
+				.client_key = O.client_key,
 				.streams = O.streams,
 				.range_events = O.range_events,
 			};
 			struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
 			char err[256] = "";
 			c->cl = qs_client_new(w->base, &co, &cb, c, err, sizeof(err));
+			nth++;
 			if (!c->cl) {
 				fprintf(stderr, "quicstash-bench: %s\n", err[0] ? err : "qs_client_new failed");
 				return false;

@@ -286,7 +286,26 @@ def log(msg):
 
 # ---------------------------------------------------------------- quicstash
 
-def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()):
+def auth_setup(ctx, n=4):
+    """A tenants file of n tenants with a token each (quicstashd --hash-token), in the work dir.
+    Returns (quicstashd arguments, quicstash-bench arguments): connection i presents token i mod n."""
+    lines, bench = [], []
+    for i in range(n):
+        tok = os.path.join(ctx.work, "tenant%d.token" % i)
+        with open(tok, "w") as f:
+            f.write("bench-token-%d-%s\n" % (i, os.urandom(8).hex()))
+        with open(tok, "rb") as f:
+            h = subprocess.run([ctx.bin("quicstashd"), "--hash-token"], stdin=f, stdout=subprocess.PIPE, check=True,
+                               timeout=30).stdout.decode().strip()
+        lines.append("[tenant bench%d]\n%s\n" % (i, h))
+        bench += ["--token-file", tok]
+    path = os.path.join(ctx.work, "tenants.conf")
+    with open(path, "w") as f:
+        f.write("".join(lines))
+    return ["--tenants", path, "--auth", "token"], bench
+
+
+def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=()):
     """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict."""
     name = "quicstash-%s-%s" % (durability, tag)
     cert, key = make_cert(ctx)
@@ -323,7 +342,7 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
         bargv = [ctx.bin("quicstash-bench"), "-s", "127.0.0.1:%d" % udp, "--cert", cert,
                  "--corpus", ctx.corpus, "-n", str(count), "-c", str(ctx.args.connections),
                  "-S", str(ctx.args.streams), "-w", str(ctx.args.window), "-T", str(ctx.args.threads),
-                 "--json", "--label", name, "--warmup", str(ctx.args.warmup)]
+                 "--json", "--label", name, "--warmup", str(ctx.args.warmup)] + list(bench_extra)
         if rate:
             bargv += ["-r", "%.0f" % rate]
         rc, wall, client_cpu, out = run_measured(bargv, ctx.args.timeout, log=os.path.join(ctx.work, name + ".bench.log"))
@@ -663,6 +682,9 @@ def table(results, ctx):
     if ctx.args.parsers_row > 0:
         rows.append(("quicstash-fsync-parsers", "quicstash `--durability fsync`, full load, `--parsers %d`" %
                      ctx.args.parsers_row))
+    if ctx.args.auth_row:
+        rows.append(("quicstash-fsync-auth", "quicstash `--durability fsync`, full load, `--auth token`, 4 tenants "
+                     "(a token per connection)"))
     rows += [("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
              ("quicstash-fsync-floor", "quicstash `--durability fsync`, latency floor (%.0f events/s)" %
               ctx.args.floor_rate),
@@ -725,6 +747,9 @@ def main():
     ap.add_argument("--parsers-row", type=int, default=os.cpu_count() if (os.cpu_count() or 1) > 1 else 0,
                     help="one more fsync full-load row with quicstashd --parsers N, in the alternating rounds "
                          "(N = the CPUs; 0 skips it): the default, one parser per two CPUs, favours latency")
+    ap.add_argument("--no-auth-row", dest="auth_row", action="store_false",
+                    help="skip the fsync full-load row with --auth token and 4 tenants (docs/TENANTS.md), in the "
+                         "alternating rounds: what authentication and tagging cost against the row without")
     ap.add_argument("--floor-rate", type=float, default=5000,
                     help="events/s of the fsync latency-floor runs, the pipeline all but idle (5000; 0 skips them)")
     ap.add_argument("--floor-seconds", type=float, default=6, help="length of each floor run (6)")
@@ -828,6 +853,10 @@ def main():
             if args.parsers_row > 0:  # the parser's work spread over more cores (the default favours latency)
                 full.append(("quicstash-fsync-parsers", lambda t: quicstash_run(
                     ctx, "fsync", 0, ctx.corpus_lines, "parsers" + t, qs_extra=["--parsers", str(args.parsers_row)])))
+            if args.auth_row:
+                qs_auth, bench_auth = auth_setup(ctx)
+                full.append(("quicstash-fsync-auth", lambda t: quicstash_run(
+                    ctx, "fsync", 0, ctx.corpus_lines, "auth" + t, qs_extra=qs_auth, bench_extra=bench_auth)))
         rounds = []
         for i in range(args.repeat):
             rounds.append({})

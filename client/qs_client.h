@@ -50,6 +50,14 @@ struct qs_client_opts {
 	 * (a certificate that does not verify) never are. */
 	unsigned handshake_retries;
 	unsigned handshake_retry_ms;
+	/* Authentication to a server with tenants (docs/PROTOCOL.md, "Authentication"):
+	 * a bearer token (copied; at most QS_AUTH_TOKEN_MAX bytes), presented on
+	 * the first stream of every connection before any event, and/or a PEM
+	 * client certificate and its key. A refusal is final: QS_CLIENT_FAILED
+	 * with the server's reason ("unknown token", ...). */
+	const void *token;
+	size_t token_len;
+	const char *client_cert, *client_key;
 	/* The TEST HOOK fields below stay in every build (the library's layout
 	 * does not depend on QS_TEST_HOOKS) but only quicstash-send's hidden
 	 * options, compiled into test builds alone, set them. */
@@ -83,11 +91,17 @@ struct qs_client_callbacks {
 	/* seq was rejected (reported once per seq, even if rejected again after a resend). */
 	void (*on_reject)(void *ud, uint64_t seq, uint64_t tag, uint16_t code, const char *reason);
 	void (*on_state)(void *ud, enum qs_client_state st, const char *reason);
-	/* Every answer as it arrives, in stream order (raw mode, tracing). */
+	/* Every answer as it arrives, in stream order (raw mode, tracing); 'K'
+	 * (authenticated, the tenant in reason) too. */
 	void (*on_answer)(void *ud, const struct qs_answer *a);
 	/* Raw mode: the stream ended; clean = both sides finished without error. */
 	void (*on_raw_done)(void *ud, bool clean, const char *reason);
 };
+
+/* The token a program was given: the file's one line (--token-file; its
+ * trailing newline is not part of the token), or without a file the
+ * QUICSTASH_TOKEN variable. 0 with *len = 0: none given; -1 with err. */
+int qs_client_token(const char *file, char *out, size_t cap, size_t *len, char *err, size_t errlen);
 
 /* Starts connecting. NULL with a one-line reason in err (bad address, unreadable trust file). */
 struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_opts *opts,

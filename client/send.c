@@ -39,6 +39,11 @@ static const char usage[] =
 	"                               retried up to N times within 30 s, backing off from\n"
 	"                               0.1 s to 2 s with jitter (default 8; 0: never). A busy\n"
 	"                               server is always retried, a bad certificate never\n"
+	"      --token-file FILE        authenticate with the bearer token in FILE (one line;\n"
+	"                               default: the QUICSTASH_TOKEN variable, if set)\n"
+	"      --client-cert FILE       authenticate with this PEM client certificate...\n"
+	"      --client-key FILE        ...and its PEM key. A refused authentication\n"
+	"                               prints the server's reason and exits 2\n"
 	"      --raw                    send the input bytes as they are on one stream (no\n"
 	"                               header, no framing) and print every answer on stdout\n"
 	"  -q, --quiet                  no summary, progress or reconnect notices\n"
@@ -48,7 +53,7 @@ static const char usage[] =
 
 enum { OPT_TIMEOUT = 256, OPT_ACK_LOG, OPT_RESUME, OPT_HS_RETRIES, OPT_STREAMS, OPT_SERVER_NAME, OPT_RAW,
        OPT_TEST_REBIND, OPT_MAX_RATE, OPT_TEST_HOLD, OPT_TEST_UNREAD, OPT_TEST_RESET, OPT_TEST_SOURCE,
-       OPT_TEST_RAW_RESET };
+       OPT_TEST_RAW_RESET, OPT_TOKEN_FILE, OPT_CLIENT_CERT, OPT_CLIENT_KEY };
 
 static const struct option long_opts[] = {
 	{"server-addr", required_argument, NULL, 's'},
@@ -61,6 +66,9 @@ static const struct option long_opts[] = {
 	{"handshake-retries", required_argument, NULL, OPT_HS_RETRIES},
 	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	{"raw", no_argument, NULL, OPT_RAW},
+	{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	{"client-cert", required_argument, NULL, OPT_CLIENT_CERT},
+	{"client-key", required_argument, NULL, OPT_CLIENT_KEY},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -156,6 +164,9 @@ static int parse_one(struct send_opts *o, int ch, const char *arg, char **argv)
 		return 0;
 	}
 	case OPT_RAW: o->raw = true; return 0;
+	case OPT_TOKEN_FILE: o->token_file = arg; return 0;
+	case OPT_CLIENT_CERT: o->client.client_cert = arg; return 0;
+	case OPT_CLIENT_KEY: o->client.client_key = arg; return 0;
 	case 'q': o->quiet = true; return 0;
 	case OPT_STREAMS: {
 		long n = strtol(arg, &end, 10);
@@ -196,6 +207,10 @@ static int parse_args(struct send_opts *o, int argc, char **argv)
 	if (o->resume && (!o->ack_log || o->raw))
 		return bad("%s", o->raw ? "--resume does not go with --raw" : "--resume needs --ack-log FILE");
 	o->client.debug = getenv("QUICSTASH_DEBUG") != NULL; /* ngtcp2's packet log */
+	char err[400];
+	if (qs_client_token(o->token_file, o->token, sizeof(o->token), &o->client.token_len, err, sizeof(err)) < 0)
+		return bad("%s", err);
+	o->client.token = o->client.token_len ? o->token : NULL;
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 	return 0;

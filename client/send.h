@@ -11,12 +11,14 @@ struct send_opts {
 	struct qs_client_opts client;
 	double timeout_s;   /* no progress for this long: exit 2 */
 	const char *ack_log;
+	const char *token_file;
 	bool resume;        /* skip the input lines ack_log holds */
 	bool quiet, raw;
 	char **files;
 	int nfiles;
 	size_t window;      /* event bytes held at most before reading pauses */
 	double max_rate;    /* events per second at most (0: no limit) */
+	char token[QS_AUTH_TOKEN_MAX]; /* --token-file or QUICSTASH_TOKEN (client.token points here) */
 	unsigned long test_rebind_after; /* hidden test hook: rebind the local port after N acks (0: never) */
 };
 

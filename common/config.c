@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
 #include <sched.h> /* sched_getaffinity, CPU_COUNT (_GNU_SOURCE comes from the build) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include "common/config_file.h"
 #include "common/options.h"
 #include "common/secretfile.h"
+#include "common/tenants.h"
+#include "common/tlsfiles.h"
 
 /* A cgroup v2 CPU quota (a container's --cpus, systemd's CPUQuota=) in whole
  * CPUs rounded up, or 0 when there is none or it cannot be read. */
@@ -151,6 +154,44 @@ static int check_files(const struct qs_config *cfg)
 	return 0;
 }
 
+/* The acceptors load --client-ca (a PEM bundle or a DER certificate): one they could not load
+ * would leave them in a restart loop, so the supervisor tries it first. */
+static int check_client_ca(const char *path)
+{
+	gnutls_certificate_credentials_t cred;
+	if (qs_file_check(path, SIZE_MAX, false) < 0) {
+		fprintf(stderr, "quicstashd: --client-ca %s: %s\n", path, qs_private_strerror(errno));
+		return -1;
+	}
+	char err[512];
+	if (gnutls_certificate_allocate_credentials(&cred) != 0)
+		return -1;
+	int rc = qs_tls_add_trust(cred, path, err, sizeof(err));
+	gnutls_certificate_free_credentials(cred);
+	if (rc < 0)
+		fprintf(stderr, "quicstashd: --client-ca %s\n", err);
+	return rc;
+}
+
+/* --auth and its companions; without --auth, a tenants file means every
+ * client must authenticate, by either means. */
+static int check_auth(struct qs_config *cfg)
+{
+	static const char *const names[] = {"none", "token", "mtls", "any"};
+	const char *why = NULL;
+	if (!cfg->have_auth)
+		cfg->auth = cfg->tenants_path[0] ? QS_AUTH_ANY : QS_AUTH_NONE;
+	if (cfg->auth != QS_AUTH_NONE && !cfg->tenants_path[0])
+		why = "needs --tenants FILE (the tenants clients authenticate as)";
+	else if (cfg->auth == QS_AUTH_MTLS && !cfg->client_ca[0])
+		why = "needs --client-ca FILE";
+	if (why)
+		fprintf(stderr, "quicstashd: --auth %s %s\n", names[cfg->auth], why);
+	else if (cfg->client_ca[0] && cfg->role == QS_ROLE_SUPERVISOR)
+		return check_client_ca(cfg->client_ca);
+	return why ? -1 : 0;
+}
+
 /* Resolves the address options once all options are known. */
 static int resolve(struct qs_config *cfg)
 {
@@ -171,6 +212,8 @@ static int resolve(struct qs_config *cfg)
 		return -1;
 	}
 	if (check_tls_options(cfg) < 0)
+		return -1;
+	if (check_auth(cfg) < 0)
 		return -1;
 	if (cfg->repair && !cfg->check_spool) {
 		fprintf(stderr, "quicstashd: --repair goes with --check-spool DIR\n");
@@ -209,6 +252,8 @@ static void config_args(int argc, char **argv, struct qs_config_args *a)
 			a->path = optarg;
 		else if (!strcmp(o->name, "role"))
 			a->child = true;
+		else if (!strcmp(o->name, "check-config"))
+			a->check = true;
 		else if (!strcmp(o->name, "sealed-config-fd"))
 			a->fd = qs_parse_u64(optarg, 65535, &v, false) ? -2 : (int)v;
 	}
@@ -249,21 +294,77 @@ static enum qs_config_result parse_argv(int argc, char **argv, struct qs_config 
 	return resolve(cfg) ? QS_CONFIG_ERROR : QS_CONFIG_OK;
 }
 
+/* The tenants file: the supervisor reads and validates it (every error with
+ * --check-config, else the first); a child parses the copy it was handed,
+ * never the path. */
+static enum qs_config_result load_tenants(struct qs_config *cfg, const struct qs_config_args *a, const char *handed,
+					  size_t handed_len)
+{
+	if (!cfg->tenants_path[0])
+		return QS_CONFIG_OK;
+	if (a->child && !handed) {
+		fprintf(stderr, "quicstashd: --tenants %s: a child takes its tenants from the supervisor\n",
+			cfg->tenants_path);
+		return QS_CONFIG_ERROR;
+	}
+	const char *prefix = a->check ? "" : "quicstashd: ";
+	cfg->tenants = handed ? qs_tenants_parse(handed, handed_len, cfg->tenants_path, prefix, false, NULL)
+			      : qs_tenants_load(cfg->tenants_path, prefix, a->check, NULL);
+	return cfg->tenants ? QS_CONFIG_OK : a->check ? QS_CONFIG_INVALID : QS_CONFIG_ERROR;
+}
+
+/* The supervisor's sealed copy for its children: the configuration text, and
+ * after a NUL byte the tenants file's. */
+static int seal(struct qs_config *cfg, const char *text, size_t len)
+{
+	if (!cfg->tenants) {
+		cfg->config_fd = qs_config_seal(text, len);
+		return cfg->config_fd < 0 ? -1 : 0;
+	}
+	size_t total = len + 1 + cfg->tenants->len;
+	char *buf = malloc(total);
+	if (!buf)
+		return -1;
+	if (len)
+		memcpy(buf, text, len);
+	buf[len] = 0;
+	memcpy(buf + len + 1, cfg->tenants->text, cfg->tenants->len);
+	cfg->config_fd = qs_config_seal(buf, total);
+	free(buf);
+	return cfg->config_fd < 0 ? -1 : 0;
+}
+
 enum qs_config_result qs_config_parse(int argc, char **argv, struct qs_config *cfg)
 {
 	struct qs_config_args a;
 	char *text;
-	size_t len = 0;
+	size_t len = 0, cfg_len = 0;
 	set_defaults(cfg);
 	config_args(argc, argv, &a);
 	if (qs_config_load(&a, &text, &len) < 0)
 		return QS_CONFIG_ERROR;
+	const char *handed = NULL, *nul = a.fd >= 0 && text ? memchr(text, 0, len) : NULL;
+	cfg_len = nul ? (size_t)(nul - text) : len;
+	if (nul)
+		handed = nul + 1;
 	const char *name = a.path ? a.path : "the configuration handed over";
-	enum qs_config_result r = text && qs_config_apply_text(cfg, text, len, name) < 0 ? QS_CONFIG_ERROR
-										 : parse_argv(argc, argv, cfg);
-	if (r == QS_CONFIG_OK && text && cfg->role == QS_ROLE_SUPERVISOR && !cfg->check_spool &&
-	    (cfg->config_fd = qs_config_seal(text, len)) < 0)
+	enum qs_config_result r = text && qs_config_apply_text(cfg, text, cfg_len, name) < 0 ? QS_CONFIG_ERROR
+										     : parse_argv(argc, argv, cfg);
+	if (r == QS_CONFIG_OK && !cfg->check_spool)
+		r = load_tenants(cfg, &a, handed, handed ? len - cfg_len - 1 : 0);
+	if (r == QS_CONFIG_OK && cfg->check_config) {
+		printf("configuration valid\n");
+		r = QS_CONFIG_EXIT_OK;
+	}
+	if (r == QS_CONFIG_OK && (text || cfg->tenants) && cfg->role == QS_ROLE_SUPERVISOR && !cfg->check_spool &&
+	    seal(cfg, text ? text : "", cfg_len) < 0)
 		r = QS_CONFIG_ERROR;
+	if (cfg->role == QS_ROLE_SUPERVISOR) { /* its children parse their own copy */
+		qs_tenants_free(cfg->tenants);
+		cfg->tenants = NULL;
+	}
+	if (r == QS_CONFIG_ERROR && a.check)
+		r = QS_CONFIG_INVALID;
 	free(text);
 	return r;
 }

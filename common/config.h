@@ -28,6 +28,10 @@ enum qs_role {
 enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
 enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 enum qs_log_fmt { QS_LOG_FMT_TEXT = 0, QS_LOG_FMT_JSON };
+/* --auth: how clients prove their tenant (docs/TENANTS.md) */
+enum qs_auth { QS_AUTH_NONE = 0, QS_AUTH_TOKEN, QS_AUTH_MTLS, QS_AUTH_ANY };
+
+struct qs_tenants;
 
 #define QS_MAX_ACCEPTORS 64
 #define QS_MAX_PARSERS 64
@@ -78,6 +82,16 @@ struct qs_config {
 	unsigned stats_interval_s;  /* a stats line in the log this often; 0: never */
 	char metrics_addr[300];     /* --metrics-addr [HOST:]PORT; empty: no metrics endpoint */
 
+	/* tenants (docs/TENANTS.md) */
+	char tenants_path[4096];    /* --tenants FILE; empty: no tenants */
+	enum qs_auth auth;          /* without --auth: none, or any with a tenants file */
+	bool have_auth;
+	char client_ca[4096];       /* --client-ca: PEM CA bundle client certificates must chain to */
+	bool check_config;          /* --check-config: validate, report every error, exit 0 or 1 */
+	/* The parsed tenants file: a child's copy of the text the supervisor
+	 * validated (the supervisor keeps none); NULL without --tenants. */
+	struct qs_tenants *tenants;
+
 	char config_path[4096];     /* --config FILE, re-read on SIGHUP (by the supervisor only) */
 	/* The supervisor: a sealed memfd with the text of the file it validated
 	 * (close it when done), -1 without --config. A child: -1 (it read and
@@ -98,7 +112,8 @@ struct qs_config {
 	int ctl_fd;          /* control socket to the supervisor, -1 if none */
 };
 
-enum qs_config_result { QS_CONFIG_OK = 0, QS_CONFIG_EXIT_OK, QS_CONFIG_ERROR };
+/* QS_CONFIG_INVALID: --check-config found errors (exit 1). */
+enum qs_config_result { QS_CONFIG_OK = 0, QS_CONFIG_EXIT_OK, QS_CONFIG_ERROR, QS_CONFIG_INVALID };
 
 /* Parses argv into cfg. Prints help/version (QS_CONFIG_EXIT_OK) or a one-line
  * error to stderr (QS_CONFIG_ERROR: exit 2). */

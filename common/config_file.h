@@ -14,6 +14,7 @@ struct qs_config_args {
 	const char *path; /* --config */
 	int fd;           /* --sealed-config-fd: the sealed copy a child was handed (-2: not a number) */
 	bool child;       /* --role */
+	bool check;       /* --check-config */
 };
 
 /* Reads the configuration text into *text (malloc'd; NULL without a file);
@@ -21,7 +22,9 @@ struct qs_config_args {
 int qs_config_load(const struct qs_config_args *a, char **text, size_t *len);
 /* Applies the NAME = VALUE lines of text; errors name FILE:LINE (name: the file). */
 int qs_config_apply_text(struct qs_config *cfg, const char *text, size_t len, const char *name);
-/* A sealed memfd holding text, for the children; -1 after an error. */
+/* A sealed memfd holding text, for the children; -1 after an error. With a
+ * tenants file, the text handed over is the configuration's, a NUL byte (no
+ * configuration line holds one) and the tenants file's. */
 int qs_config_seal(const char *text, size_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "common/tenants.h"
 
 #define FIELD(f) .offset = offsetof(struct qs_config, f), .size = sizeof(((struct qs_config *)0)->f)
 #define GIVEN(f) .given = offsetof(struct qs_config, f) + 1
@@ -21,6 +22,7 @@
 static const char *const durability_names[] = {"fsync", "write", NULL};   /* enum qs_durability */
 static const char *const retry_names[] = {"auto", "always", "never", NULL}; /* enum qs_retry */
 static const char *const log_format_names[] = {"text", "json", NULL};       /* enum qs_log_fmt */
+static const char *const auth_names[] = {"none", "token", "mtls", "any", NULL}; /* enum qs_auth */
 
 static void print_version(void)
 {
@@ -112,6 +114,17 @@ const struct qs_option qs_options[] = {
 	 .help = "private directory for IPC sockets"},
 	{"user", 0, QS_OPT_STR, FILE_RESTART, FIELD(user), .def = "nobody", .arg = "NAME",
 	 .help = "unprivileged user for the children"},
+	{"tenants", 0, QS_OPT_STR, FILE_RELOAD, FIELD(tenants_path), .arg = "FILE",
+	 .help = "tenants file: who may send and how each authenticates (docs/TENANTS.md); re-read on SIGHUP"},
+	{"auth", 0, QS_OPT_ENUM, FILE_RELOAD, FIELD(auth), GIVEN(have_auth), .names = auth_names,
+	 .def_help = "none; any with --tenants", .arg = "MODE",
+	 .help = "how clients authenticate: a bearer token, a client certificate (mtls), either (any)"},
+	{"client-ca", 0, QS_OPT_STR, FILE_RELOAD, FIELD(client_ca), .arg = "FILE",
+	 .help = "PEM CA bundle client certificates must chain to (--auth mtls or any)"},
+	{"hash-token", 0, QS_OPT_ACTION, QS_SCOPE_ARGV, 0, .run = qs_hash_token_main,
+	 .help = "read a token line on standard input, print its token-sha256 line for the tenants file"},
+	{"check-config", 0, QS_OPT_FLAG, QS_SCOPE_ARGV, 0, FIELD(check_config),
+	 .help = "validate the configuration and tenants files, print FILE:LINE: for each error, exit 0 or 1"},
 	{"config", 0, QS_OPT_STR, QS_SCOPE_ARGV, 0, FIELD(config_path), .arg = "FILE",
 	 .help = "read options from FILE (name = value lines, long option names; the command line wins); "
 		 "re-read on SIGHUP"},

@@ -74,6 +74,16 @@ int qs_tls_load_pair(gnutls_certificate_credentials_t cred, const char *cert_pat
 	return rc;
 }
 
+int qs_tls_add_trust(gnutls_certificate_credentials_t cred, const char *path, char *err, size_t errlen)
+{
+	int rc = gnutls_certificate_set_x509_trust_file(cred, path, GNUTLS_X509_FMT_PEM);
+	if (rc <= 0)
+		rc = gnutls_certificate_set_x509_trust_file(cred, path, GNUTLS_X509_FMT_DER);
+	if (rc <= 0)
+		snprintf(err, errlen, "%s: %s", path, rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
+	return rc > 0 ? 0 : -1;
+}
+
 int qs_tls_client_creds(gnutls_certificate_credentials_t *out, const char *ca, const char *cert_path,
 			const char *key_path, char *err, size_t errlen)
 {

@@ -15,6 +15,7 @@ const char *qs_reject_name(uint16_t code)
 	case QS_REJ_TRUNCATED: return "truncated";
 	case QS_REJ_SERVER_FIELD: return "server_field";
 	case QS_REJ_INTERNAL: return "internal";
+	case QS_REJ_UNAUTHENTICATED: return "unauthenticated";
 	}
 	return "unknown";
 }
@@ -25,6 +26,13 @@ size_t qs_stream_header_encode(uint8_t *out, const uint8_t session[QS_SESSION_ID
 	memcpy(out + 4, session, QS_SESSION_ID_LEN);
 	qs_put_u64(out + 4 + QS_SESSION_ID_LEN, first_seq);
 	return QS_STREAM_HEADER_LEN;
+}
+
+size_t qs_auth_header_encode(uint8_t *out, uint16_t token_len)
+{
+	qs_put_u32(out, QS_AUTH_MAGIC);
+	qs_put_u16(out + 4, token_len);
+	return QS_AUTH_HDR_LEN;
 }
 
 void qs_frame_decoder_init(struct qs_frame_decoder *d, uint32_t max_size)
@@ -70,6 +78,14 @@ void qs_frame_decoder_trim(struct qs_frame_decoder *d, size_t keep)
 	}
 }
 
+/* At stream offset 0, what the first 4 bytes start: a stream header, an
+ * authentication stream's header, or a frame's length prefix. */
+static size_t start_len(const uint8_t *pre)
+{
+	uint32_t m = qs_get_u32(pre);
+	return m == QS_STREAM_MAGIC ? QS_STREAM_HEADER_LEN : m == QS_AUTH_MAGIC ? QS_AUTH_HDR_LEN : 4;
+}
+
 /* Accumulates the 4-byte prefix, or at stream offset 0 possibly the whole stream header. */
 static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *in, size_t len,
 				     size_t *used, struct qs_dec_out *out)
@@ -83,12 +99,12 @@ static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *
 		*used += 4;
 		d->pre_have = 4;
 	}
-	if (at_start && d->pre_have >= 4 && qs_get_u32(d->pre) == QS_STREAM_MAGIC)
-		want = QS_STREAM_HEADER_LEN;
+	if (at_start && d->pre_have >= 4)
+		want = start_len(d->pre);
 	while (*used < len && d->pre_have < want) {
 		d->pre[d->pre_have++] = in[(*used)++];
-		if (d->pre_have == 4 && at_start && qs_get_u32(d->pre) == QS_STREAM_MAGIC)
-			want = QS_STREAM_HEADER_LEN;
+		if (d->pre_have == 4 && at_start)
+			want = start_len(d->pre);
 	}
 	if (d->pre_have < want)
 		return QS_DEC_NEED_MORE;
@@ -99,6 +115,20 @@ static enum qs_dec_event take_prefix(struct qs_frame_decoder *d, const uint8_t *
 		d->next_seq = qs_get_u64(d->pre + 4 + QS_SESSION_ID_LEN);
 		out->seq = d->next_seq;
 		return QS_DEC_HEADER;
+	}
+	if (want == QS_AUTH_HDR_LEN) {
+		d->len = qs_get_u16(d->pre + 4);
+		if (d->len == 0 || d->len > QS_AUTH_TOKEN_MAX || d->len > d->max_size) {
+			out->data = NULL;
+			out->len = 0;
+			d->skip_left = d->len;
+			d->state = d->len ? ST_SKIP : ST_PREFIX;
+			return QS_DEC_AUTH;
+		}
+		d->auth = true;
+		d->state = ST_BODY;
+		d->have = 0;
+		return QS_DEC_NEED_MORE;
 	}
 	d->len = qs_get_u32(d->pre);
 	out->seq = d->next_seq;
@@ -146,9 +176,14 @@ static int take_body(struct qs_frame_decoder *d, const uint8_t *in, size_t len, 
 	*used += need;
 	d->stream_offset += need;
 	out->len = d->len;
-	out->seq = d->next_seq++;
 	d->state = ST_PREFIX;
 	d->have = 0;
+	if (d->auth) { /* the token is no frame: it takes no sequence number */
+		d->auth = false;
+		out->seq = d->next_seq;
+		return QS_DEC_AUTH;
+	}
+	out->seq = d->next_seq++;
 	/* out->data may be d->buf: the caller lets a large one go once it has
 	 * used the frame (qs_frame_decoder_trim), never here. */
 	return QS_DEC_FRAME;
@@ -211,12 +246,22 @@ size_t qs_answer_goaway(uint8_t *out, uint32_t ms)
 	return 5;
 }
 
+size_t qs_answer_auth_ok(uint8_t *out, const char *tenant)
+{
+	size_t n = strnlen(tenant, 255);
+	out[0] = QS_ANSWER_AUTH_OK;
+	out[1] = (uint8_t)n;
+	memcpy(out + 2, tenant, n);
+	return 2 + n;
+}
+
 /* Length of the answer whose first bytes are buf[0..have), or 0 if not yet known. */
 static size_t answer_len(const uint8_t *buf, size_t have)
 {
 	switch (buf[0]) {
 	case QS_ANSWER_ACK: return QS_ANSWER_ACK_LEN;
 	case QS_ANSWER_GOAWAY: return 5;
+	case QS_ANSWER_AUTH_OK: return have >= 2 ? 2u + buf[1] : 0;
 	case QS_ANSWER_REJECT: return have >= 13 ? 13u + qs_get_u16(buf + 11) : 0;
 	}
 	return (size_t)-1;
@@ -246,6 +291,10 @@ int qs_answer_decode(struct qs_answer_decoder *d, const uint8_t *in, size_t len,
 	out->type = d->buf[0];
 	if (out->type == QS_ANSWER_GOAWAY) {
 		out->ms = qs_get_u32(d->buf + 1);
+	} else if (out->type == QS_ANSWER_AUTH_OK) {
+		size_t n = d->buf[1] < QS_REASON_MAX ? d->buf[1] : QS_REASON_MAX;
+		memcpy(out->reason, d->buf + 2, n);
+		out->reason[n] = 0;
 	} else {
 		out->seq = qs_get_u64(d->buf + 1);
 		if (out->type == QS_ANSWER_REJECT) {

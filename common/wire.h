@@ -9,6 +9,10 @@
  *   'A' u64 next      all frames with seq < next are resolved (acked or rejected)
  *   'R' u64 seq u16 code u16 n reason[n]   frame seq was rejected
  *   'G' u32 ms        going away: finish, then reconnect within ms
+ * Authentication (a tenants server, docs/PROTOCOL.md "Authentication"): the
+ * connection's first stream carries "QSA1" u16 n token[n] and FIN; the server
+ * answers 'K' u8 n tenant[n] and FIN, or closes the connection with an
+ * authentication error (0x100..0x1ff) and its reason.
  */
 #ifndef QS_WIRE_H
 #define QS_WIRE_H
@@ -22,6 +26,9 @@
 #define QS_STREAM_HEADER_LEN (4 + QS_SESSION_ID_LEN + 8)
 #define QS_STREAM_MAGIC 0x51534831u /* "QSH1" */
 #define QS_REASON_MAX 200
+#define QS_AUTH_MAGIC 0x51534131u /* "QSA1": an authentication stream */
+#define QS_AUTH_HDR_LEN 6          /* magic + u16 token length */
+#define QS_AUTH_TOKEN_MAX 1024
 
 enum qs_reject_code {
 	QS_REJ_INVALID_JSON = 1,
@@ -31,6 +38,7 @@ enum qs_reject_code {
 	QS_REJ_TRUNCATED = 5,
 	QS_REJ_SERVER_FIELD = 6,
 	QS_REJ_INTERNAL = 7,
+	QS_REJ_UNAUTHENTICATED = 8, /* its connection's tenant is no longer configured (reload) */
 };
 
 const char *qs_reject_name(uint16_t code);
@@ -44,7 +52,12 @@ enum qs_app_error {
 	QS_APP_PROTOCOL_ERROR = 0x1, /* the peer broke quicstash/1 (malformed answers, ...) */
 	QS_APP_CANCELLED = 0x2,      /* a stream abandoned: its unanswered frames are not stored by it */
 	QS_APP_INTERNAL = 0x3,       /* the sender failed (not the peer's fault) */
-	QS_APP_AUTH_FIRST = 0x100,   /* 0x100..0x1ff reserved: authentication errors (to come) */
+	QS_APP_AUTH_FIRST = 0x100,   /* 0x100..0x1ff: authentication refused (the reason says why) */
+	QS_APP_UNAUTHENTICATED = 0x100, /* frames before authentication, no credential, tenant revoked */
+	QS_APP_UNKNOWN_TOKEN = 0x101,   /* the token matches no tenant */
+	QS_APP_BAD_CERT = 0x102,        /* the client certificate does not verify (CA, expiry, ...) */
+	QS_APP_NO_TENANT = 0x103,       /* the certificate verifies but matches no tenant */
+	QS_APP_AUTH_MALFORMED = 0x104,  /* a malformed authentication stream */
 	QS_APP_AUTH_LAST = 0x1ff,
 };
 
@@ -73,6 +86,8 @@ enum qs_dec_event {
 	QS_DEC_FRAME,         /* out.data/out.len: one complete frame (out.seq) */
 	QS_DEC_EMPTY,         /* zero-length frame (out.seq) */
 	QS_DEC_OVERSIZE,      /* frame out.seq declares out.len > max: its bytes are skipped, never buffered */
+	QS_DEC_AUTH,          /* at stream offset 0, "QSA1": out.data/out.len hold the token
+			       * (out.data NULL: its length is 0 or over QS_AUTH_TOKEN_MAX) */
 };
 
 struct qs_dec_out {
@@ -93,6 +108,7 @@ struct qs_frame_decoder {
 	size_t have;
 	size_t cap;
 	uint64_t skip_left;  /* bytes of an oversize frame still to discard */
+	bool auth;           /* the body being read is an authentication token */
 	int state;
 };
 
@@ -116,6 +132,10 @@ size_t qs_frame_decoder_buffered(const struct qs_frame_decoder *d);
  * must not pin its size for the rest of the stream). */
 void qs_frame_decoder_trim(struct qs_frame_decoder *d, size_t keep);
 
+/* Writes an authentication stream's header ("QSA1" + the token's length);
+ * the token follows. Returns QS_AUTH_HDR_LEN. */
+size_t qs_auth_header_encode(uint8_t *out, uint16_t token_len);
+
 /* Writes a frame's length prefix. */
 static inline void qs_frame_prefix(uint8_t out[4], uint32_t len) { qs_put_u32(out, len); }
 
@@ -123,12 +143,15 @@ static inline void qs_frame_prefix(uint8_t out[4], uint32_t len) { qs_put_u32(ou
 #define QS_ANSWER_ACK 'A'
 #define QS_ANSWER_REJECT 'R'
 #define QS_ANSWER_GOAWAY 'G'
+#define QS_ANSWER_AUTH_OK 'K' /* 'K' u8 n tenant[n]: authenticated as that tenant */
 #define QS_ANSWER_ACK_LEN 9
 #define QS_ANSWER_MAX (1 + 8 + 2 + 2 + QS_REASON_MAX)
 
 size_t qs_answer_ack(uint8_t *out, uint64_t next_seq);
 size_t qs_answer_reject(uint8_t *out, uint64_t seq, uint16_t code, const char *reason);
 size_t qs_answer_goaway(uint8_t *out, uint32_t ms);
+/* 'K' with the tenant's name (at most 255 bytes; reason in struct qs_answer). */
+size_t qs_answer_auth_ok(uint8_t *out, const char *tenant);
 
 struct qs_answer {
 	uint8_t type;

@@ -46,6 +46,10 @@ struct qs_frame_rec {
 	uint8_t acceptor;      /* slot of the acceptor that owns the stream */
 	uint8_t flags;
 	uint32_t len;
+	uint64_t tenant;       /* the authenticated tenant's id (common/tenants.h), 0: none. The
+				* parser takes the name from its own tenants file, never from here */
+	uint64_t credential;   /* the id of the credential it authenticated with: a parser whose
+				* tenants file no longer has it rejects the frame (revoked by a reload) */
 };
 
 /* EVENTS record, followed by len bytes: one JSON line ending in '\n'. */
@@ -53,6 +57,8 @@ struct qs_event_rec {
 	uint64_t ticket;
 	uint32_t acceptor;
 	uint32_t len;
+	uint64_t tenant; /* the tenant's id as the parser checked it against its tenants file, 0: none
+			  * (for the shipper's per-tenant work to come: spool quota, fairness) */
 };
 
 /* ANSWERS record, followed by reason_len bytes of reason (no NUL). */

@@ -65,17 +65,18 @@ static const char *kind_name(const cJSON *v)
 }
 
 /* 0: nothing at the top level to edit; 1: the client's own "event" or
- * "source" (edited in place when possible); 2: a spoofed dotted name. */
-static int needs_rewrite(const cJSON *root)
+ * "source" (edited in place when possible); 2: a spoofed dotted name, or
+ * with a tenant the client's own "organization" (merged by the slow path). */
+static int needs_rewrite(const cJSON *root, bool tenant)
 {
 	int r = 0;
 	for (const cJSON *c = root->child; c; c = c->next) {
 		const char *k = c->string;
-		if (k[0] != 'e' && k[0] != 's')
+		if (k[0] != 'e' && k[0] != 's' && k[0] != 'o')
 			continue;
 		if (!strcmp(k, "event") || !strcmp(k, "source"))
 			r = 1;
-		else if (qs_is_spoofed_name(k))
+		else if (qs_is_spoofed_name(k) || (tenant && qs_is_org_name(k)))
 			return 2;
 	}
 	return r;
@@ -208,6 +209,7 @@ static int splice_path(const char *json, size_t len, const struct qs_fields *f, 
 	o = put_server_obj(o, false, have_src ? &src_m : NULL, f);
 	if (!o)
 		return 1;
+	o = qs_put_org_fields(o, f);
 	o = QS_PUTS(o, "}\n");
 	out->len = (size_t)(o - out->data);
 	return 0;
@@ -282,7 +284,7 @@ int qs_enrich(const char *json, size_t len, const struct qs_enrich_meta *m, stru
 	}
 	const struct qs_fields *f = qs_fields_make(m, out->memo);
 	int rc = 1;
-	int edit = needs_rewrite(root);
+	int edit = needs_rewrite(root, m->tenant != NULL);
 	if (raw_copyable(json, len, &st)) {
 		if (edit == 0) {
 			res->fast = true;

@@ -1,5 +1,6 @@
 /* Event enrichment: validates one client frame and adds the server-owned
- * fields (event.ingested, event.id, source.ip, source.port). Pure: no I/O,
+ * fields (event.ingested, event.id, source.ip, source.port, and with a tenant
+ * organization.id). Pure: no I/O,
  * no globals, so it is unit-tested directly (tests/unit/test_enrich.c). */
 #ifndef QS_PARSER_ENRICH_H
 #define QS_PARSER_ENRICH_H
@@ -16,6 +17,10 @@ struct qs_enrich_meta {
 	uint64_t recv_time_ns; /* CLOCK_REALTIME */
 	uint8_t ip[16];        /* IPv4 as v4-mapped IPv6 */
 	uint16_t port;
+	/* The tenant (organization.id), a name of A-Z a-z 0-9 . _ - (common/tenants.h)
+	 * the parser took from its own tenants file; NULL: none, the client's
+	 * organization is left alone. */
+	const char *tenant;
 };
 
 /* A growable output buffer, reused across events to avoid an allocation each. */

@@ -107,6 +107,8 @@ const struct qs_fields *qs_fields_make(const struct qs_enrich_meta *m, struct qs
 	if (!mm->valid || memcmp(m->ip, mm->ip, sizeof(mm->ip)))
 		f->ip_len = put_ip(f->ip, sizeof(f->ip), m->ip);
 	f->port = m->port;
+	f->tenant = m->tenant;
+	f->tenant_len = m->tenant ? strnlen(m->tenant, 64) : 0;
 
 	mm->valid = true;
 	mm->secs = secs;
@@ -142,6 +144,15 @@ char *qs_put_both_fields(char *p, bool comma, const struct qs_fields *f)
 	p = QS_PUTS(p, "},\"source\":{");
 	p = qs_put_source_fields(p, f);
 	*p++ = '}';
-	return p;
+	return qs_put_org_fields(p, f);
+}
+
+char *qs_put_org_fields(char *p, const struct qs_fields *f)
+{
+	if (!f->tenant)
+		return p;
+	p = QS_PUTS(p, ",\"organization\":{\"id\":\"");
+	p = qs_put(p, f->tenant, f->tenant_len); /* a tenant name needs no escaping */
+	return QS_PUTS(p, "\"}");
 }
 

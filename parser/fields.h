@@ -18,6 +18,8 @@ struct qs_fields {
 	char ip[INET6_ADDRSTRLEN];
 	size_t ingested_len, id_len, ip_len;
 	unsigned port;
+	const char *tenant; /* organization.id, or NULL */
+	size_t tenant_len;
 };
 
 /* Consecutive frames mostly come from one stream within one second: they
@@ -35,13 +37,15 @@ struct qs_enrich_memo {
 /* The event's fields, formatted into the memo (in part: see above). */
 const struct qs_fields *qs_fields_make(const struct qs_enrich_meta *m, struct qs_enrich_memo *mm);
 
-#define QS_FIELDS_MAX 256 /* our fields with their keys, quotes and braces: well below this */
+#define QS_FIELDS_MAX 384 /* our fields with their keys, quotes and braces: well below this */
 
 /* "ingested":"...","id":"..." */
 char *qs_put_event_fields(char *p, const struct qs_fields *f);
 /* "ip":"...","port":N */
 char *qs_put_source_fields(char *p, const struct qs_fields *f);
-/* [,]"event":{...},"source":{...} */
+/* ,"organization":{"id":"..."} with a tenant, else nothing */
+char *qs_put_org_fields(char *p, const struct qs_fields *f);
+/* [,]"event":{...},"source":{...}[,"organization":{...}] */
 char *qs_put_both_fields(char *p, bool comma, const struct qs_fields *f);
 
 static inline char *qs_put(char *p, const char *s, size_t n)

@@ -11,6 +11,7 @@
 #include "parser/merge.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,11 @@ bool qs_is_spoofed_name(const char *k)
 		if (!strcmp(k, spoof_keys[i]))
 			return true;
 	return false;
+}
+
+bool qs_is_org_name(const char *k)
+{
+	return !strcmp(k, "organization") || !strcmp(k, "organization.id");
 }
 
 /* The top-level objects of one name, detached, chained through ->next. */
@@ -47,22 +53,23 @@ static void group_add(struct group *g, cJSON *c)
 		g->members++;
 }
 
-/* One pass over the top level: spoofed names go, "event" and "source" are
- * detached into their groups. */
-static void take_top(cJSON *root, struct group *ev, struct group *src)
+/* One pass over the top level: spoofed names go, "event" and "source" (and
+ * "organization" when org is given) are detached into their groups. */
+static void take_top(cJSON *root, struct group *ev, struct group *src, struct group *org)
 {
 	cJSON *next;
 	for (cJSON *c = root->child; c; c = next) {
 		next = c->next;
 		const char *k = c->string;
-		if (k[0] != 'e' && k[0] != 's')
+		if (k[0] != 'e' && k[0] != 's' && k[0] != 'o')
 			continue;
 		bool is_ev = !strcmp(k, "event"), is_src = !is_ev && !strcmp(k, "source");
-		if (!is_ev && !is_src && !qs_is_spoofed_name(k))
+		bool is_org = org && !strcmp(k, "organization");
+		if (!is_ev && !is_src && !is_org && !qs_is_spoofed_name(k) && !(org && qs_is_org_name(k)))
 			continue;
 		cJSON_DetachItemViaPointer(root, c);
-		if (is_ev || is_src)
-			group_add(is_ev ? ev : src, c);
+		if (is_ev || is_src || is_org)
+			group_add(is_ev ? ev : is_src ? src : org, c);
 		else
 			cJSON_Delete(c);
 	}
@@ -163,14 +170,28 @@ static cJSON *merge(struct group *g, const char *ours1, const char *ours2)
 	return merged;
 }
 
+/* The client's organization objects merged, its "id" replaced by the tenant. */
+static int add_org(cJSON *root, struct group *org, const struct qs_fields *f)
+{
+	cJSON *o = merge(org, "id", "id");
+	if (!o || !cJSON_AddItemToObject(root, "organization", o)) {
+		cJSON_Delete(o);
+		return -1;
+	}
+	char name[64];
+	snprintf(name, sizeof(name), "%.*s", (int)f->tenant_len, f->tenant);
+	return cJSON_AddStringToObject(o, "id", name) ? 0 : -1;
+}
+
 int qs_merge_server_fields(cJSON *root, const struct qs_fields *f, const char **which)
 {
-	struct group ev = {0}, src = {0};
-	take_top(root, &ev, &src);
-	if (ev.bad || src.bad) {
-		*which = ev.bad ? "event" : "source";
+	struct group ev = {0}, src = {0}, org = {0};
+	take_top(root, &ev, &src, f->tenant ? &org : NULL);
+	if (ev.bad || src.bad || org.bad) {
+		*which = ev.bad ? "event" : src.bad ? "source" : "organization";
 		cJSON_Delete(ev.head);
 		cJSON_Delete(src.head);
+		cJSON_Delete(org.head);
 		return QS_REJ_SERVER_FIELD;
 	}
 	cJSON *e = merge(&ev, "ingested", "id");
@@ -187,5 +208,5 @@ int qs_merge_server_fields(cJSON *root, const struct qs_fields *f, const char **
 	if (!cJSON_AddStringToObject(e, "ingested", f->ingested) || !cJSON_AddStringToObject(e, "id", f->id) ||
 	    !cJSON_AddStringToObject(s, "ip", f->ip) || !cJSON_AddNumberToObject(s, "port", f->port))
 		return -1;
-	return 0;
+	return f->tenant ? add_org(root, &org, f) : 0;
 }

@@ -1,6 +1,7 @@
 /* The slow path's edit of the cJSON tree (parser/enrich.c): removes the
  * spoofed dotted names, merges every top-level "event" and every "source"
- * object into one each and puts the server-owned fields in them.
+ * object into one each and puts the server-owned fields in them; with a
+ * tenant, "organization" too (organization.id).
  *
  * Work is linear in the tree, or n log n in the keys of merged objects (one
  * sort), whatever the client sent: cJSON's lookups by name walk the whole
@@ -20,5 +21,7 @@ int qs_merge_server_fields(cJSON *root, const struct qs_fields *f, const char **
 
 /* A top-level dotted name that would shadow our fields in Elasticsearch. */
 bool qs_is_spoofed_name(const char *k);
+/* "organization" or "organization.id": the server's own when there is a tenant. */
+bool qs_is_org_name(const char *k);
 
 #endif

@@ -22,6 +22,7 @@
 #include "common/hoptrace.h"
 #include "common/log.h"
 #include "common/metrics_page.h"
+#include "common/tenants.h"
 #include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
@@ -41,6 +42,8 @@
 
 struct parser {
 	const struct qs_config *cfg;
+	const struct qs_tenant *last_tenant; /* the last frame's, looked up again when the id changes */
+	uint64_t last_tenant_id, last_credential;
 	struct qs_runtime rt;
 	void *zctx, *pull;
 	struct qs_chan_out *events_out;
@@ -74,9 +77,10 @@ static void flush_events(struct parser *p)
 		qs_debug("shipper is not taking events: holding them, not reading frames");
 }
 
-static void add_event(struct parser *p, const struct qs_frame_rec *fr)
+static void add_event(struct parser *p, const struct qs_frame_rec *fr, bool tenant)
 {
-	struct qs_event_rec er = {.ticket = fr->ticket, .acceptor = fr->acceptor, .len = (uint32_t)p->line.len};
+	struct qs_event_rec er = {.ticket = fr->ticket, .acceptor = fr->acceptor, .len = (uint32_t)p->line.len,
+				  .tenant = tenant ? fr->tenant : 0};
 	size_t need = pad8(sizeof(er)) + pad8(er.len);
 	if (p->ev_batch.len && p->ev_batch.len + need > p->max_batch)
 		flush_events(p);
@@ -103,9 +107,38 @@ static void log_rejected(const struct qs_frame_rec *fr, const struct qs_enrich_r
 		    fr->acceptor, ip, p, res->reason);
 }
 
+/* The frame's tenant, by the id the acceptor gives, from this parser's own
+ * tenants file: the acceptor names a tenant, the name written is ours. -1:
+ * a tenant this file does not have (removed by a reload while the acceptor
+ * that authenticated it still runs), a credential it no longer lists (revoked),
+ * or none where one is required. */
+static int frame_tenant(struct parser *p, const struct qs_frame_rec *fr, const char **name)
+{
+	*name = NULL;
+	if (p->cfg->auth == QS_AUTH_NONE)
+		return 0;
+	if (fr->tenant && fr->tenant == p->last_tenant_id && fr->credential == p->last_credential) {
+		*name = p->last_tenant->name;
+		return 0;
+	}
+	const struct qs_tenant *t = fr->tenant ? qs_tenants_by_id(p->cfg->tenants, fr->tenant) : NULL;
+	if (!t || !qs_tenant_has_credential(t, fr->credential))
+		return -1;
+	p->last_tenant = t;
+	p->last_tenant_id = t->id;
+	p->last_credential = fr->credential;
+	*name = t->name;
+	return 0;
+}
+
 static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
 {
 	struct qs_enrich_meta m = {.seq = fr->seq, .recv_time_ns = fr->recv_time_ns, .port = fr->port};
+	if (frame_tenant(p, fr, &m.tenant) < 0) {
+		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_UNAUTHENTICATED,
+			       "unauthenticated: the tenant or its credential is no longer configured");
+		return;
+	}
 	memcpy(m.session, fr->session, sizeof(m.session));
 	memcpy(m.ip, fr->ip, sizeof(m.ip));
 	struct qs_enrich_result res;
@@ -120,7 +153,7 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 		qs_answers_add(p->answers, fr->acceptor, fr->ticket, QS_REJ_TOO_LARGE,
 			       "event too large after enrichment");
 	} else {
-		add_event(p, fr);
+		add_event(p, fr, m.tenant != NULL);
 	}
 	qs_json_arena_reset(); /* the frame's cJSON tree is gone now */
 }

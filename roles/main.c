@@ -21,6 +21,7 @@ int main(int argc, char **argv)
 	switch (qs_config_parse(argc, argv, &cfg)) {
 	case QS_CONFIG_EXIT_OK: return 0;
 	case QS_CONFIG_ERROR: return 2;
+	case QS_CONFIG_INVALID: return 1;
 	case QS_CONFIG_OK: break;
 	}
 	if (cfg.check_spool)

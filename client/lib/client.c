@@ -174,6 +174,24 @@ static void host_part(const char *addr, char *out, size_t len)
 	snprintf(out, len, "%.*s", (int)n, b);
 }
 
+static int auth_message(struct qs_client *c, const void *token, size_t len, char *err, size_t errlen)
+{
+	if (!token)
+		return 0;
+	if (len == 0 || len > QS_AUTH_TOKEN_MAX) {
+		snprintf(err, errlen, "token: expected 1 to %d bytes, got %zu", QS_AUTH_TOKEN_MAX, len);
+		return -1;
+	}
+	if (!(c->auth_msg = malloc(QS_AUTH_HDR_LEN + len))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	qs_auth_header_encode(c->auth_msg, (uint16_t)len);
+	memcpy(c->auth_msg + QS_AUTH_HDR_LEN, token, len);
+	c->auth_len = QS_AUTH_HDR_LEN + len;
+	return 0;
+}
+
 struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_opts *opts,
 				const struct qs_client_callbacks *cb, void *ud, char *err, size_t errlen)
 {
@@ -187,8 +205,13 @@ struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_
 	c->cb = *cb;
 	c->ud = ud;
 	c->fd = -1;
+	c->opts.token = NULL; /* ours is c->auth_msg */
 	if (qs_addr_parse(opts->server_addr, &c->remote, err, errlen) < 0 ||
-	    qs_tls_load_trust(&c->cred, opts->trust_file, err, errlen) < 0) {
+	    qs_tls_load_trust(&c->cred, opts->trust_file, err, errlen) < 0 ||
+	    qs_tls_load_client_cert(c->cred, opts->client_cert, opts->client_key, err, errlen) < 0 ||
+	    auth_message(c, opts->token, opts->token_len, err, errlen) < 0) {
+		if (c->cred)
+			gnutls_certificate_free_credentials(c->cred);
 		free(c);
 		return NULL;
 	}
@@ -289,6 +312,9 @@ void qs_client_free(struct qs_client *c)
 		event_free(c->write_ev);
 	qs_window_free(&c->win);
 	gnutls_certificate_free_credentials(c->cred);
+	if (c->auth_msg)
+		gnutls_memset(c->auth_msg, 0, c->auth_len); /* the token must not linger in the heap */
+	free(c->auth_msg);
 	free(c->raw);
 	free(c);
 }

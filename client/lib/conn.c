@@ -253,6 +253,7 @@ int qs_conn_open(struct qs_client *c)
 	c->conn_ref.user_data = c;
 	ngtcp2_ccerr_default(&c->last_error);
 	c->handshake_done = c->goaway = false;
+	c->auth_opened = c->authed = false;
 	c->fail = QS_FAIL_NONE;
 	if (open_socket(c) < 0) {
 		qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: %s", c->opts.server_addr, strerror(errno));

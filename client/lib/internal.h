@@ -23,6 +23,7 @@ struct qs_stream {
 	uint64_t offset;        /* stream bytes handed to ngtcp2 */
 	size_t raw_sent;
 	bool raw, fin_sent, blocked, remote_fin;
+	bool auth; /* the authentication stream: c->auth_msg, then FIN */
 	/* TEST HOOK (raw_reset_streams): raw bytes without FIN, reset once QUIC-acked */
 	bool cancel, cancel_due;
 	/* TEST HOOK (raw_reset_read): raw bytes without FIN, then RESET_STREAM once
@@ -89,6 +90,11 @@ struct qs_client {
 	uint64_t transient_since;  /* when the first of them happened (qs_now) */
 	uint64_t sent_events;      /* events whose frame was handed to QUIC at least once */
 
+	/* authentication: "QSA1" u16 n token, on the first stream of each connection */
+	uint8_t *auth_msg;
+	size_t auth_len;
+	bool auth_opened, authed; /* on the live connection; data streams wait for 'K' */
+
 	uint8_t *raw;
 	size_t raw_len;
 	unsigned raw_streams; /* raw streams open (1, or raw_hold_streams) */
@@ -101,6 +107,9 @@ struct qs_client {
 /* tls.c */
 int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen);
 int qs_tls_session_new(struct qs_client *c);
+/* The client certificate and key (both NULL: none); -1 with err. */
+int qs_tls_load_client_cert(gnutls_certificate_credentials_t cred, const char *cert, const char *key, char *err,
+			    size_t errlen);
 void qs_tls_describe_failure(struct qs_client *c, char *buf, size_t len);
 
 /* conn.c */

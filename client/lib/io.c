@@ -24,6 +24,11 @@ static void explain_read_error(struct qs_client *c, int rv)
 			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (%s%s%.*s)",
 				       said ? "" : "busy", said || !ce->reasonlen ? "" : ": ", (int)ce->reasonlen,
 				       ce->reason ? (const char *)ce->reason : "");
+		} else if (ce->type == NGTCP2_CCERR_TYPE_APPLICATION && ce->error_code >= QS_APP_AUTH_FIRST &&
+			   ce->error_code <= QS_APP_AUTH_LAST) {
+			/* final: another try would present the same credentials */
+			qs_client_fail(c, QS_FAIL_FATAL, "server refused authentication: %.*s", (int)ce->reasonlen,
+				       ce->reason ? (const char *)ce->reason : "unauthenticated");
 		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == 0x100) {
 			const char *n = gnutls_alert_get_name((gnutls_alert_description_t)(ce->error_code & 0xff));
 			/* internal_error: the server could not finish (its keyholder being

@@ -43,9 +43,23 @@ static struct qs_range *range_needing_stream(struct qs_client *c)
 	return best;
 }
 
+/* With a token, the connection's first stream authenticates it, and the
+ * others wait for the server's 'K'. */
+static bool auth_pending(struct qs_client *c)
+{
+	if (!c->auth_msg || c->authed)
+		return false;
+	struct qs_stream *s;
+	if (!c->auth_opened && (s = stream_new(c, NULL))) {
+		s->auth = true;
+		c->auth_opened = true;
+	}
+	return true;
+}
+
 void qs_streams_open(struct qs_client *c)
 {
-	if (!c->handshake_done || c->goaway || c->closing)
+	if (!c->handshake_done || c->goaway || c->closing || auth_pending(c))
 		return;
 	if (c->opts.raw) {
 		struct qs_stream *s;
@@ -84,6 +98,8 @@ static bool has_data(const struct qs_client *c, const struct qs_stream *s)
 {
 	if (s->blocked || s->fin_sent)
 		return false;
+	if (s->auth)
+		return true;
 	if (s->raw) /* bytes and/or FIN (none when holding or cancelling) */
 		return raw_fin_wanted(c, s) || s->raw_sent < c->raw_len;
 	if (!s->range)
@@ -110,6 +126,11 @@ struct qs_stream *qs_streams_pick(struct qs_client *c)
 size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, size_t max, bool *fin)
 {
 	size_t n = 0;
+	if (s->auth) {
+		v[n++] = (ngtcp2_vec){.base = c->auth_msg + s->raw_sent, .len = c->auth_len - s->raw_sent};
+		*fin = true;
+		return n;
+	}
 	if (s->raw) {
 		v[n++] = (ngtcp2_vec){.base = c->raw + s->raw_sent, .len = c->raw_len - s->raw_sent};
 		*fin = raw_fin_wanted(c, s);
@@ -147,7 +168,7 @@ void qs_stream_advance(struct qs_client *c, struct qs_stream *s, size_t n, bool 
 {
 	if (fin_requested && n == total)
 		s->fin_sent = true;
-	if (s->raw) {
+	if (s->raw || s->auth) {
 		s->raw_sent += n;
 		return;
 	}
@@ -216,6 +237,18 @@ static void apply_event_answer(struct qs_client *c, struct qs_stream *s, const s
 {
 	if (a->type == QS_ANSWER_GOAWAY) {
 		qs_client_on_goaway(c, a->ms);
+		return;
+	}
+	if (a->type == QS_ANSWER_AUTH_OK) {
+		if (!s->auth || c->authed) {
+			ngtcp2_ccerr_set_application_error(&c->last_error, QS_APP_PROTOCOL_ERROR, NULL, 0);
+			qs_client_fail(c, QS_FAIL_LOST, "unexpected authentication answer on stream %lld",
+				       (long long)s->id);
+			return;
+		}
+		c->authed = true;
+		qs_streams_open(c);
+		qs_io_schedule_write(c);
 		return;
 	}
 	if (!s->range)

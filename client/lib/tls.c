@@ -33,6 +33,23 @@ int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, 
 	return 0;
 }
 
+int qs_tls_load_client_cert(gnutls_certificate_credentials_t cred, const char *cert, const char *key, char *err,
+			    size_t errlen)
+{
+	if (!cert && !key)
+		return 0;
+	if (!cert || !key) {
+		snprintf(err, errlen, "a client certificate needs its key, and a key its certificate");
+		return -1;
+	}
+	int rv = gnutls_certificate_set_x509_key_file(cred, cert, key, GNUTLS_X509_FMT_PEM);
+	if (rv < 0) {
+		snprintf(err, errlen, "client certificate %s / key %s: %s", cert, key, gnutls_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
 static bool is_ip_literal(const char *name)
 {
 	unsigned char buf[sizeof(struct in6_addr)];

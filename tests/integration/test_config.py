@@ -40,12 +40,7 @@ def write(path, data):
 
 
 def wait_log(server, text, since, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in server.log()[since:]:
-            return True
-        time.sleep(0.1)
-    return False
+    return server.wait_log(text, since, timeout)
 
 
 def send_ok(server, recv, start, n, what):

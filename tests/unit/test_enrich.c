@@ -561,8 +561,44 @@ static void test_hostile_frames_linear(void)
 	}
 }
 
+/* With a tenant, organization.id is the server's on every path: the client's
+ * own (a dotted key, a nested object, both) is overwritten, its other
+ * organization members kept; without one the client's organization stays. */
+static void test_tenant(void)
+{
+	current_test = "tenant";
+	const char *cases[] = {
+		"{\"a\":1}",                                                 /* fast path */
+		"{\"a\":1,\"event\":{\"x\":1}}",                            /* splice path */
+		"{\"a\":1,\"organization.id\":\"B\"}",                        /* dotted: slow path */
+		"{\"a\":1,\"organization\":{\"id\":\"B\",\"name\":\"n\"}}",      /* nested */
+		"{\"organization\":{\"id\":\"B\"},\"organization.id\":\"B\",\"organization\":{\"id\":\"C\"}}",
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct qs_enrich_meta m = meta4();
+		m.tenant = "acme";
+		CHECK(qs_enrich(cases[i], strlen(cases[i]), &m, &out, &res) == 0);
+		cJSON *j = parsed();
+		check_server_fields(j);
+		CHECK(!strcmp(str_at(j, "organization", "id"), "acme"));
+		CHECK(count_key(j, "organization") == 1 && count_key(j, "organization.id") == 0);
+		if (i == 3)
+			CHECK(!strcmp(str_at(j, "organization", "name"), "n"));
+		cJSON_Delete(j);
+	}
+	CHECK(run("{\"organization.id\":\"B\"}") == 0); /* no tenant: the client's field */
+	cJSON *j = parsed();
+	CHECK(count_key(j, "organization.id") == 1 && count_key(j, "organization") == 0);
+	cJSON_Delete(j);
+	struct qs_enrich_meta m = meta4();
+	m.tenant = "acme";
+	const char *not_obj = "{\"organization\":\"B\"}"; /* like "event": a server-owned object */
+	CHECK(qs_enrich(not_obj, strlen(not_obj), &m, &out, &res) != 0 && res.code == QS_REJ_SERVER_FIELD);
+}
+
 int main(void)
 {
+	test_tenant();
 	test_fast_path();
 	test_empty_and_whitespace();
 	test_fast_equals_slow();

@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "common/config.h"
 #include "common/config_file.h"
 #include "common/options.h"
+#include "supervisor/certgen.h"
 
 static char dir[] = "/tmp/qs-unit-options-XXXXXX";
 static struct qs_config defaults; /* qs_config_parse of an empty command line */
@@ -267,6 +269,8 @@ static void test_file_whole(void)
 		if (!(o->flags & QS_OPT_FILE) || !val)
 			continue;
 		snprintf(names[n], sizeof(names[n]), "--%s", o->name);
+		if (!strcmp(o->name, "client-ca")) /* read as a certificate: one of the supervisor's making */
+			val = "ca.der";
 		snprintf(values[n], sizeof(values[n]), "%s", val); /* val is overwritten by the next call */
 		argv[argc++] = names[n];
 		if (qs_option_takes_value(o))
@@ -277,6 +281,11 @@ static void test_file_whole(void)
 	FILE *f = fopen("all.conf", "w");
 	CHECK(f && fwrite(text, 1, len, f) == len);
 	fclose(f);
+	f = fopen("127.0.0.1:7", "w"); /* the value of every path: --tenants (empty) and --client-ca are read */
+	CHECK(f != NULL);
+	fclose(f);
+	chmod("127.0.0.1:7", 0600); /* and --key-path, a private key */
+	CHECK(qs_cert_ensure("ca.der", "ca.key") == 0);
 	CHECK_EQ(qs_config_parse(argc, argv, &from_argv), QS_CONFIG_OK);
 	CHECK_EQ(qs_config_parse(3, fargv, &from_file_cfg), QS_CONFIG_OK);
 	close(from_file_cfg.config_fd);
@@ -284,6 +293,9 @@ static void test_file_whole(void)
 	memset(from_file_cfg.config_path, 0, sizeof(from_file_cfg.config_path));
 	CHECK(memcmp(&from_argv, &from_file_cfg, sizeof(from_argv)) == 0);
 	unlink("all.conf");
+	unlink("127.0.0.1:7");
+	unlink("ca.der");
+	unlink("ca.key");
 }
 
 /* What a reload may not change: the options of issue 26's list, no more. */

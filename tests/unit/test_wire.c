@@ -107,7 +107,7 @@ static void feed(struct qs_frame_decoder *d, const uint8_t *in, size_t len, stru
 			e->type = r;
 			e->seq = out.seq;
 			e->len = out.len;
-			if (r == QS_DEC_FRAME && out.len < sizeof(e->data)) {
+			if ((r == QS_DEC_FRAME || (r == QS_DEC_AUTH && out.data)) && out.len < sizeof(e->data)) {
 				memcpy(e->data, out.data, out.len);
 				e->data[out.len] = 0;
 			}
@@ -864,6 +864,69 @@ static void test_answers_malformed(void)
 	CHECK(qs_answer_decode(&ad, ack, 0, &used, &a) == 0 && used == 0);
 }
 
+/* The authentication stream (docs/PROTOCOL.md, "Authentication"): "QSA1" u16 n
+ * token at offset 0 is reported as QS_DEC_AUTH, split anywhere, takes no
+ * sequence number; a bad length is reported without data; "QSA1" later in a
+ * stream is a frame length like any other. And the 'K' answer. */
+static void test_auth(void)
+{
+	current_test = "auth";
+	struct buf b = {0};
+	uint8_t h[QS_AUTH_HDR_LEN];
+	CHECK_EQ(qs_auth_header_encode(h, 3), QS_AUTH_HDR_LEN);
+	CHECK(memcmp(h, "QSA1\0\3", 6) == 0);
+	buf_add(&b, h, sizeof(h));
+	buf_add(&b, "foo", 3);
+	buf_frame(&b, J1);
+	int bad = 0;
+	for (size_t s = 0; s <= b.len; s++) {
+		struct qs_frame_decoder d;
+		qs_frame_decoder_init(&d, 1024);
+		struct evlist l = {0};
+		feed(&d, b.p, s, &l);
+		feed(&d, b.p + s, b.len - s, &l);
+		bad += !(l.n == 2 && l.errors == 0 && l.e[0].type == QS_DEC_AUTH && l.e[0].len == 3 &&
+			 !strcmp(l.e[0].data, "foo") && l.e[1].type == QS_DEC_FRAME && l.e[1].seq == 0 &&
+			 !strcmp(l.e[1].data, J1));
+		qs_frame_decoder_free(&d);
+	}
+	CHECK_EQ(bad, 0);
+	/* length 0 and over QS_AUTH_TOKEN_MAX: reported without data */
+	for (unsigned n = 0; n <= 1; n++) {
+		struct qs_frame_decoder d;
+		qs_frame_decoder_init(&d, 1 << 20);
+		struct evlist l = {0};
+		uint8_t m[QS_AUTH_HDR_LEN + 8] = {0};
+		qs_auth_header_encode(m, n ? QS_AUTH_TOKEN_MAX + 1 : 0);
+		feed(&d, m, sizeof(m), &l);
+		CHECK(l.n >= 1 && l.e[0].type == QS_DEC_AUTH && l.e[0].len == 0);
+		qs_frame_decoder_free(&d);
+	}
+	/* after a frame, "QSA1" is a (too large) frame length */
+	struct buf c = {0};
+	buf_frame(&c, J3);
+	buf_add(&c, h, sizeof(h));
+	struct qs_frame_decoder d;
+	qs_frame_decoder_init(&d, 1024);
+	struct evlist l = {0};
+	feed(&d, c.p, c.len, &l);
+	CHECK(l.n == 2 && l.e[1].type == QS_DEC_OVERSIZE && l.e[1].seq == 1);
+	qs_frame_decoder_free(&d);
+	/* 'K' with the tenant's name, split anywhere */
+	uint8_t k[64];
+	size_t klen = qs_answer_auth_ok(k, "acme");
+	CHECK(klen == 6 && k[0] == 'K' && k[1] == 4);
+	for (size_t chunk = 1; chunk <= klen; chunk++) {
+		struct qs_answer_decoder ad = {0};
+		struct qs_answer a[2];
+		int mal;
+		CHECK(decode_all(&ad, k, klen, chunk, a, 2, &mal) == 1 && !mal && a[0].type == QS_ANSWER_AUTH_OK &&
+		      !strcmp(a[0].reason, "acme"));
+	}
+	free(b.p);
+	free(c.p);
+}
+
 static void test_reject_names(void)
 {
 	current_test = "reject_names";
@@ -872,6 +935,7 @@ static void test_reject_names(void)
 	CHECK(strcmp(qs_reject_name(QS_REJ_TOO_LARGE), "too_large") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_EMPTY), "empty") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_TRUNCATED), "truncated") == 0);
+	CHECK(strcmp(qs_reject_name(QS_REJ_UNAUTHENTICATED), "unauthenticated") == 0);
 	CHECK(strcmp(qs_reject_name(999), "unknown") == 0);
 }
 
@@ -896,5 +960,6 @@ int main(void)
 	test_answers();
 	test_answers_malformed();
 	test_reject_names();
+	test_auth();
 	return check_report();
 }

@@ -21,7 +21,7 @@ One module per job; this file only re-exports them, so `import qslib as q; q.Ser
   net       free ports, NetNs (a network namespace), LossyRelay (a lossy UDP relay)
   events    numbered test events, protocol frames, ECS fields, server fields
   receiver  Receiver, the TCP/TLS stand-in for Logstash
-  tls       make_pki (certtool), server_tls_context
+  tls       make_pki, make_client_pki (certtool), server_tls_context
   server    Server (quicstashd in its own directory), KeptSocket (systemd socket passing)
   client    send, AsyncSend, Feeder, ack logs, verify_delivery
   faults    Load, mid-stream faults, kill -9 of a child
@@ -39,7 +39,7 @@ from .events import (  # noqa: F401
     gen_event, gen_events, frame, stream_header, write_lines, field, has_field,
     SERVER_FIELDS, EVENT_ID_RE, RFC3339_RE, parse_rfc3339, client_view)
 from .receiver import Receiver  # noqa: F401
-from .tls import make_pki, server_tls_context  # noqa: F401
+from .tls import make_client_pki, make_pki, server_tls_context  # noqa: F401
 from .server import _read_cmdline, Server, KeptSocket  # noqa: F401
 from .client import (  # noqa: F401
     send, SUMMARY_RE, send_acked, arrived, summary, AsyncSend, Feeder, read_ack_log, verify_delivery)

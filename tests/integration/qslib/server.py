@@ -292,6 +292,15 @@ class Server:
         except OSError:
             return ""
 
+    def wait_log(self, text, since, timeout):
+        """Waits until text appears in the log after offset since (len(server.log()) taken before)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log()[since:]:
+                return True
+            time.sleep(0.1)
+        return False
+
     def log_tail(self, n=40):
         return "\n".join(self.log().splitlines()[-n:])
 
