@@ -2,13 +2,17 @@
 BUILD ?= build
 SAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+# make install: a build without the test-only hooks or the tests, for PREFIX
+INSTALL_BUILD ?= build-install
+PREFIX ?= /usr/local
+DEB_BUILD ?= build-deb
 # Per target. A libFuzzer run found the keyholder signing for a scheme its key
 # cannot serve after 35 s (1.3M runs) on one core: give every target several
 # times that. Targets run FUZZ_JOBS at a time (default: all CPUs).
 FUZZ_SECONDS ?= 300
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan fuzz clean bench
+.PHONY: all deps configure build run test test-asan fuzz clean bench install deb
 
 all: build
 
@@ -19,11 +23,17 @@ deps:
 # (QS_TEST_HOOKS; inert unless a QS_TEST_* variable or --test-* option is given).
 # A plain cmake build, the one users and packagers make, has none
 # (docs/ARCHITECTURE.md, "Test-only hooks").
-build: deps
+# Configuring again with the same options changes no compile flag (a second
+# build compiles nothing; integration/test_rebuild checks it).
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQS_WERROR=ON -DQS_TEST_HOOKS=ON >/dev/null
+
+build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# Only the server it runs and the client README's "Trying it" uses next; no tests, no bench.
+run: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target quicstashd quicstash-send
 	$(BUILD)/bin/quicstashd $(ARGS)
 
 test: build
@@ -44,5 +54,17 @@ fuzz: deps
 bench: build
 	bench/run
 
+# What users and packagers build: no test-only hooks, no tests. DESTDIR is honoured.
+# The unit files get the paths of PREFIX (their directory is systemd's under /usr).
+install: deps
+	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+		-DBUILD_TESTING=OFF >/dev/null
+	@cmake --build $(INSTALL_BUILD) -j $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(INSTALL_BUILD)
+
+# The Debian package, built by dpkg-buildpackage in $(DEB_BUILD) (scripts/build-deb).
+deb: deps
+	scripts/build-deb $(DEB_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) $(INSTALL_BUILD) $(DEB_BUILD)

@@ -27,6 +27,7 @@ enum qs_role {
 };
 enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
 enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
+enum qs_log_fmt { QS_LOG_FMT_TEXT = 0, QS_LOG_FMT_JSON };
 
 #define QS_MAX_ACCEPTORS 64
 #define QS_MAX_PARSERS 64
@@ -62,6 +63,7 @@ struct qs_config {
 	char key_path[4096];
 	char secret_path[4096];     /* QS_SECRET_LEN random bytes, mode 0600, kept across restarts */
 	bool debug;
+	enum qs_log_fmt log_format; /* stderr's lines: text, or one JSON object each */
 	char spool_dir[4096];
 	unsigned acceptors;
 	unsigned parsers;

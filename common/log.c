@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/log_format.h"
 #include "common/log_journal.h"
 #include "common/log_limit.h"
 
@@ -15,22 +16,43 @@
  * the sinks (one line at a time, never interleaved). */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char log_who[32] = "quicstashd";
-static bool log_debug, log_journal, log_atexit;
+static bool log_debug, log_journal, log_atexit, log_json, log_tty;
+static bool log_stream; /* stderr is the journal stream (journald's fallback): priorities, no JSON */
+static enum qs_log_style log_style;
 static struct qs_log_limit log_limit;
 
 static void flush_at_exit(void);
+
+/* Called with log_mu held. */
+static void set_style(void)
+{
+	log_style = log_stream ? QS_LOG_STYLE_TEXT
+		    : log_json ? QS_LOG_STYLE_JSON
+		    : log_tty  ? QS_LOG_STYLE_TEXT_TIME
+			       : QS_LOG_STYLE_TEXT;
+}
 
 void qs_log_init(const char *who, bool debug)
 {
 	pthread_mutex_lock(&log_mu);
 	snprintf(log_who, sizeof(log_who), "%s", who);
 	log_debug = debug;
-	log_journal = qs_journal_detect();
+	log_journal = log_stream = qs_journal_detect();
+	log_tty = isatty(STDERR_FILENO);
+	set_style();
 	pthread_mutex_unlock(&log_mu);
 	if (!log_atexit) {
 		log_atexit = true;
 		atexit(flush_at_exit);
 	}
+}
+
+void qs_log_set_json(bool json)
+{
+	pthread_mutex_lock(&log_mu);
+	log_json = json;
+	set_style();
+	pthread_mutex_unlock(&log_mu);
 }
 
 const char *qs_log_errno_name(int err)
@@ -49,12 +71,10 @@ bool qs_log_to_journal(void)
 	return log_journal;
 }
 
-static void to_stderr(int lvl, const char *text)
+static void to_stderr(const struct qs_journal_msg *m)
 {
-	char line[1280];
-	int n = snprintf(line, sizeof(line), "<%d>%s[%d]: %s", lvl, log_who, (int)getpid(), text);
-	size_t len = n < 0 ? 0 : (size_t)n < sizeof(line) - 1 ? (size_t)n : sizeof(line) - 2;
-	line[len++] = '\n';
+	char line[16384]; /* a message of 1 KiB, every byte escaped as JSON's \u00XX */
+	size_t len = qs_log_format(line, sizeof(line), log_style, m, (int)getpid(), qs_realtime_ns());
 	/* One write per line so lines from several processes do not interleave. */
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
@@ -64,7 +84,7 @@ static void to_stderr(int lvl, const char *text)
 static void emit(const struct qs_journal_msg *m)
 {
 	if (!log_journal || qs_journal_send(m) < 0)
-		to_stderr(m->level, m->text);
+		to_stderr(m);
 }
 
 static void report(struct qs_log_site *s)

@@ -4,15 +4,17 @@
  * Where it goes: to journald through libsystemd's native protocol when stderr
  * is the journal stream systemd gave us (JOURNAL_STREAM names stderr's
  * device:inode), with structured fields; to stderr otherwise, as
- * "<PRIORITY>role[pid]: message". Every call site may log QS_LOG_BURST lines
- * per 10 s (common/log_limit.h); the rest are counted and reported as one line
- * "... (N similar messages suppressed)".
+ * "<PRIORITY>role[pid]: message" (after the time when stderr is a terminal),
+ * or with --log-format json one JSON object a line (common/log_format.h).
+ * Every call site may log QS_LOG_BURST lines per 10 s (common/log_limit.h);
+ * the rest are counted and reported as one line "... (N similar messages
+ * suppressed)".
  *
  * Fields: qs_warn_kv(QS_KV({QS_LOG_PEER, addr}, {QS_LOG_CODE, "too_large"}), fmt, ...)
  * attaches journal fields to one message (KEY: A-Z, 0-9, _; a value may hold
  * anything but NUL; a NULL value is left out). They cost a compound literal on
- * the caller's stack and are not shown on stderr, where the message text says
- * it all. Every message also carries SYSLOG_IDENTIFIER=quicstashd,
+ * the caller's stack and are not shown on stderr's text lines, where the
+ * message text says it all (JSON lines carry them). Every message also carries SYSLOG_IDENTIFIER=quicstashd,
  * QUICSTASH_ROLE, CODE_FILE/LINE/FUNC; journald adds _PID and the rest. */
 #ifndef QS_LOG_H
 #define QS_LOG_H
@@ -38,6 +40,10 @@ struct qs_log_kv {
 const char *qs_log_errno_name(int err);
 
 void qs_log_init(const char *who, bool debug);
+/* --log-format json: stderr gets one JSON object a line (common/log_format.h);
+ * not when stderr is the journal stream (journald's own path stays). Without
+ * it, a terminal's lines start with the time. */
+void qs_log_set_json(bool json);
 bool qs_log_debug_enabled(void);
 /* True when messages go to journald (for tests and the sandbox). */
 bool qs_log_to_journal(void);

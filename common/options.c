@@ -20,6 +20,7 @@
 
 static const char *const durability_names[] = {"fsync", "write", NULL};   /* enum qs_durability */
 static const char *const retry_names[] = {"auto", "always", "never", NULL}; /* enum qs_retry */
+static const char *const log_format_names[] = {"text", "json", NULL};       /* enum qs_log_fmt */
 
 static void print_version(void)
 {
@@ -118,6 +119,9 @@ const struct qs_option qs_options[] = {
 	 .help = "verify a spool offline and exit (1 on damage)"},
 	{"repair", 0, QS_OPT_FLAG, QS_SCOPE_ARGV, 0, FIELD(repair), .help = "with --check-spool: cut damaged tails"},
 	{"debug", 'd', QS_OPT_FLAG, FILE_RELOAD, FIELD(debug), .help = "debug logging"},
+	{"log-format", 0, QS_OPT_ENUM, FILE_RELOAD, FIELD(log_format), .names = log_format_names, .def = "text",
+	 .arg = "FORMAT", .help = "stderr's lines: text (the time first on a terminal) or json, one object a line "
+				  "for log shippers (journald, when stderr is its stream, is not affected)"},
 	{"help", 'h', QS_OPT_ACTION, QS_SCOPE_ARGV, 0, .run = qs_options_help, .help = "this help"},
 	{"version", 'V', QS_OPT_ACTION, QS_SCOPE_ARGV, 0, .run = print_version, .help = "print the version"},
 	/* hidden: the supervisor's arguments for its children */

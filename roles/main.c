@@ -26,6 +26,7 @@ int main(int argc, char **argv)
 	if (cfg.check_spool)
 		return spool_check_main(&cfg);
 	qs_log_init(qs_role_name(cfg.role), cfg.debug);
+	qs_log_set_json(cfg.log_format == QS_LOG_FMT_JSON);
 	const struct qs_role_def *def = qs_role_def(cfg.role);
 	if (!def)
 		return supervisor_main(&cfg, argc, argv);

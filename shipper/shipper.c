@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -29,6 +30,7 @@
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
 #include "roles/confine.h"
+#include "shipper/backlog.h"
 #include "shipper/output.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
@@ -43,6 +45,8 @@
 #define CURSOR_MS 200
 #define STOP_POLL_MS 50
 #define STOP_FLUSH_NS 2000000000ull
+#define SPOOL_WAIT_MS 10000u /* for an earlier shipper to let the spool go */
+#define SPOOL_WAIT_STEP_MS 50u
 
 struct shipper {
 	const struct qs_config *cfg;
@@ -396,6 +400,7 @@ static int open_spool(struct shipper *sh, int dirfd)
 		" offset %" PRIu64 " (durability %s)",
 		cfg->spool_dir, sh->spool.nsegs, sh->spool.total, sh->spool.cursor.seg, sh->spool.cursor.off,
 		o.fsync ? "fsync" : "write");
+	qs_backlog_report(&sh->spool, cfg->logstash_text);
 	return 0;
 }
 
@@ -441,6 +446,26 @@ static void cleanup(struct shipper *sh)
 	qs_runtime_free(&sh->rt);
 }
 
+/* One writer of the spool at a time, whatever the supervisors (they lock
+ * SPOOL/quicstashd.lock): the shipper of a supervisor killed alone may still
+ * be stopping when the next instance starts its own. This one waits for it
+ * (the earlier one's stop is bounded), holding the directory's flock for its
+ * life (the descriptor becomes the spool's dirfd). */
+static int hold_spool(int fd, const char *dir)
+{
+	for (unsigned waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += SPOOL_WAIT_STEP_MS) {
+		if (errno != EWOULDBLOCK || waited >= SPOOL_WAIT_MS) {
+			qs_err("spool %s: %s", dir, errno == EWOULDBLOCK ? "still held by an earlier shipper" : strerror(errno));
+			return -1;
+		}
+		if (!waited)
+			qs_warn("spool %s is held by an earlier shipper, still stopping: waiting up to %u s", dir,
+				SPOOL_WAIT_MS / 1000);
+		usleep(SPOOL_WAIT_STEP_MS * 1000);
+	}
+	return 0;
+}
+
 int shipper_main(const struct qs_config *cfg)
 {
 	static struct shipper sh;
@@ -459,6 +484,10 @@ int shipper_main(const struct qs_config *cfg)
 	int spool_fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (spool_fd < 0)
 		qs_err("spool %s: %s", cfg->spool_dir, strerror(errno));
+	else if (hold_spool(spool_fd, cfg->spool_dir) != 0) {
+		close(spool_fd);
+		spool_fd = -1;
+	}
 	const char *ep_dir = cfg->runtime_dir;
 	if (file_fd == -1 || (cfg->logstash_tls && !tls) || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) ||
 	    open_spool(&sh, spool_fd) || open_sockets(&sh, ep_dir)) {

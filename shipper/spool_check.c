@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/spool_lock.h"
 #include "shipper/cursor.h"
 #include "shipper/record.h"
 #include "shipper/spool.h"
@@ -256,6 +257,24 @@ static void print_summary(const struct check *c)
 	}
 }
 
+/* --repair takes the spool's lock (a running quicstashd's spool is refused);
+ * a check only reads, and says when the spool is live. The lock's descriptor,
+ * -2 (none taken) or -1 (refused). */
+static int in_use(struct check *c)
+{
+	char why[600];
+	if (c->repair) {
+		int fd = qs_spool_lock(c->dir, "quicstashd --check-spool --repair", why, sizeof(why));
+		if (fd < 0)
+			fprintf(stderr, "quicstashd: --check-spool --repair: %s: not repairing\n", why);
+		return fd;
+	}
+	int held = qs_spool_lock_probe(c->dir, why, sizeof(why));
+	if (held != 0)
+		printf("note: %s%s\n", why, held > 0 ? ": its newest segment may be growing" : "");
+	return -2;
+}
+
 int spool_check_main(const struct qs_config *cfg)
 {
 	struct check c = {.dir = cfg->spool_dir, .repair = cfg->repair};
@@ -264,6 +283,12 @@ int spool_check_main(const struct qs_config *cfg)
 		fprintf(stderr, "quicstashd: --check-spool %s: %s\n", c.dir, strerror(errno));
 		if (c.dirfd >= 0)
 			close(c.dirfd);
+		return 2;
+	}
+	int lock = in_use(&c);
+	if (lock == -1) {
+		close(c.dirfd);
+		free(c.ids);
 		return 2;
 	}
 	c.cursor_rc = qs_cursor_load(c.dirfd, &c.cursor);
@@ -276,6 +301,8 @@ int spool_check_main(const struct qs_config *cfg)
 	finish_repair(&c, cursor_bad);
 	print_summary(&c);
 	close(c.dirfd);
+	if (lock >= 0)
+		close(lock);
 	free(c.ids);
 	if (c.errors)
 		return 2;

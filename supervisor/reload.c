@@ -111,6 +111,7 @@ static bool validate(void)
 		close(R.procs->config_fd);
 	R.procs->config_fd = cfg.config_fd;
 	qs_log_init(qs_role_name(QS_ROLE_SUPERVISOR), cfg.debug);
+	qs_log_set_json(cfg.log_format == QS_LOG_FMT_JSON);
 	qs_status_configure(&cfg);
 	qs_resolve_configure(&cfg);
 	return true;

@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "supervisor/steer.h"
@@ -55,6 +56,21 @@ static int activated_socket(void)
 	return -1;
 }
 
+/* The socket systemd passed decides where clients connect, --server-addr (the
+ * configuration file's) is not used: say so when they differ, as an operator
+ * who changed one of them and not the other would otherwise never know. */
+static void warn_elsewhere(const struct qs_config *cfg, const struct sockaddr_storage *ss)
+{
+	char bound[64], want[64];
+	unsigned bound_port, want_port;
+	qs_addr_ip_string((const struct sockaddr *)ss, bound, sizeof(bound), &bound_port);
+	qs_addr_ip_string((const struct sockaddr *)&cfg->server_addr.ss, want, sizeof(want), &want_port);
+	if (bound_port != want_port || strcmp(bound, want))
+		qs_warn("the UDP socket passed by systemd is bound to %s port %u, not --server-addr %s: clients "
+			"must use the socket's address (change ListenDatagram= and server-addr together)",
+			bound, bound_port, cfg->server_addr_text);
+}
+
 int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n)
 {
 	struct sockaddr_storage ss = cfg->server_addr.ss;
@@ -67,6 +83,7 @@ int qs_udp_open(const struct qs_config *cfg, int *fds, unsigned n)
 		len = sizeof(ss);
 		getsockname(act, (struct sockaddr *)&ss, &len);
 		qs_info("using the UDP socket passed by systemd (fd %d)", act);
+		warn_elsewhere(cfg, &ss);
 		first = 1;
 	}
 	/* SO_REUSEPORT would let us join another running instance's group and

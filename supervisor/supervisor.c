@@ -17,6 +17,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/spool_lock.h"
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
 #include "supervisor/control.h"
@@ -267,6 +268,14 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	S.cfg = cfg;
 	S.clean = true;
 	umask(027);
+	/* First: a second instance on this spool must change nothing (it used to
+	 * join the first one's UDP port and stall its clients). Held until exit. */
+	char who[340], why[600];
+	snprintf(who, sizeof(who), "quicstashd (udp %s)", cfg->server_addr_text);
+	if (qs_spool_lock(cfg->spool_dir, who, why, sizeof(why)) < 0) {
+		qs_err("%s: not starting", why);
+		return 1;
+	}
 	if (qs_output_tls_check(cfg) < 0 || qs_cert_ensure(cfg->cert_path, cfg->key_path) < 0 ||
 	    qs_secret_ensure(cfg->secret_path) < 0)
 		return 1;

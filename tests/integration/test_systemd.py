@@ -13,7 +13,10 @@
 5. A crash of the whole service (kill -9) after a reload, with the socket kept and a fresh runtime
    directory: the restarted server resets the old connections (the secret is kept at --secret-path,
    and their bank-1 connection IDs are known to be gone), so the client resumes within seconds, not
-   after its 30 s idle timeout."""
+   after its 30 s idle timeout.
+6. The socket passed is elsewhere than --server-addr (one changed, not the other): quicstashd uses
+   on the socket and its log says --server-addr is not used.
+"""
 import os
 import re
 import signal
@@ -208,6 +211,35 @@ def crash_with_kept_socket():
     return took, dups
 
 
+def activated_elsewhere():
+    """The socket systemd passes is on another address than --server-addr (one of them changed, not
+    both): quicstashd serves on the socket and says in its log that --server-addr is not used."""
+    d = q.mkdtemp("sysd-other")
+    port, other = q.free_port("udp"), q.free_port("udp")
+    argv = ["systemd-socket-activate", "--datagram", "-l", "127.0.0.1:%d" % port,
+            q.QUICSTASHD, "-s", "127.0.0.1:%d" % other, "-l", "127.0.0.1:%d" % q.free_port("tcp"),
+            "--spool-dir", os.path.join(d, "spool"), "-c", os.path.join(d, "cert.der"),
+            "--key-path", os.path.join(d, "key.pem")]
+    logf = open(os.path.join(d, "server.log"), "wb")
+    proc = subprocess.Popen(argv, stdout=logf, stderr=logf, cwd=d, start_new_session=True, preexec_fn=q._pdeathsig)
+    q.at_cleanup(lambda: (proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL)))
+    time.sleep(0.5)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"\x00" * 32, ("127.0.0.1", port))
+    s.close()
+    want = "bound to 127.0.0.1 port %d, not --server-addr 127.0.0.1:%d" % (port, other)
+    deadline = time.monotonic() + q.tmo(30)
+    text = ""
+    while want not in text and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        text = open(os.path.join(d, "server.log"), errors="replace").read()
+    check(want in text and "passed by systemd" in text,
+          "no warning that --server-addr is not used; log:\n%s" % text[-1500:])
+    os.kill(proc.pid, signal.SIGTERM)
+    check(proc.wait(timeout=q.tmo(30)) == 0, "quicstashd exit %r after SIGTERM" % proc.returncode)
+    return "warned: %s" % want
+
+
 def need_tools():
     q.need_binaries()
     if not os.access("/usr/bin/systemd-socket-activate", os.X_OK):
@@ -217,9 +249,10 @@ def need_tools():
 def run():
     need_tools()
     socket_activation_and_notify()
+    activated_elsewhere()
     dups = restart_with_kept_socket()
     took, cdups = crash_with_kept_socket()
-    return "socket activation + sd_notify protocol; whole-service restart under load with the socket " \
+    return "socket activation + sd_notify protocol; a socket elsewhere than --server-addr: warned; whole-service restart under load with the socket " \
            "kept: zero loss, %d duplicates, client exit 0; kill -9 after a reload: clients resumed %.1fs " \
            "after the restart, zero loss, %d duplicates" % (dups, took, cdups)
 
@@ -230,6 +263,7 @@ def alone(fn):
 
 
 CASES = [("socket-activation", alone(socket_activation_and_notify)),
+         ("activated-elsewhere", alone(activated_elsewhere)),
          ("restart-kept-socket", alone(restart_with_kept_socket)),
          ("crash-kept-socket", alone(crash_with_kept_socket))]
 
