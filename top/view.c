@@ -85,10 +85,12 @@ size_t view_render(const struct view_in *in, char *buf, size_t len)
 	buf[0] = '\0';
 	view_line(&o, "quicstash-top  %s  %s  %s", in->addr, when,
 	     in->error ? "NO ANSWER" : in->prev ? "" : "(rates from the next scrape)");
-	if (in->error) {
+	if (in->error)
 		view_line(&o, "  %s", in->error);
-		if (!in->cur)
-			return o.used;
+	if (!in->cur) {
+		if (!in->error)
+			view_line(&o, "  waiting for the first answer");
+		return o.used;
 	}
 	view_line(&o, "%s", "");
 	traffic(&o, in);

@@ -7,6 +7,7 @@
 #include "top/view_fmt.h"
 
 #define MAX_TENANTS 256 /* distinct names looked at; the rest are counted */
+#define SHOWN_UNBOUNDED 20 /* rows shown without a terminal height (--once) */
 
 struct tenant {
 	char name[40];
@@ -84,7 +85,8 @@ void view_tenants(struct out *o, const struct view_in *in)
 	view_line(o, "%s", "");
 	view_line(o, "%-24s %10s %10s %12s %6s %10s", "Tenant", "acked/s", "rejected/s", "bytes/s", "conns", "throttled");
 	for (size_t i = 0; i < n; i++) {
-		if (o->lines + 1 >= o->height && i + 1 < n) {
+		bool last_row = o->lines + 1 >= o->height || (o->height == 1 << 30 && i == SHOWN_UNBOUNDED);
+		if (last_row && i + 1 < n) {
 			view_line(o, "... and %zu more", n - i + more);
 			return;
 		}
