@@ -68,7 +68,7 @@ static void peers(struct out *o, const struct view_in *in)
 	char l[256];
 	size_t k = 0;
 	for (size_t i = 0; i < sizeof(roles) / sizeof(*roles); i++)
-		k += (size_t)snprintf(l + k, sizeof(l) - k, "%s %s  ", roles[i],
+		k += (size_t)snprintf(l + k, sizeof(l) - k, "%s%s %s", i ? "  " : "", roles[i],
 				      view_num(a, expo_sum_where(in->cur, M("children_ready"), "role", roles[i])));
 	view_line(o, "Ready      %s", l);
 	view_line(o, "Restarts   %s   reloads %s (refused %s)", view_num(a, view_gauge(in, M("child_restarts_total"))),

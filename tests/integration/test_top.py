@@ -80,6 +80,7 @@ def case_once():
         if total == n or time.monotonic() > deadline:
             break
     check(total == n, "total acked %r, the client got %d acknowledged:\n%s" % (total, n, out))
+    rc, out, err = top_once(port, "--interval", "0.2")  # an interval wholly after the last frame
     check(field(out, "Events/s", "in") == 0, "events/s in is not 0 once the load is done:\n" + out)
     server.stop()
     return "non-zero rates under load, total acked %d exactly" % n
