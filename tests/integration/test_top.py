@@ -12,6 +12,9 @@ Cases:
            garbage lines, 20,000 series, 100 KiB lines, then with 5 MiB: quicstash-top prints no
            escape character, says what it skipped, bounds the tenants, refuses the oversized
            answer (exit 1), and no answer at all is exit 1 with a reason.
+  tenants  per-tenant series (as docs/METRICS.md plans them; the server has none yet, so an HTTP
+           server whose counters grow on each scrape stands in): the tenants are listed loudest
+           first with their rates, connections and throttled share.
   no_tenants without tenants the tenant section is not shown."""
 import http.server
 import os
@@ -160,8 +163,13 @@ def case_tmux():
 
 class Hostile(http.server.BaseHTTPRequestHandler):
     body = b""
+    make = None  # a function of the request count giving the body, instead of body
+    count = 0
 
     def do_GET(self):
+        if Hostile.make:
+            Hostile.count += 1
+            self.body = Hostile.make(Hostile.count)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.send_header("Content-Length", str(len(self.body)))
@@ -175,8 +183,8 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def hostile_server(body):
-    Hostile.body = body
+def hostile_server(body, make=None):
+    Hostile.body, Hostile.make, Hostile.count = body, make, 0
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     q.at_cleanup(srv.shutdown)
@@ -215,6 +223,34 @@ def case_hostile():
     return "hostile text shown without escapes in %.1f s; oversized and missing answers are exit 1" % took
 
 
+def case_tenants():
+    q.need_binaries("quicstash-top")
+
+    def body(k):  # per scrape: "quiet" +10 events, "loud" +1000, "mid" +100 and 50 rejected
+        lines = []
+        for name, acked, rejected, conns in (("quiet", 10, 0, 1), ("loud", 1000, 0, 7), ("mid", 100, 50, 2)):
+            lines += ['quicstash_tenant_frames_acknowledged_total{tenant="%s"} %d' % (name, acked * k),
+                      'quicstash_tenant_frames_rejected_total{tenant="%s",code="invalid_json"} %d' % (name, rejected * k),
+                      'quicstash_tenant_received_bytes_total{tenant="%s"} %d' % (name, acked * k * 100),
+                      'quicstash_tenant_throttled_seconds_total{tenant="%s"} %g' % (name, 0.5 * k if name == "loud" else 0),
+                      'quicstash_tenant_connections_open{tenant="%s"} %d' % (name, conns)]
+        return ("\n".join(lines) + "\n").encode()
+
+    srv, port = hostile_server(b"", make=body)
+    rc, out, err = top_once(port, "--interval", "0.5")
+    srv.shutdown()
+    log("--once with tenants:\n" + out)
+    check(rc == 0, "exit %d: %s" % (rc, err))
+    rows = out.split("\nTenant ", 1)[1].splitlines()[1:]
+    names = [r.split()[0] for r in rows]
+    check(names == ["loud", "mid", "quiet"], "tenants not loudest first: %r\n%s" % (names, out))
+    loud = rows[0].split()
+    acked = float(loud[1].rstrip("k")) * (1000 if loud[1].endswith("k") else 1)
+    # 1000 events between two scrapes 0.5 s apart (the interval is a lower bound on a busy host)
+    check(200 < acked <= 2100 and loud[5] == "7" and loud[-1] != "0%", "loud tenant row %r" % rows[0])
+    return "tenants loudest first (%s)" % ", ".join(names)
+
+
 def case_no_tenants():
     q.need_binaries("quicstash-top")
     srv, port = hostile_server(b"quicstash_frames_received_total 5\n")
@@ -223,7 +259,8 @@ def case_no_tenants():
     return "no tenant section without tenant series"
 
 
-CASES = [("once", case_once), ("tmux", case_tmux), ("hostile", case_hostile), ("no_tenants", case_no_tenants)]
+CASES = [("once", case_once), ("tmux", case_tmux), ("hostile", case_hostile), ("tenants", case_tenants),
+         ("no_tenants", case_no_tenants)]
 
 
 def run():
