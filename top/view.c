@@ -8,6 +8,15 @@
 #include <string.h>
 #include <time.h>
 
+/* A whole count in full ("-" when absent): 12345, not 12.3k. */
+static const char *exact(char *b, double v)
+{
+	if (isnan(v))
+		return "-";
+	snprintf(b, 16, "%.0f", v);
+	return b;
+}
+
 static const char *seconds(char *b, double s)
 {
 	if (s < 0)
@@ -28,10 +37,10 @@ static void traffic(struct out *o, const struct view_in *in)
 	     view_num(b, view_rate(in, M("frames_acknowledged_total"))), view_num(c, view_rate(in, M("frames_rejected_total"))),
 	     view_num(d, view_rate(in, M("spool_events_written_total"))), view_num(e, view_rate(in, M("output_events_shipped_total"))));
 	/* totals exact: a script compares them with what it sent */
-	view_line(o, "  total    in %-8.0f acked %-8.0f rejected %-6.0f spooled %-8.0f out %.0f",
-		  view_gauge(in, M("frames_received_total")), view_gauge(in, M("frames_acknowledged_total")),
-		  view_gauge(in, M("frames_rejected_total")), view_gauge(in, M("spool_events_written_total")),
-		  view_gauge(in, M("output_events_shipped_total")));
+	view_line(o, "  total    in %-8s acked %-8s rejected %-6s spooled %-8s out %s",
+		  exact(a, view_gauge(in, M("frames_received_total"))), exact(b, view_gauge(in, M("frames_acknowledged_total"))),
+		  exact(c, view_gauge(in, M("frames_rejected_total"))), exact(d, view_gauge(in, M("spool_events_written_total"))),
+		  exact(e, view_gauge(in, M("output_events_shipped_total"))));
 	const char *h = M("ack_latency_seconds_bucket");
 	double p50 = view_quantile(in->prev, in->cur, h, 0.5), p99 = view_quantile(in->prev, in->cur, h, 0.99);
 	view_line(o, "Ack latency p50 %-10s p99 %-10s %s", seconds(a, p50), seconds(b, p99),

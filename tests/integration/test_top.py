@@ -15,7 +15,7 @@ Cases:
   tenants  per-tenant series (as docs/METRICS.md plans them; the server has none yet, so an HTTP
            server whose counters grow on each scrape stands in): the tenants are listed loudest
            first with their rates, connections and throttled share.
-  no_tenants without tenants the tenant section is not shown."""
+  no_tenants without tenants the tenant section is not shown; series not sent show as '-'."""
 import http.server
 import os
 import re
@@ -256,6 +256,8 @@ def case_no_tenants():
     srv, port = hostile_server(b"quicstash_frames_received_total 5\n")
     rc, out, err = top_once(port, "--interval", "0.2")
     check(rc == 0 and "Events/s" in out and "Tenant" not in out, "exit %d:\n%s" % (rc, out))
+    check("nan" not in out.lower() and re.search(r"^  total\s+in 5\s+acked -", out, re.M),
+          "series the server does not send are not shown as '-':\n" + out)
     return "no tenant section without tenant series"
 
 
