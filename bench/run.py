@@ -305,9 +305,45 @@ def auth_setup(ctx, n=4):
     return ["--tenants", path, "--auth", "token"], bench
 
 
-def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=()):
-    """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict."""
+class Scraper:
+    """GET /metrics every second on its own thread, as Prometheus would (--only metrics): the
+    scrape must cost the data path nothing (docs/ARCHITECTURE.md, "Metrics")."""
+
+    def __init__(self, port):
+        self.port, self.ok, self.failed = port, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        import urllib.request
+        while True:  # the first at once: a short run gets scraped too
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=5) as r:
+                    r.read()
+                self.ok += 1
+            except OSError:
+                self.failed += 1
+            if self._stop.wait(1.0):
+                return
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=(), scraped=False):
+    """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict. scraped: with
+    --metrics-addr on a free loopback port, read every second while it runs."""
     name = "quicstash-%s-%s" % (durability, tag)
+    scraper = None
+    if scraped:
+        mport = free_port()
+        qs_extra = list(qs_extra) + ["--metrics-addr", "127.0.0.1:%d" % mport]
+        scraper = Scraper(mport)
     cert, key = make_cert(ctx)
     recv, rport, rres = receiver_start(ctx, name, count, ctx.args.timeout)
     udp = free_port(socket.SOCK_DGRAM)
@@ -338,6 +374,8 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
         if not ready:
             raise RuntimeError("quicstashd not ready after 30 s; see %s" % qlog)
         time.sleep(0.3)  # let every child settle (connections to the parsers and the receiver)
+        if scraper:
+            scraper.start()
         before = cpu_snapshot(qd.pid)
         bargv = [ctx.bin("quicstash-bench"), "-s", "127.0.0.1:%d" % udp, "--cert", cert,
                  "--corpus", ctx.corpus, "-n", str(count), "-c", str(ctx.args.connections),
@@ -350,6 +388,8 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
         rr = receiver_result(recv, rres, 60 if '"acked":0,' not in out else 1)
         after = cpu_snapshot(qd.pid)
     finally:
+        if scraper:
+            scraper.stop()
         stop(qd, timeout=15)
         stop(recv)
         nsock.close()
@@ -370,6 +410,11 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
     }
     if rr["lines"] < b["acked"]:
         r["note"] = "receiver got %d of %d acknowledged events" % (rr["lines"], b["acked"])
+    if scraper:
+        r["scrapes"] = {"ok": scraper.ok, "failed": scraper.failed}
+        if not scraper.ok or scraper.failed:
+            r["note"] = (r.get("note", "") + "; " if r.get("note") else "") + "scrapes %d ok, %d failed" % (
+                scraper.ok, scraper.failed)
     log("%s: %.0f events/s, ack p50 %.2f ms p99 %.2f ms, errors %d, delivered %d" % (
         name, b["events_per_s"], b["latency_us"]["p50"] / 1e3, b["latency_us"]["p99"] / 1e3, b["errors"],
         rr["lines"]))
@@ -675,6 +720,29 @@ def fmt_rounds(ratios):
     return " (round by round %s; median %.2f)" % ("/".join("%.2f" % x for x in ratios), pr[len(pr) // 2])
 
 
+def metrics_md(results):
+    """The cost of the metrics endpoint: full load scraped every second over the same without it,
+    round by round (both runs within the same minute: this host's speed drifts)."""
+    r = results.get("quicstash-fsync-metrics") or {}
+    ratios = r.get("pair_ratios_off")
+    if not ratios:
+        return []
+    med = statistics.median(ratios)
+    sc = r.get("scrapes", {})
+    off = results.get("quicstash-fsync") or {}
+
+    def server_cpu(x):
+        ev = x.get("events") or 0
+        return sum(v for k, v in (x.get("cpu") or {}).items() if k not in ("client", "sender")) / ev * 1e6 if ev else 0
+
+    return ["\nMetrics: `--metrics-addr` scraped every second (%d scrapes in the median run, %d failed) "
+            "over the same full load without it, round by round: %s events/s, median %+.1f%% (target: within "
+            "2%%; on a shared or busy host one round varies more than that); server CPU per million events "
+            "%.2f s with, %.2f s without (the metrics process's own: %.2f s)." % (
+                sc.get("ok", 0), sc.get("failed", 0), "/".join("%.3f" % x for x in ratios), (med - 1) * 100,
+                server_cpu(r), server_cpu(off), (r.get("cpu") or {}).get("metrics", 0) / (r.get("events") or 1) * 1e6)]
+
+
 def table(results, ctx):
     base_rs = results.get("rsyslog-memory", {}).get("events_per_s")
     base_q = results.get("rawquic", {}).get("events_per_s")
@@ -685,6 +753,8 @@ def table(results, ctx):
     if ctx.args.auth_row:
         rows.append(("quicstash-fsync-auth", "quicstash `--durability fsync`, full load, `--auth token`, 4 tenants "
                      "(a token per connection)"))
+    rows.append(("quicstash-fsync-metrics", "quicstash `--durability fsync`, full load, `--metrics-addr`, "
+                 "scraped every second"))
     rows += [("quicstash-fsync-half", "quicstash `--durability fsync`, half load"),
              ("quicstash-fsync-floor", "quicstash `--durability fsync`, latency floor (%.0f events/s)" %
               ctx.args.floor_rate),
@@ -762,7 +832,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
     ap.add_argument("--budget", type=int, default=480,
                     help="seconds for all measurements; runs that would start later are skipped (480)")
-    ap.add_argument("--only", default="", help="comma list: quicstash,rsyslog,rawquic,tcp,parse (all)")
+    ap.add_argument("--only", default="", help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -811,7 +881,7 @@ def main():
     log("corpus %s: %d events, %d bytes, mean %.1f bytes/event (with newline)" % (
         ctx.corpus, ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
 
-    only = set(filter(None, args.only.split(","))) or {"quicstash", "rsyslog", "rawquic", "tcp", "parse"}
+    only = set(filter(None, args.only.split(","))) or {"quicstash", "metrics", "rsyslog", "rawquic", "tcp", "parse"}
     mach = machine()
     results = {}
     t_start = time.monotonic()
@@ -846,10 +916,13 @@ def main():
             full.append(("rawquic", lambda t: rawquic_run(ctx, t)))
         if "rsyslog" in only:
             full.append(("rsyslog-memory", lambda t: rsyslog_run(ctx, "memory", ctx.corpus_lines, t)))
+        if "quicstash" in only or "metrics" in only:
+            full.append(("quicstash-fsync", lambda t: quicstash_run(ctx, "fsync", 0, ctx.corpus_lines, "full" + t)))
+        if "metrics" in only:  # paired with quicstash-fsync, round by round
+            full.append(("quicstash-fsync-metrics", lambda t: quicstash_run(
+                ctx, "fsync", 0, ctx.corpus_lines, "metrics" + t, scraped=True)))
         if "quicstash" in only:
-            for dur in ("fsync", "write"):
-                full.append(("quicstash-" + dur,
-                             lambda t, dur=dur: quicstash_run(ctx, dur, 0, ctx.corpus_lines, "full" + t)))
+            full.append(("quicstash-write", lambda t: quicstash_run(ctx, "write", 0, ctx.corpus_lines, "full" + t)))
             if args.parsers_row > 0:  # the parser's work spread over more cores (the default favours latency)
                 full.append(("quicstash-fsync-parsers", lambda t: quicstash_run(
                     ctx, "fsync", 0, ctx.corpus_lines, "parsers" + t, qs_extra=["--parsers", str(args.parsers_row)])))
@@ -869,6 +942,9 @@ def main():
             if key.startswith("quicstash") and "failed" not in results[key]:
                 results[key]["pair_ratios"] = pair_ratios(rounds, key, "rsyslog-memory")
                 results[key]["pair_ratios_q"] = pair_ratios(rounds, key, "rawquic")
+        if "events_per_s" in results.get("quicstash-fsync-metrics", {}):
+            results["quicstash-fsync-metrics"]["pair_ratios_off"] = pair_ratios(rounds, "quicstash-fsync-metrics",
+                                                                                "quicstash-fsync")
         if "rsyslog" in only:
             attempt("rsyslog-disk", lambda: rsyslog_run(ctx, "disk", ctx.corpus_lines))
         if "quicstash" in only:
@@ -926,6 +1002,7 @@ def main():
     if lags:
         md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
                   "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
+    md.extend(metrics_md(results))
     floor = results.get("quicstash-fsync-floor") or {}
     if floor.get("latency_us"):
         md.append("\nLatency floor: the fsync pipeline at %.0f events/s, all but idle, acknowledges with p99 %s ms: "

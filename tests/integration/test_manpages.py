@@ -8,6 +8,7 @@
          under QS_TEST_HOOKS left out) is in --help and in quicstash-send(1), and every option tag
          of the page is in the table.
  bench   the same for quicstash-bench (bench/quicstash-bench.c) and quicstash-bench(1).
+ top     the same for quicstash-top (top/top.c) and quicstash-top(1).
  render  `man --warnings` renders each page without a warning.
 The pages are the build's (<build>/man), as installed."""
 import os
@@ -20,7 +21,7 @@ import qslib as q
 from qslib import check, log
 
 MAN = os.path.join(os.path.dirname(q.QS_BIN), "man")
-PAGES = ("quicstashd.8", "quicstash.conf.5", "quicstash-send.1", "quicstash-bench.1")
+PAGES = ("quicstashd.8", "quicstash.conf.5", "quicstash-send.1", "quicstash-bench.1", "quicstash-top.1")
 
 
 def page(name):
@@ -105,6 +106,11 @@ def case_bench():
     return client_case("quicstash-bench", "bench/quicstash-bench.c", "lo")
 
 
+def case_top():
+    q.need_binaries("quicstash-top")
+    return client_case("quicstash-top", "top/top.c", "long_opts")
+
+
 def case_render():
     for name in PAGES:
         p = subprocess.run(["man", "--warnings", "-l", os.path.join(MAN, name)], stdout=subprocess.PIPE,
@@ -117,7 +123,7 @@ def case_render():
 
 
 CASES = [("daemon", case_daemon), ("conf", case_conf), ("send", case_send), ("bench", case_bench),
-         ("render", case_render)]
+         ("top", case_top), ("render", case_render)]
 
 
 

@@ -89,7 +89,7 @@ def check_installed(root):
                if ".wants" in d and "quicstash" in f]
     check(not enabled, "installing enabled units: %s" % enabled)
     for page in ("man8/quicstashd.8.gz", "man5/quicstash.conf.5.gz", "man1/quicstash-send.1.gz",
-                 "man1/quicstash-bench.1.gz"):
+                 "man1/quicstash-bench.1.gz", "man1/quicstash-top.1.gz"):
         _, out = run(["man", "--warnings", "-l", at("usr/share/man/" + page)],
                      env=dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80", MANPAGER="cat", PAGER="cat"))
         check("warning" not in out.lower() and "QUICSTASH" in out, "man %s:\n%s" % (page, out[:1500]))
@@ -163,7 +163,9 @@ def case_install():
         cache = dict(re.findall(r"^(CMAKE_INSTALL_PREFIX|QS_SYSTEMD_UNITDIR|QS_SYSUSERSDIR):PATH=(.*)$", f.read(), re.M))
     prefix = cache["CMAKE_INSTALL_PREFIX"]
     etc = "/etc" if prefix == "/usr" else prefix + "/etc"
-    want = [prefix + "/sbin/quicstashd", prefix + "/bin/quicstash-send", prefix + "/share/man/man8/quicstashd.8",
+    want = [prefix + "/sbin/quicstashd", prefix + "/bin/quicstash-send", prefix + "/bin/quicstash-top",
+            prefix + "/share/man/man1/quicstash-top.1", prefix + "/share/quicstash/prometheus/quicstash-rules.yml",
+            prefix + "/share/quicstash/grafana/quicstash-dashboard.json", prefix + "/share/man/man8/quicstashd.8",
             prefix + "/share/man/man5/quicstash.conf.5", prefix + "/share/man/man1/quicstash-send.1",
             prefix + "/share/man/man1/quicstash-bench.1", prefix + "/share/doc/quicstash/ARCHITECTURE.md",
             cache["QS_SYSTEMD_UNITDIR"] + "/quicstash.service", cache["QS_SYSTEMD_UNITDIR"] + "/quicstash.socket",
