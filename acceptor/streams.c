@@ -336,8 +336,10 @@ void acc_stream_pending_done(struct acc_stream *s)
 
 int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
 {
-	if (s->c->a->stopping || s->fin_in || s->fin_pending)
-		return 0; /* shutting down: new frames are not read (the client resends them) */
+	/* Stopping: what the client sent before it read G is still read and
+	 * answered, until the connections close (acceptor.c, stop_step). */
+	if (s->c->a->stopping >= 3 || s->fin_in || s->fin_pending)
+		return 0;
 	size_t used = 0;
 	if (acc_pending_empty(s) && acc_stream_decode(s, data, len, &used))
 		return -1;

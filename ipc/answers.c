@@ -38,6 +38,14 @@ bool qs_answers_pending(const struct qs_answers *a)
 	return false;
 }
 
+bool qs_answers_unsent(const struct qs_answers *a)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		if (a->ch[i].batch.count || qs_sendq_pending(&a->ch[i].q) || qs_chan_unsent(a->ch[i].out))
+			return true;
+	return false;
+}
+
 /* What waits goes as soon as the channel can take it. */
 static void flush_queues(struct qs_answers *a)
 {

@@ -192,7 +192,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	/* A clean stop also waits (up to STOP_FLUSH_MS) for the events the
 	 * channel still holds: the shipper would otherwise only get them from
 	 * the acceptors' resend. */
-	bool unsent = qs_chan_unsent(p->events_out) > 0;
+	bool unsent = qs_chan_unsent(p->events_out) > 0 || (p->stopping && qs_answers_unsent(p->answers));
 	bool pending = qs_sendq_pending(&p->events_q) || (p->stopping && unsent);
 	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
 		struct timeval tv = {0, RETRY_MS * 1000};
@@ -217,8 +217,13 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
-	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out))
-		qs_warn("shipper did not take the last events before the deadline (the acceptors resend)");
+	/* A non-zero status tells the supervisor that frames were lost here, so
+	 * that it has the acceptors resend (a clean exit gets no resend). */
+	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out) || qs_answers_unsent(p->answers)) {
+		qs_warn("the shipper or an acceptor did not take the last events or rejections before the "
+			"deadline (the acceptors resend)");
+		p->exit_code = 3;
+	}
 	event_base_loopexit(p->rt.base, NULL);
 }
 
@@ -273,6 +278,7 @@ static int connect_all(struct parser *p, const char *dir)
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(p->events_out = qs_chan_connect(base, ep, EVENTS_LIMIT, on_events_writable, p)))
 		return -1;
+	qs_chan_out_keep(p->events_out); /* a shipper replaced by a reload loses none (chan.h) */
 	qs_sendq_init(&p->events_q, p->events_out);
 	return 0;
 }
@@ -322,5 +328,5 @@ int parser_main(const struct qs_config *cfg)
 	qs_answers_flush(p.answers);
 	cleanup(&p);
 	qs_info("parser %u stopped", cfg->slot);
-	return 0;
+	return p.exit_code;
 }

@@ -42,7 +42,7 @@ static const char *const acceptor_syscalls[] = {
 const struct qs_role_def qs_roles[] = {
 	{
 		.role = QS_ROLE_KEYHOLDER, ENTRY(keyholder_main), .count = QS_COUNT_ONE,
-		.start = 1, .reload = 1, .stop = 4, .reload_how = QS_RELOAD_RESTART,
+		.start = 1, .reload = 1, .stop = 4, .reload_how = QS_RELOAD_OVERLAP,
 		.fds = QS_FD_CTL | QS_FD_CONFIG,
 		/* holds the TLS private key: no network at all, not dumpable; one thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = false,
@@ -53,7 +53,7 @@ const struct qs_role_def qs_roles[] = {
 	{
 		.role = QS_ROLE_SHIPPER, ENTRY(shipper_main), .count = QS_COUNT_ONE,
 		.start = 2, .reload = 2, .stop = 3, .reload_how = QS_RELOAD_RESTART,
-		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
+		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hands_over = true, .hops = true,
 		/* the host network (Logstash), the spool; its sync and housekeeping threads */
 		.sandbox = {.user = true, .chroot = true, .new_netns = false, .dumpable = true,
 			    .families = QS_AF(AF_UNIX) | QS_AF(AF_INET) | QS_AF(AF_INET6), .tsync = true,
@@ -64,6 +64,9 @@ const struct qs_role_def qs_roles[] = {
 	{
 		.role = QS_ROLE_PARSER, ENTRY(parser_main), .count = QS_COUNT_PARSERS,
 		.start = 3, .reload = 3, .stop = 2, .reload_how = QS_RELOAD_OVERLAP,
+		/* not hands_over: what ZeroMQ had queued to it is dropped when it
+		 * closes its socket, even on a clean stop (docs/ARCHITECTURE.md,
+		 * "Planned operations") */
 		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
 		/* untrusted JSON: no network, AF_UNIX only; ZeroMQ's I/O thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,

@@ -31,6 +31,8 @@ struct qs_proc {
 	bool ready;          /* sent QS_CTL_READY since its last start */
 	bool ever_ready;
 	bool replacing;      /* stopped by a reload: start again at once when it exits */
+	bool lost_frames;    /* its last process died (crash, signal, kill) instead of exiting
+			      * cleanly after finishing what it held: the acceptors must resend */
 	pid_t old_pid;       /* reload overlap: the previous process, still finishing */
 	int old_ctl;
 	unsigned starts;

@@ -214,10 +214,11 @@ static void run_step(void)
 	evtimer_add(R.step_timer, &tv);
 	if (by_generation(c) && start_acceptor_generation())
 		return;
-	/* Parsers bind nothing, so two of one slot can run at once: the new one
-	 * serves before the old one is asked to stop. The others own something
-	 * only one process may hold (the spool, the key socket, an acceptor's
-	 * ipc endpoints): stop first, then start. */
+	/* Parsers bind nothing, and a new keyholder renames its socket over the
+	 * old one's, so two of one slot can run at once: the new one serves
+	 * before the old one is asked to stop (a handshake never finds no
+	 * keyholder). The others own something only one process may hold (the
+	 * spool, an acceptor's ipc endpoints): stop first, then start. */
 	if (c->def->reload_how == QS_RELOAD_OVERLAP && qs_proc_start_overlapping(R.procs, c) == 0) {
 		R.overlapping = true;
 		return;
