@@ -197,8 +197,17 @@ struct acc {
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
 
-	void *zctx, *push;
-	struct qs_zwatch *push_w;
+	void *zctx;
+	/* One PUSH per parser slot (QS_EP_ACCEPTOR_FRAMES): batches go round the
+	 * slots that take them; a slot whose parser said BYE gets nothing more
+	 * but the end of its frames, until a later process of it says HELLO. */
+	void *push[QS_MAX_PARSERS];
+	struct qs_zwatch *push_w[QS_MAX_PARSERS];
+	unsigned npush, push_next;
+	struct acc_slot {
+		bool paused, end_due;
+		uint32_t bye_gen;
+	} slot[QS_MAX_PARSERS];
 	struct qs_chan_in *answers;
 
 	struct acc_frame *pool;

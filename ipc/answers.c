@@ -38,6 +38,11 @@ bool qs_answers_pending(const struct qs_answers *a)
 	return false;
 }
 
+bool qs_answers_connected(const struct qs_answers *a, unsigned chan)
+{
+	return chan < a->n && qs_chan_connected(a->ch[chan].out);
+}
+
 bool qs_answers_unsent(const struct qs_answers *a)
 {
 	for (unsigned i = 0; i < a->n; i++)

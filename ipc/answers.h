@@ -37,6 +37,8 @@ bool qs_answers_pending(const struct qs_answers *a);
 /* Some answer is not in its acceptor's socket yet (batched, queued, or in a
  * connection's buffer): a clean stop waits for none to be left. */
 bool qs_answers_unsent(const struct qs_answers *a);
+/* A connection to channel chan is up now (an acceptor listens there). */
+bool qs_answers_connected(const struct qs_answers *a, unsigned chan);
 /* Offers msg to every channel now; one that cannot take it at once, or has
  * answers waiting, skips it (nothing is queued: for messages that are sent
  * again anyway, like the shipper's once-a-second STATUS). */

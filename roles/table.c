@@ -63,11 +63,12 @@ const struct qs_role_def qs_roles[] = {
 	},
 	{
 		.role = QS_ROLE_PARSER, ENTRY(parser_main), .count = QS_COUNT_PARSERS,
-		.start = 3, .reload = 3, .stop = 2, .reload_how = QS_RELOAD_OVERLAP,
-		/* not hands_over: what ZeroMQ had queued to it is dropped when it
-		 * closes its socket, even on a clean stop (docs/ARCHITECTURE.md,
-		 * "Planned operations") */
-		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hops = true,
+		/* restart, not overlap: a slot's parsers share the acceptors' PUSH socket
+		 * of that slot, and a stopping one reads up to the acceptors' end of its
+		 * frames, which must reach it and nobody else (docs/ARCHITECTURE.md,
+		 * "Planned operations"); the other slots serve meanwhile */
+		.start = 3, .reload = 3, .stop = 2, .reload_how = QS_RELOAD_RESTART,
+		.fds = QS_FD_CTL | QS_FD_CONFIG, .holds_frames = true, .hands_over = true, .hops = true,
 		/* untrusted JSON: no network, AF_UNIX only; ZeroMQ's I/O thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = parser_syscalls},
