@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Planned operations create no duplicates (issue 25).
-Three fed clients send numbered events all along while the service is reloaded 5 times (SIGHUP, each
-one while every client is mid-send, checked by its acknowledgement count), then stopped cleanly and
-started again on the same spool and port. Every acknowledged event must reach the receiver exactly
-once, counted by event.id: 0 lost, 0 duplicates, 0 client errors. Frames are re-sent only for a
-process that died (test_fault_kill_* count those duplicates).
-While the reloads run, a prober connects to RUNDIR/keyholder.sock as fast as it can and short
-clients with --handshake-retries 0 connect one after the other: the key socket must always answer
-(the new keyholder serves before the old one stops) and no handshake may fail."""
+"""Planned operations create no duplicates (issue 25; docs/ARCHITECTURE.md, "Planned operations").
+Three fed clients send numbered events all along; every acknowledged event must reach the receiver
+exactly once, counted by event.id: 0 lost, 0 duplicates, 0 client errors. Frames are re-sent only
+for a process that died (test_fault_kill_* count those duplicates).
+  reloads-restart  5 reloads (SIGHUP), each while every client is mid-send (checked by its
+                   acknowledgement count), then a stop and start on the same spool and port. Along
+                   the reloads a prober connects to RUNDIR/keyholder.sock as fast as it can and short
+                   clients with --handshake-retries 0 connect one after the other: the key socket must
+                   always answer (the new keyholder serves before the old one stops) and no handshake
+                   may fail.
+  kept-socket      2 restarts with the UDP socket kept (as systemd's socket unit; test_systemd), each
+                   while every client is mid-send."""
 import collections
 import os
 import re
@@ -118,17 +121,46 @@ def count_by_event_id(recv):
     return sum(c - 1 for c in ids.values() if c > 1), len(ids)
 
 
-def run():
-    recv = q.Receiver().start()
-    rundir = q.mkdtemp("planned-run")
-    server = q.Server(recv, extra=["--parsers", "2", "--runtime-dir", rundir], name="planned")
-    server.start()
-    per = q.scale(30000)
+def fed_loads(server, per):
     loads = [q.Load(server, per, start=i * per, client_timeout=int(q.tmo(120)), name="c%d" % i,
                     feed_rate=per / 15)
              for i in range(CLIENTS)]
     for l in loads:
         l.start_client()
+    return loads
+
+
+def finish(loads, recv, extra_numbers=()):
+    """Ends the clients' input, checks 0 client errors and 0 lost; returns (duplicates, event ids,
+    the acceptors' resends) counted by event.id at the receiver."""
+    for l in loads:
+        l.stop_feed()
+    rcs = [l.client.wait(q.tmo(180)) for l in loads]
+    for l, rc in zip(loads, rcs):
+        check(rc == 0, "a client surfaced an error (exit %r): %s" % (rc, l.client.stderr()[-800:]))
+        acked = l.acked_numbers()
+        check(acked == l.all_numbers(), "client acknowledged %d of %d" % (len(acked), l.n))
+        q.verify_delivery(recv, acked, q.tmo(60))
+    if extra_numbers:
+        q.verify_delivery(recv, extra_numbers, q.tmo(60), what="short clients' events")
+    return count_by_event_id(recv)
+
+
+def check_no_duplicates(server, dups, ids):
+    resends = re.findall(r"re-sending (\d+) unresolved frames", server.log())
+    log("%d distinct event.id at the receiver, %d duplicates; acceptor resends: %s" % (ids, dups, resends))
+    check(dups == 0, "%d events stored twice by planned operations (acceptor resends: %s)" % (dups, resends))
+
+
+def reloads_and_restart():
+    """5 reloads, each while every client is mid-send, then quicstashd stop/start on the same spool
+    and port; the keyholder's socket and short clients probed all along the reloads."""
+    recv = q.Receiver().start()
+    rundir = q.mkdtemp("planned-run")
+    server = q.Server(recv, extra=["--parsers", "2", "--runtime-dir", rundir], name="planned")
+    server.start()
+    per = q.scale(30000)
+    loads = fed_loads(server, per)
     step = max(50, per // 100)
     probe = KeyProbe(os.path.join(rundir, "keyholder.sock"))
     shorts = ShortClients(server, CLIENTS * per + 1000000)
@@ -144,31 +176,51 @@ def run():
     server.start()
     log("stopped cleanly and started again on the same spool and port at %s" % time.strftime("%H:%M:%S", time.gmtime()))
     mid_send(loads, step, q.tmo(60))
-    for l in loads:
-        l.stop_feed()
-    rcs = [l.client.wait(q.tmo(180)) for l in loads]
-    for l, rc in zip(loads, rcs):
-        check(rc == 0, "a client surfaced an error (exit %r): %s" % (rc, l.client.stderr()[-800:]))
-        acked = l.acked_numbers()
-        check(acked == l.all_numbers(), "client acknowledged %d of %d" % (len(acked), l.n))
-        q.verify_delivery(recv, acked, q.tmo(60))
-    q.verify_delivery(recv, shorts.numbers, q.tmo(60), what="short clients' events")
+    dups, ids = finish(loads, recv, shorts.numbers)
     server.stop()
     log("keyholder socket: %d connects during the reloads, %d found no keyholder %s"
         % (probe.tries, probe.fails, probe.why[:3]))
     log("short clients: %d ran during the reloads, %d failed %s" % (shorts.n, len(shorts.failed), shorts.failed[:3]))
-    dups, ids = count_by_event_id(recv)
-    resends = re.findall(r"re-sending (\d+) unresolved frames", server.log())
-    log("%d distinct event.id at the receiver, %d duplicates; acceptor resends: %s" % (ids, dups, resends))
     check(probe.tries >= 100, "the keyholder prober ran only %d times" % probe.tries)
     check(probe.fails == 0, "the keyholder socket refused %d of %d connects during reloads: %s"
           % (probe.fails, probe.tries, probe.why[:3]))
     check(shorts.n >= RELOADS, "only %d short clients ran during the reloads" % shorts.n)
     check(not shorts.failed, "%d of %d short clients failed: %s" % (len(shorts.failed), shorts.n, shorts.failed[:3]))
-    check(dups == 0, "%d events stored twice by planned operations (acceptor resends: %s)" % (dups, resends))
+    check_no_duplicates(server, dups, ids)
     return "%d reloads and a clean restart under load: 0 lost, 0 duplicates (%d event ids), 0 client errors; " \
         "%d keyholder connects and %d short clients, none failed" % (RELOADS, ids, probe.tries, shorts.n)
 
 
+def kept_socket_restart():
+    """systemctl restart with the socket kept (test_systemd's way: the UDP socket passed as
+    LISTEN_FDS), twice, each while every client is mid-send."""
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=["--parsers", "2"], name="planned-kept")
+    kept = q.KeptSocket(server)
+    kept.start()
+    per = q.scale(20000)
+    loads = fed_loads(server, per)
+    step = max(50, per // 100)
+    for i in range(2):
+        mid_send(loads, step, q.tmo(60))
+        server.proc.send_signal(signal.SIGTERM)
+        rc = server.proc.wait(timeout=q.tmo(60))
+        check(rc == 0, "quicstashd exit %r on SIGTERM" % rc)
+        kept.start()
+        log("restart %d with the kept socket" % (i + 1))
+    mid_send(loads, step, q.tmo(60))
+    dups, ids = finish(loads, recv)
+    server.stop()
+    kept.close()
+    check_no_duplicates(server, dups, ids)
+    return "2 restarts with the socket kept under load: 0 lost, 0 duplicates (%d event ids), 0 client errors" % ids
+
+
+CASES = [("reloads-restart", reloads_and_restart), ("kept-socket", kept_socket_restart)]
+
+
+def run():
+    return "; ".join("%s: %s" % (name, fn()) for name, fn in CASES)
+
 if __name__ == "__main__":
-    q.main(run)
+    q.main(run, cases=CASES)
