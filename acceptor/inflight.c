@@ -357,9 +357,12 @@ static int push_ready(void *sock, void *arg)
 {
 	struct acc *a = arg;
 	acc_frames_send(a);
+	/* OUT only for what this socket refused: a paused slot's socket may be
+	 * writable while frames wait, and the watcher would call us again at
+	 * once, for ever (its HELLO never read). */
 	for (unsigned k = 0; k < a->npush; k++)
 		if (a->push[k] == sock)
-			return a->q_head != ACC_NONE || a->slot[k].end_due ? QS_ZWATCH_OUT : 0;
+			return (a->q_head != ACC_NONE && !a->slot[k].paused) || a->slot[k].end_due ? QS_ZWATCH_OUT : 0;
 	return 0;
 }
 

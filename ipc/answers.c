@@ -46,7 +46,8 @@ bool qs_answers_connected(const struct qs_answers *a, unsigned chan)
 bool qs_answers_unsent(const struct qs_answers *a)
 {
 	for (unsigned i = 0; i < a->n; i++)
-		if (a->ch[i].batch.count || qs_sendq_pending(&a->ch[i].q) || qs_chan_unsent(a->ch[i].out))
+		if (qs_chan_connected(a->ch[i].out) &&
+		    (a->ch[i].batch.count || qs_sendq_pending(&a->ch[i].q) || qs_chan_unsent(a->ch[i].out)))
 			return true;
 	return false;
 }

@@ -35,7 +35,10 @@ void qs_answers_flush(struct qs_answers *a);
 /* Something waits for a channel that did not take it yet. */
 bool qs_answers_pending(const struct qs_answers *a);
 /* Some answer is not in its acceptor's socket yet (batched, queued, or in a
- * connection's buffer): a clean stop waits for none to be left. */
+ * connection's buffer) while a connection to that acceptor is up: a clean
+ * stop waits for none to be left. (What waits for a channel with no
+ * connection waits for an acceptor that is gone, or half the channels that
+ * never have one.) */
 bool qs_answers_unsent(const struct qs_answers *a);
 /* A connection to channel chan is up now (an acceptor listens there). */
 bool qs_answers_connected(const struct qs_answers *a, unsigned chan);

@@ -182,6 +182,13 @@ static void handle_message(void *arg, const void *msg, size_t len)
 		on_end(p, it.sender);
 		return;
 	}
+	/* Draining, frames from an acceptor that did not get our BYE (or sends
+	 * after its end): it may send more, which would be lost with our socket;
+	 * a non-zero exit has the acceptors resend. */
+	if (p->draining && (it.sender >= QS_ACCEPTOR_CHANNELS_MAX || !p->end_wanted[it.sender]) && !p->exit_code) {
+		qs_warn("frames from acceptor channel %u, which was not told that we stop", it.sender);
+		p->exit_code = 3;
+	}
 	struct qs_frame_rec fr;
 	const uint8_t *payload;
 	int rc;
