@@ -146,9 +146,14 @@ def finish(loads, recv, extra_numbers=()):
     return count_by_event_id(recv)
 
 
-def check_no_duplicates(server, dups, ids):
+def log_duplicates(server, dups, ids):
     resends = re.findall(r"re-sending (\d+) unresolved frames", server.log())
     log("%d distinct event.id at the receiver, %d duplicates; acceptor resends: %s" % (ids, dups, resends))
+    return resends
+
+
+def check_no_duplicates(server, dups, ids):
+    resends = log_duplicates(server, dups, ids)
     check(dups == 0, "%d events stored twice by planned operations (acceptor resends: %s)" % (dups, resends))
 
 
@@ -178,6 +183,7 @@ def reloads_and_restart():
     mid_send(loads, step, q.tmo(60))
     dups, ids = finish(loads, recv, shorts.numbers)
     server.stop()
+    log_duplicates(server, dups, ids)
     log("keyholder socket: %d connects during the reloads, %d found no keyholder %s"
         % (probe.tries, probe.fails, probe.why[:3]))
     log("short clients: %d ran during the reloads, %d failed %s" % (shorts.n, len(shorts.failed), shorts.failed[:3]))
