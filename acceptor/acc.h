@@ -228,7 +228,6 @@ struct acc {
 	uint64_t pass_real_ns; /* CLOCK_REALTIME read once per loop pass for the frames received in it; 0: stale */
 
 	int stopping; /* 0 run, 1 G sent, wait for answers, 2 wait for their acks, 3 closed, exit */
-	bool goaway_sent; /* clients were told to move (at once when stopping) */
 	uint64_t stop_began, stop_deadline;
 };
 

@@ -79,7 +79,6 @@ static void goaway_all(struct acc *a)
 	for (struct acc_conn *c = a->conns; c; c = c->next)
 		for (struct acc_stream *s = c->streams; s; s = s->next)
 			acc_stream_goaway(s, ACC_GOAWAY_MS);
-	a->goaway_sent = true;
 }
 
 /* Shutdown in steps: G to every open stream at once, then wait (<= 5 s)
