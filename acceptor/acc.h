@@ -204,8 +204,17 @@ struct acc {
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
 
-	void *zctx, *push;
-	struct qs_zwatch *push_w;
+	void *zctx;
+	/* One PUSH per parser slot (QS_EP_ACCEPTOR_FRAMES): batches go round the
+	 * slots that take them; a slot whose parser said BYE gets nothing more
+	 * but the end of its frames, until a later process of it says HELLO. */
+	void *push[QS_MAX_PARSERS];
+	struct qs_zwatch *push_w[QS_MAX_PARSERS];
+	unsigned npush, push_next;
+	struct acc_slot {
+		bool paused, end_due;
+		uint32_t bye_gen;
+	} slot[QS_MAX_PARSERS];
 	struct qs_chan_in *answers;
 
 	struct acc_frame *pool;
@@ -225,9 +234,8 @@ struct acc {
 	uint64_t status_mono, start_mono;
 	uint64_t pass_real_ns; /* CLOCK_REALTIME read once per loop pass for the frames received in it; 0: stale */
 
-	int stopping; /* 0 run, 1 wait for answers, 2 goaway sent, 3 exit */
-	bool goaway_sent; /* clients were told to move (at once on a drain) */
-	uint64_t stop_deadline;
+	int stopping; /* 0 run, 1 G sent, wait for answers, 2 wait for their acks, 3 closed, exit */
+	uint64_t stop_began, stop_deadline;
 };
 
 /* acceptor.c */

@@ -17,8 +17,15 @@
 #include "ipc/keysign.h"
 #include "roles/confine.h"
 
-#define ACC_GOAWAY_MS 1000
 #define ACC_GOAWAY_WAIT_NS (1000ull * 1000000)
+/* What G tells clients: how long this acceptor may still take to answer
+ * and close (the wait for answers, then for their acknowledgement). A client
+ * that gave up sooner resent frames this acceptor was about to answer:
+ * stored twice (issue 25). */
+#define ACC_GOAWAY_MS ((ACC_SHUTDOWN_WAIT_NS + ACC_GOAWAY_WAIT_NS) / 1000000)
+/* Frames a client wrote before it read G are still on their way: they are
+ * read and answered while the connection stays, at least this long. */
+#define ACC_GOAWAY_GRACE_NS (200ull * 1000000)
 
 void acc_schedule_flush(struct acc *a)
 {
@@ -73,43 +80,43 @@ static void goaway_all(struct acc *a)
 	for (struct acc_conn *c = a->conns; c; c = c->next)
 		for (struct acc_stream *s = c->streams; !c->revoked && s; s = s->next) /* revoked: closed, not moved */
 			acc_stream_goaway(s, ACC_GOAWAY_MS);
-	a->goaway_sent = true;
 }
 
-/* Shutdown in steps: wait (<= 5 s) for answers of frames in flight, tell open
- * streams to go away (unless a drain told them at once), give that ~1 s to
- * arrive, then close with NO_ERROR. */
+/* Shutdown in steps: G to every open stream at once, then wait (<= 5 s)
+ * until every frame read is resolved (frames still arriving are read and
+ * answered too, at least ACC_GOAWAY_GRACE_NS), then (<= 1 s) until the
+ * clients acknowledged the answers, then close with NO_ERROR. A client that
+ * gets every answer has nothing to resend, so a planned stop or reload
+ * stores nothing twice. */
 static void stop_step(struct acc *a)
 {
 	uint64_t now = qs_now_ns();
-	if (a->stopping == 1 && (acc_frames_unresolved(a) == 0 || now >= a->stop_deadline)) {
-		if (acc_frames_unresolved(a))
+	bool resolved = acc_frames_unresolved(a) == 0;
+	if (a->stopping == 1 && ((resolved && now >= a->stop_began + ACC_GOAWAY_GRACE_NS) || now >= a->stop_deadline)) {
+		if (!resolved)
 			qs_info("shutdown: %u frames still unresolved, clients will resend them",
 				acc_frames_unresolved(a));
-		if (!a->goaway_sent)
-			goaway_all(a);
 		a->stopping = 2;
 		a->stop_deadline = now + ACC_GOAWAY_WAIT_NS;
-	} else if (a->stopping == 2 && (all_answers_acked(a) || now >= a->stop_deadline)) {
-		close_all(a);
+	} else if (a->stopping == 2 && ((resolved && all_answers_acked(a)) || now >= a->stop_deadline)) {
 		a->stopping = 3;
+		close_all(a);
 		event_base_loopexit(a->base, NULL);
 	}
 }
 
-/* A drain (a new generation serves already) tells clients to move at once, so
- * they stop sending here and continue on a new connection while this one
- * still delivers the answers of what it holds; a plain stop first waits for
- * those answers, so clients leave with less to resend. */
-static void begin_stop(struct acc *a, const char *why, bool drain)
+/* A stop and a drain (a new generation serves already) alike: clients are
+ * told to move at once; they stop sending here and this acceptor still
+ * answers what they sent before they knew. */
+static void begin_stop(struct acc *a, const char *why)
 {
 	if (a->stopping)
 		return;
 	qs_info("stopping (%s): %u connections, %u frames in flight", why, a->nconns, acc_frames_unresolved(a));
-	if (drain)
-		goaway_all(a);
+	goaway_all(a);
 	a->stopping = 1;
-	a->stop_deadline = qs_now_ns() + ACC_SHUTDOWN_WAIT_NS;
+	a->stop_began = qs_now_ns();
+	a->stop_deadline = a->stop_began + ACC_SHUTDOWN_WAIT_NS;
 	stop_step(a);
 }
 
@@ -146,7 +153,7 @@ static void on_stop(void *arg, bool urgent, const char *why)
 {
 	struct acc *a = arg;
 	if (!urgent) {
-		begin_stop(a, why, false);
+		begin_stop(a, why);
 		return;
 	}
 	close_all(a);
@@ -156,7 +163,7 @@ static void on_stop(void *arg, bool urgent, const char *why)
 static int on_drain(void *arg, const void *msg)
 {
 	(void)msg;
-	begin_stop(arg, "drain requested", true);
+	begin_stop(arg, "drain requested");
 	return 0;
 }
 

@@ -259,10 +259,43 @@ static int batch_add(struct acc *a, int32_t idx)
 	return qs_batch_add(&a->batch, &r, sizeof(r), f->data, f->len);
 }
 
+/* One batch to the next parser slot that takes it (round robin over the
+ * slots not paused); -1 when none does now (no parser, or queues full). */
+static int send_round(struct acc *a, const void *buf, size_t len)
+{
+	for (unsigned i = 0; i < a->npush; i++) {
+		unsigned k = (a->push_next + i) % a->npush;
+		if (a->slot[k].paused || qs_zsend(a->push[k], buf, len) != 0)
+			continue;
+		a->push_next = k + 1;
+		return 0;
+	}
+	return -1;
+}
+
+/* A parser said BYE: after everything handed to its socket, an empty batch
+ * tells it that nothing more comes from here. */
+static void send_ends(struct acc *a)
+{
+	struct qs_batch end = {0};
+	for (unsigned k = 0; k < a->npush; k++) {
+		if (!a->slot[k].end_due)
+			continue;
+		if (!end.buf && qs_batch_begin(&end, QS_MSG_FRAMES, acc_channel(a)))
+			break;
+		if (qs_zsend(a->push[k], end.buf, end.len) == 0) {
+			a->slot[k].end_due = false;
+			qs_zwatch_kick(a->push_w[k]);
+		}
+	}
+	qs_batch_free(&end);
+}
+
 /* Hands queued frames to ZeroMQ in batches; stops, keeping them queued, when
- * the PUSH socket would block (no parser, or its queue is full). */
+ * no parser's socket takes them (no parser, or its queue is full). */
 void acc_frames_send(struct acc *a)
 {
+	send_ends(a);
 	bool sent = false;
 	while (a->q_head != ACC_NONE) {
 		if (qs_batch_begin(&a->batch, QS_MSG_FRAMES, acc_channel(a)))
@@ -275,7 +308,7 @@ void acc_frames_send(struct acc *a)
 		/* the hand-over's time, taken before it: the parser may record the
 		 * batch's arrival before this loop records its frames as pushed */
 		uint64_t t_hop = qs_hop_fd >= 0 ? qs_now_ns() : 0;
-		if (qs_zsend(a->push, a->batch.buf, a->batch.len) != 0) {
+		if (send_round(a, a->batch.buf, a->batch.len) != 0) {
 			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
 		}
@@ -292,7 +325,8 @@ void acc_frames_send(struct acc *a)
 	}
 	/* ZMQ_FD is edge-triggered: a send outside the watcher may swallow its wake-up. */
 	if (sent)
-		qs_zwatch_kick(a->push_w);
+		for (unsigned k = 0; k < a->npush; k++)
+			qs_zwatch_kick(a->push_w[k]);
 }
 
 void acc_frames_resend_all(struct acc *a)
@@ -335,10 +369,34 @@ void acc_frames_tick(struct acc *a)
 
 static int push_ready(void *sock, void *arg)
 {
-	(void)sock;
 	struct acc *a = arg;
 	acc_frames_send(a);
-	return a->q_head != ACC_NONE ? QS_ZWATCH_OUT : 0;
+	/* OUT only for what this socket refused: a paused slot's socket may be
+	 * writable while frames wait, and the watcher would call us again at
+	 * once, for ever (its HELLO never read). */
+	for (unsigned k = 0; k < a->npush; k++)
+		if (a->push[k] == sock)
+			return (a->q_head != ACC_NONE && !a->slot[k].paused) || a->slot[k].end_due ? QS_ZWATCH_OUT : 0;
+	return 0;
+}
+
+/* A parser's word about itself (ipc/msg.h): BYE pauses its slot until a
+ * later process of it says HELLO. */
+static void on_parser_word(struct acc *a, uint32_t slot, const struct qs_answer_rec *r)
+{
+	if (slot >= a->npush)
+		return;
+	struct acc_slot *s = &a->slot[slot];
+	uint32_t gen = (uint32_t)r->ticket;
+	if (r->code == QS_ANSWER_PARSER_BYE && (!s->paused || gen > s->bye_gen)) {
+		qs_debug("parser %u (generation %u) stops: no more frames to it", slot, gen);
+		s->paused = s->end_due = true;
+		s->bye_gen = gen;
+		acc_frames_send(a);
+	} else if (r->code == QS_ANSWER_PARSER_HELLO && s->paused && gen > s->bye_gen) {
+		s->paused = false;
+		acc_frames_send(a);
+	}
 }
 
 /* A broken peer must not flood the log: at most one warning per second. */
@@ -363,6 +421,10 @@ static void on_answers(struct acc *a, struct qs_batch_iter *it)
 	const uint8_t *reason;
 	int rc;
 	while ((rc = qs_batch_next(it, &r, sizeof(r), qs_answer_rec_payload, &reason)) == 1) {
+		if (r.code == QS_ANSWER_PARSER_HELLO || r.code == QS_ANSWER_PARSER_BYE) {
+			on_parser_word(a, it->sender, &r);
+			continue;
+		}
 		uint32_t idx = qs_ticket_index(r.ticket);
 		if (idx >= a->pool_cap)
 			continue;
@@ -419,27 +481,34 @@ int acc_ipc_init(struct acc *a)
 	a->zctx = zmq_ctx_new();
 	if (!a->zctx)
 		return -1;
-	a->push = qs_zsock_new(a->zctx, ZMQ_PUSH, 64, max_msg);
-	if (!a->push)
-		return -1;
-	if (qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES, acc_channel(a)) ||
-	    qs_zsock_bind(a->push, ep))
-		return -1;
+	a->npush = a->cfg->parsers;
+	for (unsigned k = 0; k < a->npush; k++) {
+		a->push[k] = qs_zsock_new(a->zctx, ZMQ_PUSH, 64, max_msg);
+		if (!a->push[k] ||
+		    qs_ipc_endpoint(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_FRAMES,
+				    qs_frames_endpoint_id(acc_channel(a), k)) ||
+		    qs_zsock_bind(a->push[k], ep))
+			return -1;
+	}
 	/* Answers come over a channel (ipc/chan.h): no ZeroMQ thread between
 	 * the shipper's acknowledgements and our loop. */
 	if (qs_chan_path(ep, sizeof(ep), a->cfg->runtime_dir, QS_EP_ACCEPTOR_ANSWERS, acc_channel(a)) ||
 	    !(a->answers = qs_chan_listen(a->base, ep, (size_t)max_msg, on_channel_message, a)))
 		return -1;
-	a->push_w = qs_zwatch_new(a->base, a->push, push_ready, a);
-	return a->push_w ? 0 : -1;
+	for (unsigned k = 0; k < a->npush; k++)
+		if (!(a->push_w[k] = qs_zwatch_new(a->base, a->push[k], push_ready, a)))
+			return -1;
+	return 0;
 }
 
 void acc_ipc_free(struct acc *a)
 {
-	qs_zwatch_free(a->push_w);
+	for (unsigned k = 0; k < a->npush; k++)
+		qs_zwatch_free(a->push_w[k]);
 	qs_chan_in_free(a->answers);
-	if (a->push)
-		zmq_close(a->push);
+	for (unsigned k = 0; k < a->npush; k++)
+		if (a->push[k])
+			zmq_close(a->push[k]);
 	if (a->zctx)
 		zmq_ctx_term(a->zctx);
 	qs_batch_free(&a->batch);

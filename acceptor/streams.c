@@ -351,8 +351,12 @@ void acc_stream_pending_done(struct acc_stream *s)
 
 int acc_stream_recv(struct acc_stream *s, const uint8_t *data, size_t len, bool fin)
 {
-	if (s->c->a->stopping || s->c->revoked || s->fin_in || s->fin_pending)
-		return 0; /* shutting down, or revoked: new frames are not read (the client resends them) */
+	/* Stopping: what the client sent before it read G is still read and
+	 * answered, until the connections close (acceptor.c, stop_step).
+	 * Revoked: new frames are not read (the connection is closed once its
+	 * frames are answered). */
+	if (s->c->a->stopping >= 3 || s->c->revoked || s->fin_in || s->fin_pending)
+		return 0;
 	size_t used = 0;
 	if (acc_pending_empty(s) && acc_stream_decode(s, data, len, &used))
 		return -1;

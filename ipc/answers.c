@@ -38,6 +38,20 @@ bool qs_answers_pending(const struct qs_answers *a)
 	return false;
 }
 
+bool qs_answers_connected(const struct qs_answers *a, unsigned chan)
+{
+	return chan < a->n && qs_chan_connected(a->ch[chan].out);
+}
+
+bool qs_answers_unsent(const struct qs_answers *a)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		if (qs_chan_connected(a->ch[i].out) &&
+		    (a->ch[i].batch.count || qs_sendq_pending(&a->ch[i].q) || qs_chan_unsent(a->ch[i].out)))
+			return true;
+	return false;
+}
+
 /* What waits goes as soon as the channel can take it. */
 static void flush_queues(struct qs_answers *a)
 {

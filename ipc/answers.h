@@ -34,6 +34,14 @@ int qs_answers_add(struct qs_answers *a, unsigned chan, uint64_t ticket, uint16_
 void qs_answers_flush(struct qs_answers *a);
 /* Something waits for a channel that did not take it yet. */
 bool qs_answers_pending(const struct qs_answers *a);
+/* Some answer is not in its acceptor's socket yet (batched, queued, or in a
+ * connection's buffer) while a connection to that acceptor is up: a clean
+ * stop waits for none to be left. (What waits for a channel with no
+ * connection waits for an acceptor that is gone, or half the channels that
+ * never have one.) */
+bool qs_answers_unsent(const struct qs_answers *a);
+/* A connection to channel chan is up now (an acceptor listens there). */
+bool qs_answers_connected(const struct qs_answers *a, unsigned chan);
 /* Offers msg to every channel now; one that cannot take it at once, or has
  * answers waiting, skips it (nothing is queued: for messages that are sent
  * again anyway, like the shipper's once-a-second STATUS). */

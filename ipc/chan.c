@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -254,6 +255,20 @@ unsigned qs_chan_in_peers(const struct qs_chan_in *in)
 	return in->npeers;
 }
 
+void qs_chan_in_finish(struct qs_chan_in *in)
+{
+	if (in->accept_ev)
+		event_free(in->accept_ev);
+	in->accept_ev = NULL;
+	if (in->lfd >= 0)
+		close(in->lfd); /* a sender's connect is refused now: it retries, and finds our successor */
+	in->lfd = -1;
+	/* Data already queued stays readable after the shutdown (AF_UNIX);
+	 * the sender's next write fails with EPIPE and its read sees the end. */
+	for (struct peer *p = in->peers; p; p = p->next)
+		shutdown(p->fd, SHUT_RDWR);
+}
+
 void qs_chan_in_free(struct qs_chan_in *in)
 {
 	if (!in)
@@ -287,6 +302,12 @@ struct qs_chan_out {
 	bool told_down; /* the loss was logged; log the next connection once */
 	bool flapping;  /* the last connection died young: keep backing off, keep quiet */
 	uint64_t up_since_ns;
+	/* qs_chan_out_keep: the written start of the first message in buf
+	 * (whole messages leave it as soon as they are written), and the sizes
+	 * of the messages in sent + buf, in order (sizes[first..n)). */
+	bool keep;
+	struct evbuffer *sent;
+	size_t *sizes, first, n, cap;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -307,14 +328,42 @@ static void out_close(struct qs_chan_out *o)
 	if (o->fd >= 0)
 		close(o->fd);
 	o->fd = -1;
-	evbuffer_drain(o->buf, evbuffer_get_length(o->buf));
+	if (o->keep) /* every message not wholly written goes again, whole */
+		evbuffer_prepend_buffer(o->buf, o->sent);
+	else
+		evbuffer_drain(o->buf, evbuffer_get_length(o->buf));
+}
+
+/* keep: the messages of sent that are wholly written leave it. */
+static void kept_written(struct qs_chan_out *o)
+{
+	while (o->first < o->n && evbuffer_get_length(o->sent) >= o->sizes[o->first])
+		evbuffer_drain(o->sent, o->sizes[o->first++]);
+	if (o->first == o->n)
+		o->first = o->n = 0;
+}
+
+/* keep: one write of what buf holds; the bytes written move to sent. */
+static int kept_write(struct qs_chan_out *o)
+{
+	struct evbuffer_iovec v[16];
+	int k = evbuffer_peek(o->buf, -1, NULL, v, 16);
+	struct iovec iov[16];
+	for (int i = 0; i < k && i < 16; i++)
+		iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
+	ssize_t w = writev(o->fd, iov, k < 16 ? k : 16);
+	if (w > 0) {
+		evbuffer_remove_buffer(o->buf, o->sent, (size_t)w);
+		kept_written(o);
+	}
+	return (int)w;
 }
 
 /* A peer that accepts and at once closes (it cut us off) must not get a
  * reconnect every 10 ms, nor two log lines each time. */
 static void out_drop(struct qs_chan_out *o, const char *why)
 {
-	size_t lost = evbuffer_get_length(o->buf);
+	size_t lost = o->keep ? 0 : evbuffer_get_length(o->buf);
 	out_close(o);
 	o->flapping = qs_now_ns() - o->up_since_ns < STABLE_NS;
 	if (!o->told_down && !o->flapping)
@@ -329,7 +378,7 @@ static void out_drop(struct qs_chan_out *o, const char *why)
 static bool out_write(struct qs_chan_out *o)
 {
 	while (evbuffer_get_length(o->buf)) {
-		int n = evbuffer_write(o->buf, o->fd);
+		int n = o->keep ? kept_write(o) : evbuffer_write(o->buf, o->fd);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN) {
@@ -419,10 +468,14 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct qs_chan_out *o = arg;
-	if (out_connect(o))
-		o->on_writable(o->arg);
-	else
+	if (out_connect(o)) {
+		if (evbuffer_get_length(o->buf)) /* kept from the lost connection */
+			out_write(o);
+		if (o->fd >= 0)
+			o->on_writable(o->arg);
+	} else {
 		out_retry_later(o);
+	}
 }
 
 struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, size_t limit,
@@ -453,6 +506,35 @@ struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, s
 	return o;
 }
 
+/* keep: notes the size of a message about to be queued. */
+static int remember(struct qs_chan_out *o, size_t size)
+{
+	if (o->first && o->n == o->cap) { /* compact before growing */
+		memmove(o->sizes, o->sizes + o->first, (o->n - o->first) * sizeof(*o->sizes));
+		o->n -= o->first;
+		o->first = 0;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 64;
+		size_t *z = realloc(o->sizes, cap * sizeof(*z));
+		if (!z) {
+			qs_err("%s: out of memory", o->path);
+			return -1;
+		}
+		o->sizes = z;
+		o->cap = cap;
+	}
+	o->sizes[o->n++] = size;
+	return 0;
+}
+
+void qs_chan_out_keep(struct qs_chan_out *o)
+{
+	if (!o->sent)
+		o->sent = evbuffer_new();
+	o->keep = o->sent != NULL;
+}
+
 int qs_chan_send(struct qs_chan_out *o, const void *msg, size_t len)
 {
 	if (o->fd < 0 || evbuffer_get_length(o->buf) >= o->limit)
@@ -462,21 +544,37 @@ int qs_chan_send(struct qs_chan_out *o, const void *msg, size_t len)
 		qs_err("%s: cannot queue a %zu-byte message", o->path, len);
 		return -1;
 	}
+	if (o->keep && remember(o, sizeof(n) + len))
+		return -1;
 	size_t done = 0;
 	if (!evbuffer_get_length(o->buf)) {
 		/* Nothing waits: write now, straight from msg, so that the usual
 		 * message is never copied into the buffer (and the receiver wakes
 		 * sooner than on the next loop pass). */
 		ssize_t w = write_direct(o, &n, msg, len);
-		if (w < 0)
+		if (w < 0 && !o->keep)
 			return 0; /* the connection broke: lost with it (see above) */
+		if (w < 0)
+			w = 0; /* kept: it goes whole on the next connection */
 		done = (size_t)w;
-		if (done == sizeof(n) + len)
+		if (done == sizeof(n) + len) {
+			if (o->keep)
+				o->n--; /* wholly written: nothing to keep */
 			return 0;
+		}
+		if (o->keep) { /* its written start, to be sent again whole after a loss */
+			evbuffer_add(o->sent, &n, done < sizeof(n) ? done : sizeof(n));
+			if (done > sizeof(n))
+				evbuffer_add(o->sent, msg, done - sizeof(n));
+		}
 	}
 	/* Room first, so that a length is never queued without its message. */
 	if (evbuffer_expand(o->buf, sizeof(n) + len - done)) {
 		qs_err("%s: cannot queue a %zu-byte message", o->path, len);
+		if (o->keep) { /* forget it: it was never counted as queued */
+			o->n--;
+			evbuffer_drain(o->sent, done);
+		}
 		if (!done)
 			return -1;
 		out_drop(o, "out of memory"); /* half a message went: the stream is cut */
@@ -508,6 +606,9 @@ void qs_chan_out_free(struct qs_chan_out *o)
 		out_close(o);
 	if (o->buf)
 		evbuffer_free(o->buf);
+	if (o->sent)
+		evbuffer_free(o->sent);
+	free(o->sizes);
 	if (o->retry_ev)
 		event_free(o->retry_ev);
 	free(o);

@@ -43,6 +43,12 @@ struct qs_chan_in *qs_chan_listen(struct event_base *base, const char *path, siz
 void qs_chan_in_pause(struct qs_chan_in *in, bool paused);
 /* Senders connected now. */
 unsigned qs_chan_in_peers(const struct qs_chan_in *in);
+/* Takes no more senders and no more bytes: the listening socket closes and
+ * every connection is shut down, so that a sender's next write fails (it
+ * keeps what it had not written wholly: qs_chan_out_keep); what the sockets
+ * hold already is still read and delivered, then each connection ends
+ * (qs_chan_in_peers falls to 0). */
+void qs_chan_in_finish(struct qs_chan_in *in);
 void qs_chan_in_free(struct qs_chan_in *in);
 
 /* ---- sending side: one connection, re-established after every loss ---- */
@@ -63,6 +69,14 @@ struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, s
  * arrives. */
 int qs_chan_send(struct qs_chan_out *out, const void *msg, size_t len);
 bool qs_chan_connected(const struct qs_chan_out *out);
+/* From now on a message is kept until it is wholly written: one that a lost
+ * connection cut short goes again, whole, on the next connection, with
+ * everything queued behind it (a receiver drops a message cut short). For a
+ * hop whose receiver may be replaced while senders write (the shipper on a
+ * reload: it reads what its socket holds before it exits, qs_chan_in_finish),
+ * so that the replacement loses nothing. Not for answers: a restarted
+ * acceptor must not get the tickets of its predecessor. */
+void qs_chan_out_keep(struct qs_chan_out *out);
 /* Bytes queued on the connection that the socket has not taken yet. */
 size_t qs_chan_unsent(const struct qs_chan_out *out);
 void qs_chan_out_free(struct qs_chan_out *out);

@@ -61,7 +61,14 @@ struct qs_event_rec {
 			  * (for the shipper's per-tenant work to come: spool quota, fairness) */
 };
 
-/* ANSWERS record, followed by reason_len bytes of reason (no NUL). */
+/* ANSWERS record, followed by reason_len bytes of reason (no NUL).
+ * Two codes are no answers but a parser's word about itself, in order with
+ * its rejections (ticket = its process generation): HELLO (it serves; sent
+ * when it starts and every second) and BYE (it stops: send it no more frames,
+ * then an empty FRAMES batch, the end, after the last one; it reads up to
+ * that end and answers or hands on everything before it exits). */
+#define QS_ANSWER_PARSER_HELLO 0xfffeu
+#define QS_ANSWER_PARSER_BYE 0xffffu
 struct qs_answer_rec {
 	uint64_t ticket;
 	uint16_t code; /* 0 = durable (ack), else enum qs_reject_code */

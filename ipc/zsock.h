@@ -10,11 +10,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/config.h"
+
 struct event_base;
 struct qs_zwatch;
 
 /* Endpoint names inside the private runtime directory. */
-#define QS_EP_ACCEPTOR_FRAMES "acceptor-%u.frames"   /* acceptor binds PUSH, parsers connect PULL */
+/* acceptor binds one PUSH per parser slot, parser slot S connects PULL to its
+ * own; the number is qs_frames_endpoint_id(channel, S) */
+#define QS_EP_ACCEPTOR_FRAMES "acceptor-%u.frames"
 /* Not ZeroMQ: channels (ipc/chan.h), named here with the rest. */
 #define QS_EP_ACCEPTOR_ANSWERS "acceptor-%u.answers" /* acceptor listens, parsers and the shipper connect */
 #define QS_EP_SHIPPER_EVENTS "shipper.events"        /* shipper listens, parsers connect */
@@ -31,6 +35,11 @@ static inline unsigned qs_acceptor_channels(unsigned n) { return QS_ACCEPTOR_BAN
 static inline unsigned qs_acceptor_channel(unsigned key, unsigned n)
 {
 	return (key / QS_KEY_BANK) * n + key % QS_KEY_BANK;
+}
+
+static inline unsigned qs_frames_endpoint_id(unsigned channel, unsigned parser_slot)
+{
+	return channel * QS_MAX_PARSERS + parser_slot;
 }
 
 /* Builds "ipc://<dir>/<name>"; returns -1 if it does not fit (ipc paths max ~107 bytes). */

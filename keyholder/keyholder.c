@@ -41,11 +41,19 @@ static int load_key(const char *path, gnutls_privkey_t *key)
 	return 0;
 }
 
+/* Binds a new name beside the socket path and renames it over the path: the
+ * path always leads to a keyholder that serves, also while a reload's new
+ * keyholder takes over from the old one (role table: overlap). The old one
+ * keeps its listening socket, unreachable by name now, and answers the
+ * connections it has until it is told to stop; an acceptor whose request dies
+ * with it asks again on a fresh connection, which reaches this one
+ * (ipc/keysign.c, kc_call). */
 static int listen_socket(const char *dir, const char *user)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, QS_KEYSIGN_SOCKET) >=
-	    (int)sizeof(sa.sun_path)) {
+	char path[sizeof(sa.sun_path)];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, QS_KEYSIGN_SOCKET) >= (int)sizeof(path) ||
+	    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", path, (int)getpid()) >= (int)sizeof(sa.sun_path)) {
 		qs_err("runtime directory path too long for %s", QS_KEYSIGN_SOCKET);
 		return -1;
 	}
@@ -60,6 +68,12 @@ static int listen_socket(const char *dir, const char *user)
 	struct passwd *pw = geteuid() == 0 ? getpwnam(user) : NULL;
 	if (pw && chown(sa.sun_path, pw->pw_uid, pw->pw_gid) != 0) {
 		qs_err("chown %s: %s", sa.sun_path, strerror(errno));
+		unlink(sa.sun_path);
+		return -1;
+	}
+	if (rename(sa.sun_path, path) != 0) {
+		qs_err("keyholder socket %s: %s", path, strerror(errno));
+		unlink(sa.sun_path);
 		return -1;
 	}
 	return fd;

@@ -38,7 +38,8 @@
 #define HWM 64                  /* FRAMES messages */
 #define EVENTS_LIMIT (4u << 20) /* bytes waiting for the shipper before we hold back */
 #define RETRY_MS 20             /* held events are retried at least this often */
-#define STOP_FLUSH_MS 1000      /* clean stop: how long to try handing over events */
+#define STOP_FLUSH_MS 2000      /* clean stop: how long to read up to the ends and hand over events */
+#define HELLO_MS 1000           /* HELLO to every acceptor this often (a new one learns us) */
 
 struct parser {
 	const struct qs_config *cfg;
@@ -56,6 +57,10 @@ struct parser {
 	size_t max_event;   /* largest enriched line we send */
 	size_t max_batch;   /* hard limit of one EVENTS message (what the shipper accepts) */
 	bool stopping;
+	bool draining;      /* said BYE: reading up to every acceptor's end of frames */
+	unsigned ends_left; /* acceptors whose end has not come yet */
+	bool end_wanted[QS_ACCEPTOR_CHANNELS_MAX];
+	struct event *hello_ev;
 	int exit_code;
 };
 
@@ -158,6 +163,48 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 	qs_json_arena_reset(); /* the frame's cJSON tree is gone now */
 }
 
+static void close_frames(struct parser *p);
+static void flow_update(struct parser *p);
+
+/* Every acceptor's end came (or none was awaited): nothing more can arrive,
+ * so the frames socket closes with nothing in it. */
+static void drained(struct parser *p)
+{
+	p->stopping = true; /* on_flow closes the socket: we may be inside its reader now */
+	flow_update(p);
+}
+
+/* An empty FRAMES batch: the acceptor on that channel sends us nothing more. */
+static void on_end(struct parser *p, uint32_t chan)
+{
+	if (!p->draining || chan >= QS_ACCEPTOR_CHANNELS_MAX || !p->end_wanted[chan])
+		return;
+	p->end_wanted[chan] = false;
+	if (--p->ends_left == 0)
+		drained(p);
+}
+
+/* Our word to every acceptor, in order with our rejections (ipc/msg.h). */
+static void tell_acceptors(struct parser *p, uint16_t code)
+{
+	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
+		if (qs_answers_connected(p->answers, i)) /* (half the channels have no acceptor) */
+			qs_answers_add(p->answers, i, p->cfg->generation, code, NULL);
+	qs_answers_flush(p->answers);
+}
+
+static void on_hello(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct parser *p = arg;
+	if (p->draining)
+		return;
+	tell_acceptors(p, QS_ANSWER_PARSER_HELLO);
+	struct timeval tv = {HELLO_MS / 1000, 0};
+	evtimer_add(p->hello_ev, &tv);
+}
+
 static void handle_message(void *arg, const void *msg, size_t len)
 {
 	struct parser *p = arg;
@@ -166,6 +213,17 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	if (qs_batch_receive(&it, QS_INBOX_FRAMES, msg, len, &why) != 0) {
 		qs_warn("dropping a malformed message on the frames socket: %s", why);
 		return;
+	}
+	if (it.remaining == 0) {
+		on_end(p, it.sender);
+		return;
+	}
+	/* Draining, frames from an acceptor that did not get our BYE (or sends
+	 * after its end): it may send more, which would be lost with our socket;
+	 * a non-zero exit has the acceptors resend. */
+	if (p->draining && (it.sender >= QS_ACCEPTOR_CHANNELS_MAX || !p->end_wanted[it.sender]) && !p->exit_code) {
+		qs_warn("frames from acceptor channel %u, which was not told that we stop", it.sender);
+		p->exit_code = 3;
 	}
 	struct qs_frame_rec fr;
 	const uint8_t *payload;
@@ -218,6 +276,8 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
+	if (p->stopping && p->pull)
+		close_frames(p);
 	if (can_read(p) && !p->pull_w) { /* never after a stop closed p->pull */
 		qs_debug("reading frames again");
 		p->pull_w = qs_zwatch_new(p->rt.base, p->pull, on_frames, p);
@@ -228,7 +288,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	/* A clean stop also waits (up to STOP_FLUSH_MS) for the events the
 	 * channel still holds: the shipper would otherwise only get them from
 	 * the acceptors' resend. */
-	bool unsent = qs_chan_unsent(p->events_out) > 0;
+	bool unsent = qs_chan_unsent(p->events_out) > 0 || (p->stopping && qs_answers_unsent(p->answers));
 	bool pending = qs_sendq_pending(&p->events_q) || (p->stopping && unsent);
 	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
 		struct timeval tv = {0, RETRY_MS * 1000};
@@ -253,18 +313,22 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct parser *p = arg;
-	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out))
-		qs_warn("shipper did not take the last events before the deadline (the acceptors resend)");
+	/* A non-zero status tells the supervisor that frames may be lost here,
+	 * so that it has the acceptors resend (a clean exit gets no resend). */
+	if (p->ends_left) {
+		qs_warn("%u acceptor(s) did not end their frames before the deadline (they resend)", p->ends_left);
+		p->exit_code = 3;
+	}
+	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out) || qs_answers_unsent(p->answers)) {
+		qs_warn("the shipper or an acceptor did not take the last events or rejections before the "
+			"deadline (the acceptors resend)");
+		p->exit_code = 3;
+	}
 	event_base_loopexit(p->rt.base, NULL);
 }
 
-/* Takes no more frames, at once: closing the PULL socket makes the acceptors'
- * ZeroMQ stop routing frames here. A parser that only stopped reading kept
- * receiving them, to lose them at exit, and a resend right then could still
- * pick this parser's dying pipe: those frames then waited for the 30 s
- * backstop (a reload's draining clients for their go-away timer). What it had
- * queued is lost with it; the acceptors re-send that when this process has
- * exited (the supervisor tells them). */
+/* Takes no more frames: closing the PULL socket drops what ZeroMQ still
+ * holds for us, so it is closed only once every acceptor sent its end. */
 static void close_frames(struct parser *p)
 {
 	qs_zwatch_free(p->pull_w);
@@ -274,19 +338,34 @@ static void close_frames(struct parser *p)
 	p->pull = NULL;
 }
 
+/* A clean stop loses nothing: BYE to every acceptor we reach (it sends no
+ * more frames here, then an end), frames read and handled up to each end,
+ * the events handed to the shipper and the rejections to the acceptors;
+ * then exit 0, and the supervisor has nobody resend (issue 25). Bounded by
+ * STOP_FLUSH_MS; what is left then is resent after the exit status says so. */
 static void on_stop(void *arg, bool urgent, const char *why)
 {
 	(void)why;
 	struct parser *p = arg;
-	p->stopping = true;
-	close_frames(p);
 	if (urgent) {
+		p->stopping = true;
+		close_frames(p);
 		event_base_loopexit(p->rt.base, NULL);
 		return;
 	}
-	struct timeval tv = {0, STOP_FLUSH_MS * 1000};
+	if (p->draining || p->stopping)
+		return;
+	p->draining = true;
+	for (unsigned i = 0; i < qs_acceptor_channels(p->cfg->acceptors); i++)
+		if (qs_answers_connected(p->answers, i) && !p->end_wanted[i]) {
+			p->end_wanted[i] = true;
+			p->ends_left++;
+		}
+	tell_acceptors(p, QS_ANSWER_PARSER_BYE);
+	struct timeval tv = {STOP_FLUSH_MS / 1000, (STOP_FLUSH_MS % 1000) * 1000};
 	evtimer_add(p->stop_ev, &tv);
-	flow_update(p);
+	if (p->ends_left == 0)
+		drained(p);
 }
 
 static int connect_all(struct parser *p, const char *dir)
@@ -300,7 +379,7 @@ static int connect_all(struct parser *p, const char *dir)
 	if (!p->pull)
 		return -1;
 	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++)
-		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, i) ||
+		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, qs_frames_endpoint_id(i, cfg->slot)) ||
 		    qs_zsock_connect(p->pull, ep))
 			return -1;
 	p->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), cfg->slot);
@@ -309,6 +388,7 @@ static int connect_all(struct parser *p, const char *dir)
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(p->events_out = qs_chan_connect(base, ep, EVENTS_LIMIT, on_events_writable, p)))
 		return -1;
+	qs_chan_out_keep(p->events_out); /* a shipper replaced by a reload loses none (chan.h) */
 	qs_sendq_init(&p->events_q, p->events_out);
 	return 0;
 }
@@ -319,6 +399,7 @@ static void cleanup(struct parser *p)
 	if (p->flow_ev) event_free(p->flow_ev);
 	if (p->retry_ev) event_free(p->retry_ev);
 	if (p->stop_ev) event_free(p->stop_ev);
+	if (p->hello_ev) event_free(p->hello_ev);
 	qs_sendq_free(&p->events_q);
 	qs_batch_free(&p->ev_batch);
 	qs_answers_free(p->answers);
@@ -351,12 +432,14 @@ int parser_main(const struct qs_config *cfg)
 	p.flow_ev = event_new(p.rt.base, -1, 0, on_flow, &p);
 	p.retry_ev = evtimer_new(p.rt.base, on_retry, &p);
 	p.stop_ev = evtimer_new(p.rt.base, on_stop_deadline, &p);
+	p.hello_ev = evtimer_new(p.rt.base, on_hello, &p);
 	p.pull_w = qs_zwatch_new(p.rt.base, p.pull, on_frames, &p);
 	qs_runtime_ready(&p.rt);
+	on_hello(-1, 0, &p);
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);
 	event_base_dispatch(p.rt.base);
 	qs_answers_flush(p.answers);
 	cleanup(&p);
 	qs_info("parser %u stopped", cfg->slot);
-	return 0;
+	return p.exit_code;
 }

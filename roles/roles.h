@@ -79,6 +79,8 @@ struct qs_role_def {
 				  * before it becomes --user (the runtime dir keeps others out) */
 	bool holds_frames;       /* frames in flight die with it: when it is replaced, the roles that
 				  * receive QS_CTL_PEER_RESTART are told to resend */
+	bool hands_over;         /* holds frames, but a clean stop (exit status 0 after SHUTDOWN)
+				  * answers or hands on all of them: the resend is only for its death */
 	bool hops;               /* opens its hop trace file (QS_HOPTRACE_DIR) before confinement */
 	struct qs_role_sandbox sandbox;
 	uint32_t ctl_sends;      /* QS_CTL_BIT()s it may send to the supervisor */

@@ -46,7 +46,7 @@ static const char *const metrics_syscalls[] = {"accept4", "accept", NULL};
 const struct qs_role_def qs_roles[] = {
 	{
 		.role = QS_ROLE_KEYHOLDER, ENTRY(keyholder_main), .count = QS_COUNT_ONE,
-		.start = 2, .reload = 2, .stop = 4, .reload_how = QS_RELOAD_RESTART,
+		.start = 2, .reload = 2, .stop = 4, .reload_how = QS_RELOAD_OVERLAP,
 		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE,
 		/* holds the TLS private key: no network at all, not dumpable; one thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = false,
@@ -57,7 +57,7 @@ const struct qs_role_def qs_roles[] = {
 	{
 		.role = QS_ROLE_SHIPPER, ENTRY(shipper_main), .count = QS_COUNT_ONE,
 		.start = 3, .reload = 3, .stop = 3, .reload_how = QS_RELOAD_RESTART,
-		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE, .holds_frames = true, .hops = true,
+		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE, .holds_frames = true, .hands_over = true, .hops = true,
 		/* the host network (Logstash), the spool; its sync and housekeeping threads */
 		.sandbox = {.user = true, .chroot = true, .new_netns = false, .dumpable = true,
 			    .families = QS_AF(AF_UNIX) | QS_AF(AF_INET) | QS_AF(AF_INET6), .tsync = true,
@@ -67,8 +67,12 @@ const struct qs_role_def qs_roles[] = {
 	},
 	{
 		.role = QS_ROLE_PARSER, ENTRY(parser_main), .count = QS_COUNT_PARSERS,
-		.start = 4, .reload = 4, .stop = 2, .reload_how = QS_RELOAD_OVERLAP,
-		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE, .holds_frames = true, .hops = true,
+		/* restart, not overlap: a slot's parsers share the acceptors' PUSH socket
+		 * of that slot, and a stopping one reads up to the acceptors' end of its
+		 * frames, which must reach it and nobody else (docs/ARCHITECTURE.md,
+		 * "Planned operations"); the other slots serve meanwhile */
+		.start = 4, .reload = 4, .stop = 2, .reload_how = QS_RELOAD_RESTART,
+		.fds = QS_FD_CTL | QS_FD_CONFIG | QS_FD_PAGE, .holds_frames = true, .hands_over = true, .hops = true,
 		/* untrusted JSON: no network, AF_UNIX only; ZeroMQ's I/O thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = parser_syscalls},

@@ -47,6 +47,7 @@
 #define STOP_FLUSH_NS 2000000000ull
 #define SPOOL_WAIT_MS 10000u /* for an earlier shipper to let the spool go */
 #define SPOOL_WAIT_STEP_MS 50u
+#define STOP_PHASE_NS 1000000000ull /* the clean stop's later phases */
 
 struct shipper {
 	const struct qs_config *cfg;
@@ -60,7 +61,9 @@ struct shipper {
 	struct qs_reaper reaper;
 	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
+	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
 	uint64_t stop_deadline;
+	int exit_code;  /* 3: a clean stop left something unanswered (the acceptors must resend) */
 };
 
 static void timer_ms(struct event *ev, unsigned ms)
@@ -337,18 +340,50 @@ static void stop_intake(struct shipper *sh)
 	commit_all(sh);
 }
 
+/* A clean stop in phases, each bounded, polled every STOP_POLL_MS: (0) the
+ * output ships what is committed (below); (1) no more parsers, no more bytes
+ * from them, but what their connections hold is read and staged (a parser
+ * keeps what it had not written wholly, for our successor: chan.h); (2) all
+ * of it committed and every answer in its acceptor's socket. Then the exit
+ * status is 0 only if nothing was left: the supervisor has the acceptors
+ * resend only after a stop that left something (issue 25). */
+static bool stop_phase_done(struct shipper *sh)
+{
+	switch (sh->stop_phase) {
+	case 0: return qs_output_caught_up(&sh->out);
+	case 1: return qs_chan_in_peers(sh->events_in) == 0;
+	default: return !qs_answers_unsent(sh->answers);
+	}
+}
+
 static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct shipper *sh = arg;
-	bool done = qs_output_caught_up(&sh->out);
+	static const char *const late[] = {
+		"output did not catch up within 2 s: the rest ships after the next start",
+		"parsers' events still arriving after 1 s: the acceptors resend them",
+		"answers not taken by the acceptors within 1 s: they resend those frames",
+	};
+	bool done = stop_phase_done(sh);
 	if (!done && qs_now_ns() < sh->stop_deadline)
 		return timer_ms(sh->stop_ev, STOP_POLL_MS);
-	if (!done)
-		qs_warn("output did not catch up within 2 s: the rest ships after the next start");
-	stop_intake(sh);
-	finish(sh);
+	if (!done) {
+		qs_warn("%s", late[sh->stop_phase]);
+		if (sh->stop_phase > 0)
+			sh->exit_code = 3;
+	}
+	if (sh->stop_phase == 2)
+		return finish(sh);
+	if (++sh->stop_phase == 1) {
+		qs_chan_in_finish(sh->events_in);
+	} else {
+		stop_intake(sh);
+		qs_answers_flush(sh->answers);
+	}
+	sh->stop_deadline = qs_now_ns() + STOP_PHASE_NS;
+	on_stop_poll(-1, 0, sh);
 }
 
 /* An urgent stop ends at once. Otherwise the output first ships what is
@@ -511,5 +546,5 @@ int shipper_main(const struct qs_config *cfg)
 	event_base_dispatch(sh.rt.base);
 	cleanup(&sh);
 	qs_info("shipper stopped");
-	return 0;
+	return sh.exit_code;
 }

@@ -90,9 +90,14 @@ void qs_sup_metrics_ready(const struct qs_procs *p)
 	};
 	unsigned n[QS_ROLE_COUNT] = {0};
 	/* A reload's previous process still serves until its replacement has
-	 * taken over (parsers) or it has drained (acceptors): it counts. */
-	for (unsigned i = 0; i < p->n; i++)
-		n[p->proc[i].role] += (p->proc[i].ready && p->proc[i].pid) + (p->proc[i].old_pid != 0);
+	 * taken over (keyholder) or it has drained (acceptors): it counts. So
+	 * does a slot a reload stops and starts again (shipper, parsers): its
+	 * frames wait in the acceptors meanwhile, nothing is refused, and a
+	 * planned reload must not take the service out of a load balancer. */
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct qs_proc *c = &p->proc[i];
+		n[c->role] += (c->planned || (c->ready && c->pid)) + (c->old_pid != 0);
+	}
 	for (int r = QS_ROLE_SUPERVISOR + 1; r < QS_ROLE_COUNT; r++)
 		qs_mp_set(ready[r], n[r]);
 }

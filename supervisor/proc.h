@@ -31,6 +31,10 @@ struct qs_proc {
 	bool ready;          /* sent QS_CTL_READY since its last start */
 	bool ever_ready;
 	bool replacing;      /* stopped by a reload: start again at once when it exits */
+	bool planned;        /* a reload's stop-and-start of this slot runs: it counts as ready
+			      * until the new process is (readiness: supervisor/metrics.c) */
+	bool lost_frames;    /* its last process died (crash, signal, kill) instead of exiting
+			      * cleanly after finishing what it held: the acceptors must resend */
 	pid_t old_pid;       /* reload overlap: the previous process, still finishing */
 	int old_ctl;
 	unsigned starts;

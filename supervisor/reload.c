@@ -13,6 +13,7 @@
 #include "common/options.h"
 #include "ipc/ctl.h"
 #include "supervisor/certgen.h"
+#include "supervisor/metrics.h"
 #include "supervisor/proc.h"
 #include "supervisor/resolve.h"
 #include "supervisor/secret.h"
@@ -216,15 +217,17 @@ static void run_step(void)
 	evtimer_add(R.step_timer, &tv);
 	if (by_generation(c) && start_acceptor_generation())
 		return;
-	/* Parsers bind nothing, so two of one slot can run at once: the new one
-	 * serves before the old one is asked to stop. The others own something
-	 * only one process may hold (the spool, the key socket, an acceptor's
-	 * ipc endpoints): stop first, then start. */
+	/* Parsers bind nothing, and a new keyholder renames its socket over the
+	 * old one's, so two of one slot can run at once: the new one serves
+	 * before the old one is asked to stop (a handshake never finds no
+	 * keyholder). The others own something only one process may hold (the
+	 * spool, an acceptor's ipc endpoints): stop first, then start. */
 	if (c->def->reload_how == QS_RELOAD_OVERLAP && qs_proc_start_overlapping(R.procs, c) == 0) {
 		R.overlapping = true;
 		return;
 	}
 	c->replacing = true;
+	c->planned = true;
 	qs_proc_ask_stop(c);
 }
 
@@ -255,6 +258,8 @@ static void step_timeout(evutil_socket_t fd, short what, void *arg)
 	}
 	struct qs_proc *c = at(R.step);
 	qs_warn("reload: %s %u not ready after %d s; going on", qs_role_name(c->role), c->slot, STEP_TIMEOUT_S);
+	c->planned = false;
+	qs_sup_metrics_ready(R.procs);
 	if (c->replacing && c->pid)
 		kill(c->pid, SIGKILL);
 	if (R.overlapping) {
@@ -297,6 +302,7 @@ void qs_reload_child_ready(struct qs_proc *c)
 	}
 	if (R.active && R.step < R.procs->n && c == at(R.step) && !c->replacing) {
 		evtimer_del(R.step_timer);
+		c->planned = false;
 		if (R.overlapping) {
 			R.overlapping = false;
 			qs_proc_ask_old_stop(c); /* the new one serves: the old one finishes */

@@ -41,7 +41,8 @@ static bool is_socket_name(const char *name)
 {
 	size_t l = strlen(name);
 	return (l > 7 && !strcmp(name + l - 7, ".frames")) || (l > 8 && !strcmp(name + l - 8, ".answers")) ||
-	       (l > 7 && !strcmp(name + l - 7, ".events")) || !strcmp(name, QS_KEYSIGN_SOCKET);
+	       (l > 7 && !strcmp(name + l - 7, ".events")) || !strcmp(name, QS_KEYSIGN_SOCKET) ||
+	       !strncmp(name, QS_KEYSIGN_SOCKET ".", sizeof(QS_KEYSIGN_SOCKET)); /* a keyholder's before its rename */
 }
 
 void qs_rundir_cleanup(const char *dir, bool made)

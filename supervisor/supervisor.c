@@ -47,12 +47,15 @@ struct sup {
 
 static struct sup S;
 
-/* A role that holds frames (a parser, the shipper) is gone: the frames it
- * held are lost, so the acceptors (the roles that receive QS_CTL_PEER_RESTART)
+/* A role that holds frames (a parser, the shipper) is gone and the frames it
+ * held with it, so the acceptors (the roles that receive QS_CTL_PEER_RESTART)
  * must re-send what is unresolved. Every acceptor, the previous generation's
  * too while a reload overlaps them: those still wait for the answers their
- * clients are draining for. (A resend after a keyholder's restart would only
- * store events twice.) */
+ * clients are draining for. Not when it stopped cleanly and its role hands
+ * over (the shipper: it answered what it took and left the rest with the
+ * parsers, docs/ARCHITECTURE.md "Planned operations"): a resend then stores
+ * every frame still on its way through the others twice (issue 25). (Nor
+ * after a keyholder's restart: it holds no frames.) */
 static void tell_acceptors_peer_restart(const struct qs_proc *c)
 {
 	if (!c->def->holds_frames)
@@ -76,12 +79,13 @@ static void tell_acceptors_peer_restart(const struct qs_proc *c)
 void qs_supervisor_child_ready(struct qs_proc *c)
 {
 	c->ready = true;
-	/* A restart after an exit: the old process's frames are lost. A reload's
+	/* A restart after a death: the old process's frames are lost. After a
+	 * clean exit (a reload's restart) nothing was lost. A reload's
 	 * replacement that runs beside its predecessor (parsers) waits for that
-	 * one to exit (on_old_exit): until then it still answers its frames, and
-	 * a resend now would only store them twice. */
-	if (c->ever_ready && !c->old_pid)
+	 * one to exit (on_old_exit): until then it still answers its frames. */
+	if (c->ever_ready && !c->old_pid && c->lost_frames)
 		tell_acceptors_peer_restart(c);
+	c->lost_frames = false;
 	c->ever_ready = true;
 	if (!S.notified_ready && qs_procs_all_ready(&S.procs)) {
 		S.notified_ready = true;
@@ -109,6 +113,18 @@ static void describe_exit(const struct qs_proc *c, int status, char *buf, size_t
 
 static void advance_stop(void);
 
+/* Exited with status 0 when asked to (a reload's stop): it finished what it held. */
+static bool exited_clean(int status)
+{
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* It was asked to stop and did so cleanly, and its role leaves nothing behind then. */
+static bool handed_over(const struct qs_proc *c, bool asked, int status)
+{
+	return asked && c->def->hands_over && exited_clean(status);
+}
+
 static void on_exit_child(struct qs_procs *p, struct qs_proc *c, int status)
 {
 	char how[128];
@@ -123,6 +139,8 @@ static void on_exit_child(struct qs_procs *p, struct qs_proc *c, int status)
 		advance_stop();
 		return;
 	}
+	bool asked = c->replacing;
+	c->lost_frames = !handed_over(c, asked, status);
 	if (qs_reload_child_exited(c)) {
 		qs_info("%s %u stopped for reload (%s); started again", qs_role_name(c->role), c->slot, how);
 		return;
@@ -152,8 +170,10 @@ static void on_old_exit(struct qs_procs *p, struct qs_proc *c, int status)
 		close(c->old_udp_fd);
 		c->old_udp_fd = -1;
 	}
-	/* Frames queued to it are gone with it: the acceptors re-send. */
-	tell_acceptors_peer_restart(c);
+	/* Frames queued to it are gone with it (unless it handed them over): the
+	 * acceptors re-send. */
+	if (!handed_over(c, true, status))
+		tell_acceptors_peer_restart(c);
 }
 
 /* Stops one phase at a time, in the role table's stop order, upstream

@@ -3,7 +3,7 @@
  * message larger than the socket buffers, the sender's limit and on_writable,
  * pausing the receiver (also from inside its callback, also for a sender that
  * connects while paused), a sender started before its receiver, a receiver
- * restarted under its senders, the max_msg cut-off, the stale socket file and
+ * restarted under its senders, a receiver handing over to the next one, the max_msg cut-off, the stale socket file and
  * qs_chan_path. Every wait runs the loop against a deadline: nothing blocks. */
 #include "tests/unit/check.h"
 #include <signal.h>
@@ -85,6 +85,7 @@ struct rx {
 	struct qs_chan_in *in;
 	size_t (*size_of)(unsigned i); /* set: message i must be size_of(i) bytes of fill(i) */
 	unsigned pause_after;          /* set: the callback pauses `in` after this many messages */
+	unsigned first;                /* with size_of: the number of the first message expected */
 	unsigned n;                    /* messages delivered */
 	unsigned bad;                  /* delivered, but not the one expected next */
 	size_t max_len;                /* the longest message delivered */
@@ -95,8 +96,8 @@ static void on_msg(void *arg, const void *msg, size_t len)
 {
 	struct rx *r = arg;
 	if (r->size_of) {
-		size_t want = r->size_of(r->n);
-		if (len != want || !matches(msg, len, r->n)) {
+		size_t want = r->size_of(r->first + r->n);
+		if (len != want || !matches(msg, len, r->first + r->n)) {
 			if (r->bad++ < 3)
 				fprintf(stderr, "  (%s: message %u: %zu bytes, want %zu, %s)\n",
 					current_test, r->n, len, want,
@@ -485,6 +486,50 @@ done:
 	event_base_free(base);
 }
 
+/* The shipper's clean stop on a reload (issue 25): a sender that keeps what
+ * it has not written wholly (qs_chan_out_keep) and a backlog (most likely a
+ * message half written); the receiver finishes (qs_chan_in_finish): it
+ * delivers what its socket held and ends the connection; a new receiver at
+ * the path gets the rest. Every message arrives exactly once, in order,
+ * byte-exact, across the two. */
+static void test_handover(void)
+{
+	current_test = "handover";
+	struct rx r1 = {.size_of = size_64k}, r2 = {.size_of = size_64k};
+	struct wr w = {0};
+	struct pair pr;
+	struct qs_chan_in *in2 = NULL;
+	if (!pair_open(&pr, "handover.sock", 128 * KIB, 1 * MIB, &r1, &w, false))
+		goto done;
+	qs_chan_out_keep(pr.out);
+	qs_chan_in_pause(pr.in, true);
+	unsigned accepted = 0;
+	CHECK(send_until_refused(pr.base, pr.out, 64 * KIB, &accepted));
+	CHECK(qs_chan_unsent(pr.out) > 0); /* a backlog the socket did not take */
+	qs_chan_in_pause(pr.in, false);
+	qs_chan_in_finish(pr.in);
+	PUMP_UNTIL(pr.base, 3000, qs_chan_in_peers(pr.in) == 0 && !qs_chan_connected(pr.out));
+	CHECK_EQ(qs_chan_in_peers(pr.in), 0);
+	CHECK(!qs_chan_connected(pr.out));
+	CHECK(r1.n > 0 && r1.n < accepted);
+	char p[108];
+	sock_path(p, sizeof(p), "handover.sock");
+	r2.first = r1.n;
+	in2 = qs_chan_listen(pr.base, p, 128 * KIB, on_msg, &r2);
+	CHECK(in2 != NULL);
+	if (!in2)
+		goto done;
+	PUMP_UNTIL(pr.base, 5000, r1.n + r2.n >= accepted);
+	pump_for(pr.base, 50);
+	CHECK_EQ(r1.n + r2.n, accepted);
+	CHECK_EQ(r1.bad, 0);
+	CHECK_EQ(r2.bad, 0);
+	CHECK_EQ(qs_chan_unsent(pr.out), 0);
+done:
+	qs_chan_in_free(in2);
+	pair_close(&pr);
+}
+
 /* max_msg = 1000: a 2000-byte message is never delivered and its sender is
  * cut off (then reconnects and is heard again); a second sender is not
  * disturbed, and a message of exactly 1000 bytes is delivered. */
@@ -631,6 +676,7 @@ int main(void)
 	test_pause_new_sender();
 	test_sender_first();
 	test_receiver_restart();
+	test_handover();
 	test_oversized();
 	test_stale_socket();
 

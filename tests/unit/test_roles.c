@@ -71,7 +71,7 @@ static void notes_text(FILE *f, const struct qs_role_def *d)
 {
 	const char *sep = " ";
 	if (d->holds_frames) {
-		fprintf(f, "%sholds frames", sep);
+		fprintf(f, "%sholds frames%s", sep, d->hands_over ? " (hands them over)" : "");
 		sep = ", ";
 	}
 	if (d->hops) {
