@@ -259,6 +259,8 @@ static void tenant_rows(void)
 	qs_mp = &tp[1];
 	struct qs_mp_tenant *forged = qs_mp_tenant_row(77, "mallory\"}"); /* its id is not its name's */
 	qs_mp_tadd(forged, QS_TM_ACKED, 1000);
+	/* a name no tenants file allows, but whose id is its hash (a compromised acceptor): escaped */
+	qs_mp_tadd(qs_mp_tenant_row(qs_tenant_id("q\"u\\x"), "q\"u\\x"), QS_TM_ACKED, 2);
 	qs_mp = saved;
 	const struct qs_mpage *pp[2] = {&tp[1], &tp[2]};
 	struct qs_mview v = {.sup = &tp[0], .page = pp, .n = 2, .want_parsers = 1, .want_acceptors = 1};
@@ -271,6 +273,7 @@ static void tenant_rows(void)
 		"\nquicstash_tenant_throttled_seconds_total{tenant=\"initech\"} 1.500000000\n",
 		"\nquicstash_tenant_connections_open{tenant=\"globex\"} 2\n",
 		"# TYPE quicstash_tenant_connections_total counter\n",
+		"\nquicstash_tenant_frames_acknowledged_total{tenant=\"q\\\"u\\\\x\"} 2\n",
 	};
 	char *s = text(&v, false);
 	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
