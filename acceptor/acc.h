@@ -198,8 +198,7 @@ struct acc {
 	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
 	uint64_t n_auth_refused, logged_auth_refused; /* connections refused authentication (auth.c) */
-	struct acc_tenant_count *tcount; /* per tenant of cfg->tenants (tenant_count.c) */
-	uint64_t tcount_log_mono;
+	struct qs_mp_tenant **tcount; /* per tenant of cfg->tenants: its row in the metrics page (tenant_count.c) */
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
@@ -269,13 +268,14 @@ int acc_auth_require(struct acc_conn *c);               /* before anything is ta
 void acc_auth_revoke(struct acc_conn *c);               /* a frame was rejected unauthenticated */
 bool acc_auth_close_revoked(struct acc_conn *c);        /* closes it once all is answered: true */
 
-/* tenant_count.c: per-tenant counters, logged every --stats-interval */
-struct acc_tenant_count;
+/* tenant_count.c: per-tenant counters, in the metrics page (the supervisor logs them) */
+struct qs_mp_tenant;
 int acc_tenant_count_init(struct acc *a);
 void acc_tenant_count_free(struct acc *a);
 void acc_tenant_count_conn(const struct acc_conn *c, int delta); /* +1 authenticated, -1 gone */
 void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t bytes);
-void acc_tenant_count_log(struct acc *a);
+/* Time the connection's tenant was held back by its limits (flow control calls it). */
+void acc_tenant_count_throttled(const struct acc_conn *c, uint64_t ns);
 
 /* secret.c */
 int acc_secret_load(struct acc *a);

@@ -140,7 +140,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct acc *a = arg;
 	acc_dispatch_stats(a);
-	acc_tenant_count_log(a);
 	report(a);
 	if (a->stopping)
 		stop_step(a);

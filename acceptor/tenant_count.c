@@ -1,19 +1,18 @@
-/* Per-tenant counters of one acceptor (docs/TENANTS.md, "Counters"):
- * connections authenticated and open, events acknowledged and rejected, bytes
- * forwarded. One line per tenant whose counters moved, every --stats-interval
- * seconds, with the tenant as a journal field. Indexed like the acceptor's
- * tenants table, which never changes during its life (a reload replaces it). */
-#include <inttypes.h>
+/* Per-tenant counters of one acceptor (docs/TENANTS.md, "Counters";
+ * docs/METRICS.md, "Per tenant"): connections authenticated and open, frames
+ * acknowledged and rejected by code, bytes, time throttled. They live in the
+ * tenant's row of the acceptor's metrics page (common/metrics_page.h), found
+ * by the tenant's id, so a restarted or reloaded acceptor continues the
+ * counts its slot had, whatever order the tenants file now has. The metrics
+ * process exposes them and the supervisor logs them, summed over acceptors.
+ * Indexed like the acceptor's tenants table, which never changes during its
+ * life (a reload replaces it). */
 #include <stdlib.h>
 
 #include "acceptor/acc.h"
 #include "common/log.h"
+#include "common/metrics_page.h"
 #include "common/tenants.h"
-
-struct acc_tenant_count {
-	uint64_t conns, open, acked, rejected, bytes;
-	uint64_t logged_conns, logged_open, logged_acked, logged_rejected;
-};
 
 int acc_tenant_count_init(struct acc *a)
 {
@@ -21,9 +20,13 @@ int acc_tenant_count_init(struct acc *a)
 	if (!n)
 		return 0;
 	a->tcount = calloc(n, sizeof(*a->tcount));
-	if (!a->tcount)
+	if (!a->tcount) {
 		qs_err("out of memory for the tenants' counters");
-	return a->tcount ? 0 : -1;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		a->tcount[i] = qs_mp_tenant_row(a->cfg->tenants->t[i].id, a->cfg->tenants->t[i].name);
+	return 0;
 }
 
 void acc_tenant_count_free(struct acc *a)
@@ -32,54 +35,36 @@ void acc_tenant_count_free(struct acc *a)
 	a->tcount = NULL;
 }
 
-static struct acc_tenant_count *of(const struct acc_conn *c)
+static struct qs_mp_tenant *of(const struct acc_conn *c)
 {
 	const struct acc *a = c->a;
-	return c->tenant && a->tcount ? &a->tcount[c->tenant - a->cfg->tenants->t] : NULL;
+	return c->tenant && a->tcount ? a->tcount[c->tenant - a->cfg->tenants->t] : NULL;
 }
 
 void acc_tenant_count_conn(const struct acc_conn *c, int delta)
 {
-	struct acc_tenant_count *t = of(c);
+	struct qs_mp_tenant *t = of(c);
 	if (!t)
 		return;
 	if (delta > 0)
-		t->conns++;
-	t->open += (uint64_t)(int64_t)delta;
+		qs_mp_tadd(t, QS_TM_CONNS, 1);
+	qs_mp_tadd(t, QS_TM_OPEN, (uint64_t)(int64_t)delta);
 }
 
 void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t bytes)
 {
-	struct acc_tenant_count *t = of(c);
+	struct qs_mp_tenant *t = of(c);
 	if (!t)
 		return;
-	t->bytes += bytes;
-	if (code)
-		t->rejected++;
-	else
-		t->acked++;
+	qs_mp_tadd(t, QS_TM_BYTES, bytes);
+	/* the rejection rows follow QS_REJ_* (1..7) as the page's do (qs_m_rejected) */
+	qs_mp_tadd(t, code ? (enum qs_tmetric)(QS_TM_REJ_INVALID_JSON + qs_m_rejected(code) - QS_M_REJ_INVALID_JSON)
+			   : QS_TM_ACKED, 1);
 }
 
-void acc_tenant_count_log(struct acc *a)
+void acc_tenant_count_throttled(const struct acc_conn *c, uint64_t ns)
 {
-	unsigned every = a->cfg->stats_interval_s;
-	uint64_t now = qs_now_ns();
-	if (!a->tcount || !every || now - a->tcount_log_mono < every * 1000000000ull)
-		return;
-	a->tcount_log_mono = now;
-	for (size_t i = 0; i < a->cfg->tenants->n; i++) {
-		struct acc_tenant_count *t = &a->tcount[i];
-		if (t->conns == t->logged_conns && t->open == t->logged_open && t->acked == t->logged_acked &&
-		    t->rejected == t->logged_rejected)
-			continue;
-		const char *name = a->cfg->tenants->t[i].name;
-		qs_info_kv(QS_KV({QS_LOG_TENANT, name}),
-			   "slot %u tenant %s: connections %" PRIu64 " (open %" PRIu64 "), events acknowledged %" PRIu64
-			   ", rejected %" PRIu64 ", bytes %" PRIu64,
-			   a->cfg->slot, name, t->conns, t->open, t->acked, t->rejected, t->bytes);
-		t->logged_conns = t->conns;
-		t->logged_open = t->open;
-		t->logged_acked = t->acked;
-		t->logged_rejected = t->rejected;
-	}
+	struct qs_mp_tenant *t = of(c);
+	if (t)
+		qs_mp_tadd(t, QS_TM_THROTTLED, ns);
 }

@@ -2,12 +2,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/tenants.h"
+
 #define QS_M_DEF_ROW(ID, n, t, l, h) [ID] = {.name = n, .label = l, .help = h, .type = QS_MT_##t},
 const struct qs_metric_def qs_metric_defs[QS_M_COUNT] = {QS_METRICS(QS_M_DEF_ROW)};
+const struct qs_metric_def qs_tmetric_defs[QS_TM_COUNT] = {QS_TMETRICS(QS_M_DEF_ROW)};
 #undef QS_M_DEF_ROW
 
 const uint64_t qs_acklat_le_ns[QS_ACKLAT_BUCKETS] = {
@@ -58,6 +64,83 @@ void qs_mp_clear_gauges(struct qs_mpage *p)
 	for (unsigned m = 0; m < QS_M_COUNT; m++)
 		if (qs_metric_defs[m].type == QS_MT_G)
 			atomic_store_explicit(&p->v[m], 0, memory_order_relaxed);
+	for (unsigned i = 0; i < QS_MP_TENANTS; i++)
+		atomic_store_explicit(&p->tenant[i].v[QS_TM_OPEN], 0, memory_order_relaxed);
+	atomic_store_explicit(&p->other.v[QS_TM_OPEN], 0, memory_order_relaxed);
+}
+
+struct qs_mp_tenant *qs_mp_tenant_row(uint64_t id, const char *name)
+{
+	struct qs_mp_tenant *free_row = NULL;
+	for (unsigned i = 0; i < QS_MP_TENANTS; i++) {
+		struct qs_mp_tenant *t = &qs_mp->tenant[i];
+		uint64_t has = atomic_load_explicit(&t->id, memory_order_relaxed);
+		if (has == id)
+			return t;
+		if (!has && !free_row)
+			free_row = t;
+	}
+	if (!free_row || strlen(name) >= sizeof(free_row->name))
+		return &qs_mp->other;
+	/* The name first, then the id that makes the row the tenant's (a
+	 * reader that sees the id sees the name). */
+	memset(free_row->name, 0, sizeof(free_row->name));
+	memcpy(free_row->name, name, strlen(name));
+	atomic_store_explicit(&free_row->id, id, memory_order_release);
+	return free_row;
+}
+
+/* A row the reader can trust to label a series: its name whole, printable,
+ * and the one its id is the hash of. */
+static bool row_name(const struct qs_mp_tenant *t, uint64_t id, char *name)
+{
+	memcpy(name, t->name, sizeof(t->name));
+	name[sizeof(t->name) - 1] = 0;
+	for (const char *c = name; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			return false;
+	return *name && qs_tenant_id(name) == id;
+}
+
+static void add_row(uint64_t *to, const struct qs_mp_tenant *t)
+{
+	for (unsigned m = 0; m < QS_TM_COUNT; m++)
+		to[m] += atomic_load_explicit(&((struct qs_mp_tenant *)t)->v[m], memory_order_relaxed);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct qs_tenant_sum *)a)->name, ((const struct qs_tenant_sum *)b)->name);
+}
+
+size_t qs_mp_tenant_sums(const struct qs_mpage *const *pages, size_t n, struct qs_tenant_sum *out,
+			 struct qs_tenant_sum *other)
+{
+	size_t k = 0;
+	memset(other, 0, sizeof(*other));
+	snprintf(other->name, sizeof(other->name), "%s", QS_MP_TENANT_OTHER);
+	for (size_t p = 0; p < n; p++) {
+		add_row(other->v, &pages[p]->other);
+		for (unsigned i = 0; i < QS_MP_TENANTS; i++) {
+			const struct qs_mp_tenant *t = &pages[p]->tenant[i];
+			uint64_t id = atomic_load_explicit(&((struct qs_mp_tenant *)t)->id, memory_order_acquire);
+			if (!id)
+				continue;
+			size_t j = 0;
+			while (j < k && out[j].id != id)
+				j++;
+			if (j == k && k < QS_TENANT_SUMS_MAX) {
+				if (!row_name(t, id, out[k].name))
+					continue;
+				out[k].id = id;
+				memset(out[k].v, 0, sizeof(out[k].v));
+				k++;
+			}
+			add_row(j < k ? out[j].v : other->v, t);
+		}
+	}
+	qsort(out, k, sizeof(*out), by_name);
+	return k;
 }
 
 void qs_mp_observe_ack_ns(uint64_t ns)

@@ -15,12 +15,23 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* X(ID, name, type, label, help). A label "k=\"v\"" makes the row one series
  * of a labelled family (rows of one family are adjacent). Types: C counter,
  * G gauge, H histogram bucket (its upper bound in the label: le), S a
  * histogram's sum in nanoseconds (exposed in seconds). */
+/* The rejection codes (QS_REJ_* of common/wire.h, 1..7 in this order):
+ * R(X, PRE##NAME, "name") for each, for the page's rows and the tenants'. */
+#define QS_REJECT_CODES(R, X, PRE)                                                                         \
+	R(X, PRE##INVALID_JSON, "invalid_json")                                                            \
+	R(X, PRE##NOT_OBJECT, "not_object")                                                                \
+	R(X, PRE##TOO_LARGE, "too_large")                                                                  \
+	R(X, PRE##EMPTY, "empty")                                                                          \
+	R(X, PRE##TRUNCATED, "truncated")                                                                  \
+	R(X, PRE##SERVER_FIELD, "server_field")                                                            \
+	R(X, PRE##INTERNAL, "internal")
 #define QS_METRICS_REJECT(X, ID, code)                                                                     \
 	X(ID, "quicstash_frames_rejected_total", C, "code=\"" code "\"",                                   \
 	  "Frames answered with a rejection, by code (docs/PROTOCOL.md)")
@@ -53,13 +64,7 @@
 	X(QS_M_FRAMES_IN, "quicstash_frames_received_total", C, "", "Complete frames decoded from clients")\
 	X(QS_M_FRAMES_ACKED, "quicstash_frames_acknowledged_total", C, "",                                 \
 	  "Frames answered as durable (each once, whatever was resent inside the server)")                \
-	QS_METRICS_REJECT(X, QS_M_REJ_INVALID_JSON, "invalid_json")                                        \
-	QS_METRICS_REJECT(X, QS_M_REJ_NOT_OBJECT, "not_object")                                            \
-	QS_METRICS_REJECT(X, QS_M_REJ_TOO_LARGE, "too_large")                                              \
-	QS_METRICS_REJECT(X, QS_M_REJ_EMPTY, "empty")                                                      \
-	QS_METRICS_REJECT(X, QS_M_REJ_TRUNCATED, "truncated")                                              \
-	QS_METRICS_REJECT(X, QS_M_REJ_SERVER_FIELD, "server_field")                                        \
-	QS_METRICS_REJECT(X, QS_M_REJ_INTERNAL, "internal")                                                \
+	QS_REJECT_CODES(QS_METRICS_REJECT, X, QS_M_REJ_)                                                   \
 	X(QS_M_UDP_IN_BYTES, "quicstash_udp_received_bytes_total", C, "", "UDP payload bytes received")   \
 	X(QS_M_UDP_OUT_BYTES, "quicstash_udp_sent_bytes_total", C, "", "UDP payload bytes sent")          \
 	QS_METRICS_ACKLAT(X, QS_M_ACKLAT_0, "0.0005")                                                      \
@@ -125,7 +130,7 @@
 enum qs_metric { QS_METRICS(QS_M_ENUM_ROW) QS_M_COUNT };
 #undef QS_M_ENUM_ROW
 
-enum qs_metric_type { QS_MT_C, QS_MT_G, QS_MT_H, QS_MT_S };
+enum qs_metric_type { QS_MT_C, QS_MT_G, QS_MT_H, QS_MT_S, QS_MT_T };
 
 struct qs_metric_def {
 	const char *name, *label, *help;
@@ -137,9 +142,43 @@ extern const struct qs_metric_def qs_metric_defs[QS_M_COUNT];
 #define QS_ACKLAT_BUCKETS (QS_M_ACKLAT_INF - QS_M_ACKLAT_0 + 1)
 extern const uint64_t qs_acklat_le_ns[QS_ACKLAT_BUCKETS];
 
-#define QS_MP_VALUES 256 /* room for QS_M_COUNT and later ones (per-tenant rows: see docs/METRICS.md) */
+/* Per-tenant rows (the acceptors' pages): X(ID, name, type, label, help),
+ * exposed with a tenant="NAME" label before the row's own label. T is a
+ * counter kept in nanoseconds and exposed in seconds. */
+#define QS_TMETRICS_REJECT(X, ID, code)                                                                    \
+	X(ID, "quicstash_tenant_frames_rejected_total", C, "code=\"" code "\"",                            \
+	  "The tenant's frames answered with a rejection, by code (docs/PROTOCOL.md)")
+#define QS_TMETRICS(X)                                                                                     \
+	X(QS_TM_CONNS, "quicstash_tenant_connections_total", C, "", "Connections authenticated as the tenant") \
+	X(QS_TM_OPEN, "quicstash_tenant_connections_open", G, "", "The tenant's connections open")        \
+	X(QS_TM_ACKED, "quicstash_tenant_frames_acknowledged_total", C, "",                                \
+	  "The tenant's frames answered as durable")                                                       \
+	QS_REJECT_CODES(QS_TMETRICS_REJECT, X, QS_TM_REJ_)                                                 \
+	X(QS_TM_BYTES, "quicstash_tenant_received_bytes_total", C, "",                                     \
+	  "Bytes of the tenant's frames answered (acknowledged or rejected)")                              \
+	X(QS_TM_THROTTLED, "quicstash_tenant_throttled_seconds_total", T, "",                              \
+	  "Time the tenant's connections were held back by its limits")
+
+#define QS_M_ENUM_ROW(ID, name, type, label, help) ID,
+enum qs_tmetric { QS_TMETRICS(QS_M_ENUM_ROW) QS_TM_COUNT };
+#undef QS_M_ENUM_ROW
+extern const struct qs_metric_def qs_tmetric_defs[QS_TM_COUNT];
+
+#define QS_MP_VALUES 256 /* room for QS_M_COUNT and later ones */
 #define QS_MP_DIR_MAX 1000
-#define QS_MP_SIZE 8192
+#define QS_MP_SIZE 32768
+/* Tenants a page has rows for. A row is claimed by a tenant's id (a hash of
+ * its name, qs_tenant_id) and kept for the service's life, so a reload that
+ * removes, adds or reorders tenants never moves a tenant's counts to another
+ * row's name; tenants beyond the rows count in the page's "other" row. */
+#define QS_MP_TENANTS 128
+#define QS_MP_TENANT_OTHER "~other" /* its tenant label: '~' is not in a tenant name */
+
+struct qs_mp_tenant {
+	_Atomic uint64_t id; /* 0: free; stored (release) after name */
+	char name[64];
+	_Atomic uint64_t v[QS_TM_COUNT];
+};
 
 /* Which process slot a page belongs to (the supervisor's own page lists them all). */
 struct qs_mp_dirent {
@@ -154,6 +193,8 @@ struct qs_mpage {
 	 * the old and the new process of a slot side by side, one on each) */
 	_Atomic uint32_t dir_n;
 	struct qs_mp_dirent dir[QS_MP_DIR_MAX];
+	/* the acceptors' pages: per-tenant rows */
+	struct qs_mp_tenant tenant[QS_MP_TENANTS], other;
 };
 _Static_assert(QS_M_COUNT <= QS_MP_VALUES, "metrics page too small");
 _Static_assert(sizeof(struct qs_mpage) <= QS_MP_SIZE, "metrics page over its size");
@@ -194,6 +235,32 @@ static inline enum qs_metric qs_m_rejected(unsigned code)
 {
 	return code >= 1 && code <= 7 ? (enum qs_metric)(QS_M_REJ_INVALID_JSON + code - 1) : QS_M_REJ_INTERNAL;
 }
+
+/* The row of tenant id named name in this process's page: the one it had
+ * (a restarted or reloaded process continues its counts), else a free one
+ * claimed, else the page's "other" row. Never NULL. */
+struct qs_mp_tenant *qs_mp_tenant_row(uint64_t id, const char *name);
+
+static inline void qs_mp_tadd(struct qs_mp_tenant *t, enum qs_tmetric m, uint64_t n)
+{
+	_Atomic uint64_t *v = &t->v[m];
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* A tenant's counts summed over pages (the metrics process, the supervisor's log). */
+struct qs_tenant_sum {
+	uint64_t id;
+	char name[64];
+	uint64_t v[QS_TM_COUNT];
+};
+#define QS_TENANT_SUMS_MAX (2 * QS_MP_TENANTS)
+/* Sums the tenant rows of n pages by id into out (at most QS_TENANT_SUMS_MAX
+ * tenants, sorted by name; beyond them and every page's "other" row: *other).
+ * A row whose name is not printable ASCII or whose id is not its name's is
+ * skipped: a page is written by a child, which may be compromised. Returns
+ * how many tenants out holds. */
+size_t qs_mp_tenant_sums(const struct qs_mpage *const *pages, size_t n, struct qs_tenant_sum *out,
+			 struct qs_tenant_sum *other);
 
 /* One acknowledgement latency observation. */
 void qs_mp_observe_ack_ns(uint64_t ns);

@@ -18,14 +18,14 @@ unsigned long long qs_mview_sum(const struct qs_mview *v, unsigned m)
 
 static const char *type_name(enum qs_metric_type t)
 {
-	return t == QS_MT_C ? "counter" : t == QS_MT_G ? "gauge" : "histogram";
+	return t == QS_MT_C || t == QS_MT_T ? "counter" : t == QS_MT_G ? "gauge" : "histogram";
 }
 
 /* The family's name: OpenMetrics names a counter family without _total. */
 static void family(struct evbuffer *out, const struct qs_metric_def *d, bool om)
 {
 	size_t n = strlen(d->name);
-	if (om && d->type == QS_MT_C && n > 6 && !strcmp(d->name + n - 6, "_total"))
+	if (om && (d->type == QS_MT_C || d->type == QS_MT_T) && n > 6 && !strcmp(d->name + n - 6, "_total"))
 		n -= 6;
 	evbuffer_add_printf(out, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)n, d->name, d->help, (int)n, d->name,
 			    type_name(d->type));
@@ -42,6 +42,61 @@ static void histogram(const struct qs_mview *v, struct evbuffer *out, unsigned f
 	unsigned long long ns = qs_mview_sum(v, QS_M_ACKLAT_SUM);
 	evbuffer_add_printf(out, "%s_sum %llu.%09llu\n%s_count %llu\n", name, ns / 1000000000ull,
 			    ns % 1000000000ull, name, cum);
+}
+
+/* A label value as the exposition formats want it: backslash, double
+ * quote and newline escaped (a tenant's name is checked printable already). */
+static void label_value(struct evbuffer *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(out, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, s, 1);
+	}
+}
+
+static void tenant_row(struct evbuffer *out, const struct qs_metric_def *d, const struct qs_tenant_sum *t,
+		       uint64_t val)
+{
+	evbuffer_add_printf(out, "%s{tenant=\"", d->name);
+	label_value(out, t->name);
+	evbuffer_add_printf(out, "\"%s%s}", *d->label ? "," : "", d->label);
+	if (d->type == QS_MT_T)
+		evbuffer_add_printf(out, " %llu.%09llu\n", (unsigned long long)(val / 1000000000u),
+				    (unsigned long long)(val % 1000000000u));
+	else
+		evbuffer_add_printf(out, " %llu\n", (unsigned long long)val);
+}
+
+/* The tenants' families (QS_TMETRICS), each row once per tenant summed over
+ * the pages by the tenant's id, then the "other" row's when it counted any. */
+static void tenants(const struct qs_mview *v, struct evbuffer *out, bool om)
+{
+	static struct qs_tenant_sum sums[QS_TENANT_SUMS_MAX];
+	struct qs_tenant_sum other;
+	size_t k = qs_mp_tenant_sums(v->page, v->n, sums, &other);
+	bool any_other = false;
+	for (unsigned m = 0; m < QS_TM_COUNT; m++)
+		any_other |= other.v[m] != 0;
+	if (!k && !any_other)
+		return;
+	for (unsigned first = 0; first < QS_TM_COUNT;) {
+		unsigned end = first + 1;
+		while (end < QS_TM_COUNT && !strcmp(qs_tmetric_defs[end].name, qs_tmetric_defs[first].name))
+			end++;
+		family(out, &qs_tmetric_defs[first], om);
+		for (size_t i = 0; i <= k; i++) {
+			const struct qs_tenant_sum *t = i < k ? &sums[i] : &other;
+			if (i == k && !any_other)
+				break;
+			for (unsigned m = first; m < end; m++)
+				tenant_row(out, &qs_tmetric_defs[m], t, t->v[m]);
+		}
+		first = end;
+	}
 }
 
 void qs_expose(const struct qs_mview *v, struct evbuffer *out, bool om)
@@ -61,6 +116,7 @@ void qs_expose(const struct qs_mview *v, struct evbuffer *out, bool om)
 		evbuffer_add_printf(out, "%s%s%s%s %llu\n", d->name, *d->label ? "{" : "", d->label,
 				    *d->label ? "}" : "", qs_mview_sum(v, m));
 	}
+	tenants(v, out, om);
 	if (om)
 		evbuffer_add_printf(out, "# EOF\n");
 }

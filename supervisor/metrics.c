@@ -54,11 +54,11 @@ static struct qs_mpage *new_page(int *fd, int *ro)
 
 int qs_sup_metrics_init(struct qs_procs *p, const struct qs_config *cfg)
 {
-	if (!cfg->metrics_addr[0])
-		return 0;
+	/* The pages are made even without the endpoint: the supervisor's log
+	 * of the tenants' counters reads the acceptors' (qs_sup_tenant_log). */
 	int sup_fd;
 	struct qs_mpage *sup = new_page(&sup_fd, &p->sup_page_ro);
-	if (!sup || (p->listen_fd = listen_on(cfg->metrics_addr)) < 0)
+	if (!sup || (cfg->metrics_addr[0] && (p->listen_fd = listen_on(cfg->metrics_addr)) < 0))
 		return -1;
 	p->pages_ro = calloc(2 * (size_t)p->n, sizeof(int));
 	if (!p->pages_ro)
@@ -77,7 +77,8 @@ int qs_sup_metrics_init(struct qs_procs *p, const struct qs_config *cfg)
 	atomic_store(&sup->dir_n, p->npages_ro);
 	qs_mp = sup; /* the supervisor's own counters */
 	(void)sup_fd; /* kept open: the mapping is what counts, the read-only copy goes to the child */
-	qs_info("metrics on %s: %u pages", cfg->metrics_addr, p->npages_ro);
+	if (cfg->metrics_addr[0])
+		qs_info("metrics on %s: %u pages", cfg->metrics_addr, p->npages_ro);
 	return 0;
 }
 

@@ -1,8 +1,9 @@
 /* The supervisor's part of the metrics endpoint (--metrics-addr): the TCP
  * listening socket, the metrics pages of every process slot (two each: a
  * reload's overlap runs two processes of a slot) and its own page, with the
- * directory that tells the metrics process whose page is whose. Without the
- * option nothing is made and the children count into private memory. */
+ * directory that tells the metrics process whose page is whose. The pages
+ * are made without the option too (the supervisor logs the acceptors'
+ * tenant rows); then there is no listening socket and no metrics process. */
 #ifndef QS_SUPERVISOR_METRICS_H
 #define QS_SUPERVISOR_METRICS_H
 

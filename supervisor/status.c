@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "supervisor/tenant_log.h"
 
 static struct {
 	bool output_is_file;
@@ -134,6 +135,7 @@ static void log_stats(uint64_t now)
 	double secs = (double)(now - S.log_start_ms) / 1e3;
 	qs_info("stats, last %.0f s: %" PRIu64 " events acknowledged (%.0f/s), %" PRIu64 " rejected; now %s", secs,
 		S.log_acked, (double)S.log_acked / secs, S.log_rejected, line);
+	qs_sup_tenant_log(S.procs);
 	S.log_acked = S.log_rejected = 0;
 	S.log_start_ms = now;
 }

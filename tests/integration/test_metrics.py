@@ -24,7 +24,15 @@ Cases:
   readyz_spool Logstash down, --spool-max-bytes 2M: /readyz turns 503 saying "spool full" (while
                /healthz stays 200: the tree is up); once Logstash is back and the spool drains,
                200 again and every event is acknowledged and counted; the oldest unshipped event's
-               age grows while Logstash is down and is 0 once drained."""
+               age grows while Logstash is down and is 0 once drained.
+  tenants      two tenants (--auth token) over two acceptors, events and rejected frames sent as each:
+               every quicstash_tenant_* series exact (acknowledged, rejected by code, bytes,
+               connections, open 0, throttled 0); unchanged by kill -9 of each acceptor and by two
+               reloads that add a tenant in front and reorder them (the second one's acceptors
+               write the pages the first acceptors did: a series keyed by position would move);
+               exact again after more events; promtool passes; the supervisor logs
+               each tenant's totals over both acceptors."""
+import hashlib
 import os
 import signal
 import socket
@@ -318,9 +326,128 @@ def case_flood():
     return "400 idle connections: accept paused, %.1f%% CPU, 2000 events acknowledged meanwhile, scrapes again after" % (busy * 100)
 
 
+def tenants_text(names):
+    """A tenants file naming these tenants in this order, each with the token "<name>-token"."""
+    return "".join("[tenant %s]\ntoken-sha256 = %s\n\n" % (t, hashlib.sha256((t + "-token").encode()).hexdigest())
+                   for t in names)
+
+
+class TenantSends:
+    """Sends as tenants and keeps what each one's series must say."""
+
+    def __init__(self, server, port, d):
+        self.server, self.port, self.d = server, port, d
+        self.want = {}
+        self.n = 0
+
+    def send(self, tenant, good, bad=()):
+        token = os.path.join(self.d, tenant + ".token")
+        with open(token, "w") as f:
+            f.write(tenant + "-token\n")
+        lines = q.gen_events(good, start=self.n) + list(bad)
+        self.n += good
+        rc, _, err = q.send(self.server, lines, extra_args=["--token-file", token], timeout=q.tmo(60),
+                            client_timeout=int(q.tmo(30)))
+        check(rc in (0, 1) and q.summary(err) == (len(lines), good, len(bad)),
+              "%s: exit %r, summary %r;\n%s" % (tenant, rc, q.summary(err), err[-500:]))
+        w = self.want.setdefault(tenant, {"connections_total": 0, "frames_acknowledged_total": 0,
+                                          "received_bytes_total": 0})
+        w["connections_total"] += 1
+        w["frames_acknowledged_total"] += good
+        w["received_bytes_total"] += sum(len(l.encode()) for l in lines)
+        for b in bad:
+            code = "invalid_json" if not b.startswith("[") else "not_object"
+            key = 'frames_rejected_total{code="%s"}' % code
+            w[key] = w.get(key, 0) + 1
+
+    def series(self):
+        """{series: value} the scrape must show, the open connections and throttled time included."""
+        out = {}
+        for t, w in self.want.items():
+            for k, v in list(w.items()) + [("connections_open", 0), ("throttled_seconds_total", 0)]:
+                name, _, label = k.partition("{")
+                out['quicstash_tenant_%s{tenant="%s"%s' % (name, t, ("," + label) if label else "}")] = v
+        return out
+
+    def check_exact(self, what):
+        """Every tenant's series exactly as sent (a bounded wait: an acceptor counts as it answers)."""
+        want = self.series()
+        deadline = time.monotonic() + q.tmo(10)
+        while True:
+            s = q.scrape(self.port)
+            got = {k: s.get(k) for k in want}
+            tenant_series = {k for k in s if k.startswith("quicstash_tenant_")}
+            extra = {k: s[k] for k in tenant_series - set(want) if s[k]}
+            if (got == want and not extra) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        bad = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+        check(not bad and not extra, "%s: per-tenant series differ (got, want): %r; unexpected: %r"
+              % (what, bad, extra))
+        return s
+
+
+def case_tenants():
+    """Two tenants over two acceptors: exact per-tenant series; unchanged by kill -9 of an acceptor and
+    by reloads that add a tenant in front of them and reorder the file; promtool passes; the
+    supervisor logs each tenant's totals."""
+    q.need_binaries()
+    recv = q.Receiver().start()
+    d = q.mkdtemp("metrics-tenants")
+    path = os.path.join(d, "tenants.conf")
+    with open(path, "w") as f:
+        f.write(tenants_text(["acme", "globex"]))
+    server, port = metrics_server(recv, "metrics-tenants", ["--tenants", path, "--auth", "token", "--acceptors", "2",
+                                                             "--stats-interval", "1"])
+    t = TenantSends(server, port, d)
+    for _ in range(3):  # several connections: they spread over the two acceptors
+        t.send("acme", 100)
+        t.send("globex", 70)
+    t.send("acme", 10, ["not json", "[1]"])
+    t.check_exact("after the first sends")
+    st, body, _ = q.http_get(port, "/metrics")
+    rc, out = q.promtool_check(body)
+    check(rc == 0, "promtool check metrics with tenants: exit %d\n%s" % (rc, out))
+    st, om, _ = q.http_get(port, "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+    check("# TYPE quicstash_tenant_frames_acknowledged counter\n" in om, "OpenMetrics tenant family")
+    for i in range(2):  # kill -9 of each acceptor in turn: nothing counted is lost
+        old = server.kill_child("acceptor", index=i)
+        server.wait_respawn("acceptor", old, 2)
+        q.wait_http(port, "/healthz", 200, q.tmo(20))
+        t.check_exact("after kill -9 of acceptor %d" % i)
+    t.send("acme", 40)
+    t.check_exact("after kill -9 and more events")
+    # reloads: initech added in front, then the order changed again. A reload's acceptors write the
+    # slot's other page, so the second one meets the rows of the first acceptors: a series kept by
+    # position would move to another tenant there
+    for i, order in enumerate((["initech", "globex", "acme"], ["globex", "initech", "acme"])):
+        with open(path, "w") as f:
+            f.write(tenants_text(order))
+        mark = len(server.log())
+        server.proc.send_signal(signal.SIGHUP)
+        check(server.wait_log("reload %d complete" % (i + 1), mark, q.tmo(60)), "reload %d did not complete:\n%s"
+              % (i + 1, server.log_tail()))
+        t.check_exact("after reload %d" % (i + 1))
+        t.send("initech", 30)
+        t.send("acme", 20, ["not json"])
+        s = t.check_exact("after reload %d and more events" % (i + 1))
+    acme = t.want["acme"]
+    line = "tenant acme: connections %d (open 0), events acknowledged %d, rejected 4 (invalid_json 3, not_object 1)" % (
+        acme["connections_total"], acme["frames_acknowledged_total"])
+    check(server.wait_log(line, mark, q.tmo(10)), "the supervisor did not log %r:\n%s" % (line, server.log_tail()))
+    check("acceptor" not in [l for l in server.log().splitlines() if line in l][-1].split(":")[0],
+          "the tenant line is not the supervisor's")
+    server.stop()
+    return "acme %d, globex %d, initech %d acknowledged, exact through kill -9 of both acceptors and two " \
+        "reloads that added and reordered tenants; promtool passes" % (
+            s['quicstash_tenant_frames_acknowledged_total{tenant="acme"}'],
+            s['quicstash_tenant_frames_acknowledged_total{tenant="globex"}'],
+            s['quicstash_tenant_frames_acknowledged_total{tenant="initech"}'])
+
+
 CASES = [("prometheus", case_prometheus), ("promtool", case_promtool), ("kill_parser", case_kill_parser),
          ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("sandbox", case_sandbox), ("flood", case_flood),
-         ("readyz_spool", case_readyz_spool)]
+         ("readyz_spool", case_readyz_spool), ("tenants", case_tenants)]
 
 
 def run():

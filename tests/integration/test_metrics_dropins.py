@@ -15,6 +15,7 @@ Cases:
              against the running quicstashd: the target is up, every rule group loads and evaluates
              with health "ok", no alert fires, and every dashboard query is answered, the flow
              panels with values."""
+import hashlib
 import json
 import os
 import re
@@ -123,15 +124,23 @@ def case_rules():
 
 
 def metrics_server(name):
+    """A server with one tenant, so that the per-tenant families are in its scrape too."""
     q.need_binaries()
     recv = q.Receiver().start()
+    d = q.mkdtemp(name)
+    tenants, token = os.path.join(d, "tenants.conf"), os.path.join(d, "acme.token")
+    with open(tenants, "w") as f:
+        f.write("[tenant acme]\ntoken-sha256 = %s\n" % hashlib.sha256(b"acme-token").hexdigest())
+    with open(token, "w") as f:
+        f.write("acme-token\n")
     port, args = q.metrics_server_args()
-    server = q.Server(recv, extra=args, name=name)
+    server = q.Server(recv, extra=args + ["--tenants", tenants, "--auth", "token"], name=name)
     server.start()
     st, body = q.wait_http(port, "/healthz", 200, q.tmo(10))
     check(st == 200, "/healthz: %r %r" % (st, body))
     n = q.scale(2000)
-    rc, out, err = q.send(server, q.gen_events(n) + ["not json"], timeout=q.tmo(60))
+    rc, out, err = q.send(server, q.gen_events(n) + ["not json"], extra_args=["--token-file", token],
+                          timeout=q.tmo(60))
     check(q.summary(err) == (n + 1, n, 1), "client summary %r" % (q.summary(err),))
     return server, port, n
 

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "common/metrics_page.h"
+#include "common/tenants.h"
 #include "common/wire.h"
 #include "metrics/metrics.h"
 
@@ -115,6 +116,7 @@ static void reject_rows(void)
 		char want[64];
 		snprintf(want, sizeof(want), "code=\"%s\"", qs_reject_name((uint16_t)c));
 		CHECK(!strcmp(qs_metric_defs[qs_m_rejected(c)].label, want));
+		CHECK(!strcmp(qs_tmetric_defs[QS_TM_REJ_INVALID_JSON + c - QS_REJ_INVALID_JSON].label, want));
 	}
 	CHECK_EQ(qs_m_rejected(99), QS_M_REJ_INTERNAL);
 }
@@ -155,7 +157,7 @@ static void health(void)
 
 static const char *type_name(enum qs_metric_type t)
 {
-	return t == QS_MT_C ? "counter" : t == QS_MT_G ? "gauge" : "histogram";
+	return t == QS_MT_C || t == QS_MT_T ? "counter" : t == QS_MT_G ? "gauge" : "histogram";
 }
 
 static char *render(void)
@@ -180,6 +182,18 @@ static char *render(void)
 		else
 			fprintf(f, "| `%s` | %s | %s%s%s | %s |\n", d->name, type_name(d->type), *d->label ? "`" : "",
 				d->label, *d->label ? "`" : "", d->help);
+	}
+	/* the tenants' families: each row once per tenant, labelled tenant="NAME" first */
+	prev = "";
+	for (unsigned m = 0; m < QS_TM_COUNT; m++) {
+		const struct qs_metric_def *d = &qs_tmetric_defs[m];
+		const char *sep = *d->label ? ", `" : "", *end = *d->label ? "`" : "";
+		if (!strcmp(prev, d->name))
+			fprintf(f, "| | | `tenant`%s%s%s | %s |\n", sep, d->label, end, d->help);
+		else
+			fprintf(f, "| `%s` | %s | `tenant`%s%s%s | %s |\n", d->name, type_name(d->type), sep, d->label,
+				end, d->help);
+		prev = d->name;
 	}
 	fclose(f);
 	return buf;
@@ -210,6 +224,73 @@ static void docs_agree(void)
 	free(want);
 }
 
+/* A tenant's row found by its id in a page that already has rows (a
+ * restarted or reloaded acceptor), the sums by id over pages whose rows are
+ * in different orders, "other" beyond the rows, a forged row skipped. */
+static void tenant_rows(void)
+{
+	current_test = "tenant rows";
+	static struct qs_mpage tp[3];
+	memset(tp, 0, sizeof(tp));
+	struct qs_mpage *saved = qs_mp;
+	qs_mp = &tp[1];
+	struct qs_mp_tenant *a = qs_mp_tenant_row(qs_tenant_id("acme"), "acme");
+	struct qs_mp_tenant *g = qs_mp_tenant_row(qs_tenant_id("globex"), "globex");
+	qs_mp_tadd(a, QS_TM_ACKED, 10);
+	qs_mp_tadd(g, QS_TM_ACKED, 3);
+	qs_mp_tadd(g, QS_TM_OPEN, 2);
+	/* a reload's tenants file: globex first, acme gone, initech new; the same rows */
+	CHECK(qs_mp_tenant_row(qs_tenant_id("globex"), "globex") == g);
+	struct qs_mp_tenant *i = qs_mp_tenant_row(qs_tenant_id("initech"), "initech");
+	CHECK(i != a && i != g);
+	qs_mp_tadd(i, QS_TM_REJ_TRUNCATED, 1);
+	qs_mp_tadd(i, QS_TM_THROTTLED, 1500000000);
+	qs_mp = &tp[2]; /* the other lane, in another order */
+	qs_mp_tadd(qs_mp_tenant_row(qs_tenant_id("initech"), "initech"), QS_TM_ACKED, 5);
+	qs_mp_tadd(qs_mp_tenant_row(qs_tenant_id("acme"), "acme"), QS_TM_ACKED, 1);
+	char name[16];
+	for (int k = 0; k < QS_MP_TENANTS; k++) { /* fills the lane's rows: the rest count as other */
+		snprintf(name, sizeof(name), "t%03d", k);
+		qs_mp_tenant_row(qs_tenant_id(name), name);
+	}
+	struct qs_mp_tenant *o = qs_mp_tenant_row(qs_tenant_id("late"), "late");
+	CHECK(o == &tp[2].other);
+	qs_mp_tadd(o, QS_TM_ACKED, 7);
+	qs_mp = &tp[1];
+	struct qs_mp_tenant *forged = qs_mp_tenant_row(77, "mallory\"}"); /* its id is not its name's */
+	qs_mp_tadd(forged, QS_TM_ACKED, 1000);
+	/* a name no tenants file allows, but whose id is its hash (a compromised acceptor): escaped */
+	qs_mp_tadd(qs_mp_tenant_row(qs_tenant_id("q\"u\\x"), "q\"u\\x"), QS_TM_ACKED, 2);
+	qs_mp = saved;
+	const struct qs_mpage *pp[2] = {&tp[1], &tp[2]};
+	struct qs_mview v = {.sup = &tp[0], .page = pp, .n = 2, .want_parsers = 1, .want_acceptors = 1};
+	static const char *const want[] = {
+		"\nquicstash_tenant_frames_acknowledged_total{tenant=\"acme\"} 11\n",
+		"\nquicstash_tenant_frames_acknowledged_total{tenant=\"globex\"} 3\n",
+		"\nquicstash_tenant_frames_acknowledged_total{tenant=\"initech\"} 5\n",
+		"\nquicstash_tenant_frames_acknowledged_total{tenant=\"~other\"} 7\n",
+		"\nquicstash_tenant_frames_rejected_total{tenant=\"initech\",code=\"truncated\"} 1\n",
+		"\nquicstash_tenant_throttled_seconds_total{tenant=\"initech\"} 1.500000000\n",
+		"\nquicstash_tenant_connections_open{tenant=\"globex\"} 2\n",
+		"# TYPE quicstash_tenant_connections_total counter\n",
+		"\nquicstash_tenant_frames_acknowledged_total{tenant=\"q\\\"u\\\\x\"} 2\n",
+	};
+	char *s = text(&v, false);
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		if (!strstr(s, want[k]))
+			fprintf(stderr, "missing from the exposition: %s", want[k]);
+		CHECK(strstr(s, want[k]));
+	}
+	CHECK(!strstr(s, "mallory"));
+	free(s);
+	s = text(&v, true);
+	CHECK(strstr(s, "# TYPE quicstash_tenant_throttled_seconds counter\n"));
+	free(s);
+	qs_mp_clear_gauges(&tp[1]); /* its acceptor is gone: no connection is open */
+	CHECK_EQ(atomic_load(&g->v[QS_TM_OPEN]), 0);
+	CHECK_EQ(atomic_load(&g->v[QS_TM_ACKED]), 3);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--print")) {
@@ -222,6 +303,7 @@ int main(int argc, char **argv)
 	exposition();
 	reject_rows();
 	health();
+	tenant_rows();
 	docs_agree();
 	return check_report();
 }
