@@ -12,7 +12,8 @@
 
 struct acc_tenant_count {
 	uint64_t conns, open, acked, rejected, bytes;
-	uint64_t logged_conns, logged_open, logged_acked, logged_rejected;
+	uint64_t throttled_ns; /* held by flow control at a rate limit (tenant_limit.c) */
+	uint64_t logged_conns, logged_open, logged_acked, logged_rejected, logged_throttled;
 };
 
 int acc_tenant_count_init(struct acc *a)
@@ -60,6 +61,12 @@ void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t by
 		t->acked++;
 }
 
+void acc_tenant_count_throttled(struct acc *a, size_t tenant, uint64_t ns)
+{
+	if (a->tcount)
+		a->tcount[tenant].throttled_ns += ns;
+}
+
 void acc_tenant_count_log(struct acc *a)
 {
 	unsigned every = a->cfg->stats_interval_s;
@@ -70,16 +77,17 @@ void acc_tenant_count_log(struct acc *a)
 	for (size_t i = 0; i < a->cfg->tenants->n; i++) {
 		struct acc_tenant_count *t = &a->tcount[i];
 		if (t->conns == t->logged_conns && t->open == t->logged_open && t->acked == t->logged_acked &&
-		    t->rejected == t->logged_rejected)
+		    t->rejected == t->logged_rejected && t->throttled_ns == t->logged_throttled)
 			continue;
 		const char *name = a->cfg->tenants->t[i].name;
 		qs_info_kv(QS_KV({QS_LOG_TENANT, name}),
 			   "slot %u tenant %s: connections %" PRIu64 " (open %" PRIu64 "), events acknowledged %" PRIu64
-			   ", rejected %" PRIu64 ", bytes %" PRIu64,
-			   a->cfg->slot, name, t->conns, t->open, t->acked, t->rejected, t->bytes);
+			   ", rejected %" PRIu64 ", bytes %" PRIu64 ", throttled %.1f s",
+			   a->cfg->slot, name, t->conns, t->open, t->acked, t->rejected, t->bytes, (double)t->throttled_ns / 1e9);
 		t->logged_conns = t->conns;
 		t->logged_open = t->open;
 		t->logged_acked = t->acked;
 		t->logged_rejected = t->rejected;
+		t->logged_throttled = t->throttled_ns;
 	}
 }

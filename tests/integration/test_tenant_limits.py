@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Tenant limits (issue 21, item 4; docs/TENANTS.md, "Limits").
+
+fair: tenant slow (events-per-second = 2000) floods with quicstash-send while tenant fast (no limit)
+  sends 50,000 events with quicstash-bench; fast's time and p99 acknowledgement latency stay within
+  20% of fast alone (measured in the same test, in pairs, up to 3 rounds: one pair must meet it);
+  slow is acknowledged at no more than 2,200 events/s, every event of both is delivered, and
+  slow's quicstash-send says it was throttled.
+reject: a tenant with on-limit = reject over its rate gets its excess rejected rate_limited, the
+  rest acknowledged and delivered.
+max-connections: a tenant at its max-connections = 1: a second connection is refused with the
+  reason, the first keeps going and everything it sends is delivered.
+message-size: a tenant's max-message-size rejects a larger frame too_large; the server's limit
+  still lets other tenants send it."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qslib as q
+from qslib import check, log
+
+BENCH = os.path.join(q.QS_BIN, "quicstash-bench")
+LIMIT = 2000
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def hash_token(token):
+    p = subprocess.run([q.QUICSTASHD, "--hash-token"], input=(token + "\n").encode(), stdout=subprocess.PIPE,
+                       timeout=q.tmo(30), check=True)
+    return p.stdout.decode().strip()
+
+
+def tenants_server(d, recv, sections, extra=()):
+    """sections: {name: extra lines}; tenant NAME's token is NAME-token, in d/NAME.token."""
+    text = ""
+    for name, lines in sections.items():
+        write(os.path.join(d, name + ".token"), name + "-token\n")
+        text += "[tenant %s]\n%s\n%s\n" % (name, hash_token(name + "-token"), lines)
+    path = write(os.path.join(d, "tenants.conf"), text)
+    return q.Server(recv, extra=["--tenants", path, "--auth", "token", "--stats-interval", "1"] + list(extra),
+                    workdir=d, name="limits").start()
+
+
+def token(d, name):
+    return os.path.join(d, name + ".token")
+
+
+def bench(server, d, corpus, n):
+    argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--corpus", corpus, "--json", "-n", str(n),
+            "--token-file", token(d, "fast")]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(180))
+    check(p.returncode == 0, "quicstash-bench exit %r: %s" % (p.returncode, p.stderr[-500:]))
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    check(r["acked"] == n and r["errors"] == 0, "fast: not every event acknowledged: %r" % r)
+    return r["elapsed_s"], r["latency_us"]["p99"]
+
+
+def flood(server, d, start, n):
+    """The slow tenant's quicstash-send on n events numbered from start, in the background."""
+    path = q.write_lines(os.path.join(d, "slow-%d.jsonl" % start), q.gen_events(n, start))
+    ack = os.path.join(d, "slow-%d.acks" % start)
+    return q.AsyncSend(server, path, ack, extra_args=["--token-file", token(d, "slow")],
+                       client_timeout=int(q.tmo(120)))
+
+
+def case_fair():
+    d = q.mkdtemp("limits-fair")
+    recv = q.Receiver().start()
+    server = tenants_server(d, recv, {"slow": "events-per-second = %d" % LIMIT, "fast": ""})
+    n_fast = 50000
+    corpus = q.write_lines(os.path.join(d, "corpus.jsonl"), q.gen_events(1000, 10 ** 7))
+    n_slow = 6 * LIMIT  # about 6 s at the limit: longer than fast takes
+    rounds, ok, start = [], False, 0
+    for rnd in range(3):
+        alone = bench(server, d, corpus, n_fast)
+        a = flood(server, d, start, n_slow)
+        t0 = time.monotonic()
+        got = a.wait_acked(LIMIT // 4, q.tmo(30))
+        check(got >= LIMIT // 4, "slow: only %d acknowledged before fast's run" % got)
+        shared = bench(server, d, corpus, n_fast)
+        check(a.running(), "slow finished before fast did: it was not held (rate %.0f/s)"
+              % (a.acked_count() / (time.monotonic() - t0)))
+        rc = a.wait(q.tmo(120))
+        took = time.monotonic() - t0
+        err = open(a.err_path).read()
+        check(rc == 0 and q.summary(err) == (n_slow, n_slow, 0), "slow: exit %r summary %r\n%s"
+              % (rc, q.summary(err), err[-500:]))
+        rate = n_slow / took
+        check(rate <= LIMIT * 1.1, "slow acknowledged at %.0f events/s, over its %d (+10%%)" % (rate, LIMIT))
+        check("throttled by the server at the tenant's events-per-second limit" in err,
+              "slow's quicstash-send did not say it was throttled:\n%s" % err[-500:])
+        missing = recv.wait_numbers(range(start, start + n_slow), q.tmo(60), quiet=0)
+        check(not missing, "slow: acknowledged events %s never arrived" % sorted(missing)[:10])
+        start += n_slow
+        rounds.append((alone, shared, rate))
+        log("round %d: fast alone %.2f s p99 %.0f us; beside slow %.2f s p99 %.0f us; slow %.0f events/s"
+            % (rnd, alone[0], alone[1], shared[0], shared[1], rate))
+        if shared[0] <= alone[0] * 1.2 and shared[1] <= alone[1] * 1.2:
+            ok = True
+            break
+    check(ok, "fast beside slow was more than 20%% slower than alone in every round: %r" % rounds)
+    # every fast event delivered: 50,000 a run, numbered within the corpus
+    want = n_fast * (2 * len(rounds)) + start
+    deadline = time.monotonic() + q.tmo(60)
+    while recv.count() < want and time.monotonic() < deadline:
+        time.sleep(0.2)
+    check(recv.count() >= want, "delivered %d lines, expected %d" % (recv.count(), want))
+    check("tenant slow:" in server.log() and "throttled 0.0 s" not in [l.split(", ")[-1] for l in server.log()
+          .splitlines() if "tenant slow:" in l][-1], "the throttled time of slow was not counted:\n%s"
+          % server.log_tail())
+    server.stop()
+    return "fast within 20%% beside slow (%d round(s)); slow at %.0f/s <= %d +10%%, told it was throttled" % (
+        len(rounds), rounds[-1][2], LIMIT)
+
+
+def case_reject():
+    d = q.mkdtemp("limits-reject")
+    recv = q.Receiver().start()
+    server = tenants_server(d, recv, {"r": "events-per-second = 200\non-limit = reject"})
+    n = 3000
+    rc, out, err = q.send(server, q.gen_events(n), extra_args=["--token-file", token(d, "r")],
+                          timeout=q.tmo(120), client_timeout=int(q.tmo(60)))
+    s = q.summary(err)
+    check(s and s[0] == n and s[1] + s[2] == n and s[2] > 0 and s[1] < n / 2,
+          "on-limit = reject: summary %r (expected most of %d rejected)\n%s" % (s, n, err[-500:]))
+    check("rate_limited" in out + err or "rate limited" in out + err, "no rate-limited reason shown:\n%s%s"
+          % (out[-300:], err[-300:]))
+    deadline = time.monotonic() + q.tmo(30)
+    while recv.count() < s[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(recv.count() == s[1], "acknowledged %d, delivered %d" % (s[1], recv.count()))
+    server.stop()
+    return "%d of %d rejected rate_limited, %d acknowledged and delivered" % (s[2], n, s[1])
+
+
+def case_max_connections():
+    d = q.mkdtemp("limits-conns")
+    recv = q.Receiver().start()
+    server = tenants_server(d, recv, {"m": "max-connections = 1"})
+    first = q.AsyncSend(server, None, os.path.join(d, "first.acks"), extra_args=["--token-file", token(d, "m")],
+                        client_timeout=int(q.tmo(60)))
+    lines = q.gen_events(100)
+    first.feed(("\n".join(lines[:50]) + "\n").encode(), q.tmo(10))
+    check(first.wait_acked(50, q.tmo(30)) == 50, "first connection: not acknowledged")
+    rc, _, err = q.send(server, q.gen_events(10, 1000), extra_args=["--token-file", token(d, "m")],
+                        timeout=q.tmo(60), client_timeout=int(q.tmo(30)))
+    check(rc == 2 and "tenant over its max-connections" in err,
+          "second connection: exit %r, expected the refusal:\n%s" % (rc, err[-500:]))
+    first.feed(("\n".join(lines[50:]) + "\n").encode(), q.tmo(10))
+    first.end_input()
+    check(first.wait(q.tmo(60)) == 0 and first.acked_count() == 100, "first connection did not go on")
+    missing = recv.wait_numbers(range(100), q.tmo(30), quiet=0.5)
+    check(not missing and not any(recv.seen()[i] for i in range(1000, 1010)),
+          "missing %s, or the refused connection's events delivered" % sorted(missing)[:5])
+    server.stop()
+    return "second connection refused 'tenant over its max-connections', the first delivered all 100"
+
+
+def case_message_size():
+    d = q.mkdtemp("limits-size")
+    recv = q.Receiver().start()
+    server = tenants_server(d, recv, {"small": "max-message-size = 1K", "big": ""})
+    ev = json.dumps({"n": 0, "pad": "x" * 2000})
+    rc, out, err = q.send(server, [ev], extra_args=["--token-file", token(d, "small")], timeout=q.tmo(60))
+    check(q.summary(err) == (1, 0, 1) and "exceeds the limit of 1024 bytes" in out + err,
+          "small: summary %r\n%s%s" % (q.summary(err), out[-300:], err[-300:]))
+    rc, out, err = q.send(server, [ev], extra_args=["--token-file", token(d, "big")], timeout=q.tmo(60))
+    check(q.summary(err) == (1, 1, 0), "big: summary %r" % (q.summary(err),))
+    server.stop()
+    return "a 2 KB event rejected too_large for max-message-size = 1K, taken for another tenant"
+
+
+CASES = [("fair", case_fair), ("reject", case_reject), ("max-connections", case_max_connections),
+         ("message-size", case_message_size)]
+
+
+def run():
+    q.need_binaries("quicstashd", "quicstash-send", "quicstash-bench")
+    for _, fn in CASES:
+        log(fn())
+
+
+if __name__ == "__main__":
+    q.main(run, cases=CASES)
