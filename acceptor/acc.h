@@ -286,6 +286,8 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 bool acc_limit_held(struct acc_conn *c);             /* over a rate: decode nothing now */
 const char *acc_limit_held_at(const struct acc_conn *c); /* the limit last held at */
 void acc_limit_tick(struct acc *a);
+/* The shipper's STATUS: the n tenant ids (u64, host order, unaligned) over their spool-quota. */
+void acc_limit_quota(struct acc *a, const uint8_t *ids, uint32_t n);
 
 /* secret.c */
 int acc_secret_load(struct acc *a);

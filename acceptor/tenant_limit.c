@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "acceptor/acc.h"
 #include "common/config.h"
@@ -26,6 +27,7 @@ struct acc_tenant_limit {
 	uint64_t refill_mono;
 	uint64_t open;           /* its connections here */
 	uint64_t held_since;     /* when it was last found held; 0: not held */
+	bool over_quota;         /* the shipper says: over its spool-quota */
 	const char *held_at;     /* the limit it is held at */
 };
 
@@ -89,6 +91,8 @@ static void refill(struct acc_tenant_limit *t)
 /* The limit the tenant is over, or NULL. */
 static const char *over(const struct acc_tenant_limit *t)
 {
+	if (t->over_quota)
+		return "spool-quota";
 	if (t->ev_rate > 0 && t->ev < 0)
 		return "events-per-second";
 	if (t->by_rate > 0 && t->by < 0)
@@ -127,7 +131,7 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 	}
 	refill(t);
 	const char *limit = over(t);
-	if (limit && l->on_limit == QS_ON_LIMIT_REJECT) {
+	if (limit && !t->over_quota && l->on_limit == QS_ON_LIMIT_REJECT) {
 		snprintf(why, whylen, "rate limited: tenant over its %s", limit);
 		return QS_REJ_RATE_LIMITED;
 	}
@@ -139,10 +143,13 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 bool acc_limit_held(struct acc_conn *c)
 {
 	struct acc_tenant_limit *t = of(c);
-	if (!t || c->tenant->lim.on_limit == QS_ON_LIMIT_REJECT)
+	if (!t)
 		return false;
 	refill(t);
+	/* a spool quota always holds; a rate only with on-limit = throttle */
 	const char *limit = over(t);
+	if (limit && !t->over_quota && c->tenant->lim.on_limit == QS_ON_LIMIT_REJECT)
+		limit = NULL;
 	uint64_t now = t->refill_mono;
 	if (limit) {
 		t->held_at = limit;
@@ -161,6 +168,22 @@ const char *acc_limit_held_at(const struct acc_conn *c)
 {
 	const struct acc_tenant_limit *t = of(c);
 	return t ? t->held_at : NULL;
+}
+
+void acc_limit_quota(struct acc *a, const uint8_t *ids, uint32_t n)
+{
+	if (!a->tlimit)
+		return;
+	const struct qs_tenants *ts = a->cfg->tenants;
+	for (size_t i = 0; i < ts->n; i++)
+		a->tlimit[i].over_quota = false;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t id;
+		memcpy(&id, ids + 8 * (size_t)k, 8);
+		const struct qs_tenant *t = qs_tenants_by_id(ts, id);
+		if (t)
+			a->tlimit[t - ts->t].over_quota = true;
+	}
 }
 
 /* Every tick: connections held back decode again once their tenant has
