@@ -105,6 +105,7 @@ struct acc_stream {
 	uint64_t next_ack;  /* every seq below is resolved */
 	uint64_t ack_sent;
 	bool ack_dirty;
+	bool held_told; /* its client was sent a limit notice ('T') */
 	struct acc_sendbuf tx;
 };
 
@@ -199,6 +200,7 @@ struct acc {
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
 	uint64_t n_auth_refused, logged_auth_refused; /* connections refused authentication (auth.c) */
 	struct qs_mp_tenant **tcount; /* per tenant of cfg->tenants: its row in the metrics page (tenant_count.c) */
+	struct acc_tenant_limit *tlimit; /* per tenant of cfg->tenants (tenant_limit.c) */
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
@@ -248,6 +250,7 @@ void acc_schedule_flush(struct acc *a);
 
 /* tls.c */
 int acc_tls_load(struct acc *a);
+bool acc_tls_notices(const struct acc_conn *c); /* the client took ALPN quicstash/1.1 */
 int acc_tls_keyholder(struct acc *a, const char *sock_path);
 int acc_tls_session(struct acc *a, struct acc_conn *c);
 /* transcript.c: a handshake hook's share (the transcript hash for the
@@ -276,6 +279,22 @@ void acc_tenant_count_conn(const struct acc_conn *c, int delta); /* +1 authentic
 void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t bytes);
 /* Time the connection's tenant was held back by its limits (flow control calls it). */
 void acc_tenant_count_throttled(const struct acc_conn *c, uint64_t ns);
+
+/* tenant_limit.c: per-tenant limits (this acceptor's share) */
+struct acc_tenant_limit;
+int acc_limit_init(struct acc *a);
+void acc_limit_free(struct acc *a);
+/* Why a new connection of that tenant is refused (max-connections), or NULL. */
+const char *acc_limit_admit(const struct acc_conn *c, const struct qs_tenant *tenant);
+void acc_limit_conn(const struct acc_conn *c, int delta); /* +1 admitted, -1 gone */
+/* A complete frame of len bytes: 0 to forward it (its tokens taken), or the
+ * code to reject it with (why: the reason). */
+uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t whylen);
+bool acc_limit_held(struct acc_conn *c);             /* over a rate: decode nothing now */
+const char *acc_limit_held_at(const struct acc_conn *c); /* the limit last held at */
+void acc_limit_tick(struct acc *a);
+/* The shipper's STATUS: the n tenant ids (u64, host order, unaligned) over their spool-quota. */
+void acc_limit_quota(struct acc *a, const uint8_t *ids, uint32_t n);
 
 /* secret.c */
 int acc_secret_load(struct acc *a);
@@ -339,6 +358,7 @@ void acc_stream_acked(struct acc_stream *s, uint64_t upto);
 void acc_stream_credit(struct acc_stream *s, uint64_t bytes);
 void acc_stream_goaway(struct acc_stream *s, uint32_t ms);
 void acc_stream_auth_ok(struct acc_stream *s, const char *tenant); /* the 'K' answer */
+void acc_stream_notice(struct acc_stream *s, const char *limit);   /* the 'T' answer, once */
 bool acc_stream_wants_write(const struct acc_stream *s);
 size_t acc_stream_vecs(const struct acc_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
 void acc_stream_consumed(struct acc_stream *s, size_t n, bool fin);

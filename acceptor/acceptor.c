@@ -140,6 +140,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct acc *a = arg;
 	acc_dispatch_stats(a);
+	acc_limit_tick(a);
 	report(a);
 	if (a->stopping)
 		stop_step(a);
@@ -207,6 +208,7 @@ static void teardown(struct acc *a)
 	acc_cidmap_free(&a->map);
 	acc_src_free(a);
 	acc_tenant_count_free(a);
+	acc_limit_free(a);
 	struct event *evs[] = {a->udp_ev, a->flush_ev, a->tick_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

@@ -27,7 +27,7 @@ static bool ca_wanted(const struct acc *a)
 
 int acc_auth_load(struct acc *a)
 {
-	if (acc_tenant_count_init(a))
+	if (acc_tenant_count_init(a) || acc_limit_init(a))
 		return -1;
 	if (!ca_wanted(a))
 		return 0;
@@ -60,6 +60,21 @@ static int refuse(struct acc_conn *c, uint64_t code, const char *reason, const c
 	c->a->n_auth_refused++;
 	ngtcp2_ccerr_set_application_error(&c->err, code, (const uint8_t *)reason, strlen(reason));
 	return -1;
+}
+
+/* The connection becomes the tenant's, unless the tenant holds its
+ * max-connections already (this acceptor's share): then it is refused, and
+ * the tenant's other connections go on. */
+static int admit(struct acc_conn *c, const struct qs_tenant *t, uint64_t cred)
+{
+	const char *why = acc_limit_admit(c, t);
+	if (why)
+		return refuse(c, QS_APP_TENANT_CONNECTIONS, why, t->name);
+	c->tenant = t;
+	c->credential = cred;
+	acc_tenant_count_conn(c, +1);
+	acc_limit_conn(c, +1);
+	return 0;
 }
 
 /* A parser with a newer tenants file rejected a frame as unauthenticated: its
@@ -116,12 +131,9 @@ int acc_auth_token(struct acc_stream *s, const struct qs_dec_out *out)
 	if (c->tenant && c->tenant != t)
 		return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated: this credential names another tenant than the first",
 			      t->name);
-	bool first = !c->tenant;
-	if (first)
-		c->credential = cred;
+	if (!c->tenant && admit(c, t, cred))
+		return -1;
 	c->tenant = t;
-	if (first)
-		acc_tenant_count_conn(c, +1);
 	acc_stream_auth_ok(s, t ? t->name : "");
 	return 0;
 }
@@ -211,8 +223,5 @@ int acc_auth_handshake(struct acc_conn *c)
 		return refuse(c, QS_APP_NO_TENANT, c->close_reason, NULL);
 	}
 	gnutls_free(dn.data);
-	c->tenant = t;
-	c->credential = cred;
-	acc_tenant_count_conn(c, +1);
-	return 0;
+	return admit(c, t, cred);
 }

@@ -457,10 +457,11 @@ static void on_message(void *arg, const void *msg, size_t len)
 	} else if (it.type == QS_MSG_STATUS) {
 		struct qs_status_rec st;
 		const uint8_t *p;
-		if (qs_batch_next(&it, &st, sizeof(st), qs_no_payload, &p) != 1) {
+		if (qs_batch_next(&it, &st, sizeof(st), qs_status_rec_payload, &p) != 1) {
 			warn_malformed("bad STATUS record");
 			return;
 		}
+		acc_limit_quota(a, p, st.over_quota);
 		a->accepting = st.accepting != 0;
 		a->status_seen = true;
 		a->status_mono = qs_now_ns();

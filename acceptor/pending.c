@@ -52,7 +52,8 @@ bool acc_pending_empty(const struct acc_stream *s)
  * loop pass, never inside ngtcp2's callbacks (a failure closes c). */
 void acc_pending_drain(struct acc_conn *c)
 {
-	if (!c->pending || c->state != ACC_CONN_ACTIVE || c->a->stopping >= 3 || acc_conn_frames_full(c))
+	if (!c->pending || c->state != ACC_CONN_ACTIVE || c->a->stopping >= 3 || acc_conn_frames_full(c) ||
+	    acc_limit_held(c))
 		return;
 	bool left = false;
 	for (struct acc_stream *s = c->streams; s; s = s->next) {

@@ -253,6 +253,17 @@ void acc_stream_auth_ok(struct acc_stream *s, const char *tenant)
 	stream_write(s, buf, qs_answer_auth_ok(buf, tenant));
 }
 
+/* Once per stream: the client (if it took quicstash/1.1) learns that its
+ * tenant is held at a limit; older clients see only the slower credit. */
+void acc_stream_notice(struct acc_stream *s, const char *limit)
+{
+	if (s->held_told || !limit || !acc_tls_notices(s->c))
+		return;
+	uint8_t buf[2 + 255];
+	stream_write(s, buf, qs_answer_notice(buf, limit));
+	s->held_told = true;
+}
+
 /* An entry that is rejected before it was ever forwarded. */
 static int reject_now(struct acc_stream *s, uint64_t seq, uint32_t credit, uint16_t code, const char *reason)
 {
@@ -290,6 +301,9 @@ static int on_event(struct acc_stream *s, int ev, const struct qs_dec_out *out)
 		/* its connection credit given early is paid back from the next grants */
 		s->c->conn_debt += s->conn_early;
 		s->conn_early = 0;
+		uint16_t code = acc_limit_frame(s->c, out->len, why, sizeof(why));
+		if (code)
+			return reject_now(s, out->seq, 4 + out->len, code, why);
 		int32_t idx = acc_frame_new(a, s, out->seq, 4 + out->len);
 		if (idx < 0)
 			return -1;
@@ -314,6 +328,10 @@ int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, siz
 	size_t total = 0;
 	/* a revoked connection decodes nothing more: it closes once what it sent is answered */
 	while (total < len && !acc_conn_frames_full(s->c) && !s->c->revoked) {
+		if (acc_limit_held(s->c)) { /* over a rate: the rest waits undecoded, its credit held */
+			acc_stream_notice(s, acc_limit_held_at(s->c));
+			break;
+		}
 		size_t used = 0;
 		struct qs_dec_out out;
 		int ev = qs_frame_decode(&s->dec, data + total, len - total, &used, &out);

@@ -57,7 +57,7 @@ void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t by
 	if (!t)
 		return;
 	qs_mp_tadd(t, QS_TM_BYTES, bytes);
-	/* the rejection rows follow QS_REJ_* (1..7) as the page's do (qs_m_rejected) */
+	/* the rejection rows follow QS_REJ_* (1..9) as the page's do (qs_m_rejected) */
 	qs_mp_tadd(t, code ? (enum qs_tmetric)(QS_TM_REJ_INVALID_JSON + qs_m_rejected(code) - QS_M_REJ_INVALID_JSON)
 			   : QS_TM_ACKED, 1);
 }

@@ -138,9 +138,19 @@ static int alpn_check(gnutls_session_t session)
 	gnutls_datum_t alpn;
 	if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
 		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	if (alpn.size != strlen(QS_ALPN) || memcmp(alpn.data, QS_ALPN, alpn.size) != 0)
-		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	return 0;
+	for (unsigned i = 0; i < 2; i++) {
+		const char *ours = i ? QS_ALPN_NOTICES : QS_ALPN;
+		if (alpn.size == strlen(ours) && memcmp(alpn.data, ours, alpn.size) == 0)
+			return 0;
+	}
+	return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+}
+
+bool acc_tls_notices(const struct acc_conn *c)
+{
+	gnutls_datum_t alpn;
+	return c->tls && gnutls_alpn_get_selected_protocol(c->tls, &alpn) == 0 &&
+	       alpn.size == strlen(QS_ALPN_NOTICES) && memcmp(alpn.data, QS_ALPN_NOTICES, alpn.size) == 0;
 }
 
 static int client_hello_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
@@ -181,8 +191,10 @@ int acc_tls_session(struct acc *a, struct acc_conn *c)
 	if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, a->cred) != 0)
 		return -1;
 	acc_auth_session(a, c);
-	gnutls_datum_t alpn = {.data = (unsigned char *)QS_ALPN, .size = (unsigned)strlen(QS_ALPN)};
-	if (gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE))
+	/* quicstash/1.1 first: a client offering it gets limit notices ('T') */
+	gnutls_datum_t alpn[2] = {{.data = (unsigned char *)QS_ALPN_NOTICES, .size = (unsigned)strlen(QS_ALPN_NOTICES)},
+				  {.data = (unsigned char *)QS_ALPN, .size = (unsigned)strlen(QS_ALPN)}};
+	if (gnutls_alpn_set_protocols(c->tls, alpn, 2, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE))
 		return -1;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
 	return 0;

@@ -118,6 +118,10 @@ uint64_t qs_client_unresolved(const struct qs_client *c);   /* queued, neither a
 /* Events whose whole frame was handed to QUIC at least once (a resend counts once);
  * events still queued when the client stops never left. */
 uint64_t qs_client_sent(const struct qs_client *c);
+/* The limit the server last said it held this client at (a 'T' answer, with
+ * ALPN quicstash/1.1: "events-per-second", ...), or NULL if it never did;
+ * *notices (may be NULL): how many such answers came. */
+const char *qs_client_held_at(const struct qs_client *c, uint64_t *notices);
 bool qs_client_connected(const struct qs_client *c);
 /* The largest UDP payload the connection sends now: 1200 at first, then what
  * path MTU discovery found (ngtcp2's probes stop at 1444); 0 while not connected. */

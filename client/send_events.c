@@ -335,8 +335,13 @@ int send_events(const struct send_opts *o)
 		event_base_dispatch(s.base);
 		rc = s.exit_code;
 		clear_progress(&s);
+		uint64_t notices = 0;
+		const char *held = qs_client_held_at(s.c, &notices);
 		if (!o->quiet)
 			print_counts(&s, "", "\n");
+		if (!o->quiet && held)
+			fprintf(stderr, "quicstash-send: throttled by the server at the tenant's %s limit (%" PRIu64
+				" notices)\n", held, notices);
 		if (o->test_rebind_after)
 			fprintf(stderr, "quicstash-send: test: connections %u\n", s.connects);
 	}

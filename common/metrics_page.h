@@ -22,7 +22,7 @@
  * of a labelled family (rows of one family are adjacent). Types: C counter,
  * G gauge, H histogram bucket (its upper bound in the label: le), S a
  * histogram's sum in nanoseconds (exposed in seconds). */
-/* The rejection codes (QS_REJ_* of common/wire.h, 1..7 in this order):
+/* The rejection codes (QS_REJ_* of common/wire.h, 1..9 in this order):
  * R(X, PRE##NAME, "name") for each, for the page's rows and the tenants'. */
 #define QS_REJECT_CODES(R, X, PRE)                                                                         \
 	R(X, PRE##INVALID_JSON, "invalid_json")                                                            \
@@ -31,7 +31,9 @@
 	R(X, PRE##EMPTY, "empty")                                                                          \
 	R(X, PRE##TRUNCATED, "truncated")                                                                  \
 	R(X, PRE##SERVER_FIELD, "server_field")                                                            \
-	R(X, PRE##INTERNAL, "internal")
+	R(X, PRE##INTERNAL, "internal")                                                                    \
+	R(X, PRE##UNAUTHENTICATED, "unauthenticated")                                                      \
+	R(X, PRE##RATE_LIMITED, "rate_limited")
 #define QS_METRICS_REJECT(X, ID, code)                                                                     \
 	X(ID, "quicstash_frames_rejected_total", C, "code=\"" code "\"",                                   \
 	  "Frames answered with a rejection, by code (docs/PROTOCOL.md)")
@@ -233,7 +235,7 @@ static inline uint64_t qs_mp_get(const struct qs_mpage *p, unsigned m)
  * in QS_METRICS); an unknown one counts as internal. */
 static inline enum qs_metric qs_m_rejected(unsigned code)
 {
-	return code >= 1 && code <= 7 ? (enum qs_metric)(QS_M_REJ_INVALID_JSON + code - 1) : QS_M_REJ_INTERNAL;
+	return code >= 1 && code <= 9 ? (enum qs_metric)(QS_M_REJ_INVALID_JSON + code - 1) : QS_M_REJ_INTERNAL;
 }
 
 /* The row of tenant id named name in this process's page: the one it had

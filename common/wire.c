@@ -16,6 +16,7 @@ const char *qs_reject_name(uint16_t code)
 	case QS_REJ_SERVER_FIELD: return "server_field";
 	case QS_REJ_INTERNAL: return "internal";
 	case QS_REJ_UNAUTHENTICATED: return "unauthenticated";
+	case QS_REJ_RATE_LIMITED: return "rate_limited";
 	}
 	return "unknown";
 }
@@ -246,13 +247,23 @@ size_t qs_answer_goaway(uint8_t *out, uint32_t ms)
 	return 5;
 }
 
+static size_t answer_name(uint8_t *out, uint8_t type, const char *name)
+{
+	size_t n = strnlen(name, 255);
+	out[0] = type;
+	out[1] = (uint8_t)n;
+	memcpy(out + 2, name, n);
+	return 2 + n;
+}
+
 size_t qs_answer_auth_ok(uint8_t *out, const char *tenant)
 {
-	size_t n = strnlen(tenant, 255);
-	out[0] = QS_ANSWER_AUTH_OK;
-	out[1] = (uint8_t)n;
-	memcpy(out + 2, tenant, n);
-	return 2 + n;
+	return answer_name(out, QS_ANSWER_AUTH_OK, tenant);
+}
+
+size_t qs_answer_notice(uint8_t *out, const char *limit)
+{
+	return answer_name(out, QS_ANSWER_NOTICE, limit);
 }
 
 /* Length of the answer whose first bytes are buf[0..have), or 0 if not yet known. */
@@ -261,7 +272,8 @@ static size_t answer_len(const uint8_t *buf, size_t have)
 	switch (buf[0]) {
 	case QS_ANSWER_ACK: return QS_ANSWER_ACK_LEN;
 	case QS_ANSWER_GOAWAY: return 5;
-	case QS_ANSWER_AUTH_OK: return have >= 2 ? 2u + buf[1] : 0;
+	case QS_ANSWER_AUTH_OK:
+	case QS_ANSWER_NOTICE: return have >= 2 ? 2u + buf[1] : 0;
 	case QS_ANSWER_REJECT: return have >= 13 ? 13u + qs_get_u16(buf + 11) : 0;
 	}
 	return (size_t)-1;
@@ -291,7 +303,7 @@ int qs_answer_decode(struct qs_answer_decoder *d, const uint8_t *in, size_t len,
 	out->type = d->buf[0];
 	if (out->type == QS_ANSWER_GOAWAY) {
 		out->ms = qs_get_u32(d->buf + 1);
-	} else if (out->type == QS_ANSWER_AUTH_OK) {
+	} else if (out->type == QS_ANSWER_AUTH_OK || out->type == QS_ANSWER_NOTICE) {
 		size_t n = d->buf[1] < QS_REASON_MAX ? d->buf[1] : QS_REASON_MAX;
 		memcpy(out->reason, d->buf + 2, n);
 		out->reason[n] = 0;

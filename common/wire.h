@@ -9,6 +9,7 @@
  *   'A' u64 next      all frames with seq < next are resolved (acked or rejected)
  *   'R' u64 seq u16 code u16 n reason[n]   frame seq was rejected
  *   'G' u32 ms        going away: finish, then reconnect within ms
+ *   'T' u8 n limit[n] held at a tenant limit (only with ALPN quicstash/1.1)
  * Authentication (a tenants server, docs/PROTOCOL.md "Authentication"): the
  * connection's first stream carries "QSA1" u16 n token[n] and FIN; the server
  * answers 'K' u8 n tenant[n] and FIN, or closes the connection with an
@@ -22,6 +23,9 @@
 #include <stdint.h>
 
 #define QS_ALPN "quicstash/1"
+/* quicstash/1 plus the 'T' answer (a limit notice): a client offering it
+ * first may be sent 'T'; one offering only quicstash/1 never is. */
+#define QS_ALPN_NOTICES "quicstash/1.1"
 #define QS_SESSION_ID_LEN 16
 #define QS_STREAM_HEADER_LEN (4 + QS_SESSION_ID_LEN + 8)
 #define QS_STREAM_MAGIC 0x51534831u /* "QSH1" */
@@ -39,6 +43,7 @@ enum qs_reject_code {
 	QS_REJ_SERVER_FIELD = 6,
 	QS_REJ_INTERNAL = 7,
 	QS_REJ_UNAUTHENTICATED = 8, /* its connection's tenant is no longer configured (reload) */
+	QS_REJ_RATE_LIMITED = 9,    /* its tenant is over a rate and has on-limit = reject (docs/TENANTS.md) */
 };
 
 const char *qs_reject_name(uint16_t code);
@@ -58,6 +63,7 @@ enum qs_app_error {
 	QS_APP_BAD_CERT = 0x102,        /* the client certificate does not verify (CA, expiry, ...) */
 	QS_APP_NO_TENANT = 0x103,       /* the certificate verifies but matches no tenant */
 	QS_APP_AUTH_MALFORMED = 0x104,  /* a malformed authentication stream */
+	QS_APP_TENANT_CONNECTIONS = 0x105, /* the tenant holds its max-connections already */
 	QS_APP_AUTH_LAST = 0x1ff,
 };
 
@@ -144,6 +150,7 @@ static inline void qs_frame_prefix(uint8_t out[4], uint32_t len) { qs_put_u32(ou
 #define QS_ANSWER_REJECT 'R'
 #define QS_ANSWER_GOAWAY 'G'
 #define QS_ANSWER_AUTH_OK 'K' /* 'K' u8 n tenant[n]: authenticated as that tenant */
+#define QS_ANSWER_NOTICE 'T'  /* 'T' u8 n limit[n]: this stream is held at that limit (quicstash/1.1) */
 #define QS_ANSWER_ACK_LEN 9
 #define QS_ANSWER_MAX (1 + 8 + 2 + 2 + QS_REASON_MAX)
 
@@ -152,6 +159,8 @@ size_t qs_answer_reject(uint8_t *out, uint64_t seq, uint16_t code, const char *r
 size_t qs_answer_goaway(uint8_t *out, uint32_t ms);
 /* 'K' with the tenant's name (at most 255 bytes; reason in struct qs_answer). */
 size_t qs_answer_auth_ok(uint8_t *out, const char *tenant);
+/* 'T' with the limit's name (at most 255 bytes; reason in struct qs_answer). */
+size_t qs_answer_notice(uint8_t *out, const char *limit);
 
 struct qs_answer {
 	uint8_t type;

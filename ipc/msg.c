@@ -140,3 +140,10 @@ size_t qs_no_payload(const void *rec)
 	(void)rec;
 	return 0;
 }
+
+size_t qs_status_rec_payload(const void *rec)
+{
+	const struct qs_status_rec *r = rec;
+	/* an impossible count makes the record malformed (qs_batch_next checks the size) */
+	return r->over_quota <= QS_STATUS_OVER_MAX ? (size_t)r->over_quota * 8 : SIZE_MAX / 2;
+}

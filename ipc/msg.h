@@ -76,13 +76,16 @@ struct qs_answer_rec {
 	uint32_t pad;
 };
 
-/* STATUS record (count = 1). */
+/* STATUS record (count = 1), followed by over_quota u64 tenant ids: the
+ * tenants whose unshipped bytes in the spool exceed their spool-quota (the
+ * acceptors hold them back; docs/TENANTS.md, "Limits"). */
 struct qs_status_rec {
 	uint64_t spool_bytes;
 	uint64_t spool_limit;
 	uint32_t accepting; /* 0 while the spool is full or the disk refuses writes */
-	uint32_t pad;
+	uint32_t over_quota;
 };
+#define QS_STATUS_OVER_MAX 512
 
 /* A growable buffer that one batch is built in. */
 struct qs_batch {
@@ -132,6 +135,7 @@ size_t qs_frame_rec_payload(const void *rec);
 size_t qs_event_rec_payload(const void *rec);
 size_t qs_answer_rec_payload(const void *rec);
 size_t qs_no_payload(const void *rec);
+size_t qs_status_rec_payload(const void *rec);
 
 /* Ticket layout used by the acceptor: pool index and a reuse generation (the
  * ticket generation: docs/ARCHITECTURE.md, "Glossary"), so a late answer for a recycled

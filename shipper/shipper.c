@@ -37,6 +37,7 @@
 #include "shipper/spool_age.h"
 #include "shipper/stage.h"
 #include "shipper/syncer.h"
+#include "shipper/tenant_quota.h"
 #include "shipper/tls_out.h"
 
 #define STAGE_MAX (16u * 1024 * 1024)    /* stop reading while this much waits for a commit */
@@ -59,6 +60,7 @@ struct shipper {
 	struct qs_stage st;
 	struct qs_syncer sync;
 	struct qs_reaper reaper;
+	struct qs_tquota quota; /* per-tenant unshipped bytes (tenant_quota.c) */
 	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
 	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
@@ -76,8 +78,9 @@ static void send_status(struct shipper *sh)
 {
 	struct qs_batch b = {0};
 	struct qs_status_rec r = {.spool_bytes = sh->spool.total, .spool_limit = sh->spool.max_bytes,
-				  .accepting = !sh->refusing};
-	if (qs_batch_begin(&b, QS_MSG_STATUS, 0) || qs_batch_add(&b, &r, sizeof(r), NULL, 0)) {
+				  .accepting = !sh->refusing, .over_quota = (uint32_t)sh->quota.nover};
+	if (qs_batch_begin(&b, QS_MSG_STATUS, 0) ||
+	    qs_batch_add(&b, &r, sizeof(r), sh->quota.over, sh->quota.nover * sizeof(*sh->quota.over))) {
 		qs_batch_free(&b);
 		return;
 	}
@@ -154,6 +157,9 @@ static void refuse_failed(struct shipper *sh, const char *what, int err)
  * next group with whatever was staged meanwhile. */
 static void committed(struct shipper *sh, size_t k)
 {
+	qs_tquota_committed(&sh->quota, sh->st.t, k, sh->spool.written);
+	if (qs_tquota_shipped(&sh->quota, sh->spool.cursor))
+		send_status(sh); /* a tenant went over its spool-quota: the acceptors hold it at once */
 	ack(sh, k);
 	qs_output_kick(&sh->out, sh->spool.written, sh->st.buf, k ? sh->st.t[k - 1].end : 0);
 	qs_stage_drop(&sh->st, k);
@@ -227,6 +233,8 @@ static void stage_message(void *arg, const void *msg, size_t len)
 		qs_hop(QS_HOP_S_RECV, er.acceptor, er.ticket);
 		if (qs_stage_add(&sh->st, er.ticket, er.acceptor, payload, er.len, now))
 			qs_err("out of memory staging an event: dropped (the acceptor will resend)");
+		else
+			sh->st.t[sh->st.n - 1].tenant = er.tenant;
 	}
 	if (rc < 0)
 		qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);
@@ -306,8 +314,10 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	send_status(arg);
-	report(arg);
+	struct shipper *sh = arg;
+	qs_tquota_shipped(&sh->quota, sh->spool.cursor);
+	send_status(sh);
+	report(sh);
 }
 
 static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
@@ -478,6 +488,7 @@ static void cleanup(struct shipper *sh)
 	if (sh->spool_open)
 		qs_spool_close(&sh->spool);
 	qs_stage_free(&sh->st);
+	qs_tquota_free(&sh->quota);
 	qs_runtime_free(&sh->rt);
 }
 
@@ -533,7 +544,7 @@ int shipper_main(const struct qs_config *cfg)
 		return 1;
 	}
 	make_events(&sh);
-	if (qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
+	if (qs_tquota_init(&sh.quota, cfg->tenants) || qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
 	    qs_output_init(&sh.out, cfg, sh.rt.base, &sh.spool, file_fd, tls) || qs_confine_seccomp()) {
 		cleanup(&sh);
 		return 1;

@@ -9,7 +9,8 @@
 struct qs_staged {
 	uint64_t ticket;
 	uint32_t acceptor;
-	size_t end; /* buffer offset after this record */
+	size_t end;      /* buffer offset after this record */
+	uint64_t tenant; /* its tenant's id (qs_event_rec), 0: none */
 };
 
 struct qs_stage {

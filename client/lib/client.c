@@ -277,6 +277,13 @@ uint64_t qs_client_sent(const struct qs_client *c)
 	return c->sent_events;
 }
 
+const char *qs_client_held_at(const struct qs_client *c, uint64_t *notices)
+{
+	if (notices)
+		*notices = c->notices;
+	return c->notices ? c->held_at : NULL;
+}
+
 bool qs_client_connected(const struct qs_client *c)
 {
 	return c->handshake_done;

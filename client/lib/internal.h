@@ -94,6 +94,8 @@ struct qs_client {
 	uint8_t *auth_msg;
 	size_t auth_len;
 	bool auth_opened, authed; /* on the live connection; data streams wait for 'K' */
+	char held_at[QS_REASON_MAX + 1]; /* the last limit the server said it held us at ('T'), "" if none */
+	uint64_t notices;         /* 'T' answers received */
 
 	uint8_t *raw;
 	size_t raw_len;

@@ -251,6 +251,11 @@ static void apply_event_answer(struct qs_client *c, struct qs_stream *s, const s
 		qs_io_schedule_write(c);
 		return;
 	}
+	if (a->type == QS_ANSWER_NOTICE) { /* informative: the server holds this stream at a limit */
+		snprintf(c->held_at, sizeof(c->held_at), "%s", a->reason);
+		c->notices++;
+		return;
+	}
 	if (!s->range)
 		return;
 	if (a->type == QS_ANSWER_ACK) {

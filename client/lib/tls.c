@@ -58,7 +58,9 @@ static bool is_ip_literal(const char *name)
 
 int qs_tls_session_new(struct qs_client *c)
 {
-	static const gnutls_datum_t alpn = {(unsigned char *)QS_ALPN, sizeof(QS_ALPN) - 1};
+	/* quicstash/1.1 (limit notices) preferred; an older server picks quicstash/1 */
+	static const gnutls_datum_t alpn[2] = {{(unsigned char *)QS_ALPN_NOTICES, sizeof(QS_ALPN_NOTICES) - 1},
+					       {(unsigned char *)QS_ALPN, sizeof(QS_ALPN) - 1}};
 	/* No GNUTLS_ENABLE_EARLY_DATA: 0-RTT could be replayed into duplicate events. */
 	int rv = gnutls_init(&c->tls, GNUTLS_CLIENT);
 	if (rv < 0)
@@ -67,7 +69,7 @@ int qs_tls_session_new(struct qs_client *c)
 		return GNUTLS_E_INTERNAL_ERROR;
 	if ((rv = gnutls_priority_set_direct(c->tls, priority, NULL)) < 0 ||
 	    (rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred)) < 0 ||
-	    (rv = gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY)) < 0)
+	    (rv = gnutls_alpn_set_protocols(c->tls, alpn, 2, GNUTLS_ALPN_MANDATORY)) < 0)
 		return rv;
 	/* SNI must not carry an IP address (RFC 6066); verification still checks IP SANs. */
 	if (!is_ip_literal(c->server_name) &&

@@ -42,6 +42,14 @@ static void reference(const uint8_t *s, size_t n, struct answers *r)
 			len = QS_ANSWER_ACK_LEN;
 		} else if (a.type == QS_ANSWER_GOAWAY) {
 			len = 5;
+		} else if (a.type == QS_ANSWER_AUTH_OK || a.type == QS_ANSWER_NOTICE) {
+			if (n - p < 2)
+				return;
+			len = 2u + s[p + 1]; /* u8 n, name[n]; the decoder holds at most QS_ANSWER_MAX bytes */
+			if (len > QS_ANSWER_MAX) {
+				r->malformed = true;
+				return;
+			}
 		} else if (a.type == QS_ANSWER_REJECT) {
 			if (n - p < 13)
 				return;
@@ -58,6 +66,8 @@ static void reference(const uint8_t *s, size_t n, struct answers *r)
 			return;
 		if (a.type == QS_ANSWER_GOAWAY) {
 			a.ms = qs_get_u32(s + p + 1);
+		} else if (a.type == QS_ANSWER_AUTH_OK || a.type == QS_ANSWER_NOTICE) {
+			memcpy(a.reason, s + p + 2, len - 2 < QS_REASON_MAX ? len - 2 : QS_REASON_MAX);
 		} else {
 			a.seq = qs_get_u64(s + p + 1);
 			if (a.type == QS_ANSWER_REJECT) {

@@ -923,6 +923,17 @@ static void test_auth(void)
 		CHECK(decode_all(&ad, k, klen, chunk, a, 2, &mal) == 1 && !mal && a[0].type == QS_ANSWER_AUTH_OK &&
 		      !strcmp(a[0].reason, "acme"));
 	}
+	/* 'T' (quicstash/1.1) naming a limit, then an 'A': both decode, split anywhere */
+	klen = qs_answer_notice(k, "events-per-second");
+	CHECK(klen == 19 && k[0] == 'T' && k[1] == 17);
+	klen += qs_answer_ack(k + klen, 7);
+	for (size_t chunk = 1; chunk <= klen; chunk++) {
+		struct qs_answer_decoder ad = {0};
+		struct qs_answer a[3];
+		int mal;
+		CHECK(decode_all(&ad, k, klen, chunk, a, 3, &mal) == 2 && !mal && a[0].type == QS_ANSWER_NOTICE &&
+		      !strcmp(a[0].reason, "events-per-second") && a[1].type == QS_ANSWER_ACK && a[1].seq == 7);
+	}
 	free(b.p);
 	free(c.p);
 }
@@ -933,6 +944,7 @@ static void test_reject_names(void)
 	CHECK(strcmp(qs_reject_name(QS_REJ_INVALID_JSON), "invalid_json") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_NOT_OBJECT), "not_object") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_TOO_LARGE), "too_large") == 0);
+	CHECK(strcmp(qs_reject_name(QS_REJ_RATE_LIMITED), "rate_limited") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_EMPTY), "empty") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_TRUNCATED), "truncated") == 0);
 	CHECK(strcmp(qs_reject_name(QS_REJ_UNAUTHENTICATED), "unauthenticated") == 0);

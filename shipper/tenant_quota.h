@@ -1,0 +1,42 @@
+/* Per-tenant spool quota (docs/TENANTS.md, "Limits"): the bytes of each
+ * tenant's events in the spool that the output has not yet taken, and the
+ * tenants over their spool-quota, which the STATUS message names to the
+ * acceptors (they hold those tenants back by flow control). */
+#ifndef QS_SHIPPER_TENANT_QUOTA_H
+#define QS_SHIPPER_TENANT_QUOTA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shipper/cursor.h"
+
+struct qs_tenants;
+struct qs_staged;
+
+/* Consecutive records of one tenant in one segment, up to end. */
+struct qs_tquota_run {
+	struct qs_pos end;
+	uint64_t bytes;
+	uint32_t tenant; /* index in the tenants table */
+};
+
+struct qs_tquota {
+	const struct qs_tenants *ts;
+	uint64_t *bytes; /* per tenant: unshipped bytes */
+	struct qs_tquota_run *ring;
+	size_t head, len, cap;
+	uint64_t *over; /* ids of the tenants over their quota, as last computed */
+	size_t nover;
+};
+
+/* No tenant with a spool-quota: nothing is counted. 0, or -1 (out of memory). */
+int qs_tquota_init(struct qs_tquota *q, const struct qs_tenants *ts);
+void qs_tquota_free(struct qs_tquota *q);
+/* The first k staged records were committed at start (one segment). */
+void qs_tquota_committed(struct qs_tquota *q, const struct qs_staged *t, size_t k, struct qs_pos start);
+/* The output took everything before cursor. Returns whether the set of
+ * tenants over their quota changed (q->over, q->nover). */
+bool qs_tquota_shipped(struct qs_tquota *q, struct qs_pos cursor);
+
+#endif
