@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sandbox.h"
 
 const char *qs_child_user(const struct qs_config *cfg, char *buf, size_t len)
 {
@@ -67,11 +68,11 @@ void qs_supervisor_drop_caps(void)
 {
 	if (geteuid() != 0)
 		return;
-	capng_get_caps_process();
+	int what = qs_caps_applicable();
 	capng_clear(CAPNG_SELECT_BOTH);
 	capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_SETUID, CAP_SETGID,
 		      CAP_SYS_CHROOT, CAP_SYS_ADMIN, CAP_CHOWN, CAP_FOWNER, CAP_KILL, CAP_NET_BIND_SERVICE,
 		      CAP_NET_ADMIN, CAP_BPF, CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE, -1);
-	if (capng_apply(CAPNG_SELECT_BOTH) != 0)
+	if (capng_apply(what) != 0)
 		qs_warn("could not drop the supervisor's unneeded capabilities");
 }
