@@ -80,6 +80,7 @@ class Container:
 
     def boot(self):
         argv = ["systemd-nspawn", "-D", self.root, "--boot", "--register=no", "--keep-unit", "--private-network",
+                "--capability=CAP_BPF",  # a host's PID 1 has it (connection-ID steering); nspawn leaves it out
                 "--machine=qsboot%d" % os.getpid(), "--console=passive", "-q", "systemd.unit=basic.target"]
         log(" ".join(argv))
         t0 = time.monotonic()
