@@ -12,9 +12,14 @@ In that container:
    certificate the service made under its StateDirectory) reach a receiver on the file's port.
 2. (case journal) `journalctl -u quicstash -o json`: native entries (not stderr) with QUICSTASH_ROLE
    from the supervisor and from each child (acceptor, parser, shipper: chrooted, logging through
-   the bind of journald's socket, common/log_journal.c), each with a _PID other than the main one.
+   the bind of journald's socket, common/log_journal.c), each with a _PID other than the main one;
+   nothing on stderr (libcap-ng said there that it could not drop the bounding set: the unit has no
+   CAP_SETPCAP) and no "could not drop the supervisor's unneeded capabilities".
 3. (case reload) the file names another port, `systemctl reload quicstash`: the unit is active
-   again with the same main pid, and events sent after it reach the new port.
+   again with the same main pid, events sent after it reach the new port, and no child failed or
+   fell back to stderr since (ExecReload sets the unit's directories up again: systemd gave
+   RuntimeDirectory back to root, the shipper lost its chroot; the unit now puts the children one
+   level below it).
 4. (case security) `systemd-analyze security quicstash.service` on the live unit: at or below 3.6.
 5. (case stop) `systemctl stop quicstash.service quicstash.socket`: both inactive with
    Result=success (no SIGKILL after TimeoutStopSec), no quicstashd process left.
@@ -306,12 +311,16 @@ def case_journal():
         pids = {int(e["_PID"]) for e in mine}
         check((pids == {main}) == (role == "supervisor"),
               "%s entries have _PID %r, the main pid is %d" % (role, sorted(pids), main))
+    # the unit's CapabilityBoundingSet= has no CAP_SETPCAP: the supervisor still drops what it does not need
+    drop = [e["MESSAGE"] for e in es if "could not drop" in e.get("MESSAGE", "")]
+    check(not drop, "the supervisor kept its capabilities under the unit: %r" % drop)
     return "%d native entries from the supervisor and %s, each from its own pid" % (len(es), ", ".join(CHILD_ROLES))
 
 
 def case_reload():
     c, _ = installed()
     before = show(c, "MainPID")["MainPID"]
+    seen = len(journal(c))
     recv2 = q.Receiver(port=PORTS[1], netns=NetView(c)).start()
     set_logstash(c, PORTS[1])
     p = c.run(["systemctl", "reload", "quicstash.service"], timeout=90, ok=False)
@@ -323,7 +332,12 @@ def case_reload():
     missing = q.arrived([recv2], range(1000, 1000 + N), q.tmo(60))
     check(not missing, "%d of %d events sent after the reload not at the new port %d; journal:\n%s"
           % (len(missing), N, PORTS[1], journal_text(c)))
-    return "reloaded (same pid %s), events at the new port %d" % (after, PORTS[1])
+    # ExecReload runs with the unit's directories set up again: the children keep their chroot
+    later = [e for e in journal(c)[seen:] if e.get("SYSLOG_IDENTIFIER") == "quicstashd"]
+    bad = ["pid %s: %s" % (e.get("_PID"), e.get("MESSAGE")) for e in later
+           if e.get("_TRANSPORT") != "journal" or re.search(r"^restarting |exited with status [1-9]", e.get("MESSAGE", ""))]
+    check(not bad, "after the reload, children failed or lost the journal: %r" % bad[:5])
+    return "reloaded (same pid %s), events at the new port %d, %d journal entries since" % (after, PORTS[1], len(later))
 
 
 def case_security():
