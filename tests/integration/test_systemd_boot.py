@@ -14,7 +14,8 @@ In that container:
    from the supervisor and from each child (acceptor, parser, shipper: chrooted, logging through
    the bind of journald's socket, common/log_journal.c), each with a _PID other than the main one;
    nothing on stderr (libcap-ng said there that it could not drop the bounding set: the unit has no
-   CAP_SETPCAP) and no "could not drop the supervisor's unneeded capabilities".
+   CAP_SETPCAP) and no "could not drop the supervisor's unneeded capabilities"; connection-ID
+   steering works (the unit's CAP_BPF and bpf in its SystemCallFilter=).
 3. (case reload) the file names another port, `systemctl reload quicstash`: the unit is active
    again with the same main pid, events sent after it reach the new port, and no child failed or
    fell back to stderr since (ExecReload sets the unit's directories up again: systemd gave
@@ -85,7 +86,8 @@ class Container:
 
     def boot(self):
         argv = ["systemd-nspawn", "-D", self.root, "--boot", "--register=no", "--keep-unit", "--private-network",
-                "--capability=CAP_BPF",  # a host's PID 1 has it (connection-ID steering); nspawn leaves it out
+                # a host's PID 1 has both (connection-ID steering); nspawn leaves them out
+                "--capability=CAP_BPF", "--system-call-filter=bpf",
                 "--machine=qsboot%d" % os.getpid(), "--console=passive", "-q", "systemd.unit=basic.target"]
         log(" ".join(argv))
         t0 = time.monotonic()
@@ -312,6 +314,9 @@ def case_journal():
         check((pids == {main}) == (role == "supervisor"),
               "%s entries have _PID %r, the main pid is %d" % (role, sorted(pids), main))
     # the unit's CapabilityBoundingSet= has no CAP_SETPCAP: the supervisor still drops what it does not need
+    # CAP_BPF and bpf in the unit's SystemCallFilter=: connection-ID steering works under the unit
+    check(any("steered to" in e.get("MESSAGE", "") for e in es), "no connection-ID steering under the unit: %r"
+          % [e["MESSAGE"] for e in es if "steer" in e.get("MESSAGE", "")])
     drop = [e["MESSAGE"] for e in es if "could not drop" in e.get("MESSAGE", "")]
     check(not drop, "the supervisor kept its capabilities under the unit: %r" % drop)
     return "%d native entries from the supervisor and %s, each from its own pid" % (len(es), ", ".join(CHILD_ROLES))
