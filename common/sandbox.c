@@ -70,6 +70,12 @@ bool qs_sandbox_leak_check(void)
 #endif
 }
 
+int qs_caps_applicable(void)
+{
+	capng_get_caps_process();
+	return capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP) ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS;
+}
+
 int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen)
 {
 	bool root = geteuid() == 0;
@@ -106,8 +112,9 @@ int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen)
 	}
 	if (!root || !sb->user) {
 		/* Not root, or staying root: still give up every capability. */
+		int what = qs_caps_applicable();
 		capng_clear(CAPNG_SELECT_BOTH);
-		capng_apply(CAPNG_SELECT_BOTH);
+		capng_apply(what);
 	}
 	return 0;
 }

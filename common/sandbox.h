@@ -28,6 +28,13 @@ int qs_sandbox_enter(struct qs_sandbox *sb, char *err, size_t errlen);
  * ones that check the confinement itself. */
 bool qs_sandbox_leak_check(void);
 
+/* What capng_apply() may change in this process: the capabilities, and the
+ * bounding set too when the process holds CAP_SETPCAP. Without it (systemd's
+ * CapabilityBoundingSet= leaves it out: the unit bounds the set itself)
+ * libcap-ng would fail the whole apply, saying so on stderr. Reads the
+ * process's capabilities into libcap-ng's state: call before capng_clear(). */
+int qs_caps_applicable(void);
+
 /* Syscalls every process of ours needs whatever its role (memory, time,
  * signals, threads, epoll/eventfd for libevent and ZeroMQ, exit). */
 extern const char *const qs_seccomp_base[];

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sandbox.h"
 
 const char *qs_child_user(const struct qs_config *cfg, char *buf, size_t len)
 {
@@ -63,15 +65,25 @@ int qs_own_dir(const char *dir, const char *user, int with_files)
 	return 0;
 }
 
+/* What the supervisor keeps to confine its children (see the unit's CapabilityBoundingSet=). */
+static const unsigned supervisor_caps[] = {CAP_SETUID,	    CAP_SETGID,		 CAP_SYS_CHROOT, CAP_SYS_ADMIN,
+					   CAP_CHOWN,	    CAP_FOWNER,		 CAP_KILL,	 CAP_NET_BIND_SERVICE,
+					   CAP_NET_ADMIN,   CAP_BPF,		 CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE};
+
 void qs_supervisor_drop_caps(void)
 {
 	if (geteuid() != 0)
 		return;
-	capng_get_caps_process();
+	int what = qs_caps_applicable();
+	/* Keep only those of the list it has: one missing (a container's bounding set without
+	 * CAP_BPF, a unit's drop-in) must not make the whole drop fail and leave it all the rest. */
+	bool had[sizeof(supervisor_caps) / sizeof(supervisor_caps[0])];
+	for (size_t i = 0; i < sizeof(had); i++)
+		had[i] = capng_have_capability(CAPNG_PERMITTED, supervisor_caps[i]);
 	capng_clear(CAPNG_SELECT_BOTH);
-	capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_SETUID, CAP_SETGID,
-		      CAP_SYS_CHROOT, CAP_SYS_ADMIN, CAP_CHOWN, CAP_FOWNER, CAP_KILL, CAP_NET_BIND_SERVICE,
-		      CAP_NET_ADMIN, CAP_BPF, CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE, -1);
-	if (capng_apply(CAPNG_SELECT_BOTH) != 0)
+	for (size_t i = 0; i < sizeof(had); i++)
+		if (had[i])
+			capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, supervisor_caps[i]);
+	if (capng_apply(what) != 0)
 		qs_warn("could not drop the supervisor's unneeded capabilities");
 }

@@ -70,7 +70,7 @@ def load_generator():
 def bench_run():
     d = q.mkdtemp("benchrun")
     build = os.path.dirname(q.QS_BIN)
-    argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,tcp,parse",
+    argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,metrics,tcp,parse",
             "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
             "--parsers-row", "2", "--floor-rate", "2000", "--floor-seconds", "1", "--floor-repeat", "1", "--steady-seconds", "0.3",
             "--results", os.path.join(d, "RESULTS.md"), "--budget", "300"]
@@ -79,12 +79,16 @@ def bench_run():
     with open(os.path.join(d, "RESULTS.md")) as f:
         md = f.read()
     rows = [l for l in md.splitlines() if l.startswith("| quicstash")]
-    check(len(rows) == 6, "expected six quicstash rows:\n%s" % md)
+    check(len(rows) == 8, "expected eight quicstash rows:\n%s" % md)
     for row in rows:
         check("FAILED" not in row and "(not run)" not in row, "a quicstash setup failed:\n%s" % row)
     check("(median of " in rows[0], "full load did not list its rounds:\n%s" % rows[0])
     spread = [r for r in rows if "full load, `--parsers 2`" in r]
     check(len(spread) == 1 and "(median of " in spread[0], "no full-load row with --parsers 2, by rounds:\n%s" % md)
+    auth = [r for r in rows if "full load, `--auth token`, 4 tenants" in r]
+    check(len(auth) == 1 and "(median of " in auth[0], "no full-load row with --auth token, by rounds:\n%s" % md)
+    scraped = [r for r in rows if "full load, `--metrics-addr`, scraped every second" in r]
+    check(len(scraped) == 1 and "(median of " in scraped[0], "no full-load row with metrics scraped:\n%s" % md)
     floor = [r for r in rows if "latency floor (2000 events/s)" in r]
     check(len(floor) == 1 and "(target 2000)" in floor[0], "no latency-floor row at the asked rate:\n%s" % md)
     check("Latency floor: the fsync pipeline at 2000 events/s" in md, "no line on the latency floor:\n%s" % md)
@@ -165,7 +169,7 @@ def run():
     bench_run()
     return "quicstash-bench: every event acknowledged and delivered, latencies split at --warmup, clear " \
            "errors; qs-parse-bench: cJSON against the whole JSON work; bench/run: alternating full-load rounds, " \
-           "six quicstash rows (one with --parsers 2, one the latency floor), the host's steadiness, cold-start " \
+           "eight quicstash rows (one with --parsers 2, one with --auth token, one with metrics scraped, one the latency floor), the host's steadiness, cold-start " \
            "line, the parser's JSON line, the traced half-load run's hops; qs-bench-steady's figures and errors"
 
 
