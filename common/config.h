@@ -53,6 +53,11 @@ struct qs_config {
 	char logstash_ca[4096];        /* PEM CA bundle to trust; empty: the system's */
 	char logstash_cert[4096];      /* PEM client certificate and key, or empty */
 	char logstash_key[4096];
+	bool output_is_amqp;         /* -l amqp://HOST:PORT/VHOST,...: RabbitMQ (shipper/output_amqp.c) */
+	char amqp_vhost[256];        /* the URL's path, decoded ("/" when empty) */
+	char amqp_exchange[256];     /* --amqp-exchange ("": the default exchange) */
+	char amqp_routing_key[256];  /* --amqp-routing-key */
+	char amqp_credentials[4096]; /* --amqp-credentials FILE: user:password, mode 0600 */
 	unsigned max_connections;
 	unsigned max_conns_per_source;      /* per source address (IPv6: /64); 0: no limit */
 	bool have_conns_per_source;         /* else 1/8 of max_connections */

@@ -15,10 +15,42 @@
 
 #define SETTLE_TICK_MS 100
 
+int qs_output_open(const struct qs_config *cfg, struct qs_output_opened *op)
+{
+	*op = (struct qs_output_opened){.file_fd = qs_output_open_file(cfg)};
+	op->tls = qs_output_tls_load(cfg);
+	op->amqp = qs_output_amqp_load(cfg);
+	if (op->file_fd != -1 && (!cfg->logstash_tls || op->tls) && (!cfg->output_is_amqp || op->amqp))
+		return 0;
+	qs_output_opened_free(op);
+	return -1;
+}
+
+void qs_output_opened_free(struct qs_output_opened *op)
+{
+	if (op->file_fd >= 0)
+		close(op->file_fd);
+	qs_tls_creds_free(op->tls);
+	if (op->amqp)
+		explicit_bzero(op->amqp, sizeof(*op->amqp));
+	free(op->amqp);
+	*op = (struct qs_output_opened){.file_fd = -2};
+}
+
+static const struct out_kind *kind_of(const struct qs_config *cfg)
+{
+	if (cfg->output_is_file)
+		return &out_kind_file;
+	return cfg->output_is_amqp ? &out_kind_amqp : &out_kind_logstash;
+}
+
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool, int file_fd, struct qs_tls_creds *tls_creds)
+		   struct qs_spool *spool, struct qs_output_opened *op)
 {
 	memset(o, 0, sizeof(*o));
+	o->kind = kind_of(cfg);
+	struct qs_tls_creds *tls_creds = op->tls;
+	int file_fd = op->file_fd;
 	o->tls_creds = tls_creds;
 	o->ctl_fd = -1;
 	memcpy(o->addrs, cfg->logstash_addr, sizeof(o->addrs));
@@ -28,10 +60,13 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	o->spool = spool;
 	o->fd = -1;
 	o->backoff_ms = BACKOFF_MIN_MS;
+	*op = (struct qs_output_opened){.file_fd = -2, .amqp = op->amqp};
+	if (cfg->output_is_amqp && out_amqp_init(o, op))
+		return -1;
 	if (cfg->output_is_file)
 		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
 	else
-		snprintf(o->name, sizeof(o->name), "logstash %s", cfg->logstash_name[0]);
+		snprintf(o->name, sizeof(o->name), "%s %s", o->kind->name, cfg->logstash_name[0]);
 	qs_reader_init(&o->rd, spool->cursor);
 	o->retry_ev = evtimer_new(base, out_on_retry, o);
 	o->run_ev = event_new(base, -1, 0, out_on_run, o);
@@ -63,6 +98,12 @@ void qs_output_freeze(struct qs_output *o)
 
 bool qs_output_caught_up(struct qs_output *o)
 {
+	return o->kind->caught_up(o);
+}
+
+/* The json_lines kinds: all written, and (TCP) proven read, by a drain if need be. */
+bool out_stream_caught_up(struct qs_output *o)
+{
 	if (o->drained)
 		return true;
 	if (o->state != QS_OUT_UP)
@@ -85,6 +126,14 @@ uint64_t qs_output_unsent(const struct qs_output *o)
 	return qs_spool_bytes_after(o->spool, from);
 }
 
+void qs_output_report(const struct qs_output *o, struct qs_output_report *r)
+{
+	*r = (struct qs_output_report){.state = o->state, .name = o->name, .connects = o->connects,
+				       .failures = o->failures_total, .written = o->rd.shipped};
+	if (o->amqp)
+		out_amqp_report(o, r);
+}
+
 void qs_output_free(struct qs_output *o)
 {
 	if (o->state == QS_OUT_UP)
@@ -103,5 +152,6 @@ void qs_output_free(struct qs_output *o)
 	qs_tls_creds_free(o->tls_creds);
 	o->tls_creds = NULL;
 	qs_reader_free(&o->rd);
+	out_amqp_free(o);
 	o->retry_ev = o->run_ev = o->settle_ev = NULL;
 }

@@ -94,6 +94,7 @@ void out_fail(struct qs_output *o, const char *what, int err)
 		qs_warn_kv(kv, "output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why,
 			   BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	o->down_logged |= bit;
+	o->failures_total++;
 	out_close(o);
 	o->state = QS_OUT_DOWN;
 	o->redial = false;

