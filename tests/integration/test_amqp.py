@@ -94,5 +94,51 @@ def single():
     return "one node: %d events acknowledged, all in the queue (%d duplicates)" % (n, dups)
 
 
+def refused_one(cluster, what, extra, vhost, pattern, mend):
+    """quicstashd refused for `what`: acknowledgements go on into the spool, one clear log line
+    however many retries, then the broker is mended (not quicstashd: its retries reach it) and every
+    acknowledged event arrives."""
+    node = cluster.nodes[0]
+    server = amqp_server(cluster, "amqp-" + what.replace(" ", "-"), extra=extra, vhost=vhost).start()
+    n = q.scale(2000)
+    acked = send_all(server, n)
+    time.sleep(4.0)  # several retries (backoff 0.1 s doubling)
+    lines = [l for l in server.log(since_start=True).splitlines() if re.search(pattern, l)]
+    check(len(lines) == 1, "%s: expected one log line matching %r, got %d:\n%s\nlog tail:\n%s"
+          % (what, pattern, len(lines), "\n".join(lines[:5]), server.log_tail()))
+    log("%s: %s" % (what, lines[0].strip()[-200:]))
+    mend()
+    bodies = rabbit.drain_queue([node.port], want=n, quiet=5.0, timeout=q.tmo(120),
+                                vhost=vhost.replace("%2F", "/"))
+    check_queue(bodies, acked, what)
+    server.stop()
+
+
+def refused():
+    cluster = rabbit.Cluster(1, "amqpref").start()
+    node = cluster.nodes[0]
+    rabbit.declare_queue(node.port)
+    cred = os.path.join(cluster.dir, "cred")
+    with open(cred, "w") as f:
+        f.write("qsuser:right\n")
+    os.chmod(cred, 0o600)
+    node.ctl("add_user", "qsuser", "wrong-one")
+    node.ctl("set_permissions", "-p", "/", "qsuser", ".*", ".*", ".*")
+    refused_one(cluster, "wrong credentials", ["--amqp-credentials", cred], "%2F",
+                r"output amqp .*login: .*ACCESS_REFUSED", lambda: node.ctl("change_password", "qsuser", "right"))
+
+    def add_vhost():
+        node.ctl("add_vhost", "qsv")
+        node.ctl("set_permissions", "-p", "qsv", "guest", ".*", ".*", ".*")
+        rabbit.declare_queue(node.port, vhost="qsv")
+    refused_one(cluster, "unknown vhost", [], "qsv", r"output amqp .*login: .*NOT_ALLOWED.*vhost", add_vhost)
+    refused_one(cluster, "missing exchange", ["--amqp-exchange", "qsx"], "%2F",
+                r"output amqp .*exchange 'qsx': .*NOT_FOUND",
+                lambda: rabbit.declare_queue(node.port, exchange="qsx"))
+    cluster.stop_all()
+    return "wrong credentials, unknown vhost, missing exchange: one line each, all delivered once mended"
+
+
 if __name__ == "__main__":
-    q.main(single, cases=[("single", single)])
+    CASES = [("single", single), ("refused", refused)]
+    q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)

@@ -171,8 +171,8 @@ def connect(port, user="guest", password="guest", vhost="/"):
     return pika.BlockingConnection(params)
 
 
-def declare_queue(port, queue=QUEUE, quorum=False, replicas=3, exchange=None):
-    conn = connect(port)
+def declare_queue(port, queue=QUEUE, quorum=False, replicas=3, exchange=None, vhost="/"):
+    conn = connect(port, vhost=vhost)
     ch = conn.channel()
     args = {"x-queue-type": "quorum", "x-quorum-initial-group-size": replicas} if quorum else {}
     ch.queue_declare(queue=queue, durable=True, arguments=args)
@@ -182,7 +182,7 @@ def declare_queue(port, queue=QUEUE, quorum=False, replicas=3, exchange=None):
     conn.close()
 
 
-def drain_queue(ports, queue=QUEUE, quiet=3.0, timeout=None, want=None):
+def drain_queue(ports, queue=QUEUE, quiet=3.0, timeout=None, want=None, vhost="/"):
     """Every message of the queue (trying each port in turn): bodies as bytes, in order read. Stops
     after `quiet` seconds with nothing new (or once `want` messages were read), bounded by timeout."""
     import pika
@@ -192,7 +192,7 @@ def drain_queue(ports, queue=QUEUE, quiet=3.0, timeout=None, want=None):
     while time.monotonic() < deadline:
         for port in ports:
             try:
-                conn = connect(port)
+                conn = connect(port, vhost=vhost)
                 break
             except pika.exceptions.AMQPError:
                 continue
