@@ -139,6 +139,98 @@ def refused():
     return "wrong credentials, unknown vhost, missing exchange: one line each, all delivered once mended"
 
 
+_CLUSTER = []  # the three-node cluster, shared by the cases of one run
+
+
+def three_nodes():
+    if not _CLUSTER:
+        t0 = time.monotonic()
+        cluster = rabbit.Cluster(3, "amqp3").start()
+        log("three-node cluster up and joined in %.1f s" % (time.monotonic() - t0))
+        rabbit.declare_queue(cluster.nodes[0].port, quorum=True, replicas=3)
+        members = cluster.nodes[0].ctl("list_queues", "name", "type", "members", "--formatter", "json").stdout
+        log("queue: %s" % members.strip()[-400:])
+        check(all(nd.name in members for nd in cluster.nodes), "the quorum queue is not on all three nodes")
+        server = amqp_server(cluster, "amqp-cluster").start()
+        _CLUSTER.extend([cluster, server])
+    return _CLUSTER
+
+
+def connected_port(server, timeout):
+    """The port of the node the output is connected to now (its last "connected" line)."""
+    return int(wait_log(server, r"output amqp 127\.0\.0\.1:(\d+): connected", timeout)[-1])
+
+
+def feed_events(client, start, n, timeout):
+    data = ("\n".join(q.gen_events(n, start=start)) + "\n").encode()
+    done = client.feed(data, timeout)
+    check(done == len(data), "the client took %d of %d bytes" % (done, len(data)))
+
+
+def all_in_queue(cluster, acked, what, timeout):
+    """Reads the queue (from any live node) until every acknowledged event is in it (bounded)."""
+    ports = [nd.port for nd in cluster.nodes]
+    bodies, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        bodies += rabbit.drain_queue(ports, quiet=5.0, timeout=max(10, deadline - time.monotonic()))
+        seen = {json.loads(b)["n"] for b in bodies}
+        if set(acked) <= seen:
+            break
+    return check_queue(bodies, acked, what)
+
+
+def cluster():
+    cluster, server = three_nodes()
+    n = q.scale(100000)
+    d = q.mkdtemp("amqpc")
+    client = q.AsyncSend(server, None, os.path.join(d, "acks"), client_timeout=int(q.tmo(300)))
+    first = connected_port(server, q.tmo(30))
+    victim = next(nd for nd in cluster.nodes if nd.port == first)
+    feed_events(client, 0, n // 2, q.tmo(120))
+    got = client.wait_acked(n // 4, q.tmo(120))
+    check(got >= n // 4, "only %d acknowledged before the kill" % got)
+    log("kill -9 node %s (port %d), the one quicstashd publishes to, at %d acknowledged" % (victim.name, first, got))
+    victim.kill()
+    feed_events(client, n // 2, n - n // 2, q.tmo(300))
+    got = client.wait_acked(n * 3 // 4, q.tmo(300))
+    now = connected_port(server, q.tmo(60))
+    check(now != first, "the output did not move to another node")
+    log("publishing to port %d now; node %s comes back at %d acknowledged" % (now, victim.name, got))
+    victim.start()
+    victim.wait_up(q.tmo(180))
+    client.end_input()
+    rc = client.wait(q.tmo(300))
+    check(rc == 0, "quicstash-send exit %r: %s" % (rc, client.stderr()[-800:]))
+    acked = [x - 1 for x in client.acked()]
+    check(len(set(acked)) == n, "%d of %d acknowledged" % (len(set(acked)), n))
+    distinct, dups = all_in_queue(cluster, acked, "three nodes, one killed", q.tmo(300))
+    check(distinct == n, "%d distinct events in the queue, %d sent" % (distinct, n))
+    return "three nodes, quorum queue: %d events, the node in use killed -9 and back, all in the queue " \
+           "(%d duplicates, same event.id)" % (n, dups)
+
+
+def cluster_down():
+    cluster, server = three_nodes()
+    n = q.scale(20000)
+    for nd in cluster.nodes:
+        nd.kill()
+    log("the whole cluster is down (kill -9 of all three nodes)")
+    acked = send_all(server, n, start=1000000)  # acknowledged into the spool, the queue away
+    time.sleep(2.0)
+    check(server.running(), "quicstashd died with the cluster down")
+    for nd in cluster.nodes:
+        nd.start()
+    for nd in cluster.nodes:
+        nd.wait_up(q.tmo(240))
+    log("the cluster is back")
+    distinct, dups = all_in_queue(cluster, acked, "whole cluster down and back", q.tmo(300))
+    server.stop()
+    cluster.stop_all()
+    _CLUSTER.clear()
+    return "whole cluster down: %d events acknowledged into the spool, all in the queue once it was back " \
+           "(%d duplicates)" % (n, dups)
+
+
 if __name__ == "__main__":
-    CASES = [("single", single), ("refused", refused)]
+    CASES = [("single", single), ("refused", refused), ("cluster", cluster), ("cluster-down", cluster_down)]
     q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)
