@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config_file.h"
@@ -196,6 +197,11 @@ static int check_files(const struct qs_config *cfg)
 			fprintf(stderr, "quicstashd: %s %s: %s\n", opt[i], key[i], qs_private_strerror(errno));
 			return -1;
 		}
+	struct stat st; /* the shipper opens it without following a link: say so now, not in a restart loop */
+	if (cfg->amqp_credentials[0] && lstat(cfg->amqp_credentials, &st) == 0 && S_ISLNK(st.st_mode)) {
+		fprintf(stderr, "quicstashd: --amqp-credentials %s: a symbolic link (refused)\n", cfg->amqp_credentials);
+		return -1;
+	}
 	return 0;
 }
 

@@ -139,6 +139,33 @@ def refused():
     return "wrong credentials, unknown vhost, missing exchange: one line each, all delivered once mended"
 
 
+def options():
+    """What the supervisor refuses at start (exit 2, one line): a credentials file others may read,
+    or a symbolic link (the shipper would refuse it in a restart loop); amqps://; amqp:// mixed
+    with Logstash entries; entries naming different vhosts."""
+    import subprocess
+    q.need_binaries("quicstashd")
+    d = q.mkdtemp("amqpopt")
+    cred, link = os.path.join(d, "cred"), os.path.join(d, "link")
+    with open(cred, "w") as f:
+        f.write("u:p\n")
+    os.chmod(cred, 0o644)
+    os.symlink(cred, link)
+    url = "amqp://127.0.0.1:5672/%2F"
+    bad = [(["-l", url, "--amqp-credentials", cred], "group or others"),
+           (["-l", url, "--amqp-credentials", link], "symbolic link"),
+           (["-l", "amqps://127.0.0.1:5671/"], "not supported"),
+           (["-l", url + ",127.0.0.1:5000"], "do not mix"),
+           (["-l", url + ",amqp://127.0.0.1:5673/other"], "same vhost")]
+    for args, want in bad:
+        if want == "symbolic link":
+            os.chmod(cred, 0o600)
+        r = subprocess.run([q.QUICSTASHD] + args + ["--spool-dir", os.path.join(d, "spool")],
+                           capture_output=True, text=True, timeout=30, cwd=d)
+        check(r.returncode == 2 and want in r.stderr, "%s: exit %r, stderr %r" % (args, r.returncode, r.stderr))
+    return "%d bad AMQP configurations refused at start" % len(bad)
+
+
 _CLUSTER = []  # the three-node cluster, shared by the cases of one run
 
 
@@ -232,5 +259,5 @@ def cluster_down():
 
 
 if __name__ == "__main__":
-    CASES = [("single", single), ("refused", refused), ("cluster", cluster), ("cluster-down", cluster_down)]
+    CASES = [("options", options), ("single", single), ("refused", refused), ("cluster", cluster), ("cluster-down", cluster_down)]
     q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)
