@@ -25,6 +25,7 @@ enum qs_role {
 	QS_ROLE_COUNT
 };
 enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
+enum qs_balance { QS_BALANCE_FAILOVER = 0, QS_BALANCE_ROUND_ROBIN };
 enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 
 #define QS_MAX_ACCEPTORS 64
@@ -53,6 +54,7 @@ struct qs_config {
 	char logstash_ca[4096];        /* PEM CA bundle to trust; empty: the system's */
 	char logstash_cert[4096];      /* PEM client certificate and key, or empty */
 	char logstash_key[4096];
+	enum qs_balance logstash_balance; /* several Logstash hosts: one at a time, or all (output_balance.c) */
 	bool output_is_amqp;         /* -l amqp://HOST:PORT/VHOST,...: RabbitMQ (shipper/output_amqp.c) */
 	char amqp_vhost[256];        /* the URL's path, decoded ("/" when empty) */
 	char amqp_exchange[256];     /* --amqp-exchange ("": the default exchange) */

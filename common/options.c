@@ -19,6 +19,7 @@
 #define HIDDEN .scope = QS_SCOPE_ARGV, .flags = QS_OPT_HIDDEN
 
 static const char *const durability_names[] = {"fsync", "write", NULL};   /* enum qs_durability */
+static const char *const balance_names[] = {"failover", "round-robin", NULL}; /* enum qs_balance */
 static const char *const retry_names[] = {"auto", "always", "never", NULL}; /* enum qs_retry */
 
 static void print_version(void)
@@ -63,6 +64,10 @@ const struct qs_option qs_options[] = {
 	 .help = "PEM client certificate for Logstash, with --logstash-key"},
 	{"logstash-key", 0, QS_OPT_STR, FILE_RELOAD, FIELD(logstash_key), .arg = "FILE",
 	 .help = "its PEM private key, mode 0600"},
+	{"logstash-balance", 0, QS_OPT_ENUM, FILE_RELOAD, FIELD(logstash_balance), .names = balance_names,
+	 .def = "failover", .arg = "MODE",
+	 .help = "with several -l Logstash hosts: failover (one at a time) or round-robin (batches spread over "
+		 "a connection to each live host)"},
 	{"amqp-exchange", 0, QS_OPT_STR, FILE_RELOAD, FIELD(amqp_exchange), .def_help = "the default exchange",
 	 .arg = "NAME", .help = "with -l amqp://...: the RabbitMQ exchange events are published to"},
 	{"amqp-routing-key", 0, QS_OPT_STR, FILE_RELOAD, FIELD(amqp_routing_key), .def = "quicstash", .arg = "KEY",

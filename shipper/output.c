@@ -41,44 +41,63 @@ static const struct out_kind *kind_of(const struct qs_config *cfg)
 {
 	if (cfg->output_is_file)
 		return &out_kind_file;
+	if (!cfg->output_is_amqp && cfg->logstash_balance == QS_BALANCE_ROUND_ROBIN && cfg->logstash_count > 1)
+		return &out_kind_balance;
 	return cfg->output_is_amqp ? &out_kind_amqp : &out_kind_logstash;
 }
 
-int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool, struct qs_output_opened *op)
+int out_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base, struct qs_spool *spool,
+	     const struct out_kind *kind)
 {
 	memset(o, 0, sizeof(*o));
-	o->kind = kind_of(cfg);
-	struct qs_tls_creds *tls_creds = op->tls;
-	int file_fd = op->file_fd;
-	o->tls_creds = tls_creds;
+	o->kind = kind;
 	o->ctl_fd = -1;
+	o->file_fd = -1;
 	memcpy(o->addrs, cfg->logstash_addr, sizeof(o->addrs));
-	o->file_fd = file_fd;
 	o->cfg = cfg;
 	o->base = base;
 	o->spool = spool;
 	o->fd = -1;
 	o->backoff_ms = BACKOFF_MIN_MS;
-	*op = (struct qs_output_opened){.file_fd = -2, .amqp = op->amqp};
-	if (cfg->output_is_amqp && out_amqp_init(o, op))
-		return -1;
-	if (cfg->output_is_file)
-		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
-	else
-		snprintf(o->name, sizeof(o->name), "%s %s", o->kind->name, cfg->logstash_name[0]);
 	qs_reader_init(&o->rd, spool->cursor);
 	o->retry_ev = evtimer_new(base, out_on_retry, o);
 	o->run_ev = event_new(base, -1, 0, out_on_run, o);
 	o->settle_ev = event_new(base, -1, EV_PERSIST, out_on_settle, o);
 	o->estab_ev = evtimer_new(base, out_on_establish_timeout, o);
-	o->tls_buf = tls_creds ? malloc(TLS_CHUNK) : NULL;
-	if (!o->retry_ev || !o->run_ev || !o->settle_ev || !o->estab_ev || (tls_creds && !o->tls_buf))
+	if (!o->retry_ev || !o->run_ev || !o->settle_ev || !o->estab_ev)
 		return -1;
 	struct timeval tick = {0, SETTLE_TICK_MS * 1000};
 	event_add(o->settle_ev, &tick);
+	if (cfg->output_is_file)
+		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
+	else
+		snprintf(o->name, sizeof(o->name), "%s %s", kind->name, cfg->logstash_name[0]);
+	return 0;
+}
+
+int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
+		   struct qs_spool *spool, struct qs_output_opened *op)
+{
+	int rc = out_init(o, cfg, base, spool, kind_of(cfg));
+	o->tls_creds = op->tls;
+	o->file_fd = op->file_fd;
+	*op = (struct qs_output_opened){.file_fd = -2, .amqp = op->amqp};
+	if (rc || (cfg->output_is_amqp && out_amqp_init(o, op)))
+		return -1;
+	if (o->tls_creds && o->kind != &out_kind_balance && !(o->tls_buf = malloc(TLS_CHUNK)))
+		return -1;
+	if (o->kind == &out_kind_balance && out_balance_init(o))
+		return -1;
 	out_start(o);
 	return 0;
+}
+
+void out_advance(struct qs_output *o, struct qs_pos pos)
+{
+	if (o->parent)
+		out_balance_settled(o->parent, o);
+	else
+		qs_spool_advance(o->spool, pos);
 }
 
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len)
@@ -136,6 +155,7 @@ void qs_output_report(const struct qs_output *o, struct qs_output_report *r)
 
 void qs_output_free(struct qs_output *o)
 {
+	out_balance_free(o); /* first: the lanes use the balancer's TLS credentials */
 	if (o->state == QS_OUT_UP)
 		qs_tls_bye(o->tls);
 	out_close(o);

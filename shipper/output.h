@@ -33,6 +33,9 @@ struct qs_output {
 	const struct qs_config *cfg;
 	const struct out_kind *kind; /* logstash (TCP/TLS), file or amqp (output_parts.h) */
 	struct out_amqp *amqp;       /* the AMQP kind's own state */
+	struct out_balance *bal;     /* --logstash-balance round-robin: the lanes (output_balance.c) */
+	struct qs_output *parent;    /* a lane: its balancer */
+	bool bounded;                /* a lane: write nothing past limit (the end of its batch) */
 	uint64_t connects, failures_total; /* since start: for qs_output_report */
 	struct event_base *base;
 	struct qs_spool *spool;

@@ -43,6 +43,8 @@ void out_close(struct qs_output *o)
  * settle depth this peer's window allows. */
 void out_up(struct qs_output *o)
 {
+	if (o->parent) /* a lane starts with nothing to write: its balancer gives it a batch */
+		out_balance_lane_down(o->parent, o);
 	o->state = QS_OUT_UP;
 	o->connects++;
 	o->up_since_ms = qs_now_ns() / 1000000;

@@ -10,6 +10,7 @@
  *   output_file.c      the file output (-l file:PATH)
  *   output_amqp.c      the RabbitMQ output (-l amqp://...), publisher confirms
  *   output_amqp_creds.c its credentials file
+ *   output_balance.c   round-robin over a connection to each Logstash host
  *
  * One struct qs_output (output.h) is their common state; everything runs on
  * the shipper's loop. What differs between the kinds of output is one
@@ -42,10 +43,21 @@ struct out_kind {
 	bool (*caught_up)(struct qs_output *o); /* all up to the freeze handed over durably */
 	void (*close)(struct qs_output *o);     /* before the socket is closed (may take the fd over) */
 };
-extern const struct out_kind out_kind_logstash, out_kind_file, out_kind_amqp;
+extern const struct out_kind out_kind_logstash, out_kind_file, out_kind_amqp, out_kind_balance;
 
 /* output.c */
 bool out_stream_caught_up(struct qs_output *o);
+int out_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base, struct qs_spool *spool,
+	     const struct out_kind *kind);
+/* What the destination took reaches pos: the cursor moves (a lane tells its balancer). */
+void out_advance(struct qs_output *o, struct qs_pos pos);
+
+/* output_balance.c */
+int out_balance_init(struct qs_output *o);
+void out_balance_free(struct qs_output *o);
+void out_balance_settled(struct qs_output *o, struct qs_output *lane);
+void out_balance_lane_down(struct qs_output *o, struct qs_output *lane);
+struct qs_output *out_balance_lane(struct qs_output *o, unsigned i);
 
 /* output_connect.c */
 void out_start(struct qs_output *o);

@@ -25,7 +25,7 @@ void out_settle(struct qs_output *o)
 	uint64_t acked = o->settle.written - (uint64_t)(unacked > 0 ? unacked : 0);
 	struct qs_pos pos;
 	if (qs_settle_poll(&o->settle, acked, &pos))
-		qs_spool_advance(o->spool, pos);
+		out_advance(o, pos);
 }
 
 void out_on_settle(evutil_socket_t fd, short what, void *arg)
@@ -103,7 +103,7 @@ static void drained(struct qs_output *o)
 	struct qs_pos pos;
 	qs_settle_wrote(&o->settle, 0, qs_reader_done(&o->rd));
 	if (qs_settle_drained(&o->settle, &pos))
-		qs_spool_advance(o->spool, pos);
+		out_advance(o, pos);
 	out_close(o);
 	o->state = QS_OUT_DOWN;
 	if (o->frozen) {
