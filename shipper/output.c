@@ -140,7 +140,7 @@ bool out_stream_caught_up(struct qs_output *o)
 uint64_t qs_output_unsent(const struct qs_output *o)
 {
 	struct qs_pos from = o->spool->cursor;
-	if (o->state >= QS_OUT_UP && qs_pos_after(qs_reader_done(&o->rd), from))
+	if (!o->bal && o->state >= QS_OUT_UP && qs_pos_after(qs_reader_done(&o->rd), from))
 		from = qs_reader_done(&o->rd);
 	return qs_spool_bytes_after(o->spool, from);
 }

@@ -194,8 +194,10 @@ static void balance_run(struct qs_output *o)
 {
 	struct out_balance *b = o->bal;
 	bool any_up = false;
-	for (unsigned li = 0; li < b->n; li++)
+	for (unsigned li = 0; li < b->n; li++) {
+		close_batch(b, li);
 		any_up |= b->lanes[li].state >= QS_OUT_UP || b->lanes[li].redial;
+	}
 	o->state = any_up ? QS_OUT_UP : QS_OUT_DOWN; /* for the status line; commits are read back when down */
 	/* In turn: a lane that is down is skipped; one still writing its batch
 	 * is waited for, unless it has been at it for SLOW_MS (a slow host must
@@ -205,7 +207,6 @@ static void balance_run(struct qs_output *o)
 		unsigned li = (b->next_lane + k) % b->n;
 		struct qs_output *l = &b->lanes[li];
 		l->ctl_fd = o->ctl_fd;
-		close_batch(b, li);
 		if (l->state != QS_OUT_UP || l->frozen)
 			continue;
 		if (b->current[li] != NO_LANE) {
@@ -219,9 +220,6 @@ static void balance_run(struct qs_output *o)
 		give(o, li, bt);
 		b->next_lane = (li + 1) % b->n;
 		k = (unsigned)-1; /* the rotation starts again after this lane */
-		now = qs_now_ns() / 1000000;
-		if (b->next_lane == li) /* one lane only */
-			break;
 	}
 	/* A stop: once everything up to the freeze is with a lane, the lanes
 	 * prove what they wrote (their drain) and stay down. */
