@@ -33,6 +33,10 @@ def run():
     server = q.Server(",".join(r.addr for r in recvs), name="balance",
                       extra=["--logstash-balance", "round-robin"]).start()
     n = q.scale(30000)
+    deadline = time.monotonic() + q.tmo(30)  # every lane connected: each can take its turn from the start
+    while time.monotonic() < deadline and not all("output logstash %s: connected" % r.addr in server.log()
+                                                  for r in recvs):
+        time.sleep(0.1)
 
     q.send_acked(server, q.gen_events(n), "all up")
     missing = q.arrived(recvs, range(n), q.tmo(60))
