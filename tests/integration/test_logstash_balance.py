@@ -4,7 +4,8 @@
   2. one killed mid-run (its unread data dropped, as a killed Logstash): nothing acknowledged is
      lost, its share moves to the other two;
   3. it comes back: it gets traffic again.
-Duplicates (what the killed one had not proven read) carry the same event.id."""
+Duplicates (what the killed one had not proven read) carry the same event.id.
+Case tls: the same over TLS (one session per lane)."""
 import os
 import sys
 import time
@@ -83,5 +84,24 @@ def run():
     return "shares %s; one killed: nothing lost, its share moved; back: it gets %d of %d" % (got, got3[2], k)
 
 
+def tls():
+    """Each lane shakes hands on its own TLS session, with the balancer's credentials."""
+    q.need_binaries()
+    pki = q.make_pki(q.mkdtemp("balance-tls"))
+    recvs = [q.Receiver(tls=q.server_tls_context(pki)).start() for _ in range(2)]
+    server = q.Server(",".join(r.addr for r in recvs), name="balance-tls",
+                      extra=["--logstash-tls", "--logstash-ca", pki["ca.pem"], "--logstash-balance", "round-robin"])
+    server.start()
+    n = q.scale(20000)
+    q.send_acked(server, q.gen_events(n), "TLS")
+    missing = q.arrived(recvs, range(n), q.tmo(60))
+    check(not missing, "%d events missing over TLS; log:\n%s" % (len(missing), server.log_tail()))
+    got = [r.count() for r in recvs]
+    check(min(got) > 0, "a TLS receiver got nothing: %s" % got)
+    server.stop()
+    return "TLS: shares %s" % got
+
+
 if __name__ == "__main__":
-    q.main(run)
+    CASES = [("receivers", run), ("tls", tls)]
+    q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)
