@@ -71,23 +71,24 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->config_fd = -1;
 }
 
-/* amqp://HOST:PORT/VHOST: the item keeps HOST:PORT; the vhost (the path,
- * %XX-decoded, "/" when empty) must be the same for every entry, which are
- * nodes of one cluster. amqps:// is not supported yet. */
+/* amqp://HOST:PORT/VHOST (amqps:// with TLS): the item keeps HOST:PORT; the
+ * vhost (the path, %XX-decoded, "/" when empty) and the scheme must be the
+ * same for every entry, which are nodes of one cluster. */
 static int amqp_item(struct qs_config *cfg, char *item, bool first)
 {
-	if (!strncmp(item, "amqps://", 8)) {
-		fprintf(stderr, "quicstashd: --logstash-addr '%s': amqps:// is not supported yet\n", item);
-		return -1;
-	}
-	bool amqp = !strncmp(item, "amqp://", 7);
-	if (!first && amqp != cfg->output_is_amqp) {
-		fprintf(stderr, "quicstashd: --logstash-addr '%s': amqp:// and Logstash entries do not mix\n", item);
+	bool tls = !strncmp(item, "amqps://", 8), amqp = tls || !strncmp(item, "amqp://", 7);
+	if (!first && (amqp != cfg->output_is_amqp || tls != cfg->amqp_tls)) {
+		fprintf(stderr, "quicstashd: --logstash-addr '%s': %s\n", item,
+			amqp != cfg->output_is_amqp ? "amqp:// and Logstash entries do not mix"
+						    : "amqp:// and amqps:// entries do not mix");
 		return -1;
 	}
 	cfg->output_is_amqp = amqp;
+	cfg->amqp_tls = tls;
 	if (!amqp)
 		return 0;
+	if (tls)
+		memmove(item, item + 1, strlen(item + 1) + 1); /* "amqps://" -> "mqps://": 7 to strip, as amqp:// */
 	memmove(item, item + 7, strlen(item + 7) + 1);
 	char *slash = strchr(item, '/'), vhost[sizeof(cfg->amqp_vhost)] = "/";
 	if (slash && slash[1]) {
@@ -119,7 +120,7 @@ static int parse_logstash_list(struct qs_config *cfg)
 	char err[512], list[sizeof(cfg->logstash_text)];
 	memcpy(list, cfg->logstash_text, sizeof(list));
 	cfg->logstash_count = 0;
-	cfg->output_is_amqp = false;
+	cfg->output_is_amqp = cfg->amqp_tls = false;
 	char *save = NULL;
 	for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		unsigned i = cfg->logstash_count;
@@ -163,12 +164,12 @@ static int parse_logstash_list(struct qs_config *cfg)
 static int check_tls_options(const struct qs_config *cfg)
 {
 	const char *why = NULL;
-	if (!cfg->logstash_tls && (cfg->logstash_ca[0] || cfg->logstash_cert[0] || cfg->logstash_key[0]))
-		why = "--logstash-ca, --logstash-cert and --logstash-key need --logstash-tls";
+	if (!cfg->logstash_tls && !cfg->amqp_tls && (cfg->logstash_ca[0] || cfg->logstash_cert[0] || cfg->logstash_key[0]))
+		why = "--logstash-ca, --logstash-cert and --logstash-key need --logstash-tls (or amqps://)";
 	else if (cfg->logstash_tls && cfg->output_is_file)
 		why = "--logstash-tls: the output is a file (--logstash-addr file:...)";
 	else if (cfg->logstash_tls && cfg->output_is_amqp)
-		why = "--logstash-tls: amqps:// is not supported yet";
+		why = "--logstash-tls: for TLS to RabbitMQ use amqps://";
 	else if (!cfg->logstash_cert[0] != !cfg->logstash_key[0])
 		why = "--logstash-cert and --logstash-key go together";
 	if (why)

@@ -56,6 +56,7 @@ struct qs_config {
 	char logstash_key[4096];
 	enum qs_balance logstash_balance; /* several Logstash hosts: one at a time, or all (output_balance.c) */
 	bool output_is_amqp;         /* -l amqp://HOST:PORT/VHOST,...: RabbitMQ (shipper/output_amqp.c) */
+	bool amqp_tls;               /* amqps:// (the TLS files: --logstash-ca, -cert, -key) */
 	char amqp_vhost[256];        /* the URL's path, decoded ("/" when empty) */
 	char amqp_exchange[256];     /* --amqp-exchange ("": the default exchange) */
 	char amqp_routing_key[256];  /* --amqp-routing-key */

@@ -31,9 +31,7 @@ void qs_output_opened_free(struct qs_output_opened *op)
 	if (op->file_fd >= 0)
 		close(op->file_fd);
 	qs_tls_creds_free(op->tls);
-	if (op->amqp)
-		explicit_bzero(op->amqp, sizeof(*op->amqp));
-	free(op->amqp);
+	qs_amqp_creds_free(op->amqp);
 	*op = (struct qs_output_opened){.file_fd = -2};
 }
 

@@ -44,7 +44,7 @@ struct inflight {
 };
 
 struct out_amqp {
-	struct qs_amqp_creds creds;
+	struct qs_amqp_creds *creds;
 	amqp_connection_state_t conn;
 	struct inflight ring[AMQP_WINDOW];
 	unsigned head, count;
@@ -62,20 +62,27 @@ int out_amqp_init(struct qs_output *o, struct qs_output_opened *op)
 	if (!c)
 		return -1;
 	o->amqp = calloc(1, sizeof(*o->amqp));
-	if (o->amqp)
-		o->amqp->creds = *c;
-	explicit_bzero(c, sizeof(*c));
-	free(c);
-	return o->amqp ? 0 : -1;
+	if (!o->amqp) {
+		qs_amqp_creds_free(c);
+		return -1;
+	}
+	o->amqp->creds = c;
+	return 0;
 }
 
 void out_amqp_free(struct qs_output *o)
 {
 	if (!o->amqp)
 		return;
+	qs_amqp_creds_free(o->amqp->creds);
 	explicit_bzero(o->amqp, sizeof(*o->amqp));
 	free(o->amqp);
 	o->amqp = NULL;
+}
+
+const struct qs_amqp_creds *out_amqp_creds(const struct qs_output *o)
+{
+	return o->amqp->creds;
 }
 
 void out_amqp_report(const struct qs_output *o, struct qs_output_report *r)
@@ -138,7 +145,7 @@ static bool handshake(struct qs_output *o)
 	amqp_set_handshake_timeout(a->conn, &tv);
 	amqp_set_rpc_timeout(a->conn, &tv);
 	if (refused(o, "login", amqp_login(a->conn, cfg->amqp_vhost, 0, AMQP_FRAME_MAX, 0, AMQP_SASL_METHOD_PLAIN,
-					   a->creds.user, a->creds.pass)))
+					   a->creds->user, a->creds->pass)))
 		return false;
 	amqp_channel_open(a->conn, AMQP_CHANNEL);
 	if (refused(o, "opening a channel", amqp_get_rpc_reply(a->conn)))
@@ -157,6 +164,9 @@ static bool handshake(struct qs_output *o)
 	return true;
 }
 
+/* librabbitmq's socket is connected (and TLS verified): the handshake, then up. */
+static void socket_ready(struct qs_output *o);
+
 static void amqp_connected(struct qs_output *o)
 {
 	struct out_amqp *a = o->amqp;
@@ -165,6 +175,35 @@ static void amqp_connected(struct qs_output *o)
 	if (!s)
 		return out_fail(o, "cannot set up an AMQP connection", ENOMEM);
 	amqp_tcp_socket_set_sockfd(s, o->fd);
+	socket_ready(o);
+}
+
+/* amqp:// connects on the loop (out_tcp_connect); amqps:// through
+ * librabbitmq's TLS socket, which connects and shakes hands itself, each
+ * bounded by the handshake's limit. */
+static void amqp_start(struct qs_output *o)
+{
+	if (!o->cfg->amqp_tls)
+		return out_tcp_connect(o);
+	struct out_amqp *a = o->amqp;
+	snprintf(o->name, sizeof(o->name), "%s %s", o->kind->name, o->cfg->logstash_name[o->addr]);
+	if (o->addrs[o->addr].len == 0)
+		return out_fail(o, "the name does not resolve (yet)", 0);
+	char err[600];
+	a->conn = amqp_new_connection();
+	if (!a->conn)
+		return out_fail(o, "cannot set up an AMQP connection", ENOMEM);
+	if (out_amqps_open(o, a->conn, err, sizeof(err)) < 0)
+		return out_fail(o, err, 0);
+	o->fd = amqp_get_sockfd(a->conn);
+	o->wev = event_new(o->base, o->fd, EV_WRITE, out_on_writable, o);
+	o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, out_on_readable, o);
+	socket_ready(o);
+}
+
+static void socket_ready(struct qs_output *o)
+{
+	struct out_amqp *a = o->amqp;
 	if (!handshake(o))
 		return;
 	evtimer_del(o->estab_ev);
@@ -172,8 +211,8 @@ static void amqp_connected(struct qs_output *o)
 	o->connects++;
 	o->up_since_ms = qs_now_ns() / 1000000;
 	a->head_tag = a->next_tag = 1;
-	qs_info("output %s: connected (vhost %s, publisher confirms), publishing from the cursor", o->name,
-		o->cfg->amqp_vhost);
+	qs_info("output %s: connected%s (vhost %s, publisher confirms), publishing from the cursor", o->name,
+		o->cfg->amqp_tls ? " (TLS, certificate verified)" : "", o->cfg->amqp_vhost);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
 	event_add(o->rev, NULL);
 	o->kind->run(o);
@@ -373,7 +412,7 @@ static bool amqp_caught_up(struct qs_output *o)
 
 const struct out_kind out_kind_amqp = {
 	.name = "amqp",
-	.start = out_tcp_connect,
+	.start = amqp_start,
 	.connected = amqp_connected,
 	.run = amqp_run,
 	.readable = amqp_readable,

@@ -38,6 +38,38 @@ static int parse(char *buf, size_t len, struct qs_amqp_creds *c, const char **wh
 	return -1;
 }
 
+#define PEM_MAX (8u << 20)
+#define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+
+void qs_amqp_creds_free(struct qs_amqp_creds *c)
+{
+	if (!c)
+		return;
+	qs_file_free(c->ca, c->ca_len);
+	qs_file_free(c->cert, c->cert_len);
+	qs_file_free(c->key, c->key_len);
+	explicit_bzero(c, sizeof(*c));
+	free(c);
+}
+
+/* amqps://: the PEM files, read now (the shipper's root is empty after). */
+static int load_tls(const struct qs_config *cfg, struct qs_amqp_creds *c)
+{
+	const char *path[3] = {cfg->logstash_ca[0] ? cfg->logstash_ca : SYSTEM_CA, cfg->logstash_cert, cfg->logstash_key};
+	char **buf[3] = {&c->ca, &c->cert, &c->key};
+	size_t *len[3] = {&c->ca_len, &c->cert_len, &c->key_len};
+	for (int i = 0; i < 3; i++) {
+		if (path[i][0] && qs_file_read(path[i], PEM_MAX, i == 2, buf[i], len[i]) < 0) {
+			qs_err("amqps: %s: %s", path[i], qs_private_strerror(errno));
+			return -1;
+		}
+	}
+	out_amqps_prepare();
+	return 0;
+}
+
+static int load_user(const struct qs_config *cfg, struct qs_amqp_creds *c);
+
 struct qs_amqp_creds *qs_output_amqp_load(const struct qs_config *cfg)
 {
 	if (!cfg->output_is_amqp)
@@ -45,11 +77,21 @@ struct qs_amqp_creds *qs_output_amqp_load(const struct qs_config *cfg)
 	struct qs_amqp_creds *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	if (load_user(cfg, c) < 0 || (cfg->amqp_tls && load_tls(cfg, c) < 0)) {
+		qs_amqp_creds_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* user:password from --amqp-credentials, or guest:guest. */
+static int load_user(const struct qs_config *cfg, struct qs_amqp_creds *c)
+{
 	const char *path = cfg->amqp_credentials;
 	if (!path[0]) {
 		memcpy(c->user, "guest", 6);
 		memcpy(c->pass, "guest", 6);
-		return c;
+		return 0;
 	}
 	char *buf = NULL;
 	size_t len = 0;
@@ -63,9 +105,7 @@ struct qs_amqp_creds *qs_output_amqp_load(const struct qs_config *cfg)
 		close(fd);
 	qs_file_free(buf, len);
 	if (!why)
-		return c;
+		return 0;
 	qs_err("--amqp-credentials %s: %s", path, why);
-	explicit_bzero(c, sizeof(*c));
-	free(c);
-	return NULL;
+	return -1;
 }

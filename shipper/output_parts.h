@@ -9,7 +9,8 @@
  *   output_settle.c    the cursor past what Logstash proved it read; drains
  *   output_file.c      the file output (-l file:PATH)
  *   output_amqp.c      the RabbitMQ output (-l amqp://...), publisher confirms
- *   output_amqp_creds.c its credentials file
+ *   output_amqp_creds.c its credentials file (and the TLS files for amqps://)
+ *   output_amqp_tls.c  amqps://: librabbitmq's OpenSSL socket, verified
  *   output_balance.c   round-robin over a connection to each Logstash host
  *
  * One struct qs_output (output.h) is their common state; everything runs on
@@ -103,11 +104,23 @@ void out_file_start(struct qs_output *o);
 struct qs_amqp_creds {
 	char user[256];
 	char pass[256];
+	/* amqps://: PEM read before confinement (the CA: --logstash-ca or the system's bundle) */
+	char *ca, *cert, *key;
+	size_t ca_len, cert_len, key_len;
 };
+void qs_amqp_creds_free(struct qs_amqp_creds *c);
+
+/* output_amqp_tls.c: amqps:// on conn (an amqp_connection_state_t): a TLS
+ * socket connected to the current entry and verified. 0, or -1 and why. */
+int out_amqps_open(struct qs_output *o, void *conn, char *err, size_t errlen);
+/* Before confinement: OpenSSL's initialisation reads its configuration. */
+void out_amqps_prepare(void);
 
 /* output_amqp.c */
 int out_amqp_init(struct qs_output *o, struct qs_output_opened *op); /* takes op->amqp over */
+
 void out_amqp_report(const struct qs_output *o, struct qs_output_report *r);
 void out_amqp_free(struct qs_output *o);
+const struct qs_amqp_creds *out_amqp_creds(const struct qs_output *o);
 
 #endif

@@ -141,8 +141,8 @@ def refused():
 
 def options():
     """What the supervisor refuses at start (exit 2, one line): a credentials file others may read,
-    or a symbolic link (the shipper would refuse it in a restart loop); amqps://; amqp:// mixed
-    with Logstash entries; entries naming different vhosts."""
+    or a symbolic link (the shipper would refuse it in a restart loop); amqp:// mixed with amqps://
+    or with Logstash entries; entries naming different vhosts."""
     import subprocess
     q.need_binaries("quicstashd")
     d = q.mkdtemp("amqpopt")
@@ -154,7 +154,7 @@ def options():
     url = "amqp://127.0.0.1:5672/%2F"
     bad = [(["-l", url, "--amqp-credentials", cred], "group or others"),
            (["-l", url, "--amqp-credentials", link], "symbolic link"),
-           (["-l", "amqps://127.0.0.1:5671/"], "not supported"),
+           (["-l", url + ",amqps://127.0.0.1:5671/%2F"], "do not mix"),
            (["-l", url + ",127.0.0.1:5000"], "do not mix"),
            (["-l", url + ",amqp://127.0.0.1:5673/other"], "same vhost")]
     for args, want in bad:
@@ -164,6 +164,33 @@ def options():
                            capture_output=True, text=True, timeout=30, cwd=d)
         check(r.returncode == 2 and want in r.stderr, "%s: exit %r, stderr %r" % (args, r.returncode, r.stderr))
     return "%d bad AMQP configurations refused at start" % len(bad)
+
+
+def tls():
+    """amqps:// with --logstash-ca: every event in the queue over a verified TLS connection; with a
+    CA that did not sign the broker's certificate: one clear line, nothing published, and after a
+    restart with the right CA everything arrives."""
+    pki = q.make_pki(q.mkdtemp("amqptls"))
+    cluster = rabbit.Cluster(1, "amqptls", pki=pki).start()
+    node = cluster.nodes[0]
+    rabbit.declare_queue(node.port)
+    url = "amqps://127.0.0.1:%d/%%2F" % node.tls_port
+    server = q.Server(url, name="amqp-tls-wrong", extra=["--logstash-ca", pki["other-ca.pem"]]).start()
+    n = q.scale(5000)
+    acked = send_all(server, n)
+    time.sleep(3.0)
+    lines = [l for l in server.log(since_start=True).splitlines() if "output amqp" in l and "TLS connect" in l]
+    check(len(lines) == 1, "wrong CA: expected one TLS line, got %d; log:\n%s" % (len(lines), server.log_tail()))
+    log("wrong CA: %s" % lines[0].strip()[-200:])
+    server.stop()
+    server.extra = ["--logstash-ca", pki["ca.pem"]]  # same spool: what was acknowledged goes now
+    server.start()
+    bodies = rabbit.drain_queue([node.port], want=n, quiet=5.0, timeout=q.tmo(120))
+    check_queue(bodies, acked, "amqps")
+    check("(TLS, certificate verified)" in server.log(since_start=True), "no verified TLS connection logged")
+    server.stop()
+    cluster.stop_all()
+    return "amqps: wrong CA refused in one line; right CA: %d events in the queue" % n
 
 
 _CLUSTER = []  # the three-node cluster, shared by the cases of one run
@@ -259,5 +286,5 @@ def cluster_down():
 
 
 if __name__ == "__main__":
-    CASES = [("options", options), ("single", single), ("refused", refused), ("cluster", cluster), ("cluster-down", cluster_down)]
+    CASES = [("options", options), ("single", single), ("refused", refused), ("tls", tls), ("cluster", cluster), ("cluster-down", cluster_down)]
     q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)

@@ -35,8 +35,10 @@ class Cluster:
     """n RabbitMQ nodes in one directory: node i is qsN@localhost on its own ports. start() starts
     them all and joins nodes 2..n to node 1."""
 
-    def __init__(self, n=1, name="rabbit"):
+    def __init__(self, n=1, name="rabbit", pki=None):
+        """pki (qslib.make_pki): each node also listens for amqps on node.tls_port with server.pem."""
         need_rabbit()
+        self.pki = pki
         self.dir = mkdtemp(name)
         self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home)
@@ -93,11 +95,17 @@ class Node:
         self.name = name
         self.port = free_port("tcp")
         self.dist_port = free_port("tcp")
+        self.tls_port = free_port("tcp") if cluster.pki else None
         self.dir = os.path.join(cluster.dir, "node%d" % i)
         os.makedirs(self.dir)
         with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
             f.write("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users = none\n"
                     "log.file.level = info\nlog.console = false\n" % self.port)
+            if cluster.pki:
+                f.write("listeners.ssl.default = 127.0.0.1:%d\nssl_options.cacertfile = %s\n"
+                        "ssl_options.certfile = %s\nssl_options.keyfile = %s\nssl_options.verify = verify_none\n"
+                        "ssl_options.fail_if_no_peer_cert = false\n"
+                        % (self.tls_port, cluster.pki["ca.pem"], cluster.pki["server.pem"], cluster.pki["server.key"]))
         with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
             f.write("[].\n")
         self.proc = None
