@@ -146,9 +146,15 @@ uint64_t qs_output_unsent(const struct qs_output *o)
 void qs_output_report(const struct qs_output *o, struct qs_output_report *r)
 {
 	*r = (struct qs_output_report){.state = o->state, .name = o->name, .connects = o->connects,
-				       .failures = o->failures_total, .written = o->rd.shipped};
+				       .failures = o->failures_total, .written = o->bal ? 0 : o->rd.shipped};
 	if (o->amqp)
 		out_amqp_report(o, r);
+	for (unsigned i = 0; o->bal && i < o->cfg->logstash_count; i++) { /* a balancer: its lanes' sums */
+		const struct qs_output *l = out_balance_lane((struct qs_output *)o, i);
+		r->connects += l->connects;
+		r->failures += l->failures_total;
+		r->written += l->rd.shipped;
+	}
 }
 
 void qs_output_free(struct qs_output *o)
