@@ -483,10 +483,13 @@ def amqp_run(ctx, nodes, tag=""):
             return 0
 
     def delivered(acked):
-        last, last_t = -1, time.monotonic()
+        t0 = last_t = time.monotonic()
+        last = -1
         while time.monotonic() - last_t < 10:
             d = depth()
             if d >= acked:
+                log("amqp%d: the queue holds all %d acknowledged events %.1f s after the load ended" %
+                    (nodes, d, time.monotonic() - t0))
                 return d
             if d != last:
                 last, last_t = d, time.monotonic()
