@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -335,9 +336,12 @@ class Scraper:
             self._thread.join()
 
 
-def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=(), scraped=False):
+def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=(), scraped=False,
+                  delivered=None):
     """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict. scraped: with
-    --metrics-addr on a free loopback port, read every second while it runs."""
+    --metrics-addr on a free loopback port, read every second while it runs. delivered: for another
+    output (qs_extra's -l), a function of the count acknowledged giving the count that reached it
+    (the receiver then stays unused)."""
     name = "quicstash-%s-%s" % (durability, tag)
     scraper = None
     if scraped:
@@ -385,7 +389,11 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
             bargv += ["-r", "%.0f" % rate]
         rc, wall, client_cpu, out = run_measured(bargv, ctx.args.timeout, log=os.path.join(ctx.work, name + ".bench.log"))
         # the receiver stops at `count` lines, or 10 s after the last data it got
-        rr = receiver_result(recv, rres, 60 if '"acked":0,' not in out else 1)
+        if delivered:
+            m = re.search(r'"acked":(\d+)', out)
+            rr = {"lines": delivered(int(m.group(1)) if m else 0)}
+        else:
+            rr = receiver_result(recv, rres, 60 if '"acked":0,' not in out else 1)
         after = cpu_snapshot(qd.pid)
     finally:
         if scraper:
@@ -519,6 +527,49 @@ def rawquic_run(ctx, tag=""):
 
 
 # ---------------------------------------------------------------- plain TCP
+
+def amqp_run(ctx, nodes, tag=""):
+    """quicstash (fsync, full load) into RabbitMQ with publisher confirms: one node, or three nodes
+    with a quorum queue of three replicas, started here on loopback by the tests' helper
+    (tests/integration/qslib/rabbit.py, Debian's rabbitmq-server). Delivered: the queue's depth once
+    it holds every acknowledged event or stops growing."""
+    term = signal.getsignal(signal.SIGTERM)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from qslib import rabbit  # noqa: E402 (its cleanup kills the nodes at exit)
+    signal.signal(signal.SIGTERM, term)
+    cluster = rabbit.Cluster(nodes, "bench-amqp%d" % nodes).start()
+    node = cluster.nodes[0]
+
+    def depth():  # a passive declare through pika: cheap, unlike a rabbitmqctl (an Erlang VM) a second
+        try:
+            conn = rabbit.connect(node.port)
+            n = conn.channel().queue_declare(queue=rabbit.QUEUE, passive=True).method.message_count
+            conn.close()
+            return n
+        except Exception:  # noqa: BLE001 (a node busy or restarting: not yet)
+            return 0
+
+    def delivered(acked):
+        t0 = last_t = time.monotonic()
+        last = -1
+        while time.monotonic() - last_t < 10:
+            d = depth()
+            if d >= acked:
+                log("amqp%d: the queue holds all %d acknowledged events %.1f s after the load ended" %
+                    (nodes, d, time.monotonic() - t0))
+                return d
+            if d != last:
+                last, last_t = d, time.monotonic()
+            time.sleep(1)
+        return last
+
+    try:
+        rabbit.declare_queue(node.port, quorum=nodes > 1, replicas=nodes)
+        return quicstash_run(ctx, "fsync", 0, ctx.corpus_lines, "amqp%d%s" % (nodes, tag),
+                             qs_extra=["-l", cluster.urls()], delivered=delivered)
+    finally:
+        cluster.kill_all()
+
 
 def tcp_run(ctx, tag=""):
     name = "tcp%s" % tag
@@ -763,6 +814,9 @@ def table(results, ctx):
              ("rsyslog-memory", "rsyslog imptcp->omfwd, in-memory queue"),
              ("rsyslog-disk", "rsyslog imptcp->omfwd, disk queue"),
              ("rawquic", "raw QUIC: ngtcp2 HTTP/3 upload (1 conn, 1 stream)"),
+             ("quicstash-fsync-amqp1", "quicstash `--durability fsync` into RabbitMQ (confirms), one node, full load"),
+             ("quicstash-fsync-amqp3", "quicstash `--durability fsync` into RabbitMQ (confirms), three-node quorum "
+              "queue, full load"),
              ("tcp", "plain TCP into the receiver")]
     head = ("| setup | events/s | MB/s | x rsyslog mem | x raw QUIC | ack p50 ms | p90 | p99 | p99.9 | "
             "CPU s per M events: server total (by role) | errors |")
@@ -832,7 +886,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
     ap.add_argument("--budget", type=int, default=480,
                     help="seconds for all measurements; runs that would start later are skipped (480)")
-    ap.add_argument("--only", default="", help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse (all)")
+    ap.add_argument("--only", default="", help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -881,7 +935,8 @@ def main():
     log("corpus %s: %d events, %d bytes, mean %.1f bytes/event (with newline)" % (
         ctx.corpus, ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
 
-    only = set(filter(None, args.only.split(","))) or {"quicstash", "metrics", "rsyslog", "rawquic", "tcp", "parse"}
+    only = set(filter(None, args.only.split(","))) or {"quicstash", "metrics", "rsyslog", "rawquic", "tcp", "parse",
+                                                       "amqp"}
     mach = machine()
     results = {}
     t_start = time.monotonic()
@@ -908,6 +963,9 @@ def main():
             attempt("parse", lambda: parse_run(ctx))
         if "tcp" in only:
             attempt("tcp", lambda: median_of(lambda t: tcp_run(ctx, t), args.repeat))
+        if "amqp" in only and os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"):
+            attempt("quicstash-fsync-amqp1", lambda: amqp_run(ctx, 1))
+            attempt("quicstash-fsync-amqp3", lambda: amqp_run(ctx, 3))
         # The full-load runs of quicstash, rsyslog's in-memory relay and the raw QUIC upload alternate,
         # round by round: this VM's speed drifts by tens of percent within minutes, and a ratio of two
         # figures measured minutes apart measures the drift as much as the servers.

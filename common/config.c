@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config_file.h"
@@ -73,12 +74,56 @@ static void set_defaults(struct qs_config *cfg)
 	cfg->config_fd = -1;
 }
 
-/* --logstash-addr A,B,...: each resolved; all TCP (file: stands alone). */
+/* amqp://HOST:PORT/VHOST (amqps:// with TLS): the item keeps HOST:PORT; the
+ * vhost (the path, %XX-decoded, "/" when empty) and the scheme must be the
+ * same for every entry, which are nodes of one cluster. */
+static int amqp_item(struct qs_config *cfg, char *item, bool first)
+{
+	bool tls = !strncmp(item, "amqps://", 8), amqp = tls || !strncmp(item, "amqp://", 7);
+	if (!first && (amqp != cfg->output_is_amqp || tls != cfg->amqp_tls)) {
+		fprintf(stderr, "quicstashd: --logstash-addr '%s': %s\n", item,
+			amqp != cfg->output_is_amqp ? "amqp:// and Logstash entries do not mix"
+						    : "amqp:// and amqps:// entries do not mix");
+		return -1;
+	}
+	cfg->output_is_amqp = amqp;
+	cfg->amqp_tls = tls;
+	if (!amqp)
+		return 0;
+	if (tls)
+		memmove(item, item + 1, strlen(item + 1) + 1); /* "amqps://" -> "mqps://": 7 to strip, as amqp:// */
+	memmove(item, item + 7, strlen(item + 7) + 1);
+	char *slash = strchr(item, '/'), vhost[sizeof(cfg->amqp_vhost)] = "/";
+	if (slash && slash[1]) {
+		size_t k = 0;
+		for (const char *p = slash + 1; *p && k + 1 < sizeof(vhost); p++) {
+			unsigned v;
+			if (*p == '%' && sscanf(p + 1, "%2x", &v) == 1 && p[1] && p[2] && v) {
+				vhost[k++] = (char)v;
+				p += 2;
+			} else {
+				vhost[k++] = *p;
+			}
+		}
+		vhost[k] = 0;
+	}
+	if (slash)
+		*slash = 0;
+	if (!first && strcmp(vhost, cfg->amqp_vhost)) {
+		fprintf(stderr, "quicstashd: --logstash-addr: every amqp:// entry must name the same vhost\n");
+		return -1;
+	}
+	memcpy(cfg->amqp_vhost, vhost, sizeof(vhost));
+	return 0;
+}
+
+/* --logstash-addr A,B,...: each resolved; all TCP, or all AMQP (file: stands alone). */
 static int parse_logstash_list(struct qs_config *cfg)
 {
 	char err[512], list[sizeof(cfg->logstash_text)];
 	memcpy(list, cfg->logstash_text, sizeof(list));
 	cfg->logstash_count = 0;
+	cfg->output_is_amqp = cfg->amqp_tls = false;
 	char *save = NULL;
 	for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		unsigned i = cfg->logstash_count;
@@ -92,6 +137,8 @@ static int parse_logstash_list(struct qs_config *cfg)
 			fprintf(stderr, "quicstashd: --logstash-addr '%s': file: output takes no other address\n", item);
 			return -1;
 		}
+		if (amqp_item(cfg, item, i == 0) < 0)
+			return -1;
 		int rc = strlen(item) >= sizeof(cfg->logstash_name[i]) ? -1
 			 : qs_addr_parse(item, &cfg->logstash_addr[i], err, sizeof(err));
 		if (rc == -2 && cfg->role == QS_ROLE_SUPERVISOR) /* told once, by the supervisor */
@@ -120,10 +167,12 @@ static int parse_logstash_list(struct qs_config *cfg)
 static int check_tls_options(const struct qs_config *cfg)
 {
 	const char *why = NULL;
-	if (!cfg->logstash_tls && (cfg->logstash_ca[0] || cfg->logstash_cert[0] || cfg->logstash_key[0]))
-		why = "--logstash-ca, --logstash-cert and --logstash-key need --logstash-tls";
+	if (!cfg->logstash_tls && !cfg->amqp_tls && (cfg->logstash_ca[0] || cfg->logstash_cert[0] || cfg->logstash_key[0]))
+		why = "--logstash-ca, --logstash-cert and --logstash-key need --logstash-tls (or amqps://)";
 	else if (cfg->logstash_tls && cfg->output_is_file)
 		why = "--logstash-tls: the output is a file (--logstash-addr file:...)";
+	else if (cfg->logstash_tls && cfg->output_is_amqp)
+		why = "--logstash-tls: for TLS to RabbitMQ use amqps://";
 	else if (!cfg->logstash_cert[0] != !cfg->logstash_key[0])
 		why = "--logstash-cert and --logstash-key go together";
 	if (why)
@@ -145,12 +194,18 @@ static int check_files(const struct qs_config *cfg)
 		}
 		close(fd);
 	}
-	const char *key[2] = {cfg->key_path, cfg->logstash_key}, *opt[2] = {"--key-path", "--logstash-key"};
-	for (int i = 0; i < 2; i++)
+	const char *key[3] = {cfg->key_path, cfg->logstash_key, cfg->amqp_credentials};
+	const char *opt[3] = {"--key-path", "--logstash-key", "--amqp-credentials"};
+	for (int i = 0; i < 3; i++)
 		if (key[i][0] && qs_file_check(key[i], SIZE_MAX, true) < 0 && errno == EPERM) {
 			fprintf(stderr, "quicstashd: %s %s: %s\n", opt[i], key[i], qs_private_strerror(errno));
 			return -1;
 		}
+	struct stat st; /* the shipper opens it without following a link: say so now, not in a restart loop */
+	if (cfg->amqp_credentials[0] && lstat(cfg->amqp_credentials, &st) == 0 && S_ISLNK(st.st_mode)) {
+		fprintf(stderr, "quicstashd: --amqp-credentials %s: a symbolic link (refused)\n", cfg->amqp_credentials);
+		return -1;
+	}
 	return 0;
 }
 

@@ -26,6 +26,7 @@ enum qs_role {
 	QS_ROLE_COUNT
 };
 enum qs_durability { QS_DURABILITY_FSYNC = 0, QS_DURABILITY_WRITE };
+enum qs_balance { QS_BALANCE_FAILOVER = 0, QS_BALANCE_ROUND_ROBIN };
 enum qs_retry { QS_RETRY_AUTO = 0, QS_RETRY_ALWAYS, QS_RETRY_NEVER };
 enum qs_log_fmt { QS_LOG_FMT_TEXT = 0, QS_LOG_FMT_JSON };
 /* --auth: how clients prove their tenant (docs/TENANTS.md) */
@@ -59,6 +60,13 @@ struct qs_config {
 	char logstash_ca[4096];        /* PEM CA bundle to trust; empty: the system's */
 	char logstash_cert[4096];      /* PEM client certificate and key, or empty */
 	char logstash_key[4096];
+	enum qs_balance logstash_balance; /* several Logstash hosts: one at a time, or all (output_balance.c) */
+	bool output_is_amqp;         /* -l amqp://HOST:PORT/VHOST,...: RabbitMQ (shipper/output_amqp.c) */
+	bool amqp_tls;               /* amqps:// (the TLS files: --logstash-ca, -cert, -key) */
+	char amqp_vhost[256];        /* the URL's path, decoded ("/" when empty) */
+	char amqp_exchange[256];     /* --amqp-exchange ("": the default exchange) */
+	char amqp_routing_key[256];  /* --amqp-routing-key */
+	char amqp_credentials[4096]; /* --amqp-credentials FILE: user:password, mode 0600 */
 	unsigned max_connections;
 	unsigned max_conns_per_source;      /* per source address (IPv6: /64); 0: no limit */
 	bool have_conns_per_source;         /* else 1/8 of max_connections */

@@ -20,6 +20,7 @@
 #define HIDDEN .scope = QS_SCOPE_ARGV, .flags = QS_OPT_HIDDEN
 
 static const char *const durability_names[] = {"fsync", "write", NULL};   /* enum qs_durability */
+static const char *const balance_names[] = {"failover", "round-robin", NULL}; /* enum qs_balance */
 static const char *const retry_names[] = {"auto", "always", "never", NULL}; /* enum qs_retry */
 static const char *const log_format_names[] = {"text", "json", NULL};       /* enum qs_log_fmt */
 static const char *const auth_names[] = {"none", "token", "mtls", "any", NULL}; /* enum qs_auth */
@@ -52,7 +53,7 @@ const struct qs_option qs_options[] = {
 	 .arg = "ADDR", .help = "UDP address to listen on ([::1]:4433 for IPv6)"},
 	{"logstash-addr", 'l', QS_OPT_STR, FILE_RELOAD, FIELD(logstash_text), .def = "127.0.0.1:5000", .arg = "ADDR",
 	 .help = "Logstash tcp/json_lines input; a list A,B,... (up to 8) fails over to the next; "
-		 "or file:PATH to append events to a local file"},
+		 "or file:PATH to append events to a local file; or amqp://HOST:PORT/VHOST,... for RabbitMQ"},
 	{"logstash-timeout", 0, QS_OPT_UINT, FILE_RELOAD, FIELD(logstash_timeout_s),
 	 BOUNDS(1, 3600, "expected 1..3600 seconds"), .def = "30", .arg = "S",
 	 .help = "reconnect when Logstash does not accept a connection, or TCP-acknowledge data or "
@@ -66,6 +67,16 @@ const struct qs_option qs_options[] = {
 	 .help = "PEM client certificate for Logstash, with --logstash-key"},
 	{"logstash-key", 0, QS_OPT_STR, FILE_RELOAD, FIELD(logstash_key), .arg = "FILE",
 	 .help = "its PEM private key, mode 0600"},
+	{"logstash-balance", 0, QS_OPT_ENUM, FILE_RELOAD, FIELD(logstash_balance), .names = balance_names,
+	 .def = "failover", .arg = "MODE",
+	 .help = "with several -l Logstash hosts: failover (one at a time) or round-robin (batches spread over "
+		 "a connection to each live host)"},
+	{"amqp-exchange", 0, QS_OPT_STR, FILE_RELOAD, FIELD(amqp_exchange), .def_help = "the default exchange",
+	 .arg = "NAME", .help = "with -l amqp://...: the RabbitMQ exchange events are published to"},
+	{"amqp-routing-key", 0, QS_OPT_STR, FILE_RELOAD, FIELD(amqp_routing_key), .def = "quicstash", .arg = "KEY",
+	 .help = "with -l amqp://...: the routing key (with the default exchange: the queue's name)"},
+	{"amqp-credentials", 0, QS_OPT_STR, FILE_RELOAD, FIELD(amqp_credentials), .def_help = "guest:guest",
+	 .arg = "FILE", .help = "with -l amqp://...: user:password on one line, mode 0600, read only by the shipper"},
 	{"max-connections", 'm', QS_OPT_UINT, FILE_RELOAD, FIELD(max_connections),
 	 BOUNDS(1, 1000000, "expected 1..1000000"), .def = "10000", .arg = "N",
 	 .help = "concurrent QUIC connections"},

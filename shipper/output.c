@@ -15,35 +15,87 @@
 
 #define SETTLE_TICK_MS 100
 
-int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool, int file_fd, struct qs_tls_creds *tls_creds)
+int qs_output_open(const struct qs_config *cfg, struct qs_output_opened *op)
+{
+	*op = (struct qs_output_opened){.file_fd = qs_output_open_file(cfg)};
+	op->tls = qs_output_tls_load(cfg);
+	op->amqp = qs_output_amqp_load(cfg);
+	if (op->file_fd != -1 && (!cfg->logstash_tls || op->tls) && (!cfg->output_is_amqp || op->amqp))
+		return 0;
+	qs_output_opened_free(op);
+	return -1;
+}
+
+void qs_output_opened_free(struct qs_output_opened *op)
+{
+	if (op->file_fd >= 0)
+		close(op->file_fd);
+	qs_tls_creds_free(op->tls);
+	qs_amqp_creds_free(op->amqp);
+	*op = (struct qs_output_opened){.file_fd = -2};
+}
+
+static const struct out_kind *kind_of(const struct qs_config *cfg)
+{
+	if (cfg->output_is_file)
+		return &out_kind_file;
+	if (!cfg->output_is_amqp && cfg->logstash_balance == QS_BALANCE_ROUND_ROBIN && cfg->logstash_count > 1)
+		return &out_kind_balance;
+	return cfg->output_is_amqp ? &out_kind_amqp : &out_kind_logstash;
+}
+
+int out_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base, struct qs_spool *spool,
+	     const struct out_kind *kind)
 {
 	memset(o, 0, sizeof(*o));
-	o->tls_creds = tls_creds;
+	o->kind = kind;
 	o->ctl_fd = -1;
+	o->file_fd = -1;
 	memcpy(o->addrs, cfg->logstash_addr, sizeof(o->addrs));
-	o->file_fd = file_fd;
 	o->cfg = cfg;
 	o->base = base;
 	o->spool = spool;
 	o->fd = -1;
 	o->backoff_ms = BACKOFF_MIN_MS;
-	if (cfg->output_is_file)
-		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
-	else
-		snprintf(o->name, sizeof(o->name), "logstash %s", cfg->logstash_name[0]);
 	qs_reader_init(&o->rd, spool->cursor);
 	o->retry_ev = evtimer_new(base, out_on_retry, o);
 	o->run_ev = event_new(base, -1, 0, out_on_run, o);
 	o->settle_ev = event_new(base, -1, EV_PERSIST, out_on_settle, o);
 	o->estab_ev = evtimer_new(base, out_on_establish_timeout, o);
-	o->tls_buf = tls_creds ? malloc(TLS_CHUNK) : NULL;
-	if (!o->retry_ev || !o->run_ev || !o->settle_ev || !o->estab_ev || (tls_creds && !o->tls_buf))
+	if (!o->retry_ev || !o->run_ev || !o->settle_ev || !o->estab_ev)
 		return -1;
 	struct timeval tick = {0, SETTLE_TICK_MS * 1000};
 	event_add(o->settle_ev, &tick);
+	if (cfg->output_is_file)
+		snprintf(o->name, sizeof(o->name), "file %s", cfg->output_path);
+	else
+		snprintf(o->name, sizeof(o->name), "%s %s", kind->name, cfg->logstash_name[0]);
+	return 0;
+}
+
+int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
+		   struct qs_spool *spool, struct qs_output_opened *op)
+{
+	int rc = out_init(o, cfg, base, spool, kind_of(cfg));
+	o->tls_creds = op->tls;
+	o->file_fd = op->file_fd;
+	*op = (struct qs_output_opened){.file_fd = -2, .amqp = op->amqp};
+	if (rc || (cfg->output_is_amqp && out_amqp_init(o, op)))
+		return -1;
+	if (o->tls_creds && o->kind != &out_kind_balance && !(o->tls_buf = malloc(TLS_CHUNK)))
+		return -1;
+	if (o->kind == &out_kind_balance && out_balance_init(o))
+		return -1;
 	out_start(o);
 	return 0;
+}
+
+void out_advance(struct qs_output *o, struct qs_pos pos)
+{
+	if (o->parent)
+		out_balance_settled(o->parent, o);
+	else
+		qs_spool_advance(o->spool, pos);
 }
 
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len)
@@ -63,6 +115,12 @@ void qs_output_freeze(struct qs_output *o)
 
 bool qs_output_caught_up(struct qs_output *o)
 {
+	return o->kind->caught_up(o);
+}
+
+/* The json_lines kinds: all written, and (TCP) proven read, by a drain if need be. */
+bool out_stream_caught_up(struct qs_output *o)
+{
 	if (o->drained)
 		return true;
 	if (o->state != QS_OUT_UP)
@@ -80,13 +138,28 @@ bool qs_output_caught_up(struct qs_output *o)
 uint64_t qs_output_unsent(const struct qs_output *o)
 {
 	struct qs_pos from = o->spool->cursor;
-	if (o->state >= QS_OUT_UP && qs_pos_after(qs_reader_done(&o->rd), from))
+	if (!o->bal && o->state >= QS_OUT_UP && qs_pos_after(qs_reader_done(&o->rd), from))
 		from = qs_reader_done(&o->rd);
 	return qs_spool_bytes_after(o->spool, from);
 }
 
+void qs_output_report(const struct qs_output *o, struct qs_output_report *r)
+{
+	*r = (struct qs_output_report){.state = o->state, .name = o->name, .connects = o->connects,
+				       .failures = o->failures_total, .written = o->bal ? 0 : o->rd.shipped};
+	if (o->amqp)
+		out_amqp_report(o, r);
+	for (unsigned i = 0; o->bal && i < o->cfg->logstash_count; i++) { /* a balancer: its lanes' sums */
+		const struct qs_output *l = out_balance_lane((struct qs_output *)o, i);
+		r->connects += l->connects;
+		r->failures += l->failures_total;
+		r->written += l->rd.shipped;
+	}
+}
+
 void qs_output_free(struct qs_output *o)
 {
+	out_balance_free(o); /* first: the lanes use the balancer's TLS credentials */
 	if (o->state == QS_OUT_UP)
 		qs_tls_bye(o->tls);
 	out_close(o);
@@ -103,5 +176,6 @@ void qs_output_free(struct qs_output *o)
 	qs_tls_creds_free(o->tls_creds);
 	o->tls_creds = NULL;
 	qs_reader_free(&o->rd);
+	out_amqp_free(o);
 	o->retry_ev = o->run_ev = o->settle_ev = NULL;
 }

@@ -1,8 +1,10 @@
 /* The output: newline-delimited JSON (Logstash tcp input, json_lines codec)
- * over TCP, or appended to a local file. It reads the spool after the cursor
- * and advances the in-memory cursor past every record whose bytes were fully
- * written: for a file at once, for TCP once they have settled (settle.h),
- * since json_lines has no acknowledgement (docs/SPOOL.md). */
+ * over TCP, appended to a local file, or one persistent message per event to
+ * RabbitMQ. It reads the spool after the cursor and advances the in-memory
+ * cursor past every record the destination durably took: for a file once
+ * written, for TCP once the bytes have settled (settle.h), since json_lines
+ * has no acknowledgement (docs/SPOOL.md), for RabbitMQ once the broker
+ * confirmed the message (publisher confirms). */
 #ifndef QS_SHIPPER_OUTPUT_H
 #define QS_SHIPPER_OUTPUT_H
 
@@ -19,6 +21,9 @@ struct qs_tls_creds;
 struct qs_tls_conn;
 struct event_base;
 struct event;
+struct out_kind;
+struct out_amqp;
+struct qs_amqp_creds;
 
 /* DRAINING: up, everything written, our FIN sent: waiting for Logstash's FIN,
  * the proof that it read every byte (settle.h). */
@@ -26,6 +31,12 @@ enum qs_out_state { QS_OUT_DOWN = 0, QS_OUT_CONNECTING, QS_OUT_HANDSHAKE, QS_OUT
 
 struct qs_output {
 	const struct qs_config *cfg;
+	const struct out_kind *kind; /* logstash (TCP/TLS), file or amqp (output_parts.h) */
+	struct out_amqp *amqp;       /* the AMQP kind's own state */
+	struct out_balance *bal;     /* --logstash-balance round-robin: the lanes (output_balance.c) */
+	struct qs_output *parent;    /* a lane: its balancer */
+	bool bounded;                /* a lane: write nothing past limit (the end of its batch) */
+	uint64_t connects, failures_total; /* since start: for qs_output_report */
 	struct event_base *base;
 	struct qs_spool *spool;
 	struct qs_reader rd;
@@ -63,16 +74,40 @@ struct qs_output {
 	char name[4200];
 };
 
-/* File output: opens the file (as the user the shipper starts as, before it
- * confines itself). Returns the descriptor, -1 on error (logged), or -2 for
- * TCP output. */
+/* What each kind of output must open before the shipper confines itself (as
+ * the user it starts as, before the chroot): the output file, the TLS
+ * credentials, the AMQP credentials. */
+struct qs_output_opened {
+	int file_fd; /* -l file:PATH, else -2 */
+	struct qs_tls_creds *tls;
+	struct qs_amqp_creds *amqp;
+};
+/* 0, or -1 (logged; nothing left open). */
+int qs_output_open(const struct qs_config *cfg, struct qs_output_opened *op);
+void qs_output_opened_free(struct qs_output_opened *op);
+/* File output: opens the file. Returns the descriptor, -1 on error (logged),
+ * or -2 for another output. */
 int qs_output_open_file(const struct qs_config *cfg);
-/* --logstash-tls: the credentials, read before the shipper confines itself
- * (NULL: no TLS, or an error, logged; cfg->logstash_tls tells which). */
+/* --logstash-tls: the credentials (NULL: no TLS, or an error, logged;
+ * cfg->logstash_tls tells which). */
 struct qs_tls_creds *qs_output_tls_load(const struct qs_config *cfg);
-/* Takes file_fd and tls_creds (may be NULL) over. */
+/* -l amqp://...: --amqp-credentials (guest:guest without it). NULL: not AMQP,
+ * or an error (logged; cfg->output_is_amqp tells which). */
+struct qs_amqp_creds *qs_output_amqp_load(const struct qs_config *cfg);
+/* Takes what op holds over (and clears op). */
 int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base,
-		   struct qs_spool *spool, int file_fd, struct qs_tls_creds *tls_creds);
+		   struct qs_spool *spool, struct qs_output_opened *op);
+/* The output's state for the status line and metrics. */
+struct qs_output_report {
+	enum qs_out_state state;
+	const char *name;   /* "logstash HOST:PORT", "file PATH", "amqp HOST:PORT" */
+	uint64_t connects;  /* connections made (or the file opened) since start */
+	uint64_t failures;  /* connections lost or refused since start */
+	uint64_t written;   /* events written or published since start (not yet all taken) */
+	uint64_t confirmed; /* AMQP: events the broker confirmed since start (0 for the others) */
+	uint64_t in_flight; /* AMQP: published, not yet confirmed */
+};
+void qs_output_report(const struct qs_output *o, struct qs_output_report *r);
 /* New records were committed: ship them when possible. buf[0..len) are
  * those records as written at pos (see qs_reader_offer). */
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len);

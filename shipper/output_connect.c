@@ -33,6 +33,8 @@ void out_close(struct qs_output *o)
 	if (o->wev) event_free(o->wev);
 	if (o->rev) event_free(o->rev);
 	o->wev = o->rev = NULL;
+	if (o->kind && o->kind->close)
+		o->kind->close(o);
 	if (o->fd >= 0)
 		close(o->fd);
 	o->fd = -1;
@@ -42,8 +44,11 @@ void out_close(struct qs_output *o)
  * settle depth this peer's window allows. */
 void out_up(struct qs_output *o)
 {
+	if (o->parent) /* a lane starts with nothing to write: its balancer gives it a batch */
+		out_balance_lane_down(o->parent, o);
 	o->state = QS_OUT_UP;
 	qs_mp_add(QS_M_OUT_CONNECTS, 1);
+	o->connects++;
 	o->up_since_ms = qs_now_ns() / 1000000;
 	uint64_t unread_max = o->cfg->output_is_file ? 0 : qs_peer_unread_max(o->fd);
 	if (o->redial)
@@ -67,7 +72,7 @@ void out_up(struct qs_output *o)
 }
 
 /* TCP is up: ship, or first shake hands. */
-static void connected(struct qs_output *o)
+static void logstash_connected(struct qs_output *o)
 {
 	if (!o->tls_creds)
 		return out_up(o);
@@ -84,11 +89,11 @@ void out_on_writable(evutil_socket_t fd, short what, void *arg)
 		getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err)
 			return out_fail(o, "connect failed", err);
-		return connected(o);
+		return o->kind->connected(o);
 	}
 	if (o->state == QS_OUT_HANDSHAKE)
 		return out_tls_handshake(o);
-	out_run(o);
+	o->kind->run(o);
 }
 
 /* Connecting and the TLS handshake together must finish in --logstash-timeout. */
@@ -103,20 +108,27 @@ void out_on_establish_timeout(evutil_socket_t fd, short what, void *arg)
 		out_fail(o, "TLS handshake timed out", ETIMEDOUT);
 }
 
-/* Logstash never sends anything: readable means closed, reset, or timed out
- * (keepalives unanswered). */
 void out_on_readable(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
 	(void)what;
 	struct qs_output *o = arg;
 	if (o->state == QS_OUT_DRAINING)
 		return out_drain_read(o);
 	if (o->state == QS_OUT_HANDSHAKE)
 		return out_tls_handshake(o);
+	if (o->kind->readable)
+		o->kind->readable(o);
+}
+
+/* Logstash never sends anything: readable means closed, reset, or timed out
+ * (keepalives unanswered). */
+void out_tcp_readable(struct qs_output *o)
+{
 	if (o->tls)
 		return out_tls_readable(o);
 	char buf[512];
-	ssize_t n = recv((int)fd, buf, sizeof(buf), MSG_DONTWAIT);
+	ssize_t n = recv(o->fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
 		return;
 	if (n == 0)
@@ -172,11 +184,16 @@ void out_watch_peer(struct qs_output *o)
 /* Connects to the current --logstash-addr entry (or opens the file). */
 void out_start(struct qs_output *o)
 {
-	if (o->cfg->output_is_file)
-		return out_file_start(o);
+	o->kind->start(o);
+}
+
+/* A non-blocking connect to the current entry, bounded by --logstash-timeout
+ * together with what the kind does next (TLS, a handshake). */
+void out_tcp_connect(struct qs_output *o)
+{
 	const struct qs_addr *addr = &o->addrs[o->addr];
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
-	snprintf(o->name, sizeof(o->name), "logstash %s", o->cfg->logstash_name[o->addr]);
+	snprintf(o->name, sizeof(o->name), "%s %s", o->kind->name, o->cfg->logstash_name[o->addr]);
 	if (addr->len == 0) /* not resolved yet: out_fail() asks the supervisor */
 		return out_fail(o, "the name does not resolve (yet)", 0);
 	o->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -189,7 +206,7 @@ void out_start(struct qs_output *o)
 	struct timeval limit = {o->cfg->logstash_timeout_s, 0};
 	evtimer_add(o->estab_ev, &limit);
 	if (connect(o->fd, sa, addr->len) == 0)
-		return connected(o);
+		return o->kind->connected(o);
 	if (errno != EINPROGRESS)
 		return out_fail(o, "connect failed", errno);
 	event_add(o->wev, NULL);
@@ -201,3 +218,13 @@ void out_on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	out_start(arg);
 }
+
+const struct out_kind out_kind_logstash = {
+	.name = "logstash",
+	.start = out_tcp_connect,
+	.connected = logstash_connected,
+	.run = out_run,
+	.readable = out_tcp_readable,
+	.tick = out_stream_tick,
+	.caught_up = out_stream_caught_up,
+};

@@ -41,6 +41,8 @@ static void ask_resolve(struct qs_output *o, unsigned i)
 
 void qs_output_resolved(struct qs_output *o, const struct qs_ctl_resolved *m)
 {
+	for (unsigned i = 0; o->bal && i < o->cfg->logstash_count; i++)
+		qs_output_resolved(out_balance_lane(o, i), m);
 	if (m->addr_len == 0 || m->addr_len > sizeof(m->addr))
 		return; /* it did not resolve (the supervisor logged why): keep the last address */
 	for (unsigned i = 0; i < o->cfg->logstash_count; i++) {
@@ -75,7 +77,8 @@ const char *out_log_peer(const struct qs_output *o)
 void out_fail(struct qs_output *o, const char *what, int err)
 {
 	const struct qs_config *cfg = o->cfg;
-	unsigned n = cfg->output_is_file ? 1 : cfg->logstash_count, bit = 1u << o->addr;
+	/* a lane stays on its host: its balancer gives its batches to the others */
+	unsigned n = cfg->output_is_file || o->parent ? 1 : cfg->logstash_count, bit = 1u << o->addr;
 	bool was_up = o->state >= QS_OUT_UP; /* up, or draining after our end of data */
 	if (was_up && qs_now_ns() / 1000000 - o->up_since_ms >= HEALTHY_MS) {
 		o->down_logged = 0;
@@ -94,13 +97,17 @@ void out_fail(struct qs_output *o, const char *what, int err)
 		qs_warn_kv(kv, "output %s: %s%s%s; retrying every %u..%u ms", o->name, what, sep, why,
 			   BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	o->down_logged |= bit;
+	o->failures_total++;
 	out_close(o);
 	o->state = QS_OUT_DOWN;
 	o->redial = false;
 	/* Resend everything that had not settled: Logstash may never have read it. */
 	qs_settle_reset(&o->settle, QS_PEER_UNREAD_UNKNOWN);
 	qs_reader_rewind(&o->rd, o->spool->cursor);
-	o->addr = (o->addr + 1) % n;
+	if (o->parent)
+		out_balance_lane_down(o->parent, o);
+	if (!o->parent)
+		o->addr = (o->addr + 1) % n;
 	if (!cfg->output_is_file)
 		ask_resolve(o, o->addr);
 	unsigned delay = BACKOFF_MIN_MS;

@@ -46,3 +46,10 @@ int qs_output_sync(struct qs_output *o)
 	o->dirty = false;
 	return 0;
 }
+
+const struct out_kind out_kind_file = {
+	.name = "file",
+	.start = out_file_start,
+	.run = out_run,
+	.caught_up = out_stream_caught_up,
+};

@@ -8,9 +8,16 @@
  *   output_write.c     the write loop: spool records out to socket or file
  *   output_settle.c    the cursor past what Logstash proved it read; drains
  *   output_file.c      the file output (-l file:PATH)
+ *   output_amqp.c      the RabbitMQ output (-l amqp://...), publisher confirms
+ *   output_amqp_creds.c its credentials file (and the TLS files for amqps://)
+ *   output_amqp_tls.c  amqps://: librabbitmq's OpenSSL socket, verified
+ *   output_balance.c   round-robin over a connection to each Logstash host
  *
  * One struct qs_output (output.h) is their common state; everything runs on
- * the shipper's loop. */
+ * the shipper's loop. What differs between the kinds of output is one
+ * struct out_kind each; what they share is the reader after the cursor, the
+ * failover and backoff (out_fail), and the rule that only what a kind has
+ * durably handed over moves the cursor (qs_spool_advance). */
 #ifndef QS_SHIPPER_OUTPUT_PARTS_H
 #define QS_SHIPPER_OUTPUT_PARTS_H
 
@@ -25,8 +32,38 @@
 #define BACKOFF_MIN_MS 100
 #define TLS_CHUNK 16384 /* one TLS record of plaintext */
 
+/* One kind of output (-l HOST:PORT, file:PATH, amqp://...). Each hook runs
+ * on the shipper's loop and never blocks it for long; a NULL hook does nothing. */
+struct out_kind {
+	const char *name;                       /* the output's name in the log: "logstash HOST:PORT" */
+	void (*start)(struct qs_output *o);     /* connect or open; out_up()/out_fail() follow */
+	void (*connected)(struct qs_output *o); /* the TCP connect completed (TLS, a handshake, or up) */
+	void (*run)(struct qs_output *o);       /* hand over what the reader holds, as far as it can */
+	void (*readable)(struct qs_output *o);  /* the peer sent something, or closed */
+	void (*tick)(struct qs_output *o);      /* every 100 ms: settle, watch the peer, time out */
+	bool (*caught_up)(struct qs_output *o); /* all up to the freeze handed over durably */
+	void (*close)(struct qs_output *o);     /* before the socket is closed (may take the fd over) */
+};
+extern const struct out_kind out_kind_logstash, out_kind_file, out_kind_amqp, out_kind_balance;
+
+/* output.c */
+bool out_stream_caught_up(struct qs_output *o);
+int out_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base, struct qs_spool *spool,
+	     const struct out_kind *kind);
+/* What the destination took reaches pos: the cursor moves (a lane tells its balancer). */
+void out_advance(struct qs_output *o, struct qs_pos pos);
+
+/* output_balance.c */
+int out_balance_init(struct qs_output *o);
+void out_balance_free(struct qs_output *o);
+void out_balance_settled(struct qs_output *o, struct qs_output *lane);
+void out_balance_lane_down(struct qs_output *o, struct qs_output *lane);
+struct qs_output *out_balance_lane(struct qs_output *o, unsigned i);
+
 /* output_connect.c */
 void out_start(struct qs_output *o);
+void out_tcp_connect(struct qs_output *o);
+void out_tcp_readable(struct qs_output *o);
 void out_up(struct qs_output *o);
 void out_close(struct qs_output *o);
 void out_watch_peer(struct qs_output *o);
@@ -58,8 +95,32 @@ void out_settle(struct qs_output *o);
 void out_drain_tick(struct qs_output *o);
 void out_drain_read(struct qs_output *o);
 void out_on_settle(evutil_socket_t fd, short what, void *arg);
+void out_stream_tick(struct qs_output *o);
 
 /* output_file.c */
 void out_file_start(struct qs_output *o);
+
+/* output_amqp_creds.c: user:password for the broker, read before confinement */
+struct qs_amqp_creds {
+	char user[256];
+	char pass[256];
+	/* amqps://: PEM read before confinement (the CA: --logstash-ca or the system's bundle) */
+	char *ca, *cert, *key;
+	size_t ca_len, cert_len, key_len;
+};
+void qs_amqp_creds_free(struct qs_amqp_creds *c);
+
+/* output_amqp_tls.c: amqps:// on conn (an amqp_connection_state_t): a TLS
+ * socket connected to the current entry and verified. 0, or -1 and why. */
+int out_amqps_open(struct qs_output *o, void *conn, char *err, size_t errlen);
+/* Before confinement: OpenSSL's initialisation reads its configuration. */
+void out_amqps_prepare(void);
+
+/* output_amqp.c */
+int out_amqp_init(struct qs_output *o, struct qs_output_opened *op); /* takes op->amqp over */
+
+void out_amqp_report(const struct qs_output *o, struct qs_output_report *r);
+void out_amqp_free(struct qs_output *o);
+const struct qs_amqp_creds *out_amqp_creds(const struct qs_output *o);
 
 #endif

@@ -25,16 +25,23 @@ void out_settle(struct qs_output *o)
 	uint64_t acked = o->settle.written - (uint64_t)(unacked > 0 ? unacked : 0);
 	struct qs_pos pos;
 	if (qs_settle_poll(&o->settle, acked, &pos))
-		qs_spool_advance(o->spool, pos);
+		out_advance(o, pos);
 }
 
 void out_on_settle(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	out_settle(arg);
-	out_watch_peer(arg);
-	out_drain_tick(arg);
+	struct qs_output *o = arg;
+	if (o->kind->tick)
+		o->kind->tick(o);
+}
+
+void out_stream_tick(struct qs_output *o)
+{
+	out_settle(o);
+	out_watch_peer(o);
+	out_drain_tick(o);
 }
 
 /* The spool is short of room: what was written but not proven read must be
@@ -96,7 +103,7 @@ static void drained(struct qs_output *o)
 	struct qs_pos pos;
 	qs_settle_wrote(&o->settle, 0, qs_reader_done(&o->rd));
 	if (qs_settle_drained(&o->settle, &pos))
-		qs_spool_advance(o->spool, pos);
+		out_advance(o, pos);
 	out_close(o);
 	o->state = QS_OUT_DOWN;
 	if (o->frozen) {

@@ -25,7 +25,7 @@
 void out_written(struct qs_output *o, size_t n, struct qs_pos pos)
 {
 	if (o->cfg->output_is_file)
-		qs_spool_advance(o->spool, pos);
+		out_advance(o, pos);
 	else
 		qs_settle_wrote(&o->settle, n, pos);
 }
@@ -40,7 +40,28 @@ static ssize_t write_iov(struct qs_output *o, struct iovec *iov, int n)
 
 bool out_past_limit(const struct qs_output *o)
 {
-	return o->frozen && !qs_pos_after(o->limit, qs_reader_done(&o->rd));
+	return (o->frozen || o->bounded) && !qs_pos_after(o->limit, qs_reader_done(&o->rd));
+}
+
+/* With a limit (a stop's freeze, a lane's batch), the records that start
+ * before it: of the n offered, how many to write. */
+static int before_limit(const struct qs_output *o, int n)
+{
+	if (!o->frozen && !o->bounded)
+		return n;
+	struct qs_pos at = qs_reader_done(&o->rd);
+	int k = 0;
+	for (size_t i = o->rd.idx; k < n && qs_pos_after(o->limit, at); i++, k++)
+		at = (struct qs_pos){.seg = o->rd.pos.seg, .off = o->rd.recs[i].end};
+	return k;
+}
+
+/* Nothing more to write for now: a lane's balancer may have its next batch. */
+static void went_idle(struct qs_output *o)
+{
+	o->idle = true;
+	if (o->parent)
+		event_active(o->parent->run_ev, 0, 0);
 }
 
 /* Writes what the spool holds after the cursor until caught up, the socket
@@ -55,13 +76,11 @@ void out_run(struct qs_output *o)
 			qs_err("output: cannot read the spool: %s", strerror(errno));
 			return out_fail(o, "spool read error", errno);
 		}
-		if (avail == 0 || out_past_limit(o)) {
-			o->idle = true;
-			return;
-		}
+		if (avail == 0 || out_past_limit(o))
+			return went_idle(o);
 		o->idle = false;
 		struct iovec iov[MAX_IOV];
-		int n = qs_reader_iov(&o->rd, iov, MAX_IOV);
+		int n = before_limit(o, qs_reader_iov(&o->rd, iov, MAX_IOV));
 		ssize_t w = o->tls ? out_tls_write(o, iov, n) : write_iov(o, iov, n);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
 			event_add(o->wev, NULL);
@@ -89,5 +108,6 @@ void out_on_run(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	out_run(arg);
+	struct qs_output *o = arg;
+	o->kind->run(o);
 }

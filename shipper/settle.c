@@ -6,6 +6,7 @@ void qs_settle_reset(struct qs_settle *s, uint64_t unread_max)
 {
 	s->head = s->count = 0;
 	s->written = 0;
+	s->settled = 0;
 	s->unread_max = unread_max;
 }
 
@@ -56,6 +57,7 @@ static bool settle_while(struct qs_settle *s, uint64_t peer_acked, bool all, str
 		if (!all && !c->free && !deep)
 			break;
 		*pos = c->pos;
+		s->settled = c->bytes;
 		moved = true;
 		s->head = (s->head + 1) % QS_SETTLE_MAX;
 		s->count--;

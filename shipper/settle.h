@@ -36,6 +36,7 @@ struct qs_settle {
 	unsigned head, count;
 	uint64_t written;    /* bytes written on the current connection */
 	uint64_t unread_max; /* bytes the peer may hold acknowledged and unread */
+	uint64_t settled;    /* bytes of this connection that have settled (the last checkpoint dropped) */
 };
 
 /* A new connection whose peer may hold up to unread_max bytes unread:

@@ -525,8 +525,8 @@ int shipper_main(const struct qs_config *cfg)
 	/* Opened while still privileged and before the chroot: from then on the
 	 * spool is reached only through this descriptor, the output file through
 	 * its own, and Logstash by the address resolved at start. */
-	int file_fd = qs_output_open_file(cfg);
-	struct qs_tls_creds *tls = qs_output_tls_load(cfg);
+	struct qs_output_opened op;
+	int out_rc = qs_output_open(cfg, &op);
 	int spool_fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (spool_fd < 0)
 		qs_err("spool %s: %s", cfg->spool_dir, strerror(errno));
@@ -535,17 +535,16 @@ int shipper_main(const struct qs_config *cfg)
 		spool_fd = -1;
 	}
 	const char *ep_dir = cfg->runtime_dir;
-	if (file_fd == -1 || (cfg->logstash_tls && !tls) || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) ||
-	    open_spool(&sh, spool_fd) || open_sockets(&sh, ep_dir)) {
-		if (file_fd >= 0)
-			close(file_fd);
-		qs_tls_creds_free(tls);
+	if (out_rc || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) || open_spool(&sh, spool_fd) ||
+	    open_sockets(&sh, ep_dir)) {
+		qs_output_opened_free(&op);
 		cleanup(&sh);
 		return 1;
 	}
 	make_events(&sh);
 	if (qs_tquota_init(&sh.quota, cfg->tenants) || qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
-	    qs_output_init(&sh.out, cfg, sh.rt.base, &sh.spool, file_fd, tls) || qs_confine_seccomp()) {
+	    qs_output_init(&sh.out, cfg, sh.rt.base, &sh.spool, &op) || qs_confine_seccomp()) {
+		qs_output_opened_free(&op);
 		cleanup(&sh);
 		return 1;
 	}
