@@ -26,7 +26,6 @@ In that container:
    Result=success (no SIGKILL after TimeoutStopSec), no quicstashd process left.
 Every case can run alone (it boots and installs what it needs); the container is powered off at exit.
 """
-import ctypes
 import json
 import os
 import re
@@ -36,7 +35,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,8 +52,6 @@ CHILD_ROLES = ("acceptor", "parser", "shipper")
 
 class Container:
     """The host's OS booted by systemd-nspawn on a tmpfs overlay of /, in its own network namespace."""
-
-    CLONE_NEWNET = 0x40000000
 
     def __init__(self):
         if os.geteuid() != 0:
@@ -140,27 +136,7 @@ class Container:
 
     def net_run(self, fn):
         """fn() on a thread in the container's network namespace (q.Receiver's netns interface)."""
-        out = {}
-
-        def body():
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open("/proc/%d/ns/net" % self.leader, os.O_RDONLY)
-                try:
-                    if libc.setns(fd, self.CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns")
-                finally:
-                    os.close(fd)
-                out["v"] = fn()
-            except BaseException as e:  # handed to the caller
-                out["e"] = e
-
-        t = threading.Thread(target=body, daemon=True)
-        t.start()
-        t.join(30)
-        if "e" in out:
-            raise out["e"]
-        return out["v"]
+        return q.run_in_netns("/proc/%d/ns/net" % self.leader, fn)
 
     def path(self, p):
         return os.path.join(self.root, p.lstrip("/"))

@@ -34,7 +34,7 @@ from .base import (  # noqa: F401
     REPO, QS_BIN, SANITIZE, TEST_HOOKS, KEEP, QUICSTASHD, SEND, SLOW, SANITIZER_REPORT, SKIP_CODE,
     Skip, TestFailure, scale, tmo, log, check)
 from .cleanup import at_cleanup, _pdeathsig, mkdtemp, need_binaries, need_test_hooks  # noqa: F401
-from .net import free_port, NetNs, LossyRelay  # noqa: F401
+from .net import free_port, NetNs, LossyRelay, run_in_netns  # noqa: F401
 from .events import (  # noqa: F401
     gen_event, gen_events, frame, stream_header, write_lines, field, has_field,
     SERVER_FIELDS, EVENT_ID_RE, RFC3339_RE, parse_rfc3339, client_view)

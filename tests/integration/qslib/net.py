@@ -39,6 +39,34 @@ def free_port(kind="udp", host="127.0.0.1"):
     raise TestFailure("no free %s port" % kind)
 
 
+def run_in_netns(ns_path, fn):
+    """fn() on a thread that has joined the network namespace at ns_path (a /run/netns file or
+    /proc/PID/ns/net): setns moves only the calling thread, and a socket made there stays in the
+    namespace. Its result, or its exception raised here."""
+    out = {}
+
+    def body():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(ns_path, os.O_RDONLY)
+            try:
+                if libc.setns(fd, NetNs.CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            out["v"] = fn()
+        except BaseException as e:  # handed to the caller
+            out["e"] = e
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join(30)
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
+
+
+
 class NetNs:
     """A network namespace joined to this one by a veth pair: another host on a /30 link, for
     servers that must be cut off silently (the link down drops packets, nothing is reset).
@@ -108,27 +136,7 @@ class NetNs:
     def run(self, fn):
         """fn() on a thread inside the namespace (setns moves only the calling thread); a socket
         made there stays in the namespace."""
-        out = {}
-
-        def body():
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open("/run/netns/" + self.name, os.O_RDONLY)
-                try:
-                    if libc.setns(fd, self.CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns")
-                finally:
-                    os.close(fd)
-                out["v"] = fn()
-            except BaseException as e:  # handed to the caller
-                out["e"] = e
-
-        t = threading.Thread(target=body, daemon=True)
-        t.start()
-        t.join(30)
-        if "e" in out:
-            raise out["e"]
-        return out["v"]
+        return run_in_netns("/run/netns/" + self.name, fn)
 
     def remove(self):
         subprocess.run(["ip", "link", "del", self.here], capture_output=True, timeout=30)
