@@ -78,7 +78,8 @@ def bench_run():
     check(p.returncode == 0, "bench/run failed (exit %r): %s" % (p.returncode, (p.stdout + p.stderr)[-1500:]))
     with open(os.path.join(d, "RESULTS.md")) as f:
         md = f.read()
-    rows = [l for l in md.splitlines() if l.startswith("| quicstash")]
+    # (the RabbitMQ rows need --only amqp and a broker: not asked for here)
+    rows = [l for l in md.splitlines() if l.startswith("| quicstash") and "RabbitMQ" not in l]
     check(len(rows) == 8, "expected eight quicstash rows:\n%s" % md)
     for row in rows:
         check("FAILED" not in row and "(not run)" not in row, "a quicstash setup failed:\n%s" % row)
