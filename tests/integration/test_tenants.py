@@ -232,18 +232,35 @@ def case_mtls():
     log("mtls: expired, foreign CA, unknown subject refused; subject and SAN delivered")
 
 
+def tenant_connections(port, tenant):
+    """quicstash_tenant_connections_total of the tenant, summed over the acceptors (0: none yet)."""
+    series = 'quicstash_tenant_connections_total{tenant="%s"}' % tenant
+    return q.scrape(port).get(series, 0)
+
+
 def case_reload():
+    """A reload whose only change is the tenants file is applied in place: beta's connection, open
+    across it, keeps sending on the same QUIC connection (its tenant's connection count does not
+    move); acme's connection, whose token is revoked, is closed unauthenticated where it is; gamma,
+    added, connects."""
     recv = q.Receiver().start()
     d = q.mkdtemp("tenants-reload")
-    server = token_server(d, recv, EXAMPLE + "\n[tenant beta]\ntoken-sha256 = %s\n" % hash_token("beta")[15:])
+    mport, margs = q.metrics_server_args()
+    server = token_server(d, recv, EXAMPLE + "\n[tenant beta]\ntoken-sha256 = %s\n" % hash_token("beta")[15:],
+                          extra=margs)
     foo, beta, gamma = (token_file(d, n, n) for n in ("foo", "beta", "gamma"))
     expect_delivered(server, recv, events(0, 50), "acme before the reload", "acme", token=foo)
-    # acme connected across the reload, fed through a pipe
-    ack_log = os.path.join(d, "acme.acklog")
-    acme = q.AsyncSend(server, None, ack_log, extra_args=["--token-file", foo], client_timeout=int(q.tmo(30)))
-    acme.feed(("\n".join(events(1000, 100)) + "\n").encode(), q.tmo(10))
-    check(acme.wait_acked(100, q.tmo(30)) == 100, "acme's connected client: %d of 100 acknowledged\n%s"
-          % (acme.acked_count(), acme.stderr()[-400:]))
+    # acme and beta connected across the reload, fed through pipes
+    clients = {}
+    for name, tok, base in (("acme", foo, 1000), ("beta", beta, 5000)):
+        c = q.AsyncSend(server, None, os.path.join(d, name + ".acklog"), extra_args=["--token-file", tok],
+                        client_timeout=int(q.tmo(30)))
+        c.feed(("\n".join(events(base, 100)) + "\n").encode(), q.tmo(10))
+        check(c.wait_acked(100, q.tmo(30)) == 100, "%s's connected client: %d of 100 acknowledged\n%s"
+              % (name, c.acked_count(), c.stderr()[-400:]))
+        clients[name] = c
+    beta_conns = tenant_connections(mport, "beta")
+    check(beta_conns == 1, "beta: %r connections before the reload, expected 1" % beta_conns)
     # revoke acme's first token (the second stays: rotation), remove nothing else, add gamma
     text = EXAMPLE.replace("token-sha256 = %s\n" % FOO, "") + "\n[tenant beta]\ntoken-sha256 = %s\n" % \
         hash_token("beta")[15:] + "\n[tenant gamma]\n%s\n" % hash_token("gamma")
@@ -252,12 +269,29 @@ def case_reload():
     os.kill(server.pid, signal.SIGHUP)
     check(server.wait_log("reload 1 complete", mark, q.tmo(60)), "the reload did not complete:\n%s"
           % server.log_tail())
+    check("reload 1: tenants applied in place: 1 added, 1 token(s) revoked" in server.log()[mark:],
+          "the reload did not say it applied the tenants in place:\n%s" % server.log_tail())
+    acme = clients["acme"]
     rc = acme.wait(q.tmo(30))
-    check(rc == 2 and "unknown token" in acme.stderr(),
+    check(rc == 2 and "server refused authentication: unauthenticated: credential revoked" in acme.stderr(),
           "acme's connected client after its token was revoked: exit %r\n%s" % (rc, acme.stderr()[-600:]))
     acked = [1000 + x - 1 for x in acme.acked()]  # line numbers, from 1
     missing = recv.wait_numbers(acked, q.tmo(30), quiet=0)
     check(not missing, "acknowledged before the revocation but never stored: %s" % sorted(missing)[:10])
+    # beta, untouched: the same connection goes on sending and being acknowledged
+    b = clients["beta"]
+    b.feed(("\n".join(events(5100, 100)) + "\n").encode(), q.tmo(10))
+    check(b.wait_acked(200, q.tmo(30)) == 200, "beta after the reload: %d of 200 acknowledged\n%s"
+          % (b.acked_count(), b.stderr()[-400:]))
+    after = tenant_connections(mport, "beta")
+    check(after == beta_conns and "reconnecting" not in b.stderr(),
+          "beta's connection was touched by a reload of the tenants alone: %r connections (before %r)\n%s"
+          % (after, beta_conns, b.stderr()[-400:]))
+    b.end_input()
+    rc = b.wait(q.tmo(30))
+    check(rc == 0, "beta's client: exit %r\n%s" % (rc, b.stderr()[-400:]))
+    missing = recv.wait_numbers(list(range(5000, 5200)), q.tmo(30), quiet=0)
+    check(not missing, "beta: acknowledged but never stored: %s" % sorted(missing)[:10])
     expect_refused(server, recv, events(2000, 10), "unknown token", "acme's revoked token", token=foo)
     expect_delivered(server, recv, events(2100, 50), "acme's other token", "acme", token=token_file(d, "bar", "bar"))
     expect_delivered(server, recv, events(2200, 50), "beta, untouched", "beta", token=beta)
@@ -271,8 +305,9 @@ def case_reload():
     check("unknown key 'colour'" in server.log()[mark:], "the log does not say why:\n%s" % server.log_tail())
     expect_delivered(server, recv, events(2400, 50), "gamma after a refused reload", "gamma", token=gamma)
     server.stop()
-    log("reload: revoked token refused (its connected client moved, acknowledged events stored, then "
-        "refused), added tenant served, others untouched; a broken file kept the running tenants")
+    log("reload in place: beta's connection kept sending across it (1 connection), acme's revoked token "
+        "closed unauthenticated (acknowledged events stored, then refused), gamma added and served; a broken "
+        "file kept the running tenants")
 
 
 def case_revoke_sending():
