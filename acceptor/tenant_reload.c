@@ -34,6 +34,7 @@ void acc_tenants_reload(struct acc *a, struct qs_tenants *old)
 		const struct qs_tenant *t = qs_tenants_by_id(ts, c->tenant->id);
 		if (!t || !qs_tenant_has_credential(t, c->credential)) {
 			acc_auth_revoke(c); /* logs with the old name, still valid here */
+			acc_conn_mark_dirty(c); /* an idle one too: its next write pass closes it once answered */
 			revoked++;
 		} else {
 			kept++;
