@@ -16,6 +16,8 @@ reload: a reload changing only the tenants file is applied in place: a token rev
   tenant's client connected across it keeps sending on the same connection (its connection count in
   the metrics does not move); a broken tenants file at reload keeps the running one and the log says
   why, at its line.
+reload-limits: a max-message-size set by a reload in place rejects the next large event of a
+  connection open across it.
 revoke-sending: a client whose token is revoked while it sends is closed with `unauthenticated`
   where it is, once what it sent is answered; what was acknowledged is stored; another tenant's
   client sending all along is not touched."""
@@ -313,6 +315,43 @@ def case_reload():
         "file kept the running tenants")
 
 
+def case_reload_limits():
+    """A limit changed by a reload in place applies to a connection open across it, at its next
+    frame: beta's max-message-size, set by the reload, rejects the next large event on the same
+    connection (its connection count does not move)."""
+    recv = q.Receiver().start()
+    d = q.mkdtemp("tenants-limits")
+    mport, margs = q.metrics_server_args()
+    text = "[tenant beta]\n%s\n" % hash_token("beta")
+    server = token_server(d, recv, text, extra=margs)
+    b = q.AsyncSend(server, None, os.path.join(d, "beta.acklog"), client_timeout=int(q.tmo(30)),
+                    extra_args=["--token-file", token_file(d, "beta", "beta")])
+    big = lambda n: json.dumps({"n": n, "pad": "x" * 600})  # noqa: E731
+    b.feed((big(0) + "\n").encode(), q.tmo(10))
+    check(b.wait_acked(1, q.tmo(30)) == 1, "beta: its large event before the reload was not acknowledged\n%s"
+          % b.stderr()[-400:])
+    write(os.path.join(d, "tenants.conf"), text + "max-message-size = 200\n")
+    mark = len(server.log())
+    os.kill(server.pid, signal.SIGHUP)
+    check(server.wait_log("reload 1 complete", mark, q.tmo(60)), "the reload did not complete:\n%s"
+          % server.log_tail())
+    b.feed((big(1) + "\n" + json.dumps({"n": 2}) + "\n").encode(), q.tmo(10))
+    b.end_input()
+    rc = b.wait(q.tmo(30))
+    check(rc is not None and q.summary(b.stderr()) == (3, 2, 1),
+          "beta across a reload setting max-message-size = 200: exit %r, summary %r (expected 3 sent, 2 "
+          "acknowledged, 1 rejected)\n%s" % (rc, q.summary(b.stderr()), b.stderr()[-400:]))
+    conns = tenant_connections(mport, "beta")
+    check(conns == 1, "beta: %r connections, expected its one connection across the reload" % conns)
+    check("reload 1: tenants applied in place: 1 with new limits" in server.log(),
+          "the reload did not say it applied new limits in place:\n%s" % server.log_tail())
+    missing = recv.wait_numbers([0, 2], q.tmo(30), quiet=0)
+    check(not missing, "beta: acknowledged but never stored: %s" % sorted(missing))
+    server.stop()
+    log("reload-limits: a max-message-size set by a reload in place rejected the next large event on the "
+        "same connection")
+
+
 def case_revoke_sending():
     """A token revoked while its client sends: the reload applies the tenants in place, the acceptor
     stops decoding the client's frames, and its connection is closed unauthenticated where it is once
@@ -371,7 +410,8 @@ def case_revoke_sending():
 
 
 CASES = [("check-config", case_check_config), ("tagging", case_tagging), ("token", case_token),
-         ("mtls", case_mtls), ("reload", case_reload), ("revoke-sending", case_revoke_sending)]
+         ("mtls", case_mtls), ("reload", case_reload),
+         ("reload-limits", case_reload_limits), ("revoke-sending", case_revoke_sending)]
 
 
 def run():
