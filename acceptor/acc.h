@@ -280,11 +280,19 @@ void acc_tenant_count_frame(const struct acc_conn *c, uint16_t code, uint32_t by
 /* Time the connection's tenant was held back by its limits (flow control calls it). */
 void acc_tenant_count_throttled(const struct acc_conn *c, uint64_t ns);
 
+/* tenant_reload.c: a reload applied in place (QS_CTL_TENANTS): cfg->tenants
+ * is already the new table, old the one it replaced (freed here). */
+struct qs_tenants;
+void acc_tenants_reload(struct acc *a, struct qs_tenants *old);
+
 /* tenant_limit.c: per-tenant limits (this acceptor's share) */
 struct acc_tenant_limit;
 int acc_limit_init(struct acc *a);
 void acc_limit_free(struct acc *a);
 /* Why a new connection of that tenant is refused (max-connections), or NULL. */
+/* After a reload in place: each tenant still there (by id) keeps the state
+ * it had in old (indexed like old_ts), its rates now the new ones. */
+void acc_limit_carry(struct acc *a, const struct acc_tenant_limit *old, const struct qs_tenants *old_ts);
 const char *acc_limit_admit(const struct acc_conn *c, const struct qs_tenant *tenant);
 void acc_limit_conn(const struct acc_conn *c, int delta); /* +1 admitted, -1 gone */
 /* A complete frame of len bytes: 0 to forward it (its tokens taken), or the

@@ -174,6 +174,15 @@ static int on_peer_restart(void *arg, const void *msg)
 	return 0;
 }
 
+static int on_tenants(void *arg, const void *msg)
+{
+	struct acc *a = arg;
+	struct qs_tenants *old = qs_runtime_take_tenants(&a->rt, msg);
+	if (old)
+		acc_tenants_reload(a, old);
+	return 0; /* an unusable copy is logged; the old tenants stay */
+}
+
 static void ready_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -195,6 +204,7 @@ static int setup_events(struct acc *a)
 	event_add(a->tick_ev, &step); /* 100 ms: shutdown steps; resend scan is cheap */
 	qs_runtime_on(&a->rt, QS_CTL_DRAIN, on_drain);
 	qs_runtime_on(&a->rt, QS_CTL_PEER_RESTART, on_peer_restart);
+	qs_runtime_on(&a->rt, QS_CTL_TENANTS, on_tenants);
 	return event_base_once(a->base, -1, EV_TIMEOUT, ready_cb, a, &zero);
 }
 

@@ -109,7 +109,8 @@ bool acc_auth_close_revoked(struct acc_conn *c)
 
 int acc_auth_require(struct acc_conn *c)
 {
-	if (c->a->cfg->auth == QS_AUTH_NONE || c->tenant)
+	/* revoked: closes once answered, whether or not its tenant is still there */
+	if (c->a->cfg->auth == QS_AUTH_NONE || c->tenant || c->revoked)
 		return 0;
 	return refuse(c, QS_APP_UNAUTHENTICATED, "unauthenticated", NULL);
 }

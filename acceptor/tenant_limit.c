@@ -54,6 +54,33 @@ int acc_limit_init(struct acc *a)
 	return 0;
 }
 
+/* Tokens carried to a new rate: no more than its burst; a debt stays owed.
+ * From no limit to one: a full burst, as at start. */
+static double carried(double tokens, double old_rate, double rate)
+{
+	double burst = rate / BURST_DIV;
+	return old_rate > 0 && tokens < burst ? tokens : burst;
+}
+
+void acc_limit_carry(struct acc *a, const struct acc_tenant_limit *old, const struct qs_tenants *old_ts)
+{
+	const struct qs_tenants *ts = a->cfg->tenants;
+	for (size_t i = 0; old && old_ts && a->tlimit && i < ts->n; i++) {
+		const struct qs_tenant *o = qs_tenants_by_id(old_ts, ts->t[i].id);
+		if (!o)
+			continue; /* added: as at start */
+		const struct acc_tenant_limit *f = &old[o - old_ts->t];
+		struct acc_tenant_limit *t = &a->tlimit[i];
+		t->ev = carried(f->ev, f->ev_rate, t->ev_rate);
+		t->by = carried(f->by, f->by_rate, t->by_rate);
+		t->refill_mono = f->refill_mono;
+		t->open = f->open;
+		t->held_since = f->held_since;
+		t->over_quota = f->over_quota;
+		t->held_at = f->held_at;
+	}
+}
+
 void acc_limit_free(struct acc *a)
 {
 	free(a->tlimit);

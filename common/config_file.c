@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h> /* memfd_create */
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/options.h"
 #include "common/secretfile.h"
+#include "common/tenants.h"
 
 /* A --config file: bounded, as every byte read from a file is. */
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -144,4 +146,32 @@ int qs_config_load(const struct qs_config_args *a, char **text, size_t *len)
 		return -1;
 	}
 	return 0;
+}
+
+/* A reload applied in place (QS_CTL_TENANTS): the tenants of a sealed copy the
+ * supervisor sent. mmap, not pread: the parsers' and acceptors' sandboxes
+ * allow no pread, and the copy is sealed against writes. */
+struct qs_tenants *qs_config_handed_tenants(int fd, const char *name)
+{
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & CONFIG_SEALS) != CONFIG_SEALS || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size <= 0 || st.st_size > CONFIG_MAX_BYTES + 1 + QS_TENANTS_MAX_BYTES) {
+		fprintf(stderr, "quicstashd: reload: the tenants handed over are not the supervisor's sealed copy\n");
+		return NULL;
+	}
+	size_t len = (size_t)st.st_size;
+	const char *text = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (text == MAP_FAILED) {
+		fprintf(stderr, "quicstashd: reload: cannot read the tenants handed over: %s\n", strerror(errno));
+		return NULL;
+	}
+	const char *nul = memchr(text, 0, len);
+	struct qs_tenants *ts = NULL;
+	if (!nul)
+		fprintf(stderr, "quicstashd: reload: the copy handed over holds no tenants\n");
+	else
+		ts = qs_tenants_parse(nul + 1, len - (size_t)(nul + 1 - text), name, "quicstashd: ", false, NULL);
+	munmap((void *)text, len);
+	return ts;
 }

@@ -26,5 +26,9 @@ int qs_config_apply_text(struct qs_config *cfg, const char *text, size_t len, co
  * tenants file, the text handed over is the configuration's, a NUL byte (no
  * configuration line holds one) and the tenants file's. */
 int qs_config_seal(const char *text, size_t len);
+/* The tenants in the sealed copy fd (a reload applied in place, QS_CTL_TENANTS),
+ * parsed as the file name; NULL after a one-line error. fd stays open. */
+struct qs_tenants;
+struct qs_tenants *qs_config_handed_tenants(int fd, const char *name);
 
 #endif

@@ -1,8 +1,10 @@
 #include "ipc/ctl.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/config.h"
 
@@ -11,7 +13,7 @@ const char *qs_ctl_name(uint32_t type)
 	static const char *const names[] = {
 		[QS_CTL_READY] = "READY",       [QS_CTL_STATUS] = "STATUS",     [QS_CTL_PEER_RESTART] = "PEER_RESTART",
 		[QS_CTL_DRAIN] = "DRAIN",       [QS_CTL_SHUTDOWN] = "SHUTDOWN", [QS_CTL_RESOLVE] = "RESOLVE",
-		[QS_CTL_RESOLVED] = "RESOLVED",
+		[QS_CTL_RESOLVED] = "RESOLVED", [QS_CTL_TENANTS] = "TENANTS",
 	};
 	return type >= QS_CTL_READY && type <= QS_CTL_LAST ? names[type] : "unknown";
 }
@@ -83,13 +85,74 @@ int qs_ctl_send(int fd, const void *msg, size_t size)
 	return (n < 0 && errno == EAGAIN) ? 1 : -1;
 }
 
+int qs_ctl_send_fd(int fd, const void *msg, size_t size, int pass_fd)
+{
+	if (fd < 0 || pass_fd < 0)
+		return -1;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = size};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == (ssize_t)size)
+		return 0;
+	return (n < 0 && errno == EAGAIN) ? 1 : -1;
+}
+
+/* The descriptors that came with a message: every one is closed but the
+ * single one a QS_CTL_TENANTS message of its exact size may carry. */
+static int take_fds(struct msghdr *mh, bool keep_one)
+{
+	int kept = -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (keep_one && kept < 0)
+				kept = f;
+			else
+				close(f);
+		}
+	}
+	return kept;
+}
+
 ssize_t qs_ctl_recv(int fd, union qs_ctl_any *m)
 {
 	/* MSG_TRUNC: the datagram's real length, so a longer one is never taken
 	 * for one of the size that fits. */
 	memset(m, 0, sizeof(*m)); /* a short one leaves no stale bytes behind */
-	ssize_t n = recv(fd, m, sizeof(*m), MSG_DONTWAIT | MSG_TRUNC);
+	union {
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+	bool fd_type = n == (ssize_t)sizeof(m->fdmsg) && m->h.type == QS_CTL_TENANTS;
+	int got = take_fds(&mh, fd_type);
+	if (fd_type)
+		m->fdmsg.fd = got;
 	return n == 0 ? -1 : n;
+}
+
+void qs_ctl_release(union qs_ctl_any *m, size_t len)
+{
+	if (len == sizeof(m->fdmsg) && m->h.type == QS_CTL_TENANTS && m->fdmsg.fd >= 0) {
+		close(m->fdmsg.fd);
+		m->fdmsg.fd = -1;
+	}
 }

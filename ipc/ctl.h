@@ -23,8 +23,10 @@ enum qs_ctl_type {
 	QS_CTL_SHUTDOWN,       /* sup -> child: stop cleanly now (header only) */
 	QS_CTL_RESOLVE,        /* shipper -> sup: look a configured Logstash host:port up again */
 	QS_CTL_RESOLVED,       /* sup -> shipper: it resolves to addr (addr_len 0: it did not) */
+	QS_CTL_TENANTS,        /* sup -> acceptors, parsers: a new sealed configuration (struct qs_ctl_fd)
+				* whose tenants apply in place (docs/ARCHITECTURE.md, "Tenants reloaded in place") */
 };
-#define QS_CTL_LAST QS_CTL_RESOLVED
+#define QS_CTL_LAST QS_CTL_TENANTS
 
 /* A role's bit in a rule's senders (enum qs_role, common/config.h). */
 #define QS_CTL_FROM(role) (1u << (role))
@@ -83,6 +85,15 @@ struct qs_ctl_resolved {
 	uint32_t pad;
 };
 
+/* QS_CTL_TENANTS: the descriptor travels beside the message (SCM_RIGHTS).
+ * Whatever the sender wrote in fd, the receiver's qs_ctl_recv writes the
+ * descriptor it received there (-1: none came); qs_ctl_release closes it. */
+struct qs_ctl_fd {
+	struct qs_ctl_hdr h;
+	int32_t fd;
+	uint32_t pad;
+};
+
 /* Room for any message (and one byte more: a longer one is seen as too long). */
 union qs_ctl_any {
 	struct qs_ctl_hdr h;
@@ -90,6 +101,7 @@ union qs_ctl_any {
 	struct qs_ctl_peer peer;
 	struct qs_ctl_resolve resolve;
 	struct qs_ctl_resolved resolved;
+	struct qs_ctl_fd fdmsg;
 	char bytes[sizeof(struct qs_ctl_resolved) + 1];
 };
 
@@ -119,8 +131,14 @@ const char *qs_ctl_name(uint32_t type);
 void qs_ctl_init(void *msg, size_t size, uint32_t type, const struct qs_config *cfg);
 /* Non-blocking send of one message of size bytes; 0 ok, -1 error, 1 not now (EAGAIN). */
 int qs_ctl_send(int fd, const void *msg, size_t size);
+/* The same, with the descriptor pass_fd beside it (SCM_RIGHTS); for QS_CTL_TENANTS. */
+int qs_ctl_send_fd(int fd, const void *msg, size_t size, int pass_fd);
 /* Non-blocking receive of one message: its length (> 0; more than
- * sizeof(*m) when it was cut), 0 nothing now, -1 the peer is gone. */
+ * sizeof(*m) when it was cut), 0 nothing now, -1 the peer is gone. A
+ * descriptor that came with it is kept only in a QS_CTL_TENANTS message of
+ * its exact size (m->fdmsg.fd), and closed otherwise. */
 ssize_t qs_ctl_recv(int fd, union qs_ctl_any *m);
+/* Closes the descriptor a received message holds, if any (after dispatch). */
+void qs_ctl_release(union qs_ctl_any *m, size_t len);
 
 #endif

@@ -8,7 +8,9 @@
 #include <sys/prctl.h>
 
 #include "common/config.h"
+#include "common/config_file.h"
 #include "common/log.h"
+#include "common/tenants.h"
 
 #define SUP QS_CTL_FROM(QS_ROLE_SUPERVISOR)
 
@@ -41,6 +43,7 @@ const struct qs_ctl_rule qs_child_accepts[] = {
 	QS_CTL_RULE(QS_CTL_DRAIN, struct qs_ctl_hdr, SUP, to_role),
 	QS_CTL_RULE(QS_CTL_PEER_RESTART, struct qs_ctl_peer, SUP, to_role),
 	QS_CTL_RULE(QS_CTL_RESOLVED, struct qs_ctl_resolved, SUP, to_role),
+	QS_CTL_RULE(QS_CTL_TENANTS, struct qs_ctl_fd, SUP, to_role),
 };
 const size_t qs_child_accepts_n = sizeof(qs_child_accepts) / sizeof(qs_child_accepts[0]);
 
@@ -52,11 +55,13 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	union qs_ctl_any m;
 	ssize_t n;
 	const char *why;
-	while ((n = qs_ctl_recv((int)fd, &m)) > 0)
+	while ((n = qs_ctl_recv((int)fd, &m)) > 0) {
 		if (qs_ctl_dispatch(qs_child_accepts, qs_child_accepts_n, &supervisor, &m, (size_t)n, rt, &why) != 0) {
 			rt->refused++;
 			qs_warn("control message %s (%zd bytes) refused: %s", qs_ctl_name(m.h.type), n, why);
 		}
+		qs_ctl_release(&m, (size_t)n); /* a handler reads a descriptor it was given, never keeps it */
+	}
 	if (n < 0) {
 		qs_warn("control socket closed: the supervisor is gone, exiting");
 		event_del(rt->ctl_ev);
@@ -115,6 +120,25 @@ void qs_runtime_on(struct qs_runtime *rt, enum qs_ctl_type type, qs_runtime_msg_
 {
 	if (type >= QS_CTL_READY && type <= QS_CTL_LAST)
 		rt->on_msg[type] = fn;
+}
+
+struct qs_tenants *qs_runtime_take_tenants(struct qs_runtime *rt, const void *msg)
+{
+	const struct qs_ctl_fd *m = msg;
+	if (m->fd < 0 || !rt->cfg->tenants) {
+		qs_err("reload: tenants to apply in place, but %s", m->fd < 0 ? "no copy came with them"
+									     : "this process runs without tenants");
+		return NULL;
+	}
+	struct qs_tenants *ts = qs_config_handed_tenants(m->fd, rt->cfg->tenants_path);
+	if (!ts)
+		return NULL;
+	/* The one place the configuration changes after start: the role's own
+	 * (non-const) copy, which roles/main.c parsed and the role reads only. */
+	struct qs_config *cfg = (struct qs_config *)rt->cfg;
+	struct qs_tenants *old = cfg->tenants;
+	cfg->tenants = ts;
+	return old;
 }
 
 #ifdef QS_TEST_HOOKS

@@ -49,6 +49,12 @@ int qs_runtime_init(struct qs_runtime *rt, const struct qs_config *cfg, qs_runti
  * (QS_CTL_DRAIN, QS_CTL_PEER_RESTART, QS_CTL_RESOLVED): without one, such a
  * message is refused. */
 void qs_runtime_on(struct qs_runtime *rt, enum qs_ctl_type type, qs_runtime_msg_fn fn);
+/* QS_CTL_TENANTS (a reload applied in place): parses the tenants of the
+ * sealed copy the message carries and puts them in the configuration in
+ * place of the old table, which it returns for the role to free once it has
+ * moved its state to the new one. NULL (nothing changed) after a logged error. */
+struct qs_tenants;
+struct qs_tenants *qs_runtime_take_tenants(struct qs_runtime *rt, const void *msg);
 /* Tells the supervisor we are serving. */
 void qs_runtime_ready(struct qs_runtime *rt);
 /* QS_CTL_STATUS (text: a name for it, or NULL); a report that cannot go now

@@ -413,6 +413,21 @@ static void cleanup(struct parser *p)
 	qs_runtime_free(&p->rt);
 }
 
+/* A reload applied in place: frames are checked against the new tenants from
+ * now on (a revoked credential's: unauthenticated). */
+static int on_tenants(void *arg, const void *msg)
+{
+	struct parser *p = arg;
+	struct qs_tenants *old = qs_runtime_take_tenants(&p->rt, msg);
+	if (!old)
+		return 0; /* logged; the old tenants stay */
+	p->last_tenant = NULL;
+	p->last_tenant_id = p->last_credential = 0;
+	qs_tenants_free(old);
+	qs_info("parser %u: tenants applied in place (%zu tenant(s))", p->cfg->slot, p->cfg->tenants->n);
+	return 0;
+}
+
 int parser_main(const struct qs_config *cfg)
 {
 	static struct parser p;
@@ -434,6 +449,7 @@ int parser_main(const struct qs_config *cfg)
 	p.stop_ev = evtimer_new(p.rt.base, on_stop_deadline, &p);
 	p.hello_ev = evtimer_new(p.rt.base, on_hello, &p);
 	p.pull_w = qs_zwatch_new(p.rt.base, p.pull, on_frames, &p);
+	qs_runtime_on(&p.rt, QS_CTL_TENANTS, on_tenants);
 	qs_runtime_ready(&p.rt);
 	on_hello(-1, 0, &p);
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);

@@ -77,7 +77,7 @@ const struct qs_role_def qs_roles[] = {
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = parser_syscalls},
 		.ctl_sends = BIT(QS_CTL_READY),
-		.ctl_receives = BIT(QS_CTL_SHUTDOWN),
+		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_TENANTS),
 	},
 	{
 		.role = QS_ROLE_ACCEPTOR, ENTRY(acceptor_main), .count = QS_COUNT_ACCEPTORS,
@@ -88,7 +88,8 @@ const struct qs_role_def qs_roles[] = {
 		.sandbox = {.user = true, .chroot = true, .new_netns = false, .dumpable = false,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = acceptor_syscalls},
 		.ctl_sends = BIT(QS_CTL_READY) | BIT(QS_CTL_STATUS),
-		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_DRAIN) | BIT(QS_CTL_PEER_RESTART),
+		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_DRAIN) | BIT(QS_CTL_PEER_RESTART) |
+				BIT(QS_CTL_TENANTS),
 	},
 	{
 		.role = QS_ROLE_METRICS, ENTRY(metrics_main), .count = QS_COUNT_METRICS,

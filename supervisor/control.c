@@ -47,7 +47,9 @@ void qs_control_read(struct qs_procs *p, struct qs_proc *c)
 	ssize_t n;
 	const char *why;
 	while ((n = qs_ctl_recv(c->ctl, &m)) > 0) {
-		if (qs_ctl_dispatch(qs_sup_accepts, qs_sup_accepts_n, &from, &m, (size_t)n, c, &why) == 0)
+		int rc = qs_ctl_dispatch(qs_sup_accepts, qs_sup_accepts_n, &from, &m, (size_t)n, c, &why);
+		qs_ctl_release(&m, (size_t)n); /* a child passes the supervisor no descriptor */
+		if (rc == 0)
 			continue;
 		qs_warn("%s %u sent control message %s (%zd bytes), %s: taking it for compromised, killing it",
 			qs_role_name(c->role), c->slot, qs_ctl_name(m.h.type), n, why);

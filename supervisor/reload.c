@@ -20,6 +20,7 @@
 #include "supervisor/sockets.h"
 #include "supervisor/status.h"
 #include "supervisor/steer.h"
+#include "supervisor/tenant_reload.h"
 #include "ipc/zsock.h"
 
 #define STEP_TIMEOUT_S 30
@@ -31,6 +32,7 @@ static struct {
 	bool active;
 	bool again;       /* another SIGHUP came during a reload */
 	bool overlapping; /* the step's new process runs beside the old one */
+	bool in_place;    /* only the tenants changed: the roles taking QS_CTL_TENANTS keep running */
 	unsigned bank;    /* steering key bank of the running acceptor generation */
 	unsigned gen_waiting; /* new acceptors not yet ready (0: no generation switch under way) */
 	unsigned old_waiting; /* old acceptors still draining after the switch */
@@ -57,6 +59,7 @@ void qs_reload_init(struct qs_procs *p, const struct qs_config *running, struct 
 	R.procs = p;
 	R.running = running;
 	R.step_timer = evtimer_new(base, step_timeout, NULL);
+	qs_tenant_reload_applied(running);
 }
 
 bool qs_reload_active(void)
@@ -93,6 +96,22 @@ static bool check(const struct qs_config *cfg)
 	return true;
 }
 
+/* Only the tenants changed: the acceptors and parsers take the new copy in
+ * place (supervisor/tenant_reload.c), keeping every connection whose
+ * credential stays; the log says what changed. */
+static void decide_in_place(const struct qs_config *cfg, int old_fd)
+{
+	char why[128], what[256];
+	R.in_place = old_fd >= 0 && cfg->config_fd >= 0 && qs_tenant_reload_in_place(cfg, why, sizeof(why));
+	if (R.in_place) {
+		qs_tenant_reload_summary(old_fd, cfg->config_fd, cfg->tenants_path, what, sizeof(what));
+		qs_info("reload %u: tenants applied in place: %s", R.generation + 1, what);
+	} else if (cfg->tenants_path[0]) {
+		qs_info("reload %u: %s: replacing every child", R.generation + 1, why);
+	}
+	qs_tenant_reload_applied(cfg);
+}
+
 /* Reads the file once: what passes is what every child started from now on
  * runs (its sealed copy replaces the previous one); what fails changes nothing. */
 static bool validate(void)
@@ -108,6 +127,7 @@ static bool validate(void)
 			close(cfg.config_fd);
 		return false;
 	}
+	decide_in_place(&cfg, R.procs->config_fd);
 	if (R.procs->config_fd >= 0)
 		close(R.procs->config_fd);
 	R.procs->config_fd = cfg.config_fd;
@@ -206,8 +226,10 @@ static void switch_acceptor_generation(void)
 /* Stops the child at R.step (or finishes); it is restarted when it exits. */
 static void run_step(void)
 {
-	while (R.step < R.procs->n && !at(R.step)->pid)
-		R.step++; /* not running (crash backoff): its restart picks up the new config */
+	/* not running (crash backoff): its restart picks up the new config; in
+	 * place: it took the new tenants already */
+	while (R.step < R.procs->n && (!at(R.step)->pid || (R.in_place && qs_tenant_reload_takes(at(R.step)))))
+		R.step++;
 	if (R.step >= R.procs->n) {
 		finish();
 		return;
@@ -287,7 +309,13 @@ void qs_reload_request(void)
 	R.active = true;
 	R.generation++;
 	R.step = 0;
-	qs_info("reload %u: replacing children one at a time", R.generation);
+	if (R.in_place) {
+		unsigned n = qs_tenant_reload_send(R.procs, R.procs->config_fd);
+		qs_info("reload %u: %u acceptor(s) and parser(s) took the new tenants; replacing the other children",
+			R.generation, n);
+	} else {
+		qs_info("reload %u: replacing children one at a time", R.generation);
+	}
 	run_step();
 }
 

@@ -9,7 +9,10 @@
  * to move, finishes its frames in flight and exits. Without steering each
  * acceptor is stopped cleanly and started again. A bad configuration or
  * certificate, or a change of an option set up once at start, keeps everything
- * running as it is. Children get the validated text, never the file. */
+ * running as it is. Children get the validated text, never the file. A
+ * reload whose only change is the tenants file is applied in place to the
+ * acceptors and parsers (supervisor/tenant_reload.h); the others are
+ * replaced as above. */
 #ifndef QS_RELOAD_H
 #define QS_RELOAD_H
 

@@ -10,12 +10,17 @@ token: --auth token: no token, an unknown token: refused with the reason, quicst
   nothing delivered; the right token (either of a rotated pair): everything delivered.
 mtls: --auth mtls: a certificate from another CA, an expired one, one naming no tenant: refused;
   by subject and by SAN: delivered, tagged with their tenant.
-reload: a token revoked by SIGHUP is refused afterwards (nothing delivered), a tenant added by it
-  is served, the others keep being served; a client connected before the reload with the revoked
-  token is told to move, its acknowledged events are all stored, and it is then refused; a broken
-  tenants file at reload keeps the running one and the log says why, at its line.
+reload: a reload changing only the tenants file is applied in place: a token revoked by it is
+  refused afterwards (nothing delivered), a tenant added by it is served; a client connected before
+  it with the revoked token is closed unauthenticated, its acknowledged events all stored; another
+  tenant's client connected across it keeps sending on the same connection (its connection count in
+  the metrics does not move); a broken tenants file at reload keeps the running one and the log says
+  why, at its line.
+reload-limits: a max-message-size set by a reload in place rejects the next large event of a
+  connection open across it.
 revoke-sending: a client whose token is revoked while it sends is closed with `unauthenticated`
-  where it is, once what it sent is answered; what was acknowledged is stored."""
+  where it is, once what it sent is answered; what was acknowledged is stored; another tenant's
+  client sending all along is not touched."""
 import json
 import os
 import signal
@@ -232,18 +237,35 @@ def case_mtls():
     log("mtls: expired, foreign CA, unknown subject refused; subject and SAN delivered")
 
 
+def tenant_connections(port, tenant):
+    """quicstash_tenant_connections_total of the tenant, summed over the acceptors (0: none yet)."""
+    series = 'quicstash_tenant_connections_total{tenant="%s"}' % tenant
+    return q.scrape(port).get(series, 0)
+
+
 def case_reload():
+    """A reload whose only change is the tenants file is applied in place: beta's connection, open
+    across it, keeps sending on the same QUIC connection (its tenant's connection count does not
+    move); acme's connection, whose token is revoked, is closed unauthenticated where it is; gamma,
+    added, connects."""
     recv = q.Receiver().start()
     d = q.mkdtemp("tenants-reload")
-    server = token_server(d, recv, EXAMPLE + "\n[tenant beta]\ntoken-sha256 = %s\n" % hash_token("beta")[15:])
+    mport, margs = q.metrics_server_args()
+    server = token_server(d, recv, EXAMPLE + "\n[tenant beta]\ntoken-sha256 = %s\n" % hash_token("beta")[15:],
+                          extra=margs)
     foo, beta, gamma = (token_file(d, n, n) for n in ("foo", "beta", "gamma"))
     expect_delivered(server, recv, events(0, 50), "acme before the reload", "acme", token=foo)
-    # acme connected across the reload, fed through a pipe
-    ack_log = os.path.join(d, "acme.acklog")
-    acme = q.AsyncSend(server, None, ack_log, extra_args=["--token-file", foo], client_timeout=int(q.tmo(30)))
-    acme.feed(("\n".join(events(1000, 100)) + "\n").encode(), q.tmo(10))
-    check(acme.wait_acked(100, q.tmo(30)) == 100, "acme's connected client: %d of 100 acknowledged\n%s"
-          % (acme.acked_count(), acme.stderr()[-400:]))
+    # acme and beta connected across the reload, fed through pipes
+    clients = {}
+    for name, tok, base in (("acme", foo, 1000), ("beta", beta, 5000)):
+        c = q.AsyncSend(server, None, os.path.join(d, name + ".acklog"), extra_args=["--token-file", tok],
+                        client_timeout=int(q.tmo(30)))
+        c.feed(("\n".join(events(base, 100)) + "\n").encode(), q.tmo(10))
+        check(c.wait_acked(100, q.tmo(30)) == 100, "%s's connected client: %d of 100 acknowledged\n%s"
+              % (name, c.acked_count(), c.stderr()[-400:]))
+        clients[name] = c
+    beta_conns = tenant_connections(mport, "beta")
+    check(beta_conns == 1, "beta: %r connections before the reload, expected 1" % beta_conns)
     # revoke acme's first token (the second stays: rotation), remove nothing else, add gamma
     text = EXAMPLE.replace("token-sha256 = %s\n" % FOO, "") + "\n[tenant beta]\ntoken-sha256 = %s\n" % \
         hash_token("beta")[15:] + "\n[tenant gamma]\n%s\n" % hash_token("gamma")
@@ -252,8 +274,25 @@ def case_reload():
     os.kill(server.pid, signal.SIGHUP)
     check(server.wait_log("reload 1 complete", mark, q.tmo(60)), "the reload did not complete:\n%s"
           % server.log_tail())
+    # beta, untouched: the same connection goes on sending and being acknowledged
+    b = clients["beta"]
+    b.feed(("\n".join(events(5100, 100)) + "\n").encode(), q.tmo(10))
+    check(b.wait_acked(200, q.tmo(30)) == 200, "beta after the reload: %d of 200 acknowledged\n%s"
+          % (b.acked_count(), b.stderr()[-400:]))
+    after = tenant_connections(mport, "beta")
+    check(after == beta_conns and "reconnecting" not in b.stderr(),
+          "beta's connection was touched by a reload of the tenants alone: %r connections (before %r)\n%s"
+          % (after, beta_conns, b.stderr()[-400:]))
+    b.end_input()
+    rc = b.wait(q.tmo(30))
+    check(rc == 0, "beta's client: exit %r\n%s" % (rc, b.stderr()[-400:]))
+    missing = recv.wait_numbers(list(range(5000, 5200)), q.tmo(30), quiet=0)
+    check(not missing, "beta: acknowledged but never stored: %s" % sorted(missing)[:10])
+    check("reload 1: tenants applied in place: 1 added, 1 token(s) revoked" in server.log(),
+          "the reload did not say it applied the tenants in place:\n%s" % server.log_tail())
+    acme = clients["acme"]
     rc = acme.wait(q.tmo(30))
-    check(rc == 2 and "unknown token" in acme.stderr(),
+    check(rc == 2 and "server refused authentication: unauthenticated: credential revoked" in acme.stderr(),
           "acme's connected client after its token was revoked: exit %r\n%s" % (rc, acme.stderr()[-600:]))
     acked = [1000 + x - 1 for x in acme.acked()]  # line numbers, from 1
     missing = recv.wait_numbers(acked, q.tmo(30), quiet=0)
@@ -271,20 +310,62 @@ def case_reload():
     check("unknown key 'colour'" in server.log()[mark:], "the log does not say why:\n%s" % server.log_tail())
     expect_delivered(server, recv, events(2400, 50), "gamma after a refused reload", "gamma", token=gamma)
     server.stop()
-    log("reload: revoked token refused (its connected client moved, acknowledged events stored, then "
-        "refused), added tenant served, others untouched; a broken file kept the running tenants")
+    log("reload in place: beta's connection kept sending across it (1 connection), acme's revoked token "
+        "closed unauthenticated (acknowledged events stored, then refused), gamma added and served; a broken "
+        "file kept the running tenants")
+
+
+def case_reload_limits():
+    """A limit changed by a reload in place applies to a connection open across it, at its next
+    frame: beta's max-message-size, set by the reload, rejects the next large event on the same
+    connection (its connection count does not move)."""
+    recv = q.Receiver().start()
+    d = q.mkdtemp("tenants-limits")
+    mport, margs = q.metrics_server_args()
+    text = "[tenant beta]\n%s\n" % hash_token("beta")
+    server = token_server(d, recv, text, extra=margs)
+    b = q.AsyncSend(server, None, os.path.join(d, "beta.acklog"), client_timeout=int(q.tmo(30)),
+                    extra_args=["--token-file", token_file(d, "beta", "beta")])
+    big = lambda n: json.dumps({"n": n, "pad": "x" * 600})  # noqa: E731
+    b.feed((big(0) + "\n").encode(), q.tmo(10))
+    check(b.wait_acked(1, q.tmo(30)) == 1, "beta: its large event before the reload was not acknowledged\n%s"
+          % b.stderr()[-400:])
+    write(os.path.join(d, "tenants.conf"), text + "max-message-size = 200\n")
+    mark = len(server.log())
+    os.kill(server.pid, signal.SIGHUP)
+    check(server.wait_log("reload 1 complete", mark, q.tmo(60)), "the reload did not complete:\n%s"
+          % server.log_tail())
+    b.feed((big(1) + "\n" + json.dumps({"n": 2}) + "\n").encode(), q.tmo(10))
+    b.end_input()
+    rc = b.wait(q.tmo(30))
+    check(rc is not None and q.summary(b.stderr()) == (3, 2, 1),
+          "beta across a reload setting max-message-size = 200: exit %r, summary %r (expected 3 sent, 2 "
+          "acknowledged, 1 rejected)\n%s" % (rc, q.summary(b.stderr()), b.stderr()[-400:]))
+    conns = tenant_connections(mport, "beta")
+    check(conns == 1, "beta: %r connections, expected its one connection across the reload" % conns)
+    check("reload 1: tenants applied in place: 1 with new limits" in server.log(),
+          "the reload did not say it applied new limits in place:\n%s" % server.log_tail())
+    missing = recv.wait_numbers([0, 2], q.tmo(30), quiet=0)
+    check(not missing, "beta: acknowledged but never stored: %s" % sorted(missing))
+    server.stop()
+    log("reload-limits: a max-message-size set by a reload in place rejected the next large event on the "
+        "same connection")
 
 
 def case_revoke_sending():
-    """A token revoked while its client sends: a new parser rejects the client's next frame, and its
-    connection is closed unauthenticated once what it sent is answered. The reload's go-away can reach
-    the client first (then it is refused when it reconnects): rounds of reloads, each revoking one
-    more sending tenant's token, until one shows the close (each round about even odds or better)."""
+    """A token revoked while its client sends: the reload applies the tenants in place, the acceptor
+    stops decoding the client's frames, and its connection is closed unauthenticated where it is once
+    what it sent is answered; what was acknowledged is stored. The other tenant, sending all along on
+    one connection, is not touched. Two rounds: the second revokes a tenant added by the first."""
     recv = q.Receiver().start()
     d = q.mkdtemp("tenants-revoke")
-    rounds = 5
+    rounds = 2
     tenants = ["[tenant t%d]\n%s\n%s\n" % (i, hash_token("old%d" % i), hash_token("new%d" % i)) for i in range(rounds)]
-    server = token_server(d, recv, "".join(tenants))
+    keep = "[tenant keep]\n%s\n" % hash_token("keep")
+    server = token_server(d, recv, keep + tenants[0])
+    other = q.AsyncSend(server, None, os.path.join(d, "keep.acklog"), client_timeout=int(q.tmo(60)),
+                        extra_args=["--token-file", token_file(d, "keep", "keep")])
+    other_feed = q.Feeder(other, lambda k: json.dumps({"n": 500000 + k}), rate=2000)
     for i in range(rounds):
         tok = token_file(d, "old%d" % i, "old%d" % i)
         base = 10000 * (i + 1)
@@ -293,7 +374,7 @@ def case_revoke_sending():
         feeder = q.Feeder(client, lambda k, base=base: json.dumps({"n": base + k}), rate=5000)
         check(client.wait_acked(200, q.tmo(30)) >= 200, "t%d: not sending\n%s" % (i, client.stderr()[-400:]))
         tenants[i] = "[tenant t%d]\n%s\n" % (i, hash_token("new%d" % i))  # its old token revoked
-        write(os.path.join(d, "tenants.conf"), "".join(tenants))
+        write(os.path.join(d, "tenants.conf"), keep + "".join(tenants[:i + 2]))
         mark = len(server.log())
         os.kill(server.pid, signal.SIGHUP)
         check(server.wait_log("reload %d complete" % (i + 1), mark, q.tmo(60)), "reload %d did not complete:\n%s"
@@ -301,27 +382,36 @@ def case_revoke_sending():
         rc = client.wait(q.tmo(30))
         feeder.stop()
         err = client.stderr()
-        revoked = "server refused authentication: unauthenticated: credential revoked" in err
-        check(rc == 2 and (revoked or "server refused authentication: unknown token" in err),
+        check(rc == 2 and "server refused authentication: unauthenticated: credential revoked" in err,
               "t%d, sending while its token was revoked: exit %r\n%s\nserver log:\n%s"
               % (i, rc, err[-600:], server.log_tail()))
         acked = [base + x - 1 for x in client.acked()]
         missing = recv.wait_numbers(acked, q.tmo(30), quiet=0)
         check(not missing, "t%d: acknowledged but never stored: %s" % (i, sorted(missing)[:10]))
-        log("round %d: %s, %d acknowledged events all stored" % (
-            i, "closed unauthenticated (credential revoked)" if revoked else "moved, then refused (unknown token)",
-            len(acked)))
-        if revoked:
-            check("was revoked; closing it once answered" in server.log(), "no log line about the revocation")
-            expect_delivered(server, recv, events(90000, 20), "t%d's new token" % i, "t%d" % i,
-                             token=token_file(d, "new%d" % i, "new%d" % i))
-            server.stop()
-            return
-    raise q.TestFailure("in %d reloads, no revoked client was closed where it was" % rounds)
+        check("was revoked; closing it once answered" in server.log()[mark:], "no log line about the revocation")
+        check("tenants applied in place" in server.log()[mark:], "reload %d was not applied in place:\n%s"
+              % (i + 1, server.log_tail()))
+        expect_delivered(server, recv, events(90000 + 100 * i, 20), "t%d's new token" % i, "t%d" % i,
+                         token=token_file(d, "new%d" % i, "new%d" % i))
+        log("round %d: closed unauthenticated (credential revoked), %d acknowledged events all stored" % (i, len(acked)))
+    # the other tenant: one connection all along, still acknowledged after both reloads
+    n = other.acked_count()
+    check(other.wait_acked(n + 200, q.tmo(30)) >= n + 200 and other.running(),
+          "the other tenant stopped being acknowledged:\n%s" % other.stderr()[-400:])
+    other_feed.stop()
+    rc = other.wait(q.tmo(30))
+    check(rc == 0 and "reconnecting" not in other.stderr(), "the other tenant's client: exit %r\n%s"
+          % (rc, other.stderr()[-400:]))
+    check("tenant keep: the credential" not in server.log(), "the other tenant's connection was revoked")
+    acked = [500000 + x - 1 for x in other.acked()]
+    missing = recv.wait_numbers(acked, q.tmo(30), quiet=0)
+    check(not missing, "the other tenant: acknowledged but never stored: %s" % sorted(missing)[:10])
+    server.stop()
 
 
 CASES = [("check-config", case_check_config), ("tagging", case_tagging), ("token", case_token),
-         ("mtls", case_mtls), ("reload", case_reload), ("revoke-sending", case_revoke_sending)]
+         ("mtls", case_mtls), ("reload", case_reload),
+         ("reload-limits", case_reload_limits), ("revoke-sending", case_revoke_sending)]
 
 
 def run():

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -92,6 +93,7 @@ static size_t type_size(uint32_t type)
 	case QS_CTL_PEER_RESTART: return sizeof(struct qs_ctl_peer);
 	case QS_CTL_RESOLVE: return sizeof(struct qs_ctl_resolve);
 	case QS_CTL_RESOLVED: return sizeof(struct qs_ctl_resolved);
+	case QS_CTL_TENANTS: return sizeof(struct qs_ctl_fd);
 	default: return sizeof(struct qs_ctl_hdr); /* READY, DRAIN, SHUTDOWN and unknown types */
 	}
 }
@@ -252,7 +254,7 @@ static void child_case(struct qs_runtime *rt, int peer, uint32_t type, uint32_t 
 		CHECK_EQ(claim, QS_ROLE_SUPERVISOR);
 		CHECK_EQ(variant_len(v, type), type_size(type));
 		CHECK(type == QS_CTL_SHUTDOWN || type == QS_CTL_DRAIN || type == QS_CTL_PEER_RESTART ||
-		      type == QS_CTL_RESOLVED);
+		      type == QS_CTL_RESOLVED || type == QS_CTL_TENANTS);
 	}
 }
 
@@ -292,7 +294,8 @@ static void test_child(void)
 	child_case(&rt, sv[0], QS_CTL_DRAIN, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_PEER_RESTART, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_RESOLVED, QS_ROLE_SUPERVISOR, EXACT);
-	CHECK_EQ(role_calls, 3);
+	child_case(&rt, sv[0], QS_CTL_TENANTS, QS_ROLE_SUPERVISOR, EXACT);
+	CHECK_EQ(role_calls, 4);
 	parser_runtime_end(&rt, sv);
 }
 
@@ -336,6 +339,57 @@ static void test_inboxes(void)
 	qs_batch_free(&b);
 }
 
+/* The lowest free descriptor: unchanged when nothing received was kept open. */
+static int lowest_free_fd(void)
+{
+	int f = dup(0);
+	close(f);
+	return f;
+}
+
+/* QS_CTL_TENANTS carries a descriptor (SCM_RIGHTS); one beside any other
+ * message, or beside a TENANTS of the wrong size, is closed on receipt. */
+static void test_fd_passing(void)
+{
+	current_test = "descriptor beside a message";
+	int sv[2], pipefd[2];
+	CHECK(pair(sv) == 0);
+	CHECK(pipe(pipefd) == 0);
+	struct stat want, got;
+	CHECK(fstat(pipefd[0], &want) == 0);
+	int free0 = lowest_free_fd();
+	struct qs_ctl_fd m;
+	qs_ctl_init(&m, sizeof(m), QS_CTL_TENANTS, NULL);
+	m.fd = 12345; /* what the sender writes there means nothing */
+	CHECK_EQ(qs_ctl_send_fd(sv[0], &m, sizeof(m), pipefd[0]), 0);
+	union qs_ctl_any r;
+	CHECK_EQ(qs_ctl_recv(sv[1], &r), (long)sizeof(m));
+	CHECK(r.fdmsg.fd >= 0 && r.fdmsg.fd != 12345);
+	CHECK(fstat(r.fdmsg.fd, &got) == 0 && got.st_ino == want.st_ino);
+	qs_ctl_release(&r, sizeof(m));
+	CHECK_EQ(r.fdmsg.fd, -1);
+	CHECK_EQ(lowest_free_fd(), free0);
+	/* the same descriptor beside a STATUS, and beside a TENANTS one byte long */
+	struct qs_ctl_status_msg st;
+	qs_ctl_init(&st, sizeof(st), QS_CTL_STATUS, NULL);
+	CHECK_EQ(qs_ctl_send_fd(sv[0], &st, sizeof(st), pipefd[0]), 0);
+	CHECK_EQ(qs_ctl_recv(sv[1], &r), (long)sizeof(st));
+	CHECK_EQ(lowest_free_fd(), free0);
+	unsigned char longer[sizeof(m) + 1] = {0};
+	memcpy(longer, &m, sizeof(m));
+	CHECK_EQ(qs_ctl_send_fd(sv[0], longer, sizeof(longer), pipefd[0]), 0);
+	CHECK_EQ(qs_ctl_recv(sv[1], &r), (long)sizeof(longer));
+	CHECK_EQ(lowest_free_fd(), free0);
+	/* a TENANTS without a descriptor holds none */
+	CHECK_EQ(qs_ctl_send(sv[0], &m, sizeof(m)), 0);
+	CHECK_EQ(qs_ctl_recv(sv[1], &r), (long)sizeof(m));
+	CHECK_EQ(r.fdmsg.fd, -1);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	qs_log_init("test", false);
@@ -344,5 +398,6 @@ int main(void)
 	test_child();
 	test_child_unregistered();
 	test_inboxes();
+	test_fd_passing();
 	return check_report();
 }

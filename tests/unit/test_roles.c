@@ -23,7 +23,8 @@
 static const struct {
 	int type;
 	const char *name;
-} ctl_names[] = {T(READY), T(STATUS), T(PEER_RESTART), T(DRAIN), T(SHUTDOWN), T(RESOLVE), T(RESOLVED)};
+} ctl_names[] = {T(READY), T(STATUS), T(PEER_RESTART), T(DRAIN), T(SHUTDOWN), T(RESOLVE), T(RESOLVED),
+		   T(TENANTS)};
 #undef T
 
 static const char *ctl_name(int type)
