@@ -105,6 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	uint32_t max = limits[d[0] % 8];
 	struct fuzz_chunker ch = {.s = (uint32_t)d[1] << 8 | d[2]};
 	d += 3, n -= 3;
+	/* A stream that opens with "QSA1" is an authentication stream (QS_DEC_AUTH),
+	 * which the reference below does not model yet; unit/test_wire splits it at
+	 * every point. */
+	if (n >= 4 && !memcmp(d, "QSA1", 4))
+		return 0;
 	reference(d, n, max, &want);
 
 	struct qs_frame_decoder dec;
