@@ -103,6 +103,32 @@ void qs_sup_metrics_ready(const struct qs_procs *p)
 		qs_mp_set(ready[r], n[r]);
 }
 
+_Static_assert(QS_MP_PARSERS >= QS_MAX_PARSERS, "a queue line per parser slot");
+
+/* Whether a process of c's role is at one end of line's hop. */
+static bool at_end(const struct qs_proc *c, unsigned line)
+{
+	switch (c->role) {
+	case QS_ROLE_ACCEPTOR: return line != QS_QL_EVENTS;
+	case QS_ROLE_PARSER: return line == QS_QL_FRAMES + c->slot || line == QS_QL_EVENTS || line == QS_QL_REJECTIONS;
+	case QS_ROLE_SHIPPER: return line == QS_QL_EVENTS || line == QS_QL_ANSWERS;
+	default: return false;
+	}
+}
+
+void qs_sup_metrics_queues(const struct qs_procs *p, const struct qs_proc *c)
+{
+	static const struct qs_mpage *pages[2 * QS_MP_DIR_MAX];
+	size_t n = 0;
+	for (unsigned i = 0; i < p->n; i++)
+		for (unsigned lane = 0; lane < 2; lane++)
+			if (p->proc[i].page[lane])
+				pages[n++] = p->proc[i].page[lane];
+	for (unsigned line = 0; line < QS_QL_COUNT; line++)
+		if (!c || at_end(c, line))
+			qs_mp_queue_settle(qs_mp, pages, n, line, c != NULL);
+}
+
 void qs_sup_metrics_restart(enum qs_role role)
 {
 	static const enum qs_metric restart[QS_ROLE_COUNT] = {
