@@ -17,7 +17,9 @@ Cases:
               resent frames are acknowledged, and every event acknowledged.
   kill_shipper the same for the shipper with events queued towards it."""
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -94,6 +96,16 @@ def all_zero(port, client, acked, what):
     return s
 
 
+def top_waiting(port):
+    """quicstash-top --once's "Waiting" line, as {key: number} (3.00k -> 3000)."""
+    q.need_binaries("quicstash-top")
+    p = subprocess.run([os.path.join(q.QS_BIN, "quicstash-top"), "--once", "--metrics-addr", "127.0.0.1:%d" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=q.tmo(30))
+    line = ([l for l in p.stdout.decode().splitlines() if l.startswith("Waiting")] or [""])[0]
+    mult = {"": 1, "k": 1e3, "M": 1e6}
+    return line, {k: float(v) * mult[u] for k, v, u in re.findall(r"(\w+) ([0-9.]+)([kM]?)\b", line)}
+
+
 def stop(server, role):
     pid = server.pids(role)[0]
     os.kill(pid, signal.SIGSTOP)
@@ -105,7 +117,12 @@ def case_parser():
     n = q.scale(3000)
     pid = stop(server, "parser")
     feed(port, client, q.gen_events(n), 1)
-    waits(port, FRAMES, n, "parser stopped", also_queued=True)
+    s = waits(port, FRAMES, n, "parser stopped", also_queued=True)
+    line, top = top_waiting(port)
+    log("quicstash-top: " + line)
+    near = lambda a, b: a is not None and abs(a - b) <= b / 100 + 1  # noqa: E731 (3.00k: three digits)
+    check(near(top.get("parsers"), s[FRAMES]) and near(top.get("acceptors"), s["quicstash_acceptor_frames_queued"]),
+          "quicstash-top does not show where the frames wait: %r" % line)
     os.kill(pid, signal.SIGCONT)
     all_zero(port, client, n + 1, "parser running again")
     # rejections towards a stopped acceptor: the parser takes the bad frames only once it is
