@@ -91,6 +91,10 @@
 	X(QS_M_ACC_QUEUED, "quicstash_acceptor_frames_queued", G, "",                                      \
 	  "Frames the acceptors have not handed to a parser's socket yet (no parser takes them now)")     \
 	X(QS_M_ACC_QUEUED_BYTES, "quicstash_acceptor_queued_bytes", G, "", "Bytes of those frames")       \
+	/* acceptor, parser, shipper */                                                                    \
+	X(QS_M_CHAN_LOST, "quicstash_ipc_connections_lost_total", C, "",                                   \
+	  "Channel connections a sender lost (the process at the other end ended): what was on its way "   \
+	  "in them is written off from quicstash_hop_waiting")                                             \
 	/* parser */                                                                                       \
 	X(QS_M_PARSED, "quicstash_parser_frames_total", C, "", "Frames the parsers took and answered or passed on") \
 	X(QS_M_PARSE_REJECTED, "quicstash_parser_rejected_total", C, "", "Frames the parsers rejected")    \

@@ -15,7 +15,13 @@ Cases:
               stopped and the shipper let go: acknowledgements wait (shipper_to_acceptor); drain.
   kill_parser kill -9 of the stopped parser with frames queued towards it: back to 0 once the
               resent frames are acknowledged, and every event acknowledged.
-  kill_shipper the same for the shipper with events queued towards it."""
+  kill_shipper the same for the shipper with events queued towards it (its successor gets again
+              what the parser's channel had not written wholly: written off, then raised back).
+              After each kill, the next queue in front of the stopped process reads in full.
+  kill_acceptor kill -9 of the acceptor whose frames wait towards the stopped parser: written off
+              at once (the gauge reads 0 though the parser still gets them), and when the parser
+              takes them after all the hop does not stay below or above 0; the client's resent
+              events are all acknowledged."""
 import os
 import re
 import signal
@@ -106,6 +112,19 @@ def top_waiting(port):
     return line, {k: float(v) * mult[u] for k, v, u in re.findall(r"(\w+) ([0-9.]+)([kM]?)\b", line)}
 
 
+def next_queue_in_full(server, port, client, role, series, also_queued, first):
+    """After a write-off, what arrived after all was raised back (within the supervisor's second):
+    a new queue in front of the stopped role reads in full, not less what arrived late."""
+    time.sleep(1.5)
+    m = q.scale(1000)
+    pid = stop(server, role)
+    before = int(q.scrape(port).get("quicstash_frames_received_total"))
+    feed(port, client, q.gen_events(m, first), before)
+    waits(port, series, m, role + " stopped again", also_queued=also_queued)
+    os.kill(pid, signal.SIGCONT)
+    return m
+
+
 def stop(server, role):
     pid = server.pids(role)[0]
     os.kill(pid, signal.SIGSTOP)
@@ -169,12 +188,14 @@ def kill_case(role, series, also_queued):
     os.kill(pid, signal.SIGKILL)
     server.wait_respawn(role, pid, 1)
     all_zero(port, client, n + 1, "after kill -9 of the stopped " + role)
+    m = next_queue_in_full(server, port, client, role, series, also_queued, n + 1)
+    all_zero(port, client, n + m + 1, "the next queue drained")
     s = q.scrape(port)
     check(s.get('quicstash_child_restarts_total{role="%s"}' % role) == 1, "restarts %r" % s.get(
         'quicstash_child_restarts_total{role="%s"}' % role))
     client.end_input()
     check(client.wait(q.tmo(60)) is not None, "the client did not finish")
-    check(q.summary(client.stderr()) == (n + 1, n + 1, 0), "client summary %r" % (q.summary(client.stderr()),))
+    check(q.summary(client.stderr()) == (n + m + 1, n + m + 1, 0), "client summary %r" % (q.summary(client.stderr()),))
     server.stop()
     return "%d waited towards the %s, killed -9: back to 0 once resent and acknowledged" % (n, role)
 
@@ -187,8 +208,26 @@ def case_kill_shipper():
     return kill_case("shipper", HOP % "parser_to_shipper", False)
 
 
+def case_kill_acceptor():
+    recv, server, port, client = start("queues-kill-acceptor")
+    n = q.scale(3000)
+    pid = stop(server, "parser")
+    feed(port, client, q.gen_events(n), 1)
+    waits(port, FRAMES, n, "parser stopped", also_queued=True)
+    acc = server.kill_child("acceptor")
+    server.wait_respawn("acceptor", acc, 1)
+    s = wait_for(port, "written off", lambda s: s.get(FRAMES) == 0, q.tmo(10))
+    check(s.get(FRAMES) == 0, "the dead acceptor's frames not written off: %r" % s.get(FRAMES))
+    os.kill(pid, signal.SIGCONT)  # it takes them now: below 0 for a moment, raised within a second
+    all_zero(port, client, n + 1, "after kill -9 of the acceptor")
+    next_queue_in_full(server, port, client, "parser", FRAMES, True, n + 1)
+    server.stop()
+    return "%d frames towards the stopped parser when their acceptor was killed -9: written off, 0 once " \
+        "the client's resent events were acknowledged, the next queue read in full" % n
+
+
 CASES = [("parser", case_parser), ("shipper", case_shipper), ("kill_parser", case_kill_parser),
-         ("kill_shipper", case_kill_shipper)]
+         ("kill_shipper", case_kill_shipper), ("kill_acceptor", case_kill_acceptor)]
 
 
 def run():
