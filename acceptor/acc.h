@@ -223,6 +223,7 @@ struct acc {
 	int32_t free_head;
 	int32_t q_head, q_tail;
 	size_t q_bytes;
+	uint32_t q_frames; /* frames in that queue */
 	struct qs_batch batch;
 	uint64_t held;
 	struct acc_stream *owed;

@@ -131,6 +131,8 @@ static void report(struct acc *a)
 	qs_mp_set(QS_M_CONN_OPEN, a->nconns);
 	qs_mp_set(QS_M_ACC_UNRESOLVED, acc_frames_unresolved(a));
 	qs_mp_set(QS_M_ACC_HELD_BYTES, a->held);
+	qs_mp_set(QS_M_ACC_QUEUED, a->q_frames);
+	qs_mp_set(QS_M_ACC_QUEUED_BYTES, a->q_bytes);
 	qs_runtime_report(&a->rt, &st, NULL);
 }
 

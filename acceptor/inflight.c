@@ -79,6 +79,7 @@ static void enqueue(struct acc *a, int32_t idx)
 		a->q_head = idx;
 	a->q_tail = idx;
 	a->q_bytes += rec_bytes(f);
+	a->q_frames++;
 	qs_hop(QS_HOP_A_QUEUED, acc_channel(a), qs_ticket_make((uint32_t)idx, f->gen));
 }
 
@@ -98,6 +99,7 @@ static void dequeue(struct acc *a, int32_t idx)
 	f->q_prev = f->q_next = ACC_NONE;
 	f->queued = false;
 	a->q_bytes -= rec_bytes(f);
+	a->q_frames--;
 }
 
 /* Frame bytes of up to SMALL_FRAME go into fixed blocks recycled through a
@@ -260,7 +262,8 @@ static int batch_add(struct acc *a, int32_t idx)
 }
 
 /* One batch to the next parser slot that takes it (round robin over the
- * slots not paused); -1 when none does now (no parser, or queues full). */
+ * slots not paused): that slot, or -1 when none does now (no parser, or
+ * queues full). */
 static int send_round(struct acc *a, const void *buf, size_t len)
 {
 	for (unsigned i = 0; i < a->npush; i++) {
@@ -268,7 +271,7 @@ static int send_round(struct acc *a, const void *buf, size_t len)
 		if (a->slot[k].paused || qs_zsend(a->push[k], buf, len) != 0)
 			continue;
 		a->push_next = k + 1;
-		return 0;
+		return (int)k;
 	}
 	return -1;
 }
@@ -308,10 +311,12 @@ void acc_frames_send(struct acc *a)
 		/* the hand-over's time, taken before it: the parser may record the
 		 * batch's arrival before this loop records its frames as pushed */
 		uint64_t t_hop = qs_hop_fd >= 0 ? qs_now_ns() : 0;
-		if (send_round(a, a->batch.buf, a->batch.len) != 0) {
+		int slot = send_round(a, a->batch.buf, a->batch.len);
+		if (slot < 0) {
 			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
 		}
+		qs_mp_queue_sent(QS_QL_FRAMES + (unsigned)slot, n, a->batch.len);
 		sent = true;
 		uint64_t now = qs_now_ns();
 		while (n--) {
@@ -453,6 +458,7 @@ static void on_message(void *arg, const void *msg, size_t len)
 		return;
 	}
 	if (it.type == QS_MSG_ANSWERS) {
+		qs_mp_queue_recv(it.sender == QS_MSG_SENDER_SHIPPER ? QS_QL_ANSWERS : QS_QL_REJECTIONS, it.remaining, len);
 		on_answers(a, &it);
 	} else if (it.type == QS_MSG_STATUS) {
 		struct qs_status_rec st;

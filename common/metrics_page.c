@@ -151,3 +151,53 @@ void qs_mp_observe_ack_ns(uint64_t ns)
 	qs_mp_add((enum qs_metric)(QS_M_ACKLAT_0 + b), 1);
 	qs_mp_add(QS_M_ACKLAT_SUM, ns);
 }
+
+static void qend_sum(const struct qs_mp_qend *e, int64_t sign, struct qs_queue_depth *d)
+{
+	d->n += sign * (int64_t)atomic_load_explicit(&((struct qs_mp_qend *)e)->n, memory_order_relaxed);
+	d->bytes += sign * (int64_t)atomic_load_explicit(&((struct qs_mp_qend *)e)->bytes, memory_order_relaxed);
+}
+
+struct qs_queue_depth qs_mp_queue_depth(const struct qs_mpage *sup, const struct qs_mpage *const *pages, size_t n,
+					unsigned line)
+{
+	struct qs_queue_depth d = {0, 0};
+	if (line >= QS_QL_COUNT)
+		return d;
+	/* (unsigned sums as signed: they wrap alike, and a depth is small) */
+	qend_sum(&sup->qrecv[line], -1, &d);
+	for (size_t i = 0; i < n; i++)
+		qend_sum(&pages[i]->qrecv[line], -1, &d);
+	atomic_thread_fence(memory_order_acquire);
+	for (size_t i = 0; i < n; i++)
+		qend_sum(&pages[i]->qsent[line], 1, &d);
+	return d;
+}
+
+void qs_mp_queue_settle(struct qs_mpage *sup, const struct qs_mpage *const *pages, size_t n, unsigned line,
+			bool all)
+{
+	struct qs_queue_depth d = qs_mp_queue_depth(sup, pages, n, line);
+	if (d.n > 0 && !all)
+		d.n = 0;
+	if (d.bytes > 0 && !all)
+		d.bytes = 0;
+	if (d.n || d.bytes)
+		qs_mp_qadd(&sup->qrecv[line], (uint64_t)d.n, (uint64_t)d.bytes);
+}
+
+const struct qs_metric_def qs_queue_defs[2] = {
+	{"quicstash_hop_waiting", "hop, parser",
+	 "Records handed to a hop between two processes and not yet taken at its other end: frames towards "
+	 "each parser slot (hop=\"acceptor_to_parser\", ZeroMQ, parser=\"S\"), events towards the shipper "
+	 "(\"parser_to_shipper\"), acknowledgements (\"shipper_to_acceptor\") and rejections with the parsers' "
+	 "HELLO/BYE words (\"parser_to_acceptor\") towards the acceptors; what a process that ended held is "
+	 "written off", QS_MT_G},
+	{"quicstash_hop_waiting_bytes", "hop, parser", "Bytes of the messages carrying those records", QS_MT_G},
+};
+
+const char *qs_mp_queue_hop(unsigned line)
+{
+	return line < QS_QL_EVENTS ? "acceptor_to_parser" : line == QS_QL_EVENTS ? "parser_to_shipper"
+		: line == QS_QL_ANSWERS ? "shipper_to_acceptor" : "parser_to_acceptor";
+}

@@ -88,6 +88,13 @@
 	  "Frames the acceptors hold that wait for their answer (queued towards parsers and the spool)")  \
 	X(QS_M_ACC_HELD_BYTES, "quicstash_acceptor_held_bytes", G, "",                                     \
 	  "Bytes of those frames the acceptors keep for resending")                                        \
+	X(QS_M_ACC_QUEUED, "quicstash_acceptor_frames_queued", G, "",                                      \
+	  "Frames the acceptors have not handed to a parser's socket yet (no parser takes them now)")     \
+	X(QS_M_ACC_QUEUED_BYTES, "quicstash_acceptor_queued_bytes", G, "", "Bytes of those frames")       \
+	/* acceptor, parser, shipper */                                                                    \
+	X(QS_M_CHAN_LOST, "quicstash_ipc_connections_lost_total", C, "",                                   \
+	  "Channel connections a sender lost (the process at the other end ended): what was on its way "   \
+	  "in them is written off from quicstash_hop_waiting")                                             \
 	/* parser */                                                                                       \
 	X(QS_M_PARSED, "quicstash_parser_frames_total", C, "", "Frames the parsers took and answered or passed on") \
 	X(QS_M_PARSE_REJECTED, "quicstash_parser_rejected_total", C, "", "Frames the parsers rejected")    \
@@ -188,6 +195,25 @@ struct qs_mp_dirent {
 	uint16_t slot;
 };
 
+/* Queues between processes (docs/ARCHITECTURE.md "Queues between
+ * processes"): a line is one hop's queue, the frames towards parser slot S
+ * (line QS_QL_FRAMES + S) or a channel's hop. Its sender counts what it
+ * hands to the hop into qsent[line], its receiver what it takes into
+ * qrecv[line], each in its own page, once per batch (records and bytes);
+ * the supervisor writes off what a process that ended lost into its own
+ * page's qrecv (qs_mp_queue_settle). What waits = sum(qsent) - sum(qrecv). */
+#define QS_MP_PARSERS 64 /* parser slots (--parsers at most) */
+enum qs_queue_line {
+	QS_QL_FRAMES = 0,                 /* + parser slot: acceptor -> parser, ZeroMQ */
+	QS_QL_EVENTS = QS_MP_PARSERS,     /* parser -> shipper, channel */
+	QS_QL_ANSWERS,                    /* shipper -> acceptor: acknowledgements */
+	QS_QL_REJECTIONS,                 /* parser -> acceptor: rejections (and its HELLO/BYE words) */
+	QS_QL_COUNT
+};
+struct qs_mp_qend {
+	_Atomic uint64_t n, bytes;
+};
+
 struct qs_mpage {
 	_Atomic uint64_t v[QS_MP_VALUES];
 	/* the supervisor's page only: the pages handed to the metrics process
@@ -197,6 +223,7 @@ struct qs_mpage {
 	struct qs_mp_dirent dir[QS_MP_DIR_MAX];
 	/* the acceptors' pages: per-tenant rows */
 	struct qs_mp_tenant tenant[QS_MP_TENANTS], other;
+	struct qs_mp_qend qsent[QS_QL_COUNT], qrecv[QS_QL_COUNT];
 };
 _Static_assert(QS_M_COUNT <= QS_MP_VALUES, "metrics page too small");
 _Static_assert(sizeof(struct qs_mpage) <= QS_MP_SIZE, "metrics page over its size");
@@ -230,6 +257,47 @@ static inline uint64_t qs_mp_get(const struct qs_mpage *p, unsigned m)
 {
 	return atomic_load_explicit(&((struct qs_mpage *)p)->v[m], memory_order_relaxed);
 }
+
+static inline void qs_mp_qadd(struct qs_mp_qend *e, uint64_t n, uint64_t bytes)
+{
+	atomic_store_explicit(&e->n, atomic_load_explicit(&e->n, memory_order_relaxed) + n, memory_order_relaxed);
+	atomic_store_explicit(&e->bytes, atomic_load_explicit(&e->bytes, memory_order_relaxed) + bytes,
+			      memory_order_relaxed);
+}
+
+/* A batch of n records (bytes long) handed to the hop of line, or taken from it. */
+static inline void qs_mp_queue_sent(unsigned line, uint64_t n, uint64_t bytes)
+{
+	if (line < QS_QL_COUNT)
+		qs_mp_qadd(&qs_mp->qsent[line], n, bytes);
+}
+
+static inline void qs_mp_queue_recv(unsigned line, uint64_t n, uint64_t bytes)
+{
+	if (line < QS_QL_COUNT)
+		qs_mp_qadd(&qs_mp->qrecv[line], n, bytes);
+}
+
+/* What waits in line's hop, over the supervisor's page and n pages: every
+ * receiving end is read before any sending end, so that what moves while
+ * they are read makes it read high, never low. Negative when more was
+ * taken than is known sent (something written off arrived after all). */
+struct qs_queue_depth {
+	int64_t n, bytes;
+};
+struct qs_queue_depth qs_mp_queue_depth(const struct qs_mpage *sup, const struct qs_mpage *const *pages, size_t n,
+					unsigned line);
+/* The supervisor: writes off what line's hop holds (its depth becomes 0) into
+ * sup, all of it (a process at one end ended or starts: what it held or
+ * what was on the way to it is lost, as far as anyone can know), or only
+ * when below 0 (raise: what was written off arrived after all). */
+void qs_mp_queue_settle(struct qs_mpage *sup, const struct qs_mpage *const *pages, size_t n, unsigned line,
+			bool all);
+/* The two families the lines are exposed in (records, bytes), labelled
+ * hop="qs_mp_queue_hop(line)" and, for the frames, parser="S". */
+extern const struct qs_metric_def qs_queue_defs[2];
+/* The hop's label value for line (acceptor_to_parser, parser_to_shipper, ...). */
+const char *qs_mp_queue_hop(unsigned line);
 
 /* The row of a rejection code (QS_REJ_*, common/wire.h: 1..7, in that order
  * in QS_METRICS); an unknown one counts as internal. */

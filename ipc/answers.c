@@ -111,6 +111,12 @@ int qs_answers_add(struct qs_answers *a, unsigned chan, uint64_t ticket, uint16_
 	return 0;
 }
 
+void qs_answers_count(struct qs_answers *a, unsigned line)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		qs_sendq_count(&a->ch[i].q, line);
+}
+
 void qs_answers_send_all(struct qs_answers *a, const void *msg, size_t len)
 {
 	for (unsigned i = 0; i < a->n; i++)

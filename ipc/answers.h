@@ -22,9 +22,12 @@ struct event_base;
 struct qs_answers;
 
 /* Connects to channels 0..nchan-1 in dir (the endpoints' directory: "" once
- * chrooted); sender goes into every ANSWERS header (the parser's slot, 0 for
- * the shipper). NULL on error (logged where the channel logs it). */
+ * chrooted); sender goes into every ANSWERS header (the parser's slot, or
+ * QS_MSG_SENDER_SHIPPER). NULL on error (logged where the channel logs it). */
 struct qs_answers *qs_answers_new(struct event_base *base, const char *dir, unsigned nchan, uint32_t sender);
+/* Counts what every channel takes into the metrics queue line's hop
+ * (qs_sendq_count: the shipper's acknowledgements, the parsers' rejections). */
+void qs_answers_count(struct qs_answers *a, unsigned line);
 /* Adds one answer for channel chan to its batch (reason: NULL or "" for
  * none); a batch that reached QS_BATCH_SOFT_BYTES is sent on at once.
  * 0, or -1: no such channel, or out of memory (logged; the acceptor resends). */

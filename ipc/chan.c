@@ -12,8 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common/log.h"
 #include "common/clock.h"
+#include "common/log.h"
+#include "common/metrics_page.h"
 
 #define READ_MAX (1024 * 1024) /* bytes read per wake-up and sender */
 #define RECONNECT_MIN_MS 10
@@ -365,6 +366,7 @@ static void out_drop(struct qs_chan_out *o, const char *why)
 {
 	size_t lost = o->keep ? 0 : evbuffer_get_length(o->buf);
 	out_close(o);
+	qs_mp_add(QS_M_CHAN_LOST, 1); /* the supervisor writes off what was on its way (metrics_page.h) */
 	o->flapping = qs_now_ns() - o->up_since_ns < STABLE_NS;
 	if (!o->told_down && !o->flapping)
 		qs_info("%s: connection lost (%s, %zu bytes unsent); reconnecting", o->path, why, lost);

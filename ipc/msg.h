@@ -31,8 +31,9 @@ struct qs_msg_hdr {
 	uint16_t type;
 	uint16_t version;
 	uint32_t count;
-	uint32_t sender; /* acceptor slot, parser slot or 0 for the shipper */
+	uint32_t sender; /* acceptor slot, parser slot or QS_MSG_SENDER_SHIPPER */
 };
+#define QS_MSG_SENDER_SHIPPER 0xffffffffu /* no slot: the acceptor tells its answers from a parser's */
 
 /* FRAMES record, followed by len bytes of frame payload. */
 struct qs_frame_rec {

@@ -3,9 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
-#include "ipc/chan.h"
 #include "common/clock.h"
+#include "common/log.h"
+#include "common/metrics_page.h"
+#include "ipc/chan.h"
 #include "ipc/msg.h"
 
 struct qs_sendq_msg {
@@ -18,6 +19,24 @@ void qs_sendq_init(struct qs_sendq *q, struct qs_chan_out *chan)
 {
 	memset(q, 0, sizeof(*q));
 	q->chan = chan;
+	q->count_line = QS_QL_COUNT;
+}
+
+void qs_sendq_count(struct qs_sendq *q, unsigned line)
+{
+	q->count_line = line;
+}
+
+/* The channel took a message: its records are in the hop now (the
+ * queue's own messages are not: the sender holds them). */
+static int taken(struct qs_sendq *q, int rc, const void *msg, size_t len)
+{
+	struct qs_msg_hdr h;
+	if (rc == 0 && len >= sizeof(h)) {
+		memcpy(&h, msg, sizeof(h));
+		qs_mp_queue_sent(q->count_line, h.count, len);
+	}
+	return rc;
 }
 
 bool qs_sendq_pending(const struct qs_sendq *q)
@@ -38,7 +57,7 @@ static void pop(struct qs_sendq *q)
 bool qs_sendq_flush(struct qs_sendq *q)
 {
 	while (q->head) {
-		int rc = qs_chan_send(q->chan, q->head->data, q->head->len);
+		int rc = taken(q, qs_chan_send(q->chan, q->head->data, q->head->len), q->head->data, q->head->len);
 		if (rc == 1) {
 			if (!q->blocked_since_ns)
 				q->blocked_since_ns = qs_now_ns();
@@ -54,7 +73,7 @@ int qs_sendq_push(struct qs_sendq *q, struct qs_batch *b)
 {
 	int rc = 0;
 	if (!q->head) {
-		rc = qs_chan_send(q->chan, b->buf, b->len);
+		rc = taken(q, qs_chan_send(q->chan, b->buf, b->len), b->buf, b->len);
 		if (rc != 1)
 			goto done;
 	}

@@ -21,9 +21,13 @@ struct qs_sendq {
 	size_t bytes;
 	uint64_t blocked_since_ns; /* when the head first failed to go */
 	uint64_t dropped;          /* messages dropped as stale */
+	unsigned count_line;       /* the metrics queue line whose hop it feeds (qs_sendq_count) */
 };
 
 void qs_sendq_init(struct qs_sendq *q, struct qs_chan_out *chan);
+/* Counts every message the channel takes, as sent into the queue line's
+ * hop (common/metrics_page.h: its records and bytes); none by default. */
+void qs_sendq_count(struct qs_sendq *q, unsigned line);
 /* Sends b's message (or queues a copy after what is pending) and empties b.
  * Returns 0 sent, 1 queued, -1 error (message lost, logged). */
 int qs_sendq_push(struct qs_sendq *q, struct qs_batch *b);

@@ -99,6 +99,26 @@ static void tenants(const struct qs_mview *v, struct evbuffer *out, bool om)
 	}
 }
 
+/* What waits between processes, per hop (common/metrics_page.h "Queues
+ * between processes"): below 0 reads as 0 (the supervisor raises it within
+ * a second: what it wrote off arrived after all). */
+static void queues(const struct qs_mview *v, struct evbuffer *out, bool om)
+{
+	for (unsigned k = 0; k < 2; k++) {
+		family(out, &qs_queue_defs[k], om);
+		for (unsigned line = 0; line < QS_QL_COUNT; line++) {
+			if (line < QS_QL_EVENTS && line >= v->want_parsers)
+				continue;
+			struct qs_queue_depth d = qs_mp_queue_depth(v->sup, v->page, v->n, line);
+			long long x = k ? d.bytes : d.n;
+			evbuffer_add_printf(out, "%s{hop=\"%s\"", qs_queue_defs[k].name, qs_mp_queue_hop(line));
+			if (line < QS_QL_EVENTS)
+				evbuffer_add_printf(out, ",parser=\"%u\"", line - QS_QL_FRAMES);
+			evbuffer_add_printf(out, "} %lld\n", x < 0 ? 0 : x);
+		}
+	}
+}
+
 void qs_expose(const struct qs_mview *v, struct evbuffer *out, bool om)
 {
 	const char *prev = "";
@@ -116,6 +136,7 @@ void qs_expose(const struct qs_mview *v, struct evbuffer *out, bool om)
 		evbuffer_add_printf(out, "%s%s%s%s %llu\n", d->name, *d->label ? "{" : "", d->label,
 				    *d->label ? "}" : "", qs_mview_sum(v, m));
 	}
+	queues(v, out, om);
 	tenants(v, out, om);
 	if (om)
 		evbuffer_add_printf(out, "# EOF\n");

@@ -218,6 +218,7 @@ static void handle_message(void *arg, const void *msg, size_t len)
 		on_end(p, it.sender);
 		return;
 	}
+	qs_mp_queue_recv(QS_QL_FRAMES + p->cfg->slot, it.remaining, len);
 	/* Draining, frames from an acceptor that did not get our BYE (or sends
 	 * after its end): it may send more, which would be lost with our socket;
 	 * a non-zero exit has the acceptors resend. */
@@ -385,11 +386,13 @@ static int connect_all(struct parser *p, const char *dir)
 	p->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), cfg->slot);
 	if (!p->answers)
 		return -1;
+	qs_answers_count(p->answers, QS_QL_REJECTIONS);
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(p->events_out = qs_chan_connect(base, ep, EVENTS_LIMIT, on_events_writable, p)))
 		return -1;
 	qs_chan_out_keep(p->events_out); /* a shipper replaced by a reload loses none (chan.h) */
 	qs_sendq_init(&p->events_q, p->events_out);
+	qs_sendq_count(&p->events_q, QS_QL_EVENTS);
 	return 0;
 }
 

@@ -79,7 +79,7 @@ static void send_status(struct shipper *sh)
 	struct qs_batch b = {0};
 	struct qs_status_rec r = {.spool_bytes = sh->spool.total, .spool_limit = sh->spool.max_bytes,
 				  .accepting = !sh->refusing, .over_quota = (uint32_t)sh->quota.nover};
-	if (qs_batch_begin(&b, QS_MSG_STATUS, 0) ||
+	if (qs_batch_begin(&b, QS_MSG_STATUS, QS_MSG_SENDER_SHIPPER) ||
 	    qs_batch_add(&b, &r, sizeof(r), sh->quota.over, sh->quota.nover * sizeof(*sh->quota.over))) {
 		qs_batch_free(&b);
 		return;
@@ -221,6 +221,7 @@ static void stage_message(void *arg, const void *msg, size_t len)
 		qs_warn("dropping a malformed message on the events socket: %s", why);
 		return;
 	}
+	qs_mp_queue_recv(QS_QL_EVENTS, it.remaining, len);
 	uint64_t now = qs_realtime_ns();
 	struct qs_event_rec er;
 	const uint8_t *payload;
@@ -424,8 +425,11 @@ static int open_sockets(struct shipper *sh, const char *dir)
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(sh->events_in = qs_chan_listen(base, ep, maxmsg, stage_message, sh)))
 		return -1;
-	sh->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), 0);
-	return sh->answers ? 0 : -1;
+	sh->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), QS_MSG_SENDER_SHIPPER);
+	if (!sh->answers)
+		return -1;
+	qs_answers_count(sh->answers, QS_QL_ANSWERS);
+	return 0;
 }
 
 static int open_spool(struct shipper *sh, int dirfd)

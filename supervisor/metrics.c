@@ -103,6 +103,55 @@ void qs_sup_metrics_ready(const struct qs_procs *p)
 		qs_mp_set(ready[r], n[r]);
 }
 
+_Static_assert(QS_MP_PARSERS >= QS_MAX_PARSERS, "a queue line per parser slot");
+
+/* Whether a process of c's role is at one end of line's hop. */
+static bool at_end(const struct qs_proc *c, unsigned line)
+{
+	switch (c->role) {
+	case QS_ROLE_ACCEPTOR: return line != QS_QL_EVENTS;
+	case QS_ROLE_PARSER: return line == QS_QL_FRAMES + c->slot || line == QS_QL_EVENTS || line == QS_QL_REJECTIONS;
+	case QS_ROLE_SHIPPER: return line == QS_QL_EVENTS || line == QS_QL_ANSWERS;
+	default: return false;
+	}
+}
+
+/* Writes off the lines with a process of c's role at one end (all: what
+ * is on its way counts as lost), or raises those below 0 (c NULL). */
+static void settle(const struct qs_mpage *const *pages, size_t n, const struct qs_proc *c)
+{
+	for (unsigned line = 0; line < QS_QL_COUNT; line++)
+		if (!c || at_end(c, line))
+			qs_mp_queue_settle(qs_mp, pages, n, line, c != NULL);
+}
+
+void qs_sup_metrics_queues(const struct qs_procs *p, const struct qs_proc *c)
+{
+	static const struct qs_mpage *pages[2 * QS_MP_DIR_MAX];
+	static uint64_t lost_seen[2 * QS_MP_DIR_MAX];
+	size_t n = 0;
+	for (unsigned i = 0; i < p->n; i++)
+		for (unsigned lane = 0; lane < 2; lane++)
+			if (p->proc[i].page[lane])
+				pages[n++] = p->proc[i].page[lane];
+	if (c) {
+		settle(pages, n, c);
+		return;
+	}
+	/* A sender that lost a channel connection (it noticed its peer's end
+	 * only when it wrote, e.g. after being stopped itself) may have counted
+	 * what it handed to the dead connection after the peer's write-off. */
+	for (unsigned i = 0, k = 0; i < p->n; i++)
+		for (unsigned lane = 0; lane < 2; lane++, k++) {
+			uint64_t lost = p->proc[i].page[lane] ? qs_mp_get(p->proc[i].page[lane], QS_M_CHAN_LOST) : 0;
+			if (k < 2 * QS_MP_DIR_MAX && lost != lost_seen[k]) {
+				lost_seen[k] = lost;
+				settle(pages, n, &p->proc[i]);
+			}
+		}
+	settle(pages, n, NULL);
+}
+
 void qs_sup_metrics_restart(enum qs_role role)
 {
 	static const enum qs_metric restart[QS_ROLE_COUNT] = {

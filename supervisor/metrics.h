@@ -15,5 +15,10 @@ int qs_sup_metrics_init(struct qs_procs *p, const struct qs_config *cfg);
 void qs_sup_metrics_ready(const struct qs_procs *p);
 /* A child ended unexpectedly and is restarted. */
 void qs_sup_metrics_restart(enum qs_role role);
+/* The queues between processes (docs/ARCHITECTURE.md "Queues between
+ * processes"): c's process ended or starts, so what waited in a hop with
+ * it at one end is written off; or (c NULL, once a second) a hop that reads
+ * below 0 is raised to 0 (what was written off arrived after all). */
+void qs_sup_metrics_queues(const struct qs_procs *p, const struct qs_proc *c);
 
 #endif

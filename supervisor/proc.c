@@ -17,6 +17,7 @@
 #include "common/metrics_page.h"
 #include "common/sandbox.h"
 #include "ipc/ctl.h"
+#include "supervisor/metrics.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
@@ -217,6 +218,7 @@ int qs_proc_start(struct qs_procs *p, struct qs_proc *c)
 		return -1;
 	}
 	c->generation++;
+	qs_sup_metrics_queues(p, c); /* (what a send raced into its predecessor's end counted) */
 	pid_t pid = fork();
 	if (pid < 0) {
 		qs_err("fork: %s", strerror(errno));
@@ -319,6 +321,7 @@ void qs_procs_reap(struct qs_procs *p)
 			c->old_pid = 0;
 			if (c->page[c->old_lane]) /* its gauges described it; its counters stay */
 				qs_mp_clear_gauges(c->page[c->old_lane]);
+			qs_sup_metrics_queues(p, c);
 			p->on_old_exit(p, c, status);
 			continue;
 		}
@@ -326,6 +329,7 @@ void qs_procs_reap(struct qs_procs *p)
 		c->ready = false;
 		if (c->page[c->lane])
 			qs_mp_clear_gauges(c->page[c->lane]);
+		qs_sup_metrics_queues(p, c);
 		if (c->ctl_ev) {
 			event_free(c->ctl_ev);
 			c->ctl_ev = NULL;

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "supervisor/metrics.h"
 #include "supervisor/tenant_log.h"
 
 static struct {
@@ -153,6 +154,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		S.have_rate = true;
 	}
 	log_stats(now);
+	qs_sup_metrics_queues(S.procs, NULL);
 	qs_log_tick();
 	S.acked = S.rejected = 0;
 	S.window_start_ms = now;

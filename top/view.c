@@ -51,7 +51,7 @@ static void traffic(struct out *o, const struct view_in *in)
 
 static void spool(struct out *o, const struct view_in *in)
 {
-	char a[16], b[16], c[16], d[16], e[16];
+	char a[16], b[16], c[16], d[16], e[16], f[16];
 	double acc = view_gauge(in, M("spool_accepting")), full = expo_sum_where(in->cur, M("spool_refusing"), "reason", "full");
 	double werr = expo_sum_where(in->cur, M("spool_refusing"), "reason", "write_error");
 	double age = view_gauge(in, M("spool_oldest_unshipped_age_seconds"));
@@ -63,6 +63,15 @@ static void spool(struct out *o, const struct view_in *in)
 	     isnan(acc) ? "accepting: -" : acc > 0 ? "accepting" : full > 0 ? "REFUSING: spool full" : werr > 0 ? "REFUSING: write error" : "REFUSING",
 	     view_num(a, view_gauge(in, M("acceptor_frames_unresolved"))), view_bytes(b, view_gauge(in, M("acceptor_held_bytes"))),
 	     view_num(c, view_gauge(in, M("shipper_staged_events"))));
+	/* where they wait, in the order they travel (docs/METRICS.md, quicstash_hop_waiting) */
+	const char *w = M("hop_waiting");
+	view_line(o, "Waiting    in acceptors %s  to parsers %s  to shipper %s  staged %s  answers %s  rejections %s",
+		  view_num(a, view_gauge(in, M("acceptor_frames_queued"))),
+		  view_num(b, expo_sum_where(in->cur, w, "hop", "acceptor_to_parser")),
+		  view_num(c, expo_sum_where(in->cur, w, "hop", "parser_to_shipper")),
+		  view_num(d, view_gauge(in, M("shipper_staged_events"))),
+		  view_num(e, expo_sum_where(in->cur, w, "hop", "shipper_to_acceptor")),
+		  view_num(f, expo_sum_where(in->cur, w, "hop", "parser_to_acceptor")));
 }
 
 static void peers(struct out *o, const struct view_in *in)

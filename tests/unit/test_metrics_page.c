@@ -195,6 +195,9 @@ static char *render(void)
 				end, d->help);
 		prev = d->name;
 	}
+	/* the queues between processes: a row per hop (and parser slot) */
+	for (unsigned k = 0; k < 2; k++)
+		fprintf(f, "| `%s` | gauge | `hop`, `parser` | %s |\n", qs_queue_defs[k].name, qs_queue_defs[k].help);
 	fclose(f);
 	return buf;
 }
@@ -222,6 +225,81 @@ static void docs_agree(void)
 	}
 	free(doc);
 	free(want);
+}
+
+static bool has(const char *s, const char *want)
+{
+	if (!strstr(s, want))
+		fprintf(stderr, "missing from the exposition: %s", want);
+	return strstr(s, want) != NULL;
+}
+
+/* The queues between processes: sent minus taken over the pages, per hop
+ * and parser slot; what a process that ended held written off (the
+ * supervisor's page), raised back to 0 when some of it arrives after all;
+ * never exposed below 0. */
+static void queue_depths(void)
+{
+	current_test = "queues between processes";
+	static struct qs_mpage qp[4]; /* supervisor, acceptor, parser 1, shipper */
+	memset(qp, 0, sizeof(qp));
+	const struct qs_mpage *pp[3] = {&qp[1], &qp[2], &qp[3]};
+	struct qs_mview v = {.sup = &qp[0], .page = pp, .n = 3, .want_parsers = 2, .want_acceptors = 1};
+	struct qs_mpage *saved = qs_mp;
+	qs_mp = &qp[1];
+	qs_mp_queue_sent(QS_QL_FRAMES + 1, 100, 10000); /* two batches towards parser 1 */
+	qs_mp_queue_sent(QS_QL_FRAMES + 1, 50, 5000);
+	qs_mp_queue_recv(QS_QL_ANSWERS, 30, 600);
+	qs_mp = &qp[2];
+	qs_mp_queue_recv(QS_QL_FRAMES + 1, 100, 10000); /* it took the first */
+	qs_mp_queue_sent(QS_QL_EVENTS, 90, 40000);
+	qs_mp_queue_sent(QS_QL_REJECTIONS, 10, 500);
+	qs_mp = &qp[3];
+	qs_mp_queue_recv(QS_QL_EVENTS, 90, 40000);
+	qs_mp_queue_sent(QS_QL_ANSWERS, 90, 1800);
+	qs_mp = saved;
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_FRAMES + 1).n, 50);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_ANSWERS).bytes, 1200);
+	char *s = text(&v, false);
+	CHECK(has(s, "# TYPE quicstash_hop_waiting gauge\n"));
+	CHECK(has(s, "\nquicstash_hop_waiting{hop=\"acceptor_to_parser\",parser=\"0\"} 0\n"));
+	CHECK(has(s, "\nquicstash_hop_waiting{hop=\"acceptor_to_parser\",parser=\"1\"} 50\n"));
+	CHECK(has(s, "\nquicstash_hop_waiting_bytes{hop=\"acceptor_to_parser\",parser=\"1\"} 5000\n"));
+	CHECK(has(s, "\nquicstash_hop_waiting{hop=\"parser_to_shipper\"} 0\n"));
+	CHECK(has(s, "\nquicstash_hop_waiting{hop=\"shipper_to_acceptor\"} 60\n"));
+	CHECK(has(s, "\nquicstash_hop_waiting{hop=\"parser_to_acceptor\"} 10\n"));
+	CHECK(!strstr(s, "parser=\"2\"")); /* only the slots that run */
+	free(s);
+	/* parser 1 is killed: the 50 on their way to it are lost (the acceptor
+	 * resends them), and so is what it had handed on, for all anyone knows */
+	qs_mp = &qp[0];
+	qs_mp_queue_settle(&qp[0], pp, 3, QS_QL_FRAMES + 1, true);
+	qs_mp_queue_settle(&qp[0], pp, 3, QS_QL_REJECTIONS, true);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_FRAMES + 1).n, 0);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_FRAMES + 1).bytes, 0);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_ANSWERS).n, 60); /* not its hop */
+	/* its successor takes the resent 50; its rejections arrived after all */
+	qs_mp = &qp[1];
+	qs_mp_queue_sent(QS_QL_FRAMES + 1, 50, 5000);
+	qs_mp_queue_recv(QS_QL_REJECTIONS, 10, 500);
+	qs_mp = &qp[2];
+	qs_mp_queue_recv(QS_QL_FRAMES + 1, 20, 2000);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_FRAMES + 1).n, 30);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_REJECTIONS).n, -10);
+	s = text(&v, false);
+	CHECK(has(s, "\nquicstash_hop_waiting{hop=\"parser_to_acceptor\"} 0\n")); /* never below 0 */
+	free(s);
+	qs_mp = &qp[0]; /* the supervisor's tick: only what reads below 0 moves */
+	for (unsigned line = 0; line < QS_QL_COUNT; line++)
+		qs_mp_queue_settle(&qp[0], pp, 3, line, false);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_REJECTIONS).n, 0);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_REJECTIONS).bytes, 0);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_FRAMES + 1).n, 30);
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_ANSWERS).n, 60);
+	qs_mp = &qp[2];
+	qs_mp_queue_sent(QS_QL_REJECTIONS, 4, 200); /* and counts from there */
+	CHECK_EQ(qs_mp_queue_depth(v.sup, pp, 3, QS_QL_REJECTIONS).n, 4);
+	qs_mp = saved;
 }
 
 /* A tenant's row found by its id in a page that already has rows (a
@@ -304,6 +382,7 @@ int main(int argc, char **argv)
 	reject_rows();
 	health();
 	tenant_rows();
+	queue_depths();
 	docs_agree();
 	return check_report();
 }
