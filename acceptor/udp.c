@@ -73,10 +73,10 @@ static void datagram(struct acc *a, struct msghdr *mh, size_t len, uint8_t *buf)
 		acc_conn_packet(a, mh->msg_name, mh->msg_namelen, buf + off, len - off < seg ? len - off : seg);
 }
 
-static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Reads what is queued; returns the packets read, -1 to read again at once. */
+static int udp_read(struct acc *a, evutil_socket_t fd)
 {
-	(void)what;
-	struct acc *a = arg;
+	int total = 0;
 	struct mmsghdr msgs[ACC_RX_BATCH];
 	struct iovec iov[ACC_RX_BATCH];
 	struct sockaddr_storage from[ACC_RX_BATCH];
@@ -99,6 +99,7 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		qs_hop(QS_HOP_A_RECV, acc_channel(a), 0);
+		total += n;
 		for (int i = 0; i < n; i++) {
 			qs_mp_add(QS_M_UDP_IN_BYTES, msgs[i].msg_len);
 			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
@@ -106,10 +107,52 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n < ACC_RX_BATCH)
 			break;
 	}
-	if (round == ACC_RX_ROUNDS) /* budget spent: come back on the next loop pass */
-		event_active(a->udp_ev, EV_READ, 0);
 	acc_incomplete_shed(a);
 	acc_schedule_flush(a);
+	/* Budget spent, or a full batch or more came at once: the load is high
+	 * and batches form by themselves; come back on the next loop pass. */
+	return round == ACC_RX_ROUNDS || total >= ACC_RX_BATCH ? -1 : total;
+}
+
+/* After packets came: come back after the gather wait instead of on each
+ * packet, so that what arrives meanwhile is read, decoded and handed on
+ * together (interrupt moderation). The cadence holds while traffic flows;
+ * after ACC_RX_IDLE_WAITS waits that brought nothing it goes back to waking on
+ * arrival, so an idle acceptor sleeps. A spent budget comes back on the next
+ * loop pass. */
+#define ACC_RX_IDLE_WAITS 16
+static void after_read(struct acc *a, int n)
+{
+	if (n < 0) {
+		event_active(a->rx_gather_us ? a->rx_gather_ev : a->udp_ev, EV_READ, 0);
+		return;
+	}
+	if (!a->rx_gather_us)
+		return;
+	if (n > 0)
+		a->rx_idle_waits = 0;
+	if (n > 0 || ++a->rx_idle_waits < ACC_RX_IDLE_WAITS) {
+		struct timeval tv = {0, (suseconds_t)a->rx_gather_us};
+		event_del(a->udp_ev);
+		evtimer_add(a->rx_gather_ev, &tv);
+	} else {
+		event_add(a->udp_ev, NULL);
+	}
+}
+
+static void gather_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct acc *a = arg;
+	after_read(a, udp_read(a, a->udp_fd));
+}
+
+static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct acc *a = arg;
+	after_read(a, udp_read(a, fd));
 }
 
 int acc_udp_init(struct acc *a)
@@ -138,7 +181,9 @@ int acc_udp_init(struct acc *a)
 	fcntl(a->udp_fd, F_SETFL, fl | O_NONBLOCK);
 	fcntl(a->udp_fd, F_SETFD, FD_CLOEXEC);
 	a->udp_ev = event_new(a->base, a->udp_fd, EV_READ | EV_PERSIST, udp_read_cb, a);
-	if (!a->udp_ev || event_add(a->udp_ev, NULL))
+	a->rx_gather_us = a->cfg->receive_coalesce_us;
+	a->rx_gather_ev = evtimer_new(a->base, gather_cb, a);
+	if (!a->udp_ev || !a->rx_gather_ev || event_add(a->udp_ev, NULL))
 		return -1;
 	return 0;
 }
