@@ -114,28 +114,31 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
 	return round == ACC_RX_ROUNDS || total >= ACC_RX_BATCH ? -1 : total;
 }
 
-/* After packets came: come back after the gather wait instead of on each
- * packet, so that what arrives meanwhile is read, decoded and handed on
- * together (interrupt moderation). The cadence holds while traffic flows;
- * after ACC_RX_IDLE_WAITS waits that brought nothing it goes back to waking on
- * arrival, so an idle acceptor sleeps. A spent budget comes back on the next
- * loop pass. */
-#define ACC_RX_IDLE_WAITS 16
+/* Receive moderation, as network cards throttle their interrupts: after a
+ * read that found a burst (ACC_RX_GATHER_MIN packets or more: several
+ * clients, or one client sending faster than it can pack), the socket is not
+ * watched for the gather wait; then whatever arrived meanwhile is read
+ * together, so every hop after this one handles the batch at one wake-up. A
+ * read that finds less goes back to waking on arrival: an everyday client's
+ * lone packet is read at once and costs no timer, and an idle acceptor
+ * sleeps. Under heavy load (a full batch at once, or the budget spent) the
+ * batches form by themselves and the socket is read again on the next loop
+ * pass. */
+#define ACC_RX_GATHER_MIN 2
 static void after_read(struct acc *a, int n)
 {
 	if (n < 0) {
-		event_active(a->rx_gather_us ? a->rx_gather_ev : a->udp_ev, EV_READ, 0);
+		event_active(a->udp_ev, EV_READ, 0);
 		return;
 	}
-	if (!a->rx_gather_us)
-		return;
-	if (n > 0)
-		a->rx_idle_waits = 0;
-	if (n > 0 || ++a->rx_idle_waits < ACC_RX_IDLE_WAITS) {
+	bool gathering = evtimer_pending(a->rx_gather_ev, NULL);
+	if (a->rx_gather_us && n >= ACC_RX_GATHER_MIN) {
 		struct timeval tv = {0, (suseconds_t)a->rx_gather_us};
-		event_del(a->udp_ev);
+		if (!gathering)
+			event_del(a->udp_ev);
 		evtimer_add(a->rx_gather_ev, &tv);
-	} else {
+	} else if (gathering || !event_pending(a->udp_ev, EV_READ, NULL)) {
+		evtimer_del(a->rx_gather_ev);
 		event_add(a->udp_ev, NULL);
 	}
 }

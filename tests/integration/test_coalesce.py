@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Receive moderation (issue 27, --receive-coalesce): at an everyday rate the acceptor reads its
-socket on a cadence while packets flow, so every hop after it handles a batch per wake-up; once the
-traffic stops it sleeps again.
+"""Receive moderation (issue 27, --receive-coalesce): when packets come in bursts the acceptor stops
+watching its socket for the gather wait and then reads what came meanwhile together, so every hop
+after it handles a batch per wake-up; once the traffic stops it sleeps again.
 
 Cases:
   batches   quicstash-bench paces 2,000 events/s over 4 connections (a packet every few hundred
@@ -11,8 +11,8 @@ Cases:
             at most 0.5 times per event (about 0.2 expected: its two threads once per batch).
             QS_TEST_COALESCE_US overrides the cadence (0 shows the case failing).
   sleeps    right after that traffic, the acceptor's threads wake at most 30 times a second over
-            two quiet seconds: the cadence stopped with the packets (a cadence that kept running
-            would wake it 200 times a second)."""
+            two quiet seconds: the gather waits stopped with the packets (waits that kept running
+            would wake it 200 times a second: shown failing with them)."""
 import json
 import os
 import subprocess
