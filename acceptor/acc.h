@@ -204,6 +204,8 @@ struct acc {
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
+	struct event *rx_gather_ev; /* receive moderation: the next read after this wait (udp.c) */
+	uint64_t rx_gather_us;      /* 0: read on every packet's arrival */
 
 	void *zctx;
 	/* One PUSH per parser slot (QS_EP_ACCEPTOR_FRAMES): batches go round the

@@ -73,10 +73,10 @@ static void datagram(struct acc *a, struct msghdr *mh, size_t len, uint8_t *buf)
 		acc_conn_packet(a, mh->msg_name, mh->msg_namelen, buf + off, len - off < seg ? len - off : seg);
 }
 
-static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Reads what is queued; returns the packets read, -1 to read again at once. */
+static int udp_read(struct acc *a, evutil_socket_t fd)
 {
-	(void)what;
-	struct acc *a = arg;
+	int total = 0;
 	struct mmsghdr msgs[ACC_RX_BATCH];
 	struct iovec iov[ACC_RX_BATCH];
 	struct sockaddr_storage from[ACC_RX_BATCH];
@@ -99,6 +99,7 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		qs_hop(QS_HOP_A_RECV, acc_channel(a), 0);
+		total += n;
 		for (int i = 0; i < n; i++) {
 			qs_mp_add(QS_M_UDP_IN_BYTES, msgs[i].msg_len);
 			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
@@ -106,10 +107,55 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n < ACC_RX_BATCH)
 			break;
 	}
-	if (round == ACC_RX_ROUNDS) /* budget spent: come back on the next loop pass */
-		event_active(a->udp_ev, EV_READ, 0);
 	acc_incomplete_shed(a);
 	acc_schedule_flush(a);
+	/* Budget spent, or a full batch or more came at once: the load is high
+	 * and batches form by themselves; come back on the next loop pass. */
+	return round == ACC_RX_ROUNDS || total >= ACC_RX_BATCH ? -1 : total;
+}
+
+/* Receive moderation, as network cards throttle their interrupts: after a
+ * read that found a burst (ACC_RX_GATHER_MIN packets or more: several
+ * clients, or one client sending faster than it can pack), the socket is not
+ * watched for the gather wait; then whatever arrived meanwhile is read
+ * together, so every hop after this one handles the batch at one wake-up. A
+ * read that finds less goes back to waking on arrival: an everyday client's
+ * lone packet is read at once and costs no timer, and an idle acceptor
+ * sleeps. Under heavy load (a full batch at once, or the budget spent) the
+ * batches form by themselves and the socket is read again on the next loop
+ * pass. */
+#define ACC_RX_GATHER_MIN 2
+static void after_read(struct acc *a, int n)
+{
+	if (n < 0) {
+		event_active(a->udp_ev, EV_READ, 0);
+		return;
+	}
+	bool gathering = evtimer_pending(a->rx_gather_ev, NULL);
+	if (a->rx_gather_us && n >= ACC_RX_GATHER_MIN) {
+		struct timeval tv = {0, (suseconds_t)a->rx_gather_us};
+		if (!gathering)
+			event_del(a->udp_ev);
+		evtimer_add(a->rx_gather_ev, &tv);
+	} else if (gathering || !event_pending(a->udp_ev, EV_READ, NULL)) {
+		evtimer_del(a->rx_gather_ev);
+		event_add(a->udp_ev, NULL);
+	}
+}
+
+static void gather_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct acc *a = arg;
+	after_read(a, udp_read(a, a->udp_fd));
+}
+
+static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct acc *a = arg;
+	after_read(a, udp_read(a, fd));
 }
 
 int acc_udp_init(struct acc *a)
@@ -138,7 +184,9 @@ int acc_udp_init(struct acc *a)
 	fcntl(a->udp_fd, F_SETFL, fl | O_NONBLOCK);
 	fcntl(a->udp_fd, F_SETFD, FD_CLOEXEC);
 	a->udp_ev = event_new(a->base, a->udp_fd, EV_READ | EV_PERSIST, udp_read_cb, a);
-	if (!a->udp_ev || event_add(a->udp_ev, NULL))
+	a->rx_gather_us = a->cfg->receive_coalesce_us;
+	a->rx_gather_ev = evtimer_new(a->base, gather_cb, a);
+	if (!a->udp_ev || !a->rx_gather_ev || event_add(a->udp_ev, NULL))
 		return -1;
 	return 0;
 }

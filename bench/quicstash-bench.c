@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/evbase.h"
 #include "bench/histogram.h"
 #include "client/qs_client.h"
 
@@ -751,7 +752,7 @@ static bool setup_workers(struct worker *ws, unsigned T)
 		qs_hist_init(&w->warm);
 		w->nconns = O.connections / T + (t < O.connections % T);
 		w->conns = calloc(w->nconns, sizeof(*w->conns));
-		w->base = event_base_new();
+		w->base = qs_event_base_new();
 		if (!w->conns || !w->base)
 			return false;
 		w->refill_ev = event_new(w->base, -1, 0, refill_cb, w);

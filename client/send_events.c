@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/evbase.h"
 #include "client/send.h"
 #include "client/send_acklog.h"
 #include "client/send_input.h"
@@ -294,7 +295,7 @@ static int setup(struct sender *s, const struct send_opts *o)
 	char err[512];
 	s->o = o;
 	s->log.fd = -1;
-	s->base = event_base_new();
+	s->base = qs_event_base_new();
 	if (o->ack_log && acklog_open(&s->log, o->ack_log, o->resume, o->files, o->nfiles, err, sizeof(err)) < 0) {
 		fprintf(stderr, "quicstash-send: %s\n", err);
 		return -1;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/evbase.h"
 #include "client/send.h"
 #include "client/send_input.h"
 
@@ -87,7 +88,7 @@ int send_raw(const struct send_opts *o)
 		return SEND_EXIT_ERROR;
 	}
 	struct raw_run r = {.o = o, .exit_code = SEND_EXIT_ERROR, .last_progress = send_now()};
-	r.base = event_base_new();
+	r.base = qs_event_base_new();
 	struct qs_client_opts co = o->client;
 	co.raw = true;
 	struct qs_client_callbacks cb = {.on_answer = on_answer, .on_raw_done = on_raw_done, .on_state = on_state};

@@ -87,6 +87,7 @@ struct qs_config {
 	char user[64];              /* unprivileged user for children */
 	enum qs_retry retry;
 	unsigned idle_timeout_s;
+	unsigned receive_coalesce_us; /* acceptor: while packets flow, read them this often (0: on arrival) */
 	unsigned stats_interval_s;  /* a stats line in the log this often; 0: never */
 	char metrics_addr[300];     /* --metrics-addr [HOST:]PORT; empty: no metrics endpoint */
 

@@ -101,6 +101,9 @@
 	/* shipper */                                                                                      \
 	X(QS_M_SPOOL_EVENTS, "quicstash_spool_events_written_total", C, "",                                \
 	  "Events made durable in the spool (a frame resent inside the server counts again)")             \
+	X(QS_M_SPOOL_GROUPS, "quicstash_spool_group_commits_total", C, "",                                 \
+	  "Group commits (one write, and one fdatasync with --durability fsync, each): events per group = " \
+	  "quicstash_spool_events_written_total / this")                                                   \
 	X(QS_M_SPOOL_BYTES, "quicstash_spool_bytes", G, "", "Bytes of spool segments on disk")            \
 	X(QS_M_SPOOL_LIMIT, "quicstash_spool_limit_bytes", G, "", "--spool-max-bytes")                    \
 	X(QS_M_SPOOL_SEGMENTS, "quicstash_spool_segments", G, "", "Spool segment files")                  \

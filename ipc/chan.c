@@ -152,7 +152,8 @@ static void on_peer_readable(evutil_socket_t fd, short what, void *arg)
 			qs_err("%s: out of memory reading a message: sender cut off", p->in->path);
 			return peer_free(p);
 		}
-		ssize_t n = read(fd, p->buf + p->len, p->cap - p->len);
+		size_t room = p->cap - p->len;
+		ssize_t n = read(fd, p->buf + p->len, room);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			return peer_free(p); /* the sender went away (it reconnects if it lives) */
 		if (n < 0)
@@ -161,6 +162,11 @@ static void on_peer_readable(evutil_socket_t fd, short what, void *arg)
 		got += (size_t)n;
 		if (!deliver(p) || p->in->paused)
 			return;
+		/* A short read emptied the socket: no read just to hear EAGAIN (one
+		 * system call per message at everyday rates). Level-triggered, so
+		 * bytes that come later wake us again. */
+		if ((size_t)n < room)
+			break;
 	}
 }
 

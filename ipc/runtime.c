@@ -1,3 +1,4 @@
+#include "common/evbase.h"
 #include "ipc/runtime.h"
 
 #include <event2/event.h>
@@ -94,7 +95,7 @@ int qs_runtime_init(struct qs_runtime *rt, const struct qs_config *cfg, qs_runti
 	/* Die with the supervisor even if it is killed without a chance to tell us. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
-	rt->base = event_base_new();
+	rt->base = qs_event_base_new();
 	if (!rt->base) {
 		qs_err("cannot create the event loop");
 		return -1;

@@ -124,6 +124,7 @@ static void set_accepting(struct shipper *sh)
 static void ack(struct shipper *sh, size_t k)
 {
 	qs_mp_add(QS_M_SPOOL_EVENTS, k);
+	qs_mp_add(QS_M_SPOOL_GROUPS, k > 0);
 	for (size_t i = 0; i < k; i++) {
 		const struct qs_staged *t = &sh->st.t[i];
 		if (t->acceptor >= qs_acceptor_channels(sh->cfg->acceptors))

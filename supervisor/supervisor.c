@@ -2,6 +2,7 @@
  * (certificates, UDP sockets, the runtime directory), starts every child,
  * restarts those that die, tells acceptors when the pipeline behind them was
  * restarted, and stops everything in order. It never creates a ZeroMQ context. */
+#include "common/evbase.h"
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
@@ -311,7 +312,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	bool made_rundir = false;
 	if (qs_rundir_prepare(cfg->runtime_dir, rundir, sizeof(rundir), &made_rundir) < 0)
 		return 1;
-	S.base = event_base_new();
+	S.base = qs_event_base_new();
 	if (!S.base || add_signals() < 0) {
 		qs_err("cannot set up the event loop");
 		return 1;

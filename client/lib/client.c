@@ -304,6 +304,13 @@ void qs_client_close(struct qs_client *c)
 {
 	if (c->closing)
 		return;
+	if (getenv("QS_DEBUG_CC") && c->conn) {
+		ngtcp2_conn_info ci;
+		ngtcp2_conn_get_conn_info(c->conn, &ci);
+		fprintf(stderr, "CC: cwnd %llu srtt %.3f ms min_rtt %.3f ms latest %.3f rttvar %.3f inflight %llu lost? \n",
+			(unsigned long long)ci.cwnd, ci.smoothed_rtt / 1e6, ci.min_rtt / 1e6, ci.latest_rtt / 1e6,
+			ci.rttvar / 1e6, (unsigned long long)ci.bytes_in_flight);
+	}
 	c->closing = true;
 	qs_io_schedule_write(c); /* never call ngtcp2 from inside its callbacks */
 }
