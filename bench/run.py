@@ -1255,12 +1255,12 @@ def main():
                     help="seconds at the start of each quicstash run whose latencies are shown apart (0.5)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
     ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
-    ap.add_argument("--budget", type=int, default=600,
-                    help="seconds for all measurements; runs that would start later are skipped (600)")
+    ap.add_argument("--budget", type=int, default=900,
+                    help="seconds for all measurements; runs that would start later are skipped (900)")
     ap.add_argument("--everyday-rates", default="500,5000,50000", type=rates_list,
                     help="events/s of the everyday-rate rows, quicstash against rsyslog at the same pace "
                          "(500,5000,50000; empty skips them)")
-    ap.add_argument("--everyday-seconds", type=float, default=8, help="length of each everyday-rate run (8)")
+    ap.add_argument("--everyday-seconds", type=float, default=6, help="length of each everyday-rate run (6)")
     ap.add_argument("--idle-seconds", type=float, default=10,
                     help="how long the idle row watches a quicstashd with no connection (10; 0 skips it)")
     ap.add_argument("--only", default="",
