@@ -603,8 +603,6 @@ static void pump(struct worker *w)
 				if (due_ns > now)
 					break;
 				tag = due_ns;
-				if (due_ns >= w->warm_end_ns)
-					qs_hist_record(&w->lag, now - due_ns);
 			} else {
 				/* handed over now: one clock read per 64 events bounds the
 				 * error to the time 64 sends take (microseconds) */
@@ -613,7 +611,9 @@ static void pump(struct worker *w)
 				tag = now;
 			}
 			if (!send_one(w, tag))
-				break;
+				break; /* (a window full: the event is tried again, its lag counted once sent) */
+			if (w->rate > 0 && tag >= w->warm_end_ns)
+				qs_hist_record(&w->lag, now - tag);
 			if (!w->first_send_ns)
 				w->first_send_ns = tag;
 			burst++;

@@ -213,20 +213,157 @@ def quicstash_roles(pgid):
 
 
 def cpu_snapshot(pgid):
+    """{pid: (role, cpu s)} of group pgid (see proc_snapshot for its threads too)."""
+    return {pid: v[:2] for pid, v in proc_snapshot(pgid).items()}
+
+
+def proc_snapshot(pgid):
+    """{pid: (role, cpu s, proc_threads(pid))} of every process in group pgid, read at one moment."""
     snap = {}
     for pid, role in quicstash_roles(pgid).items():
         c = proc_cpu(pid)
         if c is not None:
-            snap[pid] = (role, c)
+            snap[pid] = (role, c, proc_threads(pid))
     return snap
 
 
 def cpu_by_role(before, after):
+    """CPU seconds per role between two snapshots (of cpu_snapshot or proc_snapshot)."""
     roles = {}
-    for pid, (role, c) in after.items():
-        c0 = before.get(pid, (role, 0.0))[1]  # a child started during the run counts from 0
+    for pid, v in after.items():
+        role, c = v[0], v[1]
+        c0 = before[pid][1] if pid in before else 0.0  # a child started during the run counts from 0
         roles[role] = roles.get(role, 0.0) + max(0.0, c - c0)
     return roles
+
+
+def thread_kind(pid, tid, name, main_name):
+    """"main" for a process's first thread; "unnamed" for another of the same name (a thread that never
+    named itself); else its name without a trailing number (ZeroMQ's I/O threads "ZMQbg/IO/0",
+    "ZMQbg/IO/1" are one kind, "ZMQbg/IO")."""
+    if tid == pid:
+        return "main"
+    return "unnamed" if name == main_name else (re.sub(r"[/:#-]?\d+$", "", name) or name)
+
+
+def proc_threads(pid):
+    """{tid: (kind, voluntary, nonvoluntary context switches)} of every thread of pid ({} once gone).
+    A voluntary switch is the thread going to sleep: each one is a later wake-up."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tids:
+        name, vol, nonvol = "?", 0, 0
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if line.startswith("Name:"):
+                        name = line.split(":", 1)[1].strip()
+                    elif line.startswith("voluntary_ctxt_switches:"):
+                        vol = int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        nonvol = int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(t)] = (name, vol, nonvol)
+    main_name = out.get(pid, ("",))[0]
+    return {tid: (thread_kind(pid, tid, v[0], main_name),) + v[1:] for tid, v in out.items()}
+
+
+def thread_profile(before, after, syscalls=None):
+    """Per role between two proc_snapshot()s: {role: {"procs", "vol", "nonvol", "sys", "new_threads",
+    "kinds": {kind: {"vol", "nonvol", "sys"}}}}: context switches of every thread (a thread new since
+    `before` counts from 0), and system calls from syscalls ({tid: count}, perf's; "sys" None without).
+    perf counts a thread started after it attached with the thread that started it: new_threads says
+    that a role's system calls per kind are not to be shown."""
+    out = {}
+    for pid, (role, _, threads) in after.items():
+        r = out.setdefault(role, {"procs": 0, "vol": 0, "nonvol": 0, "sys": None, "new_threads": 0, "kinds": {}})
+        r["procs"] += 1
+        old = before[pid][2] if pid in before else {}
+        r["new_threads"] += len(set(threads) - set(old))
+        for tid, (kind, vol, nonvol) in threads.items():
+            v0, n0 = old[tid][1:] if tid in old else (0, 0)
+            k = r["kinds"].setdefault(kind, {"vol": 0, "nonvol": 0, "sys": None})
+            for d in (r, k):
+                d["vol"] += max(0, vol - v0)
+                d["nonvol"] += max(0, nonvol - n0)
+                if syscalls is not None:
+                    d["sys"] = (d["sys"] or 0) + syscalls.get(tid, 0)
+    return out
+
+
+_perf_checked = {}
+
+
+def perf_why_not():
+    """Why perf cannot count system calls here ("" when it can), tried once per run."""
+    if "why" not in _perf_checked:
+        try:
+            p = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                               capture_output=True, text=True, timeout=30)
+            err = p.stderr.strip()
+            if p.returncode == 0:
+                why = ""
+            elif "paranoid" in err or "ermission" in err or "not permitted" in err:
+                why = "perf not permitted here (kernel.perf_event_paranoid, or no CAP_PERFMON)"
+            else:
+                why = "perf failed: " + (err.splitlines() or ["exit %d" % p.returncode])[0][:100]
+        except FileNotFoundError:
+            why = "perf not installed"
+        except (OSError, subprocess.SubprocessError) as e:
+            why = "perf failed: %s" % e
+        _perf_checked["why"] = why
+    return _perf_checked["why"]
+
+
+class SyscallCounter:
+    """System calls of every thread of some processes from now to stop(): `perf stat -e
+    raw_syscalls:sys_enter --per-thread -p PIDS`. Each call then also costs the traced thread a counter
+    update (the same for every server measured). Never fails a run: without counts, why_not says why."""
+
+    def __init__(self, ctx, name, pids):
+        self.why_not, self.p = perf_why_not(), None
+        if self.why_not or not pids:
+            return
+        self.out = os.path.join(ctx.work, name + ".perf")
+        if os.path.exists(self.out):
+            os.unlink(self.out)
+        self.log = os.path.join(ctx.work, name + ".perf.log")
+        self.p = start(["perf", "stat", "-e", "raw_syscalls:sys_enter", "--per-thread", "-x", ",", "-o", self.out,
+                        "-p", ",".join(str(p) for p in sorted(pids))], log=self.log)
+        try:  # perf opens its output file, then attaches its counters
+            wait_for(lambda: os.path.exists(self.out) or self.p.poll() is not None, 10, "perf to start")
+        except RuntimeError:
+            pass
+        time.sleep(0.2)
+
+    def stop(self):
+        """{tid: system calls}, or None (why_not says why)."""
+        if not self.p:
+            return None
+        try:
+            os.killpg(self.p.pid, signal.SIGINT)  # perf stat prints its counts on SIGINT
+            self.p.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        stop(self.p)
+        self.p = None
+        counts = {}
+        try:
+            with open(self.out) as f:
+                for line in f:  # "comm-TID,COUNT,,raw_syscalls:sys_enter,..."
+                    m = re.match(r"^.*-(\d+),(\d+),", line)
+                    if m:
+                        counts[int(m.group(1))] = int(m.group(2))
+        except OSError:
+            pass
+        if not counts:
+            self.why_not = "perf counted nothing (see %s)" % os.path.basename(self.log)
+            return None
+        return counts
 
 
 # ---------------------------------------------------------------- pieces
@@ -306,6 +443,41 @@ def auth_setup(ctx, n=4):
     return ["--tenants", path, "--auth", "token"], bench
 
 
+def quicstashd_start(ctx, name, durability, rport, qs_extra=(), env_extra=None):
+    """Starts quicstashd (fresh spool, output the receiver on rport, notify socket bound). Returns (proc,
+    its UDP port, cert, spool dir, notify socket, log); wait_ready() then waits for it."""
+    cert, key = make_cert(ctx)
+    udp = free_port(socket.SOCK_DGRAM)
+    spool = os.path.join(ctx.work, "spool-" + name)
+    shutil.rmtree(spool, ignore_errors=True)
+    qlog = os.path.join(ctx.work, name + ".quicstashd.log")
+    nsock_path = os.path.join(ctx.work, name + ".notify")
+    if os.path.exists(nsock_path):
+        os.unlink(nsock_path)
+    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nsock.bind(nsock_path)
+    nsock.settimeout(0.1)
+    env = dict(os.environ, NOTIFY_SOCKET=nsock_path, **(env_extra or {}))
+    argv = [ctx.bin("quicstashd"), "-s", "127.0.0.1:%d" % udp, "-l", "127.0.0.1:%d" % rport,
+            "--spool-dir", spool, "-c", cert, "--key-path", key, "--durability", durability] + ctx.qs_args + \
+        list(qs_extra)
+    return start(argv, log=qlog, env=env, cwd=ctx.work), udp, cert, spool, nsock, qlog
+
+
+def wait_ready(qd, nsock, qlog, timeout=30):
+    """Until quicstashd qd says READY=1 on its notify socket nsock (raises if it exits or times out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if qd.poll() is not None:
+            raise RuntimeError("quicstashd exited (%s); see %s" % (qd.returncode, qlog))
+        try:
+            if b"READY=1" in nsock.recv(4096):
+                return
+        except socket.timeout:
+            pass
+    raise RuntimeError("quicstashd not ready after %.0f s; see %s" % (timeout, qlog))
+
+
 class Scraper:
     """GET /metrics every second on its own thread, as Prometheus would (--only metrics): the
     scrape must cost the data path nothing (docs/ARCHITECTURE.md, "Metrics")."""
@@ -337,50 +509,27 @@ class Scraper:
 
 
 def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=(), scraped=False,
-                  delivered=None):
+                  delivered=None, syscalls=False):
     """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict. scraped: with
     --metrics-addr on a free loopback port, read every second while it runs. delivered: for another
     output (qs_extra's -l), a function of the count acknowledged giving the count that reached it
-    (the receiver then stays unused)."""
+    (the receiver then stays unused). Context switches per role and thread kind in r["threads"];
+    syscalls: system calls too, counted by perf (SyscallCounter)."""
     name = "quicstash-%s-%s" % (durability, tag)
     scraper = None
     if scraped:
         mport = free_port()
         qs_extra = list(qs_extra) + ["--metrics-addr", "127.0.0.1:%d" % mport]
         scraper = Scraper(mport)
-    cert, key = make_cert(ctx)
     recv, rport, rres = receiver_start(ctx, name, count, ctx.args.timeout)
-    udp = free_port(socket.SOCK_DGRAM)
-    spool = os.path.join(ctx.work, "spool-" + name)
-    shutil.rmtree(spool, ignore_errors=True)
-    qlog = os.path.join(ctx.work, name + ".quicstashd.log")
-    nsock_path = os.path.join(ctx.work, name + ".notify")
-    if os.path.exists(nsock_path):
-        os.unlink(nsock_path)
-    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    nsock.bind(nsock_path)
-    nsock.settimeout(0.1)
-    env = dict(os.environ, NOTIFY_SOCKET=nsock_path, **(env_extra or {}))
-    argv = [ctx.bin("quicstashd"), "-s", "127.0.0.1:%d" % udp, "-l", "127.0.0.1:%d" % rport,
-            "--spool-dir", spool, "-c", cert, "--key-path", key, "--durability", durability] + ctx.qs_args + \
-        list(qs_extra)
-    qd = start(argv, log=qlog, env=env, cwd=ctx.work)
+    qd, udp, cert, spool, nsock, qlog = quicstashd_start(ctx, name, durability, rport, qs_extra, env_extra)
     try:
-        deadline = time.monotonic() + 30
-        ready = False
-        while time.monotonic() < deadline and not ready:
-            if qd.poll() is not None:
-                raise RuntimeError("quicstashd exited (%s); see %s" % (qd.returncode, qlog))
-            try:
-                ready = b"READY=1" in nsock.recv(4096)
-            except socket.timeout:
-                pass
-        if not ready:
-            raise RuntimeError("quicstashd not ready after 30 s; see %s" % qlog)
+        wait_ready(qd, nsock, qlog)
         time.sleep(0.3)  # let every child settle (connections to the parsers and the receiver)
         if scraper:
             scraper.start()
-        before = cpu_snapshot(qd.pid)
+        counter = SyscallCounter(ctx, name, quicstash_roles(qd.pid)) if syscalls else None
+        before = proc_snapshot(qd.pid)
         bargv = [ctx.bin("quicstash-bench"), "-s", "127.0.0.1:%d" % udp, "--cert", cert,
                  "--corpus", ctx.corpus, "-n", str(count), "-c", str(ctx.args.connections),
                  "-S", str(ctx.args.streams), "-w", str(ctx.args.window), "-T", str(ctx.args.threads),
@@ -394,7 +543,8 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
             rr = {"lines": delivered(int(m.group(1)) if m else 0)}
         else:
             rr = receiver_result(recv, rres, 60 if '"acked":0,' not in out else 1)
-        after = cpu_snapshot(qd.pid)
+        after = proc_snapshot(qd.pid)
+        sysc = counter.stop() if counter else None
     finally:
         if scraper:
             scraper.stop()
@@ -415,7 +565,12 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
         "name": name, "events": b["acked"], "events_per_s": b["events_per_s"],
         "latency_us": b["latency_us"], "errors": b["errors"], "first_error": b.get("first_error", ""),
         "delivered": rr["lines"], "cpu": roles, "rate_target": rate, "bench": b, "receiver": rr,
+        "threads": thread_profile(before, after, sysc),
     }
+    if counter and sysc is None:
+        r["syscalls_why_not"] = counter.why_not
+    elif not counter:
+        r["syscalls_why_not"] = "not counted"
     if rr["lines"] < b["acked"]:
         r["note"] = "receiver got %d of %d acknowledged events" % (rr["lines"], b["acked"])
     if scraper:
@@ -450,7 +605,10 @@ QUEUES = {
 }
 
 
-def rsyslog_run(ctx, kind, count, tag=""):
+def rsyslog_run(ctx, kind, count, tag="", rate=0, syscalls=False):
+    """rsyslogd relaying count lines from qs-bench-tcpsend (as fast as it takes them, or paced at rate
+    lines/s) to the receiver. Context switches of its threads in r["threads"]; syscalls: system calls
+    too (SyscallCounter)."""
     name = "rsyslog-%s%s" % (kind, tag)
     recv, rport, rres = receiver_start(ctx, name, count, ctx.args.timeout)
     workdir = os.path.join(ctx.work, name + ".work")
@@ -474,11 +632,16 @@ def rsyslog_run(ctx, kind, count, tag=""):
                 return False
         wait_for(listening, 20, "rsyslogd to listen")
         time.sleep(0.2)
+        counter = SyscallCounter(ctx, name, [rs.pid]) if syscalls else None
         cpu0 = proc_cpu(rs.pid) or 0.0
+        before = {rs.pid: ("rsyslogd", cpu0, proc_threads(rs.pid))}
         rc, wall, send_cpu, out = run_measured([ctx.bin("qs-bench-tcpsend"), "-p", str(iport), "-n", str(count),
-                                                "-t", str(ctx.args.timeout), ctx.corpus], ctx.args.timeout)
+                                                "-t", str(ctx.args.timeout), "-r", "%.0f" % rate, ctx.corpus],
+                                               ctx.args.timeout)
         rr = receiver_result(recv, rres, ctx.args.timeout)
         cpu1 = proc_cpu(rs.pid) or cpu0
+        after = {rs.pid: ("rsyslogd", cpu1, proc_threads(rs.pid))}
+        sysc = counter.stop() if counter else None
     finally:
         stop(rs)
         stop(recv)
@@ -489,7 +652,10 @@ def rsyslog_run(ctx, kind, count, tag=""):
         raise RuntimeError("%s: sender rc %d, receiver %s" % (name, rc, rr))
     secs = (rr["last_ns"] - s["start_ns"]) / 1e9
     r = {"name": name, "events": rr["lines"], "events_per_s": rr["lines"] / secs if secs > 0 else 0,
-         "errors": count - rr["lines"], "cpu": {"rsyslogd": cpu1 - cpu0, "sender": send_cpu}}
+         "errors": count - rr["lines"], "cpu": {"rsyslogd": cpu1 - cpu0, "sender": send_cpu},
+         "threads": thread_profile(before, after, sysc), "rate_target": rate}
+    if sysc is None:
+        r["syscalls_why_not"] = counter.why_not if counter else "not counted"
     log("%s: %.0f events/s (%d lines in %.2f s)" % (name, r["events_per_s"], rr["lines"], secs))
     return r
 
@@ -701,6 +867,200 @@ def pair_ratios(rounds, key, base):
             if r.get(key, {}).get("events_per_s") and r.get(base, {}).get("events_per_s")]
 
 
+# ---------------------------------------------------------------- everyday rates and idle (issue 27)
+
+def server_cpu_per_m(r):
+    """Server CPU seconds per million events of a run (the load generator left out)."""
+    ev = r.get("events") or 0
+    return sum(v for k, v in (r.get("cpu") or {}).items() if k not in ("client", "sender")) / ev * 1e6 if ev else 0.0
+
+
+def everyday_rounds(ctx, attempt, results):
+    """At each --everyday-rates rate: rsyslog's in-memory relay fed by qs-bench-tcpsend --rate, then
+    quicstash --durability fsync paced by quicstash-bench -r, the same lines at the same pace; --repeat
+    rounds over every rate (this VM drifts within minutes: each round's ratio compares two runs of the
+    same minute). Adds results["everyday-RATE"] per rate (everyday_summary)."""
+    rounds = []
+    rsyslog_missing = not os.access(ctx.rsyslogd, os.X_OK)
+    for i in range(ctx.args.repeat):
+        rounds.append({})
+        for rate in ctx.args.everyday_rates:
+            n = int(min(ctx.corpus_lines, max(100, rate * ctx.args.everyday_seconds)))  # tcpsend does not wrap
+            tag = "%g-%d" % (rate, i)
+            if rsyslog_missing:  # quicstash's own figures still stand (bench/install-deps installs it)
+                rounds[-1][("rsyslog", rate)] = {"failed": "not run: %s not installed" % ctx.rsyslogd, "missing": 1}
+            else:
+                attempt("everyday", lambda: rsyslog_run(ctx, "memory", n, "-everyday" + tag, rate, True))
+                rounds[-1][("rsyslog", rate)] = results.pop("everyday")
+            attempt("everyday", lambda: quicstash_run(ctx, "fsync", rate, n, "everyday" + tag, syscalls=True))
+            rounds[-1][("quicstash", rate)] = results.pop("everyday")
+    for rate in ctx.args.everyday_rates:
+        results["everyday-%g" % rate] = everyday_summary(rounds, rate)
+
+
+def everyday_summary(rounds, rate):
+    """One rate's rounds: for each server the run with the median server CPU per event (its figures come
+    with it) and every run's CPU per million events; the ratio quicstash/rsyslog round by round."""
+    def median_run(runs):
+        ok = sorted((x for x in runs if "failed" not in x), key=server_cpu_per_m)
+        if not ok:
+            return runs[-1] if runs else {"failed": "not run"}
+        r = dict(ok[len(ok) // 2])
+        r["cpu_runs"] = [server_cpu_per_m(x) for x in ok]
+        return r
+    qs = [r[("quicstash", rate)] for r in rounds]
+    rs = [r[("rsyslog", rate)] for r in rounds]
+    ratios = [server_cpu_per_m(q) / server_cpu_per_m(s) for q, s in zip(qs, rs)
+              if "failed" not in q and "failed" not in s and server_cpu_per_m(s) > 0]
+    r = {"rate": rate, "quicstash": median_run(qs), "rsyslog": median_run(rs), "ratios": ratios}
+    bad = ["%s: %s" % (k, r[k]["failed"]) for k in ("quicstash", "rsyslog") if "failed" in r[k] and
+           "missing" not in r[k]]
+    if bad:  # no run of a server succeeded: bench/run then exits 1
+        r["failed"] = "; ".join(bad)
+    return r
+
+
+def idle_run(ctx):
+    """quicstashd (fsync, defaults plus --qs-arg) with no connection for --idle-seconds, once every child
+    has settled: per role its processes, CPU and wake-ups (voluntary context switches, i.e. times a
+    thread went to sleep) per second per process, by thread kind; system calls where perf works."""
+    name = "quicstash-idle"
+    secs = ctx.args.idle_seconds
+    recv, rport, _ = receiver_start(ctx, name, 1, int(secs) + 60)
+    qd, _, _, spool, nsock, qlog = quicstashd_start(ctx, name, "fsync", rport)
+    try:
+        wait_ready(qd, nsock, qlog)
+        time.sleep(1.0)  # every child up, connected to its peers and to the output, its timers started
+        counter = SyscallCounter(ctx, name, quicstash_roles(qd.pid))
+        before, t0 = proc_snapshot(qd.pid), time.monotonic()
+        time.sleep(secs)
+        after, t1 = proc_snapshot(qd.pid), time.monotonic()
+        sysc = counter.stop()
+    finally:
+        stop(qd, timeout=15)
+        stop(recv)
+        nsock.close()
+        shutil.rmtree(spool, ignore_errors=True)
+    r = {"name": name, "seconds": t1 - t0, "cpu": cpu_by_role(before, after),
+         "threads": thread_profile(before, after, sysc)}
+    if sysc is None:
+        r["syscalls_why_not"] = counter.why_not
+    log("%s: %s" % (name, ", ".join("%s %.1f wake-ups/s per process" % (k, v["vol"] / r["seconds"] / v["procs"])
+                                    for k, v in sorted(r["threads"].items()))))
+    return r
+
+
+def role_key(k):
+    return (ROLE_ORDER.index(k) if k in ROLE_ORDER else 99, k)
+
+
+def _count(d, field):
+    return d["vol"] + d["nonvol"] if field == "ctx" else d[field] or 0
+
+
+def fmt_kinds(d, field, per):
+    """One role's count (thread_profile) per `per`, with its thread kinds: "x [main y, ZMQbg/IO z]"."""
+    kinds = {} if field == "sys" and d["new_threads"] else d["kinds"]  # see thread_profile
+    shown = [k for k in sorted(kinds, key=lambda k: (k != "main", k)) if _count(kinds[k], field) / per >= 0.005]
+    out = "%.2f" % (_count(d, field) / per)
+    if len(kinds) > 1 and shown:
+        out += " [%s]" % ", ".join("%s %.2f" % (k, _count(kinds[k], field) / per) for k in shown)
+    return out
+
+
+def fmt_profile(r, field, per):
+    """r's threads (thread_profile) counted per `per`: "total (role x [kind y, ...] ...)". field "ctx":
+    context switches (voluntary + involuntary), "vol": voluntary, "sys": system calls."""
+    prof = r.get("threads")
+    if field == "sys" and r.get("syscalls_why_not"):
+        return r["syscalls_why_not"]
+    if not prof or not per:
+        return "-"
+    parts = ["%s %s" % (role, fmt_kinds(prof[role], field, per)) for role in sorted(prof, key=role_key)]
+    return "%.2f (%s)" % (sum(_count(d, field) for d in prof.values()) / per, " ".join(parts))
+
+
+def everyday_md(ctx, results):
+    """The "Everyday rates" tables: cost against rsyslog per rate, then context switches and system calls
+    per event per role."""
+    got = [(rate, results.get("everyday-%g" % rate)) for rate in ctx.args.everyday_rates]
+    got = [(rate, e) for rate, e in got if e]
+    if not got:
+        return []
+    out = ["\nEveryday rates (issue 27): quicstash `--durability fsync` paced by quicstash-bench `-r RATE` "
+           "(%d connections x %d streams) and rsyslog's in-memory relay fed by `qs-bench-tcpsend --rate RATE`: the "
+           "same lines at the same pace for about %g s, alternating, %d round(s); for each server the run with the "
+           "median CPU per event is shown (every run's in brackets). Target at 5,000 events/s: quicstash's CPU at most "
+           "1.0x rsyslog's.\n" % (ctx.args.connections, ctx.args.streams, ctx.args.everyday_seconds, ctx.args.repeat),
+           "| events/s | quicstash CPU s per M events: server total (by role) | rsyslogd CPU s per M events | "
+           "quicstash / rsyslog | share of one CPU: quicstash / rsyslogd | ack p50 ms | ack p99 ms | errors |",
+           "|---:|---|---|---|---:|---:|---:|---|"]
+    for rate, e in got:
+        q, s = e["quicstash"], e["rsyslog"]
+        cells = []
+        for x in (q, s):
+            if "failed" in x:
+                cells.append("FAILED: %s" % x["failed"].replace("|", "/")[:200])
+            else:
+                runs = x.get("cpu_runs") or []
+                cells.append((fmt_cpu(x) if x is q else "%.2f" % server_cpu_per_m(x)) +
+                             (" (%s)" % "/".join("%.2f" % c for c in runs) if len(runs) > 1 else ""))
+        ratios = e["ratios"]
+        ratio = "%.2f" % statistics.median(ratios) if ratios else "-"
+        if len(ratios) > 1:
+            ratio += " (round by round %s)" % "/".join("%.2f" % x for x in ratios)
+        share = " / ".join("%.1f%%" % (server_cpu_per_m(x) / 1e6 * rate * 100) if "failed" not in x else "-"
+                           for x in (q, s))
+        lat = q.get("latency_us")
+        lat = [fmt_ms(lat["p50"]), fmt_ms(lat["p99"])] if lat else ["-", "-"]
+        errs = "quicstash %s, rsyslog %s" % (q.get("errors", "-"), s.get("errors", "-"))
+        if q.get("note"):
+            errs += " (%s)" % q["note"]
+        out.append("| %g | %s | %s | %s | %s | %s | %s | %s |" % (rate, cells[0], cells[1], ratio, share, lat[0],
+                                                                  lat[1], errs))
+    out += ["\nPer event at everyday rates, same runs: context switches (voluntary + involuntary, every thread, from "
+            "/proc/PID/task/*/status before and after) and system calls (`perf stat -e raw_syscalls:sys_enter "
+            "--per-thread`), per role [and per thread kind: main, ZeroMQ's ZMQbg/IO and ZMQbg/Reaper, ...]:\n",
+            "| events/s | setup | context switches per event | system calls per event |", "|---:|---|---|---|"]
+    for rate, e in got:
+        for label, x in (("quicstash", e["quicstash"]), ("rsyslogd", e["rsyslog"])):
+            if "failed" not in x:
+                out.append("| %g | %s | %s | %s |" % (rate, label, fmt_profile(x, "ctx", x["events"]),
+                                                      fmt_profile(x, "sys", x["events"])))
+    return out
+
+
+def idle_md(ctx, results):
+    """The "Idle" table: per role, CPU and wake-ups per second per process."""
+    r = results.get("quicstash-idle")
+    if not r:
+        return []
+    head = ("\nIdle (issue 27): quicstashd (`--durability fsync`, defaults) with no connection for %g s; target: each "
+            "process wakes at most a few times a second. Wake-ups = voluntary context switches (a thread going to "
+            "sleep), per second per process of the role [per thread kind]." % ctx.args.idle_seconds)
+    if "failed" in r:
+        return [head + " FAILED: %s" % r["failed"]]
+    out = [head + "\n", "| role | processes | CPU % (of one CPU, all its processes) | wake-ups/s per process | "
+           "involuntary switches/s per process | system calls/s per process |", "|---|---:|---:|---|---:|---|"]
+    for role in sorted(r["threads"], key=role_key):
+        t = r["threads"][role]
+        per = r["seconds"] * t["procs"]
+        out.append("| %s | %d | %.2f | %s | %.2f | %s |" % (
+            role, t["procs"], r["cpu"].get(role, 0) / r["seconds"] * 100, fmt_kinds(t, "vol", per),
+            t["nonvol"] / per, r.get("syscalls_why_not") or fmt_kinds(t, "sys", per)))
+    return out
+
+
+def half_floor_md(results):
+    """Half-load p99 over the latency floor's, both of this run, against issue 27's target (3x)."""
+    half = (results.get("quicstash-fsync-half") or {}).get("latency_us")
+    floor = (results.get("quicstash-fsync-floor") or {}).get("latency_us")
+    if not half or not floor or not floor["p99"]:
+        return []
+    return ["\nHalf load against the floor (issue 27: at most 3x): fsync half-load p99 %s ms / latency-floor p99 %s ms "
+            "= **%.1fx**." % (fmt_ms(half["p99"]), fmt_ms(floor["p99"]), half["p99"] / floor["p99"])]
+
+
 # ---------------------------------------------------------------- report
 
 def machine():
@@ -852,6 +1212,17 @@ def table(results, ctx):
     return "\n".join(lines)
 
 
+def rates_list(text):
+    """--everyday-rates: a comma list of events/s, each above 0 ("" for none)."""
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a comma list of numbers: %r" % text)
+    if any(r <= 0 for r in rates):
+        raise argparse.ArgumentTypeError("a rate must be above 0: %r" % text)
+    return rates
+
+
 def main():
     ap = argparse.ArgumentParser(description="quicstash side-by-side benchmark (bench/README.md)")
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"), help="CMake build dir (build)")
@@ -884,9 +1255,16 @@ def main():
                     help="seconds at the start of each quicstash run whose latencies are shown apart (0.5)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each short baseline, median kept (3)")
     ap.add_argument("--timeout", type=int, default=120, help="bound on each single run, seconds (120)")
-    ap.add_argument("--budget", type=int, default=480,
-                    help="seconds for all measurements; runs that would start later are skipped (480)")
-    ap.add_argument("--only", default="", help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp (all)")
+    ap.add_argument("--budget", type=int, default=900,
+                    help="seconds for all measurements; runs that would start later are skipped (900)")
+    ap.add_argument("--everyday-rates", default="500,5000,50000", type=rates_list,
+                    help="events/s of the everyday-rate rows, quicstash against rsyslog at the same pace "
+                         "(500,5000,50000; empty skips them)")
+    ap.add_argument("--everyday-seconds", type=float, default=6, help="length of each everyday-rate run (6)")
+    ap.add_argument("--idle-seconds", type=float, default=10,
+                    help="how long the idle row watches a quicstashd with no connection (10; 0 skips it)")
+    ap.add_argument("--only", default="",
+                    help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp,everyday,idle (all)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -936,7 +1314,7 @@ def main():
         ctx.corpus, ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
 
     only = set(filter(None, args.only.split(","))) or {"quicstash", "metrics", "rsyslog", "rawquic", "tcp", "parse",
-                                                       "amqp"}
+                                                       "amqp", "everyday", "idle"}
     mach = machine()
     results = {}
     t_start = time.monotonic()
@@ -1020,6 +1398,10 @@ def main():
             n = int(min(ctx.corpus_lines, max(1000, args.floor_rate * args.floor_seconds)))
             attempt("quicstash-fsync-floor", lambda: median_p99_of(
                 lambda t: quicstash_run(ctx, "fsync", args.floor_rate, n, "floor" + t), args.floor_repeat))
+        if "everyday" in only and args.everyday_rates:
+            everyday_rounds(ctx, attempt, results)
+        if "idle" in only and args.idle_seconds > 0:
+            attempt("quicstash-idle", lambda: idle_run(ctx))
         if args.steady_seconds > 0:
             attempt("steady-end", lambda: steady_run(ctx, "end"))
     finally:
@@ -1066,6 +1448,9 @@ def main():
         md.append("\nLatency floor: the fsync pipeline at %.0f events/s, all but idle, acknowledges with p99 %s ms: "
                   "the tail that this machine gives whatever the load (fdatasync on its disk, and the host's stalls "
                   "above), to read the half-load p99 against." % (args.floor_rate, fmt_ms(floor["latency_us"]["p99"])))
+    md.extend(half_floor_md(results))
+    md.extend(everyday_md(ctx, results))
+    md.extend(idle_md(ctx, results))
     if "quicstash" in only and args.hop_trace:
         md.extend(hops_md(results.get("quicstash-fsync-half-traced")))
     cold = []

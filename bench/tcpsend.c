@@ -1,7 +1,10 @@
 /* qs-bench-tcpsend: writes the lines of a newline-delimited file to a TCP
  * address as fast as the socket takes them (the load for the rsyslog and
- * plain-TCP baselines). Prints one JSON object:
- *   {"lines":N,"bytes":B,"start_ns":T0,"end_ns":T1}
+ * plain-TCP baselines), or with --rate N paced as quicstash-bench paces: the
+ * k-th line is due at start + k/N, checked on a 1 ms tick, every line due so
+ * far written at once (bench/run's everyday rates feed rsyslog so). Prints
+ * one JSON object:
+ *   {"lines":N,"bytes":B,"start_ns":T0,"end_ns":T1,"rate":R}
  * with CLOCK_MONOTONIC times (comparable with qs-bench-receiver's). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,7 +38,8 @@ static void usage(FILE *f)
 		   "  -p, --port N         destination port (required)\n"
 		   "  -n, --count N        send only the first N lines (all)\n"
 		   "  -t, --timeout S      give up after S seconds (300)\n"
-		   "  -c, --chunk BYTES    bytes per write (262144)\n");
+		   "  -c, --chunk BYTES    bytes per write (262144)\n"
+		   "  -r, --rate N         events (lines) per second, paced on a 1 ms tick (0: as fast as possible)\n");
 }
 
 struct opts {
@@ -44,6 +48,7 @@ struct opts {
 	uint64_t count;
 	unsigned timeout_s;
 	size_t chunk;
+	double rate; /* lines/s, 0: as fast as the socket takes them */
 };
 
 #define TOOL "qs-bench-tcpsend"
@@ -54,13 +59,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	static const struct option opts[] = {
 		{"addr", required_argument, NULL, 'a'},	  {"port", required_argument, NULL, 'p'},
 		{"count", required_argument, NULL, 'n'},  {"timeout", required_argument, NULL, 't'},
-		{"chunk", required_argument, NULL, 'c'},  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"chunk", required_argument, NULL, 'c'},  {"rate", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
 	};
 	*o = (struct opts){.addr = "127.0.0.1", .port = -1, .timeout_s = 300, .chunk = 256 * 1024};
 	int c;
 	uint64_t v;
-	while ((c = getopt_long(argc, argv, "a:p:n:t:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "a:p:n:t:c:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a': o->addr = optarg; break;
 		case 'p':
@@ -81,6 +86,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (!qs_cli_integer(TOOL, "chunk", optarg, 1, 1 << 30, &v))
 				return 2;
 			o->chunk = (size_t)v;
+			break;
+		case 'r':
+			if (!qs_cli_number(TOOL, "rate", optarg, 0, 1e9, &o->rate))
+				return 2;
 			break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
@@ -159,6 +168,37 @@ static bool send_all(int s, const char *data, size_t len, size_t chunk)
 	return true;
 }
 
+/* --rate: the k-th line (from 0) is due at start + k / rate, as in
+ * quicstash-bench; on every 1 ms tick (absolute, a late tick skipped, as
+ * libevent's persistent timer does there) every line due so far is written
+ * in one go. A trailing part without a newline goes last. */
+static bool send_paced(int s, const char *data, size_t len, uint64_t lines, const struct opts *o, uint64_t start)
+{
+	const char *end = data + len;
+	size_t off = 0;
+	uint64_t sent = 0, tick = start;
+	while (sent < lines) {
+		uint64_t now = now_ns();
+		uint64_t due = (uint64_t)((double)(now - start) * o->rate / 1e9) + 1;
+		if (due > lines)
+			due = lines;
+		const char *p = data + off;
+		for (; sent < due; sent++)
+			p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1; /* counted by map_lines */
+		if (!send_all(s, data + off, (size_t)(p - (data + off)), o->chunk))
+			return false;
+		off = (size_t)(p - data);
+		if (sent == lines)
+			break;
+		while (tick <= now)
+			tick += 1000000;
+		struct timespec ts = {.tv_sec = (time_t)(tick / 1000000000ull), .tv_nsec = (long)(tick % 1000000000ull)};
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+	}
+	return send_all(s, data + off, len - off, o->chunk);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -177,7 +217,7 @@ int main(int argc, char **argv)
 	if (s < 0)
 		return bad_addr ? 2 : 1;
 	uint64_t start = now_ns();
-	if (!send_all(s, data, len, o.chunk))
+	if (!(o.rate > 0 ? send_paced(s, data, len, lines, &o, start) : send_all(s, data, len, o.chunk)))
 		return 1;
 	uint64_t end = now_ns();
 	shutdown(s, SHUT_WR);
@@ -186,7 +226,7 @@ int main(int argc, char **argv)
 	while (read(s, sink, sizeof(sink)) > 0)
 		;
 	close(s);
-	printf("{\"lines\":%llu,\"bytes\":%zu,\"start_ns\":%llu,\"end_ns\":%llu}\n", (unsigned long long)lines, len,
-	       (unsigned long long)start, (unsigned long long)end);
+	printf("{\"lines\":%llu,\"bytes\":%zu,\"start_ns\":%llu,\"end_ns\":%llu,\"rate\":%.1f}\n",
+	       (unsigned long long)lines, len, (unsigned long long)start, (unsigned long long)end, o.rate);
 	return 0;
 }

@@ -2,12 +2,17 @@
 """The benchmark tools (issue 5) still work: quicstash-bench against a real quicstashd and a real
 receiver (every event acknowledged and delivered, latencies split at --warmup, the figures
 consistent), its clear failure against a port nobody serves, qs-parse-bench (cJSON alone against the
-parser's whole JSON work), and a small bench/run of the quicstash, plain TCP and parser setups
-(alternating rounds, the table, the cold-start line, the parser line, the traced run's hops)."""
+parser's whole JSON work), qs-bench-tcpsend --rate's pacing, and a small bench/run of the quicstash,
+plain TCP and parser setups (alternating rounds, the table, the cold-start line, the parser line, the
+traced run's hops) and of issue 27's rows: everyday rates against rsyslog, the idle server, the
+half-load p99 over the floor's. Numbers are checked to be there, no target to be met."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qslib as q
@@ -73,7 +78,9 @@ def bench_run():
     argv = [os.path.join(q.REPO, "bench", "run"), "--build", build, "--only", "quicstash,metrics,tcp,parse",
             "--events", str(q.scale(20000, 5000)), "--repeat", "2", "--half-repeat", "2", "--half-seconds", "1", "--warmup", "0.2",
             "--parsers-row", "2", "--floor-rate", "2000", "--floor-seconds", "1", "--floor-repeat", "1", "--steady-seconds", "0.3",
-            "--results", os.path.join(d, "RESULTS.md"), "--budget", "300"]
+            "--results", os.path.join(d, "RESULTS.md"), "--budget", "400"]
+    argv[argv.index("--only") + 1] += ",everyday,idle"
+    argv += ["--everyday-rates", "1000,4000", "--everyday-seconds", "1", "--idle-seconds", "2"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(600), cwd=d)
     check(p.returncode == 0, "bench/run failed (exit %r): %s" % (p.returncode, (p.stdout + p.stderr)[-1500:]))
     with open(os.path.join(d, "RESULTS.md")) as f:
@@ -100,7 +107,99 @@ def bench_run():
     check("so cJSON alone is" in md, "no line on the parser's JSON work:\n%s" % md)
     check("Where half-load acknowledgements wait (one more fsync run" in md and "| total |" in md,
           "no table of the traced half-load run's hops:\n%s" % md)
-    log("bench/run: %d quicstash rows" % len(rows))
+    check(re.search(r"Half load against the floor \(issue 27: at most 3x\): fsync half-load p99 [\d.]+ ms / "
+                    r"latency-floor p99 [\d.]+ ms = \*\*[\d.]+x\*\*", md), "no half-load/floor ratio:\n%s" % md)
+    everyday_rows(md)
+    idle_rows(md)
+    log("bench/run: %d quicstash rows, everyday and idle rows" % len(rows))
+
+
+def table_rows(md, head):
+    """The cells of each row of the markdown table whose header starts with head."""
+    lines = md.splitlines()
+    i = next((n for n, l in enumerate(lines) if l.startswith(head)), None)
+    check(i is not None, "no table headed %r:\n%s" % (head, md))
+    out = []
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            break
+        out.append([c.strip() for c in line.strip("|").split("|")])
+    return out
+
+
+def number(cell, what):
+    m = re.match(r"(\d+(?:\.\d+)?)", cell)
+    check(m, "%s is not a number: %r" % (what, cell))
+    return float(m.group(1))
+
+
+def everyday_rows(md):
+    """Each everyday rate has quicstash's CPU per event (by role), rsyslog's when it is installed, their
+    ratio, latencies, and per role context switches and system calls per event (or why perf could not)."""
+    rsyslog = os.access(shutil.which("rsyslogd") or "/usr/sbin/rsyslogd", os.X_OK)
+    sys.path.insert(0, os.path.join(q.REPO, "bench"))
+    import run as bench_run_py
+    perf_why = bench_run_py.perf_why_not()
+    cost = table_rows(md, "| events/s | quicstash CPU s per M events")
+    check([r[0] for r in cost] == ["1000", "4000"], "not one everyday row per rate:\n%s" % md)
+    for r in cost:
+        check(number(r[1], "quicstash CPU") > 0 and "acceptor " in r[1] and "shipper " in r[1],
+              "no quicstash CPU by role at %s/s: %r" % (r[0], r))
+        number(r[5], "ack p50"), number(r[6], "ack p99")
+        if rsyslog:
+            number(r[2], "rsyslog CPU"), number(r[3], "ratio")
+        else:
+            check("not installed" in r[2], "rsyslog missing, not said: %r" % r)
+    per = table_rows(md, "| events/s | setup | context switches per event")
+    for rate in ("1000", "4000"):
+        for setup in ("quicstash",) + (("rsyslogd",) if rsyslog else ()):
+            row = [r for r in per if r[:2] == [rate, setup]]
+            check(len(row) == 1, "no per-event row for %s at %s/s:\n%s" % (setup, rate, md))
+            ctxsw = row[0][2]
+            check(number(ctxsw, "context switches") > 0, "no context switches: %r" % row)
+            if setup == "quicstash":
+                check(re.search(r"acceptor [\d.]+ \[main [\d.]+", ctxsw), "no switches by thread kind: %r" % ctxsw)
+            if perf_why:
+                check(row[0][3] == perf_why, "perf unusable (%s), not said: %r" % (perf_why, row))
+            else:
+                check(number(row[0][3], "system calls") > 0 and ("parser " in row[0][3]) == (setup == "quicstash"),
+                      "no system calls by role: %r" % row)
+
+
+def idle_rows(md):
+    """The idle quicstashd: every role with its processes, CPU % and wake-ups per second."""
+    rows = table_rows(md, "| role | processes | CPU %")
+    check(sorted(r[0] for r in rows) == ["acceptor", "keyholder", "parser", "shipper", "supervisor"],
+          "not one idle row per role:\n%s" % md)
+    for r in rows:
+        check(number(r[1], "processes") >= 1, "no process: %r" % r)
+        number(r[2], "idle CPU %"), number(r[3], "wake-ups/s"), number(r[4], "involuntary/s")
+    check(any(number(r[3], "wake-ups/s") > 0 for r in rows), "no wake-up counted at all:\n%s" % md)
+
+
+def tcpsend_rate():
+    """qs-bench-tcpsend --rate paces the lines (the k-th due at k/rate, as quicstash-bench paces) into a
+    real TCP receiver: 500 lines at 1000/s take at least the 0.499 s the last one waits for."""
+    d = q.mkdtemp("tcpsend")
+    corpus = os.path.join(d, "corpus.jsonl")
+    q.write_lines(corpus, q.gen_events(600))
+    recv = q.Receiver()
+    recv.start()
+    tool = os.path.join(q.QS_BIN, "qs-bench-tcpsend")
+    t0 = time.monotonic()
+    p = subprocess.run([tool, "-p", str(recv.port), "-n", "500", "--rate", "1000", corpus], capture_output=True,
+                       text=True, timeout=q.tmo(60))
+    wall = time.monotonic() - t0
+    check(p.returncode == 0, "qs-bench-tcpsend --rate failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
+    r = json.loads(p.stdout)
+    log("qs-bench-tcpsend --rate 1000: %r in %.3f s" % (r, wall))
+    check(r["lines"] == 500 and r["rate"] == 1000, "wrong lines or rate reported: %r" % r)
+    check(r["end_ns"] - r["start_ns"] >= 499e6 and wall >= 0.499, "500 lines at 1000/s not paced: %r" % r)
+    check(recv.wait_count(500, q.tmo(30)) == 500, "the receiver got %d of 500 lines" % recv.count())
+    for bad in (["--rate", "-1"], ["--rate", "fast"]):
+        p = subprocess.run([tool, "-p", str(recv.port)] + bad + [corpus], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and "bad value for --rate" in p.stderr, "%r was not refused: %r" % (bad, p.stderr))
+    recv.stop()
 
 
 def parse_bench():
@@ -167,15 +266,17 @@ def run():
     paired_ratios()
     parse_bench()
     load_generator()
+    tcpsend_rate()
     bench_run()
     return "quicstash-bench: every event acknowledged and delivered, latencies split at --warmup, clear " \
            "errors; qs-parse-bench: cJSON against the whole JSON work; bench/run: alternating full-load rounds, " \
            "eight quicstash rows (one with --parsers 2, one with --auth token, one with metrics scraped, one the latency floor), the host's steadiness, cold-start " \
-           "line, the parser's JSON line, the traced half-load run's hops; qs-bench-steady's figures and errors"
+           "line, the parser's JSON line, the traced half-load run's hops, the everyday-rate and idle rows and the " \
+           "half-load/floor ratio; qs-bench-tcpsend --rate paced; qs-bench-steady's figures and errors"
 
 
 CASES = [("steady", steady), ("paired-ratios", paired_ratios), ("parse-bench", parse_bench),
-         ("load-generator", load_generator), ("bench-run", bench_run)]
+         ("load-generator", load_generator), ("tcpsend-rate", tcpsend_rate), ("bench-run", bench_run)]
 
 if __name__ == "__main__":
     q.main(run, cases=CASES)
