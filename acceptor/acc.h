@@ -204,6 +204,7 @@ struct acc {
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
+	bool tick_fast; /* the tick runs at the busy pace (acceptor.c, tick_arm) */
 
 	void *zctx;
 	/* One PUSH per parser slot (QS_EP_ACCEPTOR_FRAMES): batches go round the
