@@ -292,6 +292,17 @@ static int on_resolved(void *arg, const void *m)
 	return 0;
 }
 
+/* An acceptor was announced on a channel: connect its answers at once (a
+ * channel without one is otherwise retried at most once a second). */
+static int on_acceptor(void *arg, const void *m)
+{
+	struct shipper *sh = arg;
+	const struct qs_ctl_acceptor *a = m;
+	if (a->serving)
+		qs_answers_retry(sh->answers, a->channel);
+	return 0;
+}
+
 /* Once a second: the spool and the output, for the service's status line. */
 static void report(struct shipper *sh)
 {
@@ -550,6 +561,7 @@ int shipper_main(const struct qs_config *cfg)
 	}
 	sh.out.ctl_fd = sh.rt.ctl_fd;
 	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
+	qs_runtime_on(&sh.rt, QS_CTL_ACCEPTOR, on_acceptor);
 	qs_mp_set(QS_M_SPOOL_ACCEPTING, !sh.refusing); /* its gauges were cleared when the last one ended */
 	qs_runtime_ready(&sh.rt);
 	send_status(&sh);
