@@ -14,6 +14,7 @@
 #include "shipper/tls_out.h"
 
 #define SETTLE_TICK_MS 100
+#define SETTLE_IDLE_MS 1000
 
 int qs_output_open(const struct qs_config *cfg, struct qs_output_opened *op)
 {
@@ -90,6 +91,29 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	return 0;
 }
 
+/* Nothing the tick would do: not draining, not frozen, and up with all that
+ * it wrote proven read, or not up at all (its reconnection has a timer of
+ * its own). Only the failover output of Logstash: a lane of a balancer, the
+ * file and AMQP keep their tick. */
+static bool tick_idle(const struct qs_output *o)
+{
+	if (o->kind != &out_kind_logstash || o->parent || o->frozen || o->state == QS_OUT_DRAINING)
+		return false;
+	return o->state != QS_OUT_UP ||
+	       (o->idle && !o->tls_pending && !o->unanswered_since_ms && !qs_settle_pending(&o->settle));
+}
+
+void out_tick_pace(struct qs_output *o)
+{
+	bool slow = tick_idle(o);
+	if (slow == o->tick_slow)
+		return;
+	o->tick_slow = slow;
+	unsigned ms = slow ? SETTLE_IDLE_MS : SETTLE_TICK_MS;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_add(o->settle_ev, &tv);
+}
+
 void out_advance(struct qs_output *o, struct qs_pos pos)
 {
 	if (o->parent)
@@ -111,6 +135,7 @@ void qs_output_freeze(struct qs_output *o)
 {
 	o->frozen = true;
 	o->limit = qs_spool_end(o->spool);
+	out_tick_pace(o);
 }
 
 bool qs_output_caught_up(struct qs_output *o)

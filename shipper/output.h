@@ -64,6 +64,7 @@ struct qs_output {
 	uint64_t last_write_ms;       /* when bytes last went to Logstash */
 	uint64_t unproven_since_ms;   /* last tick with nothing unproven (output_settle.c, tail_stale) */
 	bool idle;                    /* the last pass found nothing more to write */
+	bool tick_slow;               /* the settle tick runs at the idle pace (out_tick_pace) */
 	bool drained;                 /* frozen, and Logstash proved it read all up to the limit */
 	bool redial;                  /* reconnecting after a drain: no "connected" line */
 	unsigned down_logged; /* bit per address: its failure was logged in this outage */

@@ -44,6 +44,7 @@
 #define REFUSE_RETRY_MS 500
 #define STATUS_MS 1000
 #define CURSOR_MS 200
+#define CURSOR_IDLE_MS 1000 /* the cursor timer's pace while the cursor stays where it is */
 #define STOP_POLL_MS 50
 #define STOP_FLUSH_NS 2000000000ull
 #define SPOOL_WAIT_MS 10000u /* for an earlier shipper to let the spool go */
@@ -63,6 +64,8 @@ struct shipper {
 	struct qs_tquota quota; /* per-tenant unshipped bytes (tenant_quota.c) */
 	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
+	bool cursor_slow;       /* the cursor timer runs at CURSOR_IDLE_MS */
+	struct qs_pos cursor_seen; /* the cursor at its timer's last run */
 	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
 	uint64_t stop_deadline;
 	int exit_code;  /* 3: a clean stop left something unanswered (the acceptors must resend) */
@@ -331,11 +334,24 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	report(sh);
 }
 
+/* Persists the cursor every 200 ms while it moves; once a second while it
+ * stays (idle: nothing to write). The first move after a quiet second is
+ * written within that second (a crash then resends a little more to
+ * Logstash, never less). */
 static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	persist(arg);
+	struct shipper *sh = arg;
+	persist(sh);
+	struct qs_pos c = sh->spool.cursor;
+	bool quiet = c.seg == sh->cursor_seen.seg && c.off == sh->cursor_seen.off && c.seg == sh->spool.persisted.seg &&
+		     c.off == sh->spool.persisted.off && !sh->out.dirty;
+	sh->cursor_seen = c;
+	if (quiet != sh->cursor_slow) {
+		sh->cursor_slow = quiet;
+		timer_ms(sh->cursor_ev, quiet ? CURSOR_IDLE_MS : CURSOR_MS);
+	}
 }
 
 static void finish(struct shipper *sh)
