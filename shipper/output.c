@@ -14,7 +14,6 @@
 #include "shipper/tls_out.h"
 
 #define SETTLE_TICK_MS 100
-#define SETTLE_IDLE_MS 1000
 
 int qs_output_open(const struct qs_config *cfg, struct qs_output_opened *op)
 {
@@ -109,9 +108,16 @@ void out_tick_pace(struct qs_output *o)
 	if (slow == o->tick_slow)
 		return;
 	o->tick_slow = slow;
-	unsigned ms = slow ? SETTLE_IDLE_MS : SETTLE_TICK_MS;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	event_add(o->settle_ev, &tv);
+	struct timeval tv = {0, SETTLE_TICK_MS * 1000};
+	if (slow)
+		event_del(o->settle_ev); /* qs_output_pace, once a second, looks again */
+	else
+		event_add(o->settle_ev, &tv);
+}
+
+void qs_output_pace(struct qs_output *o)
+{
+	out_tick_pace(o);
 }
 
 void out_advance(struct qs_output *o, struct qs_pos pos)

@@ -112,6 +112,10 @@ void qs_output_report(const struct qs_output *o, struct qs_output_report *r);
 /* New records were committed: ship them when possible. buf[0..len) are
  * those records as written at pos (see qs_reader_offer). */
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len);
+/* Once a second (the shipper's status timer): an output whose 100 ms tick
+ * stopped while it had nothing to do gets it back if it has something now
+ * (a pass that writes gets it back at once). */
+void qs_output_pace(struct qs_output *o);
 /* A stop is coming: ship what is committed now and nothing after it, so that
  * the output can catch up while the shipper goes on taking events. */
 void qs_output_freeze(struct qs_output *o);

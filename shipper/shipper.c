@@ -44,7 +44,6 @@
 #define REFUSE_RETRY_MS 500
 #define STATUS_MS 1000
 #define CURSOR_MS 200
-#define CURSOR_IDLE_MS 1000 /* the cursor timer's pace while the cursor stays where it is */
 #define STOP_POLL_MS 50
 #define STOP_FLUSH_NS 2000000000ull
 #define SPOOL_WAIT_MS 10000u /* for an earlier shipper to let the spool go */
@@ -64,7 +63,7 @@ struct shipper {
 	struct qs_tquota quota; /* per-tenant unshipped bytes (tenant_quota.c) */
 	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
-	bool cursor_slow;       /* the cursor timer runs at CURSOR_IDLE_MS */
+	bool cursor_quiet;      /* the cursor timer is stopped: on_status looks once a second */
 	struct qs_pos cursor_seen; /* the cursor at its timer's last run */
 	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
 	uint64_t stop_deadline;
@@ -324,6 +323,8 @@ static void report(struct shipper *sh)
 	qs_mp_set(QS_M_SPOOL_OLDEST, oldest && now > oldest ? (now - oldest) / 1000000000u : 0);
 }
 
+static void cursor_look(struct shipper *sh);
+
 static void on_status(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -332,25 +333,44 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	qs_tquota_shipped(&sh->quota, sh->spool.cursor);
 	send_status(sh);
 	report(sh);
+	/* The timers that stop while idle look again here (docs/PERFORMANCE.md, "Idle"). */
+	cursor_look(sh);
+	qs_output_pace(&sh->out);
 }
 
-/* Persists the cursor every 200 ms while it moves; once a second while it
- * stays (idle: nothing to write). The first move after a quiet second is
- * written within that second (a crash then resends a little more to
- * Logstash, never less). */
+/* The cursor stayed where it was persisted since the last look (and the
+ * output file has nothing to sync). */
+static bool cursor_quiet(struct shipper *sh)
+{
+	struct qs_pos c = sh->spool.cursor;
+	bool quiet = c.seg == sh->cursor_seen.seg && c.off == sh->cursor_seen.off && c.seg == sh->spool.persisted.seg &&
+		     c.off == sh->spool.persisted.off && !sh->out.dirty;
+	sh->cursor_seen = c;
+	return quiet;
+}
+
+/* Persists the cursor every 200 ms while it moves; while it stays (idle:
+ * nothing to write) the timer stops and on_status looks once a second, so
+ * the first move after a quiet spell is written within a second (a crash
+ * then resends a little more to Logstash, never less). */
 static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct shipper *sh = arg;
 	persist(sh);
-	struct qs_pos c = sh->spool.cursor;
-	bool quiet = c.seg == sh->cursor_seen.seg && c.off == sh->cursor_seen.off && c.seg == sh->spool.persisted.seg &&
-		     c.off == sh->spool.persisted.off && !sh->out.dirty;
-	sh->cursor_seen = c;
-	if (quiet != sh->cursor_slow) {
-		sh->cursor_slow = quiet;
-		timer_ms(sh->cursor_ev, quiet ? CURSOR_IDLE_MS : CURSOR_MS);
+	if (cursor_quiet(sh)) {
+		sh->cursor_quiet = true;
+		event_del(sh->cursor_ev);
+	}
+}
+
+static void cursor_look(struct shipper *sh)
+{
+	if (sh->cursor_quiet && !cursor_quiet(sh)) {
+		sh->cursor_quiet = false;
+		persist(sh);
+		timer_ms(sh->cursor_ev, CURSOR_MS);
 	}
 }
 
