@@ -54,7 +54,8 @@ void qs_chan_in_free(struct qs_chan_in *in);
 /* ---- sending side: one connection, re-established after every loss ---- */
 
 /* Connects to path now and, while there is no connection, again after a
- * delay doubling from 10 ms to 100 ms (a connection that dies within a
+ * delay doubling from 10 ms to 100 ms (qs_chan_out_backoff: another
+ * ceiling; a connection that dies within a
  * second does not reset it). on_writable(arg) is called whenever
  * sending may succeed again: when a connection is made by a retry (not the
  * first attempt, which is over when this returns: try a send), and when
