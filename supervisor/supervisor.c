@@ -92,9 +92,11 @@ static void tell_acceptor_channel(unsigned key, bool serving)
 		struct qs_proc *r = &S.procs.proc[i];
 		if (!(r->def->ctl_receives & QS_CTL_BIT(QS_CTL_ACCEPTOR)))
 			continue;
-		if (r->pid && qs_ctl_send(r->ctl, &m, sizeof(m)) != 0)
-			qs_warn("%s %u did not take the news of acceptor channel %u", qs_role_name(r->role), r->slot,
-				m.channel);
+		/* Not now (its socket is full): it finds the acceptor at its next retry
+		 * (<= 1 s). Gone: its successor connects to every channel at start. */
+		if (r->pid && qs_ctl_send(r->ctl, &m, sizeof(m)) == 1)
+			qs_warn("%s %u did not take the news of acceptor channel %u (it retries within 1 s)",
+				qs_role_name(r->role), r->slot, m.channel);
 		if (r->old_pid)
 			qs_ctl_send(r->old_ctl, &m, sizeof(m));
 	}
