@@ -206,6 +206,7 @@ struct acc {
 	struct event *udp_ev, *flush_ev, *tick_ev;
 	struct event *rx_gather_ev; /* receive moderation: the next read after this wait (udp.c) */
 	uint64_t rx_gather_us;      /* 0: read on every packet's arrival */
+	bool tick_fast; /* the tick runs at the busy pace (acceptor.c, tick_arm) */
 
 	void *zctx;
 	/* One PUSH per parser slot (QS_EP_ACCEPTOR_FRAMES): batches go round the

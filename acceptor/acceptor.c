@@ -26,6 +26,34 @@
 /* Frames a client wrote before it read G are still on their way: they are
  * read and answered while the connection stays, at least this long. */
 #define ACC_GOAWAY_GRACE_NS (200ull * 1000000)
+/* The tick: stats, tenant buckets, the resend scan, the stop's steps. Every
+ * 100 ms while there is something to tick for; once a second on an idle
+ * acceptor (no connection, no frame in flight, no stop), so that an idle
+ * server does not wake ten times a second (docs/PERFORMANCE.md, "Idle"). */
+#define ACC_TICK_BUSY_US 100000
+#define ACC_TICK_IDLE_US 1000000
+
+static bool tick_busy(struct acc *a)
+{
+	return a->nconns || a->stopping || acc_frames_unresolved(a);
+}
+
+/* (Re)arms the tick at the pace the state asks for; a busy acceptor whose
+ * tick is at the idle pace gets it within 100 ms again. */
+static void tick_arm(struct acc *a)
+{
+	bool busy = tick_busy(a);
+	if (evtimer_pending(a->tick_ev, NULL)) {
+		if (!busy || a->tick_fast)
+			return;
+		event_del(a->tick_ev);
+	}
+	struct timeval tv = {0, busy ? ACC_TICK_BUSY_US : 0};
+	if (!busy)
+		tv.tv_sec = ACC_TICK_IDLE_US / 1000000;
+	a->tick_fast = busy;
+	evtimer_add(a->tick_ev, &tv);
+}
 
 void acc_schedule_flush(struct acc *a)
 {
@@ -58,6 +86,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	acc_udp_flush(a);
 	a->pass_real_ns = 0; /* the next frames belong to a later pass */
+	if (!a->tick_fast)
+		tick_arm(a); /* a connection came while idle: tick at its pace again */
 }
 
 static void close_all(struct acc *a)
@@ -117,6 +147,7 @@ static void begin_stop(struct acc *a, const char *why)
 	a->stopping = 1;
 	a->stop_began = qs_now_ns();
 	a->stop_deadline = a->stop_began + ACC_SHUTDOWN_WAIT_NS;
+	tick_arm(a);
 	stop_step(a);
 }
 
@@ -124,7 +155,8 @@ static void begin_stop(struct acc *a, const char *why)
 static void report(struct acc *a)
 {
 	uint64_t now = qs_now_ns();
-	if (now - a->report_mono < 1000000000ull)
+	/* (950 ms: an idle tick a second apart may come a hair early) */
+	if (now - a->report_mono < 950000000ull)
 		return;
 	a->report_mono = now;
 	struct qs_ctl_status st = {.acked = a->n_acked, .rejected = a->n_rejected, .connections = a->nconns};
@@ -148,6 +180,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		stop_step(a);
 	else
 		acc_frames_tick(a);
+	if (a->stopping < 3)
+		tick_arm(a);
 }
 
 /* The supervisor is gone (urgent): close at once; else stop in steps. */
@@ -198,12 +232,12 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
 
 static int setup_events(struct acc *a)
 {
-	static const struct timeval step = {0, 100000}, zero = {0, 0};
+	static const struct timeval zero = {0, 0};
 	a->flush_ev = event_new(a->base, -1, 0, flush_cb, a);
-	a->tick_ev = event_new(a->base, -1, EV_PERSIST, tick_cb, a);
+	a->tick_ev = evtimer_new(a->base, tick_cb, a);
 	if (!a->flush_ev || !a->tick_ev)
 		return -1;
-	event_add(a->tick_ev, &step); /* 100 ms: shutdown steps; resend scan is cheap */
+	tick_arm(a);
 	qs_runtime_on(&a->rt, QS_CTL_DRAIN, on_drain);
 	qs_runtime_on(&a->rt, QS_CTL_PEER_RESTART, on_peer_restart);
 	qs_runtime_on(&a->rt, QS_CTL_TENANTS, on_tenants);

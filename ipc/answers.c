@@ -16,17 +16,24 @@
 #define ANSWERS_LIMIT (1u << 20)        /* bytes waiting in a connection before answers queue here */
 #define ANSWERS_RETRY_MS 20             /* what waits is retried this often */
 #define ANSWERS_MAX_AGE_NS 2000000000ull /* a channel that takes nothing this long: drop its queue */
+/* A channel without an acceptor is tried again at most this far apart: an
+ * acceptor that comes is announced (qs_answers_retry), so the retries are
+ * only a backstop, and half the channels never have one (idle wake-ups). */
+#define ANSWERS_RECONNECT_MAX_MS 1000
 
 struct answers_chan {
 	struct qs_chan_out *out;
 	struct qs_sendq q;
 	struct qs_batch batch;
+	unsigned seen; /* the connection on_up was last told of (qs_chan_out_connects) */
 };
 
 struct qs_answers {
 	struct event *retry_ev;
 	unsigned n;
 	uint32_t sender;
+	void (*on_up)(void *arg, unsigned chan);
+	void *on_up_arg;
 	struct answers_chan ch[];
 };
 
@@ -59,9 +66,35 @@ static void flush_queues(struct qs_answers *a)
 		qs_sendq_flush(&a->ch[i].q);
 }
 
+/* Tells the owner of every connection made since it last looked. */
+static void note_up(struct qs_answers *a)
+{
+	for (unsigned i = 0; i < a->n && a->on_up; i++) {
+		unsigned k = qs_chan_out_connects(a->ch[i].out);
+		if (k != a->ch[i].seen && qs_chan_connected(a->ch[i].out)) {
+			a->ch[i].seen = k;
+			a->on_up(a->on_up_arg, i);
+		}
+	}
+}
+
 static void on_writable(void *arg)
 {
+	note_up(arg);
 	flush_queues(arg);
+}
+
+void qs_answers_on_up(struct qs_answers *a, void (*fn)(void *arg, unsigned chan), void *arg)
+{
+	a->on_up = fn;
+	a->on_up_arg = arg;
+	note_up(a);
+}
+
+void qs_answers_retry(struct qs_answers *a, unsigned chan)
+{
+	if (chan < a->n)
+		qs_chan_out_retry_now(a->ch[chan].out);
 }
 
 void qs_answers_flush(struct qs_answers *a)
@@ -147,6 +180,7 @@ struct qs_answers *qs_answers_new(struct event_base *base, const char *dir, unsi
 		if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_ANSWERS, a->n) ||
 		    !(c->out = qs_chan_connect(base, ep, ANSWERS_LIMIT, on_writable, a)))
 			goto fail;
+		qs_chan_out_backoff(c->out, ANSWERS_RECONNECT_MAX_MS);
 		qs_sendq_init(&c->q, c->out);
 	}
 	return a;

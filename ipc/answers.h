@@ -45,6 +45,13 @@ bool qs_answers_pending(const struct qs_answers *a);
 bool qs_answers_unsent(const struct qs_answers *a);
 /* A connection to channel chan is up now (an acceptor listens there). */
 bool qs_answers_connected(const struct qs_answers *a, unsigned chan);
+/* fn(arg, chan) whenever channel chan gets a new connection (an acceptor
+ * listens there now), and at once for every channel connected already. */
+void qs_answers_on_up(struct qs_answers *a, void (*fn)(void *arg, unsigned chan), void *arg);
+/* The acceptor of channel chan was announced (QS_CTL_ACCEPTOR): connect now
+ * if not connected. A channel without a connection is otherwise retried
+ * after 10 ms doubling to 1 s. */
+void qs_answers_retry(struct qs_answers *a, unsigned chan);
 /* Offers msg to every channel now; one that cannot take it at once, or has
  * answers waiting, skips it (nothing is queued: for messages that are sent
  * again anyway, like the shipper's once-a-second STATUS). */

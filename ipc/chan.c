@@ -302,7 +302,8 @@ struct qs_chan_out {
 	int fd; /* -1 while not connected */
 	struct evbuffer *buf;
 	struct event *wr_ev, *rd_ev, *retry_ev;
-	unsigned retry_ms;
+	unsigned retry_ms, retry_max_ms;
+	unsigned connects; /* connections made so far */
 	size_t limit;
 	void (*on_writable)(void *arg);
 	void *arg;
@@ -322,7 +323,7 @@ static void out_retry_later(struct qs_chan_out *o)
 {
 	struct timeval tv = {o->retry_ms / 1000, (o->retry_ms % 1000) * 1000};
 	evtimer_add(o->retry_ev, &tv);
-	o->retry_ms = o->retry_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : o->retry_ms * 2;
+	o->retry_ms = o->retry_ms * 2 > o->retry_max_ms ? o->retry_max_ms : o->retry_ms * 2;
 }
 
 static void out_close(struct qs_chan_out *o)
@@ -468,6 +469,7 @@ static bool out_connect(struct qs_chan_out *o)
 		qs_info("%s: connected again", o->path);
 	o->told_down = false;
 	o->up_since_ns = qs_now_ns();
+	o->connects++;
 	return true;
 }
 
@@ -503,6 +505,7 @@ struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, s
 	o->on_writable = on_writable;
 	o->arg = arg;
 	o->retry_ms = RECONNECT_MIN_MS;
+	o->retry_max_ms = RECONNECT_MAX_MS;
 	o->buf = evbuffer_new();
 	o->retry_ev = evtimer_new(base, on_retry, o);
 	if (!o->buf || !o->retry_ev) {
@@ -512,6 +515,20 @@ struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, s
 	if (!out_connect(o))
 		out_retry_later(o);
 	return o;
+}
+
+void qs_chan_out_backoff(struct qs_chan_out *o, unsigned max_ms)
+{
+	o->retry_max_ms = max_ms > RECONNECT_MIN_MS ? max_ms : RECONNECT_MIN_MS;
+}
+
+void qs_chan_out_retry_now(struct qs_chan_out *o)
+{
+	if (o->fd >= 0)
+		return;
+	evtimer_del(o->retry_ev);
+	o->retry_ms = RECONNECT_MIN_MS;
+	on_retry(-1, 0, o);
 }
 
 /* keep: notes the size of a message about to be queued. */
@@ -604,6 +621,11 @@ size_t qs_chan_unsent(const struct qs_chan_out *o)
 bool qs_chan_connected(const struct qs_chan_out *o)
 {
 	return o->fd >= 0;
+}
+
+unsigned qs_chan_out_connects(const struct qs_chan_out *o)
+{
+	return o->connects;
 }
 
 void qs_chan_out_free(struct qs_chan_out *o)

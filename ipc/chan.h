@@ -54,13 +54,21 @@ void qs_chan_in_free(struct qs_chan_in *in);
 /* ---- sending side: one connection, re-established after every loss ---- */
 
 /* Connects to path now and, while there is no connection, again after a
- * delay doubling from 10 ms to 100 ms (a connection that dies within a
+ * delay doubling from 10 ms to 100 ms (qs_chan_out_backoff: another
+ * ceiling; a connection that dies within a
  * second does not reset it). on_writable(arg) is called whenever
  * sending may succeed again: when a connection is made by a retry (not the
  * first attempt, which is over when this returns: try a send), and when
  * the bytes waiting for the peer fell to half of limit. */
 struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, size_t limit,
 				    void (*on_writable)(void *arg), void *arg);
+/* Retries while there is no connection back off up to max_ms instead of
+ * 100 ms: for a peer that comes only when someone says so (an acceptor: the
+ * supervisor's QS_CTL_ACCEPTOR), so that waiting for it costs few wake-ups. */
+void qs_chan_out_backoff(struct qs_chan_out *out, unsigned max_ms);
+/* No connection: try now, and from then on again after 10 ms doubling (the
+ * peer was just said to be there). Nothing when connected. */
+void qs_chan_out_retry_now(struct qs_chan_out *out);
 /* Queues one message for the peer and starts writing it at once.
  * 0 = queued; 1 = not now (no connection, or `limit` bytes already wait);
  * nothing is kept on 1; -1 = cannot ever be sent (over 4 GiB, or out of
@@ -69,6 +77,8 @@ struct qs_chan_out *qs_chan_connect(struct event_base *base, const char *path, s
  * arrives. */
 int qs_chan_send(struct qs_chan_out *out, const void *msg, size_t len);
 bool qs_chan_connected(const struct qs_chan_out *out);
+/* Connections made since qs_chan_connect (a change says: a new one). */
+unsigned qs_chan_out_connects(const struct qs_chan_out *out);
 /* From now on a message is kept until it is wholly written: one that a lost
  * connection cut short goes again, whole, on the next connection, with
  * everything queued behind it (a receiver drops a message cut short). For a

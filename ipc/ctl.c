@@ -14,6 +14,7 @@ const char *qs_ctl_name(uint32_t type)
 		[QS_CTL_READY] = "READY",       [QS_CTL_STATUS] = "STATUS",     [QS_CTL_PEER_RESTART] = "PEER_RESTART",
 		[QS_CTL_DRAIN] = "DRAIN",       [QS_CTL_SHUTDOWN] = "SHUTDOWN", [QS_CTL_RESOLVE] = "RESOLVE",
 		[QS_CTL_RESOLVED] = "RESOLVED", [QS_CTL_TENANTS] = "TENANTS",
+		[QS_CTL_ACCEPTOR] = "ACCEPTOR",
 	};
 	return type >= QS_CTL_READY && type <= QS_CTL_LAST ? names[type] : "unknown";
 }

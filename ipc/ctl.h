@@ -25,8 +25,10 @@ enum qs_ctl_type {
 	QS_CTL_RESOLVED,       /* sup -> shipper: it resolves to addr (addr_len 0: it did not) */
 	QS_CTL_TENANTS,        /* sup -> acceptors, parsers: a new sealed configuration (struct qs_ctl_fd)
 				* whose tenants apply in place (docs/ARCHITECTURE.md, "Tenants reloaded in place") */
+	QS_CTL_ACCEPTOR,       /* sup -> parsers, shipper: an acceptor channel is served now, or no more
+				* (struct qs_ctl_acceptor; docs/ARCHITECTURE.md, "Idle") */
 };
-#define QS_CTL_LAST QS_CTL_TENANTS
+#define QS_CTL_LAST QS_CTL_ACCEPTOR
 
 /* A role's bit in a rule's senders (enum qs_role, common/config.h). */
 #define QS_CTL_FROM(role) (1u << (role))
@@ -70,6 +72,14 @@ struct qs_ctl_peer {
 	uint32_t role, slot, generation;
 };
 
+/* QS_CTL_ACCEPTOR: the acceptor on channel serves now (serving 1: connect
+ * to it at once rather than at the next retry), or its process is gone for
+ * good (0: an old generation that finished after a reload; stop retrying). */
+struct qs_ctl_acceptor {
+	struct qs_ctl_hdr h;
+	uint32_t channel, serving;
+};
+
 /* QS_CTL_RESOLVE: the --logstash-addr entry, as configured. */
 struct qs_ctl_resolve {
 	struct qs_ctl_hdr h;
@@ -99,6 +109,7 @@ union qs_ctl_any {
 	struct qs_ctl_hdr h;
 	struct qs_ctl_status_msg status;
 	struct qs_ctl_peer peer;
+	struct qs_ctl_acceptor acceptor;
 	struct qs_ctl_resolve resolve;
 	struct qs_ctl_resolved resolved;
 	struct qs_ctl_fd fdmsg;

@@ -45,6 +45,7 @@ const struct qs_ctl_rule qs_child_accepts[] = {
 	QS_CTL_RULE(QS_CTL_PEER_RESTART, struct qs_ctl_peer, SUP, to_role),
 	QS_CTL_RULE(QS_CTL_RESOLVED, struct qs_ctl_resolved, SUP, to_role),
 	QS_CTL_RULE(QS_CTL_TENANTS, struct qs_ctl_fd, SUP, to_role),
+	QS_CTL_RULE(QS_CTL_ACCEPTOR, struct qs_ctl_acceptor, SUP, to_role),
 };
 const size_t qs_child_accepts_n = sizeof(qs_child_accepts) / sizeof(qs_child_accepts[0]);
 

@@ -60,6 +60,12 @@ struct parser {
 	bool draining;      /* said BYE: reading up to every acceptor's end of frames */
 	unsigned ends_left; /* acceptors whose end has not come yet */
 	bool end_wanted[QS_ACCEPTOR_CHANNELS_MAX];
+	/* The frames socket is connected to that channel's endpoint: only once an
+	 * acceptor was found there (its answers channel took our connection),
+	 * and until the supervisor says it is gone for good, so that ZeroMQ does
+	 * not retry an endpoint nobody binds ten times a second. */
+	bool frames_on[QS_ACCEPTOR_CHANNELS_MAX];
+	const char *ep_dir;
 	struct event *hello_ev;
 	int exit_code;
 };
@@ -369,6 +375,44 @@ static void on_stop(void *arg, bool urgent, const char *why)
 		drained(p);
 }
 
+static int frames_endpoint(struct parser *p, unsigned chan, char *ep, size_t len)
+{
+	return qs_ipc_endpoint(ep, len, p->ep_dir, QS_EP_ACCEPTOR_FRAMES, qs_frames_endpoint_id(chan, p->cfg->slot));
+}
+
+/* An acceptor listens on channel chan: take its frames (ZeroMQ keeps the
+ * endpoint from now on, reconnecting every 100 ms if that acceptor dies and
+ * is restarted there). */
+static void on_acceptor_up(void *arg, unsigned chan)
+{
+	struct parser *p = arg;
+	char ep[256];
+	if (chan >= QS_ACCEPTOR_CHANNELS_MAX || p->frames_on[chan] || !p->pull || frames_endpoint(p, chan, ep, sizeof(ep)))
+		return;
+	if (qs_zsock_connect(p->pull, ep) == 0)
+		p->frames_on[chan] = true;
+}
+
+/* The supervisor's word about an acceptor channel: served now (connect at
+ * once), or gone for good (an old generation that finished: its endpoint is
+ * left alone until a later generation is announced there). */
+static int on_acceptor(void *arg, const void *msg)
+{
+	struct parser *p = arg;
+	const struct qs_ctl_acceptor *m = msg;
+	char ep[256];
+	if (m->channel >= qs_acceptor_channels(p->cfg->acceptors))
+		return -1;
+	if (m->serving) {
+		qs_answers_retry(p->answers, m->channel);
+		return 0;
+	}
+	if (p->frames_on[m->channel] && p->pull && !frames_endpoint(p, m->channel, ep, sizeof(ep)) &&
+	    zmq_disconnect(p->pull, ep) == 0)
+		p->frames_on[m->channel] = false;
+	return 0;
+}
+
 static int connect_all(struct parser *p, const char *dir)
 {
 	const struct qs_config *cfg = p->cfg;
@@ -379,14 +423,17 @@ static int connect_all(struct parser *p, const char *dir)
 	p->pull = p->zctx ? qs_zsock_new(p->zctx, ZMQ_PULL, HWM, maxmsg) : NULL;
 	if (!p->pull)
 		return -1;
+	p->ep_dir = dir;
 	for (unsigned i = 0; i < qs_acceptor_channels(cfg->acceptors); i++)
-		if (qs_ipc_endpoint(ep, sizeof(ep), dir, QS_EP_ACCEPTOR_FRAMES, qs_frames_endpoint_id(i, cfg->slot)) ||
-		    qs_zsock_connect(p->pull, ep))
+		if (frames_endpoint(p, i, ep, sizeof(ep))) {
+			qs_err("acceptor channel %u: endpoint name too long", i);
 			return -1;
+		}
 	p->answers = qs_answers_new(base, dir, qs_acceptor_channels(cfg->acceptors), cfg->slot);
 	if (!p->answers)
 		return -1;
 	qs_answers_count(p->answers, QS_QL_REJECTIONS);
+	qs_answers_on_up(p->answers, on_acceptor_up, p); /* the acceptors there already */
 	if (qs_chan_path(ep, sizeof(ep), dir, QS_EP_SHIPPER_EVENTS, 0) ||
 	    !(p->events_out = qs_chan_connect(base, ep, EVENTS_LIMIT, on_events_writable, p)))
 		return -1;
@@ -453,6 +500,7 @@ int parser_main(const struct qs_config *cfg)
 	p.hello_ev = evtimer_new(p.rt.base, on_hello, &p);
 	p.pull_w = qs_zwatch_new(p.rt.base, p.pull, on_frames, &p);
 	qs_runtime_on(&p.rt, QS_CTL_TENANTS, on_tenants);
+	qs_runtime_on(&p.rt, QS_CTL_ACCEPTOR, on_acceptor);
 	qs_runtime_ready(&p.rt);
 	on_hello(-1, 0, &p);
 	qs_info("parser %u serving %u acceptor(s)", cfg->slot, cfg->acceptors);

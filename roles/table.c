@@ -63,7 +63,7 @@ const struct qs_role_def qs_roles[] = {
 			    .families = QS_AF(AF_UNIX) | QS_AF(AF_INET) | QS_AF(AF_INET6), .tsync = true,
 			    .syscalls = shipper_syscalls},
 		.ctl_sends = BIT(QS_CTL_READY) | BIT(QS_CTL_STATUS) | BIT(QS_CTL_RESOLVE),
-		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_RESOLVED),
+		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_RESOLVED) | BIT(QS_CTL_ACCEPTOR),
 	},
 	{
 		.role = QS_ROLE_PARSER, ENTRY(parser_main), .count = QS_COUNT_PARSERS,
@@ -77,7 +77,7 @@ const struct qs_role_def qs_roles[] = {
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = true,
 			    .families = QS_AF(AF_UNIX), .tsync = true, .syscalls = parser_syscalls},
 		.ctl_sends = BIT(QS_CTL_READY),
-		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_TENANTS),
+		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_TENANTS) | BIT(QS_CTL_ACCEPTOR),
 	},
 	{
 		.role = QS_ROLE_ACCEPTOR, ENTRY(acceptor_main), .count = QS_COUNT_ACCEPTORS,

@@ -90,6 +90,36 @@ int qs_output_init(struct qs_output *o, const struct qs_config *cfg, struct even
 	return 0;
 }
 
+/* Nothing the tick would do: not draining, not frozen, and up with all that
+ * it wrote proven read, or not up at all (its reconnection has a timer of
+ * its own). Only the failover output of Logstash: a lane of a balancer, the
+ * file and AMQP keep their tick. */
+static bool tick_idle(const struct qs_output *o)
+{
+	if (o->kind != &out_kind_logstash || o->parent || o->frozen || o->state == QS_OUT_DRAINING)
+		return false;
+	return o->state != QS_OUT_UP ||
+	       (o->idle && !o->tls_pending && !o->unanswered_since_ms && !qs_settle_pending(&o->settle));
+}
+
+void out_tick_pace(struct qs_output *o)
+{
+	bool slow = tick_idle(o);
+	if (slow == o->tick_slow)
+		return;
+	o->tick_slow = slow;
+	struct timeval tv = {0, SETTLE_TICK_MS * 1000};
+	if (slow)
+		event_del(o->settle_ev); /* qs_output_pace, once a second, looks again */
+	else
+		event_add(o->settle_ev, &tv);
+}
+
+void qs_output_pace(struct qs_output *o)
+{
+	out_tick_pace(o);
+}
+
 void out_advance(struct qs_output *o, struct qs_pos pos)
 {
 	if (o->parent)
@@ -111,6 +141,7 @@ void qs_output_freeze(struct qs_output *o)
 {
 	o->frozen = true;
 	o->limit = qs_spool_end(o->spool);
+	out_tick_pace(o);
 }
 
 bool qs_output_caught_up(struct qs_output *o)

@@ -64,6 +64,7 @@ struct qs_output {
 	uint64_t last_write_ms;       /* when bytes last went to Logstash */
 	uint64_t unproven_since_ms;   /* last tick with nothing unproven (output_settle.c, tail_stale) */
 	bool idle;                    /* the last pass found nothing more to write */
+	bool tick_slow;               /* the settle tick runs at the idle pace (out_tick_pace) */
 	bool drained;                 /* frozen, and Logstash proved it read all up to the limit */
 	bool redial;                  /* reconnecting after a drain: no "connected" line */
 	unsigned down_logged; /* bit per address: its failure was logged in this outage */
@@ -111,6 +112,10 @@ void qs_output_report(const struct qs_output *o, struct qs_output_report *r);
 /* New records were committed: ship them when possible. buf[0..len) are
  * those records as written at pos (see qs_reader_offer). */
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len);
+/* Once a second (the shipper's status timer): an output whose 100 ms tick
+ * stopped while it had nothing to do gets it back if it has something now
+ * (a pass that writes gets it back at once). */
+void qs_output_pace(struct qs_output *o);
 /* A stop is coming: ship what is committed now and nothing after it, so that
  * the output can catch up while the shipper goes on taking events. */
 void qs_output_freeze(struct qs_output *o);

@@ -96,6 +96,11 @@ void out_drain_tick(struct qs_output *o);
 void out_drain_read(struct qs_output *o);
 void out_on_settle(evutil_socket_t fd, short what, void *arg);
 void out_stream_tick(struct qs_output *o);
+/* The settle tick's pace: every 100 ms, or stopped while a Logstash output
+ * has nothing to prove, write or time out (up with everything settled, or
+ * down between its reconnections); after every tick and pass, and once a
+ * second from the shipper's status timer (qs_output_pace). */
+void out_tick_pace(struct qs_output *o);
 
 /* output_file.c */
 void out_file_start(struct qs_output *o);

@@ -35,6 +35,7 @@ void out_on_settle(evutil_socket_t fd, short what, void *arg)
 	struct qs_output *o = arg;
 	if (o->kind->tick)
 		o->kind->tick(o);
+	out_tick_pace(o);
 }
 
 void out_stream_tick(struct qs_output *o)

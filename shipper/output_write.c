@@ -110,4 +110,5 @@ void out_on_run(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct qs_output *o = arg;
 	o->kind->run(o);
+	out_tick_pace(o);
 }

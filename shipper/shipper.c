@@ -63,6 +63,8 @@ struct shipper {
 	struct qs_tquota quota; /* per-tenant unshipped bytes (tenant_quota.c) */
 	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
+	bool cursor_quiet;      /* the cursor timer is stopped: on_status looks once a second */
+	struct qs_pos cursor_seen; /* the cursor at its timer's last run */
 	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
 	uint64_t stop_deadline;
 	int exit_code;  /* 3: a clean stop left something unanswered (the acceptors must resend) */
@@ -294,6 +296,17 @@ static int on_resolved(void *arg, const void *m)
 	return 0;
 }
 
+/* An acceptor was announced on a channel: connect its answers at once (a
+ * channel without one is otherwise retried at most once a second). */
+static int on_acceptor(void *arg, const void *m)
+{
+	struct shipper *sh = arg;
+	const struct qs_ctl_acceptor *a = m;
+	if (a->serving)
+		qs_answers_retry(sh->answers, a->channel);
+	return 0;
+}
+
 /* Once a second: the spool and the output, for the service's status line. */
 static void report(struct shipper *sh)
 {
@@ -312,6 +325,8 @@ static void report(struct shipper *sh)
 	qs_mp_set(QS_M_SPOOL_OLDEST, oldest && now > oldest ? (now - oldest) / 1000000000u : 0);
 }
 
+static void cursor_look(struct shipper *sh);
+
 static void on_status(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -320,13 +335,45 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	qs_tquota_shipped(&sh->quota, sh->spool.cursor);
 	send_status(sh);
 	report(sh);
+	/* The timers that stop while idle look again here (docs/PERFORMANCE.md, "Idle"). */
+	cursor_look(sh);
+	qs_output_pace(&sh->out);
 }
 
+/* The cursor stayed where it was persisted since the last look (and the
+ * output file has nothing to sync). */
+static bool cursor_quiet(struct shipper *sh)
+{
+	struct qs_pos c = sh->spool.cursor;
+	bool quiet = c.seg == sh->cursor_seen.seg && c.off == sh->cursor_seen.off && c.seg == sh->spool.persisted.seg &&
+		     c.off == sh->spool.persisted.off && !sh->out.dirty;
+	sh->cursor_seen = c;
+	return quiet;
+}
+
+/* Persists the cursor every 200 ms while it moves; while it stays (idle:
+ * nothing to write) the timer stops and on_status looks once a second, so
+ * the first move after a quiet spell is written within a second (a crash
+ * then resends a little more to Logstash, never less). */
 static void on_cursor_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	persist(arg);
+	struct shipper *sh = arg;
+	persist(sh);
+	if (cursor_quiet(sh)) {
+		sh->cursor_quiet = true;
+		event_del(sh->cursor_ev);
+	}
+}
+
+static void cursor_look(struct shipper *sh)
+{
+	if (sh->cursor_quiet && !cursor_quiet(sh)) {
+		sh->cursor_quiet = false;
+		persist(sh);
+		timer_ms(sh->cursor_ev, CURSOR_MS);
+	}
 }
 
 static void finish(struct shipper *sh)
@@ -555,6 +602,7 @@ int shipper_main(const struct qs_config *cfg)
 	}
 	sh.out.ctl_fd = sh.rt.ctl_fd;
 	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
+	qs_runtime_on(&sh.rt, QS_CTL_ACCEPTOR, on_acceptor);
 	qs_mp_set(QS_M_SPOOL_ACCEPTING, !sh.refusing); /* its gauges were cleared when the last one ended */
 	qs_runtime_ready(&sh.rt);
 	send_status(&sh);

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/spool_lock.h"
 #include "ipc/ctl.h"
+#include "ipc/zsock.h"
 #include "supervisor/certgen.h"
 #include "supervisor/control.h"
 #include "supervisor/metrics.h"
@@ -77,8 +78,35 @@ static void tell_acceptors_peer_restart(const struct qs_proc *c)
 	}
 }
 
+/* Tells the roles that connect to the acceptors' channels (the receivers of
+ * QS_CTL_ACCEPTOR: parsers, shipper) that the acceptor with steering key
+ * key serves now, or is gone for good. Serving: they connect at once instead
+ * of at their next retry, which backs off to 1 s so that the channels
+ * without an acceptor (half of them) cost an idle server few wake-ups. */
+static void tell_acceptor_channel(unsigned key, bool serving)
+{
+	struct qs_ctl_acceptor m;
+	qs_ctl_init(&m, sizeof(m), QS_CTL_ACCEPTOR, NULL);
+	m.channel = qs_acceptor_channel(key, S.procs.acceptors);
+	m.serving = serving;
+	for (unsigned i = 0; i < S.procs.n; i++) {
+		struct qs_proc *r = &S.procs.proc[i];
+		if (!(r->def->ctl_receives & QS_CTL_BIT(QS_CTL_ACCEPTOR)))
+			continue;
+		/* Not now (its socket is full): it finds the acceptor at its next retry
+		 * (<= 1 s). Gone: its successor connects to every channel at start. */
+		if (r->pid && qs_ctl_send(r->ctl, &m, sizeof(m)) == 1)
+			qs_warn("%s %u did not take the news of acceptor channel %u (it retries within 1 s)",
+				qs_role_name(r->role), r->slot, m.channel);
+		if (r->old_pid)
+			qs_ctl_send(r->old_ctl, &m, sizeof(m));
+	}
+}
+
 void qs_supervisor_child_ready(struct qs_proc *c)
 {
+	if (c->role == QS_ROLE_ACCEPTOR)
+		tell_acceptor_channel(c->key, true);
 	c->ready = true;
 	/* A restart after a death: the old process's frames are lost. After a
 	 * clean exit (a reload's restart) nothing was lost. A reload's
@@ -166,6 +194,8 @@ static void on_old_exit(struct qs_procs *p, struct qs_proc *c, int status)
 		return;
 	}
 	qs_info("previous %s %u %s after its replacement took over", qs_role_name(c->role), c->slot, how);
+	if (c->role == QS_ROLE_ACCEPTOR) /* (before the reload can end and another start on its channel) */
+		tell_acceptor_channel((c->key + QS_KEY_BANK) % (QS_ACCEPTOR_BANKS * QS_KEY_BANK), false);
 	qs_reload_old_exited(c);
 	if (c->old_udp_fd >= 0) { /* its socket leaves the steering map as it closes */
 		close(c->old_udp_fd);

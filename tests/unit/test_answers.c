@@ -6,7 +6,8 @@
  * and is never kept for one that cannot take it; a receiver that starts
  * late, or pauses, gets everything once it reads (within the stale age); a channel
  * that takes nothing has its answers dropped after 2 s, not before, and
- * never delivered late. Every wait runs the loop against a deadline. */
+ * never delivered late; an announced acceptor is connected at once and the
+ * owner told of each new connection. Every wait runs the loop against a deadline. */
 #include "tests/unit/check.h"
 #include <signal.h>
 #include <stdbool.h>
@@ -251,6 +252,56 @@ done:
 	event_base_free(base);
 }
 
+static unsigned ups[NCHAN];
+
+static void count_up(void *arg, unsigned chan)
+{
+	(void)arg;
+	if (chan < NCHAN)
+		ups[chan]++;
+}
+
+/* An announced acceptor (QS_CTL_ACCEPTOR) is connected at once, though its
+ * channel's retries have backed off (to 1 s: docs/ARCHITECTURE.md "Idle"),
+ * and the owner is told of every new connection: the ones there at start,
+ * an announced one, one found by the backstop retry alone, and the same
+ * channel again after its acceptor went and another came. */
+static void test_announced(void)
+{
+	current_test = "announced";
+	memset(ups, 0, sizeof(ups));
+	struct event_base *base = event_base_new();
+	struct qs_answers *a = open_fanout(base, 01);
+	if (!a)
+		goto done;
+	qs_answers_on_up(a, count_up, NULL);
+	CHECK_EQ(ups[0], 1);
+	CHECK_EQ(ups[1] + ups[2], 0);
+	pump_for(base, 1300); /* 10 ms doubling: the next retries are ~1 s apart now */
+	CHECK(listen_on(base, 2));
+	CHECK(!qs_answers_connected(a, 2));
+	qs_answers_retry(a, 2);
+	CHECK(qs_answers_connected(a, 2)); /* at once, not at the next retry */
+	CHECK_EQ(ups[2], 1);
+	CHECK(listen_on(base, 1)); /* not announced: the backstop finds it */
+	PUMP_UNTIL(base, 1500, qs_answers_connected(a, 1));
+	CHECK(qs_answers_connected(a, 1));
+	CHECK_EQ(ups[1], 1);
+	qs_chan_in_free(rx[2].in); /* its acceptor goes ... */
+	rx[2].in = NULL;
+	PUMP_UNTIL(base, 1000, !qs_answers_connected(a, 2));
+	CHECK(!qs_answers_connected(a, 2));
+	CHECK(listen_on(base, 2)); /* ... and another comes, announced */
+	qs_answers_retry(a, 2);
+	CHECK(qs_answers_connected(a, 2));
+	CHECK_EQ(ups[2], 2);
+	CHECK_EQ(ups[0], 1);
+done:
+	qs_answers_free(a);
+	unlisten_all();
+	event_base_free(base);
+}
+
 /* Nobody takes channel 1: its answer waits, still after 1.5 s, and is
  * dropped once it waited 2 s (counted), while channel 0 is served
  * throughout; a receiver that comes afterwards never gets the dropped answer,
@@ -306,6 +357,7 @@ int main(void)
 	test_big_burst();
 	test_slow_and_late();
 	test_stale();
+	test_announced();
 
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

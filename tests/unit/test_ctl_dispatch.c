@@ -94,6 +94,7 @@ static size_t type_size(uint32_t type)
 	case QS_CTL_RESOLVE: return sizeof(struct qs_ctl_resolve);
 	case QS_CTL_RESOLVED: return sizeof(struct qs_ctl_resolved);
 	case QS_CTL_TENANTS: return sizeof(struct qs_ctl_fd);
+	case QS_CTL_ACCEPTOR: return sizeof(struct qs_ctl_acceptor);
 	default: return sizeof(struct qs_ctl_hdr); /* READY, DRAIN, SHUTDOWN and unknown types */
 	}
 }
@@ -254,7 +255,7 @@ static void child_case(struct qs_runtime *rt, int peer, uint32_t type, uint32_t 
 		CHECK_EQ(claim, QS_ROLE_SUPERVISOR);
 		CHECK_EQ(variant_len(v, type), type_size(type));
 		CHECK(type == QS_CTL_SHUTDOWN || type == QS_CTL_DRAIN || type == QS_CTL_PEER_RESTART ||
-		      type == QS_CTL_RESOLVED || type == QS_CTL_TENANTS);
+		      type == QS_CTL_RESOLVED || type == QS_CTL_TENANTS || type == QS_CTL_ACCEPTOR);
 	}
 }
 
@@ -295,7 +296,8 @@ static void test_child(void)
 	child_case(&rt, sv[0], QS_CTL_PEER_RESTART, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_RESOLVED, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_TENANTS, QS_ROLE_SUPERVISOR, EXACT);
-	CHECK_EQ(role_calls, 4);
+	child_case(&rt, sv[0], QS_CTL_ACCEPTOR, QS_ROLE_SUPERVISOR, EXACT);
+	CHECK_EQ(role_calls, 5);
 	parser_runtime_end(&rt, sv);
 }
 
