@@ -198,6 +198,7 @@ struct acc {
 	uint64_t n_accepted, n_resets, n_misrouted, n_retries, n_bad_tokens;
 	uint64_t logged_accepted, logged_resets, logged_misrouted, logged_retries, logged_bad_tokens;
 	uint64_t n_acked, n_rejected; /* frames resolved durable / rejected, for the status report */
+	uint64_t n_frames;            /* frames decoded (receive moderation counts a read's: udp.c) */
 	uint64_t n_auth_refused, logged_auth_refused; /* connections refused authentication (auth.c) */
 	struct qs_mp_tenant **tcount; /* per tenant of cfg->tenants: its row in the metrics page (tenant_count.c) */
 	struct acc_tenant_limit *tlimit; /* per tenant of cfg->tenants (tenant_limit.c) */

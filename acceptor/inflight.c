@@ -47,6 +47,7 @@ int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_
 	f->in_use = true;
 	f->st = s;
 	qs_mp_add(QS_M_FRAMES_IN, 1);
+	a->n_frames++;
 	f->seq = seq;
 	f->credit = credit;
 	f->next = f->q_prev = f->q_next = ACC_NONE;

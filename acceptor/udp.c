@@ -115,24 +115,25 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
 }
 
 /* Receive moderation, as network cards throttle their interrupts: after a
- * read that found a burst (ACC_RX_GATHER_MIN packets or more: several
+ * read that found a burst (ACC_RX_GATHER_MIN frames or more: several
  * clients, or one client sending faster than it can pack), the socket is not
  * watched for the gather wait; then whatever arrived meanwhile is read
  * together, so every hop after this one handles the batch at one wake-up. A
- * read that finds less goes back to waking on arrival: an everyday client's
- * lone packet is read at once and costs no timer, and an idle acceptor
- * sleeps. Under heavy load (a full batch at once, or the budget spent) the
+ * read that finds less (a lone event, or only acknowledgements of our own
+ * packets) goes back to waking on arrival: an everyday client's lone event is
+ * read at once and costs no timer, the next burst is read the moment it
+ * comes, and an idle acceptor sleeps. Under heavy load (a full batch at once, or the budget spent) the
  * batches form by themselves and the socket is read again on the next loop
  * pass. */
 #define ACC_RX_GATHER_MIN 2
-static void after_read(struct acc *a, int n)
+static void after_read(struct acc *a, int n, uint64_t frames)
 {
 	if (n < 0) {
 		event_active(a->udp_ev, EV_READ, 0);
 		return;
 	}
 	bool gathering = evtimer_pending(a->rx_gather_ev, NULL);
-	if (a->rx_gather_us && n >= ACC_RX_GATHER_MIN) {
+	if (a->rx_gather_us && a->n_frames - frames >= ACC_RX_GATHER_MIN) {
 		struct timeval tv = {0, (suseconds_t)a->rx_gather_us};
 		if (!gathering)
 			event_del(a->udp_ev);
@@ -148,14 +149,16 @@ static void gather_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct acc *a = arg;
-	after_read(a, udp_read(a, a->udp_fd));
+	uint64_t frames = a->n_frames;
+	after_read(a, udp_read(a, a->udp_fd), frames);
 }
 
 static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct acc *a = arg;
-	after_read(a, udp_read(a, fd));
+	uint64_t frames = a->n_frames;
+	after_read(a, udp_read(a, fd), frames);
 }
 
 int acc_udp_init(struct acc *a)
