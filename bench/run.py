@@ -867,6 +867,17 @@ def pair_ratios(rounds, key, base):
             if r.get(key, {}).get("events_per_s") and r.get(base, {}).get("events_per_s")]
 
 
+def pair_cpu_ratios(rounds, key, base):
+    """Server CPU per event of key over base, round by round: steadier than events/s on a shared
+    host, where a round's speed moves by tens of percent but the work per event much less."""
+    out = []
+    for r in rounds:
+        a, b = r.get(key, {}), r.get(base, {})
+        if a.get("events") and b.get("events") and server_cpu_per_m(a) and server_cpu_per_m(b):
+            out.append(server_cpu_per_m(a) / server_cpu_per_m(b))
+    return out
+
+
 # ---------------------------------------------------------------- everyday rates and idle (issue 27)
 
 def server_cpu_per_m(r):
@@ -1151,7 +1162,10 @@ def metrics_md(results):
             "2%%; on a shared or busy host one round varies more than that); server CPU per million events "
             "%.2f s with, %.2f s without (the metrics process's own: %.2f s)." % (
                 sc.get("ok", 0), sc.get("failed", 0), "/".join("%.3f" % x for x in ratios), (med - 1) * 100,
-                server_cpu(r), server_cpu(off), (r.get("cpu") or {}).get("metrics", 0) / (r.get("events") or 1) * 1e6)]
+                server_cpu(r), server_cpu(off), (r.get("cpu") or {}).get("metrics", 0) / (r.get("events") or 1) * 1e6)] + (
+        ["Server CPU per event with over without, round by round (the steadier figure): %s, median %+.1f%%." % (
+            "/".join("%.3f" % x for x in r["pair_cpu_off"]), (statistics.median(r["pair_cpu_off"]) - 1) * 100)]
+        if r.get("pair_cpu_off") else [])
 
 
 def table(results, ctx):
@@ -1379,6 +1393,8 @@ def main():
                 results[key]["pair_ratios"] = pair_ratios(rounds, key, "rsyslog-memory")
                 results[key]["pair_ratios_q"] = pair_ratios(rounds, key, "rawquic")
         if "events_per_s" in results.get("quicstash-fsync-metrics", {}):
+            results["quicstash-fsync-metrics"]["pair_cpu_off"] = pair_cpu_ratios(rounds, "quicstash-fsync-metrics",
+                                                                                   "quicstash-fsync")
             results["quicstash-fsync-metrics"]["pair_ratios_off"] = pair_ratios(rounds, "quicstash-fsync-metrics",
                                                                                 "quicstash-fsync")
         if "rsyslog" in only:
