@@ -9,6 +9,8 @@ Cases:
             delivered, the spool's group commits carry at least 4 events each on average (about 10
             expected: the events of 5 ms; reading on every arrival gives 1-2), and the parser wakes
             at most 0.5 times per event (about 0.2 expected: its two threads once per batch).
+            Groups that far apart are synced on the shipper's loop: its helper threads (the sync
+            thread among them) wake at most once per two groups (once per group when handed over).
             QS_TEST_COALESCE_US overrides the cadence (0 shows the case failing).
   sleeps    right after that traffic, the acceptor's threads wake at most 30 times a second over
             two quiet seconds: the gather waits stopped with the packets (waits that kept running
@@ -29,10 +31,13 @@ RATE = 2000
 CADENCE_US = int(os.environ.get("QS_TEST_COALESCE_US", "5000"))
 
 
-def voluntary_switches(pid):
-    """Voluntary context switches of every thread of pid, summed (sleeps: one per wake-up)."""
+def voluntary_switches(pid, helpers_only=False):
+    """Voluntary context switches of every thread of pid, summed (sleeps: one per wake-up); with
+    helpers_only, of its threads but the main one."""
     total = 0
     for t in os.listdir("/proc/%d/task" % pid):
+        if helpers_only and int(t) == pid:
+            continue
         try:
             with open("/proc/%d/task/%s/status" % (pid, t)) as f:
                 for line in f:
@@ -66,8 +71,8 @@ def setup():
 def case_batches():
     s = setup()
     server, n = s["server"], s["n"]
-    parser = server.pids("parser")[0]
-    sw0 = voluntary_switches(parser)
+    parser, shipper = server.pids("parser")[0], server.pids("shipper")[0]
+    sw0, th0 = voluntary_switches(parser), voluntary_switches(shipper, helpers_only=True)
     p = subprocess.run([BENCH, "-s", server.addr, "--cert", server.cert, "--corpus", s["corpus"], "-n", str(n),
                         "-r", str(RATE), "-c", "4", "-S", "1", "--json"], capture_output=True, text=True,
                        timeout=q.tmo(120))
@@ -75,16 +80,21 @@ def case_batches():
     r = json.loads(p.stdout.strip().splitlines()[-1])
     check(r["acked"] == n and r["errors"] == 0, "not every event acknowledged: %r" % r)
     sw = voluntary_switches(parser) - sw0
+    th = voluntary_switches(shipper, helpers_only=True) - th0
     check(s["recv"].wait_count(n, q.tmo(30)) >= n, "the receiver got %d of %d events" % (s["recv"].count(), n))
     m = scrape(s["mport"])
     events, groups = m["quicstash_spool_events_written_total"], m["quicstash_spool_group_commits_total"]
     check(groups > 0, "no group commit counted")
     per_group, wakes = events / groups, sw / n
     log("%d events at %d/s, cadence %d us: %.1f events per group commit (%d groups), parser %.2f wake-ups per "
-        "event, ack p50 %.2f ms p99 %.2f ms" % (n, RATE, CADENCE_US, per_group, groups, wakes,
+        "event, shipper's helper threads %d wake-ups, ack p50 %.2f ms p99 %.2f ms" % (n, RATE, CADENCE_US, per_group,
+                                                                                      groups, wakes, th,
                                                 r["latency_us"]["p50"] / 1e3, r["latency_us"]["p99"] / 1e3))
     check(per_group >= 4, "%.2f events per group commit: the acceptor hands on events one by one" % per_group)
     check(wakes <= 0.5, "the parser woke %.2f times per event: no batches" % wakes)
+    # groups this far apart find the shipper's loop idle: synced there, not handed to its thread
+    check(th <= 0.5 * groups, "the shipper's helper threads woke %d times for %d groups: the groups went to the "
+          "sync thread" % (th, groups))
     s["end"] = time.monotonic()
     return "%.1f events per group, parser %.2f wake-ups per event" % (per_group, wakes)
 
