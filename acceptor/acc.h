@@ -173,6 +173,7 @@ struct acc {
 	struct sockaddr_storage local;
 	socklen_t local_len;
 	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio; /* parsed once: ACC_TLS_PRIORITY (tls.c) */
 	bool use_keyholder; /* sign through the keyholder; the key never enters this process */
 	gnutls_x509_crt_t *crts;
 	unsigned ncrts;

@@ -8,7 +8,9 @@
 #include "client/lib/internal.h"
 
 /* TLS 1.3 only (QUIC requires it); no middlebox compatibility records in QUIC. */
-static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE";
+static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
+			       "+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:"
+			       "+GROUP-FFDHE4096:%DISABLE_TLS13_COMPAT_MODE";
 
 int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen)
 {
