@@ -24,6 +24,13 @@ static void explain_read_error(struct qs_client *c, int rv)
 			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (%s%s%.*s)",
 				       said ? "" : "busy", said || !ce->reasonlen ? "" : ": ", (int)ce->reasonlen,
 				       ce->reason ? (const char *)ce->reason : "");
+		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_INVALID_TOKEN) {
+			/* Our Retry token came too late (older than the server takes:
+			 * its packets waited out a storm's backlog and our
+			 * retransmissions) or from elsewhere: start again from
+			 * scratch (RFC 9000, 8.1.2), after a busy backoff. */
+			c->busy_hint = true;
+			qs_client_fail(c, QS_FAIL_PASSING(c), "server refused our address-validation token (busy)");
 		} else if (ce->type == NGTCP2_CCERR_TYPE_APPLICATION && ce->error_code >= QS_APP_AUTH_FIRST &&
 			   ce->error_code <= QS_APP_AUTH_LAST) {
 			/* final: another try would present the same credentials */
