@@ -2,8 +2,9 @@
 
 N clients (quicstash-bench -c N -S 1, one event each) connect at once to a fresh default quicstashd,
 as after a crash or a network blip. Reported: the time until every connection was up, handshakes a
-second, the CPU per handshake of each role, the handshakes that failed, the Retry packets the
-acceptors sent and the datagrams the server's UDP socket dropped (its receive buffer was full).
+second, the CPU per handshake of each role, the handshakes that failed (and were retried), the
+Retry packets the acceptors sent, the new connections they refused as busy (too many handshakes in
+progress) and the datagrams the server's UDP socket dropped (its receive buffer was full).
 
 On loopback every client has the address 127.0.0.1, where a real storm comes from N hosts, so the
 per-source limits (docs/ARCHITECTURE.md "Per-source limits") are lifted: everything else is default.
@@ -64,16 +65,17 @@ class DropWatch:
         self._thread.join()
 
 
-def retries_sent(qlog):
-    """Retry packets sent, from the acceptors' stats lines (the last, largest count of each slot)."""
+def acceptor_counts(qlog, name):
+    """A counter of the acceptors' stats lines ('Retry sent', 'refused during a storm'), summed over
+    the slots (the last, largest count of each); None without a stats line."""
     per_slot = {}
     try:
         with open(qlog, errors="replace") as f:
-            for m in re.finditer(r"slot (\d+): connections accepted \d+.*?Retry sent (\d+)", f.read()):
+            for m in re.finditer(r"slot (\d+): connections accepted \d+.*?%s (\d+)" % re.escape(name), f.read()):
                 per_slot[m.group(1)] = max(per_slot.get(m.group(1), 0), int(m.group(2)))
     except OSError:
         return None
-    return sum(per_slot.values())
+    return sum(per_slot.values()) if per_slot else None
 
 
 def storm_run(ctx, quicstash_run, free_port, n, threads, tag=""):
@@ -86,10 +88,11 @@ def storm_run(ctx, quicstash_run, free_port, n, threads, tag=""):
                           bench_extra=addr + ["-c", str(n), "-S", "1", "-T", str(threads), "-w", "1",
                                               "--connect-timeout", "60"])
     b = r["bench"]
+    qlog = os.path.join(ctx.work, "quicstash-fsync-storm%s.quicstashd.log" % tag)
     r.update(storm_connections=n, storm_threads=threads, connect_s=b.get("connect_s", -1),
              handshakes=b.get("handshakes", 0), conn_failures=b.get("connections_failed", 0) + b.get("connections_lost", 0),
              drops=dw.drops, host_rcvbuf_errors=rcvbuf_errors() - snmp0,
-             retries=retries_sent(os.path.join(ctx.work, "quicstash-fsync-storm%s.quicstashd.log" % tag)))
+             retries=acceptor_counts(qlog, "Retry sent"), storm_refused=acceptor_counts(qlog, "refused during a storm"))
     return r
 
 
@@ -105,8 +108,9 @@ def storm_md(r, n):
         "NOT all up"
     return ["\nConnection storm: %d clients connect at once (quicstash-bench -c %d -S 1 -T %d, one event each; "
             "quicstashd defaults but the per-source limits, as if from %d hosts): %s; %d handshakes, %d connections "
-            "failed or lost, %s Retry sent, %s datagrams dropped by the server's full receive buffer (the host's "
-            "RcvbufErrors rose %d); CPU us per handshake by role: %s. %d of %d events acknowledged." % (
+            "failed or lost (and retried), %s Retry sent, %s refused as busy, %d datagrams dropped by full receive buffers "
+            "(the host's RcvbufErrors; the server socket's own counter said %s, which this kernel counts twice); CPU us "
+            "per handshake by role: %s. %d of %d events acknowledged." % (
                 n, n, r["storm_threads"], n, up, r["handshakes"], r["conn_failures"],
-                "?" if r["retries"] is None else r["retries"], "?" if r["drops"] is None else r["drops"],
-                r["host_rcvbuf_errors"], per, r["events"], n)]
+                "?" if r["retries"] is None else r["retries"], "?" if r["storm_refused"] is None else r["storm_refused"],
+                r["host_rcvbuf_errors"], "?" if r["drops"] is None else r["drops"], per, r["events"], n)]
