@@ -32,10 +32,10 @@ struct qs_chan_in;
  * up after ACC_HANDSHAKE_TIMEOUT, and while ACC_MAX_HANDSHAKING handshakes
  * are in progress new connections are refused as busy (the clients back off
  * with jitter) instead of queued behind each other until their clients
- * time out: about 1.6 s of this acceptor's handshake work on the 2-core
- * benchmark host (~2,500 a second), well inside a client's 10 s. */
+ * time out: under a second of this acceptor's handshakes on the 2-core
+ * benchmark host, well inside a client's 10 s (docs/PERFORMANCE.md). */
 #define ACC_HANDSHAKE_TIMEOUT (10 * NGTCP2_SECONDS)
-#define ACC_MAX_HANDSHAKING 4096
+#define ACC_MAX_HANDSHAKING 1024
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)

@@ -109,7 +109,7 @@ def storm_md(r, n):
     return ["\nConnection storm: %d clients connect at once (quicstash-bench -c %d -S 1 -T %d, one event each; "
             "quicstashd defaults but the per-source limits, as if from %d hosts): %s; %d handshakes, %d connections "
             "failed or lost (and retried), %s Retry sent, %s refused as busy, %d datagrams dropped by full receive buffers "
-            "(the host's RcvbufErrors; the server socket's own counter said %s, which this kernel counts twice); CPU us "
+            "(the host's RcvbufErrors; the server socket's own drop counter: %s); CPU us "
             "per handshake by role: %s. %d of %d events acknowledged." % (
                 n, n, r["storm_threads"], n, up, r["handshakes"], r["conn_failures"],
                 "?" if r["retries"] is None else r["retries"], "?" if r["storm_refused"] is None else r["storm_refused"],
