@@ -104,19 +104,19 @@ void qs_io_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct qs_client *c = arg;
 	int rv = ngtcp2_conn_handle_expiry(c->conn, qs_now());
-	if (rv == NGTCP2_ERR_IDLE_CLOSE)
+	if (rv == NGTCP2_ERR_IDLE_CLOSE) {
 		qs_client_fail(c, c->goaway ? QS_FAIL_GOAWAY : QS_FAIL_LOST, "connection timed out (idle)");
-	else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+	} else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
 		/* An overloaded server (a connection storm) or a path that lost
 		 * every packet: worth another try after a busy backoff, bounded
 		 * like the other failures a first handshake may pass. */
 		c->busy_hint = true;
 		qs_client_fail(c, QS_FAIL_PASSING(c), "cannot connect to %s: handshake timed out", c->opts.server_addr);
-	}
-	else if (rv != 0)
+	} else if (rv != 0) {
 		qs_client_fail(c, QS_FAIL_LOST, "QUIC timer: %s", ngtcp2_strerror(rv));
-	else
+	} else {
 		qs_io_write(c);
+	}
 	qs_client_after_io(c);
 }
 
