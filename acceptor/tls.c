@@ -16,10 +16,14 @@
 #include "common/wire.h"
 #include "ipc/keysign.h"
 
+/* The server's order decides (%SERVER_PRECEDENCE): X25519 and AES-128-GCM
+ * (SHA-256) first, the cheapest here in a connection storm (nettle's P-256
+ * ECDH and SHA-384 were the largest crypto costs); the rest stays allowed. */
 #define ACC_TLS_PRIORITY                                                                           \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
 	"+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448:" \
-	"+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:%SERVER_PRECEDENCE:%DISABLE_TLS13_COMPAT_MODE"
+	"+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192:" \
+	"%SERVER_PRECEDENCE:%DISABLE_TLS13_COMPAT_MODE"
 
 /* Waits up to 3 s for the keyholder's socket: the supervisor starts it first,
  * but without it (a hand-started acceptor) we read the key file ourselves. */
