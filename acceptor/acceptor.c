@@ -261,6 +261,8 @@ static void teardown(struct acc *a)
 			event_free(evs[i]);
 	if (a->cred)
 		gnutls_certificate_free_credentials(a->cred);
+	if (a->prio)
+		gnutls_priority_deinit(a->prio);
 	qs_runtime_free(&a->rt);
 }
 

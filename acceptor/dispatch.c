@@ -284,15 +284,17 @@ void acc_dispatch_stats(struct acc *a)
 		return;
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
 	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed &&
-	    a->n_src_refused == a->logged_src_refused && a->n_auth_refused == a->logged_auth_refused)
+	    a->n_src_refused == a->logged_src_refused && a->n_auth_refused == a->logged_auth_refused &&
+	    a->n_hs_refused == a->logged_hs_refused)
 		return;
 	a->stat_log_mono = now;
 	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
 		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64
 		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
-		", refused authentication %" PRIu64,
+		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64,
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
-		a->n_src_refused, a->n_auth_refused);
+		a->n_src_refused, a->n_auth_refused, a->n_hs_refused);
+	a->logged_hs_refused = a->n_hs_refused;
 	a->logged_auth_refused = a->n_auth_refused;
 	a->logged_src_refused = a->n_src_refused;
 	a->logged_shed = a->n_shed;
@@ -327,6 +329,15 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		return;
 	if (a->stopping || a->nconns >= conn_limit(a)) {
 		refuse(a, from, fromlen, &hd);
+		return;
+	}
+	if (a->handshaking >= ACC_MAX_HANDSHAKING) {
+		/* A storm: queued, these Initials waited behind each other until
+		 * their clients timed out; refused, their clients come back spread
+		 * out while the handshakes under way finish (no log line: counted) */
+		send_close(a, from, fromlen, &hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
+		a->n_hs_refused++;
+		qs_mp_add(QS_M_REFUSED_LIMIT, 1);
 		return;
 	}
 	int32_t src;

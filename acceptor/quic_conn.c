@@ -246,6 +246,12 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 	 * they must take a whole frame of the largest size from the start. */
 	st.max_window = a->conn_window;
 	st.max_stream_window = a->stream_window;
+	/* A client gives up a handshake after 10 s (ours does); without a bound
+	 * of our own its half-open connection kept a place (and counted in
+	 * the handshakes in progress) until the 60 s idle timeout, so after a
+	 * storm the clients coming back found the places taken by their own
+	 * abandoned attempts. */
+	st.handshake_timeout = ACC_HANDSHAKE_TIMEOUT;
 	if (token_type != NGTCP2_TOKEN_TYPE_UNKNOWN && hd->tokenlen) {
 		/* a verified token: the address is validated, no 3x limit */
 		st.token = hd->token;

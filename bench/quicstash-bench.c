@@ -415,6 +415,8 @@ struct worker {
 	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed_conns;
 	uint64_t acked_bytes, sent_bytes;
 	uint64_t first_send_ns, last_ack_ns;
+	uint64_t connected_ns; /* when the last of its connections came up (0: not all did) */
+	uint64_t handshakes;   /* handshakes completed, reconnections included */
 	size_t max_payload; /* the largest UDP payload a connection sent at the end (PMTU discovery) */
 	uint64_t last_progress_ns; /* last ack or rejection (or the start) */
 	bool stalled;
@@ -427,6 +429,7 @@ struct worker {
 static pthread_barrier_t start_barrier;
 static volatile sig_atomic_t interrupted;
 static uint64_t global_start_ns;
+static uint64_t connect_start_ns; /* the workers start connecting */
 
 static void on_sigint(int sig)
 {
@@ -486,6 +489,7 @@ static void cb_state(void *ud, enum qs_client_state st, const char *reason)
 	switch (st) {
 	case QS_CLIENT_CONNECTED:
 		c->connected = c->ever_connected = true;
+		w->handshakes++;
 		break;
 	case QS_CLIENT_LOST:
 		c->connected = false;
@@ -657,8 +661,10 @@ static int wait_connected(struct worker *w)
 		}
 		if (failed)
 			return -1;
-		if (up == w->nconns)
+		if (up == w->nconns) {
+			w->connected_ns = now_ns();
 			return 0;
+		}
 		if (now_ns() >= deadline || interrupted) {
 			note_error(w, "not all connections up after --connect-timeout%s%s", "", "");
 			return -1;
@@ -821,6 +827,7 @@ static void progress_line(struct worker *ws, unsigned T, uint64_t *last_report, 
 static bool run_workers(struct worker *ws, unsigned T)
 {
 	pthread_barrier_init(&start_barrier, NULL, T + 1);
+	connect_start_ns = now_ns();
 	for (unsigned t = 0; t < T; t++)
 		if (pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]) != 0) {
 			fprintf(stderr, "quicstash-bench: pthread_create failed\n");
@@ -850,7 +857,8 @@ static bool run_workers(struct worker *ws, unsigned T)
 struct totals {
 	struct qs_hist h, lag, warm;
 	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed, unresolved, errors;
-	uint64_t sent_bytes, acked_bytes;
+	uint64_t sent_bytes, acked_bytes, handshakes;
+	double connect_s; /* from the start until every connection was up (-1: some never were) */
 	size_t max_payload;
 	double elapsed, eps, mbps, cpu;
 	double lat_us[4], lat_max, lat_mean, lag_us[4], warm_us[2], warm_max;
@@ -864,8 +872,13 @@ static void merge(struct totals *r, const struct worker *ws, unsigned T)
 	qs_hist_init(&r->lag);
 	qs_hist_init(&r->warm);
 	r->first_error = "";
+	uint64_t up = 0; /* when the last worker had all its connections up */
+	bool all_up = true;
 	for (unsigned t = 0; t < T; t++) {
 		const struct worker *w = &ws[t];
+		r->handshakes += w->handshakes;
+		all_up = all_up && w->connected_ns;
+		up = w->connected_ns > up ? w->connected_ns : up;
 		qs_hist_merge(&r->h, &w->hist);
 		qs_hist_merge(&r->lag, &w->lag);
 		qs_hist_merge(&r->warm, &w->warm);
@@ -892,6 +905,7 @@ static void merge(struct totals *r, const struct worker *ws, unsigned T)
 	r->elapsed = (first != UINT64_MAX && last > first) ? (double)(last - first) / 1e9 : 0;
 	r->eps = r->elapsed > 0 ? (double)r->acked / r->elapsed : 0;
 	r->mbps = r->elapsed > 0 ? (double)r->acked_bytes / r->elapsed / 1e6 : 0;
+	r->connect_s = all_up ? (double)(up - connect_start_ns) / 1e9 : -1;
 	r->errors = r->rejected + r->send_fail + r->lost + r->failed + r->unresolved;
 }
 
@@ -939,6 +953,7 @@ static void print_json(const struct totals *r, unsigned T)
 	printf("\"warmup_s\":%.3f,\"warmup_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"count\":%" PRIu64
 	       "},", O.warmup, r->warm_us[0], r->warm_us[1], r->warm_max, r->warm.count);
 	printf("\"max_udp_payload\":%zu,", r->max_payload);
+	printf("\"connect_s\":%.3f,\"handshakes\":%" PRIu64 ",", r->connect_s, r->handshakes);
 	printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", r->cpu, interrupted ? "true" : "false");
 	json_str(stdout, r->first_error);
 	printf("}\n");
@@ -968,6 +983,11 @@ static void print_text(const struct totals *r, unsigned T)
 		       "p50 %.0f  p99 %.0f  max %.0f\n", O.warmup, r->warm.count, r->warm_us[0], r->warm_us[1],
 		       r->warm_max);
 	printf("  packets   UDP payload up to %zu bytes (path MTU discovery)\n", r->max_payload);
+	if (r->connect_s >= 0)
+		printf("  connect   all %u connections up in %.3f s (%" PRIu64 " handshakes)\n", O.connections,
+		       r->connect_s, r->handshakes);
+	else
+		printf("  connect   not all connections came up (%" PRIu64 " handshakes)\n", r->handshakes);
 	printf("  client CPU %.2f s\n", r->cpu);
 }
 

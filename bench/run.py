@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+import storm
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -1278,7 +1280,10 @@ def main():
     ap.add_argument("--idle-seconds", type=float, default=10,
                     help="how long the idle row watches a quicstashd with no connection (10; 0 skips it)")
     ap.add_argument("--only", default="",
-                    help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp,everyday,idle (all)")
+                    help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp,everyday,idle,storm (all)")
+    ap.add_argument("--storm-connections", type=int, default=10000,
+                    help="clients connecting at once in the connection-storm row (10000; --only storm)")
+    ap.add_argument("--storm-threads", type=int, default=2, help="quicstash-bench threads of the storm row (2)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -1328,7 +1333,7 @@ def main():
         ctx.corpus, ctx.corpus_lines, ctx.corpus_bytes, ctx.mean_line))
 
     only = set(filter(None, args.only.split(","))) or {"quicstash", "metrics", "rsyslog", "rawquic", "tcp", "parse",
-                                                       "amqp", "everyday", "idle"}
+                                                       "amqp", "everyday", "idle", "storm"}
     mach = machine()
     results = {}
     t_start = time.monotonic()
@@ -1418,6 +1423,9 @@ def main():
             everyday_rounds(ctx, attempt, results)
         if "idle" in only and args.idle_seconds > 0:
             attempt("quicstash-idle", lambda: idle_run(ctx))
+        if "storm" in only:
+            attempt("storm", lambda: storm.storm_run(ctx, quicstash_run, free_port, args.storm_connections,
+                                                     args.storm_threads))
         if args.steady_seconds > 0:
             attempt("steady-end", lambda: steady_run(ctx, "end"))
     finally:
@@ -1459,6 +1467,7 @@ def main():
         md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
                   "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
     md.extend(metrics_md(results))
+    md.extend(storm.storm_md(results.get("storm"), args.storm_connections))
     floor = results.get("quicstash-fsync-floor") or {}
     if floor.get("latency_us"):
         md.append("\nLatency floor: the fsync pipeline at %.0f events/s, all but idle, acknowledges with p99 %s ms: "

@@ -13,9 +13,21 @@
 
 #include "common/log.h"
 
+/* The keyholder's INFO answers depend only on its key, and GnuTLS asks two
+ * or more of them in every handshake (the key's type, whether it signs with
+ * the scheme chosen): each was a round trip, three per handshake with the
+ * signature. They are kept for the connection to the keyholder they came
+ * from (a keyholder reached anew may hold another key). */
+#define KC_INFO_CACHE 32
+
 struct keyclient {
 	char path[108];
 	int fd;
+	unsigned ninfo;
+	struct {
+		unsigned flags;
+		int32_t rc;
+	} info[KC_INFO_CACHE];
 };
 
 static int kc_connect(struct keyclient *kc)
@@ -56,6 +68,7 @@ static int kc_call(struct keyclient *kc, struct qs_keysign_req *req, struct qs_k
 			return 0;
 		close(kc->fd);
 		kc->fd = -1;
+		kc->ninfo = 0;
 	}
 	return -1;
 }
@@ -126,14 +139,22 @@ static int sign_hash_cb(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void
 static int info_cb(gnutls_privkey_t key, unsigned flags, void *userdata)
 {
 	(void)key;
+	struct keyclient *kc = userdata;
+	for (unsigned i = 0; i < kc->ninfo; i++)
+		if (kc->info[i].flags == flags)
+			return kc->info[i].rc;
 	static struct qs_keysign_req req;
 	static struct qs_keysign_rep rep;
 	req.op = QS_KEYSIGN_INFO;
 	req.algo = flags;
 	req.flags = 0;
 	req.len = 0;
-	if (kc_call(userdata, &req, &rep) < 0)
+	if (kc_call(kc, &req, &rep) < 0)
 		return GNUTLS_E_INTERNAL_ERROR;
+	if (kc->ninfo < KC_INFO_CACHE) {
+		kc->info[kc->ninfo].flags = flags;
+		kc->info[kc->ninfo++].rc = rep.rc;
+	}
 	return rep.rc;
 }
 

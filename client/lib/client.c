@@ -9,6 +9,13 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
+/* When the server said it is busy (CONNECTION_REFUSED, a Retry on an attempt
+ * that then failed, a handshake that timed out), the steps start larger and
+ * grow further: after a crash or a network blip thousands of clients fail
+ * together, and each round must spread them wider than the last, so that the
+ * storm settles at the rate the server takes instead of coming back whole. */
+#define BACKOFF_BUSY_FIRST_MS 500
+#define BACKOFF_BUSY_MAX_MS 8000
 #define HANDSHAKE_RETRIES 8
 #define HANDSHAKE_RETRY_MS 30000
 
@@ -48,11 +55,15 @@ static void schedule_connect(struct qs_client *c, unsigned ms)
 
 /* Exponential backoff with "equal jitter": half the step fixed, half random,
  * so clients refused together do not come back together. */
-static unsigned next_backoff(struct qs_client *c)
+static unsigned next_backoff(struct qs_client *c, bool busy)
 {
-	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_FIRST_MS;
-	if (c->backoff_ms > BACKOFF_MAX_MS)
-		c->backoff_ms = BACKOFF_MAX_MS;
+	unsigned first = busy ? BACKOFF_BUSY_FIRST_MS : BACKOFF_FIRST_MS;
+	unsigned max = busy ? BACKOFF_BUSY_MAX_MS : BACKOFF_MAX_MS;
+	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : first;
+	if (c->backoff_ms < first)
+		c->backoff_ms = first;
+	if (c->backoff_ms > max)
+		c->backoff_ms = max;
 	uint32_t r = 0;
 	(void)gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r));
 	return c->backoff_ms / 2 + r % (c->backoff_ms / 2 + 1);
@@ -83,9 +94,11 @@ static bool transient_retry(struct qs_client *c, char *why, size_t len)
 static void handle_failure(struct qs_client *c)
 {
 	enum qs_fail_kind kind = c->fail;
+	bool busy = kind == QS_FAIL_BUSY || c->busy_hint;
 	char why[sizeof(c->fail_reason) + 64];
 	snprintf(why, sizeof(why), "%s", c->fail_reason);
 	qs_conn_teardown(c, true);
+	c->busy_hint = false;
 	if (c->goaway_ev)
 		event_del(c->goaway_ev);
 	c->fail = QS_FAIL_NONE;
@@ -98,8 +111,11 @@ static void handle_failure(struct qs_client *c)
 		state(c, QS_CLIENT_GOAWAY, why);
 		schedule_connect(c, 0);
 	} else {
+		unsigned ms = next_backoff(c, busy);
+		size_t n = strlen(why);
+		snprintf(why + n, sizeof(why) - n, "; again in %u ms", ms);
 		state(c, QS_CLIENT_LOST, why);
-		schedule_connect(c, next_backoff(c));
+		schedule_connect(c, ms);
 	}
 }
 

@@ -177,6 +177,15 @@ static int open_socket(struct qs_client *c)
 	return getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len);
 }
 
+/* A Retry says the server validates addresses: quicstashd does so under load
+ * (docs/PROTOCOL.md). Should this attempt fail, back off as from a busy server. */
+static int recv_retry_cb(ngtcp2_conn *conn, const ngtcp2_pkt_hd *hd, void *user_data)
+{
+	struct qs_client *c = user_data;
+	c->busy_hint = true;
+	return ngtcp2_crypto_recv_retry_cb(conn, hd, user_data);
+}
+
 static int new_conn(struct qs_client *c)
 {
 	ngtcp2_callbacks cbs = {
@@ -185,7 +194,7 @@ static int new_conn(struct qs_client *c)
 		.encrypt = ngtcp2_crypto_encrypt_cb,
 		.decrypt = ngtcp2_crypto_decrypt_cb,
 		.hp_mask = ngtcp2_crypto_hp_mask_cb,
-		.recv_retry = ngtcp2_crypto_recv_retry_cb,
+		.recv_retry = recv_retry_cb,
 		.update_key = ngtcp2_crypto_update_key_cb,
 		.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
 		.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
@@ -252,7 +261,7 @@ int qs_conn_open(struct qs_client *c)
 	c->conn_ref.get_conn = get_conn;
 	c->conn_ref.user_data = c;
 	ngtcp2_ccerr_default(&c->last_error);
-	c->handshake_done = c->goaway = false;
+	c->handshake_done = c->goaway = c->busy_hint = false;
 	c->auth_opened = c->authed = false;
 	c->fail = QS_FAIL_NONE;
 	if (open_socket(c) < 0) {

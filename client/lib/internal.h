@@ -86,6 +86,7 @@ struct qs_client {
 	bool probing;              /* keep-alive at QS_KEEPALIVE_WAITING: answers are due */
 	bool closing, closed, failed;
 	unsigned backoff_ms;
+	bool busy_hint;            /* this attempt got a Retry or timed out: back off as from a busy server */
 	unsigned transient_fails;  /* TRANSIENT failures in a row (reset by a handshake) */
 	uint64_t transient_since;  /* when the first of them happened (qs_now) */
 	uint64_t sent_events;      /* events whose frame was handed to QUIC at least once */

@@ -24,6 +24,13 @@ static void explain_read_error(struct qs_client *c, int rv)
 			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (%s%s%.*s)",
 				       said ? "" : "busy", said || !ce->reasonlen ? "" : ": ", (int)ce->reasonlen,
 				       ce->reason ? (const char *)ce->reason : "");
+		} else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_INVALID_TOKEN) {
+			/* Our Retry token came too late (older than the server takes:
+			 * its packets waited out a storm's backlog and our
+			 * retransmissions) or from elsewhere: start again from
+			 * scratch (RFC 9000, 8.1.2), after a busy backoff. */
+			c->busy_hint = true;
+			qs_client_fail(c, QS_FAIL_PASSING(c), "server refused our address-validation token (busy)");
 		} else if (ce->type == NGTCP2_CCERR_TYPE_APPLICATION && ce->error_code >= QS_APP_AUTH_FIRST &&
 			   ce->error_code <= QS_APP_AUTH_LAST) {
 			/* final: another try would present the same credentials */
@@ -97,14 +104,19 @@ void qs_io_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct qs_client *c = arg;
 	int rv = ngtcp2_conn_handle_expiry(c->conn, qs_now());
-	if (rv == NGTCP2_ERR_IDLE_CLOSE)
+	if (rv == NGTCP2_ERR_IDLE_CLOSE) {
 		qs_client_fail(c, c->goaway ? QS_FAIL_GOAWAY : QS_FAIL_LOST, "connection timed out (idle)");
-	else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
-		qs_client_fail(c, QS_FAIL_LOST, "cannot connect to %s: handshake timed out", c->opts.server_addr);
-	else if (rv != 0)
+	} else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+		/* An overloaded server (a connection storm) or a path that lost
+		 * every packet: worth another try after a busy backoff, bounded
+		 * like the other failures a first handshake may pass. */
+		c->busy_hint = true;
+		qs_client_fail(c, QS_FAIL_PASSING(c), "cannot connect to %s: handshake timed out", c->opts.server_addr);
+	} else if (rv != 0) {
 		qs_client_fail(c, QS_FAIL_LOST, "QUIC timer: %s", ngtcp2_strerror(rv));
-	else
+	} else {
 		qs_io_write(c);
+	}
 	qs_client_after_io(c);
 }
 

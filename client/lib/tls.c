@@ -7,8 +7,12 @@
 
 #include "client/lib/internal.h"
 
-/* TLS 1.3 only (QUIC requires it); no middlebox compatibility records in QUIC. */
-static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE";
+/* TLS 1.3 only (QUIC requires it); no middlebox compatibility records in QUIC.
+ * X25519 first: the key share we send is the one quicstashd prefers (no
+ * HelloRetryRequest), and the cheapest for both sides. */
+static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
+			       "+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:"
+			       "+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192:%DISABLE_TLS13_COMPAT_MODE";
 
 int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen)
 {

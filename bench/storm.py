@@ -1,0 +1,116 @@
+"""The connection-storm row of bench/run (`--only storm`; docs/PERFORMANCE.md "Connection storms").
+
+N clients (quicstash-bench -c N -S 1, one event each) connect at once to a fresh default quicstashd,
+as after a crash or a network blip. Reported: the time until every connection was up, handshakes a
+second, the CPU per handshake of each role, the handshakes that failed (and were retried), the
+Retry packets the acceptors sent, the new connections they refused as busy (too many handshakes in
+progress) and the datagrams the server's UDP socket dropped (its receive buffer was full).
+
+On loopback every client has the address 127.0.0.1, where a real storm comes from N hosts, so the
+per-source limits (docs/ARCHITECTURE.md "Per-source limits") are lifted: everything else is default.
+"""
+import os
+import re
+import socket
+import threading
+
+STORM_QS_ARGS = ["--max-connections-per-source", "0", "--max-handshakes-per-source", "0"]
+
+
+def udp_drops(port):
+    """The receive-buffer drops of the UDP sockets bound to port (/proc/net/udp{,6}: 'drops', the
+    last column), summed; None if there is none."""
+    total, found = 0, False
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            cols = ln.split()
+            if len(cols) > 12 and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                total += int(cols[-1])
+                found = True
+    return total if found else None
+
+
+def rcvbuf_errors():
+    """The host's UDP RcvbufErrors (/proc/net/snmp): every socket's drops, ours among them."""
+    with open("/proc/net/snmp") as f:
+        rows = [ln.split() for ln in f if ln.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
+class DropWatch:
+    """Polls the server socket's drop counter while it lives (it is gone once quicstashd stops)."""
+
+    def __init__(self, port):
+        self.port, self.drops = port, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.wait(0.1):
+            d = udp_drops(self.port)
+            if d is not None:
+                self.drops = max(d, self.drops or 0)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def acceptor_counts(qlog, name):
+    """A counter of the acceptors' stats lines ('Retry sent', 'refused during a storm'), summed over
+    the slots (the last, largest count of each); None without a stats line."""
+    per_slot = {}
+    try:
+        with open(qlog, errors="replace") as f:
+            for m in re.finditer(r"slot (\d+): connections accepted \d+.*?%s (\d+)" % re.escape(name), f.read()):
+                per_slot[m.group(1)] = max(per_slot.get(m.group(1), 0), int(m.group(2)))
+    except OSError:
+        return None
+    return sum(per_slot.values()) if per_slot else None
+
+
+def storm_run(ctx, quicstash_run, free_port, n, threads, tag=""):
+    """One storm of n connections against a fresh server; a result dict for storm_md."""
+    port = free_port(socket.SOCK_DGRAM)
+    addr = ["-s", "127.0.0.1:%d" % port]  # after quicstash_run's own -s: the later one wins
+    snmp0 = rcvbuf_errors()
+    with DropWatch(port) as dw:
+        r = quicstash_run(ctx, "fsync", 0, n, "storm" + tag, qs_extra=STORM_QS_ARGS + addr,
+                          bench_extra=addr + ["-c", str(n), "-S", "1", "-T", str(threads), "-w", "1",
+                                              "--connect-timeout", "60"])
+    b = r["bench"]
+    qlog = os.path.join(ctx.work, "quicstash-fsync-storm%s.quicstashd.log" % tag)
+    r.update(storm_connections=n, storm_threads=threads, connect_s=b.get("connect_s", -1),
+             handshakes=b.get("handshakes", 0), conn_failures=b.get("connections_failed", 0) + b.get("connections_lost", 0),
+             drops=dw.drops, host_rcvbuf_errors=rcvbuf_errors() - snmp0,
+             retries=acceptor_counts(qlog, "Retry sent"), storm_refused=acceptor_counts(qlog, "refused during a storm"))
+    return r
+
+
+def storm_md(r, n):
+    """The paragraph under the table."""
+    if not r:
+        return []
+    if "failed" in r:  # the run itself failed (bench/run's attempt())
+        return ["\nConnection storm (%d connections at once): FAILED: %s" % (n, r["failed"])]
+    hs = r["handshakes"] or 1
+    per = ", ".join("%s %.0f" % (k, v / hs * 1e6) for k, v in sorted(r["cpu"].items(), key=lambda kv: -kv[1]))
+    up = "all up in %.2f s (%.0f handshakes/s)" % (r["connect_s"], hs / r["connect_s"]) if r["connect_s"] > 0 else \
+        "NOT all up"
+    return ["\nConnection storm: %d clients connect at once (quicstash-bench -c %d -S 1 -T %d, one event each; "
+            "quicstashd defaults but the per-source limits, as if from %d hosts): %s; %d handshakes, %d connections "
+            "failed or lost (and retried), %s Retry sent, %s refused as busy, %d datagrams dropped by full receive buffers "
+            "(the host's RcvbufErrors; the server socket's own drop counter: %s); CPU us "
+            "per handshake by role: %s. %d of %d events acknowledged." % (
+                n, n, r["storm_threads"], n, up, r["handshakes"], r["conn_failures"],
+                "?" if r["retries"] is None else r["retries"], "?" if r["storm_refused"] is None else r["storm_refused"],
+                r["host_rcvbuf_errors"], "?" if r["drops"] is None else r["drops"], per, r["events"], n)]
