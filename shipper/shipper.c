@@ -32,6 +32,7 @@
 #include "roles/confine.h"
 #include "shipper/backlog.h"
 #include "shipper/output.h"
+#include "shipper/quota_scan.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
 #include "shipper/spool_age.h"
@@ -542,12 +543,14 @@ int shipper_main(const struct qs_config *cfg)
 		return 1;
 	}
 	make_events(&sh);
-	if (qs_tquota_init(&sh.quota, cfg->tenants) || qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
+	if (qs_tquota_init(&sh.quota, cfg->auth != QS_AUTH_NONE ? cfg->tenants : NULL) ||
+	    qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
 	    qs_output_init(&sh.out, cfg, sh.rt.base, &sh.spool, &op) || qs_confine_seccomp()) {
 		qs_output_opened_free(&op);
 		cleanup(&sh);
 		return 1;
 	}
+	qs_tquota_scan(&sh.quota, &sh.spool); /* before the first STATUS: who is over stays held */
 	sh.out.ctl_fd = sh.rt.ctl_fd;
 	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
 	qs_mp_set(QS_M_SPOOL_ACCEPTING, !sh.refusing); /* its gauges were cleared when the last one ended */
