@@ -492,7 +492,9 @@ int parser_main(const struct qs_config *cfg)
 	p.test_delay_us = v ? (unsigned)strtoul(v, NULL, 10) : 0;
 #endif
 	const char *ep_dir = cfg->runtime_dir;
-	if (!(p.fair = qs_fair_new(fifo)) || qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
+	/* --auth none: no tenants, nothing to share (every frame's tenant is 0) */
+	p.fair = qs_fair_new(fifo || cfg->auth == QS_AUTH_NONE);
+	if (!p.fair || qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || qs_confine_seccomp()) {
 		cleanup(&p);
 		return 1;
