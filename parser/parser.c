@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +29,13 @@
 #include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
+#include "ipc/fair.h"
 #include "ipc/runtime.h"
 #include "ipc/msg.h"
 #include "ipc/sendq.h"
 #include "ipc/zsock.h"
 #include "parser/arena.h"
 #include "parser/enrich.h"
-#include "parser/fair.h"
 #include "roles/confine.h"
 
 #define RECV_BUDGET 64          /* FRAMES messages per wake-up */
@@ -177,14 +178,20 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 static void close_frames(struct parser *p);
 static void flow_update(struct parser *p);
 
-static void take_frame(void *arg, const struct qs_frame_rec *fr, const uint8_t *payload)
+static void take_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
 {
-	struct parser *p = arg;
 	if (fr->acceptor >= qs_acceptor_channels(p->cfg->acceptors)) {
 		qs_warn("frame names acceptor %u, which does not exist: dropped", fr->acceptor);
 		return;
 	}
 	handle_frame(p, fr, payload);
+}
+
+static void serve_frame(void *arg, const void *rec, const uint8_t *payload)
+{
+	struct qs_frame_rec fr;
+	memcpy(&fr, rec, sizeof(fr));
+	take_frame(arg, &fr, payload);
 }
 
 /* Every acceptor's end came (or none was awaited): nothing more can arrive,
@@ -275,8 +282,8 @@ static void serve(struct parser *p)
 {
 	if (qs_fair_empty(p->fair) || qs_sendq_pending(&p->events_q))
 		return;
-	if (qs_fair_serve(p->fair, QS_FAIR_QUANTUM, take_frame, p))
-		event_active(p->serve_ev, 0, 0);
+	if (qs_fair_serve(p->fair, QS_FAIR_QUANTUM, serve_frame, p))
+		qs_fair_later(p->serve_ev);
 	flush_events(p);
 	qs_answers_flush(p->answers);
 	flow_update(p); /* the look-ahead's room may have changed */
@@ -331,7 +338,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	bool unsent = qs_chan_unsent(p->events_out) > 0 || (p->stopping && qs_answers_unsent(p->answers));
 	bool pending = qs_sendq_pending(&p->events_q) || (p->stopping && unsent);
 	if (!qs_fair_empty(p->fair) && !qs_sendq_pending(&p->events_q))
-		event_active(p->serve_ev, 0, 0);
+		qs_fair_later(p->serve_ev);
 	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
 		struct timeval tv = {0, RETRY_MS * 1000};
 		evtimer_add(p->retry_ev, &tv);
@@ -483,17 +490,15 @@ int parser_main(const struct qs_config *cfg)
 	qs_json_arena_install();
 	qs_enrich_trees_in_arena(true);
 	qs_heap_tune();
-	bool fifo = false;
 #ifdef QS_TEST_HOOKS
-	/* QS_TEST_PARSER_FIFO=1: frames in arrival order, the fair share off (its test shows the difference). */
-	const char *v = getenv("QS_TEST_PARSER_FIFO");
-	fifo = v && *v == '1';
-	v = getenv("QS_TEST_PARSER_DELAY_US");
+	const char *v = getenv("QS_TEST_PARSER_DELAY_US");
 	p.test_delay_us = v ? (unsigned)strtoul(v, NULL, 10) : 0;
 #endif
 	const char *ep_dir = cfg->runtime_dir;
 	/* --auth none: no tenants, nothing to share (every frame's tenant is 0) */
-	p.fair = qs_fair_new(fifo || cfg->auth == QS_AUTH_NONE);
+	static const struct qs_fair_kind frames = {sizeof(struct qs_frame_rec), qs_frame_rec_payload,
+						   offsetof(struct qs_frame_rec, tenant)};
+	p.fair = qs_fair_new(cfg->auth == QS_AUTH_NONE, &frames);
 	if (!p.fair || qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || qs_confine_seccomp()) {
 		cleanup(&p);
@@ -503,7 +508,7 @@ int parser_main(const struct qs_config *cfg)
 	p.retry_ev = evtimer_new(p.rt.base, on_retry, &p);
 	p.stop_ev = evtimer_new(p.rt.base, on_stop_deadline, &p);
 	p.hello_ev = evtimer_new(p.rt.base, on_hello, &p);
-	p.serve_ev = event_new(p.rt.base, -1, 0, on_serve, &p);
+	p.serve_ev = evtimer_new(p.rt.base, on_serve, &p);
 	p.pull_w = qs_zwatch_new(p.rt.base, p.pull, on_frames, &p);
 	qs_runtime_on(&p.rt, QS_CTL_TENANTS, on_tenants);
 	qs_runtime_ready(&p.rt);

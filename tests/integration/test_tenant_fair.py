@@ -6,8 +6,10 @@ parser-share: two tenants without limits, one parser made the bottleneck (QS_TES
   sends 3,000 events on one (the same window per connection: 256 events). While both are backlogged
   (from b's first event to its last in the spool's order, with a's events before and after), b gets
   at least 35% of what the parser handled: its frames are served by deficit round robin beside a's.
-  In arrival order (QS_TEST_FAIR_OFF=1 runs the same test with the test-only QS_TEST_PARSER_FIFO=1)
-  b gets about 1/17 and the check fails.
+  In arrival order (QS_TEST_FAIR_OFF=1 runs the same test with the test-only QS_TEST_FAIR_FIFO=1)
+  b gets about 1/17 and the check fails (parser 6.2%, shipper 7.5%).
+shipper-share: the same with the shipper made the bottleneck instead (QS_TEST_SHIPPER_DELAY_US: each
+  event it stages takes 100 us longer): its events are staged by deficit round robin too.
 parser-reload: both tenants send while a reload replaces the one parser (its look-ahead holding both
   tenants' frames): everything sent is acknowledged within the clients' drain, each event stored
   once, no resend (dropping the look-ahead at the clean stop instead: 818 duplicates).
@@ -67,13 +69,13 @@ def tenant_of(ev):
         return None
 
 
-def case_parser_share():
-    q.need_test_hooks("QS_TEST_PARSER_DELAY_US")
+def case_parser_share(slow="QS_TEST_PARSER_DELAY_US"):
+    q.need_test_hooks(slow)
     d = q.mkdtemp("fair-share")
     recv = q.Receiver().start()
-    env = {"QS_TEST_PARSER_DELAY_US": "100"}
+    env = {slow: "100"}
     if FAIR_OFF:
-        env["QS_TEST_PARSER_FIFO"] = "1"
+        env["QS_TEST_FAIR_FIFO"] = "1"
     server = tenants_server(d, recv, {"a": "", "b": ""}, ["--parsers", "1", "--stats-interval", "1"], env)
     corpus = q.write_lines(os.path.join(d, "corpus.jsonl"), q.gen_events(1000))
     n_b = 3000
@@ -114,10 +116,11 @@ def case_parser_share():
     share = window.count("b") / len(window)
     log("while both were backlogged: %d events, b %d (%.1f%%), a %d%s" % (
         len(window), window.count("b"), 100 * share, window.count("a"), " (fair share off)" if FAIR_OFF else ""))
-    check(share >= 0.35, "b (1 connection) got %.1f%% of the parser beside a (16 connections), expected "
-          ">= 35%%" % (100 * share))
+    role = "parser" if "PARSER" in slow else "shipper"
+    check(share >= 0.35, "b (1 connection) got %.1f%% of the %s beside a (16 connections), expected "
+          ">= 35%%" % (100 * share, role))
     server.stop()
-    return "b's share while both were backlogged: %.1f%% (1 connection against 16)" % (100 * share)
+    return "b's share of the %s while both were backlogged: %.1f%% (1 connection against 16)" % (role, 100 * share)
 
 
 def flood(server, d, start, n, tenant):
@@ -227,7 +230,11 @@ def case_parser_reload():
         acked["a"], acked["b"])
 
 
-CASES = [("parser-share", case_parser_share), ("quota-restart", case_quota_restart),
+def case_shipper_share():
+    return case_parser_share("QS_TEST_SHIPPER_DELAY_US")
+
+
+CASES = [("parser-share", case_parser_share), ("shipper-share", case_shipper_share), ("quota-restart", case_quota_restart),
          ("parser-reload", case_parser_reload)]
 
 

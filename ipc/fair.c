@@ -1,5 +1,6 @@
-#include "parser/fair.h"
+#include "ipc/fair.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,20 +11,22 @@
 
 #define MIXED_NS 1000000000ull /* two tenants seen within this: messages go through the look-ahead */
 
-/* One FRAMES message kept in the look-ahead: its entries, then its bytes. */
+/* One message kept in the look-ahead: its entries, then its bytes. */
 struct held {
 	size_t refs; /* its frames not yet served */
 	size_t size; /* what it counts against the look-ahead */
 };
 
 struct entry {
-	struct qs_frame_rec fr;
-	const uint8_t *payload;
+	const uint8_t *rec, *payload;
 	struct held *h;
 };
 
+#define REC_MAX 128 /* the largest record a kind may have */
+
 struct qs_fair {
 	struct qs_drr drr;
+	struct qs_fair_kind kind;
 	size_t bytes;      /* of the held messages */
 	uint64_t solo;     /* the tenant of the last message */
 	bool solo_set;
@@ -31,11 +34,19 @@ struct qs_fair {
 	bool off;
 };
 
-struct qs_fair *qs_fair_new(bool off)
+struct qs_fair *qs_fair_new(bool off, const struct qs_fair_kind *kind)
 {
+	if (kind->rec_len > REC_MAX || kind->tenant_off + 8 > kind->rec_len)
+		return NULL;
 	struct qs_fair *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
+	f->kind = *kind;
+#ifdef QS_TEST_HOOKS
+	/* QS_TEST_FAIR_FIFO=1: records in arrival order (test_tenant_fair shows the difference) */
+	const char *v = getenv("QS_TEST_FAIR_FIFO");
+	off = off || (v && *v == '1');
+#endif
 	qs_drr_init(&f->drr, QS_FAIR_QUANTUM);
 	f->off = off;
 	return f;
@@ -77,17 +88,25 @@ bool qs_fair_room(const struct qs_fair *f)
 
 /* Counts the message's valid records; *several: more than one tenant among
  * them, or one other than the last message's. */
+static uint64_t tenant_of(const struct qs_fair *f, const void *rec)
+{
+	uint64_t t;
+	memcpy(&t, (const uint8_t *)rec + f->kind.tenant_off, sizeof(t));
+	return t;
+}
+
 static size_t scan(struct qs_fair *f, const struct qs_batch_iter *it0, bool *several, uint64_t *tenant, int *rc)
 {
 	struct qs_batch_iter it = *it0;
-	struct qs_frame_rec fr;
+	uint8_t rec[REC_MAX];
 	const uint8_t *payload;
 	size_t n = 0;
 	*several = false;
-	while ((*rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1) {
+	while ((*rc = qs_batch_next(&it, rec, f->kind.rec_len, f->kind.payload_len, &payload)) == 1) {
+		uint64_t t = tenant_of(f, rec);
 		if (!n)
-			*tenant = fr.tenant;
-		else if (fr.tenant != *tenant)
+			*tenant = t;
+		else if (t != *tenant)
 			*several = true;
 		n++;
 	}
@@ -96,7 +115,7 @@ static size_t scan(struct qs_fair *f, const struct qs_batch_iter *it0, bool *sev
 	return n;
 }
 
-/* Copies the message and queues its n frames per tenant. */
+/* Copies the message and queues its n records per tenant. */
 static int hold(struct qs_fair *f, const struct qs_batch_iter *it0, const void *msg, size_t len, size_t n)
 {
 	size_t size = sizeof(struct held) + n * sizeof(struct entry) + len;
@@ -110,11 +129,14 @@ static int hold(struct qs_fair *f, const struct qs_batch_iter *it0, const void *
 	it.p = copy + (it0->p - (const uint8_t *)msg);
 	*h = (struct held){.refs = n, .size = size};
 	f->bytes += size;
+	uint8_t rec[REC_MAX];
 	for (size_t i = 0; i < n; i++) {
-		qs_batch_next(&it, &e[i].fr, sizeof(e[i].fr), qs_frame_rec_payload, &e[i].payload);
+		e[i].rec = it.p;
+		qs_batch_next(&it, rec, f->kind.rec_len, f->kind.payload_len, &e[i].payload);
 		e[i].h = h;
-		if (qs_drr_push(&f->drr, e[i].fr.tenant, &e[i], sizeof(e[i].fr) + e[i].fr.len)) {
-			qs_err("out of memory queueing frames: %zu dropped (the acceptor will resend)", n - i);
+		size_t bytes = f->kind.rec_len + f->kind.payload_len(rec);
+		if (qs_drr_push(&f->drr, tenant_of(f, rec), &e[i], bytes)) {
+			qs_err("out of memory queueing records: %zu dropped (the acceptor will resend)", n - i);
 			h->refs -= n - i - 1;
 			release(f, h);
 			break;
@@ -140,7 +162,7 @@ int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *
 	if (n && !several && !mixed(f) && qs_fair_empty(f))
 		return 0; /* one tenant alone: straight through */
 	if (rc < 0)
-		qs_warn("malformed FRAMES message from acceptor %u: its rest dropped", it->sender);
+		qs_warn("malformed message from %u: its rest dropped", it->sender);
 	if (n && hold(f, it, msg, len, n))
 		return 0; /* out of memory: handled now, unfairly but not lost */
 	if (f->drr.active > 1)
@@ -154,9 +176,16 @@ bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *
 	struct qs_drr_item it;
 	while (served < budget && qs_drr_pop(&f->drr, &it, NULL)) {
 		struct entry *e = it.p;
-		fn(arg, &e->fr, e->payload);
+		fn(arg, e->rec, e->payload);
 		served += it.bytes;
 		release(f, e->h);
 	}
 	return !qs_fair_empty(f);
+}
+
+void qs_fair_later(struct event *ev)
+{
+	static const struct timeval now = {0, 0};
+	if (!evtimer_pending(ev, NULL))
+		evtimer_add(ev, &now);
 }
