@@ -13,7 +13,7 @@
 
 /* One message kept in the look-ahead: its entries, then its bytes. */
 struct held {
-	size_t refs; /* its frames not yet served */
+	size_t refs; /* its records not yet served */
 	size_t size; /* what it counts against the look-ahead */
 };
 
