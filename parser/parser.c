@@ -11,9 +11,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/addr.h"
@@ -26,6 +29,7 @@
 #include "common/wire.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
+#include "ipc/fair.h"
 #include "ipc/runtime.h"
 #include "ipc/msg.h"
 #include "ipc/sendq.h"
@@ -52,7 +56,8 @@ struct parser {
 	struct qs_sendq events_q;
 	struct qs_batch ev_batch;
 	struct qs_zwatch *pull_w;
-	struct event *flow_ev, *retry_ev, *stop_ev;
+	struct qs_fair *fair; /* tenants' fair share of our work (fair.h) */
+	struct event *flow_ev, *retry_ev, *stop_ev, *serve_ev;
 	struct qs_enrich_buf line;
 	size_t max_event;   /* largest enriched line we send */
 	size_t max_batch;   /* hard limit of one EVENTS message (what the shipper accepts) */
@@ -68,6 +73,9 @@ struct parser {
 	const char *ep_dir;
 	struct event *hello_ev;
 	int exit_code;
+#ifdef QS_TEST_HOOKS
+	unsigned test_delay_us; /* QS_TEST_PARSER_DELAY_US: each frame takes this much longer */
+#endif
 };
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
@@ -150,6 +158,10 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 			       "unauthenticated: the tenant or its credential is no longer configured");
 		return;
 	}
+#ifdef QS_TEST_HOOKS
+	if (p->test_delay_us)
+		usleep(p->test_delay_us);
+#endif
 	memcpy(m.session, fr->session, sizeof(m.session));
 	memcpy(m.ip, fr->ip, sizeof(m.ip));
 	struct qs_enrich_result res;
@@ -171,6 +183,22 @@ static void handle_frame(struct parser *p, const struct qs_frame_rec *fr, const 
 
 static void close_frames(struct parser *p);
 static void flow_update(struct parser *p);
+
+static void take_frame(struct parser *p, const struct qs_frame_rec *fr, const uint8_t *payload)
+{
+	if (fr->acceptor >= qs_acceptor_channels(p->cfg->acceptors)) {
+		qs_warn("frame names acceptor %u, which does not exist: dropped", fr->acceptor);
+		return;
+	}
+	handle_frame(p, fr, payload);
+}
+
+static void serve_frame(void *arg, const void *rec, const uint8_t *payload)
+{
+	struct qs_frame_rec fr;
+	memcpy(&fr, rec, sizeof(fr));
+	take_frame(arg, &fr, payload);
+}
 
 /* Every acceptor's end came (or none was awaited): nothing more can arrive,
  * so the frames socket closes with nothing in it. */
@@ -232,16 +260,13 @@ static void handle_message(void *arg, const void *msg, size_t len)
 		qs_warn("frames from acceptor channel %u, which was not told that we stop", it.sender);
 		p->exit_code = 3;
 	}
+	if (qs_fair_take(p->fair, &it, msg, len))
+		return; /* in the look-ahead: served by on_frames and on_serve */
 	struct qs_frame_rec fr;
 	const uint8_t *payload;
 	int rc;
-	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1) {
-		if (fr.acceptor >= qs_acceptor_channels(p->cfg->acceptors)) {
-			qs_warn("frame names acceptor %u, which does not exist: dropped", fr.acceptor);
-			continue;
-		}
-		handle_frame(p, &fr, payload);
-	}
+	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1)
+		take_frame(p, &fr, payload);
 	if (rc < 0)
 		qs_warn("malformed FRAMES message from acceptor %u: rest dropped", it.sender);
 	/* Each acceptor batch goes on as soon as it is done: holding it for the
@@ -250,18 +275,40 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	qs_answers_flush(p->answers);
 }
 
-/* Frames are read only while the shipper takes what they become. */
+/* Frames are read only while the shipper takes what they become, and while
+ * the look-ahead has room. */
 static bool may_read(void *arg)
 {
 	struct parser *p = arg;
-	return !p->stopping && !qs_sendq_pending(&p->events_q);
+	return !p->stopping && !qs_sendq_pending(&p->events_q) && qs_fair_room(p->fair);
+}
+
+/* One budget of the look-ahead's frames, by tenant (fair.h), while the
+ * shipper takes events; the rest on the next loop pass. */
+static void serve(struct parser *p)
+{
+	if (qs_fair_empty(p->fair) || qs_sendq_pending(&p->events_q))
+		return;
+	if (qs_fair_serve(p->fair, QS_FAIR_QUANTUM, serve_frame, p))
+		qs_fair_later(p->serve_ev);
+	flush_events(p);
+	qs_answers_flush(p->answers);
+	flow_update(p); /* the look-ahead's room may have changed */
+}
+
+static void on_serve(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	serve(arg);
 }
 
 static int on_frames(void *sock, void *arg)
 {
 	struct parser *p = arg;
 	int n = qs_zrecv_each(sock, RECV_BUDGET, may_read, handle_message, p);
-	if (qs_sendq_pending(&p->events_q))
+	serve(p);
+	if (!may_read(p))
 		flow_update(p);
 	return n == RECV_BUDGET ? QS_ZWATCH_MORE : 0;
 }
@@ -275,7 +322,7 @@ static void on_events_writable(void *arg)
 
 static bool can_read(struct parser *p)
 {
-	return !p->stopping && !qs_sendq_pending(&p->events_q);
+	return may_read(p);
 }
 
 static void on_flow(evutil_socket_t fd, short what, void *arg)
@@ -297,11 +344,13 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	 * the acceptors' resend. */
 	bool unsent = qs_chan_unsent(p->events_out) > 0 || (p->stopping && qs_answers_unsent(p->answers));
 	bool pending = qs_sendq_pending(&p->events_q) || (p->stopping && unsent);
+	if (!qs_fair_empty(p->fair) && !qs_sendq_pending(&p->events_q))
+		qs_fair_later(p->serve_ev);
 	if (pending && !evtimer_pending(p->retry_ev, NULL)) {
 		struct timeval tv = {0, RETRY_MS * 1000};
 		evtimer_add(p->retry_ev, &tv);
 	}
-	if (p->stopping && !qs_sendq_pending(&p->events_q) && !unsent)
+	if (p->stopping && !qs_sendq_pending(&p->events_q) && !unsent && qs_fair_empty(p->fair))
 		event_base_loopexit(p->rt.base, NULL);
 }
 
@@ -326,7 +375,8 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 		qs_warn("%u acceptor(s) did not end their frames before the deadline (they resend)", p->ends_left);
 		p->exit_code = 3;
 	}
-	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out) || qs_answers_unsent(p->answers)) {
+	if (qs_sendq_pending(&p->events_q) || qs_chan_unsent(p->events_out) || qs_answers_unsent(p->answers) ||
+	    !qs_fair_empty(p->fair)) {
 		qs_warn("the shipper or an acceptor did not take the last events or rejections before the "
 			"deadline (the acceptors resend)");
 		p->exit_code = 3;
@@ -449,6 +499,8 @@ static void cleanup(struct parser *p)
 	if (p->flow_ev) event_free(p->flow_ev);
 	if (p->retry_ev) event_free(p->retry_ev);
 	if (p->stop_ev) event_free(p->stop_ev);
+	if (p->serve_ev) event_free(p->serve_ev);
+	qs_fair_free(p->fair);
 	if (p->hello_ev) event_free(p->hello_ev);
 	qs_sendq_free(&p->events_q);
 	qs_batch_free(&p->ev_batch);
@@ -488,8 +540,16 @@ int parser_main(const struct qs_config *cfg)
 	qs_json_arena_install();
 	qs_enrich_trees_in_arena(true);
 	qs_heap_tune();
+#ifdef QS_TEST_HOOKS
+	const char *v = getenv("QS_TEST_PARSER_DELAY_US");
+	p.test_delay_us = v ? (unsigned)strtoul(v, NULL, 10) : 0;
+#endif
 	const char *ep_dir = cfg->runtime_dir;
-	if (qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
+	/* --auth none: no tenants, nothing to share (every frame's tenant is 0) */
+	static const struct qs_fair_kind frames = {sizeof(struct qs_frame_rec), qs_frame_rec_payload,
+						   offsetof(struct qs_frame_rec, tenant)};
+	p.fair = qs_fair_new(cfg->auth == QS_AUTH_NONE, &frames);
+	if (!p.fair || qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || qs_confine_seccomp()) {
 		cleanup(&p);
 		return 1;
@@ -498,6 +558,7 @@ int parser_main(const struct qs_config *cfg)
 	p.retry_ev = evtimer_new(p.rt.base, on_retry, &p);
 	p.stop_ev = evtimer_new(p.rt.base, on_stop_deadline, &p);
 	p.hello_ev = evtimer_new(p.rt.base, on_hello, &p);
+	p.serve_ev = evtimer_new(p.rt.base, on_serve, &p);
 	p.pull_w = qs_zwatch_new(p.rt.base, p.pull, on_frames, &p);
 	qs_runtime_on(&p.rt, QS_CTL_TENANTS, on_tenants);
 	qs_runtime_on(&p.rt, QS_CTL_ACCEPTOR, on_acceptor);

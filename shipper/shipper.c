@@ -13,7 +13,10 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -27,11 +30,13 @@
 #include "ipc/chan.h"
 #include "ipc/runtime.h"
 #include "ipc/ctl.h"
+#include "ipc/fair.h"
 #include "ipc/msg.h"
 #include "ipc/zsock.h"
 #include "roles/confine.h"
 #include "shipper/backlog.h"
 #include "shipper/output.h"
+#include "shipper/quota_scan.h"
 #include "shipper/reaper.h"
 #include "shipper/spool.h"
 #include "shipper/spool_age.h"
@@ -61,6 +66,9 @@ struct shipper {
 	struct qs_syncer sync;
 	struct qs_reaper reaper;
 	struct qs_tquota quota; /* per-tenant unshipped bytes (tenant_quota.c) */
+	struct qs_fair *fair;   /* tenants' fair share of the stage (ipc/fair.h) */
+	struct event *serve_ev;
+	uint64_t serve_now;     /* spool time of the events staged by this pass */
 	struct event *flow_ev, *drain_ev, *refuse_ev, *status_ev, *cursor_ev, *stop_ev;
 	bool refusing, stopping, spool_open;
 	bool cursor_quiet;      /* the cursor timer is stopped: on_status looks once a second */
@@ -68,6 +76,9 @@ struct shipper {
 	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
 	uint64_t stop_deadline;
 	int exit_code;  /* 3: a clean stop left something unanswered (the acceptors must resend) */
+#ifdef QS_TEST_HOOKS
+	unsigned test_delay_us;
+#endif
 };
 
 static void timer_ms(struct event *ev, unsigned ms)
@@ -212,7 +223,52 @@ static void on_synced(void *arg, int rc, int err, uint64_t ns)
 
 static bool can_read(const struct shipper *sh)
 {
-	return !sh->stopping && !sh->refusing && sh->st.len < STAGE_MAX;
+	return !sh->stopping && !sh->refusing && sh->st.len < STAGE_MAX && qs_fair_room(sh->fair);
+}
+
+static void stage_event(struct shipper *sh, const struct qs_event_rec *er, const uint8_t *payload, uint64_t now)
+{
+	if (er->len == 0 || payload[er->len - 1] != '\n') {
+		qs_warn("a parser sent an event that is not one JSON line: dropped");
+		return;
+	}
+	qs_hop(QS_HOP_S_RECV, er->acceptor, er->ticket);
+#ifdef QS_TEST_HOOKS
+	if (sh->test_delay_us) /* QS_TEST_SHIPPER_DELAY_US: each event takes this much longer */
+		usleep(sh->test_delay_us);
+#endif
+	if (qs_stage_add(&sh->st, er->ticket, er->acceptor, payload, er->len, now))
+		qs_err("out of memory staging an event: dropped (the acceptor will resend)");
+	else
+		sh->st.t[sh->st.n - 1].tenant = er->tenant;
+}
+
+static void serve_event(void *arg, const void *rec, const uint8_t *payload)
+{
+	struct shipper *sh = arg;
+	struct qs_event_rec er;
+	memcpy(&er, rec, sizeof(er));
+	stage_event(sh, &er, payload, sh->serve_now);
+}
+
+/* Stages a budget of the look-ahead's events, by tenant (ipc/fair.h), while
+ * the stage has room (all of them when stopping); the group commit follows. */
+static void serve(struct shipper *sh, size_t budget)
+{
+	if (qs_fair_empty(sh->fair) || (!sh->stopping && (sh->refusing || sh->st.len >= STAGE_MAX)))
+		return;
+	sh->serve_now = qs_realtime_ns();
+	if (qs_fair_serve(sh->fair, budget, serve_event, sh) && sh->st.len < STAGE_MAX)
+		qs_fair_later(sh->serve_ev);
+	event_active(sh->drain_ev, 0, 0);
+	flow_update(sh);
+}
+
+static void on_serve(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	serve(arg, QS_FAIR_QUANTUM);
 }
 
 static void stage_message(void *arg, const void *msg, size_t len)
@@ -225,24 +281,19 @@ static void stage_message(void *arg, const void *msg, size_t len)
 		return;
 	}
 	qs_mp_queue_recv(QS_QL_EVENTS, it.remaining, len);
-	uint64_t now = qs_realtime_ns();
-	struct qs_event_rec er;
-	const uint8_t *payload;
-	int rc;
-	while ((rc = qs_batch_next(&it, &er, sizeof(er), qs_event_rec_payload, &payload)) == 1) {
-		if (er.len == 0 || payload[er.len - 1] != '\n') {
-			qs_warn("parser %u sent an event that is not one JSON line: dropped", it.sender);
-			continue;
-		}
-		qs_hop(QS_HOP_S_RECV, er.acceptor, er.ticket);
-		if (qs_stage_add(&sh->st, er.ticket, er.acceptor, payload, er.len, now))
-			qs_err("out of memory staging an event: dropped (the acceptor will resend)");
-		else
-			sh->st.t[sh->st.n - 1].tenant = er.tenant;
+	if (qs_fair_take(sh->fair, &it, msg, len)) {
+		qs_fair_later(sh->serve_ev);
+	} else {
+		uint64_t now = qs_realtime_ns();
+		struct qs_event_rec er;
+		const uint8_t *payload;
+		int rc;
+		while ((rc = qs_batch_next(&it, &er, sizeof(er), qs_event_rec_payload, &payload)) == 1)
+			stage_event(sh, &er, payload, now);
+		if (rc < 0)
+			qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);
+		event_active(sh->drain_ev, 0, 0);
 	}
-	if (rc < 0)
-		qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);
-	event_active(sh->drain_ev, 0, 0);
 	if (!can_read(sh))
 		qs_chan_in_pause(sh->events_in, true);
 }
@@ -266,6 +317,8 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct shipper *sh = arg;
 	qs_chan_in_pause(sh->events_in, !can_read(sh));
+	if (!qs_fair_empty(sh->fair))
+		qs_fair_later(sh->serve_ev);
 }
 
 static void persist(struct shipper *sh)
@@ -396,6 +449,7 @@ static void stop_intake(struct shipper *sh)
 {
 	sh->stopping = true;
 	flow_update(sh);
+	serve(sh, SIZE_MAX); /* the whole look-ahead */
 	commit_all(sh);
 }
 
@@ -510,6 +564,7 @@ static void make_events(struct shipper *sh)
 	sh->status_ev = event_new(b, -1, EV_PERSIST, on_status, sh);
 	sh->cursor_ev = event_new(b, -1, EV_PERSIST, on_cursor_timer, sh);
 	sh->stop_ev = evtimer_new(b, on_stop_poll, sh);
+	sh->serve_ev = evtimer_new(b, on_serve, sh);
 	timer_ms(sh->status_ev, STATUS_MS);
 	timer_ms(sh->cursor_ev, CURSOR_MS);
 }
@@ -517,7 +572,7 @@ static void make_events(struct shipper *sh)
 static void cleanup(struct shipper *sh)
 {
 	struct event *evs[] = {sh->flow_ev, sh->drain_ev, sh->refuse_ev, sh->status_ev,
-			       sh->cursor_ev, sh->stop_ev};
+			       sh->cursor_ev, sh->stop_ev, sh->serve_ev};
 	qs_syncer_free(&sh->sync);
 	if (sh->out.rd.shipped)
 		qs_info("output: %" PRIu64 " events shipped; %" PRIu64 " groups from memory, %" PRIu64
@@ -540,6 +595,7 @@ static void cleanup(struct shipper *sh)
 	if (sh->spool_open)
 		qs_spool_close(&sh->spool);
 	qs_stage_free(&sh->st);
+	qs_fair_free(sh->fair);
 	qs_tquota_free(&sh->quota);
 	qs_runtime_free(&sh->rt);
 }
@@ -570,6 +626,10 @@ int shipper_main(const struct qs_config *cfg)
 	memset(&sh, 0, sizeof(sh));
 	sh.cfg = cfg;
 	qs_heap_tune();
+#ifdef QS_TEST_HOOKS
+	const char *delay = getenv("QS_TEST_SHIPPER_DELAY_US");
+	sh.test_delay_us = delay ? (unsigned)strtoul(delay, NULL, 10) : 0;
+#endif
 	if (qs_runtime_init(&sh.rt, cfg, on_stop, &sh)) {
 		cleanup(&sh);
 		return 1;
@@ -587,19 +647,24 @@ int shipper_main(const struct qs_config *cfg)
 		spool_fd = -1;
 	}
 	const char *ep_dir = cfg->runtime_dir;
-	if (out_rc || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) || open_spool(&sh, spool_fd) ||
+	static const struct qs_fair_kind events = {sizeof(struct qs_event_rec), qs_event_rec_payload,
+						   offsetof(struct qs_event_rec, tenant)};
+	sh.fair = qs_fair_new(cfg->auth == QS_AUTH_NONE, &events); /* --auth none: no tenants to share between */
+	if (!sh.fair || out_rc || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) || open_spool(&sh, spool_fd) ||
 	    open_sockets(&sh, ep_dir)) {
 		qs_output_opened_free(&op);
 		cleanup(&sh);
 		return 1;
 	}
 	make_events(&sh);
-	if (qs_tquota_init(&sh.quota, cfg->tenants) || qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
+	if (qs_tquota_init(&sh.quota, cfg->auth != QS_AUTH_NONE ? cfg->tenants : NULL) ||
+	    qs_syncer_init(&sh.sync, sh.rt.base, on_synced, &sh) ||
 	    qs_output_init(&sh.out, cfg, sh.rt.base, &sh.spool, &op) || qs_confine_seccomp()) {
 		qs_output_opened_free(&op);
 		cleanup(&sh);
 		return 1;
 	}
+	qs_tquota_scan(&sh.quota, &sh.spool); /* before the first STATUS: who is over stays held */
 	sh.out.ctl_fd = sh.rt.ctl_fd;
 	qs_runtime_on(&sh.rt, QS_CTL_RESOLVED, on_resolved);
 	qs_runtime_on(&sh.rt, QS_CTL_ACCEPTOR, on_acceptor);

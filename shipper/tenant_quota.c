@@ -1,7 +1,6 @@
 /* Per-tenant unshipped bytes: a FIFO of runs in spool order, appended at each
- * commit and popped as the output's cursor passes their end. Counted since
- * this shipper started: a backlog found in the spool at start is not
- * attributed to any tenant (its records carry no tenant id). */
+ * commit and popped as the output's cursor passes their end. What an earlier
+ * shipper left unshipped is counted at start by quota_scan.c. */
 #include "shipper/tenant_quota.h"
 
 #include <stdlib.h>
@@ -67,6 +66,14 @@ static int push(struct qs_tquota *q, uint32_t tenant, uint64_t bytes, struct qs_
 	return 0;
 }
 
+int qs_tquota_add(struct qs_tquota *q, uint32_t idx, uint64_t bytes, struct qs_pos end)
+{
+	if (push(q, idx, bytes, end))
+		return -1;
+	q->bytes[idx] += bytes;
+	return 0;
+}
+
 void qs_tquota_committed(struct qs_tquota *q, const struct qs_staged *t, size_t k, struct qs_pos start)
 {
 	if (!q->ts)
@@ -80,8 +87,7 @@ void qs_tquota_committed(struct qs_tquota *q, const struct qs_staged *t, size_t 
 			continue;
 		uint32_t idx = (uint32_t)(tn - q->ts->t);
 		/* out of memory: the bytes go uncounted (the quota is then looser, never stricter) */
-		if (push(q, idx, bytes, (struct qs_pos){.seg = start.seg, .off = start.off + t[i].end}) == 0)
-			q->bytes[idx] += bytes;
+		qs_tquota_add(q, idx, bytes, (struct qs_pos){.seg = start.seg, .off = start.off + t[i].end});
 	}
 }
 

@@ -33,6 +33,8 @@ struct qs_tquota {
 /* No tenant with a spool-quota: nothing is counted. 0, or -1 (out of memory). */
 int qs_tquota_init(struct qs_tquota *q, const struct qs_tenants *ts);
 void qs_tquota_free(struct qs_tquota *q);
+/* Counts bytes for tenant idx (its index in the table) up to end. 0, or -1 out of memory. */
+int qs_tquota_add(struct qs_tquota *q, uint32_t idx, uint64_t bytes, struct qs_pos end);
 /* The first k staged records were committed at start (one segment). */
 void qs_tquota_committed(struct qs_tquota *q, const struct qs_staged *t, size_t k, struct qs_pos start);
 /* The output took everything before cursor. Returns whether the set of

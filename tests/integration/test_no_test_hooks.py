@@ -25,7 +25,8 @@ from qslib import check, log
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOOK = re.compile(r'QS_TEST_\w+|"test-[a-z-]+"')
 KNOWN = {"QS_TEST_SANDBOX_PROBE", '"test-source-addr"', '"test-hold-streams"', '"test-rebind-after"',
-         '"test-unread-answers"', '"test-reset-streams"', '"test-raw-reset"', "QS_TEST_CTL_FORBIDDEN"}
+         '"test-unread-answers"', '"test-reset-streams"', '"test-raw-reset"', "QS_TEST_CTL_FORBIDDEN",
+         "QS_TEST_PARSER_DELAY_US", "QS_TEST_FAIR_FIFO", "QS_TEST_SHIPPER_DELAY_US"}
 DROP_WITH_ARG = {"-o", "-MF", "-MT", "-MQ"}
 DROP = {"-c", "-MD", "-MMD", "-DQS_TEST_HOOKS"}
 

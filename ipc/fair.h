@@ -1,0 +1,63 @@
+/* A fair share of a process's work between tenants (issue 21, item 5;
+ * docs/ARCHITECTURE.md, "Fair share between tenants"): a bounded look-ahead
+ * of batch messages (ipc/msg.h) whose records are served by deficit round
+ * robin over their tenants (common/drr.h). The parser uses it for FRAMES,
+ * the shipper for EVENTS: a tenant with many connections cannot take either
+ * in proportion to its records. Knows no role: the caller says where a
+ * record keeps its tenant.
+ *
+ * A message goes through the look-ahead only while two tenants or more were
+ * seen in the last second: a single tenant's messages are handed back to be
+ * handled straight from the receive buffer as before, with no copy and no
+ * wait. In the look-ahead a message is copied once and its records queued per
+ * tenant, to be served a budget at a time. */
+#ifndef QS_IPC_FAIR_H
+#define QS_IPC_FAIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct qs_batch_iter;
+struct qs_fair;
+
+/* Quantum (bytes a tenant is served per turn) and the look-ahead's bound. */
+#define QS_FAIR_QUANTUM (64u * 1024)
+#define QS_FAIR_LOOKAHEAD (32u * 1024 * 1024)
+
+/* The records of one message type: their size, their payload's, and where
+ * their u64 tenant id lies. */
+struct qs_fair_kind {
+	size_t rec_len;
+	size_t (*payload_len)(const void *rec);
+	size_t tenant_off;
+};
+
+/* rec points at the record inside the look-ahead's copy (8-aligned: copy
+ * it into its struct to read it), payload at its payload. */
+typedef void (*qs_fair_serve_fn)(void *arg, const void *rec, const uint8_t *payload);
+
+/* off: every message is handed back (no tenants, or the test-only FIFO
+ * switch). NULL: out of memory. */
+struct qs_fair *qs_fair_new(bool off, const struct qs_fair_kind *kind);
+/* Drops whatever is still queued. */
+void qs_fair_free(struct qs_fair *f);
+/* A message with records (it: as opened on msg, before its first record).
+ * 0: the caller handles it now, as it is; 1: taken (queued, or dropped as
+ * malformed, logged). */
+int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *msg, size_t len);
+/* Serves queued records by deficit round robin until about budget bytes
+ * went (whole records); returns whether records are still queued. */
+bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *arg);
+bool qs_fair_empty(const struct qs_fair *f);
+/* Whether to read more messages now: the look-ahead is empty, or below its
+ * bound while tenants share the process. */
+bool qs_fair_room(const struct qs_fair *f);
+
+/* Runs ev (a timer) on the loop's next pass, after it polled its
+ * descriptors: an event_active from a callback runs before any poll, and a
+ * look-ahead served that way would starve every socket until it is empty. */
+struct event;
+void qs_fair_later(struct event *ev);
+
+#endif
