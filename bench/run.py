@@ -869,6 +869,19 @@ def pair_ratios(rounds, key, base):
             if r.get(key, {}).get("events_per_s") and r.get(base, {}).get("events_per_s")]
 
 
+def round_order(full, i):
+    """The runs of round i: every other round has the metrics run before the run it is paired with
+    (ABBA), so that what the second run of a pair gains or loses (a warm page cache, a host growing
+    busier) falls on each side alike."""
+    keys = [k for k, _ in full]
+    if i % 2 == 0 or "quicstash-fsync-metrics" not in keys or "quicstash-fsync" not in keys:
+        return full
+    out = list(full)
+    a, b = keys.index("quicstash-fsync"), keys.index("quicstash-fsync-metrics")
+    out[a], out[b] = out[b], out[a]
+    return out
+
+
 def pair_cpu_ratios(rounds, key, base):
     """Server CPU per event of key over base, round by round: steadier than events/s on a shared
     host, where a round's speed moves by tens of percent but the work per event much less."""
@@ -1388,7 +1401,7 @@ def main():
         rounds = []
         for i in range(args.repeat):
             rounds.append({})
-            for key, fn in full:
+            for key, fn in round_order(full, i):
                 attempt(key, lambda: fn("-%d" % i if args.repeat > 1 else ""))
                 rounds[-1][key] = results.pop(key)
         for key, _ in full:
