@@ -122,9 +122,9 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
  * read that finds less (a lone event, or only acknowledgements of our own
  * packets) goes back to waking on arrival: an everyday client's lone event is
  * read at once and costs no timer, the next burst is read the moment it
- * comes, and an idle acceptor sleeps. Under heavy load (a full batch at once, or the budget spent) the
- * batches form by themselves and the socket is read again on the next loop
- * pass. */
+ * comes, and an idle acceptor sleeps. Under heavy load (a full batch at
+ * once, or the budget spent) the batches form by themselves and the socket
+ * is read again on the next loop pass. */
 #define ACC_RX_GATHER_MIN 2
 static void after_read(struct acc *a, int n, uint64_t frames)
 {
