@@ -255,6 +255,7 @@ static void teardown(struct acc *a)
 	acc_src_free(a);
 	acc_tenant_count_free(a);
 	acc_limit_free(a);
+	free(a->limits_own);
 	struct event *evs[] = {a->udp_ev, a->rx_gather_ev, a->flush_ev, a->tick_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

@@ -488,7 +488,7 @@ void acc_conn_free(struct acc_conn *c)
 {
 	struct acc *a = c->a;
 	acc_tenant_count_conn(c, -1);
-	acc_limit_conn(c, -1);
+	acc_limit_gone(c);
 	while (c->streams)
 		acc_stream_free(c->streams);
 	if (c->qc) {
