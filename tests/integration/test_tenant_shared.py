@@ -199,8 +199,41 @@ def case_acceptor_crash():
     return "acceptor 0 killed with 3 connections: restarted, the tenant connected 3 times again, the 4th refused"
 
 
+def case_reload():
+    d = q.mkdtemp("shared-reload")
+    conf = os.path.join(d, "quicstash.conf")
+    with open(conf, "w") as f:
+        f.write("max-connections = 1000\n")
+    server = tenants_server(d, q.Receiver().start(), {"t": "max-connections = 3"},
+                            extra=["--acceptors", "2", "--config", conf])
+    steering_or_skip(server, 2)
+    three = [connect(server, d, "t", "three-%d" % i) for i in range(3)]
+    check(all(c.acked_count() == 1 for c in three), "the 3 connections were not all accepted")
+    with open(conf, "w") as f:
+        f.write("max-connections = 1001\n")  # an option the acceptors read: a new generation
+    mark = len(server.log())
+    os.kill(server.pid, signal.SIGHUP)
+    check(server.wait_log("reload 1 complete", mark, q.tmo(60)), "the reload did not complete:\n%s"
+          % server.log_tail())
+    check("applied in place" not in server.log()[mark:], "the reload was applied in place, not a new generation")
+    for k, c in enumerate(three):
+        c.feed(("\n".join(q.gen_events(10, 1000 * (k + 1))) + "\n").encode(), q.tmo(10))
+    for c in three:
+        check(c.wait_acked(11, q.tmo(30)) == 11 and c.running(),
+              "%s did not go on after the reload:\n%s" % (c.name, c.stderr()[-400:]))
+        check("refused" not in c.stderr(), "%s was refused on moving:\n%s" % (c.name, c.stderr()[-400:]))
+    c = connect(server, d, "t", "fourth")
+    check(c.wait(q.tmo(30)) == 2 and "tenant over its max-connections" in c.stderr(),
+          "a fourth connection after the reload was not refused:\n%s" % c.stderr()[-400:])
+    for c in three:
+        c.kill()
+    server.stop()
+    return "3 connections at max-connections = 3 moved to the new generation, none refused; a 4th refused"
+
+
 CASES = [("one-acceptor", case_one_acceptor), ("spread", case_spread),
-         ("max-connections", case_max_connections), ("acceptor-crash", case_acceptor_crash)]
+         ("max-connections", case_max_connections), ("acceptor-crash", case_acceptor_crash),
+         ("reload", case_reload)]
 
 
 def run():
