@@ -27,6 +27,8 @@ struct event_base;
 struct qs_config;
 struct qs_zwatch;
 struct qs_chan_in;
+struct qs_sl_region;
+struct qs_sl_row;
 
 /* Connection storms (docs/ARCHITECTURE.md): a half-open connection is given
  * up after ACC_HANDSHAKE_TIMEOUT, and while ACC_MAX_HANDSHAKING handshakes
@@ -148,6 +150,7 @@ struct acc_conn {
 	const struct qs_tenant *tenant; /* authenticated as (auth.c); NULL: not (yet), or --auth none */
 	uint64_t credential;            /* the credential's id (common/tenants.h), in its frames' records */
 	bool revoked;                   /* a parser said the credential is gone: close once answered */
+	struct qs_sl_row *lim_row;      /* the shared row it is counted open in (tenant_limit.c); NULL: none */
 	char close_reason[QS_REASON_MAX + 1]; /* a refusal's reason, kept until the close is written */
 };
 
@@ -212,6 +215,9 @@ struct acc {
 	uint64_t n_auth_refused, logged_auth_refused; /* connections refused authentication (auth.c) */
 	struct qs_mp_tenant **tcount; /* per tenant of cfg->tenants: its row in the metrics page (tenant_count.c) */
 	struct acc_tenant_limit *tlimit; /* per tenant of cfg->tenants (tenant_limit.c) */
+	struct qs_sl_region *limits;     /* the tenants' state all acceptors share (QS_CHILD_LIMITS_FD) */
+	struct qs_sl_region *limits_own; /* this acceptor's alone: without the shared one, or it is full */
+	bool limits_tried;
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
@@ -300,16 +306,17 @@ void acc_tenant_count_throttled(const struct acc_conn *c, uint64_t ns);
 struct qs_tenants;
 void acc_tenants_reload(struct acc *a, struct qs_tenants *old);
 
-/* tenant_limit.c: per-tenant limits (this acceptor's share) */
+/* tenant_limit.c: per-tenant limits, for the whole server (common/shared_limits.h) */
 struct acc_tenant_limit;
 int acc_limit_init(struct acc *a);
 void acc_limit_free(struct acc *a);
-/* Why a new connection of that tenant is refused (max-connections), or NULL. */
-/* After a reload in place: each tenant still there (by id) keeps the state
- * it had in old (indexed like old_ts), its rates now the new ones. */
+/* After a reload in place: each tenant still there (by id) keeps its holds
+ * from old (indexed like old_ts); its buckets and counts are in its shared row. */
 void acc_limit_carry(struct acc *a, const struct acc_tenant_limit *old, const struct qs_tenants *old_ts);
-const char *acc_limit_admit(const struct acc_conn *c, const struct qs_tenant *tenant);
-void acc_limit_conn(const struct acc_conn *c, int delta); /* +1 admitted, -1 gone */
+/* Counts the new connection of that tenant open, or says why it is refused
+ * (max-connections, all acceptors together): NULL admitted. */
+const char *acc_limit_admit(struct acc_conn *c, const struct qs_tenant *tenant);
+void acc_limit_gone(struct acc_conn *c); /* no longer open */
 /* A complete frame of len bytes: 0 to forward it (its tokens taken), or the
  * code to reject it with (why: the reason). */
 uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t whylen);

@@ -107,9 +107,14 @@ static bool all_answers_acked(const struct acc *a)
 
 static void goaway_all(struct acc *a)
 {
-	for (struct acc_conn *c = a->conns; c; c = c->next)
+	for (struct acc_conn *c = a->conns; c; c = c->next) {
 		for (struct acc_stream *s = c->streams; !c->revoked && s; s = s->next) /* revoked: closed, not moved */
 			acc_stream_goaway(s, ACC_GOAWAY_MS);
+		/* Its tenant's place goes with the move: a client told G sends
+		 * nothing new here and reconnects at once, and must not find its
+		 * own old connection still counted (max-connections). */
+		acc_limit_gone(c);
+	}
 }
 
 /* Shutdown in steps: G to every open stream at once, then wait (<= 5 s)
@@ -255,6 +260,7 @@ static void teardown(struct acc *a)
 	acc_src_free(a);
 	acc_tenant_count_free(a);
 	acc_limit_free(a);
+	free(a->limits_own);
 	struct event *evs[] = {a->udp_ev, a->rx_gather_ev, a->flush_ev, a->tick_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

@@ -63,7 +63,7 @@ static int refuse(struct acc_conn *c, uint64_t code, const char *reason, const c
 }
 
 /* The connection becomes the tenant's, unless the tenant holds its
- * max-connections already (this acceptor's share): then it is refused, and
+ * max-connections already (on all acceptors together): then it is refused, and
  * the tenant's other connections go on. */
 static int admit(struct acc_conn *c, const struct qs_tenant *t, uint64_t cred)
 {
@@ -73,7 +73,6 @@ static int admit(struct acc_conn *c, const struct qs_tenant *t, uint64_t cred)
 	c->tenant = t;
 	c->credential = cred;
 	acc_tenant_count_conn(c, +1);
-	acc_limit_conn(c, +1);
 	return 0;
 }
 

@@ -301,6 +301,9 @@ static void conn_update_timer(struct acc_conn *c)
 static void linger(struct acc_conn *c, enum acc_conn_state state)
 {
 	c->state = state;
+	/* it carries nothing more: its tenant's place is free now, not ~3 PTO
+	 * later (a client moving after a go-away reconnects at once) */
+	acc_limit_gone(c);
 	uint64_t d = 3 * ngtcp2_conn_get_pto(c->qc);
 	struct timeval tv = {.tv_sec = (time_t)(d / NGTCP2_SECONDS),
 			     .tv_usec = (suseconds_t)((d % NGTCP2_SECONDS) / 1000)};
@@ -488,7 +491,7 @@ void acc_conn_free(struct acc_conn *c)
 {
 	struct acc *a = c->a;
 	acc_tenant_count_conn(c, -1);
-	acc_limit_conn(c, -1);
+	acc_limit_gone(c);
 	while (c->streams)
 		acc_stream_free(c->streams);
 	if (c->qc) {

@@ -1,38 +1,69 @@
 /* Per-tenant limits (docs/TENANTS.md, "Limits"): events and bytes per second
  * as token buckets with a burst, connections, message size.
  *
- * Whole server: each acceptor enforces its share of a tenant's rate and
- * connections (qs_config_acceptor_share: BPF steering spreads connections
- * evenly, as for -m). A tenant over a rate with on-limit = throttle is not
- * refused anything: its connections stop decoding (the bytes wait in the
- * stream's pending buffer, pending.c), so their frames are not answered and
- * their flow-control credit is not extended; the client, out of credit,
- * stops sending. The buckets go into debt by a whole frame, so a frame larger
- * than the burst still passes, and the debt is paid before the next. */
+ * Whole server: the buckets and the open-connection counts live in the
+ * tenant's row of the region all acceptors share (common/shared_limits.h),
+ * so a tenant gets its limit wherever its connections land. A tenant over a
+ * rate with on-limit = throttle is not refused anything: its connections
+ * stop decoding (the bytes wait in the stream's pending buffer, pending.c),
+ * so their frames are not answered and their flow-control credit is not
+ * extended; the client, out of credit, stops sending. The buckets go into
+ * debt by a whole frame, so a frame larger than the burst still passes, and
+ * the debt is paid before the next. What is this acceptor's alone: when it
+ * last found a tenant held (its throttled time), the limit it names to its
+ * clients, and the shipper's word on spool quotas. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acceptor/acc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/shared_limits.h"
 #include "common/tenants.h"
 
-#define BURST_DIV 5 /* the burst: a fifth of a second of the rate */
-
 struct acc_tenant_limit {
-	double ev, by;           /* tokens; below 0: in debt, held */
-	double ev_rate, by_rate; /* this acceptor's share a second; 0: no limit */
-	uint64_t refill_mono;
-	uint64_t open;           /* its connections here */
-	uint64_t held_since;     /* when it was last found held; 0: not held */
-	bool over_quota;         /* the shipper says: over its spool-quota */
-	const char *held_at;     /* the limit it is held at */
+	struct qs_sl_row *row;        /* its buckets and counts; NULL: none to be had, no limit */
+	double rate[QS_SL_BUCKETS];   /* tokens a second (the whole server's); 0: no limit */
+	uint64_t held_since;          /* when it was last found held; 0: not held */
+	bool over_quota;              /* the shipper says: over its spool-quota */
+	const char *held_at;          /* the limit it is held at */
 };
+
+/* The shared region, mapped once (before the sandbox) and kept for the
+ * process's life: rows outlive any tenants table. This acceptor's column
+ * starts at 0 (a predecessor's connections died with it). */
+static void attach(struct acc *a)
+{
+	a->limits_tried = true;
+	a->limits = qs_sl_map(QS_CHILD_LIMITS_FD);
+	close(QS_CHILD_LIMITS_FD);
+	if (a->limits)
+		qs_sl_clear_column(a->limits, a->cfg->steer_key);
+	else if (a->cfg->tenants && a->cfg->tenants->n)
+		qs_warn("no shared limit state from the supervisor: tenants are limited per acceptor");
+}
+
+/* The tenant's row: the shared one, else one of this acceptor's own. */
+static struct qs_sl_row *row_of(struct acc *a, const struct qs_tenant *t)
+{
+	struct qs_sl_row *r = a->limits ? qs_sl_row(a->limits, t->id) : NULL;
+	if (r)
+		return r;
+	if (!a->limits_own && !(a->limits_own = calloc(1, sizeof(*a->limits_own))))
+		return NULL;
+	if (a->limits)
+		qs_warn("tenant %s: the shared limit state is full (%d tenants since start): limited per acceptor",
+			t->name, QS_SL_ROWS);
+	return qs_sl_row(a->limits_own, t->id);
+}
 
 int acc_limit_init(struct acc *a)
 {
+	if (!a->limits_tried)
+		attach(a);
 	size_t n = a->cfg->tenants ? a->cfg->tenants->n : 0;
 	if (!n)
 		return 0;
@@ -41,25 +72,13 @@ int acc_limit_init(struct acc *a)
 		qs_err("out of memory for the tenants' limits");
 		return -1;
 	}
-	uint64_t now = qs_now_ns();
 	for (size_t i = 0; i < n; i++) {
-		const struct qs_tenant_limits *l = &a->cfg->tenants->t[i].lim;
-		struct acc_tenant_limit *t = &a->tlimit[i];
-		t->ev_rate = (double)qs_config_acceptor_share(a->cfg, l->events_per_second);
-		t->by_rate = (double)qs_config_acceptor_share(a->cfg, l->bytes_per_second);
-		t->ev = t->ev_rate / BURST_DIV;
-		t->by = t->by_rate / BURST_DIV;
-		t->refill_mono = now;
+		const struct qs_tenant *t = &a->cfg->tenants->t[i];
+		a->tlimit[i].row = row_of(a, t);
+		a->tlimit[i].rate[QS_SL_EVENTS] = (double)t->lim.events_per_second;
+		a->tlimit[i].rate[QS_SL_BYTES] = (double)t->lim.bytes_per_second;
 	}
 	return 0;
-}
-
-/* Tokens carried to a new rate: no more than its burst; a debt stays owed.
- * From no limit to one: a full burst, as at start. */
-static double carried(double tokens, double old_rate, double rate)
-{
-	double burst = rate / BURST_DIV;
-	return old_rate > 0 && tokens < burst ? tokens : burst;
 }
 
 void acc_limit_carry(struct acc *a, const struct acc_tenant_limit *old, const struct qs_tenants *old_ts)
@@ -68,13 +87,9 @@ void acc_limit_carry(struct acc *a, const struct acc_tenant_limit *old, const st
 	for (size_t i = 0; old && old_ts && a->tlimit && i < ts->n; i++) {
 		const struct qs_tenant *o = qs_tenants_by_id(old_ts, ts->t[i].id);
 		if (!o)
-			continue; /* added: as at start */
+			continue; /* added */
 		const struct acc_tenant_limit *f = &old[o - old_ts->t];
 		struct acc_tenant_limit *t = &a->tlimit[i];
-		t->ev = carried(f->ev, f->ev_rate, t->ev_rate);
-		t->by = carried(f->by, f->by_rate, t->by_rate);
-		t->refill_mono = f->refill_mono;
-		t->open = f->open;
 		t->held_since = f->held_since;
 		t->over_quota = f->over_quota;
 		t->held_at = f->held_at;
@@ -87,32 +102,15 @@ void acc_limit_free(struct acc *a)
 	a->tlimit = NULL;
 }
 
-static size_t idx_of(const struct acc_conn *c)
-{
-	return (size_t)(c->tenant - c->a->cfg->tenants->t);
-}
-
 static struct acc_tenant_limit *of(const struct acc_conn *c)
 {
-	return c->tenant && c->a->tlimit ? &c->a->tlimit[idx_of(c)] : NULL;
+	return c->tenant && c->a->tlimit ? &c->a->tlimit[c->tenant - c->a->cfg->tenants->t] : NULL;
 }
 
-static double refill_one(double tokens, double rate, double dt)
+static void refill(struct acc_tenant_limit *t, uint64_t now)
 {
-	double burst = rate / BURST_DIV;
-	tokens += rate * dt;
-	return tokens > burst ? burst : tokens;
-}
-
-static void refill(struct acc_tenant_limit *t)
-{
-	uint64_t now = qs_now_ns();
-	double dt = (double)(now - t->refill_mono) / 1e9;
-	t->refill_mono = now;
-	if (t->ev_rate > 0)
-		t->ev = refill_one(t->ev, t->ev_rate, dt);
-	if (t->by_rate > 0)
-		t->by = refill_one(t->by, t->by_rate, dt);
+	if (t->row)
+		qs_sl_refill(t->row, t->rate, now);
 }
 
 /* The limit the tenant is over, or NULL. */
@@ -120,29 +118,33 @@ static const char *over(const struct acc_tenant_limit *t)
 {
 	if (t->over_quota)
 		return "spool-quota";
-	if (t->ev_rate > 0 && t->ev < 0)
+	if (t->row && t->rate[QS_SL_EVENTS] > 0 && qs_sl_in_debt(t->row, QS_SL_EVENTS))
 		return "events-per-second";
-	if (t->by_rate > 0 && t->by < 0)
+	if (t->row && t->rate[QS_SL_BYTES] > 0 && qs_sl_in_debt(t->row, QS_SL_BYTES))
 		return "bytes-per-second";
 	return NULL;
 }
 
-const char *acc_limit_admit(const struct acc_conn *c, const struct qs_tenant *tenant)
+const char *acc_limit_admit(struct acc_conn *c, const struct qs_tenant *tenant)
 {
-	const struct acc *a = c->a;
-	if (!tenant || !a->tlimit || !tenant->lim.max_connections)
+	struct acc *a = c->a;
+	acc_limit_gone(c); /* never counted twice */
+	if (!tenant || !a->tlimit)
 		return NULL;
-	uint64_t share = qs_config_acceptor_share(a->cfg, tenant->lim.max_connections);
-	if (a->tlimit[tenant - a->cfg->tenants->t].open < share)
-		return NULL;
-	return "tenant over its max-connections";
+	struct qs_sl_row *row = a->tlimit[tenant - a->cfg->tenants->t].row;
+	/* counted even without a limit: a reload may set one */
+	if (row && !qs_sl_admit(row, a->cfg->steer_key, tenant->lim.max_connections))
+		return "tenant over its max-connections";
+	c->lim_row = row;
+	return NULL;
 }
 
-void acc_limit_conn(const struct acc_conn *c, int delta)
+void acc_limit_gone(struct acc_conn *c)
 {
-	struct acc_tenant_limit *t = of(c);
-	if (t)
-		t->open += (uint64_t)(int64_t)delta;
+	/* the row it was counted in, whatever the tenants table is now */
+	if (c->lim_row)
+		qs_sl_leave(c->lim_row, c->a->cfg->steer_key);
+	c->lim_row = NULL;
 }
 
 uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t whylen)
@@ -156,14 +158,16 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 		snprintf(why, whylen, "frame of %u bytes exceeds the limit of %" PRIu64 " bytes", len, l->max_message_size);
 		return QS_REJ_TOO_LARGE;
 	}
-	refill(t);
+	refill(t, qs_now_ns());
 	const char *limit = over(t);
 	if (limit && !t->over_quota && l->on_limit == QS_ON_LIMIT_REJECT) {
 		snprintf(why, whylen, "rate limited: tenant over its %s", limit);
 		return QS_REJ_RATE_LIMITED;
 	}
-	t->ev -= 1;
-	t->by -= 4.0 + len;
+	if (t->row && t->rate[QS_SL_EVENTS] > 0)
+		qs_sl_take(t->row, QS_SL_EVENTS, 1);
+	if (t->row && t->rate[QS_SL_BYTES] > 0)
+		qs_sl_take(t->row, QS_SL_BYTES, 4.0 + len);
 	return 0;
 }
 
@@ -172,12 +176,12 @@ bool acc_limit_held(struct acc_conn *c)
 	struct acc_tenant_limit *t = of(c);
 	if (!t)
 		return false;
-	refill(t);
+	uint64_t now = qs_now_ns();
+	refill(t, now);
 	/* a spool quota always holds; a rate only with on-limit = throttle */
 	const char *limit = over(t);
 	if (limit && !t->over_quota && c->tenant->lim.on_limit == QS_ON_LIMIT_REJECT)
 		limit = NULL;
-	uint64_t now = t->refill_mono;
 	if (limit) {
 		t->held_at = limit;
 		if (!t->held_since)

@@ -1,7 +1,8 @@
 /* A reload whose only change is the tenants file, applied in place
  * (QS_CTL_TENANTS; docs/ARCHITECTURE.md, "Tenants reloaded in place"): the
  * acceptor keeps its connections. Its per-tenant counters and limit state are
- * rebuilt for the new table and carried over by tenant id (never by
+ * rebuilt for the new table and carried over by tenant id (the buckets and
+ * open counts are the tenant's shared row, found by id; never by
  * position: a reload may add, remove or reorder tenants). A connection whose
  * tenant is gone, or whose credential its tenant no longer lists, is revoked:
  * it decodes nothing more and closes with unauthenticated once every frame it

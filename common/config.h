@@ -151,3 +151,5 @@ static inline uint64_t qs_config_acceptor_share(const struct qs_config *cfg, uin
  * writable; the metrics process finds the supervisor's page here and every
  * page its directory lists after it, read-only. */
 #define QS_CHILD_PAGE_FD 6
+/* Acceptors: the tenants' limit state they all share (common/shared_limits.h). */
+#define QS_CHILD_LIMITS_FD 7

@@ -32,6 +32,8 @@ enum qs_role_fd {
 	QS_FD_PAGE = 1u << 3,   /* QS_CHILD_PAGE_FD: its slot's metrics page, writable (--metrics-addr) */
 	QS_FD_LISTEN = 1u << 4, /* QS_CHILD_LISTEN_FD: the metrics listening socket */
 	QS_FD_PAGES = 1u << 5,  /* QS_CHILD_PAGE_FD on: the supervisor's page, then every page, read-only */
+	QS_FD_LIMITS = 1u << 6, /* QS_CHILD_LIMITS_FD: the tenants' shared limit state (common/shared_limits.h);
+				 * not with QS_FD_PAGES (whose pages take 6 on) */
 };
 
 /* How many processes of a role the supervisor runs. */

@@ -16,7 +16,9 @@
 #include "common/log.h"
 #include "common/metrics_page.h"
 #include "common/sandbox.h"
+#include "common/shared_limits.h"
 #include "ipc/ctl.h"
+#include "ipc/zsock.h"
 #include "supervisor/metrics.h"
 
 #define BACKOFF_MIN_MS 100
@@ -95,7 +97,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
 		p->proc[i].restart_ev = evtimer_new(base, restart_cb, &p->proc[i]);
 		p->proc[i].page_fd[0] = p->proc[i].page_fd[1] = -1;
 	}
-	p->listen_fd = p->sup_page_ro = -1;
+	p->listen_fd = p->sup_page_ro = p->limits_fd = -1;
 	return 0;
 }
 
@@ -105,7 +107,7 @@ int qs_procs_init(struct qs_procs *p, const struct qs_config *cfg, unsigned acce
  * so that none overwrites another), nothing else. */
 static void place_fds(struct qs_procs *p, struct qs_proc *c, int ctl)
 {
-	static int src[QS_MP_DIR_MAX + 4], dst[QS_MP_DIR_MAX + 4], hi[QS_MP_DIR_MAX + 4];
+	static int src[QS_MP_DIR_MAX + 5], dst[QS_MP_DIR_MAX + 5], hi[QS_MP_DIR_MAX + 5];
 	const uint32_t fds = c->def->fds;
 	int n = 0, last = QS_CHILD_CTL_FD;
 	src[n] = fds & QS_FD_CTL ? ctl : -1, dst[n++] = QS_CHILD_CTL_FD;
@@ -115,6 +117,8 @@ static void place_fds(struct qs_procs *p, struct qs_proc *c, int ctl)
 	dst[n++] = QS_CHILD_PAGE_FD;
 	for (unsigned i = 0; (fds & QS_FD_PAGES) && i < p->npages_ro; i++)
 		src[n] = p->pages_ro[i], dst[n] = QS_CHILD_PAGE_FD + n - 3, n++;
+	if (fds & QS_FD_LIMITS) /* never with QS_FD_PAGES (test_roles): after the own page */
+		src[n] = p->limits_fd, dst[n++] = QS_CHILD_LIMITS_FD;
 	for (int i = 0; i < n; i++)
 		if ((hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD, dst[n - 1] + 1) : -1) < 0 && src[i] >= 0)
 			_exit(127);
@@ -307,6 +311,27 @@ struct qs_proc *qs_procs_find_pid(struct qs_procs *p, pid_t pid)
 	return NULL;
 }
 
+_Static_assert(QS_SL_COLUMNS == QS_ACCEPTOR_CHANNELS_MAX, "a column per steering key");
+
+int qs_procs_limits_init(struct qs_procs *p)
+{
+	if ((p->limits_fd = qs_sl_create()) < 0 || !(p->limits = qs_sl_map(p->limits_fd))) {
+		qs_err("the tenants' shared limits: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* An acceptor's connections ended with it: its column of the tenants' open
+ * counts goes back to 0 (a write only; the region's values are not read). A
+ * reload's old one had the other bank's key. */
+static void gone_limits(struct qs_procs *p, const struct qs_proc *c, bool old)
+{
+	if (!p->limits || !(c->def->fds & QS_FD_LIMITS))
+		return;
+	qs_sl_clear_column(p->limits, old ? (c->key + QS_KEY_BANK) % QS_ACCEPTOR_CHANNELS_MAX : c->key);
+}
+
 void qs_procs_reap(struct qs_procs *p)
 {
 	int status;
@@ -321,6 +346,7 @@ void qs_procs_reap(struct qs_procs *p)
 			c->old_pid = 0;
 			if (c->page[c->old_lane]) /* its gauges described it; its counters stay */
 				qs_mp_clear_gauges(c->page[c->old_lane]);
+			gone_limits(p, c, true);
 			qs_sup_metrics_queues(p, c);
 			p->on_old_exit(p, c, status);
 			continue;
@@ -329,6 +355,7 @@ void qs_procs_reap(struct qs_procs *p)
 		c->ready = false;
 		if (c->page[c->lane])
 			qs_mp_clear_gauges(c->page[c->lane]);
+		gone_limits(p, c, false);
 		qs_sup_metrics_queues(p, c);
 		if (c->ctl_ev) {
 			event_free(c->ctl_ev);

@@ -15,6 +15,7 @@
 
 struct event_base;
 struct event;
+struct qs_sl_region;
 
 /* One (role, slot): the processes that run it one after the other (restarts),
  * and during a reload's overlap the previous one too (old_pid). */
@@ -73,6 +74,10 @@ struct qs_procs {
 	int sup_page_ro;
 	int *pages_ro;
 	unsigned npages_ro;
+	/* the tenants' limit state shared by the acceptors (QS_FD_LIMITS): the
+	 * supervisor only zeroes a gone acceptor's column, never reads it */
+	int limits_fd;
+	struct qs_sl_region *limits;
 	void (*on_ctl)(struct qs_procs *p, struct qs_proc *c); /* a control message is readable */
 	void (*on_exit)(struct qs_procs *p, struct qs_proc *c, int status);
 	void (*on_old_exit)(struct qs_procs *p, struct qs_proc *c, int status); /* an old_pid ended */
@@ -89,6 +94,9 @@ int qs_proc_start(struct qs_procs *p, struct qs_proc *c);
 int qs_proc_start_overlapping(struct qs_procs *p, struct qs_proc *c);
 /* Schedules a restart with backoff (100 ms doubling to 10 s; reset after 30 s of health). */
 void qs_proc_schedule_restart(struct qs_procs *p, struct qs_proc *c);
+/* The tenants' limit state the acceptors share (QS_FD_LIMITS), before any
+ * child starts; -1 with the reason logged. */
+int qs_procs_limits_init(struct qs_procs *p);
 /* Reaps exited children; calls on_exit for each. */
 void qs_procs_reap(struct qs_procs *p);
 struct qs_proc *qs_procs_find_pid(struct qs_procs *p, pid_t pid);

@@ -349,7 +349,7 @@ int supervisor_main(const struct qs_config *cfg, int argc, char **argv)
 	}
 	S.phase_timer = evtimer_new(S.base, phase_timeout, NULL);
 	if (qs_procs_init(&S.procs, cfg, acceptors, argc, argv, udp_fds, S.base) < 0 ||
-	    qs_sup_metrics_init(&S.procs, cfg) < 0)
+	    qs_sup_metrics_init(&S.procs, cfg) < 0 || qs_procs_limits_init(&S.procs) < 0)
 		return 1;
 	snprintf(S.procs.runtime_dir, sizeof(S.procs.runtime_dir), "%s", rundir);
 	qs_child_user(cfg, S.procs.user, sizeof(S.procs.user));

@@ -13,8 +13,8 @@ max-connections: a tenant at its max-connections = 1: a second connection is ref
 spool-quota: Logstash down: tenant full (spool-quota = 256K) is held once that much of its events
   wait in the spool, while tenant other keeps being acknowledged; when Logstash returns both drain
   completely and full's client is told it was held at its spool-quota.
-acceptors: with 2 acceptors a tenant's 8 connections together stay within its rate (each acceptor
-  holds its share).
+acceptors: with 2 acceptors a tenant's 8 connections together stay within its rate (the acceptors
+  share its buckets; test_tenant_shared checks where the connections land).
 message-size: a tenant's max-message-size rejects a larger frame too_large; the server's limit
   still lets other tenants send it."""
 import json
@@ -231,7 +231,7 @@ def case_acceptors():
     corpus = q.write_lines(os.path.join(d, "corpus.jsonl"), q.gen_events(1000))
     n = 4 * LIMIT
     took, _, rate = bench(server, d, corpus, n, "slow", ["-c", "8"])
-    # each acceptor holds its half: 8 connections spread over both never pass the whole
+    # one pair of buckets for both acceptors: 8 connections spread over both never pass the whole
     check(n / took <= LIMIT * 1.1 + LIMIT / 5 / took, "2 acceptors, 8 connections: %.0f events/s over %d"
           % (n / took, LIMIT))
     server.stop()

@@ -63,9 +63,10 @@ static const char *reload_text(enum qs_role_reload r)
 
 static void fds_text(FILE *f, uint32_t fds)
 {
-	fprintf(f, "%s%s%s%s%s%s |", fds & QS_FD_CTL ? " ctl 3" : "", fds & QS_FD_UDP ? ", UDP 4" : "",
+	fprintf(f, "%s%s%s%s%s%s%s |", fds & QS_FD_CTL ? " ctl 3" : "", fds & QS_FD_UDP ? ", UDP 4" : "",
 		fds & QS_FD_LISTEN ? ", TCP listen 4" : "", fds & QS_FD_CONFIG ? ", config 5" : "",
-		fds & QS_FD_PAGE ? ", own page 6" : "", fds & QS_FD_PAGES ? ", all pages 6.. read-only" : "");
+		fds & QS_FD_PAGE ? ", own page 6" : "", fds & QS_FD_PAGES ? ", all pages 6.. read-only" : "",
+		fds & QS_FD_LIMITS ? ", tenants' limits 7" : "");
 }
 
 static void notes_text(FILE *f, const struct qs_role_def *d)
@@ -225,6 +226,8 @@ static void descriptors_and_messages(void)
 		CHECK((d->fds & (QS_FD_CTL | QS_FD_CONFIG)) == (QS_FD_CTL | QS_FD_CONFIG));
 		/* A generation is new sockets in the other steering bank. */
 		CHECK(d->reload_how != QS_RELOAD_GENERATION || (d->fds & QS_FD_UDP));
+		/* the pages take 6 on: the limits' 7 would be one of them */
+		CHECK(!((d->fds & QS_FD_PAGES) && (d->fds & QS_FD_LIMITS)));
 		CHECK(d->ctl_sends & QS_CTL_BIT(QS_CTL_READY));
 		CHECK(d->ctl_receives & QS_CTL_BIT(QS_CTL_SHUTDOWN));
 		CHECK((d->ctl_sends & ~up) == 0);       /* children report and ask */
