@@ -36,6 +36,14 @@ struct qs_chan_in;
  * benchmark host, well inside a client's 10 s (docs/PERFORMANCE.md). */
 #define ACC_HANDSHAKE_TIMEOUT (10 * NGTCP2_SECONDS)
 #define ACC_MAX_HANDSHAKING 1024
+/* ACKs ride on answers (issue 27, quic_conn.c conn_update_timer): while a
+ * connection waits for answers and has nothing else to send, its timer may
+ * fire this late, so the QUIC ACK of its packets leaves with the answers
+ * instead of in a packet of its own; within the 25 ms max_ack_delay we
+ * announce (ngtcp2's default). A gathered batch with several packets of one
+ * client no longer forces an ACK at once either (ack_thresh). */
+#define ACC_ACK_RIDE (5 * NGTCP2_MILLISECONDS)
+#define ACC_ACK_THRESH 8
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)
@@ -130,6 +138,8 @@ struct acc_conn {
 	struct acc_conn *prev, *next;
 	struct acc_conn *dirty_next;
 	bool dirty;
+	bool dirty_write;     /* something besides packets read wants a write (acc_conn_flush) */
+	uint32_t rx_unacked;  /* packets read since we last sent one: ACKs ride on answers */
 	struct acc_stream *streams;
 	ngtcp2_cid odcid; /* the client's first DCID, also in the CID map */
 	ngtcp2_ccerr err;
@@ -360,6 +370,9 @@ void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fr
 void acc_conn_send_close(struct acc_conn *c);
 void acc_conn_mark_dirty(struct acc_conn *c);
 void acc_conn_write(struct acc_conn *c);
+/* The loop pass's write for a dirty connection: skipped while only packets
+ * read made it dirty and their ACK can wait for the answers. */
+void acc_conn_flush(struct acc_conn *c);
 void acc_conn_close(struct acc_conn *c, uint64_t app_error);
 /* Closes with an application error and its reason (a static string). */
 void acc_conn_close_reason(struct acc_conn *c, uint64_t app_error, const char *reason);

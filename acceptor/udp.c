@@ -69,8 +69,10 @@ static void datagram(struct acc *a, struct msghdr *mh, size_t len, uint8_t *buf)
 	/* also drops a coalesced datagram whose UDP_GRO cmsg was lost (MSG_CTRUNC) */
 	if (seg > ACC_MAX_PKT)
 		return;
-	for (size_t off = 0; off < len; off += seg)
+	for (size_t off = 0; off < len; off += seg) {
+		qs_mp_add(QS_M_UDP_IN_PKTS, 1);
 		acc_conn_packet(a, mh->msg_name, mh->msg_namelen, buf + off, len - off < seg ? len - off : seg);
+	}
 }
 
 /* Reads what is queued; returns the packets read, -1 to read again at once. */
@@ -216,6 +218,8 @@ static void send_one(struct acc *a, const struct sockaddr *to, socklen_t tolen, 
 	do
 		n = sendmsg(a->udp_fd, &mh, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		qs_mp_add(QS_M_UDP_OUT_PKTS, 1);
 	if (n < 0 && errno != EAGAIN)
 		qs_debug("sendmsg: %s", strerror(errno));
 }
@@ -228,6 +232,7 @@ void acc_udp_flush(struct acc *a)
 		if (n > 0) {
 			for (int i = 0; i < n; i++)
 				qs_mp_add(QS_M_UDP_OUT_BYTES, tx.msgs[done + (unsigned)i].msg_len);
+			qs_mp_add(QS_M_UDP_OUT_PKTS, (uint64_t)n);
 			done += (unsigned)n;
 			continue;
 		}
