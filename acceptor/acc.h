@@ -227,6 +227,7 @@ struct acc {
 	struct event *udp_ev, *flush_ev, *tick_ev;
 	struct event *rx_gather_ev; /* receive moderation: the next read after this wait (udp.c) */
 	uint64_t rx_gather_us;      /* 0: read on every packet's arrival */
+	uint64_t rx_newest_ns;      /* realtime arrival of the newest packet read (SO_TIMESTAMPNS) */
 	bool tick_fast; /* the tick runs at the busy pace (acceptor.c, tick_arm) */
 
 	void *zctx;
@@ -351,6 +352,9 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why); /* logs, rate
 
 /* udp.c */
 int acc_udp_init(struct acc *a);
+/* Receive moderation's wait (udp.c): wait_us counted from the newest packet's
+ * arrival (realtime ns; 0: unknown), as seen at now_ns. */
+uint64_t acc_gather_wait_us(uint64_t wait_us, uint64_t newest_ns, uint64_t now_ns);
 /* Queues a packet; acc_udp_flush() (end of every loop pass) sends the queue. */
 void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len);
 void acc_udp_flush(struct acc *a);
