@@ -7,8 +7,8 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acceptor/acc.h"
