@@ -38,6 +38,14 @@ struct qs_sl_row;
  * benchmark host, well inside a client's 10 s (docs/PERFORMANCE.md). */
 #define ACC_HANDSHAKE_TIMEOUT (10 * NGTCP2_SECONDS)
 #define ACC_MAX_HANDSHAKING 1024
+/* ACKs ride on answers (issue 27, quic_conn.c conn_update_timer): while a
+ * connection waits for answers and has nothing else to send, its timer may
+ * fire this late, so the QUIC ACK of its packets leaves with the answers
+ * instead of in a packet of its own; within the 25 ms max_ack_delay we
+ * announce (ngtcp2's default). A gathered batch with several packets of one
+ * client no longer forces an ACK at once either (ack_thresh). */
+#define ACC_ACK_RIDE (5 * NGTCP2_MILLISECONDS)
+#define ACC_ACK_THRESH 8
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)
@@ -132,6 +140,8 @@ struct acc_conn {
 	struct acc_conn *prev, *next;
 	struct acc_conn *dirty_next;
 	bool dirty;
+	bool dirty_write;     /* something besides packets read wants a write (acc_conn_flush) */
+	uint32_t rx_unacked;  /* packets read since we last sent one: ACKs ride on answers */
 	struct acc_stream *streams;
 	ngtcp2_cid odcid; /* the client's first DCID, also in the CID map */
 	ngtcp2_ccerr err;
@@ -223,6 +233,7 @@ struct acc {
 	struct event *udp_ev, *flush_ev, *tick_ev;
 	struct event *rx_gather_ev; /* receive moderation: the next read after this wait (udp.c) */
 	uint64_t rx_gather_us;      /* 0: read on every packet's arrival */
+	uint64_t rx_newest_ns;      /* realtime arrival of the newest packet read (SO_TIMESTAMPNS) */
 	bool tick_fast; /* the tick runs at the busy pace (acceptor.c, tick_arm) */
 
 	void *zctx;
@@ -348,6 +359,9 @@ void acc_src_refused(struct acc *a, int32_t idx, const char *why); /* logs, rate
 
 /* udp.c */
 int acc_udp_init(struct acc *a);
+/* Receive moderation's wait (udp.c): wait_us counted from the newest packet's
+ * arrival (realtime ns; 0: unknown), as seen at now_ns. */
+uint64_t acc_gather_wait_us(uint64_t wait_us, uint64_t newest_ns, uint64_t now_ns);
 /* Queues a packet; acc_udp_flush() (end of every loop pass) sends the queue. */
 void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, const uint8_t *pkt, size_t len);
 void acc_udp_flush(struct acc *a);
@@ -367,6 +381,9 @@ void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fr
 void acc_conn_send_close(struct acc_conn *c);
 void acc_conn_mark_dirty(struct acc_conn *c);
 void acc_conn_write(struct acc_conn *c);
+/* The loop pass's write for a dirty connection: skipped while only packets
+ * read made it dirty and their ACK can wait for the answers. */
+void acc_conn_flush(struct acc_conn *c);
 void acc_conn_close(struct acc_conn *c, uint64_t app_error);
 /* Closes with an application error and its reason (a static string). */
 void acc_conn_close_reason(struct acc_conn *c, uint64_t app_error, const char *reason);

@@ -82,7 +82,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		c->dirty = false;
 		for (struct acc_stream *s = c->streams; s; s = s->next)
 			acc_stream_flush_answers(s);
-		acc_conn_write(c);
+		acc_conn_flush(c);
 	}
 	acc_udp_flush(a);
 	a->pass_real_ns = 0; /* the next frames belong to a later pass */

@@ -252,6 +252,7 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 	 * storm the clients coming back found the places taken by their own
 	 * abandoned attempts. */
 	st.handshake_timeout = ACC_HANDSHAKE_TIMEOUT;
+	st.ack_thresh = ACC_ACK_THRESH;
 	if (token_type != NGTCP2_TOKEN_TYPE_UNKNOWN && hd->tokenlen) {
 		/* a verified token: the address is validated, no 3x limit */
 		st.token = hd->token;
@@ -284,6 +285,23 @@ struct acc_conn *acc_conn_new(struct acc *a, const struct sockaddr *from, sockle
 	return c;
 }
 
+static struct acc_stream *next_writer(struct acc_stream *s);
+
+/* ngtcp2 acknowledges a packet an eighth of the RTT after it came (on
+ * loopback: at once, in the write that follows the read), so at everyday
+ * rates every batch of a client's events cost a packet with the ACK alone
+ * and, a millisecond later, another with the answers. While answers are due,
+ * nothing else waits to be sent and few packets wait for their ACK, the
+ * write after a read is skipped (acc_conn_flush) and the timer (whatever it
+ * is for: the ACK, loss detection, keep-alive) may be ACC_ACK_RIDE late; the
+ * answers' write takes the ACK along. Many packets unacknowledged (a client
+ * sending fast, whose window needs the ACKs) write at once as before. */
+static bool ack_can_ride(struct acc_conn *c)
+{
+	return c->state == ACC_CONN_ACTIVE && c->hs_done && c->frames && c->rx_unacked < ACC_ACK_THRESH &&
+	       !next_writer(c->streams);
+}
+
 static void conn_update_timer(struct acc_conn *c)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
@@ -291,6 +309,8 @@ static void conn_update_timer(struct acc_conn *c)
 		evtimer_del(c->timer);
 		return;
 	}
+	if (ack_can_ride(c))
+		exp += ACC_ACK_RIDE;
 	uint64_t now = ts_now(), d = exp > now ? exp - now : 0;
 	struct timeval tv = {.tv_sec = (time_t)(d / NGTCP2_SECONDS),
 			     .tv_usec = (suseconds_t)((d % NGTCP2_SECONDS) / 1000)};
@@ -385,7 +405,10 @@ void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fr
 	ngtcp2_pkt_info pi = {0};
 	int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, ts_now());
 	if (rv == 0) {
+		bool other = c->dirty_write; /* what the packet's callbacks asked for counts */
+		c->rx_unacked++;
 		acc_conn_mark_dirty(c);
+		c->dirty_write = other;
 		return;
 	}
 	switch (rv) {
@@ -471,14 +494,27 @@ void acc_conn_write(struct acc_conn *c)
 		if (s && !acc_stream_wants_write(s))
 			s = next_writer(s->next);
 	}
+	if (npkts)
+		c->rx_unacked = 0;
 	ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
 	if (npkts == ACC_MAX_PKTS_PER_WRITE) /* more to send: continue next loop pass */
 		acc_conn_mark_dirty(c);
 	conn_update_timer(c);
 }
 
+void acc_conn_flush(struct acc_conn *c)
+{
+	bool other = c->dirty_write;
+	c->dirty_write = false;
+	if (!other && ack_can_ride(c))
+		conn_update_timer(c);
+	else
+		acc_conn_write(c);
+}
+
 void acc_conn_mark_dirty(struct acc_conn *c)
 {
+	c->dirty_write = true;
 	if (c->dirty)
 		return;
 	c->dirty = true;

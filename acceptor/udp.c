@@ -8,9 +8,11 @@
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acceptor/acc.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/hoptrace.h"
 #include "common/log.h"
@@ -43,17 +45,25 @@ static void set_dont_fragment(int fd, int family)
 		qs_warn("IP_MTU_DISCOVER: %s (large packets may be fragmented)", strerror(errno));
 }
 
-/* The segment size of a datagram the kernel coalesced (UDP GRO), or 0. */
-static size_t gro_size(struct msghdr *mh)
+/* The segment size of a datagram the kernel coalesced (UDP GRO), or 0; notes
+ * its arrival (SO_TIMESTAMPNS) in a->rx_newest_ns. */
+static size_t gro_size(struct acc *a, struct msghdr *mh)
 {
+	size_t seg = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
-			int seg;
-			memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
-			return seg > 0 ? (size_t)seg : 0;
+			int v;
+			memcpy(&v, CMSG_DATA(cm), sizeof(v));
+			seg = v > 0 ? (size_t)v : 0;
+		} else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMPNS) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+			if (ns > a->rx_newest_ns)
+				a->rx_newest_ns = ns;
 		}
 	}
-	return 0;
+	return seg;
 }
 
 /* One received datagram: a single QUIC packet, or with GRO several of one
@@ -63,14 +73,16 @@ static void datagram(struct acc *a, struct msghdr *mh, size_t len, uint8_t *buf)
 {
 	if (mh->msg_flags & MSG_TRUNC)
 		return;
-	size_t seg = gro_size(mh);
+	size_t seg = gro_size(a, mh);
 	if (seg == 0)
 		seg = len;
 	/* also drops a coalesced datagram whose UDP_GRO cmsg was lost (MSG_CTRUNC) */
 	if (seg > ACC_MAX_PKT)
 		return;
-	for (size_t off = 0; off < len; off += seg)
+	for (size_t off = 0; off < len; off += seg) {
+		qs_mp_add(QS_M_UDP_IN_PKTS, 1);
 		acc_conn_packet(a, mh->msg_name, mh->msg_namelen, buf + off, len - off < seg ? len - off : seg);
+	}
 }
 
 /* Reads what is queued; returns the packets read, -1 to read again at once. */
@@ -126,6 +138,22 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
  * once, or the budget spent) the batches form by themselves and the socket
  * is read again on the next loop pass. */
 #define ACC_RX_GATHER_MIN 2
+
+/* The wait runs from the arrival of the newest packet read, not from now:
+ * clients that send in bursts (a timer's worth of events, as most loggers
+ * flush) have the next read fall just after their next burst instead of
+ * anywhere in it, so a burst is read whole and its events wait for its own
+ * last packet only; with arrivals spread evenly the newest is moments old and
+ * the wait is what it was. Never longer than the full wait; a newest packet
+ * older than the wait (or no timestamp) gives the full wait. */
+uint64_t acc_gather_wait_us(uint64_t wait_us, uint64_t newest_ns, uint64_t now_ns)
+{
+	uint64_t age_us = now_ns > newest_ns ? (now_ns - newest_ns) / 1000 : 0;
+	if (newest_ns == 0 || age_us >= wait_us)
+		return wait_us;
+	return wait_us - age_us;
+}
+
 static void after_read(struct acc *a, int n, uint64_t frames)
 {
 	if (n < 0) {
@@ -134,7 +162,8 @@ static void after_read(struct acc *a, int n, uint64_t frames)
 	}
 	bool gathering = evtimer_pending(a->rx_gather_ev, NULL);
 	if (a->rx_gather_us && a->n_frames - frames >= ACC_RX_GATHER_MIN) {
-		struct timeval tv = {0, (suseconds_t)a->rx_gather_us};
+		uint64_t us = acc_gather_wait_us(a->rx_gather_us, a->rx_newest_ns, qs_realtime_ns());
+		struct timeval tv = {0, (suseconds_t)us};
 		if (!gathering)
 			event_del(a->udp_ev);
 		evtimer_add(a->rx_gather_ev, &tv);
@@ -183,6 +212,9 @@ int acc_udp_init(struct acc *a)
 	if (setsockopt(a->udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) != 0)
 		qs_debug("UDP_GRO: %s (datagrams arrive one by one)", strerror(errno));
 	set_dont_fragment(a->udp_fd, a->local.ss_family);
+	/* arrival times: the gather wait runs from the newest packet (after_read) */
+	if (setsockopt(a->udp_fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) != 0)
+		qs_debug("SO_TIMESTAMPNS: %s (the gather wait runs from the read)", strerror(errno));
 	int fl = fcntl(a->udp_fd, F_GETFL);
 	fcntl(a->udp_fd, F_SETFL, fl | O_NONBLOCK);
 	fcntl(a->udp_fd, F_SETFD, FD_CLOEXEC);
@@ -216,6 +248,8 @@ static void send_one(struct acc *a, const struct sockaddr *to, socklen_t tolen, 
 	do
 		n = sendmsg(a->udp_fd, &mh, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		qs_mp_add(QS_M_UDP_OUT_PKTS, 1);
 	if (n < 0 && errno != EAGAIN)
 		qs_debug("sendmsg: %s", strerror(errno));
 }
@@ -228,6 +262,7 @@ void acc_udp_flush(struct acc *a)
 		if (n > 0) {
 			for (int i = 0; i < n; i++)
 				qs_mp_add(QS_M_UDP_OUT_BYTES, tx.msgs[done + (unsigned)i].msg_len);
+			qs_mp_add(QS_M_UDP_OUT_PKTS, (uint64_t)n);
 			done += (unsigned)n;
 			continue;
 		}

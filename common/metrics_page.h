@@ -69,6 +69,8 @@
 	QS_REJECT_CODES(QS_METRICS_REJECT, X, QS_M_REJ_)                                                   \
 	X(QS_M_UDP_IN_BYTES, "quicstash_udp_received_bytes_total", C, "", "UDP payload bytes received")   \
 	X(QS_M_UDP_OUT_BYTES, "quicstash_udp_sent_bytes_total", C, "", "UDP payload bytes sent")          \
+	X(QS_M_UDP_IN_PKTS, "quicstash_udp_received_packets_total", C, "", "QUIC packets received")        \
+	X(QS_M_UDP_OUT_PKTS, "quicstash_udp_sent_packets_total", C, "", "QUIC packets sent")                \
 	QS_METRICS_ACKLAT(X, QS_M_ACKLAT_0, "0.0005")                                                      \
 	QS_METRICS_ACKLAT(X, QS_M_ACKLAT_1, "0.001")                                                       \
 	QS_METRICS_ACKLAT(X, QS_M_ACKLAT_2, "0.0025")                                                      \

@@ -116,8 +116,9 @@ const struct qs_option qs_options[] = {
 	 .help = "QUIC idle timeout in seconds"},
 	{"receive-coalesce", 0, QS_OPT_UINT, FILE_RELOAD, FIELD(receive_coalesce_us),
 	 BOUNDS(0, 10000, "expected 0..10000 microseconds"), .def = "1000", .arg = "US",
-	 .help = "while packets flow, read them every US microseconds instead of on each arrival, so that every "
-		 "hop after it handles a batch at one wake-up instead of an event at each (0: on each arrival)"},
+	 .help = "while packets flow, read them every US microseconds (counted from the newest packet's arrival) "
+		 "instead of on each arrival, so that every hop after it handles a batch at one wake-up instead of "
+		 "an event at each (0: on each arrival)"},
 	{"retry", 0, QS_OPT_ENUM, FILE_RELOAD, FIELD(retry), .names = retry_names, .def = "auto", .arg = "MODE",
 	 .help = "when QUIC Retry is used"},
 	{"stats-interval", 0, QS_OPT_UINT, FILE_RELOAD, FIELD(stats_interval_s),

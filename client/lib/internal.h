@@ -38,6 +38,11 @@ struct qs_stream {
 #define QS_TX_BATCH_MAX 65000
 #define QS_KEEPALIVE_IDLE (10 * NGTCP2_SECONDS)   /* conn.c: qs_conn_keepalive */
 #define QS_KEEPALIVE_WAITING (1 * NGTCP2_SECONDS)
+/* io.c arm_timer: how late the timer may fire while nothing of ours waits to
+ * be sent, so that our ACK of the server's answers rides on our next events;
+ * with ngtcp2's ack delay (an eighth of the RTT) inside the 25 ms
+ * max_ack_delay we announce (ngtcp2's default). */
+#define QS_ACK_RIDE (10 * NGTCP2_MILLISECONDS)
 
 /* LOST: retried once a connection has worked; BUSY (CONNECTION_REFUSED): always retried;
  * TRANSIENT: a first handshake failing on the server's side (its TLS internal_error
@@ -130,6 +135,7 @@ void qs_io_timer_cb(evutil_socket_t fd, short what, void *arg);
 /* streams.c */
 void qs_streams_open(struct qs_client *c);
 struct qs_stream *qs_streams_pick(struct qs_client *c);
+bool qs_streams_idle(struct qs_client *c);
 size_t qs_stream_vecs(struct qs_client *c, struct qs_stream *s, ngtcp2_vec *v, size_t max, bool *fin);
 void qs_stream_advance(struct qs_client *c, struct qs_stream *s, size_t n, bool fin_requested, size_t total);
 void qs_stream_answers(struct qs_client *c, struct qs_stream *s, const uint8_t *data, size_t len);

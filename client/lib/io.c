@@ -139,9 +139,17 @@ void qs_io_schedule_write(struct qs_client *c)
 		event_active(c->write_ev, EV_TIMEOUT, 0);
 }
 
+/* ngtcp2 acknowledges a packet an eighth of the RTT after it came (on
+ * loopback: at once), so at everyday rates each packet of answers drew an
+ * ACK-only packet from us, a wake-up of the server for nothing. While nothing
+ * of ours waits to be sent (no pacing to honour), the timer (the ACK, loss
+ * detection, keep-alive) may fire QS_ACK_RIDE late: events sent meanwhile
+ * take the ACK along. */
 static void arm_timer(struct qs_client *c)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->conn), now = qs_now();
+	if (exp != UINT64_MAX && c->handshake_done && !c->closing && qs_streams_idle(c))
+		exp += QS_ACK_RIDE;
 	uint64_t d = exp > now ? exp - now : 0;
 	struct timeval tv = {.tv_sec = (time_t)(d / NGTCP2_SECONDS),
 			     .tv_usec = (suseconds_t)(d % NGTCP2_SECONDS / 1000)};

@@ -107,6 +107,16 @@ static bool has_data(const struct qs_client *c, const struct qs_stream *s)
 	return s->hdr_sent < s->hdr_len || s->write_seq < s->range->end || s->range->closed;
 }
 
+/* Whether nothing of ours waits to be sent: no stream has bytes or a FIN to
+ * write, blocked ones included (io.c lets its timer run late only then). */
+bool qs_streams_idle(struct qs_client *c)
+{
+	for (const struct qs_stream *s = c->streams; s; s = s->next)
+		if (s->blocked || has_data(c, s))
+			return false;
+	return !range_needing_stream(c);
+}
+
 struct qs_stream *qs_streams_pick(struct qs_client *c)
 {
 	struct qs_stream *start = c->rr_next ? c->rr_next : c->streams;
