@@ -68,6 +68,16 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	}
 }
 
+/* A storm: queued, new connections' Initials waited behind each other until
+ * their clients timed out; refused, their clients come back spread out while
+ * the handshakes under way finish (no log line: counted). */
+static void refuse_storm(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
+{
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
+	a->n_hs_refused++;
+	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
+}
+
 static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
 			size_t len)
 {
@@ -331,13 +341,9 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		refuse(a, from, fromlen, &hd);
 		return;
 	}
-	if (a->handshaking >= ACC_MAX_HANDSHAKING) {
-		/* A storm: queued, these Initials waited behind each other until
-		 * their clients timed out; refused, their clients come back spread
-		 * out while the handshakes under way finish (no log line: counted) */
-		send_close(a, from, fromlen, &hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
-		a->n_hs_refused++;
-		qs_mp_add(QS_M_REFUSED_LIMIT, 1);
+	/* Tokens are checked below; here only whether one could let it in. */
+	if (a->handshaking >= (hd.tokenlen ? ACC_VALIDATED_CAP(a->hs_cap) : a->hs_cap)) {
+		refuse_storm(a, from, fromlen, &hd);
 		return;
 	}
 	int32_t src;
@@ -352,6 +358,10 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 	ngtcp2_token_type type;
 	if (validate(a, from, fromlen, &hd, len, &odcid, &have_odcid, &type) != 0)
 		return;
+	if (a->handshaking >= a->hs_cap && type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
+		refuse_storm(a, from, fromlen, &hd); /* its token was no use */
+		return;
+	}
 	c = acc_conn_new(a, from, fromlen, &hd, have_odcid ? &odcid : NULL, type);
 	if (!c) {
 		qs_warn("could not create a QUIC connection");
