@@ -208,6 +208,8 @@ struct acc {
 	unsigned handshaking; /* connections whose handshake is not complete */
 	uint64_t n_hs_refused, logged_hs_refused; /* refused: hs_cap handshakes in progress */
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
+	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
+	uint64_t retry_win_mono;
 
 	/* stateless resets: token bucket, and counters logged at most once a second */
 	uint64_t sr_bucket;

@@ -195,6 +195,23 @@ static bool retry_needed(const struct acc *a)
 	return a->handshaking > ACC_AUTO_HANDSHAKES || (uint64_t)a->nconns * 2 > conn_limit(a);
 }
 
+/* The Retries sent in this and the last half second that no token answered
+ * yet: their clients come back within a round trip, so a new attempt is
+ * refused when they would fill the cap (else a burst of Initials all got a
+ * Retry while few handshakes were in progress, and the tokens then found the
+ * cap full). Unanswered after a second, a Retry is taken as lost. */
+#define ACC_RETRY_WINDOW_NS (500ull * 1000000)
+
+static unsigned retries_out(struct acc *a, uint64_t now)
+{
+	if (now - a->retry_win_mono >= ACC_RETRY_WINDOW_NS) {
+		a->retry_prev = now - a->retry_win_mono < 2 * ACC_RETRY_WINDOW_NS ? a->retry_cur : 0;
+		a->retry_cur = 0;
+		a->retry_win_mono = now;
+	}
+	return a->retry_cur + a->retry_prev;
+}
+
 /* Answers an Initial with a Retry: a token binding the client's address and
  * its original DCID, and a new server CID (steering contract) to come back to.
  * The Retry is far smaller than the >= 1200-byte Initial that caused it, and
@@ -219,6 +236,7 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 		return;
 	acc_udp_send(a, from, fromlen, buf, (size_t)n);
 	a->n_retries++;
+	a->retry_cur++;
 }
 
 static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
@@ -341,8 +359,10 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		refuse(a, from, fromlen, &hd);
 		return;
 	}
-	/* Tokens are checked below; here only whether one could let it in. */
-	if (a->handshaking >= (hd.tokenlen ? ACC_VALIDATED_CAP(a->hs_cap) : a->hs_cap)) {
+	/* Tokens are checked below; here only whether one could let it in. A
+	 * new attempt counts the clients already sent a Retry, who come back. */
+	if (hd.tokenlen ? a->handshaking >= ACC_VALIDATED_CAP(a->hs_cap)
+			: a->handshaking + retries_out(a, qs_now_ns()) >= a->hs_cap) {
 		refuse_storm(a, from, fromlen, &hd);
 		return;
 	}
@@ -361,6 +381,12 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 	if (a->handshaking >= a->hs_cap && type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
 		refuse_storm(a, from, fromlen, &hd); /* its token was no use */
 		return;
+	}
+	if (type == NGTCP2_TOKEN_TYPE_RETRY) { /* one Retry answered */
+		if (a->retry_cur)
+			a->retry_cur--;
+		else if (a->retry_prev)
+			a->retry_prev--;
 	}
 	c = acc_conn_new(a, from, fromlen, &hd, have_odcid ? &odcid : NULL, type);
 	if (!c) {
