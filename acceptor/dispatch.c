@@ -5,6 +5,7 @@
  * stateless reset (or nothing, when it belongs to another live acceptor). */
 #include <gnutls/crypto.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "acceptor/acc.h"
@@ -68,12 +69,44 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	}
 }
 
+/* When a client refused now should come back: refused clients queue up
+ * virtually, each told a time one admission after the previous one's, at the
+ * pace this acceptor admitted new connections over the last second (at least
+ * ACC_COMEBACK_MIN_RATE: an estimate too high sends clients back too soon,
+ * to be refused again and told a later time; one too low leaves places
+ * empty). Without
+ * it each refused client guessed with its doubling backoff and was refused
+ * again 2-3 times on average in a 10,000 storm, every attempt a new
+ * connection (socket, TLS session, key share) for the client. The queue is
+ * only times: no state per client. */
+#define ACC_COMEBACK_MIN_RATE 500
+#define ACC_COMEBACK_MAX_MS 60000
+
+static unsigned comeback_ms(struct acc *a, uint64_t now)
+{
+	if (now - a->adm_mono >= 1000000000ull) {
+		a->adm_rate = a->adm_mono ? (a->n_accepted - a->adm_count) * 1000000000ull / (now - a->adm_mono) : 0;
+		a->adm_mono = now;
+		a->adm_count = a->n_accepted;
+	}
+	uint64_t rate = a->adm_rate > ACC_COMEBACK_MIN_RATE ? a->adm_rate : ACC_COMEBACK_MIN_RATE;
+	uint64_t gap = 1000000000ull / rate;
+	if (a->comeback_mono < now + gap) /* at the cap, a place frees about every gap */
+		a->comeback_mono = now + gap;
+	uint64_t ms = (a->comeback_mono - now) / 1000000;
+	a->comeback_mono += gap;
+	return ms > ACC_COMEBACK_MAX_MS ? ACC_COMEBACK_MAX_MS : (unsigned)ms;
+}
+
 /* A storm: queued, new connections' Initials waited behind each other until
  * their clients timed out; refused, their clients come back spread out while
- * the handshakes under way finish (no log line: counted). */
+ * the handshakes under way finish (no log line: counted). The reason tells
+ * when ("retry in N ms", client/lib/io.c). */
 static void refuse_storm(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
 {
-	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
+	char reason[80];
+	snprintf(reason, sizeof(reason), "busy: too many handshakes, retry in %u ms", comeback_ms(a, qs_now_ns()));
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, reason);
 	a->n_hs_refused++;
 	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
 }
