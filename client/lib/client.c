@@ -77,8 +77,9 @@ static unsigned told_wait(unsigned ms)
 {
 	uint32_t r = 0;
 	(void)gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r));
-	ms += r % (ms / 4 + 1);
-	return ms > BACKOFF_BUSY_FIRST_MS / 2 ? ms : BACKOFF_BUSY_FIRST_MS / 2;
+	if (ms < BACKOFF_BUSY_FIRST_MS / 2)
+		ms = BACKOFF_BUSY_FIRST_MS / 2;
+	return ms + r % (ms / 4 + 1);
 }
 
 /* A TRANSIENT failure: whether the retry budget (count and time) allows another
