@@ -210,9 +210,6 @@ struct acc {
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
 	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
 	uint64_t retry_win_mono;
-	/* the refused clients' queue (dispatch.c comeback_ms): when the last one
-	 * was told to come back, and the admissions per second that pace it */
-	uint64_t comeback_mono, adm_mono, adm_count, adm_refused, adm_rate;
 
 	/* stateless resets: token bucket, and counters logged at most once a second */
 	uint64_t sr_bucket;

@@ -5,7 +5,6 @@
  * stateless reset (or nothing, when it belongs to another live acceptor). */
 #include <gnutls/crypto.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "acceptor/acc.h"
@@ -69,55 +68,12 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	}
 }
 
-/* When a client refused now should come back: refused clients queue up
- * virtually, each told a time one admission after the previous one's, at the
- * pace this acceptor admitted new connections over the last second (at least
- * ACC_COMEBACK_MIN_RATE: an estimate too high sends clients back too soon,
- * to be refused again and told a later time; one too low leaves places
- * empty). Without
- * it each refused client guessed with its doubling backoff and was refused
- * again 2-3 times on average in a 10,000 storm, every attempt a new
- * connection (socket, TLS session, key share) for the client. The queue is
- * only times: no state per client. */
-#define ACC_COMEBACK_MIN_RATE 500
-#define ACC_COMEBACK_MAX_MS 60000
-
-static unsigned comeback_ms(struct acc *a, uint64_t now)
-{
-	if (now - a->adm_mono >= 1000000000ull) {
-		/* Admissions measure the pace only while the cap held clients
-		 * back (refusals in the window, at least a quarter as many as
-		 * admissions); otherwise the queue's own pacing limited them, and
-		 * the estimate grows by a quarter (else a low estimate would keep
-		 * itself low: measured 21-35 s for a 10,000 storm). */
-		if (!a->adm_mono)
-			a->adm_rate = 0;
-		else if (4 * (a->n_hs_refused - a->adm_refused) > a->n_accepted - a->adm_count)
-			a->adm_rate = (a->n_accepted - a->adm_count) * 1000000000ull / (now - a->adm_mono);
-		else
-			a->adm_rate += a->adm_rate / 4;
-		a->adm_mono = now;
-		a->adm_count = a->n_accepted;
-		a->adm_refused = a->n_hs_refused;
-	}
-	uint64_t rate = a->adm_rate > ACC_COMEBACK_MIN_RATE ? a->adm_rate : ACC_COMEBACK_MIN_RATE;
-	uint64_t gap = 1000000000ull / rate;
-	if (a->comeback_mono < now + gap) /* at the cap, a place frees about every gap */
-		a->comeback_mono = now + gap;
-	uint64_t ms = (a->comeback_mono - now) / 1000000;
-	a->comeback_mono += gap;
-	return ms > ACC_COMEBACK_MAX_MS ? ACC_COMEBACK_MAX_MS : (unsigned)ms;
-}
-
 /* A storm: queued, new connections' Initials waited behind each other until
  * their clients timed out; refused, their clients come back spread out while
- * the handshakes under way finish (no log line: counted). The reason tells
- * when ("retry in N ms", client/lib/io.c). */
+ * the handshakes under way finish (no log line: counted). */
 static void refuse_storm(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
 {
-	char reason[80];
-	snprintf(reason, sizeof(reason), "busy: too many handshakes, retry in %u ms", comeback_ms(a, qs_now_ns()));
-	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, reason);
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
 	a->n_hs_refused++;
 	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
 }

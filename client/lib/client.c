@@ -69,19 +69,6 @@ static unsigned next_backoff(struct qs_client *c, bool busy)
 	return c->backoff_ms / 2 + r % (c->backoff_ms / 2 + 1);
 }
 
-/* The server said when to come back (its queue of refused clients, already
- * spaced at the pace it admits): that, plus up to a quarter more at random,
- * and never sooner than the busy backoff's first step allows. The doubling
- * step still grows, for the refusals that say nothing. */
-static unsigned told_wait(unsigned ms)
-{
-	uint32_t r = 0;
-	(void)gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r));
-	if (ms < BACKOFF_BUSY_FIRST_MS / 2)
-		ms = BACKOFF_BUSY_FIRST_MS / 2;
-	return ms + r % (ms / 4 + 1);
-}
-
 /* A TRANSIENT failure: whether the retry budget (count and time) allows another
  * try; the reason gets the count. */
 static bool transient_retry(struct qs_client *c, char *why, size_t len)
@@ -125,9 +112,6 @@ static void handle_failure(struct qs_client *c)
 		schedule_connect(c, 0);
 	} else {
 		unsigned ms = next_backoff(c, busy);
-		if (kind == QS_FAIL_BUSY && c->busy_wait_ms)
-			ms = told_wait(c->busy_wait_ms);
-		c->busy_wait_ms = 0;
 		size_t n = strlen(why);
 		snprintf(why + n, sizeof(why) - n, "; again in %u ms", ms);
 		state(c, QS_CLIENT_LOST, why);

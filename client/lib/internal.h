@@ -87,7 +87,6 @@ struct qs_client {
 	bool closing, closed, failed;
 	unsigned backoff_ms;
 	bool busy_hint;            /* this attempt got a Retry or timed out: back off as from a busy server */
-	unsigned busy_wait_ms;     /* the server's "retry in N ms" of this refusal, 0 if none */
 	unsigned transient_fails;  /* TRANSIENT failures in a row (reset by a handshake) */
 	uint64_t transient_since;  /* when the first of them happened (qs_now) */
 	uint64_t sent_events;      /* events whose frame was handed to QUIC at least once */

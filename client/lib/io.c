@@ -11,26 +11,6 @@
 #define MAX_VECS 16
 #define QS_GSO_MAX_SEGS 64 /* UDP_MAX_SEGMENTS of older kernels (newer ones take 128) */
 
-/* quicstashd's busy refusal says when to come back ("retry in N ms", its
- * queue of refused clients): N, at most BUSY_WAIT_MAX_MS, or 0 without it.
- * The reason is the peer's: bounded parse. */
-#define BUSY_WAIT_MAX_MS 60000
-
-static unsigned busy_wait(const uint8_t *r, size_t n)
-{
-	static const char key[] = "retry in ";
-	size_t k = sizeof(key) - 1;
-	for (size_t i = 0; i + k < n; i++) {
-		if (memcmp(r + i, key, k) != 0)
-			continue;
-		unsigned ms = 0;
-		for (i += k; i < n && r[i] >= '0' && r[i] <= '9' && ms <= BUSY_WAIT_MAX_MS; i++)
-			ms = ms * 10 + (unsigned)(r[i] - '0');
-		return ms < BUSY_WAIT_MAX_MS ? ms : BUSY_WAIT_MAX_MS;
-	}
-	return 0;
-}
-
 static void explain_read_error(struct qs_client *c, int rv)
 {
 	char why[256];
@@ -41,7 +21,6 @@ static void explain_read_error(struct qs_client *c, int rv)
 		if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_CONNECTION_REFUSED) {
 			/* quicstashd's reasons say "busy: why" themselves */
 			bool said = ce->reasonlen >= 4 && !memcmp(ce->reason, "busy", 4);
-			c->busy_wait_ms = ce->reason ? busy_wait(ce->reason, ce->reasonlen) : 0;
 			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (%s%s%.*s)",
 				       said ? "" : "busy", said || !ce->reasonlen ? "" : ": ", (int)ce->reasonlen,
 				       ce->reason ? (const char *)ce->reason : "");

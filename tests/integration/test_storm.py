@@ -16,13 +16,7 @@ server with jitter.
    build) with Retry for everyone; 300 clients at once, so that most attempts find the cap full.
    New attempts must be refused before any Retry, and a client back with its Retry token admitted
    (up to twice the cap): nearly every Retry sent leads to a connection (Retry sent minus
-   connections accepted at most a tenth of the refusals), and every client connects in the end.
-4. told: a busy refusal says when to come back, and the client waits that. The cap is lowered to 1
-   and Retry is off; one handshake is held open by tests/tools/qs_initial_probe (a first flight
-   that never answers), so every other new connection is refused by the cap for up to 10 s. Eight
-   quicstash-send clients start at once: each refusal names a time ("retry in N ms"), each
-   client's printed wait is at least what it was told (and at least 250 ms), and the waits are
-   jittered (at least half of them different)."""
+   connections accepted at most a tenth of the refusals), and every client connects in the end."""
 import json
 import os
 import re
@@ -174,47 +168,7 @@ def case_admission():
     return "cap 8, %d clients: %d Retry for %d connections, %d refused before any Retry" % (n, retries, accepted, refused)
 
 
-def case_told():
-    if not q.TEST_HOOKS:
-        return "told skipped: not a test-hooks build"
-    recv = q.Receiver().start()
-    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "never"], name="told")
-    server.env["QS_TEST_MAX_HANDSHAKING"] = "1"
-    server.start()
-    host, port = server.addr.rsplit(":", 1)
-    probe = subprocess.Popen([os.path.join(q.QS_BIN, "qs_initial_probe"), host, port, "9000"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=q._pdeathsig)
-    q.at_cleanup(probe.kill)
-    time.sleep(0.5)  # its Initial is in: the one place is taken until the probe's handshake times out
-    path = os.path.join(server.dir, "one.jsonl")
-    with open(path, "w") as f:
-        f.write('{"message":"told"}\n')
-    procs = [subprocess.Popen([q.SEND, "-s", server.addr, "--cert", server.cert, "--timeout", "3", path],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=q._pdeathsig)
-             for _ in range(8)]
-    for p in procs:
-        q.at_cleanup(p.kill)
-    told, waits = [], []
-    for p in procs:
-        _, err = p.communicate(timeout=q.tmo(60))
-        for m in re.finditer(r"busy: too many handshakes(?:, retry in (\d+) ms)?[^\n]*?again in (\d+) ms", err):
-            check(m.group(1) is not None, "a busy refusal did not say when to come back: %s" % m.group(0))
-            told.append(int(m.group(1)))
-            waits.append((int(m.group(1)), int(m.group(2))))
-    probe.kill()
-    server.stop()
-    recv.stop()
-    log("%d refusals by the cap; told %s ms; waited %s" % (len(told), sorted(told)[:12], waits[:6]))
-    check(len(told) >= 8, "only %d refusals by the handshake cap (the probe's handshake should hold it)" % len(told))
-    bad = [(t, w) for t, w in waits if w < max(t, 250)]
-    check(not bad, "clients came back sooner than told (told, waited): %s" % bad)
-    spread = len(set(w for _, w in waits))
-    check(spread >= len(waits) // 2, "the waits are not jittered: %d different of %d" % (spread, len(waits)))
-    return "%d refusals told when to come back (%d..%d ms); every client waited at least that" % (
-        len(told), min(told), max(told))
-
-
-CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission), ("told", case_told)]
+CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission)]
 
 
 def run():
