@@ -209,6 +209,7 @@ struct acc {
 	uint64_t n_hs_refused, logged_hs_refused; /* refused: hs_cap handshakes in progress */
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
 	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
+	unsigned retry_sent_w, retry_ans_w, retry_ans_pct; /* this window's Retries and answers; the last one's % */
 	uint64_t retry_win_mono;
 
 	/* stateless resets: token bucket, and counters logged at most once a second */

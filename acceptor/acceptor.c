@@ -283,6 +283,7 @@ int acceptor_main(const struct qs_config *cfg)
 	a.cfg = cfg;
 	qs_heap_tune();
 	a.hs_cap = ACC_MAX_HANDSHAKING;
+	a.retry_ans_pct = 100;
 #ifdef QS_TEST_HOOKS
 	const char *cap = getenv("QS_TEST_MAX_HANDSHAKING"); /* test_storm "admission" */
 	if (cap && strtoul(cap, NULL, 10) > 0)

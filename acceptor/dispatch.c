@@ -199,17 +199,26 @@ static bool retry_needed(const struct acc *a)
  * yet: their clients come back within a round trip, so a new attempt is
  * refused when they would fill the cap (else a burst of Initials all got a
  * Retry while few handshakes were in progress, and the tokens then found the
- * cap full). Unanswered after a second, a Retry is taken as lost. */
+ * cap full). Unanswered after a second, a Retry is taken as lost. They count
+ * as much as Retries were answered in the last window that sent at least
+ * ACC_RETRY_RATIO_MIN (or the cap, if lower): spoofed Initials, whose Retries
+ * nobody answers, may fill the cap for one window but not longer
+ * (test_storm "spoofed"). */
 #define ACC_RETRY_WINDOW_NS (500ull * 1000000)
+#define ACC_RETRY_RATIO_MIN 16
 
 static unsigned retries_out(struct acc *a, uint64_t now)
 {
 	if (now - a->retry_win_mono >= ACC_RETRY_WINDOW_NS) {
-		a->retry_prev = now - a->retry_win_mono < 2 * ACC_RETRY_WINDOW_NS ? a->retry_cur : 0;
+		bool next = now - a->retry_win_mono < 2 * ACC_RETRY_WINDOW_NS;
+		a->retry_prev = next ? a->retry_cur : 0;
 		a->retry_cur = 0;
+		if (a->retry_sent_w >= (a->hs_cap < ACC_RETRY_RATIO_MIN ? a->hs_cap : ACC_RETRY_RATIO_MIN))
+			a->retry_ans_pct = a->retry_ans_w >= a->retry_sent_w ? 100 : 100 * a->retry_ans_w / a->retry_sent_w;
+		a->retry_sent_w = a->retry_ans_w = 0;
 		a->retry_win_mono = now;
 	}
-	return a->retry_cur + a->retry_prev;
+	return (a->retry_cur + a->retry_prev) * a->retry_ans_pct / 100;
 }
 
 /* Answers an Initial with a Retry: a token binding the client's address and
@@ -237,6 +246,7 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 	acc_udp_send(a, from, fromlen, buf, (size_t)n);
 	a->n_retries++;
 	a->retry_cur++;
+	a->retry_sent_w++;
 }
 
 static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
@@ -383,6 +393,7 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		return;
 	}
 	if (type == NGTCP2_TOKEN_TYPE_RETRY) { /* one Retry answered */
+		a->retry_ans_w++;
 		if (a->retry_cur)
 			a->retry_cur--;
 		else if (a->retry_prev)
