@@ -46,6 +46,13 @@ struct qs_sl_row;
  * client no longer forces an ACK at once either (ack_thresh). */
 #define ACC_ACK_RIDE (5 * NGTCP2_MILLISECONDS)
 #define ACC_ACK_THRESH 8
+/* A client back with a valid Retry token (it answered our Retry: its address
+ * is real, and it already paid a round trip) is let in up to twice the cap:
+ * refused there, the Retry, its second Initial and its whole attempt were
+ * spent for nothing. New attempts are refused at ACC_MAX_HANDSHAKING before
+ * any Retry, so the validated ones over it are at most the Retries
+ * outstanding, and the state stays bounded. */
+#define ACC_VALIDATED_CAP(cap) (2 * (cap))
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)
@@ -212,7 +219,11 @@ struct acc {
 	uint64_t refuse_log_mono;
 	unsigned refused;
 	unsigned handshaking; /* connections whose handshake is not complete */
-	uint64_t n_hs_refused, logged_hs_refused; /* refused: ACC_MAX_HANDSHAKING in progress */
+	uint64_t n_hs_refused, logged_hs_refused; /* refused: hs_cap handshakes in progress */
+	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
+	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
+	unsigned retry_sent_w, retry_ans_w, retry_ans_pct; /* this window's Retries and answers; the last one's % */
+	uint64_t retry_win_mono;
 
 	/* stateless resets: token bucket, and counters logged at most once a second */
 	uint64_t sr_bucket;

@@ -288,6 +288,13 @@ int acceptor_main(const struct qs_config *cfg)
 	static struct acc a;
 	a.cfg = cfg;
 	qs_heap_tune();
+	a.hs_cap = ACC_MAX_HANDSHAKING;
+	a.retry_ans_pct = 100;
+#ifdef QS_TEST_HOOKS
+	const char *cap = getenv("QS_TEST_MAX_HANDSHAKING"); /* test_storm "admission" */
+	if (cap && strtoul(cap, NULL, 10) > 0)
+		a.hs_cap = (unsigned)strtoul(cap, NULL, 10);
+#endif
 	a.free_head = a.q_head = a.q_tail = ACC_NONE;
 	a.start_mono = qs_now_ns();
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;

@@ -68,6 +68,16 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
 	}
 }
 
+/* A storm: queued, new connections' Initials waited behind each other until
+ * their clients timed out; refused, their clients come back spread out while
+ * the handshakes under way finish (no log line: counted). */
+static void refuse_storm(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
+{
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
+	a->n_hs_refused++;
+	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
+}
+
 static void to_existing(struct acc_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
 			size_t len)
 {
@@ -185,6 +195,32 @@ static bool retry_needed(const struct acc *a)
 	return a->handshaking > ACC_AUTO_HANDSHAKES || (uint64_t)a->nconns * 2 > conn_limit(a);
 }
 
+/* The Retries sent in this and the last half second that no token answered
+ * yet: their clients come back within a round trip, so a new attempt is
+ * refused when they would fill the cap (else a burst of Initials all got a
+ * Retry while few handshakes were in progress, and the tokens then found the
+ * cap full). Unanswered after a second, a Retry is taken as lost. They count
+ * as much as Retries were answered in the last window that sent at least
+ * ACC_RETRY_RATIO_MIN (or the cap, if lower): spoofed Initials, whose Retries
+ * nobody answers, may fill the cap for one window but not longer
+ * (test_storm "spoofed"). */
+#define ACC_RETRY_WINDOW_NS (500ull * 1000000)
+#define ACC_RETRY_RATIO_MIN 16
+
+static unsigned retries_out(struct acc *a, uint64_t now)
+{
+	if (now - a->retry_win_mono >= ACC_RETRY_WINDOW_NS) {
+		bool next = now - a->retry_win_mono < 2 * ACC_RETRY_WINDOW_NS;
+		a->retry_prev = next ? a->retry_cur : 0;
+		a->retry_cur = 0;
+		if (a->retry_sent_w >= (a->hs_cap < ACC_RETRY_RATIO_MIN ? a->hs_cap : ACC_RETRY_RATIO_MIN))
+			a->retry_ans_pct = a->retry_ans_w >= a->retry_sent_w ? 100 : 100 * a->retry_ans_w / a->retry_sent_w;
+		a->retry_sent_w = a->retry_ans_w = 0;
+		a->retry_win_mono = now;
+	}
+	return (a->retry_cur + a->retry_prev) * a->retry_ans_pct / 100;
+}
+
 /* Answers an Initial with a Retry: a token binding the client's address and
  * its original DCID, and a new server CID (steering contract) to come back to.
  * The Retry is far smaller than the >= 1200-byte Initial that caused it, and
@@ -209,6 +245,8 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 		return;
 	acc_udp_send(a, from, fromlen, buf, (size_t)n);
 	a->n_retries++;
+	a->retry_cur++;
+	a->retry_sent_w++;
 }
 
 static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
@@ -331,13 +369,11 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		refuse(a, from, fromlen, &hd);
 		return;
 	}
-	if (a->handshaking >= ACC_MAX_HANDSHAKING) {
-		/* A storm: queued, these Initials waited behind each other until
-		 * their clients timed out; refused, their clients come back spread
-		 * out while the handshakes under way finish (no log line: counted) */
-		send_close(a, from, fromlen, &hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
-		a->n_hs_refused++;
-		qs_mp_add(QS_M_REFUSED_LIMIT, 1);
+	/* Tokens are checked below; here only whether one could let it in. A
+	 * new attempt counts the clients already sent a Retry, who come back. */
+	if (hd.tokenlen ? a->handshaking >= ACC_VALIDATED_CAP(a->hs_cap)
+			: a->handshaking + retries_out(a, qs_now_ns()) >= a->hs_cap) {
+		refuse_storm(a, from, fromlen, &hd);
 		return;
 	}
 	int32_t src;
@@ -352,6 +388,17 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 	ngtcp2_token_type type;
 	if (validate(a, from, fromlen, &hd, len, &odcid, &have_odcid, &type) != 0)
 		return;
+	if (a->handshaking >= a->hs_cap && type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
+		refuse_storm(a, from, fromlen, &hd); /* its token was no use */
+		return;
+	}
+	if (type == NGTCP2_TOKEN_TYPE_RETRY) { /* one Retry answered */
+		a->retry_ans_w++;
+		if (a->retry_cur)
+			a->retry_cur--;
+		else if (a->retry_prev)
+			a->retry_prev--;
+	}
 	c = acc_conn_new(a, from, fromlen, &hd, have_odcid ? &odcid : NULL, type);
 	if (!c) {
 		qs_warn("could not create a QUIC connection");

@@ -410,7 +410,10 @@ def make_cert(ctx):
     with open(tmpl, "w") as f:
         f.write('cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
                 'expiration_days = 30\ntls_www_server\nsigning_key\nencryption_key\n')
-    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+    # Ed25519 by default: in a connection storm each handshake's signature (keyholder) and its check
+    # (client) cost about a third less than with ECDSA P-256 (docs/PERFORMANCE.md "Connection
+    # storms", round 16); the operator's certificate is theirs to choose.
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=" + ctx.args.key_type, "--outfile", key],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
     os.chmod(key, 0o600)
     subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key, "--template", tmpl,
@@ -1296,6 +1299,8 @@ def main():
                     help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp,everyday,idle,storm (all)")
     ap.add_argument("--storm-connections", type=int, default=10000,
                     help="clients connecting at once in the connection-storm row (10000; --only storm)")
+    ap.add_argument("--key-type", default="ed25519", choices=["ed25519", "ecdsa", "rsa"],
+                    help="the server certificate's key (certtool --key-type; ed25519)")
     ap.add_argument("--storm-threads", type=int, default=2, help="quicstash-bench threads of the storm row (2)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")

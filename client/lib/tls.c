@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <gnutls/x509.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,19 @@
 static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
 			       "+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:"
 			       "+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192:%DISABLE_TLS13_COMPAT_MODE";
+
+/* Parsed once per process and shared by every session (GnuTLS counts its
+ * references): parsing it for each attempt was a visible part of a client's
+ * handshake in a connection storm. NULL if parsing failed: each session then
+ * parses it itself and reports the error. */
+static gnutls_priority_t shared_prio;
+static pthread_once_t shared_prio_once = PTHREAD_ONCE_INIT;
+
+static void shared_prio_init(void)
+{
+	if (gnutls_priority_init2(&shared_prio, priority, NULL, 0) < 0)
+		shared_prio = NULL;
+}
 
 int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen)
 {
@@ -65,13 +79,18 @@ int qs_tls_session_new(struct qs_client *c)
 	/* quicstash/1.1 (limit notices) preferred; an older server picks quicstash/1 */
 	static const gnutls_datum_t alpn[2] = {{(unsigned char *)QS_ALPN_NOTICES, sizeof(QS_ALPN_NOTICES) - 1},
 					       {(unsigned char *)QS_ALPN, sizeof(QS_ALPN) - 1}};
-	/* No GNUTLS_ENABLE_EARLY_DATA: 0-RTT could be replayed into duplicate events. */
-	int rv = gnutls_init(&c->tls, GNUTLS_CLIENT);
+	/* No GNUTLS_ENABLE_EARLY_DATA: 0-RTT could be replayed into duplicate events.
+	 * GNUTLS_KEY_SHARE_TOP: one key share (X25519, what quicstashd picks), not
+	 * GnuTLS's default two (X25519 and P-256): a P-256 key made for nothing
+	 * cost ~65 us per attempt. A server that wants another group asks for it
+	 * with a HelloRetryRequest (RFC 8446 4.1.4). */
+	int rv = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_KEY_SHARE_TOP);
 	if (rv < 0)
 		return rv;
 	if (ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0)
 		return GNUTLS_E_INTERNAL_ERROR;
-	if ((rv = gnutls_priority_set_direct(c->tls, priority, NULL)) < 0 ||
+	pthread_once(&shared_prio_once, shared_prio_init);
+	if ((rv = shared_prio ? gnutls_priority_set(c->tls, shared_prio) : gnutls_priority_set_direct(c->tls, priority, NULL)) < 0 ||
 	    (rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred)) < 0 ||
 	    (rv = gnutls_alpn_set_protocols(c->tls, alpn, 2, GNUTLS_ALPN_MANDATORY)) < 0)
 		return rv;

@@ -11,7 +11,18 @@ server with jitter.
    start at once; each prints a line per refusal with the delay it chose. Their retries must be
    spread: measured from each client's 2nd refusal, its 3rd and 4th come at different times for
    different clients (no 25 ms window holds more than half of them, and they span at least 100 ms),
-   and no delay is shorter than the busy backoff's first step allows (250 ms)."""
+   and no delay is shorter than the busy backoff's first step allows (250 ms).
+3. admission: a server whose handshake cap is lowered to 8 (QS_TEST_MAX_HANDSHAKING, a test-hooks
+   build) with Retry for everyone; 300 clients at once, so that most attempts find the cap full.
+   New attempts must be refused before any Retry, and a client back with its Retry token admitted
+   (up to twice the cap): nearly every Retry sent leads to a connection (Retry sent minus
+   connections accepted at most a tenth of the refusals), and every client connects in the end.
+4. spoofed: Retries nobody answers must not fill the cap. The same cap of 8, Retry for everyone;
+   tests/tools/qs_initial_probe sends 40 real first Initials from 40 sockets and never answers (as
+   Initials with spoofed sources: their Retries go nowhere), four rounds half a second or more
+   apart, each followed by one quicstash-send client. The unanswered Retries may hold the cap for
+   one window (the first round), not after: the clients of rounds 2-4 must not be refused as busy
+   (the handshakes in progress being none but theirs), and every client delivers."""
 import json
 import os
 import re
@@ -126,7 +137,82 @@ def case_backoff():
     return "%d clients refused together came back spread out (refusals each: %s)" % (k, counts)
 
 
-CASES = [("storm", case_storm), ("backoff", case_backoff)]
+def acceptor_stat(server, name):
+    """The last count of name ('Retry sent', 'connections accepted') in the acceptor's stats lines."""
+    with open(server.logfile, errors="replace") as f:
+        found = re.findall(r"%s (\d+)" % re.escape(name), f.read())
+    return int(found[-1]) if found else 0
+
+
+def case_admission():
+    if not q.TEST_HOOKS:
+        return "admission skipped: not a test-hooks build"
+    n = 300
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="admission")
+    server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
+    server.start()
+    argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-n", str(n), "-c", str(n), "-S", "1",
+            "-T", "2", "-w", "1", "--connect-timeout", str(int(q.tmo(60))), "--json"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(120), preexec_fn=q._pdeathsig)
+    try:
+        b = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise q.TestFailure("quicstash-bench gave no result (exit %r): %s" % (p.returncode, p.stderr[-500:]))
+    time.sleep(1.5)  # the acceptor's stats line comes at most once a second
+    server.stop()
+    recv.stop()
+    retries, accepted = acceptor_stat(server, "Retry sent"), acceptor_stat(server, "connections accepted")
+    refused = acceptor_stat(server, "refused during a storm")
+    log("%d clients, cap 8: %d accepted, %d Retry sent, %d refused as busy; all up in %.2f s"
+        % (n, accepted, retries, refused, b["connect_s"]))
+    check(b["connect_s"] > 0 and b["acked"] == n, "not every client connected: %s" % b.get("first_error"))
+    check(refused >= n // 2, "the cap of 8 was not reached often enough to tell (%d refusals)" % refused)
+    check(retries - accepted <= refused // 10,
+          "%d Retry sent for %d connections, %d refusals: attempts were refused after their Retry"
+          % (retries, accepted, refused))
+    return "cap 8, %d clients: %d Retry for %d connections, %d refused before any Retry" % (n, retries, accepted, refused)
+
+
+def case_spoofed():
+    if not q.TEST_HOOKS:
+        return "spoofed skipped: not a test-hooks build"
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="spoofed")
+    server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
+    server.start()
+    host, port = server.addr.rsplit(":", 1)
+    path = os.path.join(server.dir, "one.jsonl")
+    with open(path, "w") as f:
+        f.write('{"message":"spoofed"}\n')
+    busy, sent = 0, 0
+    for rnd in range(4):  # Retry windows are half a second: a few rounds, the probes' Retries outstanding in each
+        probes = [subprocess.Popen([os.path.join(q.QS_BIN, "qs_initial_probe"), host, port, "300"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=q._pdeathsig)
+                  for _ in range(40)]
+        for p in probes:
+            q.at_cleanup(p.kill)
+        time.sleep(0.2)  # their Initials are in and answered with Retries that nobody answers
+        p = subprocess.run([q.SEND, "-s", server.addr, "--cert", server.cert, "--timeout", "5", path],
+                           capture_output=True, text=True, timeout=q.tmo(30), preexec_fn=q._pdeathsig)
+        if rnd:  # the first window may take the probes' Retries at their word
+            busy += p.stderr.count("busy: too many handshakes")
+        sent += p.returncode == 0
+        for pr in probes:
+            pr.wait(timeout=q.tmo(10))
+    time.sleep(1.5)  # the acceptor's stats line comes at most once a second
+    server.stop()
+    recv.stop()
+    retries = acceptor_stat(server, "Retry sent")
+    log("4 rounds of 40 unanswered first Initials: %d Retry sent; quicstash-send refused as busy %d times, "
+        "%d of 4 sent" % (retries, busy, sent))
+    check(retries >= 4 * 8, "the probes got only %d Retries: not enough to test" % retries)
+    check(busy == 0, "unanswered Retries filled the cap: a client alone was refused as busy %d times" % busy)
+    check(sent == 4, "only %d of 4 quicstash-send runs delivered" % sent)
+    return "%d unanswered Retries: no client refused as busy" % (retries - sent)
+
+
+CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission), ("spoofed", case_spoofed)]
 
 
 def run():
