@@ -42,8 +42,8 @@ static void *sync_thread(void *p)
 	return NULL;
 }
 
-/* A group that comes this long after the last result was taken found the
- * loop idle: synced on the loop (syncer.h). Under load the next group is
+/* A group that comes this long after the loop finished with the last result
+ * found the loop idle: synced on the loop (syncer.h). Under load the next group is
  * ready the moment a sync ends: it is started from inside done (after the
  * acknowledgements of the last group, which take longer than this at full
  * load) and goes to the thread. */
