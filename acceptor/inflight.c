@@ -265,11 +265,11 @@ static int batch_add(struct acc *a, int32_t idx)
 /* One batch to the next parser slot that takes it (round robin over the
  * slots not paused): that slot, or -1 when none does now (no parser, or
  * queues full). */
-static int send_round(struct acc *a, const void *buf, size_t len)
+static int send_round(struct acc *a)
 {
 	for (unsigned i = 0; i < a->npush; i++) {
 		unsigned k = (a->push_next + i) % a->npush;
-		if (a->slot[k].paused || qs_zsend(a->push[k], buf, len) != 0)
+		if (a->slot[k].paused || qs_zsend_batch(a->push[k], &a->batch) != 0)
 			continue;
 		a->push_next = k + 1;
 		return (int)k;
@@ -312,12 +312,13 @@ void acc_frames_send(struct acc *a)
 		/* the hand-over's time, taken before it: the parser may record the
 		 * batch's arrival before this loop records its frames as pushed */
 		uint64_t t_hop = qs_hop_fd >= 0 ? qs_now_ns() : 0;
-		int slot = send_round(a, a->batch.buf, a->batch.len);
+		size_t len = a->batch.len; /* (a sent batch's buffer is ZeroMQ's: ours is empty after) */
+		int slot = send_round(a);
 		if (slot < 0) {
 			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
 		}
-		qs_mp_queue_sent(QS_QL_FRAMES + (unsigned)slot, n, a->batch.len);
+		qs_mp_queue_sent(QS_QL_FRAMES + (unsigned)slot, n, len);
 		sent = true;
 		uint64_t now = qs_now_ns();
 		while (n--) {

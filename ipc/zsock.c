@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "common/log.h"
+#include "ipc/msg.h"
 
 struct qs_zwatch {
 	void *sock;
@@ -132,14 +133,52 @@ int qs_zrecv_each(void *sock, int budget, bool (*may_read)(void *arg),
 	return n;
 }
 
+static int send_failed(void)
+{
+	if (errno == EAGAIN || errno == EINTR)
+		return 1;
+	qs_err("zmq_send: %s", zmq_strerror(errno));
+	return -1;
+}
+
 int qs_zsend(void *sock, const void *buf, size_t len)
 {
 	if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0)
 		return 0;
-	if (errno == EAGAIN)
-		return 1;
-	if (errno == EINTR)
-		return 1;
-	qs_err("zmq_send: %s", zmq_strerror(errno));
-	return -1;
+	return send_failed();
+}
+
+/* Set while this thread closes a message that ZeroMQ did not take: its
+ * buffer is still the batch's. Other threads (ZeroMQ's I/O thread, which
+ * frees what it sent) never see it set. */
+static _Thread_local bool keep_buffer;
+
+static void free_sent(void *data, void *hint)
+{
+	(void)hint;
+	if (!keep_buffer)
+		free(data);
+}
+
+int qs_zsend_batch(void *sock, struct qs_batch *b)
+{
+	zmq_msg_t msg;
+	if (zmq_msg_init_data(&msg, b->buf, b->len, free_sent, NULL) != 0)
+		return qs_zsend(sock, b->buf, b->len);
+	if (zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0) {
+		int e = errno;
+		keep_buffer = true;
+		zmq_msg_close(&msg);
+		keep_buffer = false;
+		errno = e;
+		return send_failed();
+	}
+	/* the buffer is ZeroMQ's now: the next batch gets one as large (or
+	 * none, and grows its own) */
+	b->buf = malloc(b->cap);
+	if (!b->buf)
+		b->cap = 0;
+	b->len = 0;
+	b->count = 0;
+	return 0;
 }

@@ -75,4 +75,12 @@ int qs_zrecv_each(void *sock, int budget, bool (*may_read)(void *arg),
 /* Non-blocking send of one message; 0 sent, 1 would block (EAGAIN), -1 error. */
 int qs_zsend(void *sock, const void *buf, size_t len);
 
+struct qs_batch;
+/* The same for a whole batch, without copying it: ZeroMQ takes the batch's
+ * buffer (its I/O thread frees it once written) and the batch gets a fresh
+ * one, empty; on 1 or -1 the batch is as it was. A FRAMES batch is up to
+ * QS_BATCH_SOFT_BYTES and more: the copy zmq_send makes cost the acceptor
+ * as much as building the batch. */
+int qs_zsend_batch(void *sock, struct qs_batch *b);
+
 #endif

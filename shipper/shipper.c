@@ -202,7 +202,7 @@ static void commit(struct shipper *sh)
 	if (qs_spool_write(&sh->spool, sh->st.buf, len) != 0)
 		return refuse_failed(sh, "write", errno);
 	qs_hop(QS_HOP_S_SYNC0, 0, k);
-	qs_syncer_start(&sh->sync, sh->spool.wfd);
+	qs_syncer_start(&sh->sync, sh->spool.wfd, len);
 }
 
 static void on_synced(void *arg, int rc, int err, uint64_t ns)

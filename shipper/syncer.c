@@ -42,16 +42,26 @@ static void *sync_thread(void *p)
 	return NULL;
 }
 
-/* A group that comes this long after the last result found the loop idle:
- * synced on the loop (syncer.h). Under load the next group is ready the
- * moment a sync ends, and goes to the thread. */
+/* A group that comes this long after the loop finished with the last result
+ * found the loop idle: synced on the loop (syncer.h). Under load the next group is
+ * ready the moment a sync ends: it is started from inside done (after the
+ * acknowledgements of the last group, which take longer than this at full
+ * load) and goes to the thread. */
 #define QS_SYNC_HERE_IDLE_NS 200000ull
+/* A group larger than this is load whatever the clock says: at full load a
+ * group (~250 KB here) can start from a read of events that took longer
+ * than the idle mark, and an fdatasync on the loop would stop reading,
+ * staging and shipping for its whole length. At everyday rates groups are
+ * a few events (5,000 events/s: a few KB). */
+#define QS_SYNC_HERE_MAX_BYTES (64u * 1024)
 
 static void report(struct qs_syncer *sy, int rc, int err, uint64_t ns)
 {
 	sy->busy = false;
-	sy->last_done_ns = qs_now_ns();
+	sy->in_done = true;
 	sy->done(sy->arg, rc, err, ns);
+	sy->in_done = false;
+	sy->last_done_ns = qs_now_ns(); /* the loop's work for the result is not idleness */
 }
 
 static void on_here(evutil_socket_t fd, short what, void *arg)
@@ -128,9 +138,9 @@ static void sync_here(struct qs_syncer *sy, int fd)
 	event_active(sy->here_ev, 0, 0);
 }
 
-void qs_syncer_start(struct qs_syncer *sy, int fd)
+void qs_syncer_start(struct qs_syncer *sy, int fd, size_t bytes)
 {
-	if (qs_now_ns() - sy->last_done_ns >= QS_SYNC_HERE_IDLE_NS)
+	if (!sy->in_done && bytes <= QS_SYNC_HERE_MAX_BYTES && qs_now_ns() - sy->last_done_ns >= QS_SYNC_HERE_IDLE_NS)
 		return sync_here(sy, fd);
 	pthread_mutex_lock(&sy->mu);
 	sy->fd = fd;

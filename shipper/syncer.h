@@ -13,7 +13,11 @@
  * the hand-over costs more than it saves (two thread wake-ups and four
  * system calls per group, expensive on a VM), so a group that follows a
  * quiet loop is synced on the loop itself and reported on its next pass,
- * exactly as the thread would report it. */
+ * exactly as the thread would report it. A group started from the previous
+ * group's done callback, or larger than a few dozen events, is load, however
+ * long the loop took since the last result (at full load acknowledging or
+ * reading a group alone takes longer than the idle mark): the thread, so
+ * that the loop keeps reading while the disk flushes. */
 #ifndef QS_SHIPPER_SYNCER_H
 #define QS_SHIPPER_SYNCER_H
 
@@ -37,7 +41,8 @@ struct qs_syncer {
 	bool here;             /* the sync in flight was made on the loop */
 	int here_rc, here_err;
 	uint64_t here_ns;
-	uint64_t last_done_ns; /* when the loop last took a result */
+	uint64_t last_done_ns; /* when the loop last finished with a result (done returned) */
+	bool in_done;          /* inside done: a group started now is load, never idle */
 	bool started;      /* the thread exists */
 	bool busy;         /* a sync was handed over and its result not yet taken (loop side) */
 	bool request, quit;  /* under mu */
@@ -50,9 +55,9 @@ struct qs_syncer {
 
 /* 0, or -1 (logged). */
 int qs_syncer_init(struct qs_syncer *sy, struct event_base *base, qs_sync_done_fn done, void *arg);
-/* Hands fd over for one fdatasync; the caller keeps fd open and unchanged
- * until done has run. Only when !busy. */
-void qs_syncer_start(struct qs_syncer *sy, int fd);
+/* Hands fd over for one fdatasync of a group of `bytes`; the caller keeps
+ * fd open and unchanged until done has run. Only when !busy. */
+void qs_syncer_start(struct qs_syncer *sy, int fd, size_t bytes);
 /* Blocks until the sync in flight (if any) has finished and its done ran. */
 void qs_syncer_wait(struct qs_syncer *sy);
 void qs_syncer_free(struct qs_syncer *sy);

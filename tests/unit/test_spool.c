@@ -268,13 +268,13 @@ static void test_pending_write(void)
 	struct sync_result res = {0, -7};
 	CHECK(qs_syncer_init(&sy, base, on_sync, &res) == 0);
 	CHECK(write_pending(&s, 4, 3) == 0);
-	qs_syncer_start(&sy, s.wfd);
+	qs_syncer_start(&sy, s.wfd, 3);
 	CHECK(sy.busy);
 	CHECK(event_base_loop(base, EVLOOP_ONCE) == 0); /* the eventfd wakes the loop */
 	CHECK(res.calls == 1 && res.rc == 0 && !sy.busy);
 	qs_spool_sync_done(&s, res.rc == 0);
 	CHECK(got_range(read_all(&s, NULL), 4, 3));
-	qs_syncer_start(&sy, -1); /* fdatasync(-1) fails: reported, not hidden */
+	qs_syncer_start(&sy, -1, 1); /* fdatasync(-1) fails: reported, not hidden */
 	qs_syncer_wait(&sy);
 	CHECK(res.calls == 2 && res.rc == -1);
 	qs_syncer_free(&sy);
@@ -283,6 +283,63 @@ static void test_pending_write(void)
 	CHECK(open_spool(&s, d, 1 << 20, 1 << 20) == 0);
 	CHECK(s.replay.torn_bytes == 0 && s.total == committed + group);
 	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+/* Full load: the next group is started from the last one's done callback,
+ * after acknowledgements that take longer than the idle mark (200 us). It
+ * goes to the sync thread, so that the loop keeps reading while the disk
+ * flushes; only a group that comes to a quiet loop is synced on the loop. */
+struct chain {
+	struct qs_syncer *sy;
+	int fd, calls;
+	bool next_here; /* the group started from the first done was synced on the loop */
+};
+
+static void on_sync_chain(void *arg, int rc, int err, uint64_t ns)
+{
+	(void)rc;
+	(void)err;
+	(void)ns;
+	struct chain *c = arg;
+	if (++c->calls > 1)
+		return;
+	usleep(2000); /* acknowledging a large group */
+	qs_syncer_start(c->sy, c->fd, 1);
+	c->next_here = c->sy->here;
+}
+
+static void test_sync_under_load(void)
+{
+	char *d = new_dir();
+	char path[512];
+	snprintf(path, sizeof(path), "%s/f", d);
+	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+	struct event_base *base = event_base_new();
+	struct qs_syncer sy;
+	struct chain c = {.sy = &sy, .fd = fd};
+	CHECK(qs_syncer_init(&sy, base, on_sync_chain, &c) == 0);
+	qs_syncer_start(&sy, fd, 1); /* a quiet loop: synced here, reported on the next pass */
+	CHECK(sy.here && sy.busy);
+	CHECK(event_base_loop(base, EVLOOP_ONCE) == 0);
+	CHECK(c.calls == 1 && !c.next_here && sy.busy); /* the next group: on the thread */
+	qs_syncer_wait(&sy);
+	CHECK(c.calls == 2 && !sy.busy);
+	usleep(1000); /* quiet again */
+	qs_syncer_start(&sy, fd, 1);
+	CHECK(sy.here);
+	qs_syncer_wait(&sy);
+	CHECK(c.calls == 3);
+	usleep(1000); /* quiet, but a full-load group (read in one long pass): the thread */
+	qs_syncer_start(&sy, fd, 256 * 1024);
+	CHECK(!sy.here && sy.busy);
+	qs_syncer_wait(&sy);
+	CHECK(c.calls == 4);
+	qs_syncer_free(&sy);
+	event_base_free(base);
+	close(fd);
+	unlink(path);
 	rm_dir(d);
 }
 
@@ -979,6 +1036,7 @@ int main(void)
 	test_append_replay();
 	test_reader_offer();
 	test_pending_write();
+	test_sync_under_load();
 	test_cursor_slots();
 	test_reaper();
 	test_torn_tail();
