@@ -190,13 +190,18 @@ def case_acceptor_crash():
     check(all(c.acked_count() == 1 and c.running() for c in again),
           "after acceptor 0 was killed, the tenant could not connect 3 times again:\n%s"
           % "\n".join(c.stderr()[-300:] for c in again))
-    c = connect(server, d, "t", "after-over")
-    check(c.wait(q.tmo(30)) == 2 and "tenant over its max-connections" in c.stderr(),
-          "the fourth connection after the restart was not refused:\n%s" % c.stderr()[-400:])
+    check_over_max(server, d, "after-over", "after the restart")
     for c in again:
         c.kill()
     server.stop()
     return "acceptor 0 killed with 3 connections: restarted, the tenant connected 3 times again, the 4th refused"
+
+
+def check_over_max(server, d, name, when):
+    """A connection past the tenant's max-connections is refused with the reason."""
+    c = connect(server, d, "t", name)
+    check(c.wait(q.tmo(30)) == 2 and "tenant over its max-connections" in c.stderr(),
+          "a fourth connection %s was not refused:\n%s" % (when, c.stderr()[-400:]))
 
 
 def case_reload():
@@ -222,9 +227,7 @@ def case_reload():
         check(c.wait_acked(11, q.tmo(30)) == 11 and c.running(),
               "%s did not go on after the reload:\n%s" % (c.name, c.stderr()[-400:]))
         check("refused" not in c.stderr(), "%s was refused on moving:\n%s" % (c.name, c.stderr()[-400:]))
-    c = connect(server, d, "t", "fourth")
-    check(c.wait(q.tmo(30)) == 2 and "tenant over its max-connections" in c.stderr(),
-          "a fourth connection after the reload was not refused:\n%s" % c.stderr()[-400:])
+    check_over_max(server, d, "fourth", "after the reload")
     for c in three:
         c.kill()
     server.stop()
