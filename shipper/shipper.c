@@ -251,39 +251,24 @@ static void serve_event(void *arg, const void *rec, const uint8_t *payload)
 	stage_event(sh, &er, payload, sh->serve_now);
 }
 
-/* The stage's room: what one pass may serve from the look-ahead. */
-static size_t stage_room(const struct shipper *sh)
-{
-	return sh->st.len < STAGE_MAX ? STAGE_MAX - sh->st.len : 0;
-}
-
-/* Stages the look-ahead's events by tenant (ipc/fair.h) while the stage has
- * room (all of them when stopping); whatever does not fit waits for the next
- * pass. Returns whether it staged anything. */
-static bool serve_room(struct shipper *sh)
+/* Stages a budget of the look-ahead's events, by tenant (ipc/fair.h), while
+ * the stage has room (all of them when stopping); the group commit follows. */
+static void serve(struct shipper *sh, size_t budget)
 {
 	if (qs_fair_empty(sh->fair) || (!sh->stopping && (sh->refusing || sh->st.len >= STAGE_MAX)))
-		return false;
+		return;
 	sh->serve_now = qs_realtime_ns();
-	if (qs_fair_serve(sh->fair, sh->stopping ? SIZE_MAX : stage_room(sh), serve_event, sh) &&
-	    sh->st.len < STAGE_MAX)
+	if (qs_fair_serve(sh->fair, budget, serve_event, sh) && sh->st.len < STAGE_MAX)
 		qs_fair_later(sh->serve_ev);
-	return true;
+	event_active(sh->drain_ev, 0, 0);
+	flow_update(sh);
 }
 
-/* A pass's whole stage room, not a quantum: at full load the look-ahead
- * holds what the pass read, and 64 KiB a pass made groups half as large as
- * without tenants (twice the fdatasyncs and wake-ups; PERFORMANCE round 16).
- * DRR still orders what goes in, and what waits when the stage is full. */
 static void on_serve(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct shipper *sh = arg;
-	if (!serve_room(sh))
-		return;
-	event_active(sh->drain_ev, 0, 0);
-	flow_update(sh);
+	serve(arg, QS_FAIR_QUANTUM);
 }
 
 static void stage_message(void *arg, const void *msg, size_t len)
@@ -297,7 +282,7 @@ static void stage_message(void *arg, const void *msg, size_t len)
 	}
 	qs_mp_queue_recv(QS_QL_EVENTS, it.remaining, len);
 	if (qs_fair_take(sh->fair, &it, msg, len)) {
-		event_active(sh->drain_ev, 0, 0); /* served there, once the pass read all it will */
+		qs_fair_later(sh->serve_ev);
 	} else {
 		uint64_t now = qs_realtime_ns();
 		struct qs_event_rec er;
@@ -322,7 +307,6 @@ static void on_drained(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct shipper *sh = arg;
-	serve_room(sh); /* what this pass read, in DRR order, then one group */
 	commit(sh);
 	flow_update(sh);
 }
@@ -465,7 +449,7 @@ static void stop_intake(struct shipper *sh)
 {
 	sh->stopping = true;
 	flow_update(sh);
-	serve_room(sh); /* stopping: the whole look-ahead */
+	serve(sh, SIZE_MAX); /* the whole look-ahead */
 	commit_all(sh);
 }
 
