@@ -107,9 +107,17 @@ static struct acc_tenant_limit *of(const struct acc_conn *c)
 	return c->tenant && c->a->tlimit ? &c->a->tlimit[c->tenant - c->a->cfg->tenants->t] : NULL;
 }
 
+/* Whether it has a rate to keep: else its frames need no clock and no
+ * bucket (a clock read per frame was most of what tenants cost the acceptor
+ * at full load: PERFORMANCE round 16). */
+static bool rated(const struct acc_tenant_limit *t)
+{
+	return t->row && (t->rate[QS_SL_EVENTS] > 0 || t->rate[QS_SL_BYTES] > 0);
+}
+
 static void refill(struct acc_tenant_limit *t, uint64_t now)
 {
-	if (t->row)
+	if (rated(t))
 		qs_sl_refill(t->row, t->rate, now);
 }
 
@@ -158,7 +166,8 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 		snprintf(why, whylen, "frame of %u bytes exceeds the limit of %" PRIu64 " bytes", len, l->max_message_size);
 		return QS_REJ_TOO_LARGE;
 	}
-	refill(t, qs_now_ns());
+	if (rated(t))
+		refill(t, qs_now_ns());
 	const char *limit = over(t);
 	if (limit && !t->over_quota && l->on_limit == QS_ON_LIMIT_REJECT) {
 		snprintf(why, whylen, "rate limited: tenant over its %s", limit);
@@ -174,8 +183,8 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 bool acc_limit_held(struct acc_conn *c)
 {
 	struct acc_tenant_limit *t = of(c);
-	if (!t)
-		return false;
+	if (!t || (!rated(t) && !t->over_quota && !t->held_since))
+		return false; /* nothing can hold it */
 	uint64_t now = qs_now_ns();
 	refill(t, now);
 	/* a spool quota always holds; a rate only with on-limit = throttle */

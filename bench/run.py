@@ -1160,30 +1160,58 @@ def fmt_rounds(ratios):
     return " (round by round %s; median %.2f)" % ("/".join("%.2f" % x for x in ratios), pr[len(pr) // 2])
 
 
-def metrics_md(results):
-    """The cost of the metrics endpoint: full load scraped every second over the same without it,
-    round by round (both runs within the same minute: this host's speed drifts)."""
-    r = results.get("quicstash-fsync-metrics") or {}
+def server_cpu_roles(r):
+    """Server CPU seconds per million events of a run, by role (the load generator left out)."""
+    ev = r.get("events") or 0
+    return {k: v / ev * 1e6 for k, v in (r.get("cpu") or {}).items() if k not in ("client", "sender")} if ev else {}
+
+
+def paired_md(results, key, title, what, target):
+    """A row's cost against the plain fsync full load: its events/s and its server CPU per event over
+    the plain run's, round by round (both runs within the same minute: this host's speed drifts), the
+    median of each against target (a fraction), and the CPU per event by role with and without."""
+    r = results.get(key) or {}
     ratios = r.get("pair_ratios_off")
     if not ratios:
         return []
     med = statistics.median(ratios)
-    sc = r.get("scrapes", {})
     off = results.get("quicstash-fsync") or {}
+    on_roles, off_roles = server_cpu_roles(r), server_cpu_roles(off)
+    roles = sorted(set(on_roles) | set(off_roles),
+                   key=lambda k: (ROLE_ORDER.index(k) if k in ROLE_ORDER else 99, k))
+    by_role = ", ".join("%s %.2f/%.2f" % (k, on_roles.get(k, 0), off_roles.get(k, 0)) for k in roles)
+    out = ["\n%s: %s over the same full load without it, round by round: %s events/s, median %+.1f%% (target: "
+           "within %g%%; on a shared or busy host one round varies more than that); server CPU per million events "
+           "%.2f s with, %.2f s without (median runs; by role, with/without: %s)." % (
+               title, what, "/".join("%.3f" % x for x in ratios), (med - 1) * 100, target * 100,
+               server_cpu_per_m(r), server_cpu_per_m(off), by_role)]
+    cpu = r.get("pair_cpu_off")
+    if cpu:
+        cmed = statistics.median(cpu)
+        ok = cmed - 1 <= target and 1 - med <= target
+        out.append("Server CPU per event with over without, round by round (the steadier figure): %s, median "
+                   "%+.1f%%. Verdict: %s the %g%% target." % (
+                       "/".join("%.3f" % x for x in cpu), (cmed - 1) * 100, "within" if ok else "over",
+                       target * 100))
+    return out
 
-    def server_cpu(x):
-        ev = x.get("events") or 0
-        return sum(v for k, v in (x.get("cpu") or {}).items() if k not in ("client", "sender")) / ev * 1e6 if ev else 0
 
-    return ["\nMetrics: `--metrics-addr` scraped every second (%d scrapes in the median run, %d failed) "
-            "over the same full load without it, round by round: %s events/s, median %+.1f%% (target: within "
-            "2%%; on a shared or busy host one round varies more than that); server CPU per million events "
-            "%.2f s with, %.2f s without (the metrics process's own: %.2f s)." % (
-                sc.get("ok", 0), sc.get("failed", 0), "/".join("%.3f" % x for x in ratios), (med - 1) * 100,
-                server_cpu(r), server_cpu(off), (r.get("cpu") or {}).get("metrics", 0) / (r.get("events") or 1) * 1e6)] + (
-        ["Server CPU per event with over without, round by round (the steadier figure): %s, median %+.1f%%." % (
-            "/".join("%.3f" % x for x in r["pair_cpu_off"]), (statistics.median(r["pair_cpu_off"]) - 1) * 100)]
-        if r.get("pair_cpu_off") else [])
+def metrics_md(results):
+    """The cost of the metrics endpoint (docs/ARCHITECTURE.md, "Metrics")."""
+    r = results.get("quicstash-fsync-metrics") or {}
+    sc = r.get("scrapes", {})
+    return paired_md(results, "quicstash-fsync-metrics", "Metrics",
+                     "`--metrics-addr` scraped every second (%d scrapes in the median run, %d failed; the metrics "
+                     "process's own CPU %.2f s per million events)" % (
+                         sc.get("ok", 0), sc.get("failed", 0),
+                         (r.get("cpu") or {}).get("metrics", 0) / (r.get("events") or 1) * 1e6), 0.02)
+
+
+def auth_md(results):
+    """The cost of authentication and fairness (docs/TENANTS.md): the auth row against the plain one."""
+    return paired_md(results, "quicstash-fsync-auth", "Authentication and fairness",
+                     "`--auth token` with 4 tenants (a token per connection, events tagged and shared out by "
+                     "deficit round robin)", 0.05)
 
 
 def table(results, ctx):
@@ -1296,7 +1324,8 @@ def main():
     ap.add_argument("--idle-seconds", type=float, default=10,
                     help="how long the idle row watches a quicstashd with no connection (10; 0 skips it)")
     ap.add_argument("--only", default="",
-                    help="comma list: quicstash,metrics,rsyslog,rawquic,tcp,parse,amqp,everyday,idle,storm (all)")
+                    help="comma list: quicstash,metrics,auth,rsyslog,rawquic,tcp,parse,amqp,everyday,idle,storm (all; "
+                         "auth: only the plain fsync full load and the --auth row, alternating)")
     ap.add_argument("--storm-connections", type=int, default=10000,
                     help="clients connecting at once in the connection-storm row (10000; --only storm)")
     ap.add_argument("--key-type", default="ed25519", choices=["ed25519", "ecdsa", "rsa"],
@@ -1354,6 +1383,7 @@ def main():
                                                        "amqp", "everyday", "idle", "storm"}
     mach = machine()
     results = {}
+    rounds = []  # the alternating full-load rounds, each run's own figures (results.json)
     t_start = time.monotonic()
 
     def attempt(key, fn):
@@ -1389,7 +1419,7 @@ def main():
             full.append(("rawquic", lambda t: rawquic_run(ctx, t)))
         if "rsyslog" in only:
             full.append(("rsyslog-memory", lambda t: rsyslog_run(ctx, "memory", ctx.corpus_lines, t)))
-        if "quicstash" in only or "metrics" in only:
+        if "quicstash" in only or "metrics" in only or "auth" in only:
             full.append(("quicstash-fsync", lambda t: quicstash_run(ctx, "fsync", 0, ctx.corpus_lines, "full" + t)))
         if "metrics" in only:  # paired with quicstash-fsync, round by round
             full.append(("quicstash-fsync-metrics", lambda t: quicstash_run(
@@ -1399,11 +1429,10 @@ def main():
             if args.parsers_row > 0:  # the parser's work spread over more cores (the default favours latency)
                 full.append(("quicstash-fsync-parsers", lambda t: quicstash_run(
                     ctx, "fsync", 0, ctx.corpus_lines, "parsers" + t, qs_extra=["--parsers", str(args.parsers_row)])))
-            if args.auth_row:
-                qs_auth, bench_auth = auth_setup(ctx)
-                full.append(("quicstash-fsync-auth", lambda t: quicstash_run(
-                    ctx, "fsync", 0, ctx.corpus_lines, "auth" + t, qs_extra=qs_auth, bench_extra=bench_auth)))
-        rounds = []
+        if ("quicstash" in only and args.auth_row) or "auth" in only:  # paired with quicstash-fsync
+            qs_auth, bench_auth = auth_setup(ctx)
+            full.append(("quicstash-fsync-auth", lambda t: quicstash_run(
+                ctx, "fsync", 0, ctx.corpus_lines, "auth" + t, qs_extra=qs_auth, bench_extra=bench_auth)))
         for i in range(args.repeat):
             rounds.append({})
             for key, fn in round_order(full, i):
@@ -1415,11 +1444,10 @@ def main():
             if key.startswith("quicstash") and "failed" not in results[key]:
                 results[key]["pair_ratios"] = pair_ratios(rounds, key, "rsyslog-memory")
                 results[key]["pair_ratios_q"] = pair_ratios(rounds, key, "rawquic")
-        if "events_per_s" in results.get("quicstash-fsync-metrics", {}):
-            results["quicstash-fsync-metrics"]["pair_cpu_off"] = pair_cpu_ratios(rounds, "quicstash-fsync-metrics",
-                                                                                   "quicstash-fsync")
-            results["quicstash-fsync-metrics"]["pair_ratios_off"] = pair_ratios(rounds, "quicstash-fsync-metrics",
-                                                                                "quicstash-fsync")
+        for key in ("quicstash-fsync-metrics", "quicstash-fsync-auth"):  # paired with the plain row
+            if "events_per_s" in results.get(key, {}):
+                results[key]["pair_cpu_off"] = pair_cpu_ratios(rounds, key, "quicstash-fsync")
+                results[key]["pair_ratios_off"] = pair_ratios(rounds, key, "quicstash-fsync")
         if "rsyslog" in only:
             attempt("rsyslog-disk", lambda: rsyslog_run(ctx, "disk", ctx.corpus_lines))
         if "quicstash" in only:
@@ -1485,6 +1513,7 @@ def main():
         md.append("\nLoad generator's own lateness at half load (event handed to the client library after its "
                   "intended send time; already inside the ack latencies above): " + "; ".join(lags) + ".")
     md.extend(metrics_md(results))
+    md.extend(auth_md(results))
     md.extend(storm.storm_md(results.get("storm"), args.storm_connections))
     floor = results.get("quicstash-fsync-floor") or {}
     if floor.get("latency_us"):
@@ -1530,7 +1559,7 @@ def main():
         with open(args.results, "w") as f:
             f.write(text)
         with open(os.path.join(ctx.work, "results.json"), "w") as f:
-            json.dump({"machine": mach, "results": results}, f, indent=1, default=str)
+            json.dump({"machine": mach, "results": results, "rounds": rounds}, f, indent=1, default=str)
         log("wrote %s (raw numbers: %s)" % (args.results, os.path.join(ctx.work, "results.json")))
     failed = [k for k, r in results.items() if "failed" in r]
     return 1 if failed else 0

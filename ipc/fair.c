@@ -183,6 +183,15 @@ bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *
 	return !qs_fair_empty(f);
 }
 
+bool qs_fair_serve_pass(struct qs_fair *f, bool (*go)(void *arg), qs_fair_serve_fn fn, void *arg)
+{
+	uint64_t t0 = qs_now_ns();
+	bool more;
+	while ((more = qs_fair_serve(f, QS_FAIR_QUANTUM, fn, arg)) && go(arg) && qs_now_ns() - t0 < QS_FAIR_PASS_NS)
+		;
+	return more;
+}
+
 void qs_fair_later(struct event *ev)
 {
 	static const struct timeval now = {0, 0};

@@ -49,6 +49,13 @@ int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *
 /* Serves queued records by deficit round robin until about budget bytes
  * went (whole records); returns whether records are still queued. */
 bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *arg);
+/* One pass's share: a quantum, then more quanta while go(arg) holds, for up
+ * to QS_FAIR_PASS_NS since the call (a consumer slow per record still gets
+ * one quantum a pass, between its sockets' reads; a fast one takes what the
+ * pass read, so its batches stay as large as without tenants). Returns
+ * whether records are still queued. */
+#define QS_FAIR_PASS_NS 2000000ull
+bool qs_fair_serve_pass(struct qs_fair *f, bool (*go)(void *arg), qs_fair_serve_fn fn, void *arg);
 bool qs_fair_empty(const struct qs_fair *f);
 /* Whether to read more messages now: the look-ahead is empty, or below its
  * bound while tenants share the process. */

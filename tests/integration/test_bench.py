@@ -95,6 +95,10 @@ def bench_run():
     check(len(spread) == 1 and "(median of " in spread[0], "no full-load row with --parsers 2, by rounds:\n%s" % md)
     auth = [r for r in rows if "full load, `--auth token`, 4 tenants" in r]
     check(len(auth) == 1 and "(median of " in auth[0], "no full-load row with --auth token, by rounds:\n%s" % md)
+    check(re.search(r"\nAuthentication and fairness: .* round by round: [\d./]+ events/s, median [-+][\d.]+% \(target: "
+                    r"within 5%.*by role, with/without: acceptor [\d.]+/[\d.]+.*\nServer CPU per event with over without, "
+                    r"round by round \(the steadier figure\): [\d./]+, median [-+][\d.]+%\. Verdict: (within|over) the 5% "
+                    r"target\.", md), "no paired verdict on the --auth row's cost:\n%s" % md)
     scraped = [r for r in rows if "full load, `--metrics-addr`, scraped every second" in r]
     check(len(scraped) == 1 and "(median of " in scraped[0], "no full-load row with metrics scraped:\n%s" % md)
     floor = [r for r in rows if "latency floor (2000 events/s)" in r]

@@ -4,9 +4,12 @@
  * round robin, each tenant's in order, with their payloads intact; for a
  * second after two tenants were seen, a single tenant's message is taken
  * too; the look-ahead stops asking for more at its bound; off hands back
- * everything; a malformed message is taken (dropped) without harm. */
+ * everything; a malformed message is taken (dropped) without harm; a pass
+ * (qs_fair_serve_pass) serves all to a fast consumer that takes more, one
+ * quantum to one that does not or is slow per record. */
 #include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "check.h"
 #include "ipc/fair.h"
@@ -156,11 +159,63 @@ static void test_off_and_malformed(void)
 	CHECK(qs_fair_new(false, &bad) == NULL);
 }
 
+struct slow {
+	struct seen s;
+	bool go;
+};
+
+/* 3 ms a record: slower than a pass's QS_FAIR_PASS_NS */
+static void record_slowly(void *arg, const void *rec, const uint8_t *payload)
+{
+	struct slow *sl = arg;
+	struct timespec ts = {0, 3000000};
+	nanosleep(&ts, NULL);
+	record(&sl->s, rec, payload);
+}
+
+static void record_fast(void *arg, const void *rec, const uint8_t *payload)
+{
+	record(&((struct slow *)arg)->s, rec, payload);
+}
+
+static bool slow_go(void *arg)
+{
+	return ((struct slow *)arg)->go;
+}
+
+/* A pass's share: a fast consumer that takes more gets every quantum in one
+ * pass; one that takes no more, or is slow per record, gets one quantum. */
+static void test_pass(void)
+{
+	current_test = "a pass's share";
+	uint64_t ts[2] = {1, 2};
+	size_t per = 64 * 1024 / (sizeof(struct qs_frame_rec) + 1000) + 1; /* records of one quantum, at most */
+	for (int mode = 0; mode < 3; mode++) {
+		struct qs_fair *f = qs_fair_new(false, &frames);
+		struct qs_batch b = {0};
+		build(&b, ts, 2, 400, 0, 1000); /* about 6 quanta, both tenants */
+		CHECK_EQ(offer(f, &b), 1);
+		static struct slow sl;
+		memset(&sl, 0, sizeof(sl));
+		sl.s.payload_ok = true;
+		sl.go = mode == 0 || mode == 2;
+		qs_fair_serve_pass(f, slow_go, mode == 2 ? record_slowly : record_fast, &sl);
+		CHECK(sl.s.payload_ok);
+		if (mode == 0) /* fast, taking: all of it in one pass */
+			CHECK(sl.s.n == 400 && qs_fair_empty(f));
+		else /* one quantum */
+			CHECK(sl.s.n > 0 && sl.s.n <= per && !qs_fair_empty(f));
+		qs_batch_free(&b);
+		qs_fair_free(f);
+	}
+}
+
 int main(void)
 {
 	test_one_tenant_in_place();
 	test_two_tenants_shared();
 	test_bound();
 	test_off_and_malformed();
+	test_pass();
 	return check_report();
 }
