@@ -46,10 +46,11 @@ static void set_dont_fragment(int fd, int family)
 }
 
 /* The segment size of a datagram the kernel coalesced (UDP GRO), or 0; notes
- * its arrival (SO_TIMESTAMPNS) in a->rx_newest_ns. */
+ * its arrival (SO_TIMESTAMPNS) in a->rx_pkt_ns (0: none) and a->rx_newest_ns. */
 static size_t gro_size(struct acc *a, struct msghdr *mh)
 {
 	size_t seg = 0;
+	a->rx_pkt_ns = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
 			int v;
@@ -59,6 +60,7 @@ static size_t gro_size(struct acc *a, struct msghdr *mh)
 			struct timespec ts;
 			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
 			uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+			a->rx_pkt_ns = ns;
 			if (ns > a->rx_newest_ns)
 				a->rx_newest_ns = ns;
 		}
