@@ -330,9 +330,9 @@ void acc_dispatch_stats(struct acc *a)
 		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64
 		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
 		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64
-		", stale Initials dropped %" PRIu64,
+		", stale Initials dropped %" PRIu64 " (longest wait %" PRIu64 " ms)",
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
-		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale);
+		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000);
 	a->logged_stale = a->n_stale;
 	a->logged_hs_refused = a->n_hs_refused;
 	a->logged_auth_refused = a->n_auth_refused;
@@ -348,12 +348,15 @@ void acc_dispatch_stats(struct acc *a)
 /* A new attempt's Initial that waited out ACC_STALE_INITIAL_NS in the queue
  * (acc.h). The realtime clock is the kernel's stamp's; a clock stepped back
  * makes nothing stale, one stepped forward drops one queue's worth at most. */
-static bool stale_initial(const struct acc *a)
+static bool stale_initial(struct acc *a)
 {
 	if (!a->rx_pkt_ns)
 		return false;
 	uint64_t now = qs_realtime_ns();
-	return now > a->rx_pkt_ns && now - a->rx_pkt_ns > ACC_STALE_INITIAL_NS;
+	uint64_t wait = now > a->rx_pkt_ns ? now - a->rx_pkt_ns : 0;
+	if (wait > a->initial_wait_max_ns)
+		a->initial_wait_max_ns = wait; /* the stats line's, to tell how near the bound a storm comes */
+	return wait > ACC_STALE_INITIAL_NS;
 }
 
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len)
