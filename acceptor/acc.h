@@ -389,6 +389,7 @@ void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, con
 void acc_udp_flush(struct acc *a);
 
 /* dispatch.c */
+bool acc_new_attempt(const struct acc *a, const uint8_t *pkt, size_t len);
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len);
 void acc_dispatch_stats(struct acc *a); /* logs reset/Retry counters (rate-limited) */
 

@@ -359,6 +359,15 @@ static bool stale_initial(struct acc *a)
 	return wait > ACC_STALE_INITIAL_NS;
 }
 
+/* A datagram that opens no known connection's packet: a new attempt's
+ * Initial (udp.c reads these after the established ones during a storm). */
+bool acc_new_attempt(const struct acc *a, const uint8_t *pkt, size_t len)
+{
+	ngtcp2_version_cid vc;
+	return ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QS_STEER_CID_LEN) == 0 && vc.version &&
+	       !acc_cidmap_get(&a->map, vc.dcid, vc.dcidlen);
+}
+
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len)
 {
 	ngtcp2_version_cid vc;

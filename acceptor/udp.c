@@ -114,10 +114,20 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
 		}
 		qs_hop(QS_HOP_A_RECV, acc_channel(a), 0);
 		total += n;
+		/* While handshakes are in progress, the established connections'
+		 * datagrams of the batch first (a client's second flight finishes its
+		 * handshake and frees its place), new attempts' Initials after. */
+		int later[ACC_RX_BATCH], nlater = 0;
 		for (int i = 0; i < n; i++) {
 			qs_mp_add(QS_M_UDP_IN_BYTES, msgs[i].msg_len);
-			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
+			if (a->handshaking && !(msgs[i].msg_hdr.msg_flags & MSG_TRUNC) &&
+			    acc_new_attempt(a, rx_bufs[i], msgs[i].msg_len))
+				later[nlater++] = i;
+			else
+				datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
 		}
+		for (int j = 0; j < nlater; j++)
+			datagram(a, &msgs[later[j]].msg_hdr, msgs[later[j]].msg_len, rx_bufs[later[j]]);
 		if (n < ACC_RX_BATCH)
 			break;
 	}
