@@ -229,6 +229,7 @@ struct acc {
 	unsigned handshaking; /* connections whose handshake is not complete */
 	uint64_t n_hs_refused, logged_hs_refused; /* refused: hs_cap handshakes in progress */
 	uint64_t n_stale, logged_stale;           /* first Initials dropped: ACC_STALE_INITIAL_NS in the queue */
+	uint64_t n_deferred;                      /* new attempts' Initials read after a batch's established packets */
 	uint64_t initial_wait_max_ns;             /* the longest a first Initial waited in the queue */
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
 	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */

@@ -330,9 +330,10 @@ void acc_dispatch_stats(struct acc *a)
 		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64
 		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
 		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64
-		", stale Initials dropped %" PRIu64 " (longest wait %" PRIu64 " ms)",
+		", stale Initials dropped %" PRIu64 " (longest wait %" PRIu64 " ms)"
+		", Initials read after established packets %" PRIu64,
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
-		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000);
+		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000, a->n_deferred);
 	a->logged_stale = a->n_stale;
 	a->logged_hs_refused = a->n_hs_refused;
 	a->logged_auth_refused = a->n_auth_refused;

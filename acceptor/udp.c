@@ -126,6 +126,8 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
 			else
 				datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
 		}
+		if (nlater && nlater < n)
+			a->n_deferred += (uint64_t)nlater;
 		for (int j = 0; j < nlater; j++)
 			datagram(a, &msgs[later[j]].msg_hdr, msgs[later[j]].msg_len, rx_bufs[later[j]]);
 		if (n < ACC_RX_BATCH)

@@ -27,7 +27,11 @@ server with jitter.
    retransmission are dropped unread. The acceptor is stopped (SIGSTOP) while 20 qs_initial_probe
    runs each send one first Initial (--retry always: every fresh one would get a Retry) and give up;
    1.5 s later it continues. None of their Initials may be answered (no Retry sent for them; the stats
-   line counts them as stale), and a quicstash-send client after them still delivers."""
+   line counts them as stale), and a quicstash-send client after them still delivers.
+6. order: while handshakes are in progress, the established connections' datagrams of a read batch are
+   handled before new attempts' Initials (their second flight frees a place first). The cap of 8,
+   --retry never, 300 clients at once: new Initials must have been read after established packets
+   of their batch (the stats line's count), and every client connects."""
 import json
 import os
 import re
@@ -254,8 +258,35 @@ def case_stale():
     return "20 stale first Initials dropped unread, %d Retry sent (the live client's)" % retries
 
 
+def case_order():
+    if not q.TEST_HOOKS:
+        return "order skipped: not a test-hooks build"
+    n = 300
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "never"], name="order")
+    server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
+    server.start()
+    argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-n", str(n), "-c", str(n), "-S", "1",
+            "-T", "2", "-w", "1", "--connect-timeout", str(int(q.tmo(60))), "--json"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(120), preexec_fn=q._pdeathsig)
+    try:
+        b = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise q.TestFailure("quicstash-bench gave no result (exit %r): %s" % (p.returncode, p.stderr[-500:]))
+    time.sleep(1.5)  # the acceptor's stats line comes at most once a second
+    server.stop()
+    recv.stop()
+    later = acceptor_stat(server, "Initials read after established packets")
+    refused = acceptor_stat(server, "refused during a storm")
+    log("%d clients, cap 8: %d new Initials read after their batch's established packets, %d refused as busy; "
+        "all up in %.2f s" % (n, later, refused, b["connect_s"]))
+    check(b["connect_s"] > 0 and b["acked"] == n, "not every client connected: %s" % b.get("first_error"))
+    check(later > 0, "no new attempt's Initial was read after the established packets of its batch")
+    return "cap 8, %d clients: %d Initials after established packets, %d refused" % (n, later, refused)
+
+
 CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission), ("spoofed", case_spoofed),
-         ("stale", case_stale)]
+         ("stale", case_stale), ("order", case_order)]
 
 
 def run():
