@@ -154,12 +154,11 @@ def acceptor_stat(server, name):
     return int(found[-1]) if found else 0
 
 
-def case_admission():
-    if not q.TEST_HOOKS:
-        return "admission skipped: not a test-hooks build"
-    n = 300
+def capped_storm(name, retry, n):
+    """n clients at once against a server whose handshake cap is 8 (a test-hooks build); the stopped
+    server and quicstash-bench's result."""
     recv = q.Receiver().start()
-    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="admission")
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", retry], name=name)
     server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
     server.start()
     argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-n", str(n), "-c", str(n), "-S", "1",
@@ -172,6 +171,14 @@ def case_admission():
     time.sleep(1.5)  # the acceptor's stats line comes at most once a second
     server.stop()
     recv.stop()
+    return server, b
+
+
+def case_admission():
+    if not q.TEST_HOOKS:
+        return "admission skipped: not a test-hooks build"
+    n = 300
+    server, b = capped_storm("admission", "always", n)
     retries, accepted = acceptor_stat(server, "Retry sent"), acceptor_stat(server, "connections accepted")
     refused = acceptor_stat(server, "refused during a storm")
     log("%d clients, cap 8: %d accepted, %d Retry sent, %d refused as busy; all up in %.2f s"
@@ -262,20 +269,7 @@ def case_order():
     if not q.TEST_HOOKS:
         return "order skipped: not a test-hooks build"
     n = 300
-    recv = q.Receiver().start()
-    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "never"], name="order")
-    server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
-    server.start()
-    argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-n", str(n), "-c", str(n), "-S", "1",
-            "-T", "2", "-w", "1", "--connect-timeout", str(int(q.tmo(60))), "--json"]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(120), preexec_fn=q._pdeathsig)
-    try:
-        b = json.loads(p.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise q.TestFailure("quicstash-bench gave no result (exit %r): %s" % (p.returncode, p.stderr[-500:]))
-    time.sleep(1.5)  # the acceptor's stats line comes at most once a second
-    server.stop()
-    recv.stop()
+    server, b = capped_storm("order", "never", n)
     later = acceptor_stat(server, "Initials read after established packets")
     refused = acceptor_stat(server, "refused during a storm")
     log("%d clients, cap 8: %d new Initials read after their batch's established packets, %d refused as busy; "
