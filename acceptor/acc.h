@@ -53,6 +53,14 @@ struct qs_sl_row;
  * any Retry, so the validated ones over it are at most the Retries
  * outstanding, and the state stays bounded. */
 #define ACC_VALIDATED_CAP(cap) (2 * (cap))
+/* An Initial of a new attempt that waited this long in the socket's receive
+ * queue (kernel arrival time, SO_TIMESTAMPNS) is dropped unread: its client
+ * has already retransmitted it (a client's first PTO with ngtcp2's 333 ms
+ * initial RTT is ~1 s; the copy is behind it in the queue) or given up, and
+ * a Retry, a refusal or a handshake for it would be spent on an attempt
+ * that has moved on. Dropping is cheap, so a storm's queue drains down to
+ * this wait instead of growing past it (docs/PERFORMANCE.md round 17). */
+#define ACC_STALE_INITIAL_NS (1000ull * 1000000)
 #define ACC_HELD_CAP (512ull * 1024 * 1024) /* bytes of unresolved frames before credit is deferred */
 #define ACC_RESEND_AFTER_NS (30ull * 1000000000)
 #define ACC_STATUS_STALE_NS (5ull * 1000000000)
@@ -220,6 +228,9 @@ struct acc {
 	unsigned refused;
 	unsigned handshaking; /* connections whose handshake is not complete */
 	uint64_t n_hs_refused, logged_hs_refused; /* refused: hs_cap handshakes in progress */
+	uint64_t n_stale, logged_stale;           /* first Initials dropped: ACC_STALE_INITIAL_NS in the queue */
+	uint64_t n_deferred;                      /* new attempts' Initials read after a batch's established packets */
+	uint64_t initial_wait_max_ns;             /* the longest a first Initial waited in the queue */
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
 	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
 	unsigned retry_sent_w, retry_ans_w, retry_ans_pct; /* this window's Retries and answers; the last one's % */
@@ -245,6 +256,7 @@ struct acc {
 	struct event *rx_gather_ev; /* receive moderation: the next read after this wait (udp.c) */
 	uint64_t rx_gather_us;      /* 0: read on every packet's arrival */
 	uint64_t rx_newest_ns;      /* realtime arrival of the newest packet read (SO_TIMESTAMPNS) */
+	uint64_t rx_pkt_ns;         /* realtime arrival of the datagram in hand, 0 if unknown */
 	bool tick_fast; /* the tick runs at the busy pace (acceptor.c, tick_arm) */
 
 	void *zctx;
@@ -378,6 +390,7 @@ void acc_udp_send(struct acc *a, const struct sockaddr *to, socklen_t tolen, con
 void acc_udp_flush(struct acc *a);
 
 /* dispatch.c */
+bool acc_new_attempt(const struct acc *a, const uint8_t *pkt, size_t len);
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len);
 void acc_dispatch_stats(struct acc *a); /* logs reset/Retry counters (rate-limited) */
 

@@ -323,15 +323,18 @@ void acc_dispatch_stats(struct acc *a)
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
 	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed &&
 	    a->n_src_refused == a->logged_src_refused && a->n_auth_refused == a->logged_auth_refused &&
-	    a->n_hs_refused == a->logged_hs_refused)
+	    a->n_hs_refused == a->logged_hs_refused && a->n_stale == a->logged_stale)
 		return;
 	a->stat_log_mono = now;
 	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
 		", misrouted packets dropped %" PRIu64 ", Retry sent %" PRIu64 ", invalid tokens %" PRIu64
 		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
-		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64,
+		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64
+		", stale Initials dropped %" PRIu64 " (longest wait %" PRIu64 " ms)"
+		", Initials read after established packets %" PRIu64,
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
-		a->n_src_refused, a->n_auth_refused, a->n_hs_refused);
+		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000, a->n_deferred);
+	a->logged_stale = a->n_stale;
 	a->logged_hs_refused = a->n_hs_refused;
 	a->logged_auth_refused = a->n_auth_refused;
 	a->logged_src_refused = a->n_src_refused;
@@ -341,6 +344,29 @@ void acc_dispatch_stats(struct acc *a)
 	a->logged_misrouted = a->n_misrouted;
 	a->logged_retries = a->n_retries;
 	a->logged_bad_tokens = a->n_bad_tokens;
+}
+
+/* A new attempt's Initial that waited out ACC_STALE_INITIAL_NS in the queue
+ * (acc.h). The realtime clock is the kernel's stamp's; a clock stepped back
+ * makes nothing stale, one stepped forward drops one queue's worth at most. */
+static bool stale_initial(struct acc *a)
+{
+	if (!a->rx_pkt_ns)
+		return false;
+	uint64_t now = qs_realtime_ns();
+	uint64_t wait = now > a->rx_pkt_ns ? now - a->rx_pkt_ns : 0;
+	if (wait > a->initial_wait_max_ns)
+		a->initial_wait_max_ns = wait; /* the stats line's, to tell how near the bound a storm comes */
+	return wait > ACC_STALE_INITIAL_NS;
+}
+
+/* A datagram that opens no known connection's packet: a new attempt's
+ * Initial (udp.c reads these after the established ones during a storm). */
+bool acc_new_attempt(const struct acc *a, const uint8_t *pkt, size_t len)
+{
+	ngtcp2_version_cid vc;
+	return ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QS_STEER_CID_LEN) == 0 && vc.version &&
+	       !acc_cidmap_get(&a->map, vc.dcid, vc.dcidlen);
 }
 
 void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t fromlen, uint8_t *pkt, size_t len)
@@ -365,6 +391,10 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 	ngtcp2_pkt_hd hd;
 	if (ngtcp2_accept(&hd, pkt, len) != 0)
 		return;
+	if (stale_initial(a)) {
+		a->n_stale++;
+		return;
+	}
 	if (a->stopping || a->nconns >= conn_limit(a)) {
 		refuse(a, from, fromlen, &hd);
 		return;

@@ -46,10 +46,11 @@ static void set_dont_fragment(int fd, int family)
 }
 
 /* The segment size of a datagram the kernel coalesced (UDP GRO), or 0; notes
- * its arrival (SO_TIMESTAMPNS) in a->rx_newest_ns. */
+ * its arrival (SO_TIMESTAMPNS) in a->rx_pkt_ns (0: none) and a->rx_newest_ns. */
 static size_t gro_size(struct acc *a, struct msghdr *mh)
 {
 	size_t seg = 0;
+	a->rx_pkt_ns = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
 			int v;
@@ -59,6 +60,7 @@ static size_t gro_size(struct acc *a, struct msghdr *mh)
 			struct timespec ts;
 			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
 			uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+			a->rx_pkt_ns = ns;
 			if (ns > a->rx_newest_ns)
 				a->rx_newest_ns = ns;
 		}
@@ -112,10 +114,22 @@ static int udp_read(struct acc *a, evutil_socket_t fd)
 		}
 		qs_hop(QS_HOP_A_RECV, acc_channel(a), 0);
 		total += n;
+		/* While handshakes are in progress, the established connections'
+		 * datagrams of the batch first (a client's second flight finishes its
+		 * handshake and frees its place), new attempts' Initials after. */
+		int later[ACC_RX_BATCH], nlater = 0;
 		for (int i = 0; i < n; i++) {
 			qs_mp_add(QS_M_UDP_IN_BYTES, msgs[i].msg_len);
-			datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
+			if (a->handshaking && !(msgs[i].msg_hdr.msg_flags & MSG_TRUNC) &&
+			    acc_new_attempt(a, rx_bufs[i], msgs[i].msg_len))
+				later[nlater++] = i;
+			else
+				datagram(a, &msgs[i].msg_hdr, msgs[i].msg_len, rx_bufs[i]);
 		}
+		if (nlater && nlater < n)
+			a->n_deferred += (uint64_t)nlater;
+		for (int j = 0; j < nlater; j++)
+			datagram(a, &msgs[later[j]].msg_hdr, msgs[later[j]].msg_len, rx_bufs[later[j]]);
 		if (n < ACC_RX_BATCH)
 			break;
 	}

@@ -92,7 +92,9 @@ def storm_run(ctx, quicstash_run, free_port, n, threads, tag=""):
     r.update(storm_connections=n, storm_threads=threads, connect_s=b.get("connect_s", -1),
              handshakes=b.get("handshakes", 0), conn_failures=b.get("connections_failed", 0) + b.get("connections_lost", 0),
              drops=dw.drops, host_rcvbuf_errors=rcvbuf_errors() - snmp0,
-             retries=acceptor_counts(qlog, "Retry sent"), storm_refused=acceptor_counts(qlog, "refused during a storm"))
+             retries=acceptor_counts(qlog, "Retry sent"), storm_refused=acceptor_counts(qlog, "refused during a storm"),
+             stale=acceptor_counts(qlog, "stale Initials dropped"),
+             initial_wait_ms=acceptor_counts(qlog, "longest wait"))
     return r
 
 
@@ -108,9 +110,10 @@ def storm_md(r, n):
         "NOT all up"
     return ["\nConnection storm: %d clients connect at once (quicstash-bench -c %d -S 1 -T %d, one event each; "
             "quicstashd defaults but the per-source limits, as if from %d hosts): %s; %d handshakes, %d connections "
-            "failed or lost (and retried), %s Retry sent, %s refused as busy, %d datagrams dropped by full receive buffers "
+            "failed or lost (and retried), %s Retry sent, %s refused as busy, %s stale Initials dropped unread (a first Initial waited %s ms at most in the queue), %d datagrams dropped by full receive buffers "
             "(the host's RcvbufErrors; the server socket's own drop counter: %s); CPU us "
             "per handshake by role: %s. %d of %d events acknowledged." % (
                 n, n, r["storm_threads"], n, up, r["handshakes"], r["conn_failures"],
                 "?" if r["retries"] is None else r["retries"], "?" if r["storm_refused"] is None else r["storm_refused"],
-                r["host_rcvbuf_errors"], "?" if r["drops"] is None else r["drops"], per, r["events"], n)]
+                "-" if r.get("stale") is None else r["stale"],
+                "-" if r.get("initial_wait_ms") is None else r["initial_wait_ms"], r["host_rcvbuf_errors"], "?" if r["drops"] is None else r["drops"], per, r["events"], n)]

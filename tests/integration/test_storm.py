@@ -22,10 +22,20 @@ server with jitter.
    Initials with spoofed sources: their Retries go nowhere), four rounds half a second or more
    apart, each followed by one quicstash-send client. The unanswered Retries may hold the cap for
    one window (the first round), not after: the clients of rounds 2-4 must not be refused as busy
-   (the handshakes in progress being none but theirs), and every client delivers."""
+   (the handshakes in progress being none but theirs), and every client delivers.
+5. stale: first Initials that waited in the socket's receive queue longer than their client's first
+   retransmission are dropped unread. The acceptor is stopped (SIGSTOP) while 20 qs_initial_probe
+   runs each send one first Initial (--retry always: every fresh one would get a Retry) and give up;
+   1.5 s later it continues. None of their Initials may be answered (no Retry sent for them; the stats
+   line counts them as stale), and a quicstash-send client after them still delivers.
+6. order: while handshakes are in progress, the established connections' datagrams of a read batch are
+   handled before new attempts' Initials (their second flight frees a place first). The cap of 8,
+   --retry never, 300 clients at once: new Initials must have been read after established packets
+   of their batch (the stats line's count), and every client connects."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -144,12 +154,11 @@ def acceptor_stat(server, name):
     return int(found[-1]) if found else 0
 
 
-def case_admission():
-    if not q.TEST_HOOKS:
-        return "admission skipped: not a test-hooks build"
-    n = 300
+def capped_storm(name, retry, n):
+    """n clients at once against a server whose handshake cap is 8 (a test-hooks build); the stopped
+    server and quicstash-bench's result."""
     recv = q.Receiver().start()
-    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="admission")
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", retry], name=name)
     server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
     server.start()
     argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-n", str(n), "-c", str(n), "-S", "1",
@@ -162,6 +171,14 @@ def case_admission():
     time.sleep(1.5)  # the acceptor's stats line comes at most once a second
     server.stop()
     recv.stop()
+    return server, b
+
+
+def case_admission():
+    if not q.TEST_HOOKS:
+        return "admission skipped: not a test-hooks build"
+    n = 300
+    server, b = capped_storm("admission", "always", n)
     retries, accepted = acceptor_stat(server, "Retry sent"), acceptor_stat(server, "connections accepted")
     refused = acceptor_stat(server, "refused during a storm")
     log("%d clients, cap 8: %d accepted, %d Retry sent, %d refused as busy; all up in %.2f s"
@@ -212,7 +229,58 @@ def case_spoofed():
     return "%d unanswered Retries: no client refused as busy" % (retries - sent)
 
 
-CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission), ("spoofed", case_spoofed)]
+def case_stale():
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="stale").start()
+    host, port = server.addr.rsplit(":", 1)
+    path = os.path.join(server.dir, "one.jsonl")
+    with open(path, "w") as f:
+        f.write('{"message":"after the stale ones"}\n')
+    acc = server.pids("acceptor")
+    check(len(acc) == 1, "expected one acceptor, found %r" % acc)
+    os.kill(acc[0], signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        probes = [subprocess.Popen([os.path.join(q.QS_BIN, "qs_initial_probe"), host, port, "100"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=q._pdeathsig)
+                  for _ in range(20)]
+        for p in probes:
+            q.at_cleanup(p.kill)
+            p.wait(timeout=q.tmo(10))
+        # their Initials wait in the queue past the stale bound (1 s), measured from the last one sent
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)) + 0.2)
+    finally:
+        os.kill(acc[0], signal.SIGCONT)
+    p = subprocess.run([q.SEND, "-s", server.addr, "--cert", server.cert, "--timeout", "10", path],
+                       capture_output=True, text=True, timeout=q.tmo(30), preexec_fn=q._pdeathsig)
+    time.sleep(1.5)  # the acceptor's stats line comes at most once a second
+    server.stop()
+    recv.stop()
+    retries, stale = acceptor_stat(server, "Retry sent"), acceptor_stat(server, "stale Initials dropped")
+    log("20 first Initials queued 1.5 s behind a stopped acceptor: %d stale dropped, %d Retry sent in all; "
+        "quicstash-send after them exit %d" % (stale, retries, p.returncode))
+    check(stale >= 20, "only %d of the 20 queued first Initials were dropped as stale" % stale)
+    check(retries <= 2, "%d Retry sent: the stale Initials were answered" % retries)
+    check(p.returncode == 0, "quicstash-send after the stale Initials failed: %s" % p.stderr[-300:])
+    return "20 stale first Initials dropped unread, %d Retry sent (the live client's)" % retries
+
+
+def case_order():
+    if not q.TEST_HOOKS:
+        return "order skipped: not a test-hooks build"
+    n = 300
+    server, b = capped_storm("order", "never", n)
+    later = acceptor_stat(server, "Initials read after established packets")
+    refused = acceptor_stat(server, "refused during a storm")
+    log("%d clients, cap 8: %d new Initials read after their batch's established packets, %d refused as busy; "
+        "all up in %.2f s" % (n, later, refused, b["connect_s"]))
+    check(b["connect_s"] > 0 and b["acked"] == n, "not every client connected: %s" % b.get("first_error"))
+    check(later > 0, "no new attempt's Initial was read after the established packets of its batch")
+    return "cap 8, %d clients: %d Initials after established packets, %d refused" % (n, later, refused)
+
+
+CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission), ("spoofed", case_spoofed),
+         ("stale", case_stale), ("order", case_order)]
 
 
 def run():
