@@ -140,8 +140,9 @@ def live_round(port, key, d):
     end = t.wait(lambda s: "TOP-EXIT=" in s, q.tmo(5), "quicstash-top did not end on %s" % key)
     check("TOP-EXIT=0" in end, "exit status after %s: %s" % (key, end))
     check("THE-SHELL-BEFORE" in end and "Events/s" not in end, "the screen before it is not back:\n" + end)
-    deadline = time.monotonic() + 5
-    while not os.path.exists(after) and time.monotonic() < deadline:
+    # the shell's redirection makes the file before stty writes its line: wait for the line
+    deadline = time.monotonic() + q.tmo(5)
+    while time.monotonic() < deadline and not (os.path.exists(after) and open(after).read().endswith("\n")):
         time.sleep(0.1)
     with open(before) as f1, open(after) as f2:
         b, a = f1.read(), f2.read()
