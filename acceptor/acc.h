@@ -355,6 +355,10 @@ void acc_limit_gone(struct acc_conn *c); /* no longer open */
  * code to reject it with (why: the reason). */
 uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t whylen);
 bool acc_limit_held(struct acc_conn *c);             /* over a rate: decode nothing now */
+/* Whether anything can hold it (a rate, a spool quota, a hold to end): when
+ * not, a decode pass asks acc_limit_held nothing per frame. Only the loop
+ * changes the answer (a reload, the shipper's word), never a frame. */
+bool acc_limit_may_hold(const struct acc_conn *c);
 const char *acc_limit_held_at(const struct acc_conn *c); /* the limit last held at */
 void acc_limit_tick(struct acc *a);
 /* The shipper's STATUS: the n tenant ids (u64, host order, unaligned) over their spool-quota. */

@@ -180,11 +180,17 @@ uint16_t acc_limit_frame(struct acc_conn *c, uint32_t len, char *why, size_t why
 	return 0;
 }
 
+bool acc_limit_may_hold(const struct acc_conn *c)
+{
+	const struct acc_tenant_limit *t = of(c);
+	return t && (rated(t) || t->over_quota || t->held_since);
+}
+
 bool acc_limit_held(struct acc_conn *c)
 {
+	if (!acc_limit_may_hold(c))
+		return false;
 	struct acc_tenant_limit *t = of(c);
-	if (!t || (!rated(t) && !t->over_quota && !t->held_since))
-		return false; /* nothing can hold it */
 	uint64_t now = qs_now_ns();
 	refill(t, now);
 	/* a spool quota always holds; a rate only with on-limit = throttle */

@@ -90,6 +90,7 @@ int qs_drr_push(struct qs_drr *d, uint64_t id, void *p, size_t bytes)
 	f->q[(f->head + f->len++) % f->cap] = (struct qs_drr_item){.p = p, .bytes = bytes};
 	if (f->len == 1)
 		d->active++;
+	f->bytes += bytes;
 	d->items++;
 	d->bytes += bytes;
 	return 0;
@@ -129,6 +130,7 @@ bool qs_drr_pop(struct qs_drr *d, struct qs_drr_item *out, uint64_t *id)
 		if (id)
 			*id = f->id;
 		f->deficit -= it->bytes;
+		f->bytes -= it->bytes;
 		f->head = (f->head + 1) % f->cap;
 		d->items--;
 		d->bytes -= it->bytes;

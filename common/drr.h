@@ -27,6 +27,7 @@ struct qs_drr_flow {
 	bool turn; /* its turn started: the quantum was added */
 	struct qs_drr_item *q;
 	size_t head, len, cap;
+	size_t bytes; /* of its items */
 };
 
 struct qs_drr {

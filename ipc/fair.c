@@ -9,7 +9,30 @@
 #include "common/log.h"
 #include "ipc/msg.h"
 
-#define MIXED_NS 1000000000ull /* two tenants seen within this: messages go through the look-ahead */
+/* Round robin costs: a message copied, its records queued one by one, and
+ * answers out of arrival order, which every process downstream and the
+ * acceptor pay for (PERFORMANCE.md, "Round 18"). It changes nothing when the
+ * tenants' shares are equal already, as with equal clients at full load; so
+ * the look-ahead turns on only when they are not, and off when they are again.
+ *
+ * On: at once when a tenant not seen lately arrives beside others (it may
+ * be light: its first records should not wait behind their backlog); else
+ * judged on what arrives, per epoch (EPOCH_BYTES or EPOCH_NS, whichever
+ * first), each tenant's bytes averaged over the last epochs (halved each
+ * epoch: a burst of one connection does not count as a share, a tenant seen
+ * once in the last FORGET_EPOCHS still does). Unequal: the largest over BALANCE
+ * times the smallest, or more tenants than an epoch tracks.
+ * Off: judged on what the look-ahead holds, since while it serves by round
+ * robin every tenant arrives at about the same rate: equal backlogs (or none
+ * to speak of) mean arrival order would serve the same shares; a tenant with
+ * more connections has more waiting, and one that trickles nothing. */
+#define EPOCH_BYTES (16u << 20)
+#define EPOCH_NS 100000000ull
+#define EPOCH_TENANTS 16
+#define BALANCE 1.5
+#define FORGET_EPOCHS 10 /* a tenant not seen for this many epochs has gone */
+#define HOLD_NS 100000000ull          /* on for at least this long */
+#define SMALL_BACKLOG (4 * QS_FAIR_QUANTUM) /* under this, nobody waits behind anyone */
 
 /* One message kept in the look-ahead: its entries, then its bytes. */
 struct held {
@@ -27,11 +50,18 @@ struct entry {
 struct qs_fair {
 	struct qs_drr drr;
 	struct qs_fair_kind kind;
-	size_t bytes;      /* of the held messages */
-	uint64_t solo;     /* the tenant of the last message */
-	bool solo_set;
-	uint64_t mixed_ns; /* when two tenants were last seen together */
+	size_t bytes; /* of the held messages */
 	bool off;
+	bool shared;  /* serving by round robin */
+	uint64_t shared_since;
+	uint64_t turns, shared_ns; /* how often, how long it was on: logged at the end */
+	struct { /* what arrived by tenant: this epoch's bytes, and the average */
+		uint64_t tenant[EPOCH_TENANTS], bytes[EPOCH_TENANTS], avg[EPOCH_TENANTS], total, start_ns;
+		uint8_t idle[EPOCH_TENANTS]; /* epochs in a row without its bytes */
+		unsigned n, last;
+		bool more;     /* a tenant beyond EPOCH_TENANTS */
+		bool newcomer; /* a tenant not seen lately beside others */
+	} ep;
 };
 
 struct qs_fair *qs_fair_new(bool off, const struct qs_fair_kind *kind)
@@ -60,10 +90,26 @@ static void release(struct qs_fair *f, struct held *h)
 	free(h);
 }
 
+static void share(struct qs_fair *f, bool on, uint64_t now)
+{
+	if (on) {
+		f->turns++;
+		f->shared_since = now;
+	} else {
+		f->shared_ns += now - f->shared_since;
+	}
+	f->shared = on;
+}
+
 void qs_fair_free(struct qs_fair *f)
 {
 	if (!f)
 		return;
+	if (f->shared)
+		share(f, false, qs_now_ns());
+	if (f->turns)
+		qs_info("tenants' fair share: round robin turned on %llu time(s), %.1f s in all",
+			(unsigned long long)f->turns, (double)f->shared_ns / 1e9);
 	struct qs_drr_item it;
 	while (qs_drr_pop(&f->drr, &it, NULL))
 		release(f, ((struct entry *)it.p)->h);
@@ -76,18 +122,11 @@ bool qs_fair_empty(const struct qs_fair *f)
 	return qs_drr_empty(&f->drr);
 }
 
-static bool mixed(const struct qs_fair *f)
-{
-	return f->mixed_ns && qs_now_ns() - f->mixed_ns < MIXED_NS;
-}
-
 bool qs_fair_room(const struct qs_fair *f)
 {
-	return qs_fair_empty(f) || (f->bytes < QS_FAIR_LOOKAHEAD && mixed(f));
+	return qs_fair_empty(f) || (f->bytes < QS_FAIR_LOOKAHEAD && f->shared);
 }
 
-/* Counts the message's valid records; *several: more than one tenant among
- * them, or one other than the last message's. */
 static uint64_t tenant_of(const struct qs_fair *f, const void *rec)
 {
 	uint64_t t;
@@ -95,24 +134,105 @@ static uint64_t tenant_of(const struct qs_fair *f, const void *rec)
 	return t;
 }
 
-static size_t scan(struct qs_fair *f, const struct qs_batch_iter *it0, bool *several, uint64_t *tenant, int *rc)
+static void epoch_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
+{
+	f->ep.total += bytes;
+	unsigned i = f->ep.last;
+	if (i >= f->ep.n || f->ep.tenant[i] != tenant)
+		for (i = 0; i < f->ep.n && f->ep.tenant[i] != tenant; i++)
+			;
+	if (i == f->ep.n) {
+		if (i == EPOCH_TENANTS) {
+			f->ep.more = true;
+			return;
+		}
+		f->ep.newcomer |= f->ep.n > 0;
+		f->ep.tenant[f->ep.n++] = tenant;
+		f->ep.bytes[i] = f->ep.avg[i] = 0;
+		f->ep.idle[i] = 0;
+	}
+	f->ep.bytes[i] += bytes;
+	f->ep.last = i;
+}
+
+/* Counts the message's valid records into the epoch. */
+static size_t scan(struct qs_fair *f, const struct qs_batch_iter *it0, int *rc)
 {
 	struct qs_batch_iter it = *it0;
 	uint8_t rec[REC_MAX];
 	const uint8_t *payload;
 	size_t n = 0;
-	*several = false;
 	while ((*rc = qs_batch_next(&it, rec, f->kind.rec_len, f->kind.payload_len, &payload)) == 1) {
-		uint64_t t = tenant_of(f, rec);
-		if (!n)
-			*tenant = t;
-		else if (t != *tenant)
-			*several = true;
+		epoch_count(f, tenant_of(f, rec), f->kind.rec_len + f->kind.payload_len(rec));
 		n++;
 	}
-	if (n && f->solo_set && *tenant != f->solo)
-		*several = true;
 	return n;
+}
+
+static bool within(uint64_t lo, uint64_t hi)
+{
+	return (double)hi <= BALANCE * (double)lo;
+}
+
+/* Ends the epoch: each tenant's average takes its bytes, the tenants gone
+ * from it are forgotten; whether the averages are within BALANCE. */
+static bool arrivals_equal(struct qs_fair *f)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	unsigned k = 0;
+	for (unsigned i = 0; i < f->ep.n; i++) {
+		uint64_t avg = f->ep.avg[i] / 2 + f->ep.bytes[i];
+		unsigned idle = f->ep.bytes[i] ? 0 : f->ep.idle[i] + 1u;
+		if (idle > FORGET_EPOCHS)
+			continue;
+		f->ep.tenant[k] = f->ep.tenant[i];
+		f->ep.avg[k] = avg;
+		f->ep.idle[k] = (uint8_t)idle;
+		f->ep.bytes[k++] = 0;
+		lo = avg < lo ? avg : lo;
+		hi = avg > hi ? avg : hi;
+	}
+	f->ep.n = k;
+	f->ep.last = 0;
+	bool more = f->ep.more;
+	f->ep.more = false;
+	return !more && (k < 2 || within(lo, hi));
+}
+
+/* Whether the tenants seen lately have about as much waiting each. */
+static bool backlogs_equal(const struct qs_fair *f)
+{
+	if (f->drr.bytes < SMALL_BACKLOG)
+		return true;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (unsigned i = 0; i < f->ep.n; i++) {
+		uint64_t b = 0;
+		for (size_t j = 0; j < f->drr.n; j++)
+			if (f->drr.f[j].id == f->ep.tenant[i])
+				b = f->drr.f[j].bytes;
+		lo = b < lo ? b : lo;
+		hi = b > hi ? b : hi;
+	}
+	return within(lo, hi);
+}
+
+static void epoch_judge(struct qs_fair *f)
+{
+	uint64_t now = qs_now_ns();
+	if (!f->ep.start_ns)
+		f->ep.start_ns = now;
+	if (f->ep.newcomer && !f->shared)
+		share(f, true, now); /* its first records need not wait behind the others' backlog */
+	f->ep.newcomer = false;
+	if (f->ep.total < EPOCH_BYTES && now - f->ep.start_ns < EPOCH_NS)
+		return;
+	bool equal = arrivals_equal(f);
+	if (!f->shared && !equal)
+		share(f, true, now);
+	else if (f->shared && now - f->shared_since >= HOLD_NS && backlogs_equal(f))
+		share(f, false, now);
+	f->ep.total = 0;
+	f->ep.start_ns = now;
 }
 
 /* Copies the message and queues its n records per tenant. */
@@ -149,24 +269,16 @@ int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *
 {
 	if (f->off)
 		return 0;
-	bool several;
-	uint64_t tenant = 0;
 	int rc;
-	size_t n = scan(f, it, &several, &tenant, &rc);
-	if (n) {
-		f->solo = tenant;
-		f->solo_set = true;
-	}
-	if (several)
-		f->mixed_ns = qs_now_ns();
-	if (n && !several && !mixed(f) && qs_fair_empty(f))
-		return 0; /* one tenant alone: straight through */
+	size_t n = scan(f, it, &rc);
+	epoch_judge(f);
+	/* in arrival order once what was held is served: a tenant keeps its order */
+	if (!f->shared && qs_fair_empty(f))
+		return 0;
 	if (rc < 0)
 		qs_warn("malformed message from %u: its rest dropped", it->sender);
 	if (n && hold(f, it, msg, len, n))
 		return 0; /* out of memory: handled now, unfairly but not lost */
-	if (f->drr.active > 1)
-		f->mixed_ns = qs_now_ns();
 	return 1;
 }
 

@@ -6,11 +6,13 @@
  * in proportion to its records. Knows no role: the caller says where a
  * record keeps its tenant.
  *
- * A message goes through the look-ahead only while two tenants or more were
- * seen in the last second: a single tenant's messages are handed back to be
- * handled straight from the receive buffer as before, with no copy and no
- * wait. In the look-ahead a message is copied once and its records queued per
- * tenant, to be served a budget at a time. */
+ * A message goes through the look-ahead only while the tenants' shares of
+ * what arrives are unequal (fair.c says how that is judged): otherwise round
+ * robin would serve the same shares as arrival order, which costs nothing,
+ * so messages are handed back to be handled straight from the receive
+ * buffer, with no copy and no wait; one tenant alone always is. In the
+ * look-ahead a message is copied once and its records queued per tenant, to
+ * be served a budget at a time. */
 #ifndef QS_IPC_FAIR_H
 #define QS_IPC_FAIR_H
 
@@ -58,7 +60,7 @@ bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *
 bool qs_fair_serve_pass(struct qs_fair *f, bool (*go)(void *arg), qs_fair_serve_fn fn, void *arg);
 bool qs_fair_empty(const struct qs_fair *f);
 /* Whether to read more messages now: the look-ahead is empty, or below its
- * bound while tenants share the process. */
+ * bound while it serves by round robin. */
 bool qs_fair_room(const struct qs_fair *f);
 
 /* Runs ev (a timer) on the loop's next pass, after it polled its

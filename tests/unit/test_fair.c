@@ -1,12 +1,14 @@
 /* ipc/fair.c: the look-ahead that shares a process's work between tenants.
- * One tenant's messages are handed back (handled in place, no copy); a
- * message with two tenants is taken, and its records come out by deficit
- * round robin, each tenant's in order, with their payloads intact; for a
- * second after two tenants were seen, a single tenant's message is taken
- * too; the look-ahead stops asking for more at its bound; off hands back
- * everything; a malformed message is taken (dropped) without harm; a pass
- * (qs_fair_serve_pass) serves all to a fast consumer that takes more, one
- * quantum to one that does not or is slow per record. */
+ * One tenant's messages are handed back (handled in place, no copy), and so
+ * are several tenants' while their shares of what arrives are equal (round
+ * robin would serve the same); once an epoch of arrivals shows unequal
+ * shares, messages are taken, and their records come out by deficit round
+ * robin, each tenant's in order, with their payloads intact; with nothing
+ * much waiting after the hold, arrival order again; the look-ahead stops
+ * asking for more at its bound; off hands back everything; a malformed
+ * message is taken (dropped) without harm; a pass (qs_fair_serve_pass)
+ * serves all to a fast consumer that takes more, one quantum to one that
+ * does not or is slow per record. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
@@ -62,6 +64,35 @@ static void record(void *arg, const void *rec, const uint8_t *payload)
 	}
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* A tenant arrives beside another: the look-ahead turns on at once and takes
+ * its message, one frame of tenant 2 (seq 9999), which it then holds. */
+static void engage(struct qs_fair *f)
+{
+	struct qs_batch big = {0}, one = {0};
+	uint64_t t1 = 1, t2 = 2;
+	build(&big, &t1, 1, 100, 50000, 1000);
+	build(&one, &t2, 1, 1, 9999, 100);
+	CHECK_EQ(offer(f, &big), 0); /* one tenant: in place */
+	CHECK_EQ(offer(f, &one), 1); /* a newcomer beside it: taken */
+	CHECK(!qs_fair_empty(f) && qs_fair_room(f));
+	qs_batch_free(&big);
+	qs_batch_free(&one);
+}
+
+static void drain(struct qs_fair *f)
+{
+	static struct seen s;
+	s.n = 0;
+	while (qs_fair_serve(f, 1 << 20, record, &s))
+		;
+}
+
 static void test_one_tenant_in_place(void)
 {
 	current_test = "one tenant in place";
@@ -81,24 +112,24 @@ static void test_two_tenants_shared(void)
 	current_test = "two tenants shared";
 	struct qs_fair *f = qs_fair_new(false, &frames);
 	struct qs_batch b = {0};
-	/* 900 frames of tenant 1 queued before 100 of tenant 2 */
+	/* 900 frames of tenant 1 queued before 100 of tenant 2, tenant 2 holding one already */
 	uint64_t t1 = 1, t2 = 2;
 	build(&b, &t1, 1, 900, 0, 200);
 	struct qs_batch c = {0};
 	build(&c, &t2, 1, 100, 10000, 200);
-	CHECK_EQ(offer(f, &c), 0); /* one tenant so far: in place */
-	CHECK_EQ(offer(f, &b), 1); /* another tenant: taken */
-	CHECK_EQ(offer(f, &c), 1); /* and for a second after, everything goes through */
+	engage(f);
+	CHECK_EQ(offer(f, &b), 1);
+	CHECK_EQ(offer(f, &c), 1);
 	CHECK(!qs_fair_empty(f) && qs_fair_room(f));
 	static struct seen s;
 	s.payload_ok = true;
 	while (qs_fair_serve(f, 64 * 1024, record, &s))
 		;
-	CHECK_EQ(s.n, 1000);
+	CHECK_EQ(s.n, 1001);
 	CHECK(s.payload_ok);
-	/* tenant 2's 100 frames come out after one quantum of tenant 1's (64 KiB of records and
+	/* tenant 2's 101 frames come out within one quantum of tenant 1's (64 KiB of records and
 	 * payloads), not after all 900 of them */
-	size_t last2 = 0, seq1 = 0, seq2 = 10000;
+	size_t last2 = 0, seq1 = 0, seq2 = 9999;
 	bool order = true;
 	for (size_t i = 0; i < s.n; i++) {
 		if (s.tenant[i] == 2) {
@@ -110,10 +141,46 @@ static void test_two_tenants_shared(void)
 	}
 	CHECK(order);
 	size_t quantum_frames = 64 * 1024 / (sizeof(struct qs_frame_rec) + 200);
-	CHECK(last2 >= 100 && last2 <= 100 + quantum_frames);
+	CHECK(last2 >= 100 && last2 <= 101 + quantum_frames);
 	CHECK(qs_fair_empty(f));
+	/* after the hold, with nothing waiting: arrival order again */
+	sleep_ms(110);
+	CHECK_EQ(offer(f, &b), 0);
+	CHECK_EQ(offer(f, &c), 0);
 	qs_batch_free(&b);
 	qs_batch_free(&c);
+	qs_fair_free(f);
+}
+
+/* Tenants arriving in equal shares: once the look-ahead the newcomers
+ * turned on has drained and held for its 100 ms, handed back (round robin
+ * would serve the same shares), epoch after epoch; unequal shares turn it
+ * on again. */
+static void test_equal_shares_in_place(void)
+{
+	current_test = "equal shares in place";
+	struct qs_fair *f = qs_fair_new(false, &frames);
+	struct qs_batch b = {0};
+	uint64_t ts[4] = {1, 2, 3, 4};
+	build(&b, ts, 4, 400, 0, 1000); /* about 400 KiB, four tenants in turn */
+	CHECK_EQ(offer(f, &b), 1); /* newcomers */
+	drain(f);
+	sleep_ms(110);
+	int taken = 0;
+	for (int i = 0; i < 100; i++) /* 40 MiB: two epochs by bytes */
+		taken += offer(f, &b);
+	sleep_ms(110);
+	taken += offer(f, &b); /* and one by time */
+	CHECK_EQ(taken, 0);
+	CHECK(qs_fair_empty(f));
+	struct qs_batch u = {0};
+	uint64_t tu[4] = {1, 1, 1, 2}; /* tenant 1 three times tenant 2 */
+	build(&u, tu, 4, 400, 0, 1000);
+	for (int i = 0; i < 40 && !taken; i++) /* at most one epoch */
+		taken += offer(f, &u);
+	CHECK_EQ(taken, 1);
+	qs_batch_free(&u);
+	qs_batch_free(&b);
 	qs_fair_free(f);
 }
 
@@ -121,6 +188,7 @@ static void test_bound(void)
 {
 	current_test = "bound";
 	struct qs_fair *f = qs_fair_new(false, &frames);
+	engage(f);
 	struct qs_batch b = {0};
 	uint64_t ts[2] = {1, 2};
 	build(&b, ts, 2, 16, 0, 64 * 1024); /* about 1 MiB, both tenants */
@@ -144,13 +212,14 @@ static void test_off_and_malformed(void)
 	CHECK_EQ(offer(off, &b), 0);
 	qs_fair_free(off);
 	struct qs_fair *f = qs_fair_new(false, &frames);
+	engage(f);
 	b.len -= 40; /* the last record cut short */
 	CHECK_EQ(offer(f, &b), 1);
 	static struct seen s;
 	s.payload_ok = true;
 	while (qs_fair_serve(f, 1 << 20, record, &s))
 		;
-	CHECK_EQ(s.n, 9); /* the whole records before the cut */
+	CHECK_EQ(s.n, 1 + 9); /* engage's, and the whole records before the cut */
 	CHECK(s.payload_ok);
 	qs_batch_free(&b);
 	qs_fair_free(f);
@@ -192,6 +261,7 @@ static void test_pass(void)
 	size_t per = 64 * 1024 / (sizeof(struct qs_frame_rec) + 1000) + 1; /* records of one quantum, at most */
 	for (int mode = 0; mode < 3; mode++) {
 		struct qs_fair *f = qs_fair_new(false, &frames);
+		engage(f);
 		struct qs_batch b = {0};
 		build(&b, ts, 2, 400, 0, 1000); /* about 6 quanta, both tenants */
 		CHECK_EQ(offer(f, &b), 1);
@@ -201,10 +271,10 @@ static void test_pass(void)
 		sl.go = mode == 0 || mode == 2;
 		qs_fair_serve_pass(f, slow_go, mode == 2 ? record_slowly : record_fast, &sl);
 		CHECK(sl.s.payload_ok);
-		if (mode == 0) /* fast, taking: all of it in one pass */
-			CHECK(sl.s.n == 400 && qs_fair_empty(f));
+		if (mode == 0) /* fast, taking: all of it in one pass (and engage's one) */
+			CHECK(sl.s.n == 401 && qs_fair_empty(f));
 		else /* one quantum */
-			CHECK(sl.s.n > 0 && sl.s.n <= per && !qs_fair_empty(f));
+			CHECK(sl.s.n > 0 && sl.s.n <= per + 1 && !qs_fair_empty(f)); /* + engage's small one */
 		qs_batch_free(&b);
 		qs_fair_free(f);
 	}
@@ -214,6 +284,7 @@ int main(void)
 {
 	test_one_tenant_in_place();
 	test_two_tenants_shared();
+	test_equal_shares_in_place();
 	test_bound();
 	test_off_and_malformed();
 	test_pass();
