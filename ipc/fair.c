@@ -15,8 +15,9 @@
  * tenants' shares are equal already, as with equal clients at full load; so
  * the look-ahead turns on only when they are not, and off when they are again.
  *
- * On: at once when a tenant not seen lately arrives beside others (it may
- * be light: its first records should not wait behind their backlog); else
+ * On: at once when a tenant not seen lately arrives beside others that send
+ * (NEWCOMER_BESIDE: it may be light, and its first records should not wait
+ * behind their backlog; tenants starting together need nothing); else
  * judged on what arrives, per epoch (EPOCH_BYTES or EPOCH_NS, whichever
  * first), each tenant's bytes averaged over the last epochs (halved each
  * epoch: a burst of one connection does not count as a share, a tenant seen
@@ -31,6 +32,7 @@
 #define EPOCH_TENANTS 16
 #define BALANCE 1.5
 #define FORGET_EPOCHS 10 /* a tenant not seen for this many epochs has gone */
+#define NEWCOMER_BESIDE (256u << 10) /* bytes of the others, this epoch or on average */
 #define HOLD_NS 100000000ull          /* on for at least this long */
 #define SMALL_BACKLOG (4 * QS_FAIR_QUANTUM) /* under this, nobody waits behind anyone */
 
@@ -61,6 +63,7 @@ struct qs_fair {
 		unsigned n, last;
 		bool more;     /* a tenant beyond EPOCH_TENANTS */
 		bool newcomer; /* a tenant not seen lately beside others */
+		uint64_t hi;   /* the largest average at the last epoch's end */
 	} ep;
 };
 
@@ -146,7 +149,8 @@ static void epoch_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
 			f->ep.more = true;
 			return;
 		}
-		f->ep.newcomer |= f->ep.n > 0;
+		/* beside others that send enough to be waited behind */
+		f->ep.newcomer |= f->ep.n > 0 && (f->ep.total >= NEWCOMER_BESIDE || f->ep.hi >= NEWCOMER_BESIDE);
 		f->ep.tenant[f->ep.n++] = tenant;
 		f->ep.bytes[i] = f->ep.avg[i] = 0;
 		f->ep.idle[i] = 0;
@@ -194,6 +198,7 @@ static bool arrivals_equal(struct qs_fair *f)
 	}
 	f->ep.n = k;
 	f->ep.last = 0;
+	f->ep.hi = hi;
 	bool more = f->ep.more;
 	f->ep.more = false;
 	return !more && (k < 2 || within(lo, hi));
