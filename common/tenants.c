@@ -292,6 +292,26 @@ bool qs_tenant_has_credential(const struct qs_tenant *t, uint64_t cred)
 	return false;
 }
 
+static int by_id_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct qs_tenant_key *)a)->id, y = ((const struct qs_tenant_key *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+/* The id index: every frame names its tenant by id (parser, shipper), and a
+ * linear search per frame grows with the tenants file. */
+static int index_ids(struct qs_tenants *ts)
+{
+	if (!ts->n)
+		return 0;
+	if (!(ts->by_id = malloc(ts->n * sizeof(*ts->by_id))))
+		return -1;
+	for (size_t i = 0; i < ts->n; i++)
+		ts->by_id[i] = (struct qs_tenant_key){ts->t[i].id, i};
+	qsort(ts->by_id, ts->n, sizeof(*ts->by_id), by_id_cmp);
+	return 0;
+}
+
 /* Every tenant's credential ids, once the file is read. */
 static int credentials(struct qs_tenants *ts)
 {
@@ -365,7 +385,7 @@ struct qs_tenants *qs_tenants_parse(const char *text, size_t len, const char *na
 		return NULL;
 	}
 	inherit(p.ts);
-	if (credentials(p.ts) < 0) {
+	if (credentials(p.ts) < 0 || index_ids(p.ts) < 0) {
 		fprintf(stderr, "%s%s: out of memory\n", prefix, name);
 		qs_tenants_free(p.ts);
 		if (errors)
@@ -414,6 +434,7 @@ void qs_tenants_free(struct qs_tenants *ts)
 		free_list(ts->t[i].sans, ts->t[i].nsans);
 	}
 	free(ts->t);
+	free(ts->by_id);
 	free(ts->text);
 	free(ts);
 }
@@ -457,9 +478,22 @@ const struct qs_tenant *qs_tenants_by_cert(const struct qs_tenants *ts, const ch
 
 const struct qs_tenant *qs_tenants_by_id(const struct qs_tenants *ts, uint64_t id)
 {
-	for (size_t i = 0; ts && i < ts->n; i++)
-		if (ts->t[i].id == id)
-			return &ts->t[i];
+	if (!ts || !ts->by_id) {
+		for (size_t i = 0; ts && i < ts->n; i++)
+			if (ts->t[i].id == id)
+				return &ts->t[i];
+		return NULL;
+	}
+	size_t lo = 0, hi = ts->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ts->by_id[mid].id == id)
+			return &ts->t[ts->by_id[mid].idx];
+		if (ts->by_id[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 

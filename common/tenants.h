@@ -46,9 +46,15 @@ struct qs_tenant {
 	size_t ncreds;
 };
 
+struct qs_tenant_key {
+	uint64_t id;
+	size_t idx;
+};
+
 struct qs_tenants {
 	struct qs_tenant *t;
 	size_t n;
+	struct qs_tenant_key *by_id; /* in id order: qs_tenants_by_id per frame in O(log n) */
 	struct qs_tenant_limits defaults;
 	char *text; /* the validated text, handed to the children */
 	size_t len;

@@ -110,9 +110,35 @@ static void test_errors(void)
 	}
 }
 
+/* 500 tenants: each found by its id (through the sorted index), and an id
+ * no tenant has is not. */
+static void test_many(void)
+{
+	current_test = "many tenants by id";
+	size_t cap = 500 * 24, len = 0;
+	char *text = malloc(cap);
+	for (int i = 0; i < 500; i++)
+		len += (size_t)snprintf(text + len, cap - len, "[tenant t%d]\n", i);
+	unsigned errors = 0;
+	struct qs_tenants *ts = qs_tenants_parse(text, len, "t", "", false, &errors);
+	CHECK(ts != NULL && errors == 0);
+	size_t found = 0;
+	for (int i = 0; ts && i < 500; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "t%d", i);
+		const struct qs_tenant *t = qs_tenants_by_id(ts, qs_tenant_id(name));
+		found += t && !strcmp(t->name, name);
+	}
+	CHECK_EQ_U64(found, 500);
+	CHECK(qs_tenants_by_id(ts, qs_tenant_id("t500")) == NULL);
+	qs_tenants_free(ts);
+	free(text);
+}
+
 int main(void)
 {
 	test_example();
 	test_errors();
+	test_many();
 	return check_report();
 }
