@@ -199,9 +199,7 @@ static bool arrivals_equal(struct qs_fair *f)
 	f->ep.n = k;
 	f->ep.last = 0;
 	f->ep.hi = hi;
-	bool more = f->ep.more;
-	f->ep.more = false;
-	return !more && (k < 2 || within(lo, hi));
+	return !f->ep.more && (k < 2 || within(lo, hi));
 }
 
 /* Whether the tenants seen lately have about as much waiting each. */
@@ -209,6 +207,8 @@ static bool backlogs_equal(const struct qs_fair *f)
 {
 	if (f->drr.bytes < SMALL_BACKLOG)
 		return true;
+	if (f->ep.more)
+		return false; /* more tenants than tracked: their backlogs are not all known */
 	uint64_t lo = UINT64_MAX, hi = 0;
 	for (unsigned i = 0; i < f->ep.n; i++) {
 		uint64_t b = 0;
@@ -236,6 +236,7 @@ static void epoch_judge(struct qs_fair *f)
 		share(f, true, now);
 	else if (f->shared && now - f->shared_since >= HOLD_NS && backlogs_equal(f))
 		share(f, false, now);
+	f->ep.more = false;
 	f->ep.total = 0;
 	f->ep.start_ns = now;
 }

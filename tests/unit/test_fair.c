@@ -173,6 +173,33 @@ static void test_equal_shares_in_place(void)
 	qs_fair_free(f);
 }
 
+/* More tenants than an epoch tracks (16): their shares cannot all be
+ * known, so round robin, and it stays on while they have a backlog. */
+static void test_many_tenants_shared(void)
+{
+	current_test = "many tenants shared";
+	struct qs_fair *f = qs_fair_new(false, &frames);
+	struct qs_batch b = {0};
+	uint64_t ts[20];
+	for (int i = 0; i < 20; i++)
+		ts[i] = 100 + (uint64_t)i;
+	build(&b, ts, 20, 400, 0, 1000); /* about 400 KiB, twenty tenants in turn */
+	int first = -1;
+	for (int i = 0; i < 60 && first < 0; i++) /* 24 MiB: past one epoch by bytes */
+		if (offer(f, &b) == 1)
+			first = i;
+	CHECK(first > 0 && first <= 42);
+	static struct seen s;
+	while (qs_fair_serve(f, 1 << 20, record, &s))
+		;
+	CHECK_EQ(offer(f, &b), 1); /* 400 KiB waiting */
+	sleep_ms(110); /* past the hold: still on (reading ahead), the shares of 20 not known */
+	CHECK_EQ(offer(f, &b), 1);
+	CHECK(qs_fair_room(f));
+	qs_batch_free(&b);
+	qs_fair_free(f);
+}
+
 static void test_bound(void)
 {
 	current_test = "bound";
@@ -274,6 +301,7 @@ int main(void)
 	test_one_tenant_in_place();
 	test_two_tenants_shared();
 	test_equal_shares_in_place();
+	test_many_tenants_shared();
 	test_bound();
 	test_off_and_malformed();
 	test_pass();
