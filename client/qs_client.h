@@ -31,7 +31,9 @@ enum qs_client_state {
 
 struct qs_client_opts {
 	const char *server_addr; /* "host:port", "[v6]:port", "name:port" */
-	const char *trust_file;  /* the server's certificate (DER/PEM) or a PEM CA bundle */
+	const char *trust_file;  /* the server's certificate (DER/PEM) or a PEM CA bundle; read by
+				  * every qs_client_new, parsed once for the clients of the process
+				  * that find the same bytes in it (client/lib/trust.c) */
 	const char *server_name; /* name verified in the certificate; NULL: host of server_addr */
 	unsigned streams;        /* concurrent streams (ranges in flight); 0: 4, max 64 */
 	bool have_session;       /* else a random session id is made; keep it private

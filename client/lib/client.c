@@ -223,11 +223,9 @@ struct qs_client *qs_client_new(struct event_base *base, const struct qs_client_
 	c->fd = -1;
 	c->opts.token = NULL; /* ours is c->auth_msg */
 	if (qs_addr_parse(opts->server_addr, &c->remote, err, errlen) < 0 ||
-	    qs_tls_load_trust(&c->cred, opts->trust_file, err, errlen) < 0 ||
-	    qs_tls_load_client_cert(c->cred, opts->client_cert, opts->client_key, err, errlen) < 0 ||
+	    qs_cred_get(&c->cred, opts, err, errlen) < 0 ||
 	    auth_message(c, opts->token, opts->token_len, err, errlen) < 0) {
-		if (c->cred)
-			gnutls_certificate_free_credentials(c->cred);
+		qs_cred_put(c->cred);
 		free(c);
 		return NULL;
 	}
@@ -341,7 +339,7 @@ void qs_client_free(struct qs_client *c)
 	if (c->write_ev)
 		event_free(c->write_ev);
 	qs_window_free(&c->win);
-	gnutls_certificate_free_credentials(c->cred);
+	qs_cred_put(c->cred);
 	if (c->auth_msg)
 		gnutls_memset(c->auth_msg, 0, c->auth_len); /* the token must not linger in the heap */
 	free(c->auth_msg);

@@ -109,16 +109,26 @@ struct qs_client {
 	unsigned raw_opened;  /* raw streams opened in all */
 	bool raw_given, raw_reported;
 
-	uint8_t txbuf[QS_TX_BATCH_MAX]; /* the packets of one write batch (io.c) */
 };
 
 /* tls.c */
-int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen);
+/* Credentials trusting what file holds (its bytes when read already: the same
+ * as reading it, which is what GnuTLS's *_trust_file does); -1 with err. */
+int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, const gnutls_datum_t *bytes,
+		      char *err, size_t errlen);
 int qs_tls_session_new(struct qs_client *c);
 /* The client certificate and key (both NULL: none); -1 with err. */
 int qs_tls_load_client_cert(gnutls_certificate_credentials_t cred, const char *cert, const char *key, char *err,
 			    size_t errlen);
 void qs_tls_describe_failure(struct qs_client *c, char *buf, size_t len);
+/* "certificate file F: why" for a trust file that failed to load with rv. */
+void qs_tls_trust_error(char *err, size_t errlen, const char *file, int rv);
+
+/* trust.c: the credentials for o's trust file and client certificate, shared
+ * with the other clients whose trust file holds the same bytes; -1 with err.
+ * Given back with qs_cred_put. */
+int qs_cred_get(gnutls_certificate_credentials_t *cred, const struct qs_client_opts *o, char *err, size_t errlen);
+void qs_cred_put(gnutls_certificate_credentials_t cred);
 
 /* conn.c */
 int qs_conn_open(struct qs_client *c);

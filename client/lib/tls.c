@@ -28,7 +28,23 @@ static void shared_prio_init(void)
 		shared_prio = NULL;
 }
 
-int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, char *err, size_t errlen)
+void qs_tls_trust_error(char *err, size_t errlen, const char *file, int rv)
+{
+	snprintf(err, errlen, "certificate file %s: %s", file,
+		 rv == GNUTLS_E_FILE_ERROR ? "cannot read it"
+		 : rv == 0		    ? "no certificate in it"
+					    : gnutls_strerror(rv));
+}
+
+static int add_trust(gnutls_certificate_credentials_t cred, const char *file, const gnutls_datum_t *bytes,
+		     gnutls_x509_crt_fmt_t fmt)
+{
+	return bytes ? gnutls_certificate_set_x509_trust_mem(cred, bytes, fmt)
+		     : gnutls_certificate_set_x509_trust_file(cred, file, fmt);
+}
+
+int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, const gnutls_datum_t *bytes,
+		      char *err, size_t errlen)
 {
 	int rv = gnutls_certificate_allocate_credentials(cred);
 	if (rv < 0) {
@@ -36,14 +52,11 @@ int qs_tls_load_trust(gnutls_certificate_credentials_t *cred, const char *file, 
 		return -1;
 	}
 	/* A PEM bundle may hold several CAs; the server's own certificate is DER. */
-	rv = gnutls_certificate_set_x509_trust_file(*cred, file, GNUTLS_X509_FMT_PEM);
+	rv = add_trust(*cred, file, bytes, GNUTLS_X509_FMT_PEM);
 	if (rv <= 0)
-		rv = gnutls_certificate_set_x509_trust_file(*cred, file, GNUTLS_X509_FMT_DER);
+		rv = add_trust(*cred, file, bytes, GNUTLS_X509_FMT_DER);
 	if (rv <= 0) {
-		snprintf(err, errlen, "certificate file %s: %s", file,
-			 rv == GNUTLS_E_FILE_ERROR ? "cannot read it"
-			 : rv == 0		    ? "no certificate in it"
-						    : gnutls_strerror(rv));
+		qs_tls_trust_error(err, errlen, file, rv);
 		gnutls_certificate_free_credentials(*cred);
 		*cred = NULL;
 		return -1;

@@ -13,6 +13,7 @@ void qs_window_init(struct qs_window *w, uint64_t first_seq, unsigned max_ranges
 	w->max_ranges = max_ranges < 1 ? 1 : max_ranges > QS_WINDOW_MAX_RANGES ? QS_WINDOW_MAX_RANGES : max_ranges;
 	w->range_events = range_events ? range_events : 4096;
 	w->range_bytes = range_bytes ? range_bytes : 4u << 20;
+	w->chunk_next = QS_WINDOW_CHUNK_FIRST;
 }
 
 static struct qs_event *slot(struct qs_window *w, size_t i)
@@ -76,10 +77,17 @@ static uint8_t *chunk_alloc(struct qs_window *w, size_t need, struct qs_chunk **
 		if (!(ch = chunk_new(w, need)))
 			return NULL;
 	} else if (!ch || ch->cap - ch->used < need) {
-		/* The full chunk still holds live events (an empty current chunk is
-		 * rewound, so anything fits): chunk_put retires it after the last one. */
-		if (!(ch = chunk_new(w, QS_WINDOW_CHUNK_SIZE)))
+		/* The full chunk still holds live events, or is smaller than need
+		 * (an empty current chunk is rewound): chunk_put retires it after
+		 * its last one, or now if it holds none. */
+		size_t cap = w->chunk_next;
+		while (cap < need)
+			cap *= 2; /* powers of two up to QS_WINDOW_CHUNK_SIZE, which need fits */
+		if (!(ch = chunk_new(w, cap)))
 			return NULL;
+		w->chunk_next = cap < QS_WINDOW_CHUNK_SIZE ? 2 * cap : QS_WINDOW_CHUNK_SIZE;
+		if (w->cur && w->cur->live == 0)
+			chunk_retire(w, w->cur);
 		w->cur = ch;
 	}
 	uint8_t *p = ch->data + ch->used;
@@ -118,7 +126,7 @@ void qs_window_free(struct qs_window *w)
 
 static int grow(struct qs_window *w)
 {
-	size_t ncap = w->cap ? w->cap * 2 : 1024;
+	size_t ncap = w->cap ? w->cap * 2 : QS_WINDOW_RING_FIRST;
 	struct qs_event *nev = malloc(ncap * sizeof(*nev));
 	if (!nev)
 		return -1;

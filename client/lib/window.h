@@ -13,6 +13,12 @@
 #define QS_WINDOW_MAX_RANGES 64
 /* Event bytes live in chunks of this size (larger events get a chunk of their own). */
 #define QS_WINDOW_CHUNK_SIZE (64u << 10)
+/* A window's first chunk has this size, each next one twice the last up to
+ * QS_WINDOW_CHUNK_SIZE: a client that sends a few events (each of the
+ * thousands of clients of a connection storm) does not take 64 KiB for them. */
+#define QS_WINDOW_CHUNK_FIRST (4u << 10)
+/* The event ring's first size (doubled as needed). */
+#define QS_WINDOW_RING_FIRST 16
 /* Empty chunks kept for reuse; more are freed (at most 512 KiB idle per window). */
 #define QS_WINDOW_SPARE_CHUNKS 8
 
@@ -51,7 +57,8 @@ struct qs_window {
 	uint64_t flush_to; /* the range reaching this seq closes there (a flush) */
 	size_t bytes;      /* event bytes held */
 	struct qs_chunk *cur;   /* the chunk new events are appended to */
-	struct qs_chunk *spare; /* empty chunks for reuse (a list) */
+	struct qs_chunk *spare; /* empty chunks for reuse (a list; all of QS_WINDOW_CHUNK_SIZE) */
+	size_t chunk_next;      /* the size of the next chunk (QS_WINDOW_CHUNK_FIRST, doubling) */
 	unsigned nspare;
 	size_t chunks;          /* chunks allocated (in use + spare) */
 	uint64_t unresolved;

@@ -294,6 +294,34 @@ static void test_stream_vecs_one_per_chunk(void)
 	qs_window_free(&c.win);
 }
 
+/* A window starts with a small chunk and doubles the next one up to
+ * QS_WINDOW_CHUNK_SIZE (a client of a storm sends one event: 4 KiB, not 64);
+ * an event larger than the next size gets a chunk that fits it, and an empty
+ * current chunk too small for the next event is dropped, not kept. */
+static void test_chunks_grow(void)
+{
+	struct qs_window w;
+	qs_window_init(&w, 0, 1, 4096, 1 << 20);
+	CHECK(w.ev == NULL && w.chunks == 0);
+	push_sized(&w, 1, 100);
+	CHECK(w.cap == QS_WINDOW_RING_FIRST && w.chunks == 1);
+	CHECK(w.chunk_next == 2 * QS_WINDOW_CHUNK_FIRST); /* the first chunk: QS_WINDOW_CHUNK_FIRST */
+	ack_all(&w);
+	CHECK(w.count == 0 && w.chunks == 1); /* rewound, kept */
+	push_sized(&w, 1, 3 * QS_WINDOW_CHUNK_FIRST); /* fits no chunk yet: one of 4x, the old one dropped */
+	CHECK(intact(&w, 1, 3 * QS_WINDOW_CHUNK_FIRST) && w.chunks == 1);
+	CHECK(w.chunk_next == 8 * QS_WINDOW_CHUNK_FIRST);
+	for (int round = 0; round < 40; round++) { /* 40 KB a round: chunks up to the full size, then reused */
+		push_sized(&w, 40, 1000);
+		CHECK(intact(&w, w.next - 1, 1000) && intact(&w, w.next - 40, 1000));
+		ack_all(&w);
+		CHECK(w.count == 0 && w.chunks <= 2);
+	}
+	CHECK(w.chunk_next == QS_WINDOW_CHUNK_SIZE);
+	CHECK(w.cap == 64); /* the ring doubled to what was pushed at once */
+	qs_window_free(&w);
+}
+
 int main(void)
 {
 	test_ranges_and_acks();
@@ -303,6 +331,7 @@ int main(void)
 	test_in_flight_bytes_not_reused();
 	test_current_chunk_rewound_only_when_empty();
 	test_memory_bounded();
+	test_chunks_grow();
 	test_stream_vecs_one_per_chunk();
 	return check_report();
 }
