@@ -72,11 +72,11 @@ struct result {
 };
 
 /* Passes over the corpus until `seconds` have gone (at least one pass). */
-static struct result run(const struct line *l, size_t n, double seconds, bool enrich)
+static struct result run(const struct line *l, size_t n, double seconds, bool enrich, const char *tenant)
 {
 	struct qs_enrich_buf out = {0};
 	struct qs_enrich_result res;
-	struct qs_enrich_meta m = {.recv_time_ns = 1764000000000000000ull, .port = 40000};
+	struct qs_enrich_meta m = {.recv_time_ns = 1764000000000000000ull, .port = 40000, .tenant = tenant};
 	m.ip[10] = m.ip[11] = 0xff, m.ip[12] = 192, m.ip[15] = 7;
 	struct result r = {0};
 	uint64_t start = now_ns(), stop = start + (uint64_t)(seconds * 1e9), end;
@@ -111,9 +111,10 @@ static struct result run(const struct line *l, size_t n, double seconds, bool en
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: qs-parse-bench --corpus FILE [--count N] [--seconds S] [--json]\n"
+	fprintf(f, "usage: qs-parse-bench --corpus FILE [--count N] [--seconds S] [--tenant NAME] [--json]\n"
 		   "       qs-parse-bench --frame FILE [--seconds S] [--json]\n"
 		   "  times cJSON's parse alone and qs_enrich (validate + enrich) per event, one core;\n"
+		   "  --tenant: every event tagged organization.id NAME, as with --auth\n"
 		   "  --frame: qs_enrich on one frame (the file's first line), at least once\n");
 }
 
@@ -152,18 +153,20 @@ int main(int argc, char **argv)
 					     {"seconds", required_argument, NULL, 's'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"frame", required_argument, NULL, 'F'},
+					     {"tenant", required_argument, NULL, 't'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *corpus = NULL, *frame = NULL;
+	const char *corpus = NULL, *frame = NULL, *tenant = NULL;
 	size_t count = 200000;
 	double seconds = 2;
 	bool json = false;
 	int c;
 	uint64_t v;
-	while ((c = getopt_long(argc, argv, "f:n:s:jhF:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:n:s:jhF:t:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': corpus = optarg; break;
 		case 'F': frame = optarg; break;
+		case 't': tenant = optarg; break;
 		case 'n':
 			if (!qs_cli_integer("qs-parse-bench", "count", optarg, 1, SIZE_MAX, &v))
 				return 2;
@@ -199,9 +202,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	/* warm caches and the arena for both timed halves, not just one */
-	run(l, n < 20000 ? n : 20000, 0.05, false);
-	run(l, n < 20000 ? n : 20000, 0.05, true);
-	struct result p = run(l, n, seconds / 2, false), e = run(l, n, seconds / 2, true);
+	run(l, n < 20000 ? n : 20000, 0.05, false, NULL);
+	run(l, n < 20000 ? n : 20000, 0.05, true, tenant);
+	struct result p = run(l, n, seconds / 2, false, NULL), e = run(l, n, seconds / 2, true, tenant);
 	double share = p.ns_per_event / e.ns_per_event;
 	if (json)
 		printf("{\"events\":%zu,\"cjson_ns\":%.1f,\"enrich_ns\":%.1f,\"cjson_share\":%.3f,"
