@@ -125,6 +125,9 @@ uint64_t qs_client_sent(const struct qs_client *c);
  * *notices (may be NULL): how many such answers came. */
 const char *qs_client_held_at(const struct qs_client *c, uint64_t *notices);
 bool qs_client_connected(const struct qs_client *c);
+/* Handshakes of this client that resumed a TLS session with the server's
+ * ticket (kept in memory from its last connection). */
+uint64_t qs_client_resumed(const struct qs_client *c);
 /* The largest UDP payload the connection sends now: 1200 at first, then what
  * path MTU discovery found (ngtcp2's probes stop at 1444); 0 while not connected. */
 size_t qs_client_path_max_payload(const struct qs_client *c);
