@@ -128,6 +128,10 @@ bool qs_client_connected(const struct qs_client *c);
 /* Handshakes of this client that resumed a TLS session with the server's
  * ticket (kept in memory from its last connection). */
 uint64_t qs_client_resumed(const struct qs_client *c);
+/* Closes the live connection and connects again at once (as when the server
+ * says it goes away), with the session ticket: quicstash-bench's reconnect
+ * storm. Events not yet acknowledged are resent as after any move. */
+void qs_client_reconnect(struct qs_client *c);
 /* The largest UDP payload the connection sends now: 1200 at first, then what
  * path MTU discovery found (ngtcp2's probes stop at 1444); 0 while not connected. */
 size_t qs_client_path_max_payload(const struct qs_client *c);

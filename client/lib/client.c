@@ -292,6 +292,15 @@ uint64_t qs_client_sent(const struct qs_client *c)
 	return c->sent_events;
 }
 
+void qs_client_reconnect(struct qs_client *c)
+{
+	if (!c->conn || c->closing || c->failed || c->fail != QS_FAIL_NONE)
+		return;
+	/* as after the server's 'G': close this connection, connect again at once */
+	qs_client_fail(c, QS_FAIL_GOAWAY, "reconnecting (asked)");
+	handle_failure(c);
+}
+
 uint64_t qs_client_resumed(const struct qs_client *c)
 {
 	return c->resumed;
