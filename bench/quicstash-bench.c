@@ -71,6 +71,7 @@ struct opts {
 	double spread;          /* the first connections are made over this many seconds (0: at once) */
 	bool reconnect;         /* then all reconnect at once, resuming (a reconnect storm) */
 	const char *phase_file; /* written when the reconnect storm is about to start */
+	bool no_resume;         /* full handshakes only (what resumption saves) */
 };
 
 static struct opts O = {
@@ -120,6 +121,7 @@ static void usage(FILE *f)
 		"                             reconnects at once with its TLS session ticket (a\n"
 		"                             reconnect storm): reported as reconnect_s, resumed, ...\n"
 		"      --phase-file FILE      written (and 0.5 s waited) just before that reconnect\n"
+		"      --no-resume            never resume a TLS session: full handshakes only\n"
 		"  -h, --help                 this help\n");
 }
 
@@ -150,7 +152,7 @@ static int parse_opts(int argc, char **argv)
 	enum {
 		OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_STO, OPT_RANGE, OPT_LABEL,
 		OPT_JSON, OPT_PROG, OPT_WARM, OPT_TOKEN, OPT_CCERT, OPT_CKEY,
-		OPT_SPREAD, OPT_RECONNECT, OPT_PHASE
+		OPT_SPREAD, OPT_RECONNECT, OPT_PHASE, OPT_NORESUME
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, 's'},
@@ -179,6 +181,7 @@ static int parse_opts(int argc, char **argv)
 		{"spread", required_argument, NULL, OPT_SPREAD},
 		{"reconnect", no_argument, NULL, OPT_RECONNECT},
 		{"phase-file", required_argument, NULL, OPT_PHASE},
+		{"no-resume", no_argument, NULL, OPT_NORESUME},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -249,6 +252,7 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case OPT_RECONNECT: O.reconnect = true; break;
 		case OPT_PHASE: O.phase_file = optarg; break;
+		case OPT_NORESUME: O.no_resume = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -686,6 +690,7 @@ static int new_client(struct worker *w, unsigned i)
 		.client_key = O.client_key,
 		.streams = O.streams,
 		.range_events = O.range_events,
+		.no_resume = O.no_resume,
 	};
 	struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
 	char err[256] = "";

@@ -1366,8 +1366,8 @@ def main():
                     help="the server certificate's key (certtool --key-type; ed25519)")
     ap.add_argument("--storm-threads", type=int, default=2, help="quicstash-bench threads of the storm row (2)")
     ap.add_argument("--storm-spread", type=float, default=20,
-                    help="the reconnect-storm row: seconds over which its clients first connect (20; a negative "
-                         "value skips the row)")
+                    help="the reconnect-storm rows (resuming, and with full handshakes): seconds over which their "
+                         "clients first connect (20; a negative value skips them)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -1510,9 +1510,10 @@ def main():
             attempt("storm", lambda: storm.storm_run(ctx, quicstash_run, free_port, args.storm_connections,
                                                      args.storm_threads))
             if args.storm_spread >= 0:
-                attempt("storm-reconnect", lambda: storm.storm_run(ctx, quicstash_run, free_port,
-                                                                   args.storm_connections, args.storm_threads,
-                                                                   reconnect=True, spread=args.storm_spread))
+                for resume in (True, False):
+                    attempt("storm-reconnect" + ("" if resume else "-full"), lambda: storm.storm_run(
+                        ctx, quicstash_run, free_port, args.storm_connections, args.storm_threads, reconnect=True,
+                        spread=args.storm_spread, resume=resume))
         if args.steady_seconds > 0:
             attempt("steady-end", lambda: steady_run(ctx, "end"))
     finally:
@@ -1556,7 +1557,8 @@ def main():
     md.extend(metrics_md(results))
     md.extend(auth_md(results))
     md.extend(storm.storm_md(results.get("storm"), args.storm_connections))
-    md.extend(storm.reconnect_md(results.get("storm-reconnect"), args.storm_connections))
+    md.extend(storm.reconnect_md(results.get("storm-reconnect"), args.storm_connections,
+                                 results.get("storm-reconnect-full")))
     floor = results.get("quicstash-fsync-floor") or {}
     if floor.get("latency_us"):
         md.append("\nLatency floor: the fsync pipeline at %.0f events/s, all but idle, acknowledges with p99 %s ms: "

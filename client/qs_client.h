@@ -60,6 +60,9 @@ struct qs_client_opts {
 	const void *token;
 	size_t token_len;
 	const char *client_cert, *client_key;
+	/* Never resume a TLS session: every connection does a full handshake
+	 * (quicstash-bench --no-resume, to measure what resumption saves). */
+	bool no_resume;
 	/* The TEST HOOK fields below stay in every build (the library's layout
 	 * does not depend on QS_TEST_HOOKS) but only quicstash-send's hidden
 	 * options, compiled into test builds alone, set them. */

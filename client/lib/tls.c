@@ -152,7 +152,7 @@ int qs_tls_session_new(struct qs_client *c)
 	gnutls_session_set_ptr(c->tls, &c->conn_ref);
 	gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST, ticket_cb);
 	/* A ticket GnuTLS will not take (expired, damaged) means a full handshake. */
-	if (c->ticket.data && gnutls_session_set_data(c->tls, c->ticket.data, c->ticket.size) < 0)
+	if (c->ticket.data && !c->opts.no_resume && gnutls_session_set_data(c->tls, c->ticket.data, c->ticket.size) < 0)
 		qs_tls_forget_ticket(c);
 	return 0;
 }
