@@ -219,6 +219,7 @@ struct acc {
 	uint8_t eventid_key[QS_EVENTID_KEY_LEN]; /* K_id, derived from secret */
 	uint8_t ticket_key[64];                  /* TLS session tickets' master key, derived from secret (ticket.c) */
 	bool tickets;                            /* session tickets offered (not under --auth mtls) */
+	uint64_t ticket_refresh_ns;              /* a connection's next ticket after (ticket.c) */
 	uint64_t n_resumed, logged_resumed;      /* handshakes that resumed a session */
 	uint64_t stream_window, conn_window; /* conn_window: what a connection's window may grow to */
 	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */

@@ -15,6 +15,7 @@
  * could be replayed into duplicate events (the sessions never enable it). */
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <stdlib.h>
 
 #include "acceptor/acc.h"
 #include "common/log.h"
@@ -38,6 +39,12 @@ int acc_ticket_key(struct acc *a)
 	 * resumption at all (a ticket from a run with other options is ignored,
 	 * and the handshake is a full one). */
 	a->tickets = a->cfg->auth != QS_AUTH_MTLS;
+	a->ticket_refresh_ns = ACC_TICKET_REFRESH_NS;
+#ifdef QS_TEST_HOOKS
+	const char *ms = getenv("QS_TEST_TICKET_REFRESH_MS"); /* test_resumption "refresh" */
+	if (ms && strtoull(ms, NULL, 10) > 0)
+		a->ticket_refresh_ns = strtoull(ms, NULL, 10) * 1000000ull;
+#endif
 	return gnutls_hkdf_expand(GNUTLS_MAC_SHA256, &prk, &info, a->ticket_key, sizeof(a->ticket_key)) == 0 ? 0 : -1;
 }
 
@@ -55,6 +62,8 @@ static void send_ticket(struct acc_conn *c)
 	int rc = gnutls_session_ticket_send(c->tls, 1, 0);
 	if (rc < 0)
 		qs_debug("session ticket not sent: %s", gnutls_strerror(rc));
+	else
+		qs_mp_add(QS_M_TICKETS_SENT, 1);
 	c->ticket_mono = qs_now_ns();
 }
 
@@ -74,6 +83,6 @@ void acc_ticket_handshake(struct acc_conn *c)
 
 void acc_ticket_refresh(struct acc_conn *c)
 {
-	if (c->ticketed && qs_now_ns() - c->ticket_mono > ACC_TICKET_REFRESH_NS)
+	if (c->ticketed && qs_now_ns() - c->ticket_mono > c->a->ticket_refresh_ns)
 		send_ticket(c);
 }

@@ -134,7 +134,7 @@ def reconnect_md(r, n, full=None):
     how = "with the TLS session ticket of their first connection (quicstash-bench --reconnect)" if r["resume"] else \
         "without resuming, full handshakes (--reconnect --no-resume)"
     return ["\nReconnect storm: the same %d clients connect over %g s (not measured), send their event, then all "
-            "reconnect at once %s: %s; %d handshakes, %d resumed (the acceptors counted %s); CPU us per handshake of that reconnect by "
+            "reconnect at once %s: %s; %d handshakes, %d resumed (the acceptors' stats lines, at most one a second, counted %s by the last); CPU us per handshake of that reconnect by "
             "role: %s. Over the whole run: %s Retry sent, %s refused as busy, %d datagrams dropped by full receive "
             "buffers; %d of %d events acknowledged." % (
                 n, r["spread_s"], how, up, r["recon_handshakes"], r["resumed"],

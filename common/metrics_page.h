@@ -66,6 +66,8 @@
 	  "TLS handshakes that resumed a session with a ticket (no certificate, no signature)")           \
 	X(QS_M_KEYSIGN_SIGNS, "quicstash_keyholder_signatures_total", C, "",                               \
 	  "CertificateVerify signatures asked of the keyholder (one per full handshake)")                   \
+	X(QS_M_TICKETS_SENT, "quicstash_session_tickets_sent_total", C, "",                               \
+	  "TLS session tickets sent (after a handshake without a client certificate, then hourly)")        \
 	X(QS_M_STREAMS, "quicstash_streams_opened_total", C, "", "Client streams opened")                 \
 	X(QS_M_FRAMES_IN, "quicstash_frames_received_total", C, "", "Complete frames decoded from clients")\
 	X(QS_M_FRAMES_ACKED, "quicstash_frames_acknowledged_total", C, "",                                 \

@@ -14,7 +14,9 @@ client_cert: a client authenticated by its certificate (--auth any) gets no tick
   a full handshake, and it is that tenant's again.
 token: under --auth token a client with its token resumes and is served; a client without a token
   that got a ticket from a server with --auth none, which is then restarted with --auth token and
-  the same secret, resumes and is still refused unauthenticated."""
+  the same secret, resumes and is still refused unauthenticated.
+refresh: a connection gets a new ticket after the refresh interval (a test hook shortens it), on its
+  next packet (quicstash_session_tickets_sent_total), and its reconnection resumes."""
 import json
 import os
 import sys
@@ -22,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qslib as q
-from qslib import check, log
+from qslib import check
 
 FOO = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"  # sha256("foo")
 
@@ -44,9 +46,10 @@ def counts(port):
                  for k in ("handshakes_completed", "handshakes_resumed", "keyholder_signatures"))
 
 
-def server_with_metrics(recv, d, extra=(), name="resume"):
+def server_with_metrics(recv, d, extra=(), name="resume", env=None):
     port, margs = q.metrics_server_args()
     server = q.Server(recv, extra=margs + list(extra), workdir=d, name=name)
+    server.env.update(env or {})
     server.metrics_port = port
     server.opts = list(extra)
     return server.start()
@@ -96,6 +99,10 @@ def finish(c, recv, numbers, what):
 def kill_acceptor(server):
     before = server.pids("acceptor")
     server.wait_respawn("acceptor", server.kill_child("acceptor"), len(before))
+
+
+def tickets_sent(server):
+    return int(q.scrape(server.metrics_port).get("quicstash_session_tickets_sent_total", 0))
 
 
 def reconnected(name, blip, want, extra=(), client_args=()):
@@ -182,8 +189,34 @@ def case_token():
     return "under --auth token a resumed connection is served with its token and refused without"
 
 
+def case_refresh():
+    """A long connection gets a new ticket now and then (hourly; a test hook makes it 300 ms): one
+    after its handshake, another on a packet after the interval; the reconnection resumes."""
+    q.need_binaries()
+    q.need_test_hooks("QS_TEST_TICKET_REFRESH_MS")
+    recv = q.Receiver().start()
+    d = q.mkdtemp("resume-refresh")
+    server = server_with_metrics(recv, d, env={"QS_TEST_TICKET_REFRESH_MS": "300"})
+    c = client(server, d, "refresh")
+    feed_acked(c, 0, 20, 20, "refresh: first events")
+    check(tickets_sent(server) == 1, "tickets sent after the handshake: %d, expected 1" % tickets_sent(server))
+    time.sleep(0.6)
+    feed_acked(c, 20, 20, 40, "refresh: after the interval")
+    deadline = time.monotonic() + q.tmo(10)
+    while tickets_sent(server) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(tickets_sent(server) >= 2, "no new ticket after the refresh interval: %d sent" % tickets_sent(server))
+    kill_acceptor(server)
+    feed_acked(c, 40, 20, 60, "refresh: reconnected")
+    wait_counts(server, (2, 1, 1), "refresh: reconnected")
+    finish(c, recv, range(60), "refresh")
+    sent = tickets_sent(server)
+    server.stop()
+    return "a long connection got a new ticket after the refresh interval (%d sent), and resumed" % sent
+
+
 CASES = [("acceptor", case_acceptor), ("restart", case_restart), ("other_secret", case_other_secret),
-         ("client_cert", case_client_cert), ("token", case_token)]
+         ("client_cert", case_client_cert), ("token", case_token), ("refresh", case_refresh)]
 
 
 def run():
