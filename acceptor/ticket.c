@@ -31,10 +31,6 @@
 
 int acc_ticket_key(struct acc *a)
 {
-	/* As the event-id key: HKDF-Expand of the 32 random bytes with its own
-	 * label, apart from the tokens, resets and event ids made from them. */
-	const gnutls_datum_t prk = {a->secret, sizeof(a->secret)};
-	const gnutls_datum_t info = {(unsigned char *)TICKET_LABEL, sizeof(TICKET_LABEL) - 1};
 	/* Under --auth mtls every connection must show its certificate: no
 	 * resumption at all (a ticket from a run with other options is ignored,
 	 * and the handshake is a full one). */
@@ -45,6 +41,10 @@ int acc_ticket_key(struct acc *a)
 	if (ms && strtoull(ms, NULL, 10) > 0)
 		a->ticket_refresh_ns = strtoull(ms, NULL, 10) * 1000000ull;
 #endif
+	/* As the event-id key: HKDF-Expand of the 32 random bytes with its own
+	 * label, apart from the tokens, resets and event ids made from them. */
+	const gnutls_datum_t prk = {a->secret, sizeof(a->secret)};
+	const gnutls_datum_t info = {(unsigned char *)TICKET_LABEL, sizeof(TICKET_LABEL) - 1};
 	return gnutls_hkdf_expand(GNUTLS_MAC_SHA256, &prk, &info, a->ticket_key, sizeof(a->ticket_key)) == 0 ? 0 : -1;
 }
 
