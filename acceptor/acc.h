@@ -151,6 +151,8 @@ struct acc_conn {
 	ngtcp2_crypto_conn_ref ref;
 	struct acc_transcript *ts; /* until the server's Certificate (transcript.c) */
 	bool ts_done;
+	bool ticketed;        /* gets session tickets (ticket.c): no client certificate */
+	uint64_t ticket_mono; /* when it was last sent one */
 	struct event *timer;
 	struct acc_conn *prev, *next;
 	struct acc_conn *dirty_next;
@@ -215,6 +217,10 @@ struct acc {
 	unsigned ncrts;
 	uint8_t secret[QS_SECRET_LEN];
 	uint8_t eventid_key[QS_EVENTID_KEY_LEN]; /* K_id, derived from secret */
+	uint8_t ticket_key[64];                  /* TLS session tickets' master key, derived from secret (ticket.c) */
+	bool tickets;                            /* session tickets offered (not under --auth mtls) */
+	uint64_t ticket_refresh_ns;              /* a connection's next ticket after (ticket.c) */
+	uint64_t n_resumed, logged_resumed;      /* handshakes that resumed a session */
 	uint64_t stream_window, conn_window; /* conn_window: what a connection's window may grow to */
 	uint32_t conn_frames_cap; /* unresolved frames per connection (pending.c) */
 
@@ -314,6 +320,12 @@ int acc_tls_session(struct acc *a, struct acc_conn *c);
 int acc_transcript_hook(gnutls_session_t session, unsigned htype, unsigned when, bool incoming,
 			const gnutls_datum_t *msg);
 void acc_transcript_free(struct acc_conn *c);
+
+/* ticket.c: TLS 1.3 session resumption (docs/ARCHITECTURE.md "Session resumption") */
+int acc_ticket_key(struct acc *a);                        /* from the secret, at start */
+int acc_ticket_session(struct acc *a, struct acc_conn *c); /* a new connection's session takes tickets */
+void acc_ticket_handshake(struct acc_conn *c);            /* counts a resumption; a ticket if no client cert */
+void acc_ticket_refresh(struct acc_conn *c);              /* a new ticket for a long connection */
 
 /* auth.c: the connection's tenant. The int functions return -1 after setting
  * the connection's close error (inside ngtcp2 callbacks: fail the callback). */

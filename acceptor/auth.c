@@ -180,7 +180,9 @@ int acc_auth_handshake(struct acc_conn *c)
 	if (!ca_wanted(a))
 		return 0;
 	unsigned n = 0;
-	const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
+	/* A resumed session shows no certificate (tickets go only to connections
+	 * without one, ticket.c); what GnuTLS kept from the ticket is never a tenant. */
+	const gnutls_datum_t *chain = gnutls_session_is_resumed(c->tls) ? NULL : gnutls_certificate_get_peers(c->tls, &n);
 	if (!chain || !n) /* --auth any: a token may follow; mtls: refused at the first frame */
 		return a->cfg->auth == QS_AUTH_MTLS ? refuse(c, QS_APP_UNAUTHENTICATED,
 							     "unauthenticated: a client certificate from the client CA is required", NULL)

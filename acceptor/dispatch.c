@@ -323,7 +323,7 @@ void acc_dispatch_stats(struct acc *a)
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
 	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed &&
 	    a->n_src_refused == a->logged_src_refused && a->n_auth_refused == a->logged_auth_refused &&
-	    a->n_hs_refused == a->logged_hs_refused && a->n_stale == a->logged_stale)
+	    a->n_hs_refused == a->logged_hs_refused && a->n_stale == a->logged_stale && a->n_resumed == a->logged_resumed)
 		return;
 	a->stat_log_mono = now;
 	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
@@ -331,9 +331,11 @@ void acc_dispatch_stats(struct acc *a)
 		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
 		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64
 		", stale Initials dropped %" PRIu64 " (longest wait %" PRIu64 " ms)"
-		", Initials read after established packets %" PRIu64,
+		", Initials read after established packets %" PRIu64 ", handshakes resumed %" PRIu64,
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
-		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000, a->n_deferred);
+		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000, a->n_deferred,
+		a->n_resumed);
+	a->logged_resumed = a->n_resumed;
 	a->logged_stale = a->n_stale;
 	a->logged_hs_refused = a->n_hs_refused;
 	a->logged_auth_refused = a->n_auth_refused;

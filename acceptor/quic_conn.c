@@ -158,8 +158,12 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		a->handshaking--;
 		qs_mp_add(QS_M_HANDSHAKES, 1);
 	}
+	/* resumed: no server Certificate, so the transcript hook never finished */
+	acc_transcript_free(c);
+	c->ts_done = true;
 	if (acc_auth_handshake(c))
 		return NGTCP2_ERR_CALLBACK_FAILURE;
+	acc_ticket_handshake(c);
 	const ngtcp2_path *p = ngtcp2_conn_get_path(qc);
 	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
 	ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(token, a->secret, sizeof(a->secret), p->remote.addr,
@@ -407,6 +411,7 @@ void acc_conn_read(struct acc_conn *c, const struct sockaddr *from, socklen_t fr
 	if (rv == 0) {
 		bool other = c->dirty_write; /* what the packet's callbacks asked for counts */
 		c->rx_unacked++;
+		acc_ticket_refresh(c);
 		acc_conn_mark_dirty(c);
 		c->dirty_write = other;
 		return;

@@ -2,7 +2,8 @@
  * NEW_TOKEN tokens are made from it, so any acceptor, a restarted one and a
  * restarted service recognise what another made; and the key of event.id's
  * session part (common/eventid.h), so a client's resend gets the same id from
- * any of them. It is the --secret-path
+ * any of them; and the master key of TLS session tickets (ticket.c), so a
+ * client resumes with any of them. It is the --secret-path
  * file (common/secretfile.h), which the supervisor makes before any acceptor
  * starts; read here at start, before the sandbox. */
 #include <errno.h>
@@ -32,6 +33,10 @@ int acc_secret_load(struct acc *a)
 		return -1;
 	if (qs_eventid_key(a->secret, a->eventid_key) != 0) {
 		qs_err("cannot derive the event id key from the secret");
+		return -1;
+	}
+	if (acc_ticket_key(a) != 0) {
+		qs_err("cannot derive the session ticket key from the secret");
 		return -1;
 	}
 	return 0;

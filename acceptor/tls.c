@@ -202,6 +202,8 @@ int acc_tls_session(struct acc *a, struct acc_conn *c)
 	if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, a->cred) != 0)
 		return -1;
 	acc_auth_session(a, c);
+	if (acc_ticket_session(a, c) != 0)
+		return -1;
 	/* quicstash/1.1 first: a client offering it gets limit notices ('T') */
 	gnutls_datum_t alpn[2] = {{.data = (unsigned char *)QS_ALPN_NOTICES, .size = (unsigned)strlen(QS_ALPN_NOTICES)},
 				  {.data = (unsigned char *)QS_ALPN, .size = (unsigned)strlen(QS_ALPN)}};

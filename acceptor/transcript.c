@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "acceptor/acc.h"
+#include "common/metrics_page.h"
 #include "ipc/keysign.h"
 
 /* Both suite hashes run until ServerHello has chosen one. */
@@ -71,6 +72,7 @@ static int ts_finish(struct acc_conn *c, gnutls_session_t session)
 			uint8_t th[48];
 			gnutls_hash_output(c->ts->h[i], th);
 			qs_keysign_set_transcript(th, gnutls_hash_get_len(prf));
+			qs_mp_add(QS_M_KEYSIGN_SIGNS, 1); /* GnuTLS asks the keyholder next */
 			acc_transcript_free(c);
 			return 0;
 		}

@@ -68,6 +68,10 @@ struct opts {
 	bool json;
 	bool progress;
 	const char *label;
+	double spread;          /* the first connections are made over this many seconds (0: at once) */
+	bool reconnect;         /* then all reconnect at once, resuming (a reconnect storm) */
+	const char *phase_file; /* written when the reconnect storm is about to start */
+	bool no_resume;         /* full handshakes only (what resumption saves) */
 };
 
 static struct opts O = {
@@ -112,6 +116,12 @@ static void usage(FILE *f)
 		"      --label TEXT           label copied into the report\n"
 		"      --json                 one JSON object on stdout instead of text\n"
 		"      --progress             a line per second on stderr\n"
+		"      --spread SECONDS       make the connections over SECONDS instead of at once (0)\n"
+		"      --reconnect            once every event is acknowledged, every connection\n"
+		"                             reconnects at once with its TLS session ticket (a\n"
+		"                             reconnect storm): reported as reconnect_s, resumed, ...\n"
+		"      --phase-file FILE      written (and 0.5 s waited) just before that reconnect\n"
+		"      --no-resume            never resume a TLS session: full handshakes only\n"
 		"  -h, --help                 this help\n");
 }
 
@@ -141,7 +151,8 @@ static int parse_opts(int argc, char **argv)
 {
 	enum {
 		OPT_CERT = 1000, OPT_NAME, OPT_SIZE, OPT_CORPUS, OPT_CTO, OPT_DTO, OPT_STO, OPT_RANGE, OPT_LABEL,
-		OPT_JSON, OPT_PROG, OPT_WARM, OPT_TOKEN, OPT_CCERT, OPT_CKEY
+		OPT_JSON, OPT_PROG, OPT_WARM, OPT_TOKEN, OPT_CCERT, OPT_CKEY,
+		OPT_SPREAD, OPT_RECONNECT, OPT_PHASE, OPT_NORESUME
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, 's'},
@@ -167,6 +178,10 @@ static int parse_opts(int argc, char **argv)
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"progress", no_argument, NULL, OPT_PROG},
+		{"spread", required_argument, NULL, OPT_SPREAD},
+		{"reconnect", no_argument, NULL, OPT_RECONNECT},
+		{"phase-file", required_argument, NULL, OPT_PHASE},
+		{"no-resume", no_argument, NULL, OPT_NORESUME},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -232,6 +247,12 @@ static int parse_opts(int argc, char **argv)
 		case OPT_LABEL: O.label = optarg; break;
 		case OPT_JSON: O.json = true; break;
 		case OPT_PROG: O.progress = true; break;
+		case OPT_SPREAD:
+			if (!parse_double(optarg, &O.spread)) goto bad;
+			break;
+		case OPT_RECONNECT: O.reconnect = true; break;
+		case OPT_PHASE: O.phase_file = optarg; break;
+		case OPT_NORESUME: O.no_resume = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -417,6 +438,8 @@ struct worker {
 	uint64_t first_send_ns, last_ack_ns;
 	uint64_t connected_ns; /* when the last of its connections came up (0: not all did) */
 	uint64_t handshakes;   /* handshakes completed, reconnections included */
+	unsigned first_nth;    /* its first connection's number over all workers (the token) */
+	uint64_t reconnected_ns, recon_handshakes, resumed; /* --reconnect: when all were up again, and how */
 	size_t max_payload; /* the largest UDP payload a connection sent at the end (PMTU discovery) */
 	uint64_t last_progress_ns; /* last ack or rejection (or the start) */
 	bool stalled;
@@ -649,8 +672,84 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	pump(arg);
 }
 
-/* Runs the loop until every connection is up (or failed), bounded in time. */
-static int wait_connected(struct worker *w)
+/* Connection i of worker w (its client connects from w's loop); -1 on failure
+ * (said on stderr). */
+static int new_client(struct worker *w, unsigned i)
+{
+	struct conn *c = &w->conns[i];
+	unsigned nth = w->first_nth + i;
+	c->w = w;
+	c->idx = i;
+	struct qs_client_opts co = {
+		.server_addr = O.server,
+		.trust_file = O.cert,
+		.server_name = O.server_name,
+		.token = O.ntokens ? O.token[nth % O.ntokens] : NULL,
+		.token_len = O.ntokens ? O.token_len[nth % O.ntokens] : 0,
+		.client_cert = O.client_cert,
+		.client_key = O.client_key,
+		.streams = O.streams,
+		.range_events = O.range_events,
+		.no_resume = O.no_resume,
+	};
+	struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
+	char err[256] = "";
+	c->cl = qs_client_new(w->base, &co, &cb, c, err, sizeof(err));
+	if (!c->cl) {
+		fprintf(stderr, "quicstash-bench: %s\n", err[0] ? err : "qs_client_new failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* --spread: connection i is made at i/n of the spread, the loop running between. */
+static int spread_connect(struct worker *w)
+{
+	uint64_t t0 = now_ns(), span = (uint64_t)(O.spread * 1e9);
+	for (unsigned i = 0; i < w->nconns && !interrupted;) {
+		if (now_ns() - t0 >= span * i / w->nconns) {
+			if (new_client(w, i++) < 0)
+				return -1;
+			continue;
+		}
+		event_base_loop(w->base, EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	return interrupted ? -1 : 0;
+}
+
+static int wait_connected(struct worker *w, uint64_t *up_ns);
+
+static struct {
+	pthread_barrier_t ready, go; /* every worker done sending; the storm starts */
+	uint64_t start_ns;           /* when the reconnect storm started */
+	double cpu0;                 /* the process's CPU then */
+} R;
+
+/* --reconnect: every connection reconnects at once, with its session ticket.
+ * The main thread starts it for all workers together (run_workers). */
+static void reconnect_all(struct worker *w, bool ok)
+{
+	pthread_barrier_wait(&R.ready);
+	pthread_barrier_wait(&R.go);
+	if (!ok || interrupted)
+		return;
+	uint64_t hs = w->handshakes;
+	for (unsigned i = 0; i < w->nconns; i++)
+		qs_client_reconnect(w->conns[i].cl);
+	struct timeval watchdog = {0, 100000};
+	event_add(w->tick_ev, &watchdog);
+	if (wait_connected(w, &w->reconnected_ns) < 0)
+		w->reconnected_ns = 0;
+	event_del(w->tick_ev);
+	w->recon_handshakes = w->handshakes - hs;
+	for (unsigned i = 0; i < w->nconns; i++)
+		w->resumed += qs_client_resumed(w->conns[i].cl);
+}
+
+/* Runs the loop until every connection is up (or failed), bounded in time;
+ * *up_ns: when they were. */
+static int wait_connected(struct worker *w, uint64_t *up_ns)
 {
 	uint64_t deadline = now_ns() + (uint64_t)(O.connect_timeout * 1e9);
 	for (;;) {
@@ -662,7 +761,7 @@ static int wait_connected(struct worker *w)
 		if (failed)
 			return -1;
 		if (up == w->nconns) {
-			w->connected_ns = now_ns();
+			*up_ns = now_ns();
 			return 0;
 		}
 		if (now_ns() >= deadline || interrupted) {
@@ -698,7 +797,9 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct timeval watchdog = {0, 100000}; /* wakes the loop while connecting */
 	event_add(w->tick_ev, &watchdog);
-	int rc = wait_connected(w);
+	int rc = O.spread > 0 ? spread_connect(w) : 0;
+	if (rc == 0)
+		rc = wait_connected(w, &w->connected_ns);
 	event_del(w->tick_ev);
 	/* everyone starts together, even after a failure (so the barrier never hangs) */
 	pthread_barrier_wait(&start_barrier);
@@ -719,7 +820,9 @@ static void *worker_main(void *arg)
 		}
 		event_del(w->tick_ev);
 	}
-	for (unsigned i = 0; i < w->nconns; i++) {
+	if (O.reconnect)
+		reconnect_all(w, rc == 0 && !interrupted);
+	for (unsigned i = 0; i < w->nconns && w->conns[i].cl; i++) {
 		size_t m = qs_client_path_max_payload(w->conns[i].cl);
 		w->max_payload = m > w->max_payload ? m : w->max_payload;
 	}
@@ -746,7 +849,8 @@ static void json_str(FILE *f, const char *s)
 }
 
 /* Builds every worker's loop, connections and share of the load; false on
- * failure (said on stderr). */
+ * failure (said on stderr). With --spread the connections are made later,
+ * by the worker itself (spread_connect). */
 static bool setup_workers(struct worker *ws, unsigned T)
 {
 	unsigned nth = 0; /* the connection's number over all workers: its token */
@@ -766,30 +870,11 @@ static bool setup_workers(struct worker *ws, unsigned T)
 		w->quota = O.count ? O.count / T + (t < O.count % T) : UINT64_MAX;
 		w->rate = O.rate > 0 ? O.rate / T : 0;
 		w->next_ev = P.n * t / T; /* each thread starts at its own place in the corpus */
-		for (unsigned i = 0; i < w->nconns; i++) {
-			struct conn *c = &w->conns[i];
-			c->w = w;
-			c->idx = i;
-			struct qs_client_opts co = {
-				.server_addr = O.server,
-				.trust_file = O.cert,
-				.server_name = O.server_name,
-				.token = O.ntokens ? O.token[nth % O.ntokens] : NULL,
-				.token_len = O.ntokens ? O.token_len[nth % O.ntokens] : 0,
-				.client_cert = O.client_cert,
-				.client_key = O.client_key,
-				.streams = O.streams,
-				.range_events = O.range_events,
-			};
-			struct qs_client_callbacks cb = {.on_ack = cb_ack, .on_reject = cb_reject, .on_state = cb_state};
-			char err[256] = "";
-			c->cl = qs_client_new(w->base, &co, &cb, c, err, sizeof(err));
-			nth++;
-			if (!c->cl) {
-				fprintf(stderr, "quicstash-bench: %s\n", err[0] ? err : "qs_client_new failed");
+		w->first_nth = nth;
+		nth += w->nconns;
+		for (unsigned i = 0; O.spread <= 0 && i < w->nconns; i++)
+			if (new_client(w, i) < 0)
 				return false;
-			}
-		}
 	}
 	return true;
 }
@@ -822,11 +907,38 @@ static void progress_line(struct worker *ws, unsigned T, uint64_t *last_report, 
 	*last_report = n;
 }
 
+static double process_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* --reconnect, in the main thread: once every worker is done sending, says so
+ * in the phase file (the harness reads the server's CPU then), waits, and
+ * starts the storm in every worker together. */
+static void start_reconnect(void)
+{
+	pthread_barrier_wait(&R.ready);
+	if (O.phase_file) {
+		FILE *f = fopen(O.phase_file, "w");
+		if (f)
+			fclose(f);
+		usleep(500000);
+	}
+	R.cpu0 = process_cpu();
+	R.start_ns = now_ns();
+	pthread_barrier_wait(&R.go);
+}
+
 /* Starts the workers together and waits for all of them; false if a thread
  * cannot be started. */
 static bool run_workers(struct worker *ws, unsigned T)
 {
 	pthread_barrier_init(&start_barrier, NULL, T + 1);
+	pthread_barrier_init(&R.ready, NULL, T + 1);
+	pthread_barrier_init(&R.go, NULL, T + 1);
 	connect_start_ns = now_ns();
 	for (unsigned t = 0; t < T; t++)
 		if (pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]) != 0) {
@@ -836,6 +948,8 @@ static bool run_workers(struct worker *ws, unsigned T)
 	/* the workers connect, then wait here; the clock starts when all are ready */
 	global_start_ns = now_ns() + 1000000; /* written before the barrier releases them */
 	pthread_barrier_wait(&start_barrier);
+	if (O.reconnect)
+		start_reconnect();
 	uint64_t last_report = now_ns(), last_acked = 0;
 	for (;;) {
 		unsigned finished = 0;
@@ -850,6 +964,8 @@ static bool run_workers(struct worker *ws, unsigned T)
 	for (unsigned t = 0; t < T; t++)
 		pthread_join(ws[t].thread, NULL);
 	pthread_barrier_destroy(&start_barrier);
+	pthread_barrier_destroy(&R.ready);
+	pthread_barrier_destroy(&R.go);
 	return true;
 }
 
@@ -859,6 +975,8 @@ struct totals {
 	uint64_t sent, acked, rejected, send_fail, lost, goaway, failed, unresolved, errors;
 	uint64_t sent_bytes, acked_bytes, handshakes;
 	double connect_s; /* from the start until every connection was up (-1: some never were) */
+	double reconnect_s, reconnect_cpu; /* --reconnect: until all were up again (-1: not all), CPU since */
+	uint64_t recon_handshakes, resumed;
 	size_t max_payload;
 	double elapsed, eps, mbps, cpu;
 	double lat_us[4], lat_max, lat_mean, lag_us[4], warm_us[2], warm_max;
@@ -873,10 +991,15 @@ static void merge(struct totals *r, const struct worker *ws, unsigned T)
 	qs_hist_init(&r->warm);
 	r->first_error = "";
 	uint64_t up = 0; /* when the last worker had all its connections up */
-	bool all_up = true;
+	bool all_up = true, all_back = true;
+	uint64_t back = 0;
 	for (unsigned t = 0; t < T; t++) {
 		const struct worker *w = &ws[t];
 		r->handshakes += w->handshakes;
+		r->recon_handshakes += w->recon_handshakes;
+		r->resumed += w->resumed;
+		all_back = all_back && w->reconnected_ns;
+		back = w->reconnected_ns > back ? w->reconnected_ns : back;
 		all_up = all_up && w->connected_ns;
 		up = w->connected_ns > up ? w->connected_ns : up;
 		qs_hist_merge(&r->h, &w->hist);
@@ -906,15 +1029,14 @@ static void merge(struct totals *r, const struct worker *ws, unsigned T)
 	r->eps = r->elapsed > 0 ? (double)r->acked / r->elapsed : 0;
 	r->mbps = r->elapsed > 0 ? (double)r->acked_bytes / r->elapsed / 1e6 : 0;
 	r->connect_s = all_up ? (double)(up - connect_start_ns) / 1e9 : -1;
+	r->reconnect_s = O.reconnect && all_back ? (double)(back - R.start_ns) / 1e9 : -1;
 	r->errors = r->rejected + r->send_fail + r->lost + r->failed + r->unresolved;
 }
 
 static void figures(struct totals *r)
 {
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	r->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-		 (double)ru.ru_stime.tv_usec / 1e6;
+	r->cpu = process_cpu();
+	r->reconnect_cpu = O.reconnect ? r->cpu - R.cpu0 : 0;
 	const double ps[] = {50, 90, 99, 99.9};
 	for (int i = 0; i < 4; i++) {
 		r->lat_us[i] = (double)qs_hist_percentile(&r->h, ps[i]) / 1e3;
@@ -954,6 +1076,9 @@ static void print_json(const struct totals *r, unsigned T)
 	       "},", O.warmup, r->warm_us[0], r->warm_us[1], r->warm_max, r->warm.count);
 	printf("\"max_udp_payload\":%zu,", r->max_payload);
 	printf("\"connect_s\":%.3f,\"handshakes\":%" PRIu64 ",", r->connect_s, r->handshakes);
+	if (O.reconnect)
+		printf("\"reconnect_s\":%.3f,\"reconnect_handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64
+		       ",\"reconnect_cpu_s\":%.3f,", r->reconnect_s, r->recon_handshakes, r->resumed, r->reconnect_cpu);
 	printf("\"client_cpu_s\":%.3f,\"interrupted\":%s,\"first_error\":", r->cpu, interrupted ? "true" : "false");
 	json_str(stdout, r->first_error);
 	printf("}\n");
@@ -988,6 +1113,10 @@ static void print_text(const struct totals *r, unsigned T)
 		       r->connect_s, r->handshakes);
 	else
 		printf("  connect   not all connections came up (%" PRIu64 " handshakes)\n", r->handshakes);
+	if (O.reconnect)
+		printf("  reconnect %s %.3f s (%" PRIu64 " handshakes, %" PRIu64 " resumed), client CPU %.2f s\n",
+		       r->reconnect_s >= 0 ? "all up again in" : "NOT all up again; started", r->reconnect_s,
+		       r->recon_handshakes, r->resumed, r->reconnect_cpu);
 	printf("  client CPU %.2f s\n", r->cpu);
 }
 

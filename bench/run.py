@@ -229,6 +229,27 @@ def proc_snapshot(pgid):
     return snap
 
 
+class PhaseSnapshot:
+    """Takes proc_snapshot(pid) once `path` exists (polled every 20 ms, at most `timeout` s)."""
+
+    def __init__(self, path, pid, timeout):
+        self.path, self.pid, self.snap = path, pid, None
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + timeout
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop.wait(0.02) and time.monotonic() < self._deadline:
+            if os.path.exists(self.path):
+                self.snap = proc_snapshot(self.pid)
+                return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
 def cpu_by_role(before, after):
     """CPU seconds per role between two snapshots (of cpu_snapshot or proc_snapshot)."""
     roles = {}
@@ -514,12 +535,13 @@ class Scraper:
 
 
 def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=(), bench_extra=(), scraped=False,
-                  delivered=None, syscalls=False):
+                  delivered=None, syscalls=False, phase_file=None):
     """One quicstashd (fresh spool) + receiver + quicstash-bench. Returns a result dict. scraped: with
     --metrics-addr on a free loopback port, read every second while it runs. delivered: for another
     output (qs_extra's -l), a function of the count acknowledged giving the count that reached it
     (the receiver then stays unused). Context switches per role and thread kind in r["threads"];
-    syscalls: system calls too, counted by perf (SyscallCounter)."""
+    syscalls: system calls too, counted by perf (SyscallCounter). phase_file: quicstash-bench writes it when
+    its second phase starts (--phase-file); the roles' CPU from then on is in r["cpu_phase"]."""
     name = "quicstash-%s-%s" % (durability, tag)
     scraper = None
     if scraped:
@@ -535,6 +557,7 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
             scraper.start()
         counter = SyscallCounter(ctx, name, quicstash_roles(qd.pid)) if syscalls else None
         before = proc_snapshot(qd.pid)
+        phase = PhaseSnapshot(phase_file, qd.pid, ctx.args.timeout) if phase_file else None
         bargv = [ctx.bin("quicstash-bench"), "-s", "127.0.0.1:%d" % udp, "--cert", cert,
                  "--corpus", ctx.corpus, "-n", str(count), "-c", str(ctx.args.connections),
                  "-S", str(ctx.args.streams), "-w", str(ctx.args.window), "-T", str(ctx.args.threads),
@@ -549,6 +572,8 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
         else:
             rr = receiver_result(recv, rres, 60 if '"acked":0,' not in out else 1)
         after = proc_snapshot(qd.pid)
+        if phase:
+            phase.stop()
         sysc = counter.stop() if counter else None
     finally:
         if scraper:
@@ -566,12 +591,18 @@ def quicstash_run(ctx, durability, rate, count, tag, env_extra=None, qs_extra=()
         raise RuntimeError("nothing acknowledged: %s (see %s)" % (b.get("first_error") or "?", qlog))
     roles = cpu_by_role(before, after)
     roles["client"] = client_cpu
+    phase_roles = None
+    if phase and phase.snap is not None:
+        phase_roles = cpu_by_role(phase.snap, after)
+        phase_roles["client"] = b.get("reconnect_cpu_s", 0.0)
     r = {
         "name": name, "events": b["acked"], "events_per_s": b["events_per_s"],
         "latency_us": b["latency_us"], "errors": b["errors"], "first_error": b.get("first_error", ""),
         "delivered": rr["lines"], "cpu": roles, "rate_target": rate, "bench": b, "receiver": rr,
         "threads": thread_profile(before, after, sysc),
     }
+    if phase_roles is not None:
+        r["cpu_phase"] = phase_roles
     if counter and sysc is None:
         r["syscalls_why_not"] = counter.why_not
     elif not counter:
@@ -1334,6 +1365,9 @@ def main():
     ap.add_argument("--key-type", default="ed25519", choices=["ed25519", "ecdsa", "rsa"],
                     help="the server certificate's key (certtool --key-type; ed25519)")
     ap.add_argument("--storm-threads", type=int, default=2, help="quicstash-bench threads of the storm row (2)")
+    ap.add_argument("--storm-spread", type=float, default=20,
+                    help="the reconnect-storm rows (resuming, and with full handshakes): seconds over which their "
+                         "clients first connect (20; a negative value skips them)")
     ap.add_argument("--qs-arg", action="append", default=[], help="extra quicstashd argument (repeatable)")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="table file to write")
     ap.add_argument("--source-note", default="", help="what was measured, when --build is not this tree's build")
@@ -1475,6 +1509,11 @@ def main():
         if "storm" in only:
             attempt("storm", lambda: storm.storm_run(ctx, quicstash_run, free_port, args.storm_connections,
                                                      args.storm_threads))
+            if args.storm_spread >= 0:
+                for resume in (True, False):
+                    attempt("storm-reconnect" + ("" if resume else "-full"), lambda: storm.storm_run(
+                        ctx, quicstash_run, free_port, args.storm_connections, args.storm_threads, reconnect=True,
+                        spread=args.storm_spread, resume=resume))
         if args.steady_seconds > 0:
             attempt("steady-end", lambda: steady_run(ctx, "end"))
     finally:
@@ -1518,6 +1557,8 @@ def main():
     md.extend(metrics_md(results))
     md.extend(auth_md(results))
     md.extend(storm.storm_md(results.get("storm"), args.storm_connections))
+    md.extend(storm.reconnect_md(results.get("storm-reconnect"), args.storm_connections,
+                                 results.get("storm-reconnect-full")))
     floor = results.get("quicstash-fsync-floor") or {}
     if floor.get("latency_us"):
         md.append("\nLatency floor: the fsync pipeline at %.0f events/s, all but idle, acknowledges with p99 %s ms: "

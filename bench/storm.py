@@ -6,6 +6,13 @@ second, the CPU per handshake of each role, the handshakes that failed (and were
 Retry packets the acceptors sent, the new connections they refused as busy (too many handshakes in
 progress) and the datagrams the server's UDP socket dropped (its receive buffer was full).
 
+The reconnect-storm row (storm_run(reconnect=True), beside it in the same run): the same N clients
+first connect spread over some seconds (not measured), send their event, and then all reconnect at
+once, each presenting the TLS session ticket of its first connection (quicstash-bench --reconnect), as
+after a network blip or a restart of the server. Reported for that second phase only: the time until
+all were up again, handshakes a second, how many resumed (the client's and the server's count), and
+the CPU per handshake of each role from the moment it started (--phase-file).
+
 On loopback every client has the address 127.0.0.1, where a real storm comes from N hosts, so the
 per-source limits (docs/ARCHITECTURE.md "Per-source limits") are lifted: everything else is default.
 """
@@ -78,15 +85,24 @@ def acceptor_counts(qlog, name):
     return sum(per_slot.values()) if per_slot else None
 
 
-def storm_run(ctx, quicstash_run, free_port, n, threads, tag=""):
-    """One storm of n connections against a fresh server; a result dict for storm_md."""
+def storm_run(ctx, quicstash_run, free_port, n, threads, tag="", reconnect=False, spread=0.0, resume=True):
+    """One storm of n connections against a fresh server; a result dict for storm_md. reconnect: the
+    reconnect storm (first connections spread over `spread` s; see above), for reconnect_md; resume=False:
+    the same with full handshakes only (quicstash-bench --no-resume), what resumption is measured against."""
     port = free_port(socket.SOCK_DGRAM)
     addr = ["-s", "127.0.0.1:%d" % port]  # after quicstash_run's own -s: the later one wins
     snmp0 = rcvbuf_errors()
+    extra, phase = [], None
+    if reconnect:
+        tag = tag or ("-reconnect" if resume else "-reconnect-full")
+        phase = os.path.join(ctx.work, "storm%s.phase" % tag)
+        if os.path.exists(phase):
+            os.unlink(phase)
+        extra = ["--reconnect", "--spread", "%g" % spread, "--phase-file", phase] + ([] if resume else ["--no-resume"])
     with DropWatch(port) as dw:
         r = quicstash_run(ctx, "fsync", 0, n, "storm" + tag, qs_extra=STORM_QS_ARGS + addr,
                           bench_extra=addr + ["-c", str(n), "-S", "1", "-T", str(threads), "-w", "1",
-                                              "--connect-timeout", "60"])
+                                              "--connect-timeout", "60"] + extra, phase_file=phase)
     b = r["bench"]
     qlog = os.path.join(ctx.work, "quicstash-fsync-storm%s.quicstashd.log" % tag)
     r.update(storm_connections=n, storm_threads=threads, connect_s=b.get("connect_s", -1),
@@ -94,8 +110,37 @@ def storm_run(ctx, quicstash_run, free_port, n, threads, tag=""):
              drops=dw.drops, host_rcvbuf_errors=rcvbuf_errors() - snmp0,
              retries=acceptor_counts(qlog, "Retry sent"), storm_refused=acceptor_counts(qlog, "refused during a storm"),
              stale=acceptor_counts(qlog, "stale Initials dropped"),
-             initial_wait_ms=acceptor_counts(qlog, "longest wait"))
+             initial_wait_ms=acceptor_counts(qlog, "longest wait"),
+             server_resumed=acceptor_counts(qlog, "handshakes resumed"))
+    if reconnect:
+        r.update(spread_s=spread, resume=resume, reconnect_s=b.get("reconnect_s", -1), recon_handshakes=b.get("reconnect_handshakes", 0),
+                 resumed=b.get("resumed", 0))
     return r
+
+
+def reconnect_md(r, n, full=None):
+    """The reconnect storm's paragraph, under the storm row's; full: the same with full handshakes."""
+    if full:
+        return reconnect_md(r, n) + reconnect_md(full, n)
+    if not r:
+        return []
+    if "failed" in r:
+        return ["\nReconnect storm (%d connections): FAILED: %s" % (n, r["failed"])]
+    hs = r["recon_handshakes"] or 1
+    cpu = r.get("cpu_phase") or {}
+    per = ", ".join("%s %.0f" % (k, v / hs * 1e6) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])) or "?"
+    up = "all up again in %.2f s (%.0f handshakes/s)" % (r["reconnect_s"], hs / r["reconnect_s"]) \
+        if r["reconnect_s"] > 0 else "NOT all up again"
+    how = "with the TLS session ticket of their first connection (quicstash-bench --reconnect)" if r["resume"] else \
+        "without resuming, full handshakes (--reconnect --no-resume)"
+    return ["\nReconnect storm: the same %d clients connect over %g s (not measured), send their event, then all "
+            "reconnect at once %s: %s; %d handshakes, %d resumed (the acceptors' stats lines, at most one a second, counted %s by the last); CPU us per handshake of that reconnect by "
+            "role: %s. Over the whole run: %s Retry sent, %s refused as busy, %d datagrams dropped by full receive "
+            "buffers; %d of %d events acknowledged." % (
+                n, r["spread_s"], how, up, r["recon_handshakes"], r["resumed"],
+                "?" if r["server_resumed"] is None else r["server_resumed"], per,
+                "?" if r["retries"] is None else r["retries"], "?" if r["storm_refused"] is None else r["storm_refused"],
+                r["host_rcvbuf_errors"], r["events"], n)]
 
 
 def storm_md(r, n):

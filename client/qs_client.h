@@ -60,6 +60,9 @@ struct qs_client_opts {
 	const void *token;
 	size_t token_len;
 	const char *client_cert, *client_key;
+	/* Never resume a TLS session: every connection does a full handshake
+	 * (quicstash-bench --no-resume, to measure what resumption saves). */
+	bool no_resume;
 	/* The TEST HOOK fields below stay in every build (the library's layout
 	 * does not depend on QS_TEST_HOOKS) but only quicstash-send's hidden
 	 * options, compiled into test builds alone, set them. */
@@ -125,6 +128,13 @@ uint64_t qs_client_sent(const struct qs_client *c);
  * *notices (may be NULL): how many such answers came. */
 const char *qs_client_held_at(const struct qs_client *c, uint64_t *notices);
 bool qs_client_connected(const struct qs_client *c);
+/* Handshakes of this client that resumed a TLS session with the server's
+ * ticket (kept in memory from its last connection). */
+uint64_t qs_client_resumed(const struct qs_client *c);
+/* Closes the live connection and connects again at once (as when the server
+ * says it goes away), with the session ticket: quicstash-bench's reconnect
+ * storm. Events not yet acknowledged are resent as after any move. */
+void qs_client_reconnect(struct qs_client *c);
 /* The largest UDP payload the connection sends now: 1200 at first, then what
  * path MTU discovery found (ngtcp2's probes stop at 1444); 0 while not connected. */
 size_t qs_client_path_max_payload(const struct qs_client *c);

@@ -62,6 +62,12 @@
 	X(QS_M_CONN_HOARDING, "quicstash_connections_closed_hoarding_total", C, "",                        \
 	  "Connections closed for holding the most incomplete-frame bytes over the budget")               \
 	X(QS_M_HANDSHAKES, "quicstash_handshakes_completed_total", C, "", "TLS handshakes completed")     \
+	X(QS_M_HANDSHAKES_RESUMED, "quicstash_handshakes_resumed_total", C, "",                            \
+	  "TLS handshakes that resumed a session with a ticket (no certificate, no signature)")           \
+	X(QS_M_KEYSIGN_SIGNS, "quicstash_keyholder_signatures_total", C, "",                               \
+	  "CertificateVerify signatures asked of the keyholder (one per full handshake)")                   \
+	X(QS_M_TICKETS_SENT, "quicstash_session_tickets_sent_total", C, "",                               \
+	  "TLS session tickets sent (after a handshake without a client certificate, then hourly)")        \
 	X(QS_M_STREAMS, "quicstash_streams_opened_total", C, "", "Client streams opened")                 \
 	X(QS_M_FRAMES_IN, "quicstash_frames_received_total", C, "", "Complete frames decoded from clients")\
 	X(QS_M_FRAMES_ACKED, "quicstash_frames_acknowledged_total", C, "",                                 \

@@ -152,6 +152,7 @@ void qs_client_on_handshake(struct qs_client *c)
 {
 	c->handshake_done = c->ever_connected = true;
 	c->transient_fails = 0;
+	qs_tls_on_handshake(c);
 	state(c, QS_CLIENT_CONNECTED, "connected");
 	qs_io_schedule_write(c);
 }
@@ -291,6 +292,20 @@ uint64_t qs_client_sent(const struct qs_client *c)
 	return c->sent_events;
 }
 
+void qs_client_reconnect(struct qs_client *c)
+{
+	if (!c->conn || c->closing || c->failed || c->fail != QS_FAIL_NONE)
+		return;
+	/* as after the server's 'G': close this connection, connect again at once */
+	qs_client_fail(c, QS_FAIL_GOAWAY, "reconnecting (asked)");
+	handle_failure(c);
+}
+
+uint64_t qs_client_resumed(const struct qs_client *c)
+{
+	return c->resumed;
+}
+
 const char *qs_client_held_at(const struct qs_client *c, uint64_t *notices)
 {
 	if (notices)
@@ -340,6 +355,7 @@ void qs_client_free(struct qs_client *c)
 		event_free(c->write_ev);
 	qs_window_free(&c->win);
 	qs_cred_put(c->cred);
+	qs_tls_forget_ticket(c);
 	if (c->auth_msg)
 		gnutls_memset(c->auth_msg, 0, c->auth_len); /* the token must not linger in the heap */
 	free(c->auth_msg);

@@ -67,6 +67,11 @@ struct qs_client {
 	 * returning client skips the Retry round trip (it is bound to our address). */
 	uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
 	size_t tokenlen;
+	/* The server's last TLS session ticket (GnuTLS's session data): presented
+	 * by the next connection so that it resumes (no certificate, no signature,
+	 * no certificate checks). Only in memory, only for this client's server. */
+	gnutls_datum_t ticket;
+	uint64_t resumed;          /* handshakes that resumed */
 
 	/* the live connection (conn == NULL between connections) */
 	int fd;
@@ -121,6 +126,8 @@ int qs_tls_session_new(struct qs_client *c);
 int qs_tls_load_client_cert(gnutls_certificate_credentials_t cred, const char *cert, const char *key, char *err,
 			    size_t errlen);
 void qs_tls_describe_failure(struct qs_client *c, char *buf, size_t len);
+void qs_tls_on_handshake(struct qs_client *c); /* counts a resumption */
+void qs_tls_forget_ticket(struct qs_client *c);
 /* "certificate file F: why" for a trust file that failed to load with rv. */
 void qs_tls_trust_error(char *err, size_t errlen, const char *file, int rv);
 

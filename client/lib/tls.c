@@ -87,6 +87,40 @@ static bool is_ip_literal(const char *name)
 	return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
+/* A NewSessionTicket arrived (after the handshake: ngtcp2's crypto helper
+ * hands GnuTLS the post-handshake CRYPTO data): keep the session data it
+ * makes for the next connection, in place of the one before. */
+static int ticket_cb(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+		     const gnutls_datum_t *msg)
+{
+	(void)htype;
+	(void)when;
+	(void)incoming;
+	(void)msg;
+	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+	struct qs_client *c = ref->user_data;
+	gnutls_datum_t d = {NULL, 0};
+	if (gnutls_session_get_data2(session, &d) < 0)
+		return 0; /* the next connection does a full handshake */
+	qs_tls_forget_ticket(c);
+	c->ticket = d;
+	return 0;
+}
+
+void qs_tls_forget_ticket(struct qs_client *c)
+{
+	if (c->ticket.data)
+		gnutls_memset(c->ticket.data, 0, c->ticket.size); /* it holds a resumption secret */
+	gnutls_free(c->ticket.data);
+	c->ticket = (gnutls_datum_t){NULL, 0};
+}
+
+void qs_tls_on_handshake(struct qs_client *c)
+{
+	if (gnutls_session_is_resumed(c->tls))
+		c->resumed++;
+}
+
 int qs_tls_session_new(struct qs_client *c)
 {
 	/* quicstash/1.1 (limit notices) preferred; an older server picks quicstash/1 */
@@ -111,8 +145,15 @@ int qs_tls_session_new(struct qs_client *c)
 	if (!is_ip_literal(c->server_name) &&
 	    (rv = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, c->server_name, strlen(c->server_name))) < 0)
 		return rv;
+	/* A resumed session sends no certificate: GnuTLS then authenticates the
+	 * server by the ticket's secret, which only a server holding the key
+	 * that issued it (after we verified its certificate) can use. */
 	gnutls_session_set_verify_cert(c->tls, c->server_name, 0);
 	gnutls_session_set_ptr(c->tls, &c->conn_ref);
+	gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST, ticket_cb);
+	/* A ticket GnuTLS will not take (expired, damaged) means a full handshake. */
+	if (c->ticket.data && !c->opts.no_resume && gnutls_session_set_data(c->tls, c->ticket.data, c->ticket.size) < 0)
+		qs_tls_forget_ticket(c);
 	return 0;
 }
 
