@@ -4,20 +4,10 @@
  * steps. The receive moderation (acceptor/udp.c), the client's pacing and
  * ngtcp2's own timers (ACK delay, pacing, loss detection) need better than
  * that, so every loop asks for the precise clock (a vDSO read, and timerfd
- * for the epoll backend's sub-millisecond waits).
- *
- * A callback that activates its own event again (ipc/zsock.c's watcher
- * while a ZeroMQ socket has more than one call's budget) runs again in the
- * same pass: libevent runs active callbacks until none is left before it
- * polls or looks at its timers, so by default one busy socket would keep a
- * process from every other descriptor and timer (unit test_zsock). Every
- * DISPATCH_MAX callbacks the loop polls (without waiting) and runs its
- * timers, then goes on in arrival order. */
+ * for the epoll backend's sub-millisecond waits). */
 #include "common/evbase.h"
 
 #include <event2/event.h>
-
-#define DISPATCH_MAX 16
 
 struct event_base *qs_event_base_new(void)
 {
@@ -25,7 +15,6 @@ struct event_base *qs_event_base_new(void)
 	if (!cfg)
 		return NULL;
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-	event_config_set_max_dispatch_interval(cfg, NULL, DISPATCH_MAX, 0);
 	struct event_base *base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	return base;

@@ -1,8 +1,8 @@
 /* ipc/zsock.h's watcher on the loop every process builds (common/evbase.h):
  * a ZeroMQ socket with more work than one call's budget must not keep the
- * loop from its other descriptors and timers (a shipper busy with events
- * still hears its sync thread and its output; an acceptor with answers
- * queued still reads its UDP socket). */
+ * loop from its other descriptors and timers (a parser busy with frames
+ * still hears the shipper's channel and runs its timers; an acceptor whose
+ * frames wait for a parser still reads its UDP socket). */
 #include <event2/event.h>
 #include <stdbool.h>
 #include <unistd.h>
