@@ -55,6 +55,7 @@ def run():
     recvs[2].pause()  # its kernel holds what it has not read: lost with it, to be sent to the others
     time.sleep(0.5)
     before = recvs[2].count()
+    at_kill = [r.count() for r in recvs[:2]]
     left = recvs[2].kill()
     log("phase 2: receiver 3 killed after %d lines (%s bytes unread in its kernel)" % (before, left))
     client.feed(data(base + m // 2, m - m // 2), q.tmo(60))
@@ -67,8 +68,15 @@ def run():
     check(not missing, "%d acknowledged events lost with receiver 3 killed: first %s; log:\n%s"
           % (len(missing), sorted(missing)[:10], server.log_tail()))
     after = shares(recvs[:2], range(base + m // 2, base + m))
-    log("phase 2: the second half went to the two others: %s" % after)
-    check(min(after) >= (m - m // 2) * 0.2, "the two live receivers did not share the load: %s" % after)
+    # Everything each live lane wrote after the kill: the second half and the batches handed back by
+    # the killed lane (what it had not proven read). A lane is given a batch (256 KiB) when it has
+    # written its last one, so whichever takes the handed-back batches takes fewer of the second
+    # half (under ASan beside CPU hogs once 1,910 against 8,090 of 10,000): the work, not the
+    # range, is what the two must share.
+    work = [r.count() - c for r, c in zip(recvs[:2], at_kill)]
+    log("phase 2: the second half went to the two others: %s; all they took after the kill: %s" % (after, work))
+    check(min(after) > 0, "a live receiver got none of the second half: %s" % after)
+    check(min(work) >= sum(work) * 0.2, "the two live receivers did not share the load: %s" % work)
 
     recvs[2] = q.Receiver(port=recvs[2].port).start()
     time.sleep(6.0)  # its lane's backoff (at most 5 s)
