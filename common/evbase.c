@@ -19,3 +19,10 @@ struct event_base *qs_event_base_new(void)
 	event_config_free(cfg);
 	return base;
 }
+
+void qs_event_later(struct event *ev)
+{
+	static const struct timeval now = {0, 0};
+	if (!evtimer_pending(ev, NULL))
+		evtimer_add(ev, &now);
+}

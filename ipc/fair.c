@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/drr.h"
+#include "common/evbase.h"
 #include "common/log.h"
 #include "ipc/msg.h"
 
@@ -312,7 +313,5 @@ bool qs_fair_serve_pass(struct qs_fair *f, bool (*go)(void *arg), qs_fair_serve_
 
 void qs_fair_later(struct event *ev)
 {
-	static const struct timeval now = {0, 0};
-	if (!evtimer_pending(ev, NULL))
-		evtimer_add(ev, &now);
+	qs_event_later(ev);
 }

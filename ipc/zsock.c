@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+#include "common/evbase.h"
 #include "common/log.h"
 #include "ipc/msg.h"
 
@@ -91,9 +92,8 @@ static void zwatch_cb(evutil_socket_t fd, short what, void *arg)
 		w->again = 0;
 		return;
 	}
-	static const struct timeval now = {0, 0};
 	if (++w->again % YIELD_EVERY == 0)
-		evtimer_add(w->later, &now);
+		qs_event_later(w->later);
 	else
 		event_active(w->ev, EV_READ, 0);
 }
