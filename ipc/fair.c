@@ -160,18 +160,10 @@ static void epoch_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
 	f->ep.last = i;
 }
 
-/* Counts the message's valid records into the epoch. */
-static size_t scan(struct qs_fair *f, const struct qs_batch_iter *it0, int *rc)
+void qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
 {
-	struct qs_batch_iter it = *it0;
-	uint8_t rec[REC_MAX];
-	const uint8_t *payload;
-	size_t n = 0;
-	while ((*rc = qs_batch_next(&it, rec, f->kind.rec_len, f->kind.payload_len, &payload)) == 1) {
-		epoch_count(f, tenant_of(f, rec), f->kind.rec_len + f->kind.payload_len(rec));
-		n++;
-	}
-	return n;
+	if (!f->off)
+		epoch_count(f, tenant, bytes);
 }
 
 static bool within(uint64_t lo, uint64_t hi)
@@ -242,9 +234,14 @@ static void epoch_judge(struct qs_fair *f)
 	f->ep.start_ns = now;
 }
 
-/* Copies the message and queues its n records per tenant. */
-static int hold(struct qs_fair *f, const struct qs_batch_iter *it0, const void *msg, size_t len, size_t n)
+/* Copies the message and queues its records per tenant, counting them as
+ * arrived: those before a malformed one or before memory ran out. -1: no
+ * memory for the copy. */
+static int hold(struct qs_fair *f, const struct qs_batch_iter *it0, const void *msg, size_t len)
 {
+	/* as many entries as whole records can fit, whatever the count claims */
+	size_t n = it0->left / (((f->kind.rec_len + 7) & ~(size_t)7));
+	n = it0->remaining < n ? it0->remaining : n;
 	size_t size = sizeof(struct held) + n * sizeof(struct entry) + len;
 	struct held *h = malloc(size);
 	if (!h)
@@ -257,17 +254,30 @@ static int hold(struct qs_fair *f, const struct qs_batch_iter *it0, const void *
 	*h = (struct held){.refs = n, .size = size};
 	f->bytes += size;
 	uint8_t rec[REC_MAX];
-	for (size_t i = 0; i < n; i++) {
-		e[i].rec = it.p;
-		qs_batch_next(&it, rec, f->kind.rec_len, f->kind.payload_len, &e[i].payload);
-		e[i].h = h;
+	size_t k = 0;
+	int rc = 1;
+	while (k < n) {
+		e[k].rec = it.p;
+		if ((rc = qs_batch_next(&it, rec, f->kind.rec_len, f->kind.payload_len, &e[k].payload)) != 1)
+			break;
+		e[k].h = h;
 		size_t bytes = f->kind.rec_len + f->kind.payload_len(rec);
-		if (qs_drr_push(&f->drr, tenant_of(f, rec), &e[i], bytes)) {
-			qs_err("out of memory queueing records: %zu dropped (the acceptor will resend)", n - i);
-			h->refs -= n - i - 1;
-			release(f, h);
+		epoch_count(f, tenant_of(f, rec), bytes);
+		if (qs_drr_push(&f->drr, tenant_of(f, rec), &e[k], bytes)) {
+			qs_err("out of memory queueing records: %zu dropped (the acceptor will resend)", n - k);
 			break;
 		}
+		k++;
+	}
+	if (k == n && (it.remaining || it.left))
+		rc = -1; /* more claimed than fits, or bytes after the last record */
+	if (rc < 0)
+		qs_warn("malformed message from %u: its rest dropped", it0->sender);
+	if (k == 0) {
+		f->bytes -= size;
+		free(h);
+	} else {
+		h->refs = k;
 	}
 	return 0;
 }
@@ -276,17 +286,14 @@ int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *
 {
 	if (f->off)
 		return 0;
-	int rc;
-	size_t n = scan(f, it, &rc);
+	/* judged on what arrived before this message: its own records are
+	 * counted by whoever handles them (qs_fair_count, or hold) */
 	epoch_judge(f);
 	/* in arrival order once what was held is served: a tenant keeps its order */
 	if (!f->shared && qs_fair_empty(f))
 		return 0;
-	if (rc < 0)
-		qs_warn("malformed message from %u: its rest dropped", it->sender);
-	if (n && hold(f, it, msg, len, n))
-		return 0; /* out of memory: handled now, unfairly but not lost */
-	return 1;
+	/* out of memory: handled now, unfairly but not lost */
+	return hold(f, it, msg, len) < 0 ? 0 : 1;
 }
 
 bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *arg)

@@ -45,9 +45,16 @@ struct qs_fair *qs_fair_new(bool off, const struct qs_fair_kind *kind);
 /* Drops whatever is still queued. */
 void qs_fair_free(struct qs_fair *f);
 /* A message with records (it: as opened on msg, before its first record).
- * 0: the caller handles it now, as it is; 1: taken (queued, or dropped as
- * malformed, logged). */
+ * 0: the caller handles it now, as it is, and counts each record it handles
+ * with qs_fair_count; 1: taken (queued, or dropped as malformed, logged). */
 int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *msg, size_t len);
+/* A record of tenant, bytes long (its record and payload), handled by the
+ * caller in arrival order: counted into what arrives per tenant, from which
+ * the look-ahead judges whether to turn on. Counted in the caller's own pass
+ * over the message, not in one of ours before it: a second pass over every
+ * message cost the parser 8% of its time at full load (PERFORMANCE.md,
+ * "Round 20"). */
+void qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes);
 /* Serves queued records by deficit round robin until about budget bytes
  * went (whole records); returns whether records are still queued. */
 bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *arg);

@@ -265,8 +265,10 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	struct qs_frame_rec fr;
 	const uint8_t *payload;
 	int rc;
-	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1)
+	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1) {
+		qs_fair_count(p->fair, fr.tenant, sizeof(fr) + fr.len);
 		take_frame(p, &fr, payload);
+	}
 	if (rc < 0)
 		qs_warn("malformed FRAMES message from acceptor %u: rest dropped", it.sender);
 	/* Each acceptor batch goes on as soon as it is done: holding it for the

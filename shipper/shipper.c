@@ -301,8 +301,10 @@ static void stage_message(void *arg, const void *msg, size_t len)
 		struct qs_event_rec er;
 		const uint8_t *payload;
 		int rc;
-		while ((rc = qs_batch_next(&it, &er, sizeof(er), qs_event_rec_payload, &payload)) == 1)
+		while ((rc = qs_batch_next(&it, &er, sizeof(er), qs_event_rec_payload, &payload)) == 1) {
+			qs_fair_count(sh->fair, er.tenant, sizeof(er) + er.len);
 			stage_event(sh, &er, payload, now);
+		}
 		if (rc < 0)
 			qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);
 		event_active(sh->drain_ev, 0, 0);

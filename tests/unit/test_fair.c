@@ -41,7 +41,14 @@ static int offer(struct qs_fair *f, const struct qs_batch *b)
 	const char *why;
 	if (qs_batch_receive(&it, QS_INBOX_FRAMES, b->buf, b->len, &why))
 		return -1;
-	return qs_fair_take(f, &it, b->buf, b->len);
+	int rc = qs_fair_take(f, &it, b->buf, b->len);
+	if (rc == 0) { /* handled in place, counted as a caller does */
+		struct qs_frame_rec r;
+		const uint8_t *payload;
+		while (qs_batch_next(&it, &r, sizeof(r), qs_frame_rec_payload, &payload) == 1)
+			qs_fair_count(f, r.tenant, sizeof(r) + r.len);
+	}
+	return rc;
 }
 
 struct seen {
@@ -71,18 +78,22 @@ static void sleep_ms(long ms)
 }
 
 /* A tenant arrives beside another that sent 300 KiB (over NEWCOMER_BESIDE):
- * the look-ahead turns on at once and takes its message, one frame of
- * tenant 2 (seq 9999), which it then holds. */
+ * its first message is handled in place (nothing is held that it could wait
+ * behind), and counted; that turns the look-ahead on, which takes the next
+ * message, one frame of tenant 2 (seq 9999), and holds it. */
 static void engage(struct qs_fair *f)
 {
-	struct qs_batch big = {0}, one = {0};
+	struct qs_batch big = {0}, first = {0}, one = {0};
 	uint64_t t1 = 1, t2 = 2;
 	build(&big, &t1, 1, 300, 50000, 1000);
+	build(&first, &t2, 1, 1, 9998, 100);
 	build(&one, &t2, 1, 1, 9999, 100);
-	CHECK_EQ(offer(f, &big), 0); /* one tenant: in place */
-	CHECK_EQ(offer(f, &one), 1); /* a newcomer beside it: taken */
+	CHECK_EQ(offer(f, &big), 0);   /* one tenant: in place */
+	CHECK_EQ(offer(f, &first), 0); /* a newcomer beside it: in place, counted */
+	CHECK_EQ(offer(f, &one), 1);   /* and now taken */
 	CHECK(!qs_fair_empty(f) && qs_fair_room(f));
 	qs_batch_free(&big);
+	qs_batch_free(&first);
 	qs_batch_free(&one);
 }
 
