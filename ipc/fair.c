@@ -16,9 +16,10 @@
  * tenants' shares are equal already, as with equal clients at full load; so
  * the look-ahead turns on only when they are not, and off when they are again.
  *
- * On: at once when a tenant not seen lately arrives beside others that send
- * (NEWCOMER_BESIDE: it may be light, and its first records should not wait
- * behind their backlog; tenants starting together need nothing); else
+ * On: at the next message when a tenant not seen lately arrived beside
+ * others that send (NEWCOMER_BESIDE: it may be light, and its records should
+ * not wait behind their backlog; tenants starting together need nothing);
+ * else
  * judged on what arrives, per epoch (EPOCH_BYTES or EPOCH_NS, whichever
  * first), each tenant's bytes averaged over the last epochs (halved each
  * epoch: a burst of one connection does not count as a share, a tenant seen
@@ -160,10 +161,17 @@ static void epoch_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
 	f->ep.last = i;
 }
 
-void qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
+bool qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
 {
-	if (!f->off)
-		epoch_count(f, tenant, bytes);
+	if (f->off)
+		return false;
+	epoch_count(f, tenant, bytes);
+	if (!f->ep.newcomer || f->shared)
+		return false;
+	/* the rest of this message is to be served by round robin already */
+	f->ep.newcomer = false;
+	share(f, true, qs_now_ns());
+	return true;
 }
 
 static bool within(uint64_t lo, uint64_t hi)

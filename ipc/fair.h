@@ -53,8 +53,11 @@ int qs_fair_take(struct qs_fair *f, const struct qs_batch_iter *it, const void *
  * the look-ahead judges whether to turn on. Counted in the caller's own pass
  * over the message, not in one of ours before it: a second pass over every
  * message cost the parser 8% of its time at full load (PERFORMANCE.md,
- * "Round 20"). */
-void qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes);
+ * "Round 20"). true: the record's tenant is a newcomer beside tenants that
+ * send, and round robin is on from now: the caller hands the rest of the
+ * message (it, after this record) to qs_fair_take, so that the newcomer's
+ * next records do not wait behind the others' in this message. */
+bool qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes);
 /* Serves queued records by deficit round robin until about budget bytes
  * went (whole records); returns whether records are still queued. */
 bool qs_fair_serve(struct qs_fair *f, size_t budget, qs_fair_serve_fn fn, void *arg);

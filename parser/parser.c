@@ -266,8 +266,10 @@ static void handle_message(void *arg, const void *msg, size_t len)
 	const uint8_t *payload;
 	int rc;
 	while ((rc = qs_batch_next(&it, &fr, sizeof(fr), qs_frame_rec_payload, &payload)) == 1) {
-		qs_fair_count(p->fair, fr.tenant, sizeof(fr) + fr.len);
+		bool shared = qs_fair_count(p->fair, fr.tenant, sizeof(fr) + fr.len);
 		take_frame(p, &fr, payload);
+		if (shared && it.remaining && qs_fair_take(p->fair, &it, msg, len))
+			break; /* a newcomer: the rest in the look-ahead, served by on_serve */
 	}
 	if (rc < 0)
 		qs_warn("malformed FRAMES message from acceptor %u: rest dropped", it.sender);

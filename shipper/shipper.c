@@ -302,8 +302,12 @@ static void stage_message(void *arg, const void *msg, size_t len)
 		const uint8_t *payload;
 		int rc;
 		while ((rc = qs_batch_next(&it, &er, sizeof(er), qs_event_rec_payload, &payload)) == 1) {
-			qs_fair_count(sh->fair, er.tenant, sizeof(er) + er.len);
+			bool shared = qs_fair_count(sh->fair, er.tenant, sizeof(er) + er.len);
 			stage_event(sh, &er, payload, now);
+			if (shared && it.remaining && qs_fair_take(sh->fair, &it, msg, len)) {
+				qs_fair_later(sh->serve_ev); /* a newcomer: the rest in the look-ahead */
+				break;
+			}
 		}
 		if (rc < 0)
 			qs_warn("malformed EVENTS message from parser %u: rest dropped", it.sender);

@@ -46,7 +46,9 @@ static int offer(struct qs_fair *f, const struct qs_batch *b)
 		struct qs_frame_rec r;
 		const uint8_t *payload;
 		while (qs_batch_next(&it, &r, sizeof(r), qs_frame_rec_payload, &payload) == 1)
-			qs_fair_count(f, r.tenant, sizeof(r) + r.len);
+			if (qs_fair_count(f, r.tenant, sizeof(r) + r.len) && it.remaining &&
+			    qs_fair_take(f, &it, b->buf, b->len))
+				return 2; /* a newcomer: the rest taken */
 	}
 	return rc;
 }
@@ -78,7 +80,7 @@ static void sleep_ms(long ms)
 }
 
 /* A tenant arrives beside another that sent 300 KiB (over NEWCOMER_BESIDE):
- * its first message is handled in place (nothing is held that it could wait
+ * its first frame is handled in place (nothing is held that it could wait
  * behind), and counted; that turns the look-ahead on, which takes the next
  * message, one frame of tenant 2 (seq 9999), and holds it. */
 static void engage(struct qs_fair *f)
@@ -108,6 +110,35 @@ static void test_one_tenant_in_place(void)
 	CHECK_EQ(offer(f, &b), 0);
 	CHECK(qs_fair_empty(f) && qs_fair_room(f));
 	qs_batch_free(&b);
+	qs_fair_free(f);
+}
+
+/* A newcomer in the middle of a message: the records before it and its own
+ * are handled in place, the rest of the message is taken at once and served
+ * by round robin. */
+static void test_newcomer_mid_message(void)
+{
+	current_test = "newcomer mid-message";
+	struct qs_fair *f = qs_fair_new(false, &frames);
+	struct qs_batch big = {0}, mixed = {0};
+	uint64_t t1 = 1;
+	build(&big, &t1, 1, 300, 0, 1000);
+	uint64_t ts[10] = {1, 1, 1, 2, 1, 1, 1, 1, 2, 1}; /* the newcomer is the 4th record */
+	build(&mixed, ts, 10, 10, 1000, 100);
+	CHECK_EQ(offer(f, &big), 0);
+	CHECK_EQ(offer(f, &mixed), 2);
+	static struct seen s;
+	s.payload_ok = true;
+	while (qs_fair_serve(f, 64 * 1024, record, &s))
+		;
+	CHECK_EQ(s.n, 6); /* the 6 after it: seq 1004..1009 */
+	CHECK(s.payload_ok);
+	bool rest = true;
+	for (size_t i = 0; i < s.n; i++)
+		rest &= s.seq[i] >= 1004 && s.seq[i] <= 1009;
+	CHECK(rest);
+	qs_batch_free(&big);
+	qs_batch_free(&mixed);
 	qs_fair_free(f);
 }
 
@@ -310,6 +341,7 @@ static void test_pass(void)
 int main(void)
 {
 	test_one_tenant_in_place();
+	test_newcomer_mid_message();
 	test_two_tenants_shared();
 	test_equal_shares_in_place();
 	test_many_tenants_shared();
