@@ -3,7 +3,8 @@
 
 fair: tenant slow (events-per-second = 2000) floods with quicstash-send while tenant fast (no limit)
   sends 50,000 events with quicstash-bench; fast's time and p99 acknowledgement latency stay within
-  20% of fast alone (measured in the same test, in pairs, up to 3 rounds: one pair must meet it);
+  20% of fast alone (measured in the same test, in pairs, up to 3 rounds: one pair must meet it;
+  each side of a pair the best of 3 runs, since one run takes about 0.15 s);
   slow is acknowledged at no more than 2,200 events/s, every event of both is delivered, and
   slow's quicstash-send says it was throttled.
 reject: a tenant with on-limit = reject over its rate gets its excess rejected rate_limited, the
@@ -76,6 +77,11 @@ def flood(server, d, start, n, tenant="slow"):
                        client_timeout=int(q.tmo(120)))
 
 
+def best(results):
+    """Of several runs of bench(): the shortest time and the lowest p99 (and the first's rate)."""
+    return min(r[0] for r in results), min(r[1] for r in results), results[0][2]
+
+
 def case_fair():
     d = q.mkdtemp("limits-fair")
     recv = q.Receiver().start()
@@ -83,14 +89,18 @@ def case_fair():
     n_fast = 50000
     corpus = q.write_lines(os.path.join(d, "corpus.jsonl"), q.gen_events(1000, 10 ** 7))
     n_slow = 6 * LIMIT  # about 6 s at the limit: longer than fast takes
-    rounds, ok, start = [], False, 0
+    rounds, ok, start, runs = [], False, 0, 0
+    # fast's 50,000 events take about 0.15 s here: one hiccup of the host (another VM) is more than
+    # 20% of that, so each side is the best of `per` runs (alone before the flood, beside it during)
+    per = 1 if q.SANITIZE else 3
     for rnd in range(3):
-        alone = bench(server, d, corpus, n_fast)
+        alone = best([bench(server, d, corpus, n_fast) for _ in range(per)])
         a = flood(server, d, start, n_slow)
         t0 = time.monotonic()
         got = a.wait_acked(LIMIT // 4, q.tmo(30))
         check(got >= LIMIT // 4, "slow: only %d acknowledged before fast's run" % got)
-        shared = bench(server, d, corpus, n_fast)
+        shared = best([bench(server, d, corpus, n_fast) for _ in range(per)])
+        runs += 2 * per
         check(a.running(), "slow finished before fast did: it was not held (rate %.0f/s)"
               % (a.acked_count() / (time.monotonic() - t0)))
         rc = a.wait(q.tmo(120))
@@ -119,7 +129,7 @@ def case_fair():
             break
     check(ok, "fast beside slow was more than 20%% slower than alone in every round: %r" % rounds)
     # every fast event delivered: 50,000 a run, numbered within the corpus
-    want = n_fast * (2 * len(rounds)) + start
+    want = n_fast * runs + start
     deadline = time.monotonic() + q.tmo(60)
     while recv.count() < want and time.monotonic() < deadline:
         time.sleep(0.2)
