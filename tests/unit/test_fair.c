@@ -248,8 +248,11 @@ static void test_bound(void)
 	struct qs_fair *f = qs_fair_new(false, &frames);
 	engage(f);
 	struct qs_batch b = {0};
-	uint64_t ts[2] = {1, 2};
-	build(&b, ts, 2, 16, 0, 64 * 1024); /* about 1 MiB, both tenants */
+	/* about 1 MiB, tenant 1 three times tenant 2: their backlogs stay unequal, so the look-ahead
+	 * stays on however long this takes (equal ones would turn it off once its 100 ms hold is
+	 * over, which copying 30 MiB beside two CPU hogs on this VM can outlast) */
+	uint64_t ts[4] = {1, 1, 1, 2};
+	build(&b, ts, 4, 16, 0, 64 * 1024);
 	int taken = 0;
 	for (int i = 0; i < 100 && qs_fair_room(f); i++)
 		taken += offer(f, &b) == 1;
