@@ -16,10 +16,10 @@
  * tenants' shares are equal already, as with equal clients at full load; so
  * the look-ahead turns on only when they are not, and off when they are again.
  *
- * On: at the next message when a tenant not seen lately arrived beside
- * others that send (NEWCOMER_BESIDE: it may be light, and its records should
- * not wait behind their backlog; tenants starting together need nothing);
- * else
+ * On: at the first record of a tenant not seen lately beside others that
+ * send, the rest of its message handed over at once (qs_fair_count;
+ * NEWCOMER_BESIDE: it may be light, and its records should not wait behind
+ * their backlog; tenants starting together need nothing); else
  * judged on what arrives, per epoch (EPOCH_BYTES or EPOCH_NS, whichever
  * first), each tenant's bytes averaged over the last epochs (halved each
  * epoch: a burst of one connection does not count as a share, a tenant seen
