@@ -144,6 +144,19 @@ void qs_output_freeze(struct qs_output *o)
 	out_tick_pace(o);
 }
 
+/* The limit moves back to the end of the record being written (a record
+ * is never cut: Logstash would read half a line), or to what is written. */
+void qs_output_stop_writing(struct qs_output *o)
+{
+	const struct qs_reader *r = &o->rd;
+	struct qs_pos at = qs_reader_done(r);
+	if (r->idx < r->n && r->partial > 0)
+		at = (struct qs_pos){.seg = r->pos.seg, .off = r->recs[r->idx].end};
+	if (qs_pos_after(o->limit, at))
+		o->limit = at;
+	out_tick_pace(o);
+}
+
 bool qs_output_caught_up(struct qs_output *o)
 {
 	return o->kind->caught_up(o);
@@ -152,7 +165,7 @@ bool qs_output_caught_up(struct qs_output *o)
 /* The json_lines kinds: all written, and (TCP) proven read, by a drain if need be. */
 bool out_stream_caught_up(struct qs_output *o)
 {
-	if (o->drained)
+	if (o->drained || out_unconnected(o))
 		return true;
 	if (o->state != QS_OUT_UP)
 		return false; /* DRAINING: until Logstash's close proves it read all */

@@ -119,8 +119,13 @@ void qs_output_pace(struct qs_output *o);
 /* A stop is coming: ship what is committed now and nothing after it, so that
  * the output can catch up while the shipper goes on taking events. */
 void qs_output_freeze(struct qs_output *o);
+/* The stop's first part is over (shipper.c): write nothing more than the
+ * record in hand, so that what Logstash holds can be proven read in time. */
+void qs_output_stop_writing(struct qs_output *o);
 /* True when every committed record (up to the freeze, if frozen) has been
- * written and has settled. */
+ * written and has settled, or when no connection is up: nothing written
+ * waits for proof then (what a broken connection left is sent again by
+ * design), and the next shipper writes the rest. */
 bool qs_output_caught_up(struct qs_output *o);
 /* Committed bytes not yet written to Logstash (or the file): the backlog the
  * status line shows. Written but not yet proven read (settle.h) is not in it:

@@ -426,6 +426,8 @@ static void amqp_tick(struct qs_output *o)
 
 static bool amqp_caught_up(struct qs_output *o)
 {
+	if (out_unconnected(o))
+		return true;
 	if (o->state != QS_OUT_UP)
 		return false;
 	long avail = qs_reader_fill(&o->rd, o->spool);

@@ -48,6 +48,11 @@ extern const struct out_kind out_kind_logstash, out_kind_file, out_kind_amqp, ou
 
 /* output.c */
 bool out_stream_caught_up(struct qs_output *o);
+/* No connection up nor draining: nothing written waits for proof. */
+static inline bool out_unconnected(const struct qs_output *o)
+{
+	return o->state == QS_OUT_DOWN || o->state == QS_OUT_CONNECTING || o->state == QS_OUT_HANDSHAKE;
+}
 int out_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base, struct qs_spool *spool,
 	     const struct out_kind *kind);
 /* What the destination took reaches pos: the cursor moves (a lane tells its balancer). */

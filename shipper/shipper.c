@@ -50,7 +50,14 @@
 #define STATUS_MS 1000
 #define CURSOR_MS 200
 #define STOP_POLL_MS 50
-#define STOP_FLUSH_NS 2000000000ull
+/* A clean stop's first phase (on_stop_poll): the output ships what is
+ * committed for STOP_SHIP_NS, then writes nothing new and has what it wrote
+ * proven read, until STOP_PROVE_NS in all. What is left unproven is sent
+ * again by the next shipper: duplicates. A Logstash (a test's receiver
+ * beside CPU hogs) seconds behind held more than 2 s could prove. 12 s
+ * with the later phases: inside the supervisor's 15 s per stop phase. */
+#define STOP_SHIP_NS 2000000000ull
+#define STOP_PROVE_NS 10000000000ull
 #define SPOOL_WAIT_MS 10000u /* for an earlier shipper to let the spool go */
 #define SPOOL_WAIT_STEP_MS 50u
 #define STOP_PHASE_NS 1000000000ull /* the clean stop's later phases */
@@ -75,6 +82,7 @@ struct shipper {
 	struct qs_pos cursor_seen; /* the cursor at its timer's last run */
 	int stop_phase; /* clean stop: 0 the output settles, 1 the events in the sockets, 2 the answers */
 	uint64_t stop_deadline;
+	uint64_t stop_ship_until; /* phase 0: write what is committed until then (STOP_SHIP_NS) */
 	int exit_code;  /* 3: a clean stop left something unanswered (the acceptors must resend) */
 #ifdef QS_TEST_HOOKS
 	unsigned test_delay_us;
@@ -494,12 +502,17 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct shipper *sh = arg;
 	static const char *const late[] = {
-		"output did not catch up within 2 s: the rest ships after the next start",
+		"output not proven read within 10 s: the next start sends the unproven tail again",
 		"parsers' events still arriving after 1 s: the acceptors resend them",
 		"answers not taken by the acceptors within 1 s: they resend those frames",
 	};
 	bool done = stop_phase_done(sh);
-	if (!done && qs_now_ns() < sh->stop_deadline)
+	uint64_t now = qs_now_ns();
+	if (!done && sh->stop_phase == 0 && sh->stop_ship_until && now >= sh->stop_ship_until) {
+		sh->stop_ship_until = 0;
+		qs_output_stop_writing(&sh->out);
+	}
+	if (!done && now < sh->stop_deadline)
 		return timer_ms(sh->stop_ev, STOP_POLL_MS);
 	if (!done) {
 		qs_warn("%s", late[sh->stop_phase]);
@@ -522,7 +535,8 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
  * committed now and has Logstash prove it read it (the drain: our FIN, its
  * FIN; settle.h), so that the next shipper does not send it again, while this
  * one goes on taking and acknowledging events (the next one ships those): a
- * reload then holds no acknowledgement meanwhile. */
+ * reload then holds no acknowledgement meanwhile. A Logstash that is behind
+ * gets STOP_SHIP_NS to take the rest, then only what it holds is proven. */
 static void on_stop(void *arg, bool urgent, const char *why)
 {
 	(void)why;
@@ -533,7 +547,8 @@ static void on_stop(void *arg, bool urgent, const char *why)
 	}
 	commit_all(sh);
 	qs_output_freeze(&sh->out);
-	sh->stop_deadline = qs_now_ns() + STOP_FLUSH_NS;
+	sh->stop_ship_until = qs_now_ns() + STOP_SHIP_NS;
+	sh->stop_deadline = qs_now_ns() + STOP_PROVE_NS;
 	on_stop_poll(-1, 0, sh);
 }
 

@@ -18,7 +18,8 @@ Cases:
   sandbox      (root) the metrics process is confined like the other children: not root, no
                capabilities, seccomp, chrooted, a network namespace of its own, and none of its
                descriptors is the spool, the key or a segment; its pages are mapped read-only.
-  flood        400 idle connections to the endpoint (more than the process may hold): it pauses
+  flood        idle connections to the endpoint, opened one by one until the process runs out of
+               descriptors (it may hold 256): it pauses
                accepting instead of spinning on accept() (its CPU stays low), events still flow,
                and once they are gone a scrape works again.
   readyz_spool Logstash down, --spool-max-bytes 2M: /readyz turns 503 saying "spool full" (while
@@ -302,28 +303,37 @@ def case_flood():
     recv = q.Receiver().start()
     server, port = metrics_server(recv, "metrics-flood")
     pid = server.pids("metrics")[0]
+    # The process holds at most 256 descriptors. Connections are opened one at
+    # a time until it says it ran out: 400 opened at once outran its backlog of
+    # 64, the dropped SYNs came back only after 1, 3 and 7 s, and on a loaded
+    # host the first ones reached their 10 s idle timeout before the 256th was
+    # accepted (CI: no pause logged). A connect that times out waits in a full
+    # backlog; its socket stays open and the next is tried.
     conns = []
-    for _ in range(400):  # the process holds at most 256 descriptors; the rest wait in the backlog or in SYN
+    deadline = time.monotonic() + q.tmo(20)
+    while "pausing" not in server.log() and len(conns) < 600 and time.monotonic() < deadline:
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        c.setblocking(False)
-        c.connect_ex(("127.0.0.1", port))
+        c.settimeout(0.2)
+        try:
+            c.connect(("127.0.0.1", port))
+        except OSError:
+            pass
         conns.append(c)
-    deadline = time.monotonic() + q.tmo(10)
-    while "pausing" not in server.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    check("pausing" in server.log(), "no pause of accept() logged after %d connections:\n%s"
+          % (len(conns), server.log_tail()))
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     q.send_acked(server, q.gen_events(2000), "2000 events during the flood")
     time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
     busy = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
     check(busy < 0.2, "the metrics process used %.0f%% of a CPU while flooded with idle connections" % (busy * 100))
-    check("pausing" in server.log(), "no pause of accept() logged:\n%s" % server.log_tail())
     for c in conns:
         c.close()
     st, body = q.wait_http(port, "/healthz", 200, q.tmo(15))
     check(st == 200, "/healthz after the flood: %r %r" % (st, body))
     check(q.scrape(port).get(ACKED) == 2000, "acknowledged after the flood: %r" % q.scrape(port).get(ACKED))
     server.stop()
-    return "400 idle connections: accept paused, %.1f%% CPU, 2000 events acknowledged meanwhile, scrapes again after" % (busy * 100)
+    return "%d idle connections: accept paused, %.1f%% CPU, 2000 events acknowledged meanwhile, scrapes again after" % (
+        len(conns), busy * 100)
 
 
 def tenants_text(names):

@@ -10,7 +10,11 @@ for a process that died (test_fault_kill_* count those duplicates).
                    always answer (the new keyholder serves before the old one stops) and no handshake
                    may fail.
   kept-socket      2 restarts with the UDP socket kept (as systemd's socket unit; test_systemd), each
-                   while every client is mid-send."""
+                   while every client is mid-send.
+  slow-logstash    a reload while Logstash reads nothing (64 KiB unread in its socket) until 3 s
+                   after: the old shipper stops writing after 2 s and has what Logstash holds
+                   proven read (up to 10 s), so 0 duplicates; then, Logstash down, a clean stop
+                   ends in under 7 s (no proof to wait for)."""
 import collections
 import os
 import re
@@ -222,7 +226,49 @@ def kept_socket_restart():
     return "2 restarts with the socket kept under load: 0 lost, 0 duplicates (%d event ids), 0 client errors" % ids
 
 
-CASES = [("reloads-restart", reloads_and_restart), ("kept-socket", kept_socket_restart)]
+def wait_unread(recv, least, timeout):
+    deadline = time.monotonic() + timeout
+    while sum(recv.unread()) < least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sum(recv.unread())
+
+
+def slow_logstash():
+    """A reload while Logstash is behind: the receiver stops reading until 64 KiB wait unread in
+    its socket, and reads again only 3 s after the reload began, later than the old shipper ships
+    for (2 s): it must then prove what Logstash holds rather than leave it to the next shipper to
+    send again. Then, Logstash down, a clean stop must not wait for a proof that cannot come."""
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=["--parsers", "2"], name="planned-slow")
+    server.start()
+    per = q.scale(20000)
+    loads = fed_loads(server, per)
+    mid_send(loads, max(50, per // 100), q.tmo(60))
+    recv.pause()
+    held = wait_unread(recv, 64 * 1024, q.tmo(30))
+    check(held >= 64 * 1024, "only %d bytes unread at the paused receiver" % held)
+    os.kill(server.pid, signal.SIGHUP)
+    time.sleep(3.0)
+    unread = sum(recv.unread())
+    recv.resume()
+    wait_log(server, r"reload \d+ complete", 1, q.tmo(90))
+    log("reload with %d bytes unread at the receiver (%d still 3 s later, when it read again)" % (held, unread))
+    mid_send(loads, max(50, per // 100), q.tmo(60))
+    dups, ids = finish(loads, recv)
+    check("not proven read" not in server.log(), "the old shipper gave up proving:\n%s" % server.log_tail())
+    check_no_duplicates(server, dups, ids)
+    recv.stop()
+    q.send_acked(server, q.gen_events(100, 10 ** 7), "100 events with Logstash down")
+    t0 = time.monotonic()
+    server.stop()
+    took = time.monotonic() - t0
+    check(took < 7.0, "a clean stop with Logstash down took %.1f s (waited for a proof that cannot come)" % took)
+    return "a reload with %d bytes unread at Logstash for 3 s: 0 lost, 0 duplicates (%d event ids); " \
+        "stop with Logstash down in %.1f s" % (held, ids, took)
+
+
+CASES = [("reloads-restart", reloads_and_restart), ("kept-socket", kept_socket_restart),
+         ("slow-logstash", slow_logstash)]
 
 
 def run():
