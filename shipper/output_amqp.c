@@ -7,11 +7,12 @@
  * connection, and the next one (the next node of the list, out_fail)
  * publishes again from the cursor: duplicates carry the same event.id.
  *
- * librabbitmq on the shipper's loop: the TCP connect is the output's own
- * (non-blocking, out_tcp_connect), then the socket is handed to librabbitmq.
- * Its handshake (login, channel, confirm mode, the exchange's check) waits
- * for the broker's answers, each bounded by AMQP_RPC_MAX_S: on a live broker
- * a few milliseconds. Afterwards nothing waits: confirms are read with a zero
+ * librabbitmq: the TCP connect is the output's own (non-blocking,
+ * out_tcp_connect), then the socket is handed to librabbitmq. Its handshake
+ * (login, channel, confirm mode, the exchange's check; amqps:// connects and
+ * verifies first) waits for the broker's answers, on a thread of its own
+ * (output_amqp_dial.h): the loop goes on acknowledging meanwhile. Once up,
+ * the loop alone uses the connection and nothing waits: confirms are read with a zero
  * timeout when the socket is readable, and a message is published only
  * when the socket's send buffer has room for it (else the loop waits for it
  * to be writable), within a window of unconfirmed messages (AMQP_WINDOW,
@@ -34,12 +35,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics_page.h"
+#include "shipper/output_amqp_dial.h"
 #include "shipper/spool.h"
 
 #define AMQP_WINDOW 16384                   /* unconfirmed messages at most */
 #define AMQP_WINDOW_BYTES (8u * 1024 * 1024) /* and their bytes */
-#define AMQP_RPC_MAX_S 5                    /* one handshake step's wait */
-#define AMQP_FRAME_MAX 131072
 #define AMQP_CHANNEL 1
 
 struct inflight {
@@ -59,7 +59,10 @@ struct out_amqp {
 	uint64_t bytes;     /* of the unconfirmed messages */
 	uint64_t confirmed; /* since start */
 	bool blocked_told;
+	struct qs_amqp_dial dial; /* the handshake in progress, if any */
 };
+
+static void handshake_done(void *arg, const char *why);
 
 int out_amqp_init(struct qs_output *o, struct qs_output_opened *op)
 {
@@ -73,13 +76,14 @@ int out_amqp_init(struct qs_output *o, struct qs_output_opened *op)
 		return -1;
 	}
 	o->amqp->creds = c;
-	return 0;
+	return qs_amqp_dial_init(&o->amqp->dial, o->base, handshake_done, o);
 }
 
 void out_amqp_free(struct qs_output *o)
 {
 	if (!o->amqp)
 		return;
+	qs_amqp_dial_free(&o->amqp->dial);
 	qs_amqp_creds_free(o->amqp->creds);
 	explicit_bzero(o->amqp, sizeof(*o->amqp));
 	free(o->amqp);
@@ -101,6 +105,7 @@ void out_amqp_report(const struct qs_output *o, struct qs_output_report *r)
 static void amqp_close(struct qs_output *o)
 {
 	struct out_amqp *a = o->amqp;
+	qs_amqp_dial_abort(&a->dial);
 	if (a->conn) {
 		amqp_destroy_connection(a->conn);
 		o->fd = -1;
@@ -111,67 +116,20 @@ static void amqp_close(struct qs_output *o)
 	a->blocked_told = false;
 }
 
-/* A broker's refusal or a library error, in one line. */
-static void describe(amqp_rpc_reply_t r, char *buf, size_t n)
-{
-	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-		snprintf(buf, n, "%s", amqp_error_string2(r.library_error));
-	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-		const amqp_connection_close_t *m = r.reply.decoded;
-		snprintf(buf, n, "the broker closed the connection: %u %.*s", m->reply_code,
-			 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-		const amqp_channel_close_t *m = r.reply.decoded;
-		snprintf(buf, n, "the broker closed the channel: %u %.*s", m->reply_code, (int)m->reply_text.len,
-			 (const char *)m->reply_text.bytes);
-	} else {
-		snprintf(buf, n, "no answer");
-	}
-}
-
-static bool refused(struct qs_output *o, const char *step, amqp_rpc_reply_t r)
-{
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
-		return false;
-	char why[400], what[480];
-	describe(r, why, sizeof(why));
-	snprintf(what, sizeof(what), "%s: %s", step, why);
-	out_fail(o, what, 0);
-	return true;
-}
-
-/* Login, a channel in confirm mode, and a passive check that the exchange
- * exists (the default exchange always does): a wrong password, an unknown
- * vhost or a missing exchange is one clear line, not a silent loss. */
-static bool handshake(struct qs_output *o)
+/* The handshake's thread takes the connection: on a TCP socket already
+ * connected (fd), or amqps:// opening its own. The connect's deadline gives
+ * way to the thread's own bounds (5 s a step, output_amqp_dial.c). */
+static void dial(struct qs_output *o, int fd, bool tls)
 {
 	struct out_amqp *a = o->amqp;
-	const struct qs_config *cfg = o->cfg;
-	struct timeval tv = {cfg->logstash_timeout_s < AMQP_RPC_MAX_S ? cfg->logstash_timeout_s : AMQP_RPC_MAX_S, 0};
-	amqp_set_handshake_timeout(a->conn, &tv);
-	amqp_set_rpc_timeout(a->conn, &tv);
-	if (refused(o, "login", amqp_login(a->conn, cfg->amqp_vhost, 0, AMQP_FRAME_MAX, 0, AMQP_SASL_METHOD_PLAIN,
-					   a->creds->user, a->creds->pass)))
-		return false;
-	amqp_channel_open(a->conn, AMQP_CHANNEL);
-	if (refused(o, "opening a channel", amqp_get_rpc_reply(a->conn)))
-		return false;
-	amqp_confirm_select(a->conn, AMQP_CHANNEL);
-	if (refused(o, "publisher confirms", amqp_get_rpc_reply(a->conn)))
-		return false;
-	if (cfg->amqp_exchange[0]) {
-		amqp_exchange_declare(a->conn, AMQP_CHANNEL, amqp_cstring_bytes(cfg->amqp_exchange),
-				      amqp_cstring_bytes("direct"), 1, 0, 0, 0, amqp_empty_table);
-		char step[320];
-		snprintf(step, sizeof(step), "exchange '%s'", cfg->amqp_exchange);
-		if (refused(o, step, amqp_get_rpc_reply(a->conn)))
-			return false;
-	}
-	return true;
+	struct qs_amqp_target t = {.cfg = o->cfg, .creds = a->creds, .timeout_s = o->cfg->logstash_timeout_s};
+	snprintf(t.name, sizeof(t.name), "%s", o->cfg->logstash_name[o->addr]);
+	memcpy(&t.ss, &o->addrs[o->addr].ss, sizeof(t.ss));
+	evtimer_del(o->estab_ev);
+	o->state = QS_OUT_HANDSHAKE;
+	if (qs_amqp_dial_start(&a->dial, a->conn, fd, tls, &t) < 0)
+		out_fail(o, a->dial.why, 0);
 }
-
-/* librabbitmq's socket is connected (and TLS verified): the handshake, then up. */
-static void socket_ready(struct qs_output *o);
 
 static void amqp_connected(struct qs_output *o)
 {
@@ -181,12 +139,12 @@ static void amqp_connected(struct qs_output *o)
 	if (!s)
 		return out_fail(o, "cannot set up an AMQP connection", ENOMEM);
 	amqp_tcp_socket_set_sockfd(s, o->fd);
-	socket_ready(o);
+	dial(o, o->fd, false);
 }
 
 /* amqp:// connects on the loop (out_tcp_connect); amqps:// through
- * librabbitmq's TLS socket, which connects and shakes hands itself, each
- * bounded by the handshake's limit. */
+ * librabbitmq's TLS socket, which connects and shakes hands itself on the
+ * handshake's thread, each bounded by the handshake's limit. */
 static void amqp_start(struct qs_output *o)
 {
 	if (!o->cfg->amqp_tls)
@@ -195,24 +153,25 @@ static void amqp_start(struct qs_output *o)
 	snprintf(o->name, sizeof(o->name), "%s %s", o->kind->name, o->cfg->logstash_name[o->addr]);
 	if (o->addrs[o->addr].len == 0)
 		return out_fail(o, "the name does not resolve (yet)", 0);
-	char err[600];
 	a->conn = amqp_new_connection();
 	if (!a->conn)
 		return out_fail(o, "cannot set up an AMQP connection", ENOMEM);
-	if (out_amqps_open(o, a->conn, err, sizeof(err)) < 0)
-		return out_fail(o, err, 0);
-	o->fd = amqp_get_sockfd(a->conn);
-	o->wev = event_new(o->base, o->fd, EV_WRITE, out_on_writable, o);
-	o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, out_on_readable, o);
-	socket_ready(o);
+	dial(o, -1, true);
 }
 
-static void socket_ready(struct qs_output *o)
+/* The handshake's thread ended: up, or the next attempt. */
+static void handshake_done(void *arg, const char *why)
 {
+	struct qs_output *o = arg;
 	struct out_amqp *a = o->amqp;
-	if (!handshake(o))
-		return;
-	evtimer_del(o->estab_ev);
+	if (o->cfg->amqp_tls && o->fd < 0)
+		o->fd = amqp_get_sockfd(a->conn); /* its TLS socket: librabbitmq's to close */
+	if (why[0])
+		return out_fail(o, why, 0);
+	if (o->cfg->amqp_tls) {
+		o->wev = event_new(o->base, o->fd, EV_WRITE, out_on_writable, o);
+		o->rev = event_new(o->base, o->fd, EV_READ | EV_PERSIST, out_on_readable, o);
+	}
 	o->state = QS_OUT_UP;
 	o->connects++;
 	o->up_since_ms = qs_now_ns() / 1000000;

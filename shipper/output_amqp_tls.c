@@ -57,9 +57,9 @@ static int use_cert(SSL_CTX *ctx, const struct qs_amqp_creds *c)
 	return ok ? 0 : -1;
 }
 
-int out_amqps_open(struct qs_output *o, void *conn, char *err, size_t errlen)
+int out_amqps_open(const struct qs_amqp_target *t, void *conn, char *err, size_t errlen)
 {
-	const struct qs_amqp_creds *c = out_amqp_creds(o);
+	const struct qs_amqp_creds *c = t->creds;
 	amqp_socket_t *s = amqp_ssl_socket_new(conn);
 	SSL_CTX *ctx = s ? amqp_ssl_socket_get_context(s) : NULL;
 	if (!ctx) {
@@ -68,8 +68,8 @@ int out_amqps_open(struct qs_output *o, void *conn, char *err, size_t errlen)
 	}
 	char host[256], ip[64];
 	unsigned port = 0;
-	qs_addr_host(o->cfg->logstash_name[o->addr], host, sizeof(host));
-	qs_addr_ip_string((const struct sockaddr *)&o->addrs[o->addr].ss, ip, sizeof(ip), &port);
+	qs_addr_host(t->name, host, sizeof(host));
+	qs_addr_ip_string((const struct sockaddr *)&t->ss, ip, sizeof(ip), &port);
 	X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
 	int named = qs_addr_is_ip(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
 					: X509_VERIFY_PARAM_set1_host(param, host, 0);
@@ -79,8 +79,7 @@ int out_amqps_open(struct qs_output *o, void *conn, char *err, size_t errlen)
 	}
 	amqp_ssl_socket_set_verify_peer(s, 1);
 	amqp_ssl_socket_set_verify_hostname(s, 0); /* X509_VERIFY_PARAM above checks the name */
-	unsigned t = o->cfg->logstash_timeout_s < OPEN_MAX_S ? o->cfg->logstash_timeout_s : OPEN_MAX_S;
-	struct timeval tv = {t, 0};
+	struct timeval tv = {t->timeout_s < OPEN_MAX_S ? t->timeout_s : OPEN_MAX_S, 0};
 	int rc = amqp_socket_open_noblock(s, ip, (int)port, &tv);
 	if (rc != AMQP_STATUS_OK) {
 		unsigned long e = ERR_peek_last_error();

@@ -11,6 +11,7 @@
  *   output_amqp.c      the RabbitMQ output (-l amqp://...), publisher confirms
  *   output_amqp_creds.c its credentials file (and the TLS files for amqps://)
  *   output_amqp_tls.c  amqps://: librabbitmq's OpenSSL socket, verified
+ *   output_amqp_dial.c its handshake, on a thread of its own
  *   output_balance.c   round-robin over a connection to each Logstash host
  *
  * One struct qs_output (output.h) is their common state; everything runs on
@@ -120,9 +121,19 @@ struct qs_amqp_creds {
 };
 void qs_amqp_creds_free(struct qs_amqp_creds *c);
 
+/* Where and how a handshake connects: a copy taken on the loop, so that the
+ * handshake's thread (output_amqp_dial.c) reads nothing the loop may change. */
+struct qs_amqp_target {
+	const struct qs_config *cfg;
+	const struct qs_amqp_creds *creds;
+	char name[sizeof(((struct qs_config *)0)->logstash_name[0])]; /* the -l entry (TLS names its host) */
+	struct sockaddr_storage ss;  /* its address, resolved by the supervisor */
+	unsigned timeout_s;          /* --logstash-timeout */
+};
+
 /* output_amqp_tls.c: amqps:// on conn (an amqp_connection_state_t): a TLS
- * socket connected to the current entry and verified. 0, or -1 and why. */
-int out_amqps_open(struct qs_output *o, void *conn, char *err, size_t errlen);
+ * socket connected to the target and verified. 0, or -1 and why. */
+int out_amqps_open(const struct qs_amqp_target *t, void *conn, char *err, size_t errlen);
 /* Before confinement: OpenSSL's initialisation reads its configuration. */
 void out_amqps_prepare(void);
 

@@ -11,11 +11,15 @@ started here on loopback, never the system service), read back with python3-pika
   kill -9 of the node quicstashd publishes to mid-run, later brought back; every acknowledged event
   in the queue.
 - cluster-down: the whole cluster down: acknowledgements go on into the spool; back: the backlog
-  drains into the queue."""
+  drains into the queue.
+- silent: a broker that accepts connections and answers nothing: acknowledgements go on at a
+  steady pace (no pause of 2.5 s) while each handshake waits out its 5 s on its own thread."""
 import json
 import os
 import re
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -285,6 +289,78 @@ def cluster_down():
            "(%d duplicates)" % (n, dups)
 
 
+class SilentBroker:
+    """A TCP listener that accepts connections and never answers (an overloaded or half-dead broker,
+    or a middlebox): each AMQP handshake with it waits out its 5 s bound. Keeps the times it accepted."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted, self.conns = [], []
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+        q.at_cleanup(self.close)
+
+    def _loop(self):
+        while not self.done.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            self.accepted.append(time.monotonic())
+
+    def close(self):
+        self.done.set()
+        self.t.join(2)
+        for c in self.conns + [self.sock]:
+            c.close()
+
+
+def silent():
+    """A broker that accepts and answers nothing: the handshake waits on its own thread, so events
+    are acknowledged (into the spool) all along, at a steady pace, while each attempt waits out its
+    5 s. Before, the shipper's loop waited with it: no acknowledgement for 5 s per attempt."""
+    broker = SilentBroker()
+    server = q.Server("amqp://127.0.0.1:%d/%%2F" % broker.port, name="amqp-silent").start()
+    deadline = time.monotonic() + q.tmo(15)
+    while not broker.accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(broker.accepted, "the shipper never connected to the silent broker")
+    rate = 400
+    load = q.Load(server, rate * 14, name="silent", feed_rate=rate)
+    load.start_client()
+    check(load.client.wait_acked(rate // 2, q.tmo(30)) >= rate // 2, "no acknowledgement at all: %s"
+          % server.log_tail())
+    t0 = time.monotonic()
+    last, last_t, longest = load.client.acked_count(), t0, 0.0
+    while time.monotonic() - t0 < 12.0:
+        time.sleep(0.05)
+        now, n = time.monotonic(), load.client.acked_count()
+        if n != last:
+            last, last_t = n, now
+        longest = max(longest, now - last_t)
+    t1 = time.monotonic()
+    waits = [t for t in broker.accepted if t0 <= t <= t1 - 5.5]
+    check(waits, "no handshake attempt waited its 5 s inside the 12 s measured (attempts at %s)"
+          % ["%.1f" % (t - t0) for t in broker.accepted])
+    check(re.search(r"output amqp 127\.0\.0\.1:%d: login: " % broker.port, server.log()),
+          "no failed login logged:\n%s" % server.log_tail())
+    check(longest < 2.5, "acknowledgements stopped for %.1f s while the handshake waited for a silent broker"
+          % longest)
+    q.finish_client(load)
+    acked = load.acked_numbers()
+    check(acked == load.all_numbers(), "acknowledged %d of %d" % (len(acked), load.n))
+    server.stop()
+    return "silent broker: %d attempts, %d events acknowledged meanwhile, longest pause %.2f s" % (
+        len(broker.accepted), len(acked), longest)
+
+
 if __name__ == "__main__":
-    CASES = [("options", options), ("single", single), ("refused", refused), ("tls", tls), ("cluster", cluster), ("cluster-down", cluster_down)]
+    CASES = [("options", options), ("single", single), ("refused", refused), ("tls", tls), ("cluster", cluster), ("cluster-down", cluster_down),
+             ("silent", silent)]
     q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)
