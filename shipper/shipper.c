@@ -53,9 +53,9 @@
 /* A clean stop's first phase (on_stop_poll): the output ships what is
  * committed for STOP_SHIP_NS, then writes nothing new and has what it wrote
  * proven read, until STOP_PROVE_NS in all. What is left unproven is sent
- * again by the next shipper: duplicates. A Logstash (a test's receiver
- * beside CPU hogs) seconds behind held more than 2 s could prove. 12 s
- * with the later phases: inside the supervisor's 15 s per stop phase. */
+ * again by the next shipper: duplicates. 2 s in all was too short for a
+ * Logstash seconds behind (a test's receiver beside CPU hogs). 12 s with
+ * the later phases: inside the supervisor's 15 s per stop phase. */
 #define STOP_SHIP_NS 2000000000ull
 #define STOP_PROVE_NS 10000000000ull
 #define SPOOL_WAIT_MS 10000u /* for an earlier shipper to let the spool go */
