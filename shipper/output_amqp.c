@@ -40,7 +40,6 @@
 
 #define AMQP_WINDOW 16384                   /* unconfirmed messages at most */
 #define AMQP_WINDOW_BYTES (8u * 1024 * 1024) /* and their bytes */
-#define AMQP_CHANNEL 1
 
 struct inflight {
 	struct qs_pos pos; /* after this event (and after what was skipped behind it) */
@@ -88,11 +87,6 @@ void out_amqp_free(struct qs_output *o)
 	explicit_bzero(o->amqp, sizeof(*o->amqp));
 	free(o->amqp);
 	o->amqp = NULL;
-}
-
-const struct qs_amqp_creds *out_amqp_creds(const struct qs_output *o)
-{
-	return o->amqp->creds;
 }
 
 void out_amqp_report(const struct qs_output *o, struct qs_output_report *r)

@@ -21,7 +21,6 @@
 
 #define AMQP_RPC_MAX_S 5 /* one handshake step's wait */
 #define AMQP_FRAME_MAX 131072
-#define AMQP_CHANNEL 1
 
 /* A broker's refusal or a library error, in one line. */
 static void describe(amqp_rpc_reply_t r, char *buf, size_t n)

@@ -17,6 +17,8 @@
 
 #include "shipper/output_parts.h"
 
+#define AMQP_CHANNEL 1 /* the one channel: set up by the handshake, published on after it */
+
 struct event_base;
 struct event;
 

@@ -52,7 +52,7 @@ bool out_stream_caught_up(struct qs_output *o);
 /* No connection up nor draining: nothing written waits for proof. */
 static inline bool out_unconnected(const struct qs_output *o)
 {
-	return o->state == QS_OUT_DOWN || o->state == QS_OUT_CONNECTING || o->state == QS_OUT_HANDSHAKE;
+	return o->state < QS_OUT_UP;
 }
 int out_init(struct qs_output *o, const struct qs_config *cfg, struct event_base *base, struct qs_spool *spool,
 	     const struct out_kind *kind);
@@ -142,6 +142,5 @@ int out_amqp_init(struct qs_output *o, struct qs_output_opened *op); /* takes op
 
 void out_amqp_report(const struct qs_output *o, struct qs_output_report *r);
 void out_amqp_free(struct qs_output *o);
-const struct qs_amqp_creds *out_amqp_creds(const struct qs_output *o);
 
 #endif
