@@ -79,6 +79,8 @@ struct qs_role_def {
 	uint32_t fds;            /* enum qs_role_fd bits */
 	bool umask0;             /* exec with umask 0: it binds ipc sockets that others must reach,
 				  * before it becomes --user (the runtime dir keeps others out) */
+	bool huge_heap;          /* exec with glibc's malloc on transparent huge pages
+				  * (glibc.malloc.hugetlb=1): its heap grows in storms */
 	bool holds_frames;       /* frames in flight die with it: when it is replaced, the roles that
 				  * receive QS_CTL_PEER_RESTART are told to resend */
 	bool hands_over;         /* holds frames, but a clean stop (exit status 0 after SHUTDOWN)

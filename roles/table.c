@@ -83,6 +83,7 @@ const struct qs_role_def qs_roles[] = {
 		.role = QS_ROLE_ACCEPTOR, ENTRY(acceptor_main), .count = QS_COUNT_ACCEPTORS,
 		.start = 5, .reload = 5, .stop = 1, .reload_how = QS_RELOAD_GENERATION,
 		.fds = QS_FD_CTL | QS_FD_UDP | QS_FD_CONFIG | QS_FD_PAGE | QS_FD_LIMITS, .umask0 = true, .hops = true,
+		.huge_heap = true, /* thousands of connections' state at once in a storm */
 		/* the network through its inherited UDP socket only; TLS session secrets: not
 		 * dumpable; ZeroMQ's I/O thread */
 		.sandbox = {.user = true, .chroot = true, .new_netns = false, .dumpable = false,

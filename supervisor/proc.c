@@ -134,6 +134,24 @@ static void place_fds(struct qs_procs *p, struct qs_proc *c, int ctl)
 	closefrom(last + 1);
 }
 
+/* In the child, between fork and exec: glibc's malloc on transparent huge
+ * pages for a role whose heap grows by thousands of connections at once (the
+ * acceptor in a connection storm, docs/PERFORMANCE.md "Round 21"): each new
+ * 4 KiB page is a fault, and on a virtual machine a fault and its first touch
+ * are dear. glibc reads the tunable at exec; an operator's own
+ * glibc.malloc.hugetlb setting is kept. With THP off ("never") it does
+ * nothing. */
+static void huge_heap_env(void)
+{
+	static const char tunable[] = "glibc.malloc.hugetlb=1";
+	const char *cur = getenv("GLIBC_TUNABLES");
+	if (cur && strstr(cur, "glibc.malloc.hugetlb="))
+		return;
+	char v[1024];
+	if (snprintf(v, sizeof(v), "%s%s%s", cur ? cur : "", cur && *cur ? ":" : "", tunable) < (int)sizeof(v))
+		setenv("GLIBC_TUNABLES", v, 1);
+}
+
 /* In the child, between fork and exec: place the descriptors, scrub what a
  * child must not inherit, exec ourselves. */
 static void exec_child(struct qs_procs *p, struct qs_proc *c, int ctl)
@@ -154,6 +172,8 @@ static void exec_child(struct qs_procs *p, struct qs_proc *c, int ctl)
 	 * user) is what keeps everyone else out. */
 	if (c->def->umask0)
 		umask(0);
+	if (c->def->huge_heap)
+		huge_heap_env();
 
 #ifdef QS_SANITIZE_BUILD
 	/* LeakSanitizer's exit-time check stops the world with ptrace and reads

@@ -80,8 +80,12 @@ static void notes_text(FILE *f, const struct qs_role_def *d)
 		fprintf(f, "%shop trace", sep);
 		sep = ", ";
 	}
-	if (d->umask0)
+	if (d->umask0) {
 		fprintf(f, "%sumask 0", sep);
+		sep = ", ";
+	}
+	if (d->huge_heap)
+		fprintf(f, "%shuge-page heap", sep);
 	fprintf(f, " |\n");
 }
 
