@@ -237,6 +237,24 @@ static int stale_record(int fd, uint64_t seg, uint64_t off, uint64_t size)
 	return 0;
 }
 
+int qs_seg_zeros_at(int fd, uint64_t off, uint64_t size)
+{
+	uint8_t *buf = malloc(65536);
+	if (!buf)
+		return -1;
+	int rc = 1;
+	while (rc == 1 && off < size) {
+		size_t n = size - off < 65536 ? (size_t)(size - off) : 65536;
+		if (read_full(fd, buf, n, off) != 0)
+			rc = -1;
+		else if (buf[0] || (n > 1 && memcmp(buf, buf + 1, n - 1)))
+			rc = 0;
+		off += n;
+	}
+	free(buf);
+	return rc;
+}
+
 int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size)
 {
 	/* The new records rarely end where an old one did: look at the first

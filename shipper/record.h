@@ -97,4 +97,9 @@ int qs_seg_summarize(int fd, uint32_t key, uint64_t size, uint64_t from, struct 
 #define QS_STALE_SPAN 64
 int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size);
 
+/* Whether every byte of the file from off up to size is zero: what the
+ * spool laid ahead of its records (spool.c zeros_ahead), cut by a crash
+ * before writing moved on; not damage. 1 yes, 0 no, -1 read error. */
+int qs_seg_zeros_at(int fd, uint64_t off, uint64_t size);
+
 #endif

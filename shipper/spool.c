@@ -192,7 +192,10 @@ static int verify_tail(struct qs_spool *s)
 			s->dir, name, sum.damaged_bytes, sum.first_damage, sum.damaged_regions);
 	if (sum.good_end < last->size) {
 		s->replay.torn_bytes = last->size - sum.good_end;
-		if (qs_seg_stale_at(fd, last->id, sum.good_end, last->size) == 1)
+		if (qs_seg_zeros_at(fd, sum.good_end, last->size) == 1)
+			qs_info("spool: %s/%s: the %" PRIu64 " bytes after offset %" PRIu64 " are zeros laid ahead "
+				"of the records: cut", s->dir, name, s->replay.torn_bytes, sum.good_end);
+		else if (qs_seg_stale_at(fd, last->id, sum.good_end, last->size) == 1)
 			qs_info("spool: %s/%s: %" PRIu64 " bytes after offset %" PRIu64 " are records of the file's "
 				"earlier use as another segment: cut", s->dir, name, s->replay.torn_bytes, sum.good_end);
 		else
@@ -280,14 +283,15 @@ int qs_spool_open(struct qs_spool *s, const struct qs_spool_opts *o)
 }
 
 /* A reused file still holds its earlier records past what this segment
- * wrote: cut them when writing moves on, so that only the newest segment
- * can ever end in them (and the next open cuts those, as a torn tail).
- * Normally a few KiB: a segment is rolled once it reached seg_max. */
+ * wrote, and zeros may be laid ahead of it (zeros_ahead): cut them when
+ * writing moves on, so that only the newest segment can ever end in them
+ * (and the next open cuts those, as a torn tail). Normally a few KiB, at
+ * most ZERO_AHEAD: a segment is rolled once it reached seg_max. */
 static void trim_write_segment(struct qs_spool *s)
 {
 	uint64_t size = s->segs[s->nsegs - 1].size;
 	if (s->walloc > size && ftruncate(s->wfd, (off_t)size) != 0)
-		qs_warn("spool: cannot cut the old records after the end of the write segment: %s (cut at the "
+		qs_warn("spool: cannot cut what follows the end of the write segment: %s (cut at the "
 			"next start, or skipped as damage)", strerror(errno));
 	s->walloc = 0;
 }
@@ -442,6 +446,42 @@ static void cut_back(struct qs_spool *s)
 	s->walloc = 0; /* the reused space went with it: later commits append */
 }
 
+/* Zeros laid ahead of small commits, as PostgreSQL zero-fills its WAL files
+ * (wal_init_zero). An fdatasync of bytes written over blocks the file already
+ * has, inside its size, writes them and flushes the disk's cache; one that
+ * grows the file must also make its new size and blocks durable (ext4: the
+ * inode and the allocation's metadata, each a synchronous write and a wait;
+ * with a journal, a journal commit). At everyday rates every group commit
+ * grew the file (docs/PERFORMANCE.md "Round 21"). A commit that grows it by
+ * a small group now also writes zeros up to ZERO_AHEAD past its end, under
+ * the same fdatasync: the next commits write inside the file. Large groups
+ * (load) would double what is written for little: they grow the file as
+ * before. The zeros are cut when writing moves on (trim_write_segment), at a
+ * clean stop, and after a crash at the next open (verify_tail: not damage). */
+#define ZERO_AHEAD (256u * 1024)
+#define ZERO_AHEAD_GROUP (16u * 1024)
+
+static void zeros_ahead(struct qs_spool *s, uint64_t end, size_t len)
+{
+	static uint8_t zeros[ZERO_AHEAD]; /* (.bss: the zero page, no memory of its own) */
+	if (!s->fsync || len > ZERO_AHEAD_GROUP || end < s->walloc || end >= s->seg_max)
+		return;
+	/* Never past where the segment rolls, nor past the spool's limit. */
+	uint64_t n = s->seg_max - end, room = qs_spool_room(s);
+	n = n < sizeof(zeros) ? n : sizeof(zeros);
+	n = room > len + n ? n : room > len ? room - len : 0;
+	if (n < 4096)
+		return;
+	if (write_all(s->wfd, zeros, n, end) == 0) {
+		s->walloc = end + n;
+		return;
+	}
+	/* (a full disk: the commit goes on without them) */
+	if (ftruncate(s->wfd, (off_t)end) != 0)
+		qs_warn("spool: cannot cut zeros written ahead: %s", strerror(errno));
+	s->walloc = 0;
+}
+
 int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len)
 {
 	if (s->pending) {
@@ -453,6 +493,7 @@ int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len)
 	struct qs_spool_seg *w = &s->segs[s->nsegs - 1];
 	qs_rec_seal(buf, len, qs_seg_key(w->id));
 	if (write_all(s->wfd, buf, len, w->size) == 0) {
+		zeros_ahead(s, w->size + len, len);
 		s->pending = len;
 		s->write_failed = false;
 		s->written = (struct qs_pos){.seg = w->id, .off = w->size};

@@ -174,10 +174,18 @@ static void check_segment(struct check *c, uint64_t id)
 	c->pending += s.records_after;
 	if (s.records_after && (!c->oldest_ns || s.first_time_after < c->oldest_ns))
 		c->oldest_ns = s.first_time_after;
-	/* After a crash the newest segment may end in its reused file's earlier records: not damage. */
-	bool stale = s.good_end < size && qs_seg_stale_at(fd, id, s.good_end, size) == 1;
+	/* After a crash the newest segment may end in zeros laid ahead of its
+	 * records, or in its reused file's earlier records: not damage. */
+	bool zeros = s.good_end < size && qs_seg_zeros_at(fd, s.good_end, size) == 1;
+	bool stale = zeros || (s.good_end < size && qs_seg_stale_at(fd, id, s.good_end, size) == 1);
 	bool damaged = s.damaged_regions || (s.good_end < size && !stale);
-	if (stale) {
+	if (zeros) {
+		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are zeros laid ahead of its "
+		       "records (not damage; the shipper cuts them at its next start)\n", name, size - s.good_end,
+		       s.good_end);
+		if (c->repair && !s.damaged_regions && repair_segment(c, name, fd, &s, size) != 0)
+			c->errors++;
+	} else if (stale) {
 		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are records of the file's earlier "
 		       "use as another segment (not damage; the shipper cuts them at its next start)\n", name,
 		       size - s.good_end, s.good_end);
