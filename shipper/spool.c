@@ -405,6 +405,7 @@ static int new_segment(struct qs_spool *s)
 		close(s->wfd);
 	s->wfd = fd;
 	s->walloc = walloc;
+	s->no_zeros = false;
 	s->next_id++;
 	return 0;
 }
@@ -464,7 +465,7 @@ static void cut_back(struct qs_spool *s)
 static void zeros_ahead(struct qs_spool *s, uint64_t end, size_t len)
 {
 	static uint8_t zeros[ZERO_AHEAD]; /* (.bss: the zero page, no memory of its own) */
-	if (!s->fsync || len > ZERO_AHEAD_GROUP || end < s->walloc || end >= s->seg_max)
+	if (!s->fsync || s->no_zeros || len > ZERO_AHEAD_GROUP || end < s->walloc || end >= s->seg_max)
 		return;
 	/* Never past where the segment rolls, nor past the spool's limit. */
 	uint64_t n = s->seg_max - end, room = qs_spool_room(s);
@@ -476,10 +477,12 @@ static void zeros_ahead(struct qs_spool *s, uint64_t end, size_t len)
 		s->walloc = end + n;
 		return;
 	}
-	/* (a full disk: the commit goes on without them) */
+	/* A full disk: the commit goes on without them, and this segment lays
+	 * none again (each try would fill the disk for a moment). */
 	if (ftruncate(s->wfd, (off_t)end) != 0)
 		qs_warn("spool: cannot cut zeros written ahead: %s", strerror(errno));
 	s->walloc = 0;
+	s->no_zeros = true;
 }
 
 int qs_spool_write(struct qs_spool *s, uint8_t *buf, size_t len)

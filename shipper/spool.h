@@ -49,6 +49,7 @@ struct qs_spool {
 	uint64_t pending;   /* written to the write segment past its committed size, awaiting fdatasync */
 	uint64_t walloc;    /* the write segment's file size when it is past the committed end
 	                     * (a reused spare, zeros laid ahead), else 0 */
+	bool no_zeros;      /* laying zeros ahead failed in the write segment (a full disk) */
 	uint64_t spare_bytes; /* a shipped segment kept as the next one's file: counted against max_bytes */
 	uint64_t first_new_id; /* segments from this id on were written by this process (keyed records only) */
 	uint64_t max_seen_id;  /* the highest segment name in the directory at open, even one refused */

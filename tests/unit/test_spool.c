@@ -9,6 +9,7 @@
 #include <string.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1084,6 +1085,21 @@ static void test_zeros_ahead(void)
 	char *d3 = new_dir();
 	CHECK(open_spool(&s, d3, 64 * 1024, 1 << 20) == 0);
 	CHECK(append(&s, 0, 3) == 0 && file_size(seg_path(d3, 1)) == 64 * 1024);
+	qs_spool_close(&s);
+	/* zeros that do not fit (a full disk; here a file size limit): cut, the
+	 * commit goes on, and the segment lays none again */
+	char *d4 = new_dir();
+	CHECK(open_spool(&s, d4, 4 << 20, 1 << 20) == 0);
+	struct rlimit old, lim = {.rlim_cur = 128 * 1024, .rlim_max = RLIM_INFINITY};
+	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim.rlim_max = old.rlim_max;
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	CHECK(append(&s, 0, 3) == 0 && s.no_zeros && file_size(seg_path(d4, 1)) == (off_t)s.total);
+	CHECK(append(&s, 3, 3) == 0 && file_size(seg_path(d4, 1)) == (off_t)s.total);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK(got_range(read_all(&s, NULL), 0, 6));
 	qs_spool_close(&s);
 }
 
