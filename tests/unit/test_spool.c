@@ -1101,6 +1101,10 @@ static void test_zeros_ahead(void)
 	signal(SIGXFSZ, SIG_DFL);
 	CHECK(got_range(read_all(&s, NULL), 0, 6));
 	qs_spool_close(&s);
+	rm_dir(d);
+	rm_dir(d2);
+	rm_dir(d3);
+	rm_dir(d4);
 }
 
 int main(void)
