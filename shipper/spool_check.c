@@ -179,16 +179,10 @@ static void check_segment(struct check *c, uint64_t id)
 	bool zeros = s.good_end < size && qs_seg_zeros_at(fd, s.good_end, size) == 1;
 	bool stale = zeros || (s.good_end < size && qs_seg_stale_at(fd, id, s.good_end, size) == 1);
 	bool damaged = s.damaged_regions || (s.good_end < size && !stale);
-	if (zeros) {
-		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are zeros laid ahead of its "
-		       "records (not damage; the shipper cuts them at its next start)\n", name, size - s.good_end,
-		       s.good_end);
-		if (c->repair && !s.damaged_regions && repair_segment(c, name, fd, &s, size) != 0)
-			c->errors++;
-	} else if (stale) {
-		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are records of the file's earlier "
-		       "use as another segment (not damage; the shipper cuts them at its next start)\n", name,
-		       size - s.good_end, s.good_end);
+	if (stale) {
+		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are %s (not damage; the shipper "
+		       "cuts them at its next start)\n", name, size - s.good_end, s.good_end,
+		       zeros ? "zeros laid ahead of its records" : "records of the file's earlier use as another segment");
 		if (c->repair && !s.damaged_regions && repair_segment(c, name, fd, &s, size) != 0)
 			c->errors++;
 	}
