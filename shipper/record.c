@@ -270,3 +270,10 @@ int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size)
 	free(buf);
 	return hit ? stale_record(fd, seg, at, size) : 0;
 }
+
+enum qs_seg_tail qs_seg_tail_kind(int fd, uint64_t seg, uint64_t off, uint64_t size)
+{
+	if (qs_seg_zeros_at(fd, off, size) == 1)
+		return QS_TAIL_ZEROS;
+	return qs_seg_stale_at(fd, seg, off, size) == 1 ? QS_TAIL_STALE : QS_TAIL_TORN;
+}

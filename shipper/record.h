@@ -102,4 +102,10 @@ int qs_seg_stale_at(int fd, uint64_t seg, uint64_t off, uint64_t size);
  * before writing moved on; not damage. 1 yes, 0 no, -1 read error. */
 int qs_seg_zeros_at(int fd, uint64_t off, uint64_t size);
 
+/* What the bytes of segment seg's file from off up to size are, when they
+ * follow its last valid record: QS_TAIL_ZEROS (qs_seg_zeros_at),
+ * QS_TAIL_STALE (qs_seg_stale_at), both not damage, or QS_TAIL_TORN. */
+enum qs_seg_tail { QS_TAIL_TORN, QS_TAIL_ZEROS, QS_TAIL_STALE };
+enum qs_seg_tail qs_seg_tail_kind(int fd, uint64_t seg, uint64_t off, uint64_t size);
+
 #endif

@@ -192,10 +192,11 @@ static int verify_tail(struct qs_spool *s)
 			s->dir, name, sum.damaged_bytes, sum.first_damage, sum.damaged_regions);
 	if (sum.good_end < last->size) {
 		s->replay.torn_bytes = last->size - sum.good_end;
-		if (qs_seg_zeros_at(fd, sum.good_end, last->size) == 1)
+		enum qs_seg_tail kind = qs_seg_tail_kind(fd, last->id, sum.good_end, last->size);
+		if (kind == QS_TAIL_ZEROS)
 			qs_info("spool: %s/%s: the %" PRIu64 " bytes after offset %" PRIu64 " are zeros laid ahead "
 				"of the records: cut", s->dir, name, s->replay.torn_bytes, sum.good_end);
-		else if (qs_seg_stale_at(fd, last->id, sum.good_end, last->size) == 1)
+		else if (kind == QS_TAIL_STALE)
 			qs_info("spool: %s/%s: %" PRIu64 " bytes after offset %" PRIu64 " are records of the file's "
 				"earlier use as another segment: cut", s->dir, name, s->replay.torn_bytes, sum.good_end);
 		else

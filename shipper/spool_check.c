@@ -176,8 +176,8 @@ static void check_segment(struct check *c, uint64_t id)
 		c->oldest_ns = s.first_time_after;
 	/* After a crash the newest segment may end in zeros laid ahead of its
 	 * records, or in its reused file's earlier records: not damage. */
-	bool zeros = s.good_end < size && qs_seg_zeros_at(fd, s.good_end, size) == 1;
-	bool stale = zeros || (s.good_end < size && qs_seg_stale_at(fd, id, s.good_end, size) == 1);
+	enum qs_seg_tail kind = s.good_end < size ? qs_seg_tail_kind(fd, id, s.good_end, size) : QS_TAIL_TORN;
+	bool zeros = kind == QS_TAIL_ZEROS, stale = kind != QS_TAIL_TORN;
 	bool damaged = s.damaged_regions || (s.good_end < size && !stale);
 	if (stale) {
 		printf("segment %s: the %" PRIu64 " bytes after offset %" PRIu64 " are %s (not damage; the shipper "
