@@ -56,6 +56,7 @@ struct qs_config {
 	char logstash_name[QS_MAX_LOGSTASH][300];      /* each as written, for the log */
 	unsigned logstash_count;
 	unsigned logstash_timeout_s; /* connect, and TCP-unacknowledged data or keepalives, limit */
+	unsigned logstash_linger_ms; /* small commits wait this long to go to Logstash together (0: at once) */
 	bool logstash_tls;             /* json_lines over TLS (Logstash tcp input with ssl_enable) */
 	char logstash_ca[4096];        /* PEM CA bundle to trust; empty: the system's */
 	char logstash_cert[4096];      /* PEM client certificate and key, or empty */

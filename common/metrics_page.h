@@ -132,6 +132,8 @@
 	X(QS_M_OUT_EVENTS, "quicstash_output_events_shipped_total", C, "",                                 \
 	  "Events written to the output (again after a reconnection when not known to be read)")          \
 	X(QS_M_OUT_BYTES, "quicstash_output_sent_bytes_total", C, "", "Bytes written to the output")      \
+	X(QS_M_OUT_WRITES, "quicstash_output_writes_total", C, "",                                         \
+	  "Writes to Logstash or the output file (a send or write call each; see --logstash-linger)")     \
 	/* supervisor */                                                                                   \
 	QS_METRICS_RESTART(X, QS_M_RESTART_KEYHOLDER, "keyholder")                                         \
 	QS_METRICS_RESTART(X, QS_M_RESTART_SHIPPER, "shipper")                                             \

@@ -58,6 +58,11 @@ const struct qs_option qs_options[] = {
 	 BOUNDS(1, 3600, "expected 1..3600 seconds"), .def = "30", .arg = "S",
 	 .help = "reconnect when Logstash does not accept a connection, or TCP-acknowledge data or "
 		 "keepalives, within S seconds"},
+	{"logstash-linger", 0, QS_OPT_UINT, FILE_RELOAD, FIELD(logstash_linger_ms),
+	 BOUNDS(0, 10000, "expected 0..10000 milliseconds"), .def = "5", .arg = "MS",
+	 .help = "events made durable wait up to MS milliseconds to go to Logstash in one write with those that "
+		 "follow, unless 64K are waiting (their acknowledgements never wait for it; 0: each group commit "
+		 "is written at once)"},
 	{"logstash-tls", 0, QS_OPT_FLAG, FILE_RELOAD, FIELD(logstash_tls),
 	 .help = "TLS to Logstash (its tcp input with ssl_enable)"},
 	{"logstash-ca", 0, QS_OPT_STR, FILE_RELOAD, FIELD(logstash_ca), .def_help = "the system's trust store",

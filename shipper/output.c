@@ -128,19 +128,39 @@ void out_advance(struct qs_output *o, struct qs_pos pos)
 		qs_spool_advance(o->spool, pos);
 }
 
+/* Small commits linger (--logstash-linger) so that several go to Logstash in
+ * one write: at everyday rates a group commit holds a few events, and a write
+ * of each woke Logstash and cost us a TCP send per millisecond. Their
+ * acknowledgements went out already; the records are durable and taken from
+ * memory when the write comes (qs_reader_offer). A file, AMQP (confirms of
+ * its own) and a stop's drain are written at once. */
+static bool lingers(const struct qs_output *o)
+{
+	return o->cfg->logstash_linger_ms && !o->frozen && o->linger_bytes < OUT_LINGER_BYTES &&
+	       (o->kind == &out_kind_logstash || o->kind == &out_kind_balance);
+}
+
 void qs_output_kick(struct qs_output *o, struct qs_pos pos, const uint8_t *buf, size_t len)
 {
 	if (o->state != QS_OUT_UP)
 		return;
 	if (qs_reader_offer(&o->rd, pos.seg, pos.off, buf, len))
 		o->offered++;
-	event_active(o->run_ev, 0, 0);
+	o->linger_bytes += len;
+	if (!lingers(o)) {
+		event_active(o->run_ev, 0, 0);
+	} else if (!event_pending(o->run_ev, EV_TIMEOUT, NULL)) {
+		struct timeval tv = {0, (suseconds_t)o->cfg->logstash_linger_ms * 1000};
+		event_add(o->run_ev, &tv);
+	}
 }
 
 void qs_output_freeze(struct qs_output *o)
 {
 	o->frozen = true;
 	o->limit = qs_spool_end(o->spool);
+	if (event_pending(o->run_ev, EV_TIMEOUT, NULL))
+		event_active(o->run_ev, 0, 0); /* lingering commits go now */
 	out_tick_pace(o);
 }
 

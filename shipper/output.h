@@ -70,6 +70,7 @@ struct qs_output {
 	unsigned down_logged; /* bit per address: its failure was logged in this outage */
 	bool dirty; /* file output: written since the last sync */
 	uint64_t offered; /* commits shipped from the shipper's memory, not read back */
+	size_t linger_bytes; /* committed since the last write pass (qs_output_kick) */
 	bool frozen;      /* a stop is coming: ship nothing after limit */
 	struct qs_pos limit;
 	char name[4200];

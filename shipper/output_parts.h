@@ -32,6 +32,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define TLS_CHUNK 16384 /* one TLS record of plaintext */
+#define OUT_LINGER_BYTES (64u * 1024) /* --logstash-linger: this much waiting is written at once */
 
 /* One kind of output (-l HOST:PORT, file:PATH, amqp://...). Each hook runs
  * on the shipper's loop and never blocks it for long; a NULL hook does nothing. */

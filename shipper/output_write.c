@@ -95,6 +95,7 @@ void out_run(struct qs_output *o)
 			return out_fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
 		qs_mp_add(QS_M_OUT_BYTES, (uint64_t)w);
+		qs_mp_add(QS_M_OUT_WRITES, 1);
 		out_written(o, out_tls_on_wire(o, (size_t)w), qs_reader_done(&o->rd));
 		o->last_write_ms = qs_now_ns() / 1000000;
 		o->dirty = true;
@@ -109,6 +110,7 @@ void out_on_run(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct qs_output *o = arg;
+	o->linger_bytes = 0;
 	o->kind->run(o);
 	out_tick_pace(o);
 }

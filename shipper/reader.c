@@ -64,17 +64,17 @@ static int add_rec(struct qs_reader *r, const struct qs_scan_item *it)
 	return 0;
 }
 
-/* Parses the want bytes in buf, read from [off, off+want) of segment
- * r->pos.seg, into the window. 0, -1 (out of memory), or 1 when the first
- * record is longer than want: *more says how many bytes it needs. */
-static int parse(struct qs_reader *r, uint64_t off, size_t want, uint64_t seg_end, bool trusted, size_t *more)
+/* Scans the want bytes at buf[at], read from [off, off+want) of segment
+ * r->pos.seg, into the window after the records it holds. 0, -1 (out of
+ * memory), or 1 when the window is empty and its first record is longer than
+ * want: *more says how many bytes it needs. */
+static int scan_into(struct qs_reader *r, size_t at, uint64_t off, size_t want, uint64_t seg_end, bool trusted,
+		     size_t *more)
 {
-	struct qs_scan s = {.buf = r->buf, .len = want, .base = off, .at_end = off + want == seg_end,
+	struct qs_scan s = {.buf = r->buf + at, .len = want, .base = off, .at_end = off + want == seg_end,
 			    .key = qs_seg_key(r->pos.seg), .trusted = trusted};
 	struct qs_scan_item it;
 	int k;
-	r->n = r->idx = r->partial = 0;
-	r->pos = r->end = (struct qs_pos){.seg = r->pos.seg, .off = off};
 	while ((k = qs_scan_next(&s, &it)) == QS_SCAN_RECORD || k == QS_SCAN_DAMAGE) {
 		if (k == QS_SCAN_DAMAGE) {
 			r->damaged_bytes += it.size;
@@ -88,6 +88,15 @@ static int parse(struct qs_reader *r, uint64_t off, size_t want, uint64_t seg_en
 	if (k == QS_SCAN_MORE && r->n == 0 && r->end.off == off)
 		return *more = it.need, 1;
 	return 0;
+}
+
+/* Parses the want bytes in buf, read from [off, off+want) of segment
+ * r->pos.seg, into a new window (scan_into's results). */
+static int parse(struct qs_reader *r, uint64_t off, size_t want, uint64_t seg_end, bool trusted, size_t *more)
+{
+	r->n = r->idx = r->partial = 0;
+	r->pos = r->end = (struct qs_pos){.seg = r->pos.seg, .off = off};
+	return scan_into(r, 0, off, want, seg_end, trusted, more);
 }
 
 /* Reads [off, off+want) of the segment and parses it into the window. */
@@ -111,9 +120,25 @@ static int load(struct qs_reader *r, int fd, uint64_t off, size_t want, uint64_t
 	}
 }
 
+/* The window still has records to write (the output lingers, or Logstash
+ * reads slowly): a group that follows them joins it, up to CHUNK bytes in
+ * all, and goes out from memory with them. */
+static bool append(struct qs_reader *r, uint64_t off, const uint8_t *buf, size_t len)
+{
+	size_t have = (size_t)(r->end.off - r->pos.off), more;
+	if (have + len > CHUNK || grow(r, have + len))
+		return false;
+	memcpy(r->buf + have, buf, len);
+	return scan_into(r, have, off, len, UINT64_MAX, true, &more) == 0 && r->end.off == off + len;
+}
+
 bool qs_reader_offer(struct qs_reader *r, uint64_t seg, uint64_t off, const uint8_t *buf, size_t len)
 {
-	if (r->idx < r->n || r->end.seg != seg || r->end.off != off || !len || grow(r, len))
+	if (r->end.seg != seg || r->end.off != off || !len)
+		return false;
+	if (r->idx < r->n)
+		return append(r, off, buf, len);
+	if (grow(r, len))
 		return false;
 	memcpy(r->buf, buf, len);
 	r->pos.seg = seg;

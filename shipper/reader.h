@@ -44,11 +44,12 @@ void qs_reader_rewind(struct qs_reader *r, struct qs_pos pos);
  * Returns the number of unwritten records (0: caught up), or -1 on a read error. */
 long qs_reader_fill(struct qs_reader *r, struct qs_spool *s);
 /* buf[0..len) holds whole records this process just sealed and made
- * durable at [off, off+len) of segment seg. If the window is used up and
- * ends exactly there, they become the window, copied from buf instead of
- * read back from the file and with their CRCs trusted (the shipper computed
- * them a moment ago). Returns whether it took them; if not, qs_reader_fill
- * reads them from the segment as usual. */
+ * durable at [off, off+len) of segment seg. If the window ends exactly
+ * there, they join it (the window becomes them when used up; with records
+ * still to write, up to 1 MiB in all), copied from buf instead of read back
+ * from the file and with their CRCs trusted (the shipper computed them a
+ * moment ago). Returns whether it took them; if not, qs_reader_fill reads
+ * them from the segment as usual. */
 bool qs_reader_offer(struct qs_reader *r, uint64_t seg, uint64_t off, const uint8_t *buf, size_t len);
 /* Fills iov with unwritten payload bytes; returns the count. */
 int qs_reader_iov(const struct qs_reader *r, struct iovec *iov, int max);

@@ -13,45 +13,21 @@ Cases:
             every ACK in a packet of its own). Received shows the client library's side (its ACK
             of the answers waits for its next events), sent the acceptor's (its ACK waits for the
             answers); QS_ACK_RIDE / ACC_ACK_RIDE set to 0 show the case failing."""
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qslib as q
-from qslib.metrics import metrics_server_args, scrape
 from qslib import check, log
 
-BENCH = os.path.join(q.QS_BIN, "quicstash-bench")
 RATE = 1000
 
 
 def case_packets():
-    d = q.mkdtemp("ackride")
     n = RATE * 2
-    corpus = os.path.join(d, "corpus.jsonl")
-    q.write_lines(corpus, q.gen_events(n))
-    recv = q.Receiver()
-    recv.start()
-    mport, margs = metrics_server_args()
-    server = q.Server(recv, name="ackride", extra=margs)
-    server.start()
-    try:
-        m0 = scrape(mport)
-        p = subprocess.run([BENCH, "-s", server.addr, "--cert", server.cert, "--corpus", corpus, "-n", str(n),
-                            "-r", str(RATE), "-c", "2", "-S", "1", "--json"], capture_output=True, text=True,
-                           timeout=q.tmo(120))
-        check(p.returncode == 0, "quicstash-bench failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
-        r = json.loads(p.stdout.strip().splitlines()[-1])
-        check(r["acked"] == n and r["errors"] == 0, "not every event acknowledged: %r" % r)
-        check(recv.wait_count(n, q.tmo(30)) >= n, "the receiver got %d of %d events" % (recv.count(), n))
-        m1 = scrape(mport)
-    finally:
-        server.stop()
-        recv.stop()
-    rx = (m1["quicstash_udp_received_packets_total"] - m0["quicstash_udp_received_packets_total"]) / n
-    tx = (m1["quicstash_udp_sent_packets_total"] - m0["quicstash_udp_sent_packets_total"]) / n
+    r, m, _ = q.counted_run("ackride", n, ["-r", str(RATE), "-c", "2", "-S", "1"])
+    rx = m["quicstash_udp_received_packets_total"] / n
+    tx = m["quicstash_udp_sent_packets_total"] / n
     log("%d events at %d/s over 2 connections: %.2f packets received and %.2f sent per event, ack p50 %.2f ms "
         "p99 %.2f ms" % (n, RATE, rx, tx, r["latency_us"]["p50"] / 1e3, r["latency_us"]["p99"] / 1e3))
     check(rx <= 1.5, "%.2f packets received per event: the client acknowledges the answers in packets of their "

@@ -219,16 +219,45 @@ static void test_reader_offer(void)
 	CHECK(qs_reader_done(&r).seg == s.written.seg && qs_reader_done(&r).off == s.written.off + st.len);
 	qs_stage_free(&st);
 
-	/* Not caught up: the window still holds unwritten records. */
+	/* Not caught up (the output lingers, or Logstash reads slowly): a group
+	 * right after the unwritten records joins the window, from memory too. */
 	CHECK(append(&s, 20, 5) == 0);
 	CHECK(qs_reader_fill(&r, &s) == 5);
+	reads = r.reads;
 	struct qs_stage st2 = {0};
 	stage_records(&st2, 25, 5);
 	CHECK(qs_spool_append(&s, st2.buf, st2.len) == 0);
-	CHECK(!qs_reader_offer(&r, s.written.seg, s.written.off, st2.buf, st2.len));
+	uint64_t at = s.written.off;
+	CHECK(qs_reader_offer(&r, s.written.seg, at, st2.buf, st2.len));
 	qs_stage_free(&st2);
+	fd = open(seg_path(d, s.written.seg), O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, junk, sizeof(junk), (off_t)at) == (ssize_t)sizeof(junk));
+	close(fd);
 	CHECK(got_range(drain(&r, &s, false), 20, 10));
-	CHECK(r.reads > reads);
+	CHECK_EQ(r.reads, reads);
+	qs_reader_free(&r);
+	qs_spool_close(&s);
+	rm_dir(d);
+}
+
+/* A window with records still to write takes a following group only up to
+ * 1 MiB in all: past it the group stays in the file, read later as usual. */
+static void test_reader_offer_cap(void)
+{
+	char *d = new_dir();
+	struct qs_spool s;
+	CHECK(open_spool(&s, d, 64 << 20, 16 << 20) == 0);
+	CHECK(append(&s, 0, 5) == 0);
+	struct qs_reader r;
+	qs_reader_init(&r, s.cursor);
+	CHECK(qs_reader_fill(&r, &s) == 5);
+	struct qs_stage st = {0};
+	stage_records(&st, 5, 60000); /* ~1.5 MiB of records */
+	CHECK(st.len > (1u << 20));
+	CHECK(qs_spool_append(&s, st.buf, st.len) == 0);
+	CHECK(!qs_reader_offer(&r, s.written.seg, s.written.off, st.buf, st.len));
+	qs_stage_free(&st);
+	CHECK(qs_reader_fill(&r, &s) == 5); /* the window is as it was */
 	qs_reader_free(&r);
 	qs_spool_close(&s);
 	rm_dir(d);
@@ -1111,6 +1140,7 @@ int main(void)
 {
 	test_append_replay();
 	test_reader_offer();
+	test_reader_offer_cap();
 	test_pending_write();
 	test_sync_under_load();
 	test_cursor_slots();

@@ -23,10 +23,11 @@ One module per job; this file only re-exports them, so `import qslib as q; q.Ser
   receiver  Receiver, the TCP/TLS stand-in for Logstash
   tls       make_pki, make_client_pki (certtool), server_tls_context
   server    Server (quicstashd in its own directory), KeptSocket (systemd socket passing)
-  client    send, AsyncSend, Feeder, ack logs, verify_delivery
+  client    send, AsyncSend, Feeder, ack logs, verify_delivery, bench_run (quicstash-bench)
   faults    Load, mid-stream faults, kill -9 of a child
   disk      spool files, tmpfs mounts
-  metrics   scrapes of --metrics-addr, promtool, Prometheus (a real one on a loopback port)
+  metrics   scrapes of --metrics-addr, promtool, Prometheus (a real one on a loopback port),
+            counted_run (a bench run's metric increases)
   runner    main: the verdict, the exit status and the case selector
 """
 
@@ -42,9 +43,10 @@ from .receiver import Receiver  # noqa: F401
 from .tls import make_client_pki, make_pki, server_tls_context  # noqa: F401
 from .server import _read_cmdline, Server, KeptSocket  # noqa: F401
 from .client import (  # noqa: F401
-    send, SUMMARY_RE, send_acked, arrived, summary, AsyncSend, Feeder, read_ack_log, verify_delivery)
+    send, SUMMARY_RE, send_acked, arrived, summary, AsyncSend, Feeder, read_ack_log, verify_delivery,
+    bench_run)
 from .faults import Load, paced, mid_stream, finish_client, finish_after_kills, fault_kill_child_case  # noqa: F401
 from .disk import spool_files, spool_bytes, mount_tmpfs, remount_tmpfs  # noqa: F401
 from .metrics import (  # noqa: F401
-    metrics_server_args, http_get, scrape, wait_metric, wait_http, promtool_check, Prometheus)
+    metrics_server_args, http_get, scrape, wait_metric, wait_http, promtool_check, Prometheus, counted_run)
 from .runner import main  # noqa: F401

@@ -1,5 +1,6 @@
 """The client side: quicstash-send (blocking, in the background, fed by a pipe), acks, delivery checks."""
 
+import json
 import os
 import random
 import re
@@ -8,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from .base import SEND, TestFailure, check, log, tmo
+from .base import QS_BIN, SEND, TestFailure, check, log, tmo
 from .cleanup import _pdeathsig, at_cleanup, mkdtemp, need_binaries
 from .events import write_lines
 
@@ -308,3 +309,15 @@ def verify_delivery(receiver, acked_numbers, timeout, what="acknowledged"):
         raise TestFailure("%d %s events never reached the receiver (LOSS): first %s"
                           % (len(m), what, m[:20]))
     return dups
+
+
+def bench_run(server, corpus, n, extra=(), timeout=None):
+    """Runs quicstash-bench against server: n events of corpus, with extra arguments (pace,
+    connections...). Every event must be acknowledged without error; returns its JSON summary."""
+    bench = os.path.join(QS_BIN, "quicstash-bench")
+    p = subprocess.run([bench, "-s", server.addr, "--cert", server.cert, "--corpus", corpus, "-n", str(n),
+                        "--json"] + list(extra), capture_output=True, text=True, timeout=timeout or tmo(120))
+    check(p.returncode == 0, "quicstash-bench failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    check(r["acked"] == n and r["errors"] == 0, "not every event acknowledged: %r" % r)
+    return r

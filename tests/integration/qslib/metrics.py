@@ -150,3 +150,29 @@ class Prometheus:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def counted_run(name, n, bench_args, server_extra=()):
+    """A fresh server with --metrics-addr (and server_extra) and its receiver; quicstash-bench sends
+    n numbered events with bench_args, every one acknowledged and received. Returns (the bench's JSON
+    summary, {metric: its increase over the run}, the lines the receiver got)."""
+    from .client import bench_run
+    from .events import gen_events, write_lines
+    from .receiver import Receiver
+    from .server import Server
+    corpus = os.path.join(mkdtemp(name), "corpus.jsonl")
+    write_lines(corpus, gen_events(n))
+    recv = Receiver()
+    recv.start()
+    mport, margs = metrics_server_args()
+    server = Server(recv, name=name, extra=margs + list(server_extra))
+    server.start()
+    try:
+        m0 = scrape(mport)
+        r = bench_run(server, corpus, n, bench_args)
+        check(recv.wait_count(n, tmo(30)) >= n, "the receiver got %d of %d events" % (recv.count(), n))
+        m1 = scrape(mport)
+    finally:
+        server.stop()
+        recv.stop()
+    return r, {k: m1[k] - m0.get(k, 0) for k in m1}, recv.count()
