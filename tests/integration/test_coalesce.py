@@ -28,9 +28,7 @@ Cases:
   sleeps    right after that traffic, the acceptor's threads wake at most 30 times a second over
             two quiet seconds: the gather waits stopped with the packets (waits that kept running
             would wake it 100-200 times a second: shown failing with them)."""
-import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +38,6 @@ import qslib as q
 from qslib.metrics import metrics_server_args, scrape
 from qslib import check, log
 
-BENCH = os.path.join(q.QS_BIN, "quicstash-bench")
 RATE = 2000  # two events per tick of quicstash-bench's 1 ms pacing: each read after a wait finds a burst
 CADENCE_US = os.environ.get("QS_TEST_COALESCE_US")
 HANDED_MAX = 0.5  # of the groups, handed to the sync thread (all of them when broken)
@@ -157,13 +154,10 @@ def run_batches(s):
     sw0, w0 = voluntary_switches(parser), helper_writes(shipper)
     probe = SyncProbe(s["d"])
     probe.start()
-    p = subprocess.run([BENCH, "-s", server.addr, "--cert", server.cert, "--corpus", s["corpus"], "-n", str(n),
-                        "-r", str(RATE), "-c", "4", "-S", "1", "--json"], capture_output=True, text=True,
-                       timeout=q.tmo(120))
-    during = probe.result()
-    check(p.returncode == 0, "quicstash-bench failed (exit %r): %s" % (p.returncode, p.stderr[-500:]))
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    check(r["acked"] == n and r["errors"] == 0, "not every event acknowledged: %r" % r)
+    try:
+        r = q.bench_run(server, s["corpus"], n, ["-r", str(RATE), "-c", "4", "-S", "1"])
+    finally:
+        during = probe.result()
     sw, handed = voluntary_switches(parser) - sw0, handed_over(w0, helper_writes(shipper))
     check(s["recv"].wait_count(n, q.tmo(30)) >= n, "the receiver got %d of %d events" % (s["recv"].count(), n))
     m = scrape(s["mport"])

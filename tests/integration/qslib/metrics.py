@@ -13,7 +13,11 @@ import urllib.request
 
 from .base import Skip, TestFailure, check, log, tmo
 from .cleanup import _pdeathsig, at_cleanup, mkdtemp
+from .client import bench_run
+from .events import gen_events, write_lines
 from .net import free_port
+from .receiver import Receiver
+from .server import Server
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -156,10 +160,6 @@ def counted_run(name, n, bench_args, server_extra=()):
     """A fresh server with --metrics-addr (and server_extra) and its receiver; quicstash-bench sends
     n numbered events with bench_args, every one acknowledged and received. Returns (the bench's JSON
     summary, {metric: its increase over the run}, the lines the receiver got)."""
-    from .client import bench_run
-    from .events import gen_events, write_lines
-    from .receiver import Receiver
-    from .server import Server
     corpus = os.path.join(mkdtemp(name), "corpus.jsonl")
     write_lines(corpus, gen_events(n))
     recv = Receiver()

@@ -257,11 +257,14 @@ class Server:
         if not self.proc:
             return
         pids = self._descendants()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
         own = [self.proc.pid] if self.proc.poll() is None else []  # not a reaped (reusable) pid
-        for kill in ([lambda: os.killpg(self.proc.pid, signal.SIGKILL)] +
-                     [lambda p=p: os.kill(p, signal.SIGKILL) for p in own + pids]):
+        for p in own + pids:
             try:
-                kill()
+                os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
         try:
