@@ -197,6 +197,14 @@ struct acc_srctab {
 	unsigned lines;
 };
 
+/* What recent new attempts were answered, for their copies (attempts.c). */
+struct acc_attempt_slot;
+struct acc_attempts {
+	struct acc_attempt_slot *slot;
+	uint64_t seed;
+	uint32_t memory_ms; /* how long an answer is remembered (tests shorten it) */
+};
+
 struct acc_cidmap_node;
 struct acc_cidmap {
 	struct acc_cidmap_node **slots;
@@ -236,6 +244,8 @@ struct acc {
 	uint64_t n_hs_refused, logged_hs_refused; /* refused: hs_cap handshakes in progress */
 	uint64_t n_stale, logged_stale;           /* first Initials dropped: ACC_STALE_INITIAL_NS in the queue */
 	uint64_t n_deferred;                      /* new attempts' Initials read after a batch's established packets */
+	struct acc_attempts attempts;
+	uint64_t n_copies, logged_copies; /* copies of an answered attempt, answered alike */
 	uint64_t initial_wait_max_ns;             /* the longest a first Initial waited in the queue */
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
 	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
@@ -384,6 +394,15 @@ int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn 
 struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, size_t len);
 void acc_cidmap_del(struct acc_cidmap *m, const ngtcp2_cid *cid);
 void acc_cidmap_free(struct acc_cidmap *m);
+
+/* attempts.c: the answer a new attempt's DCID got from this address in the
+ * last seconds (NULL: none); a refusal's reason, or NULL for a Retry. */
+int acc_attempts_init(struct acc *a);
+void acc_attempts_free(struct acc *a);
+const struct acc_attempt_slot *acc_attempt_seen(const struct acc *a, const ngtcp2_pkt_hd *hd,
+						const struct sockaddr *from);
+const char *acc_attempt_reason(const struct acc_attempt_slot *s);
+void acc_attempt_note(struct acc *a, const ngtcp2_pkt_hd *hd, const struct sockaddr *from, const char *reason);
 
 /* srclimit.c */
 int acc_src_init(struct acc *a);

@@ -257,6 +257,7 @@ static void teardown(struct acc *a)
 		acc_conn_free(a->conns);
 	acc_ipc_free(a);
 	acc_cidmap_free(&a->map);
+	acc_attempts_free(a);
 	acc_src_free(a);
 	acc_tenant_count_free(a);
 	acc_limit_free(a);
@@ -309,7 +310,7 @@ int acceptor_main(const struct qs_config *cfg)
 	/* Shared by all acceptors (acceptor/secret.c); read before the chroot. */
 	if (acc_secret_load(&a) != 0)
 		goto out;
-	if (acc_src_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
+	if (acc_src_init(&a) || acc_attempts_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
 	    setup_events(&a)) {
 		qs_err("acceptor setup failed");
 		goto out;

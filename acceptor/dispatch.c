@@ -52,10 +52,16 @@ static void send_close(struct acc *a, const struct sockaddr *from, socklen_t fro
 
 /* A refused connection gets CONNECTION_REFUSED in an Initial, never silence:
  * the client then knows to back off or try another server. */
+static void refuse_attempt(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd,
+			   const char *reason)
+{
+	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, reason);
+	acc_attempt_note(a, hd, from, reason); /* its copies are refused alike (attempts.c) */
+}
+
 static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
 {
-	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED,
-		   a->stopping ? "busy: shutting down" : "busy: connection limit reached");
+	refuse_attempt(a, from, fromlen, hd, a->stopping ? "busy: shutting down" : "busy: connection limit reached");
 	a->refused++;
 	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
 	uint64_t now = qs_now_ns();
@@ -73,7 +79,7 @@ static void refuse(struct acc *a, const struct sockaddr *from, socklen_t fromlen
  * the handshakes under way finish (no log line: counted). */
 static void refuse_storm(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd)
 {
-	send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, "busy: too many handshakes, retry later");
+	refuse_attempt(a, from, fromlen, hd, "busy: too many handshakes, retry later");
 	a->n_hs_refused++;
 	qs_mp_add(QS_M_REFUSED_LIMIT, 1);
 }
@@ -226,7 +232,7 @@ static unsigned retries_out(struct acc *a, uint64_t now)
  * The Retry is far smaller than the >= 1200-byte Initial that caused it, and
  * never more than 3 times its size. */
 static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd,
-		       size_t pktlen)
+		       size_t pktlen, bool copy)
 {
 	ngtcp2_cid scid;
 	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
@@ -245,8 +251,11 @@ static void send_retry(struct acc *a, const struct sockaddr *from, socklen_t fro
 		return;
 	acc_udp_send(a, from, fromlen, buf, (size_t)n);
 	a->n_retries++;
+	if (copy)
+		return; /* its attempt answers one Retry at most: counted once */
 	a->retry_cur++;
 	a->retry_sent_w++;
+	acc_attempt_note(a, hd, from, NULL);
 }
 
 static void send_invalid_token(struct acc *a, const struct sockaddr *from, socklen_t fromlen,
@@ -267,7 +276,7 @@ static int validate(struct acc *a, const struct sockaddr *from, socklen_t fromle
 	*have_odcid = false;
 	if (!hd->tokenlen) {
 		if (need) {
-			send_retry(a, from, fromlen, hd, pktlen);
+			send_retry(a, from, fromlen, hd, pktlen, false);
 			return -1;
 		}
 		return 0;
@@ -309,7 +318,7 @@ static int validate(struct acc *a, const struct sockaddr *from, socklen_t fromle
 	hd->token = NULL;
 	hd->tokenlen = 0;
 	if (need) {
-		send_retry(a, from, fromlen, hd, pktlen);
+		send_retry(a, from, fromlen, hd, pktlen, false);
 		return -1;
 	}
 	return 0;
@@ -323,7 +332,8 @@ void acc_dispatch_stats(struct acc *a)
 	if (a->n_accepted == a->logged_accepted && a->n_resets == a->logged_resets && a->n_misrouted == a->logged_misrouted &&
 	    a->n_retries == a->logged_retries && a->n_bad_tokens == a->logged_bad_tokens && a->n_shed == a->logged_shed &&
 	    a->n_src_refused == a->logged_src_refused && a->n_auth_refused == a->logged_auth_refused &&
-	    a->n_hs_refused == a->logged_hs_refused && a->n_stale == a->logged_stale && a->n_resumed == a->logged_resumed)
+	    a->n_hs_refused == a->logged_hs_refused && a->n_stale == a->logged_stale && a->n_resumed == a->logged_resumed &&
+	    a->n_copies == a->logged_copies)
 		return;
 	a->stat_log_mono = now;
 	qs_info("slot %u: connections accepted %" PRIu64 ", stateless resets sent %" PRIu64
@@ -331,11 +341,13 @@ void acc_dispatch_stats(struct acc *a)
 		", closed for hoarding incomplete frames %" PRIu64 ", refused over per-source limits %" PRIu64
 		", refused authentication %" PRIu64 ", refused during a storm %" PRIu64
 		", stale Initials dropped %" PRIu64 " (longest wait %" PRIu64 " ms)"
-		", Initials read after established packets %" PRIu64 ", handshakes resumed %" PRIu64,
+		", Initials read after established packets %" PRIu64 ", handshakes resumed %" PRIu64
+		", copies of answered attempts answered alike %" PRIu64,
 		a->cfg->slot, a->n_accepted, a->n_resets, a->n_misrouted, a->n_retries, a->n_bad_tokens, a->n_shed,
 		a->n_src_refused, a->n_auth_refused, a->n_hs_refused, a->n_stale, a->initial_wait_max_ns / 1000000, a->n_deferred,
-		a->n_resumed);
+		a->n_resumed, a->n_copies);
 	a->logged_resumed = a->n_resumed;
+	a->logged_copies = a->n_copies;
 	a->logged_stale = a->n_stale;
 	a->logged_hs_refused = a->n_hs_refused;
 	a->logged_auth_refused = a->n_auth_refused;
@@ -360,6 +372,20 @@ static bool stale_initial(struct acc *a)
 	if (wait > a->initial_wait_max_ns)
 		a->initial_wait_max_ns = wait; /* the stats line's, to tell how near the bound a storm comes */
 	return wait > ACC_STALE_INITIAL_NS;
+}
+
+/* A copy of an attempt answered in the last seconds (its client's PTO sent
+ * it again, attempts.c) gets the same answer: answered as new, a copy of a
+ * refused attempt got a Retry or a connection its client had given up. */
+static void answer_copy(struct acc *a, const struct sockaddr *from, socklen_t fromlen, const ngtcp2_pkt_hd *hd,
+			size_t pktlen, const struct acc_attempt_slot *seen)
+{
+	const char *reason = acc_attempt_reason(seen);
+	a->n_copies++;
+	if (reason)
+		send_close(a, from, fromlen, hd, NGTCP2_CONNECTION_REFUSED, reason);
+	else
+		send_retry(a, from, fromlen, hd, pktlen, true);
 }
 
 /* A datagram that opens no known connection's packet: a new attempt's
@@ -397,6 +423,11 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 		a->n_stale++;
 		return;
 	}
+	const struct acc_attempt_slot *seen = acc_attempt_seen(a, &hd, from);
+	if (seen) {
+		answer_copy(a, from, fromlen, &hd, len, seen);
+		return;
+	}
 	if (a->stopping || a->nconns >= conn_limit(a)) {
 		refuse(a, from, fromlen, &hd);
 		return;
@@ -411,7 +442,7 @@ void acc_conn_packet(struct acc *a, const struct sockaddr *from, socklen_t froml
 	int32_t src;
 	const char *busy = acc_src_check(a, from, &src);
 	if (busy) { /* before Retry: a source over its limits costs one packet each way */
-		send_close(a, from, fromlen, &hd, NGTCP2_CONNECTION_REFUSED, busy);
+		refuse_attempt(a, from, fromlen, &hd, busy);
 		acc_src_refused(a, src, busy);
 		return;
 	}

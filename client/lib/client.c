@@ -16,6 +16,14 @@
  * storm settles at the rate the server takes instead of coming back whole. */
 #define BACKOFF_BUSY_FIRST_MS 500
 #define BACKOFF_BUSY_MAX_MS 8000
+/* A refusal that says "retry later" is a storm's: the server refuses while a
+ * second's worth of handshakes is under way, so the condition clears within
+ * about that. Its steps stop growing at 2 s: with 8 s, the clients refused as
+ * the storm ended waited 4-8 s more on an idle server (a 10,000 storm came
+ * up in 10.4-12.7 s, against 9.0-11.0 with 2 s; docs/PERFORMANCE.md round
+ * 23), and no more attempts were refused. A server that is full ("connection
+ * limit reached") stays full longer: those steps grow to 8 s. */
+#define BACKOFF_BRIEF_MAX_MS 2000
 #define HANDSHAKE_RETRIES 8
 #define HANDSHAKE_RETRY_MS 30000
 
@@ -55,10 +63,10 @@ static void schedule_connect(struct qs_client *c, unsigned ms)
 
 /* Exponential backoff with "equal jitter": half the step fixed, half random,
  * so clients refused together do not come back together. */
-static unsigned next_backoff(struct qs_client *c, bool busy)
+static unsigned next_backoff(struct qs_client *c, bool busy, bool brief)
 {
 	unsigned first = busy ? BACKOFF_BUSY_FIRST_MS : BACKOFF_FIRST_MS;
-	unsigned max = busy ? BACKOFF_BUSY_MAX_MS : BACKOFF_MAX_MS;
+	unsigned max = !busy ? BACKOFF_MAX_MS : brief ? BACKOFF_BRIEF_MAX_MS : BACKOFF_BUSY_MAX_MS;
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : first;
 	if (c->backoff_ms < first)
 		c->backoff_ms = first;
@@ -95,10 +103,11 @@ static void handle_failure(struct qs_client *c)
 {
 	enum qs_fail_kind kind = c->fail;
 	bool busy = kind == QS_FAIL_BUSY || c->busy_hint;
+	bool brief = kind == QS_FAIL_BUSY && c->busy_brief;
 	char why[sizeof(c->fail_reason) + 64];
 	snprintf(why, sizeof(why), "%s", c->fail_reason);
 	qs_conn_teardown(c, true);
-	c->busy_hint = false;
+	c->busy_hint = c->busy_brief = false;
 	if (c->goaway_ev)
 		event_del(c->goaway_ev);
 	c->fail = QS_FAIL_NONE;
@@ -111,7 +120,7 @@ static void handle_failure(struct qs_client *c)
 		state(c, QS_CLIENT_GOAWAY, why);
 		schedule_connect(c, 0);
 	} else {
-		unsigned ms = next_backoff(c, busy);
+		unsigned ms = next_backoff(c, busy, brief);
 		size_t n = strlen(why);
 		snprintf(why + n, sizeof(why) - n, "; again in %u ms", ms);
 		state(c, QS_CLIENT_LOST, why);

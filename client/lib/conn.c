@@ -261,7 +261,7 @@ int qs_conn_open(struct qs_client *c)
 	c->conn_ref.get_conn = get_conn;
 	c->conn_ref.user_data = c;
 	ngtcp2_ccerr_default(&c->last_error);
-	c->handshake_done = c->goaway = c->busy_hint = false;
+	c->handshake_done = c->goaway = c->busy_hint = c->busy_brief = false;
 	c->auth_opened = c->authed = false;
 	c->fail = QS_FAIL_NONE;
 	if (open_socket(c) < 0) {

@@ -97,6 +97,7 @@ struct qs_client {
 	bool closing, closed, failed;
 	unsigned backoff_ms;
 	bool busy_hint;            /* this attempt got a Retry or timed out: back off as from a busy server */
+	bool busy_brief;           /* refused "retry later": a storm, which clears in about a second */
 	unsigned transient_fails;  /* TRANSIENT failures in a row (reset by a handshake) */
 	uint64_t transient_since;  /* when the first of them happened (qs_now) */
 	uint64_t sent_events;      /* events whose frame was handed to QUIC at least once */

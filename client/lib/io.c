@@ -23,6 +23,9 @@ static void explain_read_error(struct qs_client *c, int rv)
 		if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_CONNECTION_REFUSED) {
 			/* quicstashd's reasons say "busy: why" themselves */
 			bool said = ce->reasonlen >= 4 && !memcmp(ce->reason, "busy", 4);
+			static const char later[] = "retry later";
+			c->busy_brief = ce->reasonlen >= sizeof(later) - 1 &&
+					!memcmp(ce->reason + ce->reasonlen - (sizeof(later) - 1), later, sizeof(later) - 1);
 			qs_client_fail(c, QS_FAIL_BUSY, "server refused the connection (%s%s%.*s)",
 				       said ? "" : "busy", said || !ce->reasonlen ? "" : ": ", (int)ce->reasonlen,
 				       ce->reason ? (const char *)ce->reason : "");

@@ -31,7 +31,21 @@ server with jitter.
    runs each send one first Initial (--retry always: every fresh one would get a Retry) and give up;
    1.5 s later it continues. None of their Initials may be answered (no Retry sent for them; the stats
    line counts them as stale), and a quicstash-send client after them still delivers.
-6. order: while handshakes are in progress, the established connections' datagrams of a read batch are
+6. copies: a copy of a refused attempt (its client's PTO sent the first flight again) is refused
+   alike, never let in after its client gave the attempt up (in a 10,000 storm such copies made
+   35-775 half-open connections that held places under -m for 10 s). A server with -m 1 and
+   --retry never whose one place a client holds; tests/tools/qs_initial_probe sends a first Initial
+   (refused: the connection limit), the holder leaves (connections open 0, read off the metrics),
+   then the probe sends the same datagram again (SIGUSR1, within the acceptor's 5 s memory): it
+   must be refused again (an Initial, no Handshake packet), while a fresh probe right after it is
+   let in (the place was free: answered as new, the copy would have been too); the stats line
+   counts the copy.
+7. brief: a storm's refusal ("busy: too many handshakes, retry later") clears within about a second,
+   so the client's steps after it stop growing at 2 s (those after "connection limit reached" grow
+   to 8 s). The cap lowered to 1 (test hooks), --retry never, and a qs_initial_probe's half-open
+   connection holding it (10 s); quicstash-send is refused as busy again and again: its 4th delay
+   must be 1-2 s (2-4 s with the longer steps), none shorter than 250 ms.
+8. order: while handshakes are in progress, the established connections' datagrams of a read batch are
    handled before new attempts' Initials (their second flight frees a place first). The cap of 8,
    --retry never, 300 clients at once: new Initials must have been read after established packets
    of their batch (the stats line's count), and every client connects."""
@@ -49,6 +63,7 @@ import qslib as q
 from qslib import check, log
 
 BENCH = os.path.join(q.QS_BIN, "quicstash-bench")
+PROBE = os.path.join(q.QS_BIN, "qs_initial_probe")
 NO_SOURCE_LIMITS = ["--max-connections-per-source", "0", "--max-handshakes-per-source", "0"]
 
 
@@ -137,9 +152,7 @@ def case_backoff():
     while recv.count() < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     check(recv.count() >= 1, "the holder's connection did not come up:\n%s" % server.log_tail())
-    path = os.path.join(server.dir, "one.jsonl")
-    with open(path, "w") as f:
-        f.write('{"message":"refused"}\n')
+    path = one_event(server, "refused")
     k, quiet = 12, int(q.tmo(4))
     procs, readers = [], []
     for _ in range(k):
@@ -179,13 +192,27 @@ def acceptor_stat(server, name):
     return int(found[-1]) if found else 0
 
 
+def capped_server(name, retry, cap):
+    """(receiver, started server) with the handshake cap lowered to cap (QS_TEST_MAX_HANDSHAKING, a
+    test-hooks build) and the per-source limits lifted."""
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", retry], name=name)
+    server.env["QS_TEST_MAX_HANDSHAKING"] = str(cap)
+    return recv, server.start()
+
+
+def one_event(server, message):
+    """A file of one event for quicstash-send, in the server's directory."""
+    path = os.path.join(server.dir, "one.jsonl")
+    with open(path, "w") as f:
+        f.write(json.dumps({"message": message}) + "\n")
+    return path
+
+
 def capped_storm(name, retry, n):
     """n clients at once against a server whose handshake cap is 8 (a test-hooks build); the stopped
     server and quicstash-bench's result."""
-    recv = q.Receiver().start()
-    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", retry], name=name)
-    server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
-    server.start()
+    recv, server = capped_server(name, retry, 8)
     argv = [BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-n", str(n), "-c", str(n), "-S", "1",
             "-T", "2", "-w", "1", "--connect-timeout", str(int(q.tmo(60))), "--json"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=q.tmo(120), preexec_fn=q._pdeathsig)
@@ -219,14 +246,9 @@ def case_admission():
 def case_spoofed():
     if not q.TEST_HOOKS:
         return "spoofed skipped: not a test-hooks build"
-    recv = q.Receiver().start()
-    server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="spoofed")
-    server.env["QS_TEST_MAX_HANDSHAKING"] = "8"
-    server.start()
+    recv, server = capped_server("spoofed", "always", 8)
     host, port = server.addr.rsplit(":", 1)
-    path = os.path.join(server.dir, "one.jsonl")
-    with open(path, "w") as f:
-        f.write('{"message":"spoofed"}\n')
+    path = one_event(server, "spoofed")
     busy, sent = 0, 0
     for rnd in range(4):  # Retry windows are half a second: a few rounds, the probes' Retries outstanding in each
         probes = [subprocess.Popen([os.path.join(q.QS_BIN, "qs_initial_probe"), host, port, "300"],
@@ -258,9 +280,7 @@ def case_stale():
     recv = q.Receiver().start()
     server = q.Server(recv, extra=NO_SOURCE_LIMITS + ["--retry", "always"], name="stale").start()
     host, port = server.addr.rsplit(":", 1)
-    path = os.path.join(server.dir, "one.jsonl")
-    with open(path, "w") as f:
-        f.write('{"message":"after the stale ones"}\n')
+    path = one_event(server, "after the stale ones")
     acc = server.pids("acceptor")
     check(len(acc) == 1, "expected one acceptor, found %r" % acc)
     os.kill(acc[0], signal.SIGSTOP)
@@ -291,6 +311,112 @@ def case_stale():
     return "20 stale first Initials dropped unread, %d Retry sent (the live client's)" % retries
 
 
+def holder(server):
+    """A connection that stays up (quicstash-bench, a few events a second) until SIGINT."""
+    hold = subprocess.Popen([BENCH, "-s", server.addr, "--cert", server.cert, "--size", "100", "-c", "1", "-S", "1",
+                             "--rate", "5", "--duration", "600"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=q._pdeathsig)
+    q.at_cleanup(hold.kill)
+    return hold
+
+
+def probe_types(p, timeout):
+    """(types, copy_types) a finished qs_initial_probe printed."""
+    out, err = p.communicate(timeout=timeout)
+    check(p.returncode == 0, "qs_initial_probe failed: %s %s" % (out, err))
+    kv = dict(x.split("=", 1) for x in out.split())
+    return ([t for t in kv.get("types", "").split(",") if t], [t for t in kv.get("copy_types", "").split(",") if t])
+
+
+def copy_after_refusal(server, mport, host, uport):
+    """One try: a probe refused at the limit, the place freed, the probe's copy. (copy_types, seconds
+    from the probe's start to its copy), or None when the place could not be freed in time."""
+    hold = holder(server)
+    check(q.wait_metric(mport, "quicstash_connections_open", 1, q.tmo(20)) == 1,
+          "the holder's connection did not come up:\n%s" % server.log_tail())
+    limit = 'quicstash_connections_refused_total{reason="connection_limit"}'
+    refused = q.scrape(mport).get(limit, 0)
+    t0 = time.monotonic()
+    probe = subprocess.Popen([PROBE, host, uport, str(int(q.tmo(30) * 1000)), "usr1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=q._pdeathsig)
+    q.at_cleanup(probe.kill)
+    deadline = time.monotonic() + q.tmo(10)
+    while q.scrape(mport).get(limit, 0) <= refused and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(q.scrape(mport).get(limit, 0) > refused, "the probe's first Initial was not refused at the limit")
+    hold.send_signal(signal.SIGINT)  # it closes its connection: the place is free once the server drops it
+    hold.wait(timeout=q.tmo(10))
+    free = q.wait_metric(mport, "quicstash_connections_open", 0, q.tmo(10)) == 0
+    took = time.monotonic() - t0
+    if not free or took > 4:  # the acceptor remembers an answer 5 s
+        probe.kill()
+        probe.wait()
+        log("try abandoned: the place was free %.2f s after the probe started (free: %s)" % (took, free))
+        return None
+    probe.send_signal(signal.SIGUSR1)
+    types, copy_types = probe_types(probe, q.tmo(10))
+    check(types and all(t == "initial" for t in types), "the probe's first Initial was not refused: %r" % types)
+    return copy_types, took
+
+
+def case_copies():
+    mport, margs = q.metrics_server_args()
+    recv = q.Receiver().start()
+    server = q.Server(recv, extra=margs + ["-m", "1", "--retry", "never"] + NO_SOURCE_LIMITS, name="copies").start()
+    host, uport = server.addr.rsplit(":", 1)
+    got = None
+    for _ in range(3):  # a slow host may take too long to free the place: try again
+        got = copy_after_refusal(server, mport, host, uport)
+        if got:
+            break
+    check(got is not None, "could not free the place within 4 s of the refusal in 3 tries")
+    copy_types, took = got
+    fresh = subprocess.Popen([PROBE, host, uport, "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=q._pdeathsig)
+    q.at_cleanup(fresh.kill)
+    fresh_types, _ = probe_types(fresh, q.tmo(10))
+    time.sleep(1.5)  # the acceptor's stats line comes at most once a second
+    server.stop()
+    recv.stop()
+    alike = acceptor_stat(server, "copies of answered attempts answered alike")
+    log("copy %.2f s after a refused first Initial: %r; a fresh probe after it: %r; copies answered alike %d"
+        % (took, copy_types, fresh_types, alike))
+    check(copy_types and all(t == "initial" for t in copy_types),
+          "the copy of a refused attempt was not refused again: %r" % copy_types)
+    check("handshake" in fresh_types, "a fresh probe after the copy was not let in (%r): the place was not free, "
+          "nothing is shown" % fresh_types)
+    check(alike >= 1, "the stats line counts no copy answered alike")
+    return "the copy of a refused attempt refused again (%s) while a new one got in" % ",".join(copy_types)
+
+
+def case_brief():
+    if not q.TEST_HOOKS:
+        return "brief skipped: not a test-hooks build"
+    recv, server = capped_server("brief", "never", 1)
+    host, port = server.addr.rsplit(":", 1)
+    half_open = subprocess.Popen([PROBE, host, port, "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, preexec_fn=q._pdeathsig)
+    q.at_cleanup(half_open.kill)
+    types, _ = probe_types(half_open, q.tmo(10))
+    check("handshake" in types, "the probe was not let in to hold the one handshake place: %r" % types)
+    path = one_event(server, "refused in a storm")
+    p = subprocess.Popen([q.SEND, "-s", server.addr, "--cert", server.cert, "--timeout", "5", path],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=q._pdeathsig)
+    q.at_cleanup(p.kill)
+    r = Refusals(p)
+    p.wait(timeout=q.tmo(30))
+    r.thread.join(timeout=5)
+    server.stop()
+    recv.stop()
+    log("refused %d times as busy in a storm; delays %s ms" % (len(r.times), r.delays))
+    check(len(r.delays) >= 4 and None not in r.delays[:4],
+          "only %d refusals in 5 s (the half-open place lasts 10 s): %r" % (len(r.delays), r.delays))
+    check(min(r.delays) >= 250, "a delay of %d ms: shorter than the busy backoff's first step allows" % min(r.delays))
+    check(1000 <= r.delays[3] <= 2000, "the 4th delay after a storm's refusal was %d ms: its steps should stop "
+          "at 2 s (1-2 s with the jitter)" % r.delays[3])
+    return "a storm's refusals: delays %s ms (steps stop at 2 s)" % r.delays
+
+
 def case_order():
     if not q.TEST_HOOKS:
         return "order skipped: not a test-hooks build"
@@ -306,7 +432,8 @@ def case_order():
 
 
 CASES = [("storm", case_storm), ("backoff", case_backoff), ("admission", case_admission), ("spoofed", case_spoofed),
-         ("stale", case_stale), ("order", case_order)]
+         ("stale", case_stale), ("copies", case_copies), ("brief", case_brief),
+         ("order", case_order)]
 
 
 def run():

@@ -1,15 +1,19 @@
 /* qs_initial_probe: an unvalidated client's first flight, for amplification tests.
  *
- *   qs_initial_probe HOST PORT [WAIT_MS]
+ *   qs_initial_probe HOST PORT [WAIT_MS [COPY_MS]]
  *
  * Builds a real QUIC v1 Initial (ngtcp2 client + GnuTLS, ALPN quicstash/1),
  * sends its datagram(s) from a fresh UDP socket, then only listens for
  * WAIT_MS (default 1000) without ever answering, and prints one line:
  *
- *   sent_bytes=N sent_dgrams=K recv_bytes=M recv_dgrams=J types=initial,handshake,retry,...
+ *   sent_bytes=N sent_dgrams=K recv_bytes=M recv_dgrams=J types=initial,handshake,retry,... copy_types=...
  *
  * types lists every QUIC packet in every received datagram (coalesced packets
- * walked; "short" for a short header, "vn" for Version Negotiation).
+ * walked; "short" for a short header, "vn" for Version Negotiation). With
+ * COPY_MS, the same datagrams are sent again COPY_MS after the first (as a
+ * client's retransmission of its first flight: the same DCID, from the same
+ * address); what came after that is in copy_types instead. COPY_MS "usr1":
+ * the copy goes when SIGUSR1 comes, and the probe listens one second more.
  * Exit 0, or 2 on a local error. Test tool only: nothing is verified. */
 #include <arpa/inet.h>
 #include <gnutls/crypto.h>
@@ -18,6 +22,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,13 @@
 #include "common/wire.h"
 
 static ngtcp2_conn *g_conn;
+static volatile sig_atomic_t usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1 = 1;
+}
 static ngtcp2_crypto_conn_ref g_ref;
 
 static uint64_t now_ns(void)
@@ -110,10 +122,16 @@ static void describe(const uint8_t *p, size_t len, char *out, size_t outlen)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: qs_initial_probe HOST PORT [WAIT_MS]\n");
+		fprintf(stderr, "usage: qs_initial_probe HOST PORT [WAIT_MS [COPY_MS]]\n");
 		return 2;
 	}
 	int wait_ms = argc > 3 ? atoi(argv[3]) : 1000;
+	int copy_ms = argc > 4 ? atoi(argv[4]) : -1;
+	if (argc > 4 && !strcmp(argv[4], "usr1")) {
+		struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART: poll returns */
+		sigaction(SIGUSR1, &sa, NULL);
+		copy_ms = -1;
+	}
 	struct sockaddr_in remote = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
 	if (inet_pton(AF_INET, argv[1], &remote.sin_addr) != 1) {
 		fprintf(stderr, "qs_initial_probe: IPv4 address expected\n");
@@ -184,6 +202,8 @@ int main(int argc, char **argv)
 
 	size_t sent_bytes = 0, sent_dgrams = 0, recv_bytes = 0, recv_dgrams = 0;
 	uint8_t buf[65536];
+	static uint8_t flight[8][1452]; /* the first flight, for its copy */
+	size_t flight_len[8];
 	for (int i = 0; i < 8; i++) { /* the first flight: one padded Initial datagram in practice */
 		ngtcp2_pkt_info pi;
 		ngtcp2_ssize n = ngtcp2_conn_write_pkt(g_conn, NULL, &pi, buf, 1452, now_ns());
@@ -197,28 +217,40 @@ int main(int argc, char **argv)
 			perror("qs_initial_probe: sendto");
 			return 2;
 		}
+		memcpy(flight[sent_dgrams], buf, (size_t)n);
+		flight_len[sent_dgrams] = (size_t)n;
 		sent_bytes += (size_t)n;
 		sent_dgrams++;
 	}
 
-	char types[4096] = "";
-	uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000ull;
+	char types[4096] = "", copy_types[4096] = "", *into = types;
+	uint64_t start = now_ns(), deadline = start + (uint64_t)wait_ms * 1000000ull;
+	uint64_t copy_at = copy_ms >= 0 ? start + (uint64_t)copy_ms * 1000000ull : deadline;
 	for (;;) {
 		uint64_t t = now_ns();
 		if (t >= deadline)
 			break;
+		if ((t >= copy_at || usr1) && into == types) {
+			for (size_t i = 0; i < sent_dgrams; i++)
+				if (sendto(fd, flight[i], flight_len[i], 0, (struct sockaddr *)&remote, sizeof(remote)) < 0)
+					perror("qs_initial_probe: sendto (copy)");
+			into = copy_types;
+			if (usr1 && t + 1000000000ull < deadline)
+				deadline = t + 1000000000ull;
+		}
+		uint64_t until = into == types && copy_at < deadline ? copy_at : deadline;
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (poll(&pfd, 1, (int)((deadline - t) / 1000000ull) + 1) <= 0)
+		if (poll(&pfd, 1, (int)((until - t) / 1000000ull) + 1) <= 0)
 			continue;
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n <= 0)
 			continue;
 		recv_bytes += (size_t)n;
 		recv_dgrams++;
-		describe(buf, (size_t)n, types, sizeof(types));
+		describe(buf, (size_t)n, into, sizeof(types));
 	}
-	printf("sent_bytes=%zu sent_dgrams=%zu recv_bytes=%zu recv_dgrams=%zu types=%s\n", sent_bytes, sent_dgrams,
-	       recv_bytes, recv_dgrams, types);
+	printf("sent_bytes=%zu sent_dgrams=%zu recv_bytes=%zu recv_dgrams=%zu types=%s copy_types=%s\n", sent_bytes,
+	       sent_dgrams, recv_bytes, recv_dgrams, types, copy_types);
 	ngtcp2_conn_del(g_conn);
 	gnutls_deinit(tls);
 	gnutls_certificate_free_credentials(cred);
