@@ -8,7 +8,7 @@
  * got a Retry nobody answers (it held a place under the cap for up to a
  * second); a copy of a refused Retry token got a connection after its client
  * had given the attempt up: a half-open connection holding a handshake place
- * and a place under -m until its 10 s handshake timeout (measured: 35-775 in
+ * and a place under -m until its 10 s handshake timeout (measured: 19-775 in
  * a 10,000 storm; with -m 10,000 the last clients were then refused as
  * "connection limit reached" for seconds after the storm, and each waited its
  * longest backoff). A copy of an attempt sent a Retry that came after the

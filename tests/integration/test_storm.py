@@ -33,7 +33,7 @@ server with jitter.
    line counts them as stale), and a quicstash-send client after them still delivers.
 6. copies: a copy of a refused attempt (its client's PTO sent the first flight again) is refused
    alike, never let in after its client gave the attempt up (in a 10,000 storm such copies made
-   35-775 half-open connections that held places under -m for 10 s). A server with -m 1 and
+   19-775 half-open connections that held places under -m for 10 s). A server with -m 1 and
    --retry never whose one place a client holds; tests/tools/qs_initial_probe sends a first Initial
    (refused: the connection limit), the holder leaves (connections open 0, read off the metrics),
    then the probe sends the same datagram again (SIGUSR1, within the acceptor's 5 s memory): it
