@@ -115,12 +115,13 @@ void acc_attempt_note(struct acc *a, const ngtcp2_pkt_hd *hd, const struct socka
 	struct acc_attempt_slot *take = NULL;
 	for (unsigned i = 0; i < ACC_ATTEMPT_PROBE; i++) {
 		struct acc_attempt_slot *s = &a->attempts.slot[(key + i) & (ACC_ATTEMPTS - 1)];
-		if (s->key == key || !live(&a->attempts, s, now)) {
+		if (s->key == key) { /* answered again: the newest answer counts */
 			take = s;
 			break;
 		}
-		if (!take || now - s->ms > now - take->ms)
-			take = s; /* the oldest so far */
+		if (!take || (live(&a->attempts, take, now) &&
+			      (!live(&a->attempts, s, now) || now - s->ms > now - take->ms)))
+			take = s; /* a free slot, else the oldest */
 	}
 	take->key = key;
 	take->reason = reason;
