@@ -249,7 +249,7 @@ struct acc {
 	uint64_t initial_wait_max_ns;             /* the longest a first Initial waited in the queue */
 	unsigned hs_cap; /* ACC_MAX_HANDSHAKING (tests may lower it: QS_TEST_MAX_HANDSHAKING) */
 	unsigned retry_cur, retry_prev; /* Retries not yet answered, this and the last half second */
-	unsigned retry_sent_w, retry_ans_w, retry_ans_pct; /* this window's Retries and answers; the last one's % */
+	unsigned retry_sent_w, retry_ans_w, retry_ans_pct; /* Retries and answers since the share was last measured; the share % */
 	uint64_t retry_win_mono;
 
 	/* stateless resets: token bucket, and counters logged at most once a second */

@@ -206,10 +206,13 @@ static bool retry_needed(const struct acc *a)
  * refused when they would fill the cap (else a burst of Initials all got a
  * Retry while few handshakes were in progress, and the tokens then found the
  * cap full). Unanswered after a second, a Retry is taken as lost. They count
- * as much as Retries were answered in the last window that sent at least
- * ACC_RETRY_RATIO_MIN (or the cap, if lower): spoofed Initials, whose Retries
- * nobody answers, may fill the cap for one window but not longer
- * (test_storm "spoofed"). */
+ * as much as Retries were answered of the last ACC_RETRY_RATIO_MIN sent (or
+ * the cap, if lower), counted over as many windows as that takes: spoofed
+ * Initials, whose Retries nobody answers, may fill the cap for one window but
+ * not longer (test_storm "spoofed"), and no longer when they trickle in fewer
+ * a window than that (the share was measured only in a window that sent as
+ * many alone, so a trickle kept the first share, 100%, for good: beside CPU
+ * hogs under ASan, "spoofed"'s probes started slowly enough once). */
 #define ACC_RETRY_WINDOW_NS (500ull * 1000000)
 #define ACC_RETRY_RATIO_MIN 16
 
@@ -219,9 +222,10 @@ static unsigned retries_out(struct acc *a, uint64_t now)
 		bool next = now - a->retry_win_mono < 2 * ACC_RETRY_WINDOW_NS;
 		a->retry_prev = next ? a->retry_cur : 0;
 		a->retry_cur = 0;
-		if (a->retry_sent_w >= (a->hs_cap < ACC_RETRY_RATIO_MIN ? a->hs_cap : ACC_RETRY_RATIO_MIN))
+		if (a->retry_sent_w >= (a->hs_cap < ACC_RETRY_RATIO_MIN ? a->hs_cap : ACC_RETRY_RATIO_MIN)) {
 			a->retry_ans_pct = a->retry_ans_w >= a->retry_sent_w ? 100 : 100 * a->retry_ans_w / a->retry_sent_w;
-		a->retry_sent_w = a->retry_ans_w = 0;
+			a->retry_sent_w = a->retry_ans_w = 0;
+		}
 		a->retry_win_mono = now;
 	}
 	return (a->retry_cur + a->retry_prev) * a->retry_ans_pct / 100;
