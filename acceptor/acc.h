@@ -395,6 +395,17 @@ struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, 
 void acc_cidmap_del(struct acc_cidmap *m, const ngtcp2_cid *cid);
 void acc_cidmap_free(struct acc_cidmap *m);
 
+/* Keyed FNV-1a with a shift mixed in, for tables whose keys a client
+ * chooses (srclimit.c, attempts.c): start h from a random seed. */
+static inline uint64_t acc_hash_mix(uint64_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h = (h ^ p[i]) * 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
 /* attempts.c: the answer a new attempt's DCID got from this address in the
  * last seconds (NULL: none); a refusal's reason, or NULL for a Retry. */
 int acc_attempts_init(struct acc *a);

@@ -55,26 +55,17 @@ void acc_attempts_free(struct acc *a)
 	a->attempts.slot = NULL;
 }
 
-static uint64_t mix(uint64_t h, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h = (h ^ p[i]) * 0x100000001b3ull;
-		h ^= h >> 29;
-	}
-	return h;
-}
-
 static uint64_t attempt_key(const struct acc *a, const ngtcp2_pkt_hd *hd, const struct sockaddr *from)
 {
-	uint64_t h = mix(a->attempts.seed, hd->dcid.data, hd->dcid.datalen);
+	uint64_t h = acc_hash_mix(a->attempts.seed, hd->dcid.data, hd->dcid.datalen);
 	if (from->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)from;
-		h = mix(h, (const uint8_t *)&s->sin6_port, sizeof(s->sin6_port));
-		h = mix(h, s->sin6_addr.s6_addr, sizeof(s->sin6_addr.s6_addr));
+		h = acc_hash_mix(h, (const uint8_t *)&s->sin6_port, sizeof(s->sin6_port));
+		h = acc_hash_mix(h, s->sin6_addr.s6_addr, sizeof(s->sin6_addr.s6_addr));
 	} else {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)from;
-		h = mix(h, (const uint8_t *)&s->sin_port, sizeof(s->sin_port));
-		h = mix(h, (const uint8_t *)&s->sin_addr, sizeof(s->sin_addr));
+		h = acc_hash_mix(h, (const uint8_t *)&s->sin_port, sizeof(s->sin_port));
+		h = acc_hash_mix(h, (const uint8_t *)&s->sin_addr, sizeof(s->sin_addr));
 	}
 	h ^= h >> 32;
 	return h ? h : 1;

@@ -66,11 +66,7 @@ static void src_key(const struct sockaddr *from, uint8_t key[QS_SRC_KEYLEN])
 /* Keyed with a random seed, so sources cannot be chosen to share one chain. */
 static uint32_t src_hash(const struct acc_srctab *t, const uint8_t key[QS_SRC_KEYLEN])
 {
-	uint64_t h = t->seed;
-	for (size_t i = 0; i < QS_SRC_KEYLEN; i++) {
-		h = (h ^ key[i]) * 0x100000001b3ull;
-		h ^= h >> 29;
-	}
+	uint64_t h = acc_hash_mix(t->seed, key, QS_SRC_KEYLEN);
 	return (uint32_t)(h ^ (h >> 32)) & (t->nbuckets - 1);
 }
 
