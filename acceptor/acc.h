@@ -209,6 +209,7 @@ struct acc_cidmap_node;
 struct acc_cidmap {
 	struct acc_cidmap_node **slots;
 	size_t nslots, count;
+	uint64_t seed; /* the hash's key (cidmap.c) */
 };
 
 struct acc {
@@ -390,13 +391,15 @@ void acc_limit_quota(struct acc *a, const uint8_t *ids, uint32_t n);
 int acc_secret_load(struct acc *a);
 
 /* cidmap.c */
+int acc_cidmap_init(struct acc_cidmap *m); /* draws the hash's key */
 int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn *c);
 struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, size_t len);
 void acc_cidmap_del(struct acc_cidmap *m, const ngtcp2_cid *cid);
 void acc_cidmap_free(struct acc_cidmap *m);
+size_t acc_cidmap_longest(const struct acc_cidmap *m); /* the longest chain (tests) */
 
 /* Keyed FNV-1a with a shift mixed in, for tables whose keys a client
- * chooses (srclimit.c, attempts.c): start h from a random seed. */
+ * chooses (srclimit.c, attempts.c, cidmap.c): start h from a random seed. */
 static inline uint64_t acc_hash_mix(uint64_t h, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

@@ -310,7 +310,7 @@ int acceptor_main(const struct qs_config *cfg)
 	/* Shared by all acceptors (acceptor/secret.c); read before the chroot. */
 	if (acc_secret_load(&a) != 0)
 		goto out;
-	if (acc_src_init(&a) || acc_attempts_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
+	if (acc_cidmap_init(&a.map) || acc_src_init(&a) || acc_attempts_init(&a) || acc_tls_load(&a) || acc_udp_init(&a) || acc_ipc_init(&a) || enter_sandbox(&a) ||
 	    setup_events(&a)) {
 		qs_err("acceptor setup failed");
 		goto out;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
+
 #include "acceptor/acc.h"
 
 struct acc_cidmap_node {
@@ -12,13 +14,19 @@ struct acc_cidmap_node {
 	struct acc_conn *c;
 };
 
-/* FNV-1a; CIDs are random, so a simple hash spreads well. */
-static size_t cid_hash(const uint8_t *p, size_t len)
+/* Keyed with a random seed: a client chooses its first DCID, which is in the
+ * map while its connection lives, and every datagram's lookup walks the chain
+ * of its DCID. Unkeyed (plain FNV-1a, until 2026-12), DCIDs found offline to
+ * share one chain made each junk Initial walk thousands of entries. */
+static size_t cid_hash(const struct acc_cidmap *m, const uint8_t *p, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return (size_t)h;
+	return (size_t)acc_hash_mix(m->seed, p, len);
+}
+
+int acc_cidmap_init(struct acc_cidmap *m)
+{
+	memset(m, 0, sizeof(*m));
+	return gnutls_rnd(GNUTLS_RND_NONCE, &m->seed, sizeof(m->seed)) == 0 ? 0 : -1;
 }
 
 static int grow(struct acc_cidmap *m)
@@ -31,7 +39,7 @@ static int grow(struct acc_cidmap *m)
 		struct acc_cidmap_node *e = m->slots[i], *next;
 		for (; e; e = next) {
 			next = e->next;
-			size_t h = cid_hash(e->cid.data, e->cid.datalen) & (n - 1);
+			size_t h = cid_hash(m, e->cid.data, e->cid.datalen) & (n - 1);
 			e->next = slots[h];
 			slots[h] = e;
 		}
@@ -49,7 +57,7 @@ int acc_cidmap_put(struct acc_cidmap *m, const ngtcp2_cid *cid, struct acc_conn 
 	struct acc_cidmap_node *e = malloc(sizeof(*e));
 	if (!e)
 		return -1;
-	size_t h = cid_hash(cid->data, cid->datalen) & (m->nslots - 1);
+	size_t h = cid_hash(m, cid->data, cid->datalen) & (m->nslots - 1);
 	e->cid = *cid;
 	e->c = c;
 	e->next = m->slots[h];
@@ -62,7 +70,7 @@ struct acc_conn *acc_cidmap_get(const struct acc_cidmap *m, const uint8_t *cid, 
 {
 	if (!m->nslots)
 		return NULL;
-	size_t h = cid_hash(cid, len) & (m->nslots - 1);
+	size_t h = cid_hash(m, cid, len) & (m->nslots - 1);
 	for (struct acc_cidmap_node *e = m->slots[h]; e; e = e->next)
 		if (e->cid.datalen == len && !memcmp(e->cid.data, cid, len))
 			return e->c;
@@ -73,7 +81,7 @@ void acc_cidmap_del(struct acc_cidmap *m, const ngtcp2_cid *cid)
 {
 	if (!m->nslots)
 		return;
-	size_t h = cid_hash(cid->data, cid->datalen) & (m->nslots - 1);
+	size_t h = cid_hash(m, cid->data, cid->datalen) & (m->nslots - 1);
 	for (struct acc_cidmap_node **pp = &m->slots[h]; *pp; pp = &(*pp)->next) {
 		struct acc_cidmap_node *e = *pp;
 		if (ngtcp2_cid_eq(&e->cid, cid)) {
@@ -95,5 +103,18 @@ void acc_cidmap_free(struct acc_cidmap *m)
 		}
 	}
 	free(m->slots);
-	memset(m, 0, sizeof(*m));
+	m->slots = NULL;
+	m->nslots = m->count = 0;
+}
+
+size_t acc_cidmap_longest(const struct acc_cidmap *m)
+{
+	size_t longest = 0;
+	for (size_t i = 0; i < m->nslots; i++) {
+		size_t n = 0;
+		for (const struct acc_cidmap_node *e = m->slots[i]; e; e = e->next)
+			n++;
+		longest = n > longest ? n : longest;
+	}
+	return longest;
 }
