@@ -70,8 +70,9 @@ struct qs_sl_row;
  * max_udp_payload_size we announce: a client's PMTU probes stop there. */
 #define ACC_MAX_PKT 2048
 /* Answers a connection may hold unacknowledged by its client before the
- * client's flow-control credit is held back (streams.c): a client that sends
- * and never reads must not make the acceptor buffer rejections without end. */
+ * client's flow-control credit is held back (streams.c) and its bytes wait
+ * undecoded (pending.c): a client that sends and never reads must not make
+ * the acceptor buffer rejections without end. */
 #define ACC_ANSWERS_HELD_MAX (1024 * 1024)
 /* A connection's flow-control window at the start; it grows to conn_window with use (quic_conn.c). */
 #define ACC_CONN_WINDOW_INITIAL (2ull * 1024 * 1024)
@@ -488,7 +489,7 @@ int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, siz
 void acc_stream_pending_done(struct acc_stream *s); /* its pending bytes are all decoded */
 
 /* pending.c */
-bool acc_conn_frames_full(const struct acc_conn *c);
+bool acc_conn_full(const struct acc_conn *c); /* holds its cap of frames or of unread answers */
 int acc_pending_add(struct acc_stream *s, const uint8_t *data, size_t len);
 bool acc_pending_empty(const struct acc_stream *s);
 void acc_pending_free(struct acc_stream *s);

@@ -1,4 +1,5 @@
-/* Stream bytes that arrived while their connection held its cap of frames.
+/* Stream bytes that arrived while their connection held its cap of frames,
+ * or of answers its client has not read.
  *
  * Flow control counts bytes, not frames: a 16 MiB window holds three million
  * 5-byte frames, and each frame in flight costs its bookkeeping entry and a
@@ -7,16 +8,22 @@
  * ordinary client with events of 512 bytes or more never reaches before its
  * window); what arrives beyond that stays here undecoded, one byte per byte,
  * and its credit is not given back until its frames are decoded and resolved.
- * Decoding resumes in the loop pass after answers free some of the cap. */
+ * Decoding resumes in the loop pass after answers free some of the cap.
+ *
+ * Answers the same: an empty frame (4 bytes) is rejected at once with a
+ * 24-byte answer, so a client that reads no answers turned the credit it
+ * already held (up to its window, 16 MiB) into six times as many bytes of
+ * answers here; holding back credit alone did not stop that. Past
+ * ACC_ANSWERS_HELD_MAX its bytes wait undecoded, one byte per byte. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "acceptor/acc.h"
 #include "common/heap.h"
 
-bool acc_conn_frames_full(const struct acc_conn *c)
+bool acc_conn_full(const struct acc_conn *c)
 {
-	return c->frames >= c->a->conn_frames_cap;
+	return c->frames >= c->a->conn_frames_cap || c->answers_held > ACC_ANSWERS_HELD_MAX;
 }
 
 int acc_pending_add(struct acc_stream *s, const uint8_t *data, size_t len)
@@ -52,7 +59,7 @@ bool acc_pending_empty(const struct acc_stream *s)
  * loop pass, never inside ngtcp2's callbacks (a failure closes c). */
 void acc_pending_drain(struct acc_conn *c)
 {
-	if (!c->pending || c->state != ACC_CONN_ACTIVE || c->a->stopping >= 3 || acc_conn_frames_full(c) ||
+	if (!c->pending || c->state != ACC_CONN_ACTIVE || c->a->stopping >= 3 || acc_conn_full(c) ||
 	    acc_limit_held(c))
 		return;
 	bool left = false;

@@ -328,7 +328,7 @@ int acc_stream_decode(struct acc_stream *s, const uint8_t *data, size_t len, siz
 	size_t total = 0;
 	bool may_hold = acc_limit_may_hold(s->c); /* a tenant without limits: no question per frame */
 	/* a revoked connection decodes nothing more: it closes once what it sent is answered */
-	while (total < len && !acc_conn_frames_full(s->c) && !s->c->revoked) {
+	while (total < len && !acc_conn_full(s->c) && !s->c->revoked) {
 		if (may_hold && acc_limit_held(s->c)) { /* over a rate: the rest waits undecoded, its credit held */
 			acc_stream_notice(s, acc_limit_held_at(s->c));
 			break;

@@ -13,7 +13,10 @@ spool cannot take more, every connected client fills its window in the acceptor.
   2. a client sends 60 MB of tiny frames and never gives credit back for the answers
      (--test-unread-answers): the acceptor stops giving it room (the client stalls) instead of
      buffering rejections (~900 MB before), and meanwhile serves another client normally;
-  3. with the spool full (--spool-max-bytes 16M, Logstash down) 16 more clients connect, each
+  3. clients send empty frames (rejected at once, 24 bytes of answer for 4 bytes) and never read
+     their answers: each may leave its window and the answers cap in the acceptor, not six times
+     its window in answers (up to ~100 MB a client whose window had grown, before);
+  4. with the spool full (--spool-max-bytes 16M, Logstash down) 16 more clients connect, each
      with 8.4 MB to send: each may leave only its starting window (2 MiB) in the acceptor, not the
      16 MiB a busy connection's window can grow to (each left all its 8.4 MB before). Meanwhile
      a client resets three streams of 1.5 MB each once the server has them, then sends the same
@@ -120,6 +123,41 @@ def unread_flood(server, recv):
     check(not missing, "%d events of the other client missing at Logstash" % len(missing))
 
 
+EMPTY_CLIENTS = 4
+# Each client's window here stays at its start (2 MiB): that undecoded, 1 MiB of answers (3.5 MB a
+# client measured); before, six times the window in answers (12.5 MB a client measured).
+EMPTY_MB_PER_CLIENT = 9 if q.SANITIZE else 7
+
+
+def empty_unread():
+    """Clients that send empty frames and read no answers: what each leaves in the acceptor."""
+    recv = q.Receiver().start()
+    server = q.Server(logstash=recv, name="empty").start()
+    acc = server.pids("acceptor")[0]
+    path = os.path.join(server.dir, "empty.bin")
+    with open(path, "wb") as f:
+        f.write(frame(b"") * (48 * 1024 * 1024 // 4))
+    time.sleep(q.tmo(1))
+    before = status_mb(acc, "VmRSS")
+    procs = [subprocess.Popen(raw_argv(server, path, q.tmo(60), "--test-unread-answers"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=q._pdeathsig) for _ in range(EMPTY_CLIENTS)]
+    settled = wait_all_in(server, acc, EMPTY_CLIENTS, q.tmo(60))
+    grown = status_mb(acc, "VmRSS") - before
+    log("%d clients of empty frames that read no answers: acceptor %d MB before, +%d MB (limit +%d)"
+        % (EMPTY_CLIENTS, before, grown, EMPTY_CLIENTS * EMPTY_MB_PER_CLIENT))
+    check(settled, "the acceptor's memory did not settle: +%d MB" % grown)
+    check(all(p.poll() is None for p in procs), "a client of empty frames ended: %r" % [p.poll() for p in procs])
+    check(grown <= EMPTY_CLIENTS * EMPTY_MB_PER_CLIENT,
+          "%d clients of empty frames grew the acceptor by %d MB" % (EMPTY_CLIENTS, grown))
+    rc, out, err = q.send(server, q.gen_events(500), timeout=q.tmo(60), client_timeout=int(q.tmo(30)))
+    check(rc == 0 and q.summary(err) == (500, 500, 0),
+          "a client next to those: exit %r, %r %s" % (rc, q.summary(err), err[-400:]))
+    for p in procs:
+        p.kill()
+        p.wait()
+    server.stop()
+
+
 def status_lines(server):
     return [l for m in server.notify_msgs for l in m.splitlines() if l.startswith("STATUS=")]
 
@@ -219,9 +257,10 @@ def run():
     check(0 < mb <= LIMIT_MB, "the acceptor peaked at %d MB holding unread answers" % mb)
     check(server.pids("acceptor") == [acc], "the acceptor was restarted: %s" % server.log_tail())
     server.stop()
+    empty_unread()
     stalled_spool()
     return "tiny-frame floods rejected frame by frame with the acceptor under %d MB; a client that " \
-           "never reads is held back, its neighbour served; %d clients at a full spool hold their " \
+           "never reads is held back, its neighbour served; clients of unread empty frames hold their window, not six; %d clients at a full spool hold their " \
            "starting windows only; reset streams give their window back" % (LIMIT_MB, STALLED_CLIENTS)
 
 
