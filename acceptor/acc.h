@@ -284,6 +284,9 @@ struct acc {
 	void *push[QS_MAX_PARSERS];
 	struct qs_zwatch *push_w[QS_MAX_PARSERS];
 	unsigned npush, push_next;
+	/* The last batch found no parser taking it: new frames wait for the next
+	 * loop pass or a socket that takes more (inflight.c), not one more try each. */
+	bool push_blocked;
 	struct acc_slot {
 		bool paused, end_due;
 		uint32_t bye_gen;

@@ -176,7 +176,9 @@ void acc_frame_forward(struct acc *a, int32_t idx, const uint8_t *data, uint32_t
 	f->forwarded = true;
 	a->held += len;
 	enqueue(a, idx);
-	if (a->q_bytes >= QS_BATCH_SOFT_BYTES)
+	/* While no parser takes a batch, a try per frame rebuilt a 256 KiB batch
+	 * for each (~33 us for 5-byte frames, against well under 1 us each). */
+	if (a->q_bytes >= QS_BATCH_SOFT_BYTES && !a->push_blocked)
 		acc_frames_send(a);
 }
 
@@ -314,7 +316,9 @@ void acc_frames_send(struct acc *a)
 		uint64_t t_hop = qs_hop_fd >= 0 ? qs_now_ns() : 0;
 		size_t len = a->batch.len; /* (a sent batch's buffer is ZeroMQ's: ours is empty after) */
 		int slot = send_round(a);
+		a->push_blocked = slot < 0;
 		if (slot < 0) {
+			qs_mp_add(QS_M_ACC_REFUSED, 1);
 			qs_hop(QS_HOP_A_BLOCKED, acc_channel(a), n);
 			break;
 		}

@@ -99,6 +99,9 @@
 	X(QS_M_ACC_QUEUED, "quicstash_acceptor_frames_queued", G, "",                                      \
 	  "Frames the acceptors have not handed to a parser's socket yet (no parser takes them now)")     \
 	X(QS_M_ACC_QUEUED_BYTES, "quicstash_acceptor_queued_bytes", G, "", "Bytes of those frames")       \
+	X(QS_M_ACC_REFUSED, "quicstash_acceptor_batches_refused_total", C, "",                              \
+	  "Times a batch of frames found no parser's socket taking it (all full or paused): tried again "  \
+	  "in the next loop pass or when a socket takes more")                                            \
 	/* acceptor, parser, shipper */                                                                    \
 	X(QS_M_CHAN_LOST, "quicstash_ipc_connections_lost_total", C, "",                                   \
 	  "Channel connections a sender lost (the process at the other end ended): what was on its way "   \

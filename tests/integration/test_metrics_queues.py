@@ -21,7 +21,9 @@ Cases:
   kill_acceptor kill -9 of the acceptor whose frames wait towards the stopped parser: written off
               at once (the gauge reads 0 though the parser still gets them), and when the parser
               takes them after all the hop does not stay below or above 0; the client's resent
-              events are all acknowledged."""
+              events are all acknowledged.
+  refused     the parser stopped while 64,000 small frames come: the acceptor's refused tries
+              (quicstash_acceptor_batches_refused_total) are per loop pass, not per frame."""
 import os
 import re
 import signal
@@ -226,8 +228,51 @@ def case_kill_acceptor():
         "the client's resent events were acknowledged, the next queue read in full" % n
 
 
+def case_refused():
+    """The parser stopped while small frames keep coming: once its socket is full the acceptor tries
+    its batch again once a loop pass (or when a socket takes more), not once a frame: each try built
+    a 256 KiB batch again (~33 us for 5-byte frames), so a flood of small frames towards a stalled
+    parser cost the acceptor a rebuild per frame (quicstash_acceptor_batches_refused_total: ~one
+    per frame past the first 256 KiB queued before; now at most one a pass)."""
+    recv, server, port, client = start("queues-refused")
+    pid = stop(server, "parser")
+    # A trickle fills the parser's socket with small batches (64 messages and the kernel's buffer)
+    # until a batch is refused: however fast the host, it ends when the socket is full.
+    trickle, refused0, deadline = 0, 0, time.monotonic() + q.tmo(60)
+    while refused0 == 0 and trickle < 20000 and time.monotonic() < deadline:
+        line = ('{"trickle":%d}\n' % trickle).encode()
+        check(client.feed(line, q.tmo(10)) == len(line), "the client did not take the input")
+        trickle += 1
+        time.sleep(0.002)
+        if trickle % 50 == 0:
+            refused0 = q.scrape(port).get("quicstash_acceptor_batches_refused_total", 0)
+    log("parser stopped: first batch refused after %d events one by one" % trickle)
+    check(refused0 >= 1, "no batch refused after %d events towards a stopped parser" % trickle)
+    k, n = 4, 16000  # 4 clients (a client holds 16,384 unanswered)
+    d = q.mkdtemp("refused-clients")
+    clients = []
+    for c in range(k):
+        path = os.path.join(d, "in%d" % c)
+        q.write_lines(path, ['{"n":%d,"pad":"%s"}' % (c * n + i, "p" * 40) for i in range(n)])
+        clients.append(q.AsyncSend(server, path, os.path.join(d, "acks%d" % c), client_timeout=int(q.tmo(120))))
+    want = 1 + trickle + k * n
+    s = wait_for(port, "received", lambda s: s.get("quicstash_frames_received_total") == want, q.tmo(60))
+    check(s.get("quicstash_frames_received_total") == want, "the acceptor decoded %r frames, %d sent"
+          % (s.get("quicstash_frames_received_total"), want))
+    refused = s.get("quicstash_acceptor_batches_refused_total", 0) - refused0
+    log("then %d small frames at once: %d more tries refused" % (k * n, refused))
+    check(refused < k * n / 5, "%d refused tries for %d frames: one per frame, not per pass" % (refused, k * n))
+    os.kill(pid, signal.SIGCONT)
+    for c in clients:
+        check(c.wait(q.tmo(120)) == 0, "a client did not finish: %s" % c.stderr()[-300:])
+        check(q.summary(c.stderr()) == (n, n, 0), "client summary %r" % (q.summary(c.stderr()),))
+    all_zero(port, client, 1 + trickle, "parser running again")
+    server.stop()
+    return "%d tries refused for %d frames towards a stopped parser (one a pass, not one a frame)" % (refused, k * n)
+
+
 CASES = [("parser", case_parser), ("shipper", case_shipper), ("kill_parser", case_kill_parser),
-         ("kill_shipper", case_kill_shipper), ("kill_acceptor", case_kill_acceptor)]
+         ("kill_shipper", case_kill_shipper), ("kill_acceptor", case_kill_acceptor), ("refused", case_refused)]
 
 
 def run():
