@@ -14,11 +14,19 @@
 struct qs_tenants;
 struct qs_staged;
 
-/* Consecutive records of one tenant in one segment, up to end. */
+/* Consecutive records of one tenant in one segment, up to end (an offset in
+ * its segment). One per change of tenant: with many tenants trickling while
+ * Logstash is down, about one per record, so it is kept small (8 bytes; it
+ * was 32, a sixth of a backlog of 190-byte events in memory). */
 struct qs_tquota_run {
-	struct qs_pos end;
-	uint64_t bytes;
 	uint32_t tenant; /* index in the tenants table */
+	uint32_t end;
+};
+
+/* The segment of the runs that follow: where its first run still counted starts. */
+struct qs_tquota_seg {
+	uint64_t id, from;
+	size_t runs;
 };
 
 struct qs_tquota {
@@ -26,6 +34,8 @@ struct qs_tquota {
 	uint64_t *bytes; /* per tenant: unshipped bytes */
 	struct qs_tquota_run *ring;
 	size_t head, len, cap;
+	struct qs_tquota_seg *segs; /* a ring too, one per segment with runs */
+	size_t shead, slen, scap;
 	uint64_t *over; /* ids of the tenants over their quota, as last computed */
 	size_t nover;
 };
