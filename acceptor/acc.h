@@ -269,6 +269,7 @@ struct acc {
 	struct qs_sl_region *limits_own; /* this acceptor's alone: without the shared one, or it is full */
 	bool limits_tried;
 	uint64_t report_mono;         /* last QS_CTL_STATUS to the supervisor */
+	uint64_t resend_walk_mono;    /* last walk of the pool for frames to resend (inflight.c) */
 
 	struct event *udp_ev, *flush_ev, *tick_ev;
 	struct event *rx_gather_ev; /* receive moderation: the next read after this wait (udp.c) */
