@@ -4,6 +4,7 @@
 #include "metrics/metrics.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -19,10 +20,15 @@
 #include "ipc/runtime.h"
 #include "roles/confine.h"
 
-#define HTTP_TIMEOUT_S 10
+#define HTTP_TIMEOUT_S 10 /* idle: a connection silent this long is closed */
 #define HTTP_MAX_HEADERS 8192
+/* What a connection may have read and not yet handled: a request's headers.
+ * Without it libevent kept reading while it wrote a reply, so a client that
+ * pipelined requests and read no replies grew this process by what it sent
+ * (~900 MB in 9 s). */
+#define HTTP_READ_HIGH (2 * HTTP_MAX_HEADERS)
 /* Descriptors this process may hold: its pages are closed once mapped, so
- * this bounds connections open at once (each lives at most HTTP_TIMEOUT_S). */
+ * this bounds connections open at once. */
 #define METRICS_MAX_FDS 256
 #define ACCEPT_PAUSE_MS 1000
 
@@ -70,6 +76,10 @@ static bool wants_openmetrics(struct evhttp_request *req)
 static void reply(struct evhttp_request *req, int code, const char *type, struct evbuffer *body)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+	/* HEAD: the headers only (libevent 2.1 sends the body it is given, and a
+	 * client then reads it as the start of the next reply) */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		evbuffer_drain(body, evbuffer_get_length(body));
 	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ? "Not Found" : "Service Unavailable", body);
 }
 
@@ -123,6 +133,16 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 	evconnlistener_enable(m->listener);
 }
 
+/* Each connection's bufferevent, made here to bound what it reads ahead. */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
+{
+	(void)arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		bufferevent_setwatermark(bev, EV_READ, 0, HTTP_READ_HIGH);
+	return bev;
+}
+
 static int listen_http(struct metrics *m)
 {
 	fcntl(QS_CHILD_LISTEN_FD, F_SETFL, fcntl(QS_CHILD_LISTEN_FD, F_GETFL) | O_NONBLOCK);
@@ -158,6 +178,7 @@ static int serve(struct metrics *m, const struct qs_config *cfg)
 	evhttp_set_max_body_size(m->http, 0);
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(m->http, on_request, m);
+	evhttp_set_bevcb(m->http, new_bev, NULL);
 	if (listen_http(m) < 0)
 		return 1;
 	qs_runtime_ready(&m->rt);

@@ -32,7 +32,9 @@ Cases:
                reloads that add a tenant in front and reorder them (the second one's acceptors
                write the pages the first acceptors did: a series keyed by position would move);
                exact again after more events; promtool passes; the supervisor logs
-               each tenant's totals over both acceptors."""
+               each tenant's totals over both acceptors.
+  pipelined    a client pipelines GET /metrics and reads no reply: the process stops reading (its
+               memory stays small, the client's sends block); HEAD /healthz has no body."""
 import hashlib
 import os
 import signal
@@ -336,6 +338,54 @@ def case_flood():
         len(conns), busy * 100)
 
 
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1]) // 1024
+
+
+def case_pipelined():
+    """A client that pipelines requests and reads no replies: the process stops reading once one
+    request waits (libevent read on while it wrote a reply, and held all that came: ~900 MB in 9 s),
+    so the client's sends block and the process stays small; HEAD gets headers without a body."""
+    q.need_binaries()
+    recv = q.Receiver().start()
+    server, port = metrics_server(recv, "metrics-pipelined")
+    pid = server.pids("metrics")[0]
+    before = rss_mb(pid)
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(("127.0.0.1", port))
+    c.setblocking(False)
+    req = b"GET /metrics HTTP/1.1\r\nHost: q\r\n\r\n" * 1024
+    sent, limit, deadline = 0, 512 << 20, time.monotonic() + q.tmo(4)
+    while sent < limit and time.monotonic() < deadline:
+        try:
+            sent += c.send(req)
+        except BlockingIOError:
+            time.sleep(0.01)
+    grown = rss_mb(pid) - before
+    log("pipelined without reading: %.1f MB taken by the server, its process +%d MB" % (sent / 1e6, grown))
+    check(grown < 32, "the metrics process grew by %d MB holding %.1f MB of requests" % (grown, sent / 1e6))
+    check(sent < 64 << 20, "the server took %.1f MB of requests it could not answer" % (sent / 1e6))
+    c.close()
+    h = socket.create_connection(("127.0.0.1", port), timeout=q.tmo(5))
+    h.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: q\r\nConnection: close\r\n\r\n")
+    got = b""
+    while True:
+        chunk = h.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    h.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200") and body == b"", "HEAD /healthz: %r" % got[:300])
+    st, body = q.wait_http(port, "/healthz", 200, q.tmo(10))
+    check(st == 200 and body == "ok\n", "GET /healthz after: %r %r" % (st, body))
+    check(server.pids("metrics") == [pid], "the metrics process was restarted")
+    server.stop()
+    return "pipelined without reading: %.1f MB taken, +%d MB; HEAD without a body" % (sent / 1e6, grown)
+
+
 def tenants_text(names):
     """A tenants file naming these tenants in this order, each with the token "<name>-token"."""
     return "".join("[tenant %s]\ntoken-sha256 = %s\n\n" % (t, hashlib.sha256((t + "-token").encode()).hexdigest())
@@ -457,7 +507,7 @@ def case_tenants():
 
 CASES = [("prometheus", case_prometheus), ("promtool", case_promtool), ("kill_parser", case_kill_parser),
          ("kill_shipper", case_kill_shipper), ("reload", case_reload), ("sandbox", case_sandbox), ("flood", case_flood),
-         ("readyz_spool", case_readyz_spool), ("tenants", case_tenants)]
+         ("readyz_spool", case_readyz_spool), ("tenants", case_tenants), ("pipelined", case_pipelined)]
 
 
 def run():
