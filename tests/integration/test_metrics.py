@@ -33,7 +33,7 @@ Cases:
                write the pages the first acceptors did: a series keyed by position would move);
                exact again after more events; promtool passes; the supervisor logs
                each tenant's totals over both acceptors.
-  pipelined    a client pipelines GET /metrics and reads no reply: the process stops reading (its
+  pipelined    nice 10; a client pipelines GET /metrics and reads no reply: the process stops reading (its
                memory stays small, the client's sends block); HEAD /healthz has no body."""
 import hashlib
 import os
@@ -344,13 +344,17 @@ def rss_mb(pid):
 
 
 def case_pipelined():
-    """A client that pipelines requests and reads no replies: the process stops reading once one
+    """The process runs at nice 10 (a client asking back to back competes below the data path). A
+    client that pipelines requests and reads no replies: the process stops reading once one
     request waits (libevent read on while it wrote a reply, and held all that came: ~900 MB in 9 s),
     so the client's sends block and the process stays small; HEAD gets headers without a body."""
     q.need_binaries()
     recv = q.Receiver().start()
     server, port = metrics_server(recv, "metrics-pipelined")
     pid = server.pids("metrics")[0]
+    with open("/proc/%d/stat" % pid) as f:
+        nice = int(f.read().rsplit(")", 1)[1].split()[16])
+    check(nice == 10, "the metrics process runs at nice %d, not 10 (below the data path)" % nice)
     before = rss_mb(pid)
     c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
