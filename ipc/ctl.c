@@ -20,14 +20,23 @@ const char *qs_ctl_name(uint32_t type)
 }
 
 /* Whatever the sender wrote, every text field ends in a NUL. */
-static void terminate_text(union qs_ctl_any *m)
+/* A message's text ends inside it and holds no control character: the
+ * supervisor puts a STATUS text into its sd_notify STATUS= line, where a
+ * newline from a compromised child started an assignment of its own
+ * (WATCHDOG_USEC=, MAINPID=, STOPPING=1), and into log lines. */
+static void clean_text(union qs_ctl_any *m)
 {
+	char *t = NULL;
 	switch (m->h.type) {
-	case QS_CTL_STATUS: m->status.text[QS_CTL_TEXT - 1] = 0; break;
-	case QS_CTL_RESOLVE: m->resolve.text[QS_CTL_TEXT - 1] = 0; break;
-	case QS_CTL_RESOLVED: m->resolved.text[QS_CTL_TEXT - 1] = 0; break;
-	default: break;
+	case QS_CTL_STATUS: t = m->status.text; break;
+	case QS_CTL_RESOLVE: t = m->resolve.text; break;
+	case QS_CTL_RESOLVED: t = m->resolved.text; break;
+	default: return;
 	}
+	t[QS_CTL_TEXT - 1] = 0;
+	for (; *t; t++)
+		if ((unsigned char)*t < 0x20 || *t == 0x7f)
+			*t = '?';
 }
 
 static const struct qs_ctl_rule *find(const struct qs_ctl_rule *rules, size_t n, uint32_t type)
@@ -60,9 +69,9 @@ int qs_ctl_dispatch(const struct qs_ctl_rule *rules, size_t n, const struct qs_c
 	const struct qs_ctl_rule *r = len >= sizeof(msg->h) ? find(rules, n, msg->h.type) : NULL;
 	if ((*why = check(r, from, msg, len)))
 		return -1;
-	terminate_text(msg);
+	clean_text(msg);
 	if (r->fn(ctx, msg) != 0) {
-		*why = "a type this receiver has no handler for";
+		*why = "one its receiver refuses";
 		return -1;
 	}
 	return 0;

@@ -144,15 +144,38 @@ struct qs_tenants *qs_runtime_take_tenants(struct qs_runtime *rt, const void *ms
 }
 
 #ifdef QS_TEST_HOOKS
+/* The hook's kind if QS_TEST_CTL_FORBIDDEN (ROLE or ROLE:KIND) names this
+ * process (the first of slot 0 of ROLE), else NULL; "" for ROLE alone. */
+static const char *test_hook_kind(const struct qs_runtime *rt)
+{
+	const char *v = getenv("QS_TEST_CTL_FORBIDDEN");
+	const struct qs_config *cfg = rt->cfg;
+	const char *name = qs_role_name(cfg->role);
+	size_t n = strlen(name);
+	if (!v || strncmp(v, name, n) || (v[n] && v[n] != ':') || cfg->slot != 0 || cfg->generation != 1)
+		return NULL;
+	return v[n] ? v + n + 1 : "";
+}
+
 /* test_ctl_forbidden: the first process of slot 0 of the role named by
  * QS_TEST_CTL_FORBIDDEN sends what only the shipper may (or, as the shipper,
- * what no child may): the supervisor must take it for compromised. */
+ * what no child may): the supervisor must take it for compromised. With
+ * ROLE:ready it says READY again and again (a flood that held the
+ * supervisor before a second READY was refused). */
 static void test_send_forbidden(struct qs_runtime *rt)
 {
-	const char *role = getenv("QS_TEST_CTL_FORBIDDEN");
+	const char *kind = test_hook_kind(rt);
 	const struct qs_config *cfg = rt->cfg;
-	if (!role || strcmp(role, qs_role_name(cfg->role)) || cfg->slot != 0 || cfg->generation != 1)
+	if (!kind || !strcmp(kind, "status"))
 		return;
+	if (!strcmp(kind, "ready")) {
+		struct qs_ctl_hdr r;
+		qs_ctl_init(&r, sizeof(r), QS_CTL_READY, cfg);
+		qs_warn("test hook: saying READY again, 100000 times at most");
+		for (int i = 0; i < 100000 && qs_ctl_send(rt->ctl_fd, &r, sizeof(r)) == 0; i++)
+			;
+		return;
+	}
 	struct qs_ctl_resolve m;
 	qs_ctl_init(&m, sizeof(m), cfg->role == QS_ROLE_SHIPPER ? QS_CTL_SHUTDOWN : QS_CTL_RESOLVE, cfg);
 	snprintf(m.text, sizeof(m.text), "%s", "forbidden.example:5044");
@@ -179,6 +202,12 @@ void qs_runtime_report(struct qs_runtime *rt, const struct qs_ctl_status *st, co
 	m.st = *st;
 	if (text)
 		snprintf(m.text, sizeof(m.text), "%s", text);
+#ifdef QS_TEST_HOOKS
+	/* ROLE:status: a text that would start sd_notify assignments of its own */
+	const char *kind = test_hook_kind(rt);
+	if (kind && !strcmp(kind, "status"))
+		snprintf(m.text, sizeof(m.text), "%s\nWATCHDOG_USEC=1\nSTATUS=injected", text ? text : "");
+#endif
 	(void)qs_ctl_send(rt->ctl_fd, &m, sizeof(m));
 }
 

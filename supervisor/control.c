@@ -7,13 +7,23 @@
 #include "supervisor/status.h"
 #include "supervisor/supervisor.h"
 
+#define QS_CTL_READ_BUDGET 64
+
 #define ANY_CHILD                                                                                          \
 	(QS_CTL_FROM(QS_ROLE_KEYHOLDER) | QS_CTL_FROM(QS_ROLE_SHIPPER) | QS_CTL_FROM(QS_ROLE_PARSER) |    \
 	 QS_CTL_FROM(QS_ROLE_ACCEPTOR) | QS_CTL_FROM(QS_ROLE_METRICS))
 
+/* A process says READY once: again is no state it can be in (a flood of
+ * them, each an sd_notify and messages to the other children, held the
+ * supervisor for seconds). */
 static int ready(void *c, const void *m)
 {
 	(void)m;
+	struct qs_proc *p = c;
+	if (p->ready) {
+		qs_warn("%s %u said READY twice", qs_role_name(p->role), p->slot);
+		return -1;
+	}
 	qs_supervisor_child_ready(c);
 	return 0;
 }
@@ -46,7 +56,10 @@ void qs_control_read(struct qs_procs *p, struct qs_proc *c)
 	union qs_ctl_any m;
 	ssize_t n;
 	const char *why;
-	while ((n = qs_ctl_recv(c->ctl, &m)) > 0) {
+	/* A bounded number per wake-up: the event stays readable, and the loop's
+	 * other events (SIGCHLD, the other children) come between. A child that
+	 * kept its socket full held the supervisor here for good. */
+	for (unsigned k = 0; k < QS_CTL_READ_BUDGET && (n = qs_ctl_recv(c->ctl, &m)) > 0; k++) {
 		int rc = qs_ctl_dispatch(qs_sup_accepts, qs_sup_accepts_n, &from, &m, (size_t)n, c, &why);
 		qs_ctl_release(&m, (size_t)n); /* a child passes the supervisor no descriptor */
 		if (rc == 0)
