@@ -18,6 +18,10 @@
 #include "roles/confine.h"
 
 #define MAX_CLIENTS (QS_MAX_ACCEPTORS * 2)
+/* Connections one process may hold: an acceptor keeps one (and makes a new one
+ * when its keyholder is replaced). Without a cap one process could take every
+ * place, and the acceptors started after it could not sign. */
+#define MAX_PER_PEER 4
 
 static int load_key(const char *path, gnutls_privkey_t *key)
 {
@@ -85,6 +89,7 @@ struct keyholder {
 	const struct qs_keysign_key *key;
 	struct event *listen_ev;
 	struct event *client_ev[MAX_CLIENTS];
+	pid_t client_pid[MAX_CLIENTS];
 	unsigned n;
 };
 
@@ -93,7 +98,10 @@ static void drop_client(struct keyholder *k, unsigned i)
 	close(event_get_fd(k->client_ev[i]));
 	event_free(k->client_ev[i]);
 	k->client_ev[i] = k->client_ev[--k->n];
+	k->client_pid[i] = k->client_pid[k->n];
 	k->client_ev[k->n] = NULL;
+	if (k->n == MAX_CLIENTS - 1)
+		event_add(k->listen_ev, NULL); /* a place again */
 }
 
 /* One request, one answer; a bad request or a failed send ends the connection. */
@@ -112,15 +120,28 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
 			return drop_client(k, i);
 }
 
+static unsigned peer_count(const struct keyholder *k, pid_t pid)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < k->n; i++)
+		n += k->client_pid[i] == pid;
+	return n;
+}
+
 static void on_connect(evutil_socket_t lfd, short what, void *arg)
 {
 	(void)what;
 	struct keyholder *k = arg;
-	if (k->n >= MAX_CLIENTS)
-		return; /* the connection waits in the backlog until one leaves */
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || peer_count(k, cred.pid) >= MAX_PER_PEER) {
+		qs_warn("refused a connection from pid %d: it holds %d already", (int)cred.pid, MAX_PER_PEER);
+		close(c);
+		return;
+	}
 	struct event *ev = event_new(k->rt.base, c, EV_READ | EV_PERSIST, on_request, k);
 	if (!ev || event_add(ev, NULL) != 0) {
 		if (ev)
@@ -128,7 +149,12 @@ static void on_connect(evutil_socket_t lfd, short what, void *arg)
 		close(c);
 		return;
 	}
+	k->client_pid[k->n] = cred.pid;
 	k->client_ev[k->n++] = ev;
+	/* Full: the next connections wait in the backlog until one leaves. The
+	 * listener is not watched meanwhile (level-triggered, it spun the CPU). */
+	if (k->n == MAX_CLIENTS)
+		event_del(k->listen_ev);
 }
 
 static void on_stop(void *arg, bool urgent, const char *why)
