@@ -291,6 +291,8 @@ struct acc {
 	struct acc_slot {
 		bool paused, end_due;
 		uint32_t bye_gen;
+		uint32_t hello_gen; /* the newest generation that said HELLO, if hello */
+		bool hello;
 	} slot[QS_MAX_PARSERS];
 	struct qs_chan_in *answers;
 

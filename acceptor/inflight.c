@@ -398,22 +398,36 @@ static int push_ready(void *sock, void *arg)
 	return 0;
 }
 
-/* A parser's word about itself (ipc/msg.h): BYE pauses its slot until a
- * later process of it says HELLO. */
+/* A parser's word about itself (ipc/msg.h): BYE pauses its slot until
+ * another process of it says HELLO (every parser does at once and every
+ * second; one that said BYE no more). The answers socket is reachable by
+ * every child, so the words are not all believed: a BYE of a generation later
+ * than any that said HELLO is ignored, and any HELLO not older than the last
+ * one, from another generation than the BYE's, ends the pause. Before, a
+ * HELLO had to be later than the BYE, and a forged BYE of generation
+ * 0xffffffff paused the slot for good, across parser restarts. */
 static void on_parser_word(struct acc *a, uint32_t slot, const struct qs_answer_rec *r)
 {
 	if (slot >= a->npush)
 		return;
 	struct acc_slot *s = &a->slot[slot];
 	uint32_t gen = (uint32_t)r->ticket;
+	if (r->code == QS_ANSWER_PARSER_BYE && s->hello && gen > s->hello_gen) {
+		qs_warn("parser %u: a BYE of generation %u, which never said HELLO: ignored", slot, gen);
+		return;
+	}
 	if (r->code == QS_ANSWER_PARSER_BYE && (!s->paused || gen > s->bye_gen)) {
 		qs_debug("parser %u (generation %u) stops: no more frames to it", slot, gen);
 		s->paused = s->end_due = true;
 		s->bye_gen = gen;
 		acc_frames_send(a);
-	} else if (r->code == QS_ANSWER_PARSER_HELLO && s->paused && gen > s->bye_gen) {
-		s->paused = false;
-		acc_frames_send(a);
+	} else if (r->code == QS_ANSWER_PARSER_HELLO && (!s->hello || gen >= s->hello_gen)) {
+		s->hello_gen = gen;
+		s->hello = true;
+		if (s->paused && gen != s->bye_gen) {
+			s->paused = false;
+			acc_frames_send(a);
+		}
 	}
 }
 

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""What a compromised child can do through the sockets every child can reach (they all run as the
+same user, so a file mode tells none apart); this test stands in for it from outside.
+
+Cases:
+  keyholder  one process cannot take the keyholder's places. The keyholder serves at most 128
+             connections; one process held them all (it opened 300: 128 served, the rest in the
+             backlog), after which the listening socket stayed readable and the keyholder spun at
+             a full CPU, and an acceptor restarted meanwhile could not sign and crash-looped. Now a
+             process may hold 4 connections (SO_PEERCRED), the others are closed at once and
+             logged, the keyholder stays idle, and a restarted acceptor serves.
+  forged_bye a BYE for every parser slot, of generation 0xffffffff, sent on the acceptor's answers
+             socket: it paused every slot for good (a HELLO had to be of a later generation), and
+             no event was answered, even after the parsers restarted. Now it is ignored once the
+             slot's parser said HELLO (no parser of that generation did), and before that the next
+             HELLO ends the pause: events flow."""
+import glob
+import os
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qslib as q
+from qslib import check, log
+
+HOGS = 300
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_many(path, n):
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(q.tmo(2))
+        try:
+            s.connect(path)
+        except OSError:
+            s.close()
+            break
+        socks.append(s)
+    return socks
+
+
+def closed(s):
+    s.setblocking(False)
+    try:
+        return s.recv(16) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def case_keyholder():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    rundir = q.mkdtemp("keyholder-run")
+    server = q.Server(recv, extra=["--runtime-dir", rundir], name="keyholder-peers").start()
+    kh = server.pids("keyholder")[0]
+    socks = open_many(os.path.join(rundir, "keyholder.sock"), HOGS)
+    log("one process opened %d connections to the keyholder" % len(socks))
+    deadline = time.monotonic() + q.tmo(10)
+    while time.monotonic() < deadline and sum(closed(s) for s in socks) < len(socks) - 4:
+        time.sleep(0.1)
+    shut = sum(closed(s) for s in socks)
+    check(len(socks) - shut == 4, "%d of %d connections kept for one process (4 allowed)" % (len(socks) - shut, len(socks)))
+    check("refused a connection from pid %d" % os.getpid() in server.log(), "the refusals were not logged")
+    cpu0, t0 = cpu_seconds(kh), time.monotonic()
+    time.sleep(2)
+    busy = (cpu_seconds(kh) - cpu0) / (time.monotonic() - t0)
+    check(busy < 0.2, "the keyholder used %.0f%% of a CPU with its places taken" % (busy * 100))
+    old = server.kill_child("acceptor")
+    server.wait_respawn("acceptor", old, 1)
+    q.send_acked(server, q.gen_events(500), "500 events through a restarted acceptor (a new handshake, signed)")
+    for s in socks:
+        s.close()
+    server.stop()
+    return "one process: 4 of %d connections kept, the keyholder at %.0f%% CPU, a restarted acceptor signs" % (
+        len(socks), busy * 100)
+
+
+MAGIC, ANSWERS, VERSION, BYE = 0x51534D31, 3, 1, 0xFFFF
+
+
+def forged_bye(sender):
+    """One ANSWERS message (ipc/msg.h) as parser slot `sender`: a BYE of generation 0xffffffff,
+    framed for a channel (ipc/chan.h: a 4-byte length in host order)."""
+    body = struct.pack("=IHHII", MAGIC, ANSWERS, VERSION, 1, sender) + struct.pack("=QHHI", 0xFFFFFFFF, BYE, 0, 0)
+    return struct.pack("=I", len(body)) + body
+
+
+def case_forged_bye():
+    q.need_binaries()
+    recv = q.Receiver().start()
+    rundir = q.mkdtemp("forged-run")
+    server = q.Server(recv, extra=["--runtime-dir", rundir, "--parsers", "2"], name="forged-bye").start()
+    q.send_acked(server, q.gen_events(100), "100 events first (every parser said HELLO)")
+    paths, socks = glob.glob(os.path.join(rundir, "acceptor-*.answers")), []
+    check(paths, "no answers socket in %s: %r" % (rundir, os.listdir(rundir)))
+    for path in paths:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(b"".join(forged_bye(slot) for slot in range(2)))
+        socks.append(s)
+    # A parser's HELLO may not have reached this acceptor yet (it says it every second): then the
+    # forged BYE pauses the slot until that HELLO, which now ends the pause; later, it is ignored.
+    rc, _, err = q.send(server, q.gen_events(500, 100), timeout=q.tmo(60), client_timeout=int(q.tmo(15)))
+    check(rc == 0 and q.summary(err) == (500, 500, 0),
+          "events after a forged BYE for every parser: exit %r, %r %s" % (rc, q.summary(err), err[-300:]))
+    missing = recv.wait_numbers(range(600), q.tmo(30), quiet=0.2)
+    check(not missing, "%d events missing" % len(missing))
+    for s in socks:
+        s.close()
+    server.stop()
+    ignored = server.log().count("never said HELLO: ignored")
+    return "a forged BYE for every parser slot on %d answers socket(s) (%d ignored at once): 500 events answered" % (
+        len(paths), ignored)
+
+
+CASES = [("keyholder", case_keyholder), ("forged_bye", case_forged_bye)]
+
+
+def run():
+    return "; ".join(fn() for _, fn in CASES)
+
+
+if __name__ == "__main__":
+    q.main(run, cases=CASES)
