@@ -476,6 +476,11 @@ const struct qs_tenant *qs_tenants_by_cert(const struct qs_tenants *ts, const ch
 	return NULL;
 }
 
+bool qs_tenants_knows(const void *tables, uint64_t id)
+{
+	return qs_tenants_by_id(*(struct qs_tenants *const *)tables, id) != NULL;
+}
+
 const struct qs_tenant *qs_tenants_by_id(const struct qs_tenants *ts, uint64_t id)
 {
 	if (!ts || !ts->by_id) {

@@ -87,6 +87,9 @@ const struct qs_tenant *qs_tenants_by_token(const struct qs_tenants *ts, const v
 const struct qs_tenant *qs_tenants_by_cert(const struct qs_tenants *ts, const char *dn, const char *const *sans,
 					   size_t nsans, uint64_t *cred);
 const struct qs_tenant *qs_tenants_by_id(const struct qs_tenants *ts, uint64_t id);
+/* Whether *(struct qs_tenants **)tables has a tenant of that id (a callback's
+ * shape: the table behind the pointer may be replaced by a reload). */
+bool qs_tenants_knows(const void *tables, uint64_t id);
 
 /* --hash-token: reads one token line on stdin, prints its token-sha256 line. */
 void qs_hash_token_main(void);

@@ -132,11 +132,16 @@ bool qs_fair_room(const struct qs_fair *f)
 	return qs_fair_empty(f) || (f->bytes < QS_FAIR_LOOKAHEAD && f->shared);
 }
 
+static uint64_t flow_id(const struct qs_fair *f, uint64_t tenant)
+{
+	return !tenant || !f->kind.known || f->kind.known(f->kind.known_arg, tenant) ? tenant : 0;
+}
+
 static uint64_t tenant_of(const struct qs_fair *f, const void *rec)
 {
 	uint64_t t;
 	memcpy(&t, (const uint8_t *)rec + f->kind.tenant_off, sizeof(t));
-	return t;
+	return flow_id(f, t);
 }
 
 static void epoch_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
@@ -165,7 +170,7 @@ bool qs_fair_count(struct qs_fair *f, uint64_t tenant, size_t bytes)
 {
 	if (f->off)
 		return false;
-	epoch_count(f, tenant, bytes);
+	epoch_count(f, flow_id(f, tenant), bytes);
 	if (!f->ep.newcomer || f->shared)
 		return false;
 	/* the rest of this message is to be served by round robin already */

@@ -559,8 +559,8 @@ int parser_main(const struct qs_config *cfg)
 #endif
 	const char *ep_dir = cfg->runtime_dir;
 	/* --auth none: no tenants, nothing to share (every frame's tenant is 0) */
-	static const struct qs_fair_kind frames = {sizeof(struct qs_frame_rec), qs_frame_rec_payload,
-						   offsetof(struct qs_frame_rec, tenant)};
+	const struct qs_fair_kind frames = {sizeof(struct qs_frame_rec), qs_frame_rec_payload,
+					    offsetof(struct qs_frame_rec, tenant), qs_tenants_knows, &cfg->tenants};
 	p.fair = qs_fair_new(cfg->auth == QS_AUTH_NONE, &frames);
 	if (!p.fair || qs_runtime_init(&p.rt, cfg, on_stop, &p) || qs_confine_enter(cfg, &ep_dir) ||
 	    connect_all(&p, ep_dir) || qs_confine_seccomp()) {

@@ -26,6 +26,7 @@
 #include "common/hoptrace.h"
 #include "common/log.h"
 #include "common/metrics_page.h"
+#include "common/tenants.h"
 #include "ipc/answers.h"
 #include "ipc/chan.h"
 #include "ipc/runtime.h"
@@ -681,8 +682,8 @@ int shipper_main(const struct qs_config *cfg)
 		spool_fd = -1;
 	}
 	const char *ep_dir = cfg->runtime_dir;
-	static const struct qs_fair_kind events = {sizeof(struct qs_event_rec), qs_event_rec_payload,
-						   offsetof(struct qs_event_rec, tenant)};
+	const struct qs_fair_kind events = {sizeof(struct qs_event_rec), qs_event_rec_payload,
+					    offsetof(struct qs_event_rec, tenant), qs_tenants_knows, &cfg->tenants};
 	sh.fair = qs_fair_new(cfg->auth == QS_AUTH_NONE, &events); /* --auth none: no tenants to share between */
 	if (!sh.fair || out_rc || spool_fd < 0 || qs_confine_enter(cfg, &ep_dir) || open_spool(&sh, spool_fd) ||
 	    open_sockets(&sh, ep_dir)) {

@@ -18,7 +18,7 @@
 #include "ipc/msg.h"
 
 static const struct qs_fair_kind frames = {sizeof(struct qs_frame_rec), qs_frame_rec_payload,
-					   offsetof(struct qs_frame_rec, tenant)};
+					   offsetof(struct qs_frame_rec, tenant), NULL, NULL};
 
 /* A FRAMES message: count frames, tenant of frame i from tenants[i % nt],
  * seq i + first, payload "frame <seq>" padded to size bytes. */
