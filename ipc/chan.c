@@ -47,9 +47,16 @@ static int fill_addr(struct sockaddr_un *sa, const char *path)
  * Not a bufferevent: libevent 2.1 reads at most 4 KiB per wake-up there.
  * Each sender has its own buffer; whole messages are handed over in place. */
 
+/* Connections one sending process may hold: a sender keeps one (two while it
+ * reconnects). A peer may hold a message up to max_msg unread, so one
+ * compromised child opening connections without end made the receiver hold
+ * gigabytes; every child runs as the same user, so only its pid tells. */
+#define PEERS_PER_PID 4
+
 struct peer {
 	struct peer *next, *prev;
 	struct qs_chan_in *in;
+	pid_t pid;
 	int fd;
 	struct event *ev;
 	uint8_t *buf;
@@ -177,6 +184,18 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	struct ucred cred = {0};
+	socklen_t clen = sizeof(cred);
+	unsigned same = 0;
+	int rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+	for (struct peer *q = in->peers; rc == 0 && q; q = q->next)
+		same += q->pid == cred.pid;
+	if (rc != 0 || same >= PEERS_PER_PID) {
+		qs_warn("%s: refused a sender (pid %d): it holds %u connections already", in->path, (int)cred.pid,
+			same);
+		close(fd);
+		return;
+	}
 	struct peer *p = calloc(1, sizeof(*p));
 	if (p)
 		p->ev = event_new(in->base, fd, EV_READ | EV_PERSIST, on_peer_readable, p);
@@ -187,6 +206,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		return;
 	}
 	p->fd = fd;
+	p->pid = cred.pid;
 	p->in = in;
 	p->next = in->peers;
 	if (in->peers)

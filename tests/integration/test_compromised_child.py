@@ -183,7 +183,34 @@ def case_tenant_ids():
     return "6 x 50,000 made-up tenant ids: shipper +%d MB, a real client acknowledged" % grown
 
 
-CASES = [("keyholder", case_keyholder), ("forged_bye", case_forged_bye), ("tenant_ids", case_tenant_ids)]
+def case_channel():
+    """One process may hold 4 connections to a channel's socket (the shipper's events here): each
+    may hold a message of up to 2 MiB unread, and their number had no bound."""
+    q.need_binaries()
+    recv = q.Receiver().start()
+    rundir = q.mkdtemp("channel-run")
+    server = q.Server(recv, extra=["--runtime-dir", rundir], name="channel-peers").start()
+    path = os.path.join(rundir, "shipper.events")
+    socks = []
+    for _ in range(50):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)
+        socks.append(c)
+    deadline = time.monotonic() + q.tmo(10)
+    while time.monotonic() < deadline and sum(closed(c) for c in socks) < len(socks) - 4:
+        time.sleep(0.1)
+    kept = len(socks) - sum(closed(c) for c in socks)
+    check(kept == 4, "%d of %d connections to the shipper's events socket kept for one process" % (kept, len(socks)))
+    check("refused a sender (pid %d)" % os.getpid() in server.log(), "the refusals were not logged")
+    q.send_acked(server, q.gen_events(300), "300 events beside them")
+    for c in socks:
+        c.close()
+    server.stop()
+    return "4 of 50 connections to the shipper's events socket kept for one process"
+
+
+CASES = [("keyholder", case_keyholder), ("forged_bye", case_forged_bye), ("tenant_ids", case_tenant_ids),
+         ("channel", case_channel)]
 
 
 def run():
