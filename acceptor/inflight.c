@@ -400,12 +400,13 @@ static int push_ready(void *sock, void *arg)
 
 /* A parser's word about itself (ipc/msg.h): BYE pauses its slot until
  * another process of it says HELLO (every parser does at once and every
- * second; one that said BYE no more). The answers socket is reachable by
- * every child, so the words are not all believed: a BYE of a generation later
- * than any that said HELLO is ignored, and any HELLO not older than the last
- * one, from another generation than the BYE's, ends the pause. Before, a
- * HELLO had to be later than the BYE, and a forged BYE of generation
- * 0xffffffff paused the slot for good, across parser restarts. */
+ * second; one that said BYE no more, and an older process's HELLO never
+ * comes after its own BYE). The answers socket is reachable by every child,
+ * so the words are not all believed: a BYE of a generation later than any
+ * that said HELLO is ignored, and a HELLO of any generation but the BYE's
+ * ends the pause. Before, a HELLO had to be later than the BYE, and a forged
+ * BYE of generation 0xffffffff (or a forged HELLO of it, then a BYE) paused
+ * the slot for good, across parser restarts. */
 static void on_parser_word(struct acc *a, uint32_t slot, const struct qs_answer_rec *r)
 {
 	if (slot >= a->npush)
@@ -421,8 +422,9 @@ static void on_parser_word(struct acc *a, uint32_t slot, const struct qs_answer_
 		s->paused = s->end_due = true;
 		s->bye_gen = gen;
 		acc_frames_send(a);
-	} else if (r->code == QS_ANSWER_PARSER_HELLO && (!s->hello || gen >= s->hello_gen)) {
-		s->hello_gen = gen;
+	} else if (r->code == QS_ANSWER_PARSER_HELLO) {
+		if (!s->hello || gen > s->hello_gen)
+			s->hello_gen = gen;
 		s->hello = true;
 		if (s->paused && gen != s->bye_gen) {
 			s->paused = false;
