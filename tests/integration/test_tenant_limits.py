@@ -101,8 +101,13 @@ def case_fair():
         check(got >= LIMIT // 4, "slow: only %d acknowledged before fast's run" % got)
         shared = best([bench(server, d, corpus, n_fast) for _ in range(per)])
         runs += 2 * per
-        check(a.running(), "slow finished before fast did: it was not held (rate %.0f/s)"
-              % (a.acked_count() / (time.monotonic() - t0)))
+        # slow must still be sending for fast's runs to have been beside it: on a host slow enough
+        # (beside CPU hogs) fast's runs outlasted slow's 6 s once. Such a round does not count,
+        # and the next one's flood is twice as long (its rate is still checked below).
+        beside = a.running()
+        if not beside:
+            log("round %d: slow (%d events) finished before fast's runs did (at %.0f/s): not counted"
+                % (rnd, n_slow, a.acked_count() / (time.monotonic() - t0)))
         rc = a.wait(q.tmo(120))
         took = time.monotonic() - t0
         err = open(a.err_path).read()
@@ -115,6 +120,9 @@ def case_fair():
         missing = recv.wait_numbers(range(start, start + n_slow), q.tmo(60), quiet=0)
         check(not missing, "slow: acknowledged events %s never arrived" % sorted(missing)[:10])
         start += n_slow
+        if not beside:
+            n_slow *= 2
+            continue
         rounds.append((alone, shared, rate))
         log("round %d: fast alone %.2f s p99 %.0f us; beside slow %.2f s p99 %.0f us; slow %.0f events/s"
             % (rnd, alone[0], alone[1], shared[0], shared[1], rate))
@@ -127,7 +135,8 @@ def case_fair():
             log("sanitizers: fast's timing logged, not judged")
             ok = True
             break
-    check(ok, "fast beside slow was more than 20%% slower than alone in every round: %r" % rounds)
+    check(ok, "fast beside slow was more than 20%% slower than alone in every round it was beside it (%d of "
+          "3; slow outlasted fast's runs in the others): %r" % (len(rounds), rounds))
     # every fast event delivered: 50,000 a run, numbered within the corpus
     want = n_fast * runs + start
     deadline = time.monotonic() + q.tmo(60)
