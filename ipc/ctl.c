@@ -19,8 +19,7 @@ const char *qs_ctl_name(uint32_t type)
 	return type >= QS_CTL_READY && type <= QS_CTL_LAST ? names[type] : "unknown";
 }
 
-/* Whatever the sender wrote, every text field ends in a NUL. */
-/* A message's text ends inside it and holds no control character: the
+/* Whatever the sender wrote, a message's text ends inside it and holds no control character: the
  * supervisor puts a STATUS text into its sd_notify STATUS= line, where a
  * newline from a compromised child started an assignment of its own
  * (WATCHDOG_USEC=, MAINPID=, STOPPING=1), and into log lines. */

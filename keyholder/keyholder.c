@@ -135,7 +135,7 @@ static void on_connect(evutil_socket_t lfd, short what, void *arg)
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
-	struct ucred cred;
+	struct ucred cred = {0};
 	socklen_t len = sizeof(cred);
 	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || peer_count(k, cred.pid) >= MAX_PER_PEER) {
 		qs_warn("refused a connection from pid %d: it holds %d already", (int)cred.pid, MAX_PER_PEER);
