@@ -291,8 +291,7 @@ struct acc {
 	struct acc_slot {
 		bool paused, end_due;
 		uint32_t bye_gen;
-		uint32_t hello_gen; /* the newest generation that said HELLO, if hello */
-		bool hello;
+		uint32_t hello_gen; /* the newest generation that said HELLO (0: none; generations start at 1) */
 	} slot[QS_MAX_PARSERS];
 	struct qs_chan_in *answers;
 

@@ -413,7 +413,7 @@ static void on_parser_word(struct acc *a, uint32_t slot, const struct qs_answer_
 		return;
 	struct acc_slot *s = &a->slot[slot];
 	uint32_t gen = (uint32_t)r->ticket;
-	if (r->code == QS_ANSWER_PARSER_BYE && s->hello && gen > s->hello_gen) {
+	if (r->code == QS_ANSWER_PARSER_BYE && s->hello_gen && gen > s->hello_gen) {
 		qs_warn("parser %u: a BYE of generation %u, which never said HELLO: ignored", slot, gen);
 		return;
 	}
@@ -423,9 +423,8 @@ static void on_parser_word(struct acc *a, uint32_t slot, const struct qs_answer_
 		s->bye_gen = gen;
 		acc_frames_send(a);
 	} else if (r->code == QS_ANSWER_PARSER_HELLO) {
-		if (!s->hello || gen > s->hello_gen)
+		if (gen > s->hello_gen)
 			s->hello_gen = gen;
-		s->hello = true;
 		if (s->paused && gen != s->bye_gen) {
 			s->paused = false;
 			acc_frames_send(a);

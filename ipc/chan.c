@@ -33,6 +33,13 @@ int qs_chan_path(char *out, size_t outlen, const char *dir, const char *fmt, uns
 	return 0;
 }
 
+int qs_peer_pid(int fd)
+{
+	struct ucred cred = {0};
+	socklen_t len = sizeof(cred);
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (int)cred.pid : -1;
+}
+
 static int fill_addr(struct sockaddr_un *sa, const char *path)
 {
 	memset(sa, 0, sizeof(*sa));
@@ -46,12 +53,6 @@ static int fill_addr(struct sockaddr_un *sa, const char *path)
 /* ---- receiving side ----
  * Not a bufferevent: libevent 2.1 reads at most 4 KiB per wake-up there.
  * Each sender has its own buffer; whole messages are handed over in place. */
-
-/* Connections one sending process may hold: a sender keeps one (two while it
- * reconnects). A peer may hold a message up to max_msg unread, so one
- * compromised child opening connections without end made the receiver hold
- * gigabytes; every child runs as the same user, so only its pid tells. */
-#define PEERS_PER_PID 4
 
 struct peer {
 	struct peer *next, *prev;
@@ -184,15 +185,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	struct ucred cred = {0};
-	socklen_t clen = sizeof(cred);
+	/* Each peer may hold a message up to max_msg unread. */
+	pid_t pid = qs_peer_pid(fd);
 	unsigned same = 0;
-	int rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
-	for (struct peer *q = in->peers; rc == 0 && q; q = q->next)
-		same += q->pid == cred.pid;
-	if (rc != 0 || same >= PEERS_PER_PID) {
-		qs_warn("%s: refused a sender (pid %d): it holds %u connections already", in->path, (int)cred.pid,
-			same);
+	for (struct peer *q = in->peers; pid >= 0 && q; q = q->next)
+		same += q->pid == pid;
+	if (pid < 0 || same >= QS_PEER_CONNS_MAX) {
+		qs_warn("%s: refused a sender (pid %d): it holds %u connections already", in->path, (int)pid, same);
 		close(fd);
 		return;
 	}
@@ -206,7 +205,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		return;
 	}
 	p->fd = fd;
-	p->pid = cred.pid;
+	p->pid = pid;
 	p->in = in;
 	p->next = in->peers;
 	if (in->peers)

@@ -26,6 +26,14 @@ struct qs_chan_out;
  * in a sockaddr_un. dir may be "" (chrooted: the endpoints are at the root). */
 int qs_chan_path(char *out, size_t outlen, const char *dir, const char *fmt, unsigned slot);
 
+/* Connections one process may hold to a receiving socket (a channel's, the
+ * keyholder's): a sender keeps one (two while it reconnects). Every child
+ * runs as the same user, so only its pid tells one from another; without a
+ * cap one compromised child could take every place or hold gigabytes. */
+#define QS_PEER_CONNS_MAX 4
+/* The pid at the other end of an accepted AF_UNIX socket, or -1. */
+int qs_peer_pid(int fd);
+
 /* ---- receiving side: one listening socket, any number of senders ---- */
 
 typedef void (*qs_chan_msg_fn)(void *arg, const void *msg, size_t len);

@@ -13,15 +13,12 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/tlsfiles.h"
+#include "ipc/chan.h"
 #include "ipc/keysign.h"
 #include "ipc/runtime.h"
 #include "roles/confine.h"
 
 #define MAX_CLIENTS (QS_MAX_ACCEPTORS * 2)
-/* Connections one process may hold: an acceptor keeps one (and makes a new one
- * when its keyholder is replaced). Without a cap one process could take every
- * place, and the acceptors started after it could not sign. */
-#define MAX_PER_PEER 4
 
 static int load_key(const char *path, gnutls_privkey_t *key)
 {
@@ -135,10 +132,11 @@ static void on_connect(evutil_socket_t lfd, short what, void *arg)
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
-	struct ucred cred = {0};
-	socklen_t len = sizeof(cred);
-	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || peer_count(k, cred.pid) >= MAX_PER_PEER) {
-		qs_warn("refused a connection from pid %d: it holds %d already", (int)cred.pid, MAX_PER_PEER);
+	/* QS_PEER_CONNS_MAX a process: else one could take every place, and the
+	 * acceptors started after it could not sign */
+	pid_t pid = qs_peer_pid(c);
+	if (pid < 0 || peer_count(k, pid) >= QS_PEER_CONNS_MAX) {
+		qs_warn("refused a connection from pid %d: it holds %d already", (int)pid, QS_PEER_CONNS_MAX);
 		close(c);
 		return;
 	}
@@ -149,7 +147,7 @@ static void on_connect(evutil_socket_t lfd, short what, void *arg)
 		close(c);
 		return;
 	}
-	k->client_pid[k->n] = cred.pid;
+	k->client_pid[k->n] = pid;
 	k->client_ev[k->n++] = ev;
 	/* Full: the next connections wait in the backlog until one leaves. The
 	 * listener is not watched meanwhile (level-triggered, it spun the CPU). */
