@@ -8,13 +8,18 @@
 
 #include "common/config.h"
 
+_Static_assert(sizeof(struct qs_ctl_resolved) < sizeof(struct qs_ctl_signers) &&
+		       sizeof(struct qs_ctl_status_msg) < sizeof(struct qs_ctl_signers),
+	       "qs_ctl_any.bytes: one byte more than the largest message");
+_Static_assert(QS_SIGNERS_MAX == 2 * QS_MAX_ACCEPTORS, "a pid for each acceptor of two generations");
+
 const char *qs_ctl_name(uint32_t type)
 {
 	static const char *const names[] = {
 		[QS_CTL_READY] = "READY",       [QS_CTL_STATUS] = "STATUS",     [QS_CTL_PEER_RESTART] = "PEER_RESTART",
 		[QS_CTL_DRAIN] = "DRAIN",       [QS_CTL_SHUTDOWN] = "SHUTDOWN", [QS_CTL_RESOLVE] = "RESOLVE",
 		[QS_CTL_RESOLVED] = "RESOLVED", [QS_CTL_TENANTS] = "TENANTS",
-		[QS_CTL_ACCEPTOR] = "ACCEPTOR",
+		[QS_CTL_ACCEPTOR] = "ACCEPTOR", [QS_CTL_SIGNERS] = "SIGNERS",
 	};
 	return type >= QS_CTL_READY && type <= QS_CTL_LAST ? names[type] : "unknown";
 }

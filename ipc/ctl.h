@@ -27,8 +27,9 @@ enum qs_ctl_type {
 				* whose tenants apply in place (docs/ARCHITECTURE.md, "Tenants reloaded in place") */
 	QS_CTL_ACCEPTOR,       /* sup -> parsers, shipper: an acceptor channel is served now, or no more
 				* (struct qs_ctl_acceptor; docs/ARCHITECTURE.md, "Idle") */
+	QS_CTL_SIGNERS,        /* sup -> keyholder: the processes it may sign for (struct qs_ctl_signers) */
 };
-#define QS_CTL_LAST QS_CTL_ACCEPTOR
+#define QS_CTL_LAST QS_CTL_SIGNERS
 
 /* A role's bit in a rule's senders (enum qs_role, common/config.h). */
 #define QS_CTL_FROM(role) (1u << (role))
@@ -104,6 +105,21 @@ struct qs_ctl_fd {
 	uint32_t pad;
 };
 
+/* QS_CTL_SIGNERS: the acceptors' pids, the only processes the keyholder
+ * serves (the peer's pid from SO_PEERCRED; every child runs as the same user,
+ * so the socket's file mode tells them apart from no other child). all 1: the
+ * whole list (the current and a reload's old acceptors), sent by the
+ * supervisor whenever an acceptor or a keyholder starts or an acceptor ends;
+ * all 0: one more, sent by a forked acceptor itself before its exec, so that
+ * it is there before that acceptor can connect. docs/ARCHITECTURE.md, "What a
+ * compromised child can still reach". */
+#define QS_SIGNERS_MAX 128 /* 2 * QS_MAX_ACCEPTORS: a reload's overlap */
+struct qs_ctl_signers {
+	struct qs_ctl_hdr h;
+	uint32_t all, n;
+	int32_t pid[QS_SIGNERS_MAX];
+};
+
 /* Room for any message (and one byte more: a longer one is seen as too long). */
 union qs_ctl_any {
 	struct qs_ctl_hdr h;
@@ -113,7 +129,8 @@ union qs_ctl_any {
 	struct qs_ctl_resolve resolve;
 	struct qs_ctl_resolved resolved;
 	struct qs_ctl_fd fdmsg;
-	char bytes[sizeof(struct qs_ctl_resolved) + 1];
+	struct qs_ctl_signers signers; /* the largest (ipc/ctl.c) */
+	char bytes[sizeof(struct qs_ctl_signers) + 1];
 };
 
 /* One row of a receiver's table. The handler gets the receiver's context and

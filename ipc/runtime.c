@@ -46,6 +46,7 @@ const struct qs_ctl_rule qs_child_accepts[] = {
 	QS_CTL_RULE(QS_CTL_RESOLVED, struct qs_ctl_resolved, SUP, to_role),
 	QS_CTL_RULE(QS_CTL_TENANTS, struct qs_ctl_fd, SUP, to_role),
 	QS_CTL_RULE(QS_CTL_ACCEPTOR, struct qs_ctl_acceptor, SUP, to_role),
+	QS_CTL_RULE(QS_CTL_SIGNERS, struct qs_ctl_signers, SUP, to_role),
 };
 const size_t qs_child_accepts_n = sizeof(qs_child_accepts) / sizeof(qs_child_accepts[0]);
 
@@ -69,6 +70,12 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 		event_del(rt->ctl_ev);
 		stop_once(rt, true, "supervisor gone");
 	}
+}
+
+void qs_runtime_poll_ctl(struct qs_runtime *rt)
+{
+	if (rt->ctl_ev)
+		on_ctl(rt->ctl_fd, EV_READ, rt);
 }
 
 static void on_log_tick(evutil_socket_t fd, short what, void *arg)

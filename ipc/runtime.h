@@ -55,6 +55,9 @@ void qs_runtime_on(struct qs_runtime *rt, enum qs_ctl_type type, qs_runtime_msg_
  * moved its state to the new one. NULL (nothing changed) after a logged error. */
 struct qs_tenants;
 struct qs_tenants *qs_runtime_take_tenants(struct qs_runtime *rt, const void *msg);
+/* Handles the control messages waiting now, before the loop would: for a
+ * decision that a message already sent may change (the keyholder's signers). */
+void qs_runtime_poll_ctl(struct qs_runtime *rt);
 /* Tells the supervisor we are serving. */
 void qs_runtime_ready(struct qs_runtime *rt);
 /* QS_CTL_STATUS (text: a name for it, or NULL); a report that cannot go now

@@ -80,7 +80,9 @@ static int listen_socket(const char *dir, const char *user)
 	return fd;
 }
 
-/* The acceptors connected now (at most MAX_CLIENTS), each a request at a time. */
+/* The acceptors connected now (at most MAX_CLIENTS), each a request at a
+ * time, and the pids the supervisor says are acceptors (ipc/ctl.h,
+ * QS_CTL_SIGNERS): nothing else is served. */
 struct keyholder {
 	struct qs_runtime rt;
 	const struct qs_keysign_key *key;
@@ -88,6 +90,8 @@ struct keyholder {
 	struct event *client_ev[MAX_CLIENTS];
 	pid_t client_pid[MAX_CLIENTS];
 	unsigned n;
+	pid_t signer[QS_SIGNERS_MAX];
+	unsigned nsigners;
 };
 
 static void drop_client(struct keyholder *k, unsigned i)
@@ -125,6 +129,44 @@ static unsigned peer_count(const struct keyholder *k, pid_t pid)
 	return n;
 }
 
+static bool is_signer(const struct keyholder *k, pid_t pid)
+{
+	for (unsigned i = 0; i < k->nsigners; i++)
+		if (k->signer[i] == pid)
+			return true;
+	return false;
+}
+
+/* QS_CTL_SIGNERS: the whole list (a connection of a pid no longer in it is
+ * closed: its acceptor ended), or one more. */
+static int on_signers(void *arg, const void *msg)
+{
+	struct keyholder *k = arg;
+	const struct qs_ctl_signers *m = msg;
+	if (m->n > QS_SIGNERS_MAX)
+		return -1;
+	if (m->all)
+		k->nsigners = 0;
+	for (unsigned i = 0; i < m->n; i++)
+		if (!is_signer(k, m->pid[i]) && k->nsigners < QS_SIGNERS_MAX)
+			k->signer[k->nsigners++] = m->pid[i];
+	for (unsigned i = k->n; m->all && i-- > 0;)
+		if (!is_signer(k, k->client_pid[i]))
+			drop_client(k, i);
+	return 0;
+}
+
+/* An acceptor's pid: known, or known once the messages already sent are read
+ * (a forked acceptor sends its own before its exec). */
+static bool may_sign(struct keyholder *k, pid_t pid)
+{
+	if (pid <= 0)
+		return false;
+	if (!is_signer(k, pid))
+		qs_runtime_poll_ctl(&k->rt);
+	return is_signer(k, pid);
+}
+
 static void on_connect(evutil_socket_t lfd, short what, void *arg)
 {
 	(void)what;
@@ -132,10 +174,18 @@ static void on_connect(evutil_socket_t lfd, short what, void *arg)
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
+	/* Every child runs as the same user and can reach this socket: only the
+	 * acceptors are served (a parser or the shipper, compromised, would have
+	 * the server's signature on any handshake it holds). */
+	pid_t pid = qs_peer_pid(c);
+	if (!may_sign(k, pid)) {
+		qs_warn("refused a connection from pid %d: not an acceptor of this server", (int)pid);
+		close(c);
+		return;
+	}
 	/* QS_PEER_CONNS_MAX a process: else one could take every place, and the
 	 * acceptors started after it could not sign */
-	pid_t pid = qs_peer_pid(c);
-	if (pid < 0 || peer_count(k, pid) >= QS_PEER_CONNS_MAX) {
+	if (peer_count(k, pid) >= QS_PEER_CONNS_MAX) {
 		qs_warn("refused a connection from pid %d: it holds %d already", (int)pid, QS_PEER_CONNS_MAX);
 		close(c);
 		return;
@@ -191,6 +241,7 @@ static int run(struct keyholder *k, const struct qs_config *cfg)
 		return 1;
 	}
 	k->key = &ks;
+	qs_runtime_on(&k->rt, QS_CTL_SIGNERS, on_signers);
 	rc = 1;
 	int lfd = listen_socket(cfg->runtime_dir, cfg->user);
 	if (lfd < 0)

@@ -52,7 +52,7 @@ const struct qs_role_def qs_roles[] = {
 		.sandbox = {.user = true, .chroot = true, .new_netns = true, .dumpable = false,
 			    .families = QS_AF(AF_UNIX), .tsync = false, .syscalls = keyholder_syscalls},
 		.ctl_sends = BIT(QS_CTL_READY),
-		.ctl_receives = BIT(QS_CTL_SHUTDOWN),
+		.ctl_receives = BIT(QS_CTL_SHUTDOWN) | BIT(QS_CTL_SIGNERS),
 	},
 	{
 		.role = QS_ROLE_SHIPPER, ENTRY(shipper_main), .count = QS_COUNT_ONE,

@@ -20,6 +20,7 @@
 #include "ipc/ctl.h"
 #include "ipc/zsock.h"
 #include "supervisor/metrics.h"
+#include "supervisor/signers.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
@@ -250,8 +251,11 @@ int qs_proc_start(struct qs_procs *p, struct qs_proc *c)
 		close(sv[1]);
 		return -1;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		if (c->role == QS_ROLE_ACCEPTOR)
+			qs_signers_announce(p, getpid());
 		exec_child(p, c, sv[1]);
+	}
 	close(sv[1]);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	c->pid = pid;
@@ -263,6 +267,8 @@ int qs_proc_start(struct qs_procs *p, struct qs_proc *c)
 	event_add(c->ctl_ev, NULL);
 	qs_debug("started %s %u (pid %d, generation %u)", qs_role_name(c->role), c->slot, (int)pid,
 		 c->generation);
+	if (c->role == QS_ROLE_ACCEPTOR || c->role == QS_ROLE_KEYHOLDER)
+		qs_signers_update(p);
 	return 0;
 }
 
@@ -368,6 +374,8 @@ void qs_procs_reap(struct qs_procs *p)
 				qs_mp_clear_gauges(c->page[c->old_lane]);
 			gone_limits(p, c, true);
 			qs_sup_metrics_queues(p, c);
+			if (c->role == QS_ROLE_ACCEPTOR)
+				qs_signers_update(p);
 			p->on_old_exit(p, c, status);
 			continue;
 		}
@@ -383,6 +391,8 @@ void qs_procs_reap(struct qs_procs *p)
 		}
 		close(c->ctl);
 		c->ctl = -1;
+		if (c->role == QS_ROLE_ACCEPTOR)
+			qs_signers_update(p);
 		p->on_exit(p, c, status);
 	}
 }

@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "supervisor/metrics.h"
+#include "supervisor/signers.h"
 #include "supervisor/tenant_log.h"
 
 static struct {
@@ -155,6 +156,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	log_stats(now);
 	qs_sup_metrics_queues(S.procs, NULL);
+	qs_signers_retry(S.procs);
 	qs_log_tick();
 	S.acked = S.rejected = 0;
 	S.window_start_ms = now;

@@ -3,12 +3,15 @@
 same user, so a file mode tells none apart); this test stands in for it from outside.
 
 Cases:
-  keyholder  one process cannot take the keyholder's places. The keyholder serves at most 128
-             connections; one process held them all (it opened 300: 128 served, the rest in the
-             backlog), after which the listening socket stayed readable and the keyholder spun at
-             a full CPU, and an acceptor restarted meanwhile could not sign and crash-looped. Now a
-             process may hold 4 connections (SO_PEERCRED), the others are closed at once and
-             logged, the keyholder stays idle, and a restarted acceptor serves.
+  keyholder  only the acceptors are served. Every child runs as the same user and could reach the
+             keyholder's socket: a parser or the shipper, compromised, had the server's signature
+             on any TLS 1.3 handshake it held (an INFO request, standing in for a signature, was
+             answered: 12 bytes), and one process could take its places (it opened 300: 128 served,
+             the rest in the backlog, the keyholder spinning at a full CPU, a restarted acceptor
+             crash-looping; then 4 kept a process). Now the keyholder serves the pids the
+             supervisor names as acceptors (QS_CTL_SIGNERS): this process gets no answer, all 300
+             connections are closed and logged, the keyholder stays idle, and a restarted
+             acceptor and a restarted keyholder (a new pid on each side) sign.
   forged_bye a BYE for every parser slot, of generation 0xffffffff, sent on the acceptor's answers
              socket: it paused every slot for good (a HELLO had to be of a later generation), and
              no event was answered, even after the parsers restarted. Now it is ignored once the
@@ -63,32 +66,58 @@ def closed(s):
         return True
 
 
+KEYSIGN_MAGIC, KEYSIGN_INFO, INFO_PK_ALGO = 0x51534B31, 1, 1
+
+
+def ask_info(path):
+    """An INFO request (ipc/keysign.h: the key's algorithm) as an acceptor sends it: the
+    reply's length, or 0 when the keyholder closed the connection without one."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(q.tmo(5))
+    try:
+        s.connect(path)
+        s.send(struct.pack("=IIIII", KEYSIGN_MAGIC, KEYSIGN_INFO, INFO_PK_ALGO, 0, 0))
+        return len(s.recv(4096))
+    except OSError:
+        return 0
+    finally:
+        s.close()
+
+
 def case_keyholder():
     q.need_binaries()
     recv = q.Receiver().start()
     rundir = q.mkdtemp("keyholder-run")
     server = q.Server(recv, extra=["--runtime-dir", rundir], name="keyholder-peers").start()
+    path = os.path.join(rundir, "keyholder.sock")
     kh = server.pids("keyholder")[0]
-    socks = open_many(os.path.join(rundir, "keyholder.sock"), HOGS)
+    answered = ask_info(path)
+    check(answered == 0, "the keyholder answered a process that is no acceptor (%d bytes)" % answered)
+    socks = open_many(path, HOGS)
     log("one process opened %d connections to the keyholder" % len(socks))
     deadline = time.monotonic() + q.tmo(10)
-    while time.monotonic() < deadline and sum(closed(s) for s in socks) < len(socks) - 4:
+    while time.monotonic() < deadline and sum(closed(s) for s in socks) < len(socks):
         time.sleep(0.1)
-    shut = sum(closed(s) for s in socks)
-    check(len(socks) - shut == 4, "%d of %d connections kept for one process (4 allowed)" % (len(socks) - shut, len(socks)))
-    check("refused a connection from pid %d" % os.getpid() in server.log(), "the refusals were not logged")
+    kept = len(socks) - sum(closed(s) for s in socks)
+    check(kept == 0, "%d of %d connections kept for a process that is no acceptor" % (kept, len(socks)))
+    check("refused a connection from pid %d: not an acceptor" % os.getpid() in server.log(),
+          "the refusals were not logged")
     cpu0, t0 = cpu_seconds(kh), time.monotonic()
     time.sleep(2)
     busy = (cpu_seconds(kh) - cpu0) / (time.monotonic() - t0)
-    check(busy < 0.2, "the keyholder used %.0f%% of a CPU with its places taken" % (busy * 100))
+    check(busy < 0.2, "the keyholder used %.0f%% of a CPU beside the refused connections" % (busy * 100))
     old = server.kill_child("acceptor")
     server.wait_respawn("acceptor", old, 1)
     q.send_acked(server, q.gen_events(500), "500 events through a restarted acceptor (a new handshake, signed)")
+    old = server.kill_child("keyholder")
+    server.wait_respawn("keyholder", old, 1)
+    q.send_acked(server, q.gen_events(500), "500 events after the keyholder's restart (signed by the new one)")
+    check(ask_info(path) == 0, "the restarted keyholder answered a process that is no acceptor")
     for s in socks:
         s.close()
     server.stop()
-    return "one process: 4 of %d connections kept, the keyholder at %.0f%% CPU, a restarted acceptor signs" % (
-        len(socks), busy * 100)
+    return "no answer to this process, %d of %d connections closed, the keyholder at %.0f%% CPU; a restarted " \
+        "acceptor and keyholder sign" % (len(socks), len(socks), busy * 100)
 
 
 MAGIC, ANSWERS, VERSION, BYE = 0x51534D31, 3, 1, 0xFFFF

@@ -95,6 +95,7 @@ static size_t type_size(uint32_t type)
 	case QS_CTL_RESOLVED: return sizeof(struct qs_ctl_resolved);
 	case QS_CTL_TENANTS: return sizeof(struct qs_ctl_fd);
 	case QS_CTL_ACCEPTOR: return sizeof(struct qs_ctl_acceptor);
+	case QS_CTL_SIGNERS: return sizeof(struct qs_ctl_signers);
 	default: return sizeof(struct qs_ctl_hdr); /* READY, DRAIN, SHUTDOWN and unknown types */
 	}
 }
@@ -255,7 +256,8 @@ static void child_case(struct qs_runtime *rt, int peer, uint32_t type, uint32_t 
 		CHECK_EQ(claim, QS_ROLE_SUPERVISOR);
 		CHECK_EQ(variant_len(v, type), type_size(type));
 		CHECK(type == QS_CTL_SHUTDOWN || type == QS_CTL_DRAIN || type == QS_CTL_PEER_RESTART ||
-		      type == QS_CTL_RESOLVED || type == QS_CTL_TENANTS || type == QS_CTL_ACCEPTOR);
+		      type == QS_CTL_RESOLVED || type == QS_CTL_TENANTS || type == QS_CTL_ACCEPTOR ||
+		      type == QS_CTL_SIGNERS);
 	}
 }
 
@@ -297,7 +299,8 @@ static void test_child(void)
 	child_case(&rt, sv[0], QS_CTL_RESOLVED, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_TENANTS, QS_ROLE_SUPERVISOR, EXACT);
 	child_case(&rt, sv[0], QS_CTL_ACCEPTOR, QS_ROLE_SUPERVISOR, EXACT);
-	CHECK_EQ(role_calls, 5);
+	child_case(&rt, sv[0], QS_CTL_SIGNERS, QS_ROLE_SUPERVISOR, EXACT);
+	CHECK_EQ(role_calls, 6);
 	parser_runtime_end(&rt, sv);
 }
 

@@ -24,7 +24,7 @@ static const struct {
 	int type;
 	const char *name;
 } ctl_names[] = {T(READY), T(STATUS), T(PEER_RESTART), T(DRAIN), T(SHUTDOWN), T(RESOLVE), T(RESOLVED),
-		   T(TENANTS), T(ACCEPTOR)};
+		   T(TENANTS), T(ACCEPTOR), T(SIGNERS)};
 #undef T
 
 static const char *ctl_name(int type)
