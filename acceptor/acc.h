@@ -297,6 +297,7 @@ struct acc {
 
 	struct acc_frame *pool;
 	uint32_t pool_cap, pool_used;
+	uint32_t ticket_epoch; /* in every ticket: the low byte of this process's generation (ipc/msg.h) */
 	int32_t free_head;
 	int32_t q_head, q_tail;
 	size_t q_bytes;
@@ -506,6 +507,8 @@ void acc_incomplete_release(struct acc_stream *s);
 void acc_incomplete_shed(struct acc *a);
 
 /* inflight.c */
+/* The ticket of pool entry idx as it goes out (ipc/msg.h: index, epoch, reuse generation). */
+uint64_t acc_ticket(const struct acc *a, int32_t idx);
 int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_t credit);
 void acc_frame_forward(struct acc *a, int32_t idx, const uint8_t *data, uint32_t len);
 void acc_frame_resolve(struct acc *a, int32_t idx, uint16_t code, const char *reason, size_t reason_len);

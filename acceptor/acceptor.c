@@ -297,6 +297,7 @@ int acceptor_main(const struct qs_config *cfg)
 		a.hs_cap = (unsigned)strtoul(cap, NULL, 10);
 #endif
 	a.free_head = a.q_head = a.q_tail = ACC_NONE;
+	a.ticket_epoch = cfg->generation & 0xffu; /* another than its predecessor's on the channel */
 	a.start_mono = qs_now_ns();
 	uint64_t w = 2ull * cfg->max_message_size + 64 * 1024;
 	a.stream_window = w > 4ull * 1024 * 1024 ? w : 4ull * 1024 * 1024;

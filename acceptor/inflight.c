@@ -20,6 +20,8 @@
 
 static int pool_grow(struct acc *a)
 {
+	if (a->pool_cap >= QS_TICKET_INDEX_MAX)
+		return -1; /* a ticket has no room for more */
 	uint32_t cap = a->pool_cap ? a->pool_cap * 2 : 1024;
 	struct acc_frame *p = realloc(a->pool, (size_t)cap * sizeof(*p));
 	if (!p)
@@ -32,6 +34,11 @@ static int pool_grow(struct acc *a)
 	a->pool = p;
 	a->pool_cap = cap;
 	return 0;
+}
+
+uint64_t acc_ticket(const struct acc *a, int32_t idx)
+{
+	return qs_ticket_make(a->ticket_epoch, (uint32_t)idx, a->pool[idx].gen);
 }
 
 int32_t acc_frame_new(struct acc *a, struct acc_stream *s, uint64_t seq, uint32_t credit)
@@ -81,7 +88,7 @@ static void enqueue(struct acc *a, int32_t idx)
 	a->q_tail = idx;
 	a->q_bytes += rec_bytes(f);
 	a->q_frames++;
-	qs_hop(QS_HOP_A_QUEUED, acc_channel(a), qs_ticket_make((uint32_t)idx, f->gen));
+	qs_hop(QS_HOP_A_QUEUED, acc_channel(a), acc_ticket(a, idx));
 }
 
 static void dequeue(struct acc *a, int32_t idx)
@@ -252,7 +259,7 @@ static int batch_add(struct acc *a, int32_t idx)
 	struct acc_frame *f = &a->pool[idx];
 	struct qs_frame_rec r;
 	memset(&r, 0, sizeof(r));
-	r.ticket = qs_ticket_make((uint32_t)idx, f->gen);
+	r.ticket = acc_ticket(a, idx);
 	r.seq = f->seq;
 	r.recv_time_ns = f->recv_ns;
 	memcpy(r.session, f->st->session, sizeof(r.session));
@@ -330,7 +337,7 @@ void acc_frames_send(struct acc *a)
 			a->pool[i].sent_mono = now;
 			if (qs_hop_fd >= 0)
 				qs_hop_record_at(QS_HOP_A_PUSHED, acc_channel(a),
-						 qs_ticket_make((uint32_t)i, a->pool[i].gen), t_hop);
+						 acc_ticket(a, (int32_t)i), t_hop);
 			dequeue(a, i);
 		}
 	}
@@ -459,8 +466,8 @@ static void on_answers(struct acc *a, struct qs_batch_iter *it)
 			continue;
 		}
 		uint32_t idx = qs_ticket_index(r.ticket);
-		if (idx >= a->pool_cap)
-			continue;
+		if (idx >= a->pool_cap || qs_ticket_epoch(r.ticket) != a->ticket_epoch)
+			continue; /* not a frame of this process (its predecessor's on the channel) */
 		struct acc_frame *f = &a->pool[idx];
 		if (!f->in_use || f->resolved || f->gen != qs_ticket_gen(r.ticket))
 			continue; /* stale: already resolved, or its connection is gone */

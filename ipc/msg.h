@@ -138,11 +138,22 @@ size_t qs_answer_rec_payload(const void *rec);
 size_t qs_no_payload(const void *rec);
 size_t qs_status_rec_payload(const void *rec);
 
-/* Ticket layout used by the acceptor: pool index and a reuse generation (the
- * ticket generation: docs/ARCHITECTURE.md, "Glossary"), so a late answer for a recycled
- * slot is recognised and ignored. */
-static inline uint64_t qs_ticket_make(uint32_t index, uint32_t gen) { return ((uint64_t)gen << 32) | index; }
-static inline uint32_t qs_ticket_index(uint64_t t) { return (uint32_t)t; }
+/* Ticket layout used by the acceptor: its pool index (bits 0-23), its process
+ * epoch (bits 24-31: the low byte of its process generation) and the entry's
+ * reuse generation (bits 32-63; the ticket generation: docs/ARCHITECTURE.md,
+ * "Glossary"). A late answer for a recycled entry is recognised by the reuse
+ * generation; one for a frame of the process before it on the same channel
+ * (a restart, or a reload two generations back), which started its pool at
+ * the same indices and reuse generations, by the epoch. Either is ignored. */
+#define QS_TICKET_INDEX_BITS 24
+#define QS_TICKET_INDEX_MAX (1u << QS_TICKET_INDEX_BITS) /* frames in flight in one acceptor */
+static inline uint64_t qs_ticket_make(uint32_t epoch, uint32_t index, uint32_t gen)
+{
+	return ((uint64_t)gen << 32) | ((uint64_t)(epoch & 0xffu) << QS_TICKET_INDEX_BITS) |
+	       (index & (QS_TICKET_INDEX_MAX - 1));
+}
+static inline uint32_t qs_ticket_index(uint64_t t) { return (uint32_t)t & (QS_TICKET_INDEX_MAX - 1); }
+static inline uint32_t qs_ticket_epoch(uint64_t t) { return (uint32_t)t >> QS_TICKET_INDEX_BITS; }
 static inline uint32_t qs_ticket_gen(uint64_t t) { return (uint32_t)(t >> 32); }
 
 #endif
