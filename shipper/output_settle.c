@@ -22,7 +22,14 @@ void out_settle(struct qs_output *o)
 	int unacked = 0;
 	if (o->cfg->output_is_file || o->state != QS_OUT_UP || ioctl(o->fd, SIOCOUTQ, &unacked) != 0)
 		return;
-	uint64_t acked = o->settle.written - (uint64_t)(unacked > 0 ? unacked : 0);
+	/* SIOCOUTQ counts every byte not acknowledged; with TLS also some that
+	 * written does not: the part of a record GnuTLS put on the wire before
+	 * EAGAIN (credited once the record is whole, after the written ones) and
+	 * the handshake's last flight (before them). Either way written - unacked
+	 * is at most what the peer acknowledged of written; below zero, nothing
+	 * of it (the subtraction wrapped, and every record counted as read). */
+	uint64_t q = unacked > 0 ? (uint64_t)unacked : 0;
+	uint64_t acked = o->settle.written > q ? o->settle.written - q : 0;
 	struct qs_pos pos;
 	if (qs_settle_poll(&o->settle, acked, &pos))
 		out_advance(o, pos);
