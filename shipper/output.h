@@ -42,6 +42,12 @@ struct qs_output {
 	struct qs_reader rd;
 	int fd;
 	int file_fd; /* file output: opened once before the shipper drops privileges */
+	/* file output: its size as written by us, at the last record written
+	 * whole, and at the last sync (without fsync: the last persist) with the
+	 * spool position that covered; a failed write or sync cuts the file back
+	 * to that and writes again from there (output_file.c) */
+	uint64_t file_end, file_whole, file_synced;
+	struct qs_pos file_synced_pos;
 	enum qs_out_state state;
 	struct event *wev, *rev, *retry_ev, *run_ev, *settle_ev;
 	struct event *estab_ev; /* connect plus TLS handshake deadline */

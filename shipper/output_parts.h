@@ -84,6 +84,12 @@ void out_on_retry(evutil_socket_t fd, short what, void *arg);
 const char *out_log_peer(const struct qs_output *o);
 void out_fail(struct qs_output *o, const char *what, int err);
 
+/* output_file.c */
+/* A failed write or sync of the file: cut back to the last sync, write again from it. */
+void out_file_fail(struct qs_output *o, const char *what, int err);
+/* n more bytes went into the file. */
+void out_file_wrote(struct qs_output *o, size_t n);
+
 /* output_tls.c */
 void out_tls_start(struct qs_output *o);
 void out_tls_handshake(struct qs_output *o);

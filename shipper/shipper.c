@@ -615,6 +615,9 @@ static void cleanup(struct shipper *sh)
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
+	/* a file written since the last persist: synced before the cursor moves past it */
+	if (sh->spool_open)
+		(void)qs_output_sync(&sh->out);
 	qs_output_free(&sh->out);
 	qs_answers_free(sh->answers);
 	qs_chan_in_free(sh->events_in);

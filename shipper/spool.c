@@ -566,6 +566,12 @@ void qs_spool_advance(struct qs_spool *s, struct qs_pos pos)
 		s->cursor = pos;
 }
 
+void qs_spool_rewind(struct qs_spool *s, struct qs_pos pos)
+{
+	bool known = s->persisted.seg != UINT64_MAX; /* else no cursor file holds a position yet */
+	s->cursor = known && qs_pos_after(s->persisted, pos) ? s->persisted : pos;
+}
+
 struct qs_pos qs_spool_end(const struct qs_spool *s)
 {
 	if (!s->nsegs)

@@ -102,6 +102,9 @@ int qs_spool_open_seg(const struct qs_spool *s, uint64_t id); /* O_RDONLY fd or 
 
 /* Moves the in-memory cursor forward to pos (never backwards). */
 void qs_spool_advance(struct qs_spool *s, struct qs_pos pos);
+/* Moves it back to pos, never before the persisted cursor: what the output
+ * took after pos turned out not to be taken (a file's failed sync). */
+void qs_spool_rewind(struct qs_spool *s, struct qs_pos pos);
 /* Committed bytes after p (after the cursor: what the output has yet to take). */
 uint64_t qs_spool_bytes_after(const struct qs_spool *s, struct qs_pos p);
 /* After the last committed record. */
