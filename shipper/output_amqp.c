@@ -57,7 +57,7 @@ struct out_amqp {
 	uint64_t next_tag;  /* the next publish's tag (1 on a new channel) */
 	uint64_t bytes;     /* of the unconfirmed messages */
 	uint64_t confirmed; /* since start */
-	bool blocked_told;
+	bool blocked; /* connection.blocked until connection.unblocked: nothing is published */
 	struct qs_amqp_dial dial; /* the handshake in progress, if any */
 };
 
@@ -107,7 +107,7 @@ static void amqp_close(struct qs_output *o)
 	a->conn = NULL;
 	a->head = a->count = 0;
 	a->bytes = 0;
-	a->blocked_told = false;
+	a->blocked = false;
 }
 
 /* The handshake's thread takes the connection: on a TCP socket already
@@ -258,9 +258,19 @@ static bool on_frame(struct qs_output *o, const amqp_frame_t *f)
 		return false;
 	}
 	case AMQP_CONNECTION_BLOCKED_METHOD:
-		if (!o->amqp->blocked_told)
-			qs_warn("output %s: the broker blocks publishers (a resource alarm)", o->name);
-		o->amqp->blocked_told = true;
+		/* It stops reading us: a publish would wait in librabbitmq (one
+		 * larger than the send buffer held the loop until the alarm ended),
+		 * and the writable socket woke the loop for nothing. Events go on
+		 * into the spool. */
+		if (!o->amqp->blocked)
+			qs_warn("output %s: the broker blocks publishers (a resource alarm): publishing paused", o->name);
+		o->amqp->blocked = true;
+		return true;
+	case AMQP_CONNECTION_UNBLOCKED_METHOD:
+		if (o->amqp->blocked)
+			qs_info("output %s: the broker takes publishes again", o->name);
+		o->amqp->blocked = false;
+		event_active(o->run_ev, 0, 0);
 		return true;
 	default:
 		return true;
@@ -317,6 +327,8 @@ static int publish(struct qs_output *o, const struct qs_rview *v)
  * socket took it all): room in the send buffer for the message, counted
  * twice for the kernel's overhead. An empty buffer takes any message (one
  * larger than the buffer waits only for the broker reading it). */
+#define AMQP_ROOM_RETRY_MS 10 /* a full send buffer is looked at again this often */
+
 static bool room_for(const struct qs_output *o, size_t len)
 {
 	int outq = 0, sndbuf = 0;
@@ -330,7 +342,7 @@ static bool room_for(const struct qs_output *o, size_t len)
 static void amqp_run(struct qs_output *o)
 {
 	struct out_amqp *a = o->amqp;
-	while (o->state == QS_OUT_UP && !window_full(a)) {
+	while (o->state == QS_OUT_UP && !window_full(a) && !a->blocked) {
 		long avail = qs_reader_fill(&o->rd, o->spool);
 		mark(o, qs_reader_done(&o->rd));
 		if (avail < 0)
@@ -342,7 +354,11 @@ static void amqp_run(struct qs_output *o)
 		o->idle = false;
 		const struct qs_rview *v = &o->rd.recs[o->rd.idx];
 		if (!room_for(o, v->len)) {
-			event_add(o->wev, NULL); /* out_on_writable runs us again */
+			/* Not on writable: the kernel says writable up to two thirds of
+			 * the buffer, room_for wants half, and the loop spun between the
+			 * two at a full CPU while the broker read slowly. */
+			static const struct timeval later = {0, AMQP_ROOM_RETRY_MS * 1000};
+			event_add(o->run_ev, &later);
 			break;
 		}
 		int rc = publish(o, v);

@@ -57,9 +57,16 @@ static void handshake(struct qs_amqp_dial *d)
 	struct timeval tv = {d->target.timeout_s < AMQP_RPC_MAX_S ? d->target.timeout_s : AMQP_RPC_MAX_S, 0};
 	amqp_set_handshake_timeout(c, &tv);
 	amqp_set_rpc_timeout(c, &tv);
+	/* connection.blocked: a broker in a resource alarm says so before it
+	 * stops reading us (it tells only a client that says it understands) */
+	amqp_table_entry_t cap = {.key = amqp_cstring_bytes("connection.blocked"),
+				  .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+	amqp_table_entry_t prop = {.key = amqp_cstring_bytes("capabilities"),
+				   .value = {.kind = AMQP_FIELD_KIND_TABLE, .value.table = {1, &cap}}};
+	amqp_table_t props = {1, &prop};
 	if (refused(d, "login",
-		    amqp_login(c, cfg->amqp_vhost, 0, AMQP_FRAME_MAX, 0, AMQP_SASL_METHOD_PLAIN, d->target.creds->user,
-			       d->target.creds->pass)))
+		    amqp_login_with_properties(c, cfg->amqp_vhost, 0, AMQP_FRAME_MAX, 0, &props, AMQP_SASL_METHOD_PLAIN,
+					       d->target.creds->user, d->target.creds->pass)))
 		return;
 	amqp_channel_open(c, AMQP_CHANNEL);
 	if (refused(d, "opening a channel", amqp_get_rpc_reply(c)))

@@ -13,7 +13,12 @@ started here on loopback, never the system service), read back with python3-pika
 - cluster-down: the whole cluster down: acknowledgements go on into the spool; back: the backlog
   drains into the queue.
 - silent: a broker that accepts connections and answers nothing: acknowledgements go on at a
-  steady pace (no pause of 2.5 s) while each handshake waits out its 5 s on its own thread."""
+  steady pace (no pause of 2.5 s) while each handshake waits out its 5 s on its own thread.
+- alarm: the node in a memory alarm (it blocks publishers and stops reading them): the shipper is
+  told (connection.blocked, a capability it now announces) and stops publishing until
+  connection.unblocked, idle meanwhile (before: nobody told it, its full send buffer woke the
+  loop for nothing, a full CPU); events are acknowledged into the spool all along; the alarm
+  cleared, every one of them reaches the queue."""
 import json
 import os
 import re
@@ -360,7 +365,40 @@ def silent():
         len(broker.accepted), len(acked), longest)
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def alarm():
+    cluster = rabbit.Cluster(1, "amqpalarm").start()
+    node = cluster.nodes[0]
+    rabbit.declare_queue(node.port)
+    server = amqp_server(cluster, "amqp-alarm").start()
+    acked = list(send_all(server, 1000))
+    node.ctl("set_vm_memory_high_watermark", "absolute", "1")
+    n = q.scale(20000)
+    acked += list(send_all(server, n, start=1000))  # into the spool: acknowledged all the same
+    shipper = server.pids("shipper")[0]
+    time.sleep(1)
+    cpu0, t0 = cpu_seconds(shipper), time.monotonic()
+    time.sleep(4)
+    busy = (cpu_seconds(shipper) - cpu0) / (time.monotonic() - t0)
+    told = "blocks publishers" in server.log()
+    log("alarm: the shipper at %.0f%% of a CPU, told: %s" % (busy * 100, told))
+    node.ctl("set_vm_memory_high_watermark", "0.4")
+    bodies = rabbit.drain_queue([node.port], want=len(acked), quiet=5.0)
+    distinct, dups = check_queue(bodies, acked, "alarm")
+    check(told, "the broker's alarm was never told to the shipper (connection.blocked):\n%s" % server.log_tail())
+    check(busy < 0.25, "the shipper used %.0f%% of a CPU while the broker blocked it" % (busy * 100))
+    server.stop()
+    cluster.stop_all()
+    return "memory alarm: publishing paused (shipper at %.0f%% CPU), %d acknowledged meanwhile, all in the queue " \
+        "after it (%d duplicates)" % (busy * 100, n, dups)
+
+
 if __name__ == "__main__":
     CASES = [("options", options), ("single", single), ("refused", refused), ("tls", tls), ("cluster", cluster), ("cluster-down", cluster_down),
-             ("silent", silent)]
+             ("silent", silent), ("alarm", alarm)]
     q.main(lambda: "; ".join(fn() for _name, fn in CASES), cases=CASES)
