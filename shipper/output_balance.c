@@ -189,6 +189,22 @@ static void give(struct qs_output *o, unsigned li, struct out_batch *bt)
 	event_active(l->run_ev, 0, 0);
 }
 
+/* A lane still writing the batch it was given --logstash-timeout ago (its
+ * host's window closed: a Logstash whose pipeline stopped, alive, answering
+ * TCP) while another lane takes its batches in time: its batch held the
+ * cursor, the spool filled, and acknowledgements stopped although the other
+ * hosts took everything. */
+static bool lane_stalled(const struct out_balance *b, unsigned li, uint64_t now, uint64_t limit_ms)
+{
+	if (b->current[li] == NO_LANE || now - b->given_ms[li] < limit_ms)
+		return false;
+	for (unsigned k = 0; k < b->n; k++)
+		if (k != li && b->lanes[k].state == QS_OUT_UP && !b->lanes[k].frozen &&
+		    (b->current[k] == NO_LANE || now - b->given_ms[k] < limit_ms))
+			return true;
+	return false;
+}
+
 /* Each live lane that wrote its batch gets the next, in turn. */
 static void balance_run(struct qs_output *o)
 {
@@ -202,7 +218,16 @@ static void balance_run(struct qs_output *o)
 	/* In turn: a lane that is down is skipped; one still writing its batch
 	 * is waited for, unless it has been at it for SLOW_MS (a slow host must
 	 * not hold the others back). */
-	uint64_t now = qs_now_ns() / 1000000;
+	uint64_t now = qs_now_ns() / 1000000, limit_ms = o->cfg->logstash_timeout_s * 1000ull;
+	for (unsigned li = 0; li < b->n; li++) {
+		struct qs_output *l = &b->lanes[li];
+		if (l->state != QS_OUT_UP || l->frozen || !lane_stalled(b, li, now, limit_ms))
+			continue;
+		char what[128];
+		snprintf(what, sizeof(what), "its batch not written in %u s while the other hosts take theirs: "
+			 "handed to them", o->cfg->logstash_timeout_s);
+		out_fail(l, what, 0); /* its batches go back (out_balance_lane_down) */
+	}
 	for (unsigned k = 0; k < b->n; k++) {
 		unsigned li = (b->next_lane + k) % b->n;
 		struct qs_output *l = &b->lanes[li];
