@@ -323,12 +323,12 @@ static int publish(struct qs_output *o, const struct qs_rview *v)
 				  amqp_cstring_bytes(cfg->amqp_routing_key), 1, 0, &props, body);
 }
 
+#define AMQP_ROOM_RETRY_MS 10 /* a full send buffer is looked at again this often */
+
 /* A publish must not wait for the broker (librabbitmq would block until the
  * socket took it all): room in the send buffer for the message, counted
  * twice for the kernel's overhead. An empty buffer takes any message (one
  * larger than the buffer waits only for the broker reading it). */
-#define AMQP_ROOM_RETRY_MS 10 /* a full send buffer is looked at again this often */
-
 static bool room_for(const struct qs_output *o, size_t len)
 {
 	int outq = 0, sndbuf = 0;

@@ -191,9 +191,9 @@ static void give(struct qs_output *o, unsigned li, struct out_batch *bt)
 
 /* A lane still writing the batch it was given --logstash-timeout ago (its
  * host's window closed: a Logstash whose pipeline stopped, alive, answering
- * TCP) while another lane takes its batches in time: its batch held the
- * cursor, the spool filled, and acknowledgements stopped although the other
- * hosts took everything. */
+ * TCP) while another lane takes its batches in time. Left alone, the batch
+ * stayed with it: its events reached no host, and the cursor stayed behind
+ * them until the spool was pressed for room. */
 static bool lane_stalled(const struct out_balance *b, unsigned li, uint64_t now, uint64_t limit_ms)
 {
 	if (b->current[li] == NO_LANE || now - b->given_ms[li] < limit_ms)
