@@ -98,6 +98,8 @@ void out_fail(struct qs_output *o, const char *what, int err)
 			   BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	o->down_logged |= bit;
 	o->failures_total++;
+	if (cfg->output_is_file)
+		out_file_cut_back(o); /* before the close: it truncates through o->fd */
 	out_close(o);
 	o->state = QS_OUT_DOWN;
 	o->redial = false;

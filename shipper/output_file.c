@@ -45,15 +45,15 @@ void out_file_start(struct qs_output *o)
  * "fsyncgate") or end in half a line (a short write on a full disk, before
  * the whole record is written again). So a failed write or sync cuts the
  * file back to what the last sync covered, the cursor goes back to its
- * position, and everything after it is written again. */
-void out_file_fail(struct qs_output *o, const char *what, int err)
+ * position, and everything after it is written again. Called by out_fail
+ * for every failure of the file output, before the reader rewinds. */
+void out_file_cut_back(struct qs_output *o)
 {
 	if (o->fd >= 0 && ftruncate(o->fd, (off_t)o->file_synced) != 0)
 		qs_err("output %s: cannot cut the file back to its last synced size %llu: %s", o->name,
 		       (unsigned long long)o->file_synced, strerror(errno));
 	o->file_end = o->file_whole = o->file_synced;
 	qs_spool_rewind(o->spool, o->file_synced_pos);
-	out_fail(o, what, err);
 }
 
 /* n more bytes went into the file; the record being written has
@@ -72,7 +72,7 @@ int qs_output_sync(struct qs_output *o)
 		int e = errno;
 		qs_err_kv(QS_KV({QS_LOG_PEER, out_log_peer(o)}, {QS_LOG_CODE, qs_log_errno_name(e)}),
 			  "output %s: fdatasync: %s", o->name, strerror(e));
-		out_file_fail(o, "fdatasync failed", e);
+		out_fail(o, "fdatasync failed", e);
 		return -1;
 	}
 	o->dirty = false;

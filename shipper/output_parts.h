@@ -85,8 +85,8 @@ const char *out_log_peer(const struct qs_output *o);
 void out_fail(struct qs_output *o, const char *what, int err);
 
 /* output_file.c */
-/* A failed write or sync of the file: cut back to the last sync, write again from it. */
-void out_file_fail(struct qs_output *o, const char *what, int err);
+/* Any failure of the file output (out_fail): cut back to the last sync, write again from it. */
+void out_file_cut_back(struct qs_output *o);
 /* n more bytes went into the file. */
 void out_file_wrote(struct qs_output *o, size_t n);
 

@@ -24,9 +24,10 @@
  * taken them; a TCP peer has not yet (settle.h). */
 void out_written(struct qs_output *o, size_t n, struct qs_pos pos)
 {
-	if (o->cfg->output_is_file)
+	if (o->cfg->output_is_file) {
+		out_file_wrote(o, n);
 		out_advance(o, pos);
-	else
+	} else
 		qs_settle_wrote(&o->settle, n, pos);
 }
 
@@ -91,13 +92,9 @@ void out_run(struct qs_output *o)
 			snprintf(why, sizeof(why), "TLS write failed: %s", qs_tls_last_error(o->tls));
 			return out_fail(o, why, 0);
 		}
-		if (w < 0 && o->cfg->output_is_file)
-			return out_file_fail(o, "write failed", errno);
 		if (w < 0)
 			return out_fail(o, "write failed", errno);
 		qs_reader_consume(&o->rd, (size_t)w);
-		if (o->cfg->output_is_file)
-			out_file_wrote(o, (size_t)w);
 		qs_mp_add(QS_M_OUT_BYTES, (uint64_t)w);
 		qs_mp_add(QS_M_OUT_WRITES, 1);
 		out_written(o, out_tls_on_wire(o, (size_t)w), qs_reader_done(&o->rd));

@@ -252,8 +252,7 @@ int qs_proc_start(struct qs_procs *p, struct qs_proc *c)
 		return -1;
 	}
 	if (pid == 0) {
-		if (c->role == QS_ROLE_ACCEPTOR)
-			qs_signers_announce(p, getpid());
+		qs_signers_announce(p, c, getpid());
 		exec_child(p, c, sv[1]);
 	}
 	close(sv[1]);
@@ -267,8 +266,7 @@ int qs_proc_start(struct qs_procs *p, struct qs_proc *c)
 	event_add(c->ctl_ev, NULL);
 	qs_debug("started %s %u (pid %d, generation %u)", qs_role_name(c->role), c->slot, (int)pid,
 		 c->generation);
-	if (c->role == QS_ROLE_ACCEPTOR || c->role == QS_ROLE_KEYHOLDER)
-		qs_signers_update(p);
+	qs_signers_changed(p, c);
 	return 0;
 }
 
@@ -374,8 +372,7 @@ void qs_procs_reap(struct qs_procs *p)
 				qs_mp_clear_gauges(c->page[c->old_lane]);
 			gone_limits(p, c, true);
 			qs_sup_metrics_queues(p, c);
-			if (c->role == QS_ROLE_ACCEPTOR)
-				qs_signers_update(p);
+			qs_signers_changed(p, c);
 			p->on_old_exit(p, c, status);
 			continue;
 		}
@@ -391,8 +388,7 @@ void qs_procs_reap(struct qs_procs *p)
 		}
 		close(c->ctl);
 		c->ctl = -1;
-		if (c->role == QS_ROLE_ACCEPTOR)
-			qs_signers_update(p);
+		qs_signers_changed(p, c);
 		p->on_exit(p, c, status);
 	}
 }

@@ -25,7 +25,7 @@ static bool to_keyholders(const struct qs_procs *p, const struct qs_ctl_signers 
 	return ok;
 }
 
-void qs_signers_update(struct qs_procs *p)
+static void update(struct qs_procs *p)
 {
 	static struct qs_ctl_signers m;
 	qs_ctl_init(&m, sizeof(m), QS_CTL_SIGNERS, NULL);
@@ -44,14 +44,22 @@ void qs_signers_update(struct qs_procs *p)
 		qs_warn("the keyholder's list of acceptors could not be sent now: again in a second");
 }
 
+void qs_signers_changed(struct qs_procs *p, const struct qs_proc *c)
+{
+	if (c->role == QS_ROLE_ACCEPTOR || c->role == QS_ROLE_KEYHOLDER)
+		update(p);
+}
+
 void qs_signers_retry(struct qs_procs *p)
 {
 	if (dirty)
-		qs_signers_update(p);
+		update(p);
 }
 
-void qs_signers_announce(const struct qs_procs *p, pid_t self)
+void qs_signers_announce(const struct qs_procs *p, const struct qs_proc *c, pid_t self)
 {
+	if (c->role != QS_ROLE_ACCEPTOR)
+		return;
 	struct qs_ctl_signers m;
 	qs_ctl_init(&m, sizeof(m), QS_CTL_SIGNERS, NULL);
 	m.n = 1;
